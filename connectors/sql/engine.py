@@ -1,0 +1,48 @@
+"""Engines for sources: one async engine per source database."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from connectors.sources import SourceSpec
+
+
+def sqlite_path(url: str) -> Path | None:
+    parsed = make_url(url)
+    if not parsed.drivername.startswith("sqlite") or not parsed.database:
+        return None
+    return Path(parsed.database)
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets the server read while a demo build or a writer runs; NORMAL sync is durable
+    # across process crashes in WAL mode.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()
+
+
+def create_engine_for(url: str, schema: str | None = None, **kwargs) -> AsyncEngine:
+    """An async engine for ``url``; on PostgreSQL, ``schema`` becomes the search path so the
+    same unqualified models and migrations serve every source sharing one database."""
+    path = sqlite_path(url)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(url, **kwargs)
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        return engine
+    connect_args = kwargs.pop("connect_args", {})
+    if schema:
+        connect_args.setdefault("server_settings", {})["search_path"] = schema
+    return create_async_engine(url, connect_args=connect_args, pool_pre_ping=True, **kwargs)
+
+
+def create_source_engine(spec: SourceSpec, **kwargs) -> AsyncEngine:
+    return create_engine_for(spec.url, spec.schema, **kwargs)

@@ -1,0 +1,118 @@
+"""A provincial medical-insurance bureau (省医疗保障局): its insured persons, their
+enrollments, and the visits, prescriptions and settlements at institutions in the province."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import BigInteger, Boolean, Date, DateTime, ForeignKey, Integer, String
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from connectors.sql.models.base import blind_index, code, encrypted, person_ref, region
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Person(Base):
+    """参保人: one row per person ever insured in this province."""
+
+    __tablename__ = "persons"
+    psn_no: Mapped[str] = mapped_column(String(20), primary_key=True)
+    person_ref: Mapped[str] = person_ref()
+    id_number_bidx: Mapped[str] = blind_index()
+    phone_bidx: Mapped[str | None] = blind_index(nullable=True)
+    name_enc: Mapped[bytes] = encrypted()
+    id_number_enc: Mapped[bytes] = encrypted()
+    phone_enc: Mapped[bytes | None] = encrypted(nullable=True)
+    birth_date_enc: Mapped[bytes] = encrypted()
+    address_enc: Mapped[bytes | None] = encrypted(nullable=True)
+    gender: Mapped[str] = mapped_column(String(6))  # MALE | FEMALE
+    insuplc_admdvs: Mapped[str] = region()  # insured place (pooling region)
+
+
+class Enrollment(Base):
+    """参保: a period of insurance in one pooling region."""
+
+    __tablename__ = "enrollments"
+    enrollment_id: Mapped[str] = mapped_column(String(24), primary_key=True)
+    psn_no: Mapped[str] = mapped_column(ForeignKey("persons.psn_no"), index=True)
+    person_ref: Mapped[str] = person_ref()
+    insutype: Mapped[str] = mapped_column(String(10))  # EMPLOYEE | RESIDENT
+    pool_admdvs: Mapped[str] = region()
+    begin_date: Mapped[date] = mapped_column(Date)
+    end_date: Mapped[date | None] = mapped_column(Date, nullable=True)
+    status: Mapped[str] = mapped_column(String(10))  # ACTIVE | SUSPENDED | ENDED
+    account_balance_fen: Mapped[int] = mapped_column(BigInteger)
+
+
+class Visit(Base):
+    """就诊 (mdtrt): one outpatient, inpatient, internet revisit, chronic or pharmacy visit at
+    an institution in this province, whoever insures the person."""
+
+    __tablename__ = "visits"
+    mdtrt_id: Mapped[str] = mapped_column(String(24), primary_key=True)
+    person_ref: Mapped[str] = person_ref()
+    institution_code: Mapped[str] = code(index=True)
+    visit_type: Mapped[str] = mapped_column(String(20))
+    begin_date: Mapped[date] = mapped_column(Date)
+    end_date: Mapped[date | None] = mapped_column(Date, nullable=True)
+    diagnosis_codes: Mapped[str] = mapped_column(String(80))  # ICD-10, comma separated
+    diagnosis_text_enc: Mapped[bytes | None] = encrypted(nullable=True)
+    doctor_code: Mapped[str] = code(16)
+    insuplc_admdvs: Mapped[str] = region()
+    mdtrtarea_admvs: Mapped[str] = region()
+    cross_region: Mapped[bool] = mapped_column(Boolean)
+
+
+class Prescription(Base):
+    """电子处方: signed by the doctor, reviewed by a pharmacist before it takes effect,
+    optionally circulated (流转) to a designated pharmacy."""
+
+    __tablename__ = "prescriptions"
+    rx_id: Mapped[str] = mapped_column(String(24), primary_key=True)
+    mdtrt_id: Mapped[str] = mapped_column(ForeignKey("visits.mdtrt_id"), index=True)
+    person_ref: Mapped[str] = person_ref()
+    institution_code: Mapped[str] = code()
+    doctor_code: Mapped[str] = code(16)
+    doctor_signature: Mapped[str] = mapped_column(String(128))
+    issued_at: Mapped[datetime] = mapped_column(DateTime)
+    review_status: Mapped[str] = mapped_column(String(10))  # APPROVED | REJECTED | PENDING
+    reviewed_by: Mapped[str | None] = code(16, nullable=True)
+    reviewed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    circulated_to: Mapped[str | None] = code(nullable=True, index=True)
+
+
+class PrescriptionItem(Base):
+    __tablename__ = "prescription_items"
+    item_id: Mapped[str] = mapped_column(String(28), primary_key=True)
+    rx_id: Mapped[str] = mapped_column(ForeignKey("prescriptions.rx_id"), index=True)
+    drug_code: Mapped[str] = mapped_column(String(24))
+    drug_name: Mapped[str] = mapped_column(String(64))
+    quantity: Mapped[int] = mapped_column(Integer)
+    unit: Mapped[str] = mapped_column(String(8))
+    dosage: Mapped[str] = mapped_column(String(64))
+    days: Mapped[int] = mapped_column(Integer)
+
+
+class Settlement(Base):
+    """结算 (setl) of a visit in this province. Cross-province ones are recorded by the
+    national platform instead."""
+
+    __tablename__ = "settlements"
+    setl_id: Mapped[str] = mapped_column(String(24), primary_key=True)
+    mdtrt_id: Mapped[str] = mapped_column(ForeignKey("visits.mdtrt_id"), index=True)
+    person_ref: Mapped[str] = person_ref()
+    institution_code: Mapped[str] = code()
+    med_type: Mapped[str] = mapped_column(String(20))
+    setl_time: Mapped[datetime] = mapped_column(DateTime, index=True)
+    insuplc_admdvs: Mapped[str] = region()
+    mdtrtarea_admvs: Mapped[str] = region()
+    total_fen: Mapped[int] = mapped_column(BigInteger)
+    in_policy_fen: Mapped[int] = mapped_column(BigInteger)
+    fund_pay_fen: Mapped[int] = mapped_column(BigInteger)
+    acct_pay_fen: Mapped[int] = mapped_column(BigInteger)
+    cash_pay_fen: Mapped[int] = mapped_column(BigInteger)
+    cross_province: Mapped[bool] = mapped_column(Boolean)
+    clearing_status: Mapped[str] = mapped_column(String(10))  # PENDING | CLEARED

@@ -1,0 +1,23 @@
+"""Alembic environment: runs on the connection that ``connectors.sql.migrate`` hands in."""
+
+from __future__ import annotations
+
+from alembic import context
+
+from connectors.sql.models import METADATA_BY_KIND
+
+config = context.config
+connection = config.attributes.get("connection")
+kind = config.attributes.get("kind")
+
+if connection is None or kind is None:
+    raise RuntimeError("run migrations through `medfed db upgrade`, not bare alembic")
+
+context.configure(
+    connection=connection,
+    target_metadata=METADATA_BY_KIND[kind],
+    render_as_batch=True,  # SQLite cannot ALTER most things; batch mode copies the table
+    compare_type=True,
+)
+with context.begin_transaction():
+    context.run_migrations()

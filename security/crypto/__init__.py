@@ -1,0 +1,7 @@
+"""Field encryption, blind indexes and the keyring they draw their keys from."""
+
+from security.crypto.blind_index import BlindIndexer
+from security.crypto.field_cipher import DecryptionError, FieldCipher
+from security.crypto.keyring import KeyRing, KeyRingError
+
+__all__ = ["BlindIndexer", "DecryptionError", "FieldCipher", "KeyRing", "KeyRingError"]
