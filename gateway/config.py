@@ -40,6 +40,12 @@ class Settings:
     config_path: Path | None
     extra: dict = field(default_factory=dict, compare=False)
 
+    @property
+    def gateway_spec(self) -> SourceSpec:
+        """The gateway's own database (audit log, consents, idempotency keys)."""
+        schema = None if self.gateway_url.startswith("sqlite") else "medfed_gateway"
+        return SourceSpec(name="gateway", kind="gateway", url=self.gateway_url, schema=schema)
+
     def source(self, name: str) -> SourceSpec:
         for spec in self.sources:
             if spec.name == name:

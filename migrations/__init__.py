@@ -1,2 +1,3 @@
 """Alembic migrations: one branch per source kind (bureau, hospital, pharmacy, platform,
-directory), labelled with the kind, so a source database carries only its own branch."""
+directory) plus ``gateway`` for the gateway's own database, each labelled with its kind, so a
+database carries only its own branch."""

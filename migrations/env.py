@@ -13,9 +13,16 @@ kind = config.attributes.get("kind")
 if connection is None or kind is None:
     raise RuntimeError("run migrations through `medfed db upgrade`, not bare alembic")
 
+if kind == "gateway":
+    from security.store import gateway_metadata
+
+    target_metadata = gateway_metadata()
+else:
+    target_metadata = METADATA_BY_KIND[kind]
+
 context.configure(
     connection=connection,
-    target_metadata=METADATA_BY_KIND[kind],
+    target_metadata=target_metadata,
     render_as_batch=True,  # SQLite cannot ALTER most things; batch mode copies the table
     compare_type=True,
 )

@@ -22,7 +22,7 @@ def alembic_config(kind: str | None = None) -> Config:
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.set_main_option("path_separator", "space")
     cfg.set_main_option(
-        "version_locations", " ".join(str(MIGRATIONS / k) for k in SOURCE_KINDS)
+        "version_locations", " ".join(str(MIGRATIONS / k) for k in (*SOURCE_KINDS, "gateway"))
     )
     cfg.attributes["kind"] = kind
     return cfg

@@ -29,7 +29,7 @@ def _selected(args: argparse.Namespace):
     from gateway.cli import UsageError
 
     settings = settings_from(args)
-    specs = list(settings.sources)
+    specs = [*settings.sources, settings.gateway_spec]
     if args.source:
         unknown = set(args.source) - {s.name for s in specs}
         if unknown:
