@@ -12,7 +12,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-COMMAND_MODULES = ("db",)
+COMMAND_MODULES = ("db", "token")
 
 
 class UsageError(Exception):

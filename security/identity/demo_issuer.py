@@ -7,6 +7,7 @@ deployment lists its real issuers instead and never runs this code path.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import stat
 import uuid
@@ -103,11 +104,12 @@ def open_demo_issuer(data_dir: Path, *, create: bool = True) -> DemoIssuer:
     return DemoIssuer(key_path=path, private_key=_load_key(path))
 
 
-def ensure_demo_issuer(data_dir: Path) -> DemoIssuer:
-    """The demo issuer, with ``<data-dir>/keys/issuers.toml`` trusting its current key."""
+def ensure_demo_issuer(data_dir: Path, *, audience: str = DEFAULT_AUDIENCE) -> DemoIssuer:
+    """The demo issuer, with ``<data-dir>/keys/issuers.toml`` trusting its current key for
+    ``audience``."""
     issuer = open_demo_issuer(data_dir)
     path = default_issuers_file(data_dir)
-    wanted = issuers_toml(issuer)
+    wanted = issuers_toml(issuer, audience)
     try:
         current = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -119,13 +121,13 @@ def ensure_demo_issuer(data_dir: Path) -> DemoIssuer:
     return issuer
 
 
-def issuers_toml(issuer: DemoIssuer) -> str:
+def issuers_toml(issuer: DemoIssuer, audience: str = DEFAULT_AUDIENCE) -> str:
     return (
         f"{GENERATED_MARK}\n"
         "# Trusted token issuers: see the README, section \"Identity and tokens\".\n\n"
         "[[issuers]]\n"
         f'iss = "{DEMO_ISSUER}"\n'
-        f'audiences = ["{DEFAULT_AUDIENCE}"]\n\n'
+        f"audiences = [{json.dumps(audience, ensure_ascii=True)}]\n\n"
         "[[issuers.keys]]\n"
         f'kid = "{DEMO_KID}"\n'
         f'alg = "{DEMO_ALG}"\n'
