@@ -1,11 +1,13 @@
-"""AES-256-GCM encryption of single field values, bound to their table, column and row.
+"""Authenticated encryption of single field values, bound to their table, column and row.
 
-Ciphertext layout (version 1)::
+Ciphertext layout (version 1, unchanged by envelope keys and by the national profile)::
 
-    0x01 | len(key_id) (1 byte) | key_id (ascii) | nonce (12 bytes) | ciphertext + tag
+    0x01 | len(key_id) (1 byte) | key_id (ascii) | nonce (12 bytes) | ciphertext + tag (16)
 
-The header and the cell address (table, column, row key) are the associated data, so a value
-copied into another cell, or a header pointed at another key, fails to decrypt.
+The key id names the data key, and the key records its algorithm (AES-256-GCM in the standard
+profile, SM4-GCM in the national one), so one database may hold values of both while it is
+re-encrypted. The header and the cell address (table, column, row key) are the associated
+data, so a value copied into another cell, or a header pointed at another key, fails.
 """
 
 from __future__ import annotations
@@ -13,9 +15,9 @@ from __future__ import annotations
 import os
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from security.crypto.keyring import AES_256_GCM, KeyRing, KeyRingError
+from security.crypto.algorithms import TAG_BYTES, Aead, aead_for
+from security.crypto.keyring import KeyRing, KeyRingError
 
 VERSION = 1
 NONCE_BYTES = 12
@@ -28,15 +30,22 @@ class DecryptionError(Exception):
 class FieldCipher:
     def __init__(self, keyring: KeyRing) -> None:
         self._keyring = keyring
-        self._aeads: dict[str, AESGCM] = {}
+        self._aeads: dict[str, Aead] = {}
+        self._generation = keyring.generation
 
-    def _aead(self, key_id: str) -> AESGCM:
+    def _aead(self, key_id: str) -> Aead:
+        if self._generation != self._keyring.generation:
+            # The keyring was re-read: a key may have been retired, so forget every cached one.
+            self._aeads.clear()
+            self._generation = self._keyring.generation
         aead = self._aeads.get(key_id)
         if aead is None:
             key = self._keyring.key(key_id)
-            if key.algorithm != AES_256_GCM:
-                raise KeyRingError(f"key '{key_id}' uses unsupported algorithm {key.algorithm}")
-            aead = self._aeads[key_id] = AESGCM(key.material)
+            try:
+                aead = aead_for(key.algorithm, key.material)
+            except ValueError as exc:
+                raise KeyRingError(f"key '{key_id}': {exc}") from None
+            self._aeads[key_id] = aead
         return aead
 
     @staticmethod
@@ -44,17 +53,26 @@ class FieldCipher:
         return b"%s|%s|%s|%s" % (header, table.encode(), column.encode(), row_key.encode())
 
     def encrypt(self, value: str, *, source: str, table: str, column: str, row_key: str) -> bytes:
-        key_id = self._keyring.current_key(source).key_id.encode("ascii")
-        header = bytes((VERSION, len(key_id))) + key_id
+        key_id = self._keyring.current_key(source).key_id
+        return self.encrypt_with(value, key_id=key_id, table=table, column=column,
+                                 row_key=row_key)
+
+    def encrypt_with(self, value: str, *, key_id: str, table: str, column: str,
+                     row_key: str) -> bytes:
+        """Encrypt under a named key (re-encryption targets the key it was started for)."""
+        raw_id = key_id.encode("ascii")
+        header = bytes((VERSION, len(raw_id))) + raw_id
         nonce = os.urandom(NONCE_BYTES)
-        sealed = self._aead(key_id.decode()).encrypt(
+        sealed = self._aead(key_id).encrypt(
             nonce, value.encode("utf-8"), self._aad(header, table, column, row_key)
         )
         return header + nonce + sealed
 
     def decrypt(self, blob: bytes, *, table: str, column: str, row_key: str) -> str:
-        if len(blob) < 2 + NONCE_BYTES + 16 or blob[0] != VERSION:
-            raise DecryptionError(f"{table}.{column}[{row_key}]: not a medfed v1 ciphertext")
+        where = f"{table}.{column}[{row_key}]"
+        if (len(blob) < 2 or blob[0] != VERSION
+                or len(blob) < 2 + blob[1] + NONCE_BYTES + TAG_BYTES):
+            raise DecryptionError(f"{where}: not a medfed v1 ciphertext")
         end = 2 + blob[1]
         header, nonce, sealed = blob[:end], blob[end : end + NONCE_BYTES], blob[end + NONCE_BYTES :]
         try:
@@ -62,13 +80,21 @@ class FieldCipher:
             plain = self._aead(key_id).decrypt(
                 nonce, sealed, self._aad(header, table, column, row_key)
             )
-        except (InvalidTag, UnicodeDecodeError, KeyRingError) as exc:
+            return plain.decode("utf-8")
+        except (InvalidTag, UnicodeDecodeError) as exc:
             raise DecryptionError(
-                f"{table}.{column}[{row_key}]: ciphertext does not open here "
-                f"({type(exc).__name__})"
+                f"{where}: ciphertext does not open here ({type(exc).__name__}: damaged, or "
+                f"moved from another cell)"
             ) from None
-        return plain.decode("utf-8")
+        except KeyRingError as exc:
+            raise DecryptionError(f"{where}: {exc}") from None
 
     @staticmethod
     def key_id_of(blob: bytes) -> str:
-        return blob[2 : 2 + blob[1]].decode("ascii")
+        """The data key a ciphertext names (no key needed); ``DecryptionError`` if malformed."""
+        if len(blob) < 2 or blob[0] != VERSION or len(blob) < 2 + blob[1]:
+            raise DecryptionError("not a medfed v1 ciphertext")
+        try:
+            return blob[2 : 2 + blob[1]].decode("ascii")
+        except UnicodeDecodeError:
+            raise DecryptionError("not a medfed v1 ciphertext") from None
