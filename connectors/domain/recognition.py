@@ -1,0 +1,88 @@
+"""Mutual recognition of test results (检查检验结果互认).
+
+A result is recognised by other designated institutions when its item is in the recognition
+catalogue, the performing institution is at least the item's minimum level, and the result is
+still within the item's validity window. The catalogue is configurable (``[recognition]`` in
+``medfed.toml``); the defaults follow common provincial practice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+LEVEL_RANK = {"NONE": 0, "PRIMARY": 1, "SECONDARY": 2, "TERTIARY": 3}
+
+
+@dataclass(frozen=True)
+class CatalogueItem:
+    code: str  # LOINC code for lab items; modality (CT, MR, DR, US) for imaging
+    min_level: str
+    validity_days: int
+
+
+@dataclass(frozen=True)
+class Recognition:
+    recognized: bool
+    reason: str
+    valid_until: datetime | None
+
+
+DEFAULT_ITEMS = (
+    # lab (LOINC): routine chemistry and blood counts are recognised widely
+    CatalogueItem("718-7", "SECONDARY", 30),    # haemoglobin
+    CatalogueItem("6690-2", "SECONDARY", 30),   # leukocytes
+    CatalogueItem("777-3", "SECONDARY", 30),    # platelets
+    CatalogueItem("2345-7", "SECONDARY", 14),   # glucose
+    CatalogueItem("4548-4", "SECONDARY", 90),   # HbA1c
+    CatalogueItem("2093-3", "SECONDARY", 90),   # cholesterol
+    CatalogueItem("2571-8", "SECONDARY", 90),   # triglycerides
+    CatalogueItem("2160-0", "SECONDARY", 30),   # creatinine
+    CatalogueItem("1742-6", "SECONDARY", 30),   # ALT
+    CatalogueItem("1920-8", "SECONDARY", 30),   # AST
+    # imaging: by modality
+    CatalogueItem("CT", "SECONDARY", 180),
+    CatalogueItem("MR", "TERTIARY", 180),
+    CatalogueItem("DR", "SECONDARY", 90),
+    CatalogueItem("US", "SECONDARY", 30),
+)
+
+
+class RecognitionCatalogue:
+    def __init__(self, items: tuple[CatalogueItem, ...] = DEFAULT_ITEMS) -> None:
+        self.items = {i.code: i for i in items}
+
+    @classmethod
+    def from_config(cls, raw: dict | None) -> RecognitionCatalogue:
+        """``[[recognition.items]] code, min_level, validity_days``; absent means defaults."""
+        if not raw:
+            return cls()
+        items = []
+        for i, entry in enumerate(raw.get("items", [])):
+            key = f"recognition.items[{i}]"
+            try:
+                item = CatalogueItem(str(entry["code"]), str(entry["min_level"]),
+                                     int(entry["validity_days"]))
+            except (KeyError, TypeError, ValueError):
+                raise ValueError(f"{key}: needs code, min_level and validity_days") from None
+            if item.min_level not in LEVEL_RANK:
+                raise ValueError(f"{key}.min_level: '{item.min_level}' is not one of "
+                                 f"{', '.join(LEVEL_RANK)}")
+            if item.validity_days <= 0:
+                raise ValueError(f"{key}.validity_days: must be positive")
+            items.append(item)
+        return cls(tuple(items))
+
+    def assess(self, item_code: str, institution_level: str | None, reported_at: datetime,
+               now: datetime) -> Recognition:
+        item = self.items.get(item_code)
+        if item is None:
+            return Recognition(False, "NOT_IN_CATALOGUE", None)
+        valid_until = reported_at + timedelta(days=item.validity_days)
+        if institution_level is None:
+            return Recognition(False, "INSTITUTION_UNKNOWN", valid_until)
+        if LEVEL_RANK.get(institution_level, 0) < LEVEL_RANK[item.min_level]:
+            return Recognition(False, "INSTITUTION_LEVEL_TOO_LOW", valid_until)
+        if now > valid_until:
+            return Recognition(False, "EXPIRED", valid_until)
+        return Recognition(True, "RECOGNIZED", valid_until)

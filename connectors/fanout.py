@@ -1,0 +1,62 @@
+"""Run one query on many sources at once, within a deadline, keeping what answered.
+
+A source that fails or misses the deadline becomes a :class:`SourceFailure`; the caller
+turns those into ``SOURCE_UNAVAILABLE`` errors beside the partial data, never a 500.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from connectors.registry import Source
+
+T = TypeVar("T")
+log = logging.getLogger("medfed.sources")
+
+
+@dataclass(frozen=True)
+class SourceFailure:
+    source: str
+    reason: str  # short, never containing data values
+
+
+class Deadline:
+    """The moment a request must have its data by (monotonic clock)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.at = time.monotonic() + seconds
+
+    def remaining(self) -> float:
+        return max(0.0, self.at - time.monotonic())
+
+
+async def fan_out(
+    sources: Iterable[Source],
+    query: Callable[[Source], Awaitable[T]],
+    deadline: Deadline,
+) -> tuple[dict[str, T], list[SourceFailure]]:
+    sources = list(sources)
+
+    async def one(source: Source) -> T:
+        async with asyncio.timeout(deadline.remaining()):
+            return await query(source)
+
+    outcomes = await asyncio.gather(*(one(s) for s in sources), return_exceptions=True)
+    results: dict[str, T] = {}
+    failures: list[SourceFailure] = []
+    for source, outcome in zip(sources, outcomes, strict=True):
+        if isinstance(outcome, BaseException):
+            if isinstance(outcome, asyncio.CancelledError):
+                raise outcome
+            reason = ("deadline exceeded" if isinstance(outcome, TimeoutError)
+                      else f"{type(outcome).__name__}")
+            log.warning("source %s unavailable: %s", source.name, reason)
+            failures.append(SourceFailure(source.name, reason))
+        else:
+            results[source.name] = outcome
+    return results, failures

@@ -1,0 +1,110 @@
+"""The ASGI application: /graphql behind authentication, /healthz and /readyz."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+from strawberry.asgi import GraphQL
+
+from connectors.domain.recognition import RecognitionCatalogue
+from connectors.fanout import Deadline
+from connectors.registry import SourceRegistry
+from gateway.auth import AuthMiddleware, auth_options
+from gateway.config import ConfigError, Settings
+from gateway.startup import open_keyring
+from schema.build import build_schema
+from schema.context import RequestContext, Services
+from security.crypto import BlindIndexer, FieldCipher
+from security.enforcement import FieldGuard
+
+DEFAULT_DEADLINE_SECONDS = 5.0
+
+
+def gateway_options(settings: Settings) -> dict[str, Any]:
+    raw = settings.extra.get("gateway", {})
+    deadline = raw.get("deadline_seconds", DEFAULT_DEADLINE_SECONDS)
+    if not isinstance(deadline, int | float) or not 0 < deadline <= 120:
+        raise ConfigError("gateway.deadline_seconds", f"'{deadline}' must be 0-120 seconds")
+    return {"deadline_seconds": float(deadline)}
+
+
+def build_services(settings: Settings) -> Services:
+    keyring = open_keyring(settings, create=False)
+    try:
+        recognition = RecognitionCatalogue.from_config(settings.extra.get("recognition"))
+    except ValueError as exc:
+        key, _, problem = str(exc).partition(": ")
+        raise ConfigError(key, problem) from None
+    return Services(
+        registry=SourceRegistry(settings.sources),
+        cipher=FieldCipher(keyring),
+        indexer=BlindIndexer(keyring),
+        recognition=recognition,
+        deadline_seconds=gateway_options(settings)["deadline_seconds"],
+    )
+
+
+class MedfedGraphQL(GraphQL):
+    def __init__(self, schema, services: Services, **kwargs: Any) -> None:
+        super().__init__(schema, **kwargs)
+        self.services = services
+
+    async def get_context(self, request: Request, response: Any) -> RequestContext:
+        principal = request.state.principal
+        purpose = request.state.purpose
+        return RequestContext(
+            services=self.services,
+            principal=principal,
+            purpose=purpose,
+            guard=FieldGuard(principal, purpose),
+            deadline=Deadline(self.services.deadline_seconds),
+            request=request,
+        )
+
+
+def create_app(settings: Settings, services: Services | None = None) -> Starlette:
+    services = services or build_services(settings)
+    schema = build_schema(dev=settings.dev)
+    graphql = MedfedGraphQL(
+        schema,
+        services,
+        graphql_ide="graphiql" if settings.dev else None,
+        allow_queries_via_get=False,
+    )
+
+    async def healthz(_request: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(_request: Request) -> JSONResponse:
+        sources = await services.registry.readiness()
+        ready = all(s["ready"] for s in sources.values())
+        return JSONResponse({"ready": ready, "sources": sources},
+                            status_code=200 if ready else 503)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette):
+        yield
+        await services.registry.dispose()
+
+    return Starlette(
+        routes=[
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            Route("/graphql", graphql, methods=["GET", "POST"]),
+        ],
+        middleware=[Middleware(AuthMiddleware, **auth_options(settings))],
+        lifespan=lifespan,
+    )
+
+
+def app_from_environment() -> Starlette:
+    """Factory for uvicorn workers: settings from ``MEDFED_*`` and the configuration file."""
+    from gateway.config import load_settings
+
+    return create_app(load_settings())

@@ -1,0 +1,107 @@
+"""DataLoaders: one batched query per source per nesting level, whatever the row count.
+
+Person-keyed loaders fan out to every source of a kind at once (within the request's
+deadline); row-keyed loaders (``(source, id)``) ask only the source the parent row came from.
+Rows carry ``_source``, the name of the source they came from.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Hashable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Table
+from strawberry.dataloader import DataLoader
+
+from connectors.fanout import fan_out
+from connectors.registry import Source
+from connectors.sql.models import bureau, directory, hospital, pharmacy, platform
+from connectors.sql.queries import Row, fetch_in
+
+if TYPE_CHECKING:
+    from schema.context import RequestContext
+
+
+def _table(model: Any) -> Table:
+    return model.__table__
+
+
+class Loaders:
+    def __init__(self, ctx: RequestContext) -> None:
+        self.ctx = ctx
+        by_ref = self._fan_loader
+        self.persons = by_ref("bureau", _table(bureau.Person), "person_ref")
+        self.persons_by_id_bidx = by_ref("bureau", _table(bureau.Person), "id_number_bidx")
+        self.enrollments = by_ref("bureau", _table(bureau.Enrollment), "person_ref")
+        self.visits = by_ref("bureau", _table(bureau.Visit), "person_ref")
+        self.prescriptions = by_ref("bureau", _table(bureau.Prescription), "person_ref")
+        self.settlements = by_ref("bureau", _table(bureau.Settlement), "person_ref")
+        self.test_results = by_ref("hospital", _table(hospital.TestResult), "person_ref")
+        self.dispensings = by_ref("pharmacy", _table(pharmacy.Dispensing), "person_ref")
+        self.filings = by_ref("platform", _table(platform.Filing), "person_ref")
+        self.cross_settlements = by_ref("platform", _table(platform.CrossSettlement),
+                                        "person_ref")
+        scoped = self._scoped_loader
+        self.prescriptions_by_visit = scoped(_table(bureau.Prescription), "mdtrt_id")
+        self.rx_items = scoped(_table(bureau.PrescriptionItem), "rx_id")
+        self.dispensing_items = scoped(_table(pharmacy.DispensingItem), "dispensing_id")
+        self.institutions = DataLoader(self._load_institutions)
+
+    # -- factories ------------------------------------------------------------------------------
+    def _fan_loader(self, kind: str, table: Table, column: str) -> DataLoader[str, list[Row]]:
+        ctx = self.ctx
+
+        async def load(keys: Sequence[str]) -> list[list[Row]]:
+            async def query(source: Source) -> list[Row]:
+                rows = await fetch_in(source.engine, table, column, keys)
+                for row in rows:
+                    row["_source"] = source.name
+                return rows
+
+            results, failures = await fan_out(ctx.registry.of_kind(kind), query, ctx.deadline)
+            ctx.note_failures(failures)
+            grouped: dict[Hashable, list[Row]] = defaultdict(list)
+            for rows in results.values():
+                for row in rows:
+                    grouped[row[column]].append(row)
+            return [grouped.get(k, []) for k in keys]
+
+        return DataLoader(load)
+
+    def _scoped_loader(self, table: Table, column: str) -> DataLoader[tuple[str, str], list[Row]]:
+        ctx = self.ctx
+
+        async def load(keys: Sequence[tuple[str, str]]) -> list[list[Row]]:
+            wanted: dict[str, list[str]] = defaultdict(list)
+            for source_name, key in keys:
+                wanted[source_name].append(key)
+            sources = [ctx.registry.get(name) for name in wanted]
+
+            async def query(source: Source) -> list[Row]:
+                rows = await fetch_in(source.engine, table, column, wanted[source.name])
+                for row in rows:
+                    row["_source"] = source.name
+                return rows
+
+            results, failures = await fan_out(sources, query, ctx.deadline)
+            ctx.note_failures(failures)
+            grouped: dict[tuple[str, str], list[Row]] = defaultdict(list)
+            for name, rows in results.items():
+                for row in rows:
+                    grouped[(name, row[column])].append(row)
+            return [grouped.get(k, []) for k in keys]
+
+        return DataLoader(load)
+
+    async def _load_institutions(self, codes: Sequence[str]) -> list[Row | None]:
+        source = self.ctx.registry.directory()
+        if source is None:
+            return [None] * len(codes)
+        table = _table(directory.Institution)
+        results, failures = await fan_out(
+            [source], lambda s: fetch_in(s.engine, table, "code", codes), self.ctx.deadline
+        )
+        self.ctx.note_failures(failures)
+        found = {r["code"]: r for rows in results.values() for r in rows}
+        return [found.get(code) for code in codes]

@@ -1,0 +1,1 @@
+"""The API's object types, one module per domain area."""

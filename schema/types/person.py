@@ -1,0 +1,172 @@
+"""The insured person (参保人) and their lifetime cloud record (医保云档案)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date, datetime
+
+import strawberry
+
+from schema.enums import Gender, TestCategory, VisitType, enum_or_none
+from schema.pagination import Connection, connection, decode_cursor, page_in_memory, page_size
+from schema.projection import F, Projection, col, enc
+from schema.selection import requested, requested_nodes
+from schema.types.common import Row, field, iso_date
+from schema.types.filings import FILING, Filing
+from schema.types.records import (
+    DRUG_PURCHASE,
+    ENROLLMENT,
+    PRESCRIPTION,
+    SETTLEMENT,
+    VISIT,
+    DrugPurchase,
+    Enrollment,
+    Prescription,
+    Settlement,
+    Visit,
+)
+from schema.types.results import TEST_RESULT, TestResult
+from security.masking import mask_birth_date, mask_id_number, mask_name, mask_phone, mask_text
+
+PAGE_ARGS = "first: at most 100 (default 20); after: a cursor from pageInfo.endCursor."
+
+
+async def _person_list(info, loader, ref: str, projection: Projection, key, shape,
+                       first: int | None, after: str | None, keep=None):
+    ctx = info.context
+    limit = page_size(first)
+    cursor = decode_cursor(after, shape)
+    rows = await ctx.load(loader, ref, info)
+    if keep is not None:
+        rows = [r for r in rows if keep(r)]
+    page = page_in_memory(rows, key, True, cursor, limit + 1)
+    wanted = requested_nodes(info)
+    return connection([(key(r), projection.build(ctx, r, wanted)) for r in page], limit)
+
+
+def _settlement_key(row: Row) -> tuple[datetime, str]:
+    return (row["setl_time"], row["setl_id"])
+
+
+@strawberry.type(description="The lifetime medical-insurance record of one person (医保云档案), "
+                             "across every province where they were insured or treated. Every "
+                             "list is a page; ask for more with `after`.")
+class CloudRecord:
+    _ref: strawberry.Private[str] = None
+
+    @strawberry.field(description="Enrollment periods, newest first. " + PAGE_ARGS)
+    async def enrollments(self, info: strawberry.Info, first: int | None = None,
+                          after: str | None = None) -> Connection[Enrollment]:
+        return await _person_list(
+            info, info.context.loaders.enrollments, self._ref, ENROLLMENT,
+            lambda r: (r["begin_date"], r["enrollment_id"]), (date, str), first, after)
+
+    @strawberry.field(description="Visits, newest first, optionally of one type. " + PAGE_ARGS)
+    async def visits(self, info: strawberry.Info, first: int | None = None,
+                     after: str | None = None,
+                     visit_type: VisitType | None = None) -> Connection[Visit]:
+        keep = None if visit_type is None else (lambda r: r["visit_type"] == visit_type.value)
+        return await _person_list(
+            info, info.context.loaders.visits, self._ref, VISIT,
+            lambda r: (r["begin_date"], r["mdtrt_id"]), (date, str), first, after, keep)
+
+    @strawberry.field(description="E-prescriptions, newest first. " + PAGE_ARGS)
+    async def prescriptions(self, info: strawberry.Info, first: int | None = None,
+                            after: str | None = None) -> Connection[Prescription]:
+        return await _person_list(
+            info, info.context.loaders.prescriptions, self._ref, PRESCRIPTION,
+            lambda r: (r["issued_at"], r["rx_id"]), (datetime, str), first, after)
+
+    @strawberry.field(description="Drug purchases at pharmacies (购药), newest first. "
+                                  + PAGE_ARGS)
+    async def drug_purchases(self, info: strawberry.Info, first: int | None = None,
+                             after: str | None = None) -> Connection[DrugPurchase]:
+        return await _person_list(
+            info, info.context.loaders.dispensings, self._ref, DRUG_PURCHASE,
+            lambda r: (r["dispensed_at"], r["dispensing_id"]), (datetime, str), first, after)
+
+    @strawberry.field(description="Settlements in the province and cross-province, newest "
+                                  "first. " + PAGE_ARGS)
+    async def settlements(self, info: strawberry.Info, first: int | None = None,
+                          after: str | None = None) -> Connection[Settlement]:
+        ctx = info.context
+        limit = page_size(first)
+        cursor = decode_cursor(after, (datetime, str))
+        local, cross = await asyncio.gather(
+            ctx.load(ctx.loaders.settlements, self._ref, info),
+            ctx.load(ctx.loaders.cross_settlements, self._ref, info),
+        )
+        page = page_in_memory([*local, *cross], _settlement_key, True, cursor, limit + 1)
+        wanted = requested_nodes(info)
+        return connection([(_settlement_key(r), SETTLEMENT.build(ctx, r, wanted))
+                           for r in page], limit)
+
+    @strawberry.field(description="Cross-region filings (备案), newest first. " + PAGE_ARGS)
+    async def filings(self, info: strawberry.Info, first: int | None = None,
+                      after: str | None = None) -> Connection[Filing]:
+        return await _person_list(
+            info, info.context.loaders.filings, self._ref, FILING,
+            lambda r: (r["filed_at"], r["filing_id"]), (datetime, str), first, after)
+
+    @strawberry.field(description="Lab and imaging results from every hospital, newest first. "
+                                  + PAGE_ARGS)
+    async def test_results(self, info: strawberry.Info, first: int | None = None,
+                           after: str | None = None,
+                           category: TestCategory | None = None) -> Connection[TestResult]:
+        keep = None if category is None else (lambda r: r["category"] == category.value)
+        return await _person_list(
+            info, info.context.loaders.test_results, self._ref, TEST_RESULT,
+            lambda r: (r["collected_at"], r["result_id"]), (datetime, str), first, after, keep)
+
+
+@strawberry.type(description="An insured person (参保人), joined across sources by a blind "
+                             "index of the national ID number; `personId` is a stable "
+                             "pseudonym that reveals nothing.")
+class Person:
+    person_id: strawberry.ID | None = field("Federation-wide pseudonymous identifier.")
+    name: str | None = field("Full name (姓名).")
+    id_number: str | None = field("National citizen ID number (身份证号).")
+    gender: Gender | None = field("Gender (性别).")
+    birth_date: date | None = field("Date of birth (出生日期).")
+    phone: str | None = field("Mobile phone number (手机号).")
+    address: str | None = field("Home address (住址).")
+    insured_region: str | None = field("Current insured place (参保地), GB/T 2260 code.")
+    insured_regions: list[str] | None = field("Every region where the person was ever "
+                                              "insured, from every bureau.")
+    _row: strawberry.Private[Row] = None
+    _ref: strawberry.Private[str] = None
+
+    @strawberry.field(description="The lifetime cloud record (医保云档案).")
+    def cloud_record(self) -> CloudRecord:
+        return CloudRecord(_ref=self._ref)
+
+
+PERSON = Projection("Person", Person, [
+    F("personId", "person_id", col("person_ref"), personal=False),
+    F("name", "name", enc("persons", "name_enc", "psn_no"), mask=mask_name),
+    F("idNumber", "id_number", enc("persons", "id_number_enc", "psn_no"), mask=mask_id_number),
+    F("gender", "gender", col("gender", lambda v: enum_or_none(Gender, v))),
+    F("birthDate", "birth_date", enc("persons", "birth_date_enc", "psn_no", iso_date),
+      mask=mask_birth_date),
+    F("phone", "phone", enc("persons", "phone_enc", "psn_no"), mask=mask_phone),
+    F("address", "address", enc("persons", "address_enc", "psn_no"), mask=mask_text),
+    F("insuredRegion", "insured_region", col("insuplc_admdvs")),
+    F("insuredRegions", "insured_regions", lambda _c, r: r["_all_regions"]),
+], lambda row: row["person_ref"])
+
+
+async def person_from_rows(info: strawberry.Info, rows: list[Row]) -> Person | None:
+    """Merge one person's rows from several bureaus: identity comes from the bureau where the
+    person is insured now (an active enrollment), else the most recent one."""
+    if not rows:
+        return None
+    ctx = info.context
+    primary = rows[0]
+    if len(rows) > 1:
+        enrollments = await ctx.load(ctx.loaders.enrollments, primary["person_ref"], info)
+        latest = max(enrollments, key=lambda e: (e["status"] == "ACTIVE", e["begin_date"]),
+                     default=None)
+        if latest is not None:
+            primary = next((r for r in rows if r["_source"] == latest["_source"]), primary)
+    primary = {**primary, "_all_regions": sorted({r["insuplc_admdvs"] for r in rows})}
+    return PERSON.build(ctx, primary, requested(info))

@@ -1,0 +1,105 @@
+"""The single enforcement point: every read of a personal field passes through here.
+
+Resolvers never decide who may see what. They hand :meth:`FieldGuard.read` the type, the
+field, the row's relation to the caller and a way to open the value; the guard decides once
+per (type, field, relation) per request and applies that decision to each value cheaply.
+The decision comes from ``security.policy`` (field-level authorization).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TypeVar
+
+from security.identity.principal import Principal
+from security.identity.roles import Purpose
+
+T = TypeVar("T")
+
+
+class Relation(StrEnum):
+    """How a row relates to the caller; the strongest relation that holds is used."""
+
+    SELF = "SELF"
+    TREATING = "TREATING"
+    REGION = "REGION"
+    CONSENTED = "CONSENTED"
+    NONE = "NONE"
+
+
+class Decision(StrEnum):
+    ALLOW = "ALLOW"
+    MASK = "MASK"
+    DENY = "DENY"
+
+
+class FieldDenied(Exception):
+    """Raised by :meth:`FieldGuard.read` for a DENY; the API turns it into FORBIDDEN_FIELD."""
+
+    def __init__(self, type_name: str, field_name: str, reason: str) -> None:
+        super().__init__(f"access to {type_name}.{field_name} denied: {reason}")
+        self.type_name = type_name
+        self.field_name = field_name
+        self.reason = reason
+
+
+@dataclass
+class AccessRecord:
+    """What a request touched, per person pseudonym, for the audit log."""
+
+    read: set[str] = field(default_factory=set)
+    masked: set[str] = field(default_factory=set)
+    denied: set[str] = field(default_factory=set)
+
+
+Decider = Callable[[Principal, Purpose, str, str, Relation], tuple[Decision, str]]
+
+
+def allow_all(
+    _principal: Principal, _purpose: Purpose, _type: str, _field: str, _relation: Relation
+) -> tuple[Decision, str]:
+    return Decision.ALLOW, "allowed"
+
+
+class FieldGuard:
+    def __init__(self, principal: Principal, purpose: Purpose, decider: Decider = allow_all):
+        self.principal = principal
+        self.purpose = purpose
+        self._decider = decider
+        self._decisions: dict[tuple[str, str, Relation], tuple[Decision, str]] = {}
+        self.accesses: dict[str, AccessRecord] = {}
+
+    def decide(self, type_name: str, field_name: str, relation: Relation) -> tuple[Decision, str]:
+        key = (type_name, field_name, relation)
+        decision = self._decisions.get(key)
+        if decision is None:
+            try:
+                decision = self._decider(self.principal, self.purpose, type_name, field_name,
+                                         relation)
+            except Exception as exc:  # a decision that cannot be made is a denial
+                decision = (Decision.DENY, f"policy error ({type(exc).__name__})")
+            self._decisions[key] = decision
+        return decision
+
+    def read(
+        self,
+        type_name: str,
+        field_name: str,
+        relation: Relation,
+        person_ref: str | None,
+        open_value: Callable[[], T],
+        mask: Callable[[T], T] | None = None,
+    ) -> T:
+        decision, reason = self.decide(type_name, field_name, relation)
+        record = self.accesses.setdefault(person_ref or "", AccessRecord())
+        path = f"{type_name}.{field_name}"
+        if decision is Decision.ALLOW:
+            record.read.add(path)
+            return open_value()
+        if decision is Decision.MASK and mask is not None:
+            record.masked.add(path)
+            return mask(open_value())
+        record.denied.add(path)
+        raise FieldDenied(type_name, field_name, reason)
