@@ -40,13 +40,13 @@ class SourceRegistry:
         found = self.of_kind("directory")
         return found[0] if found else None
 
-    async def readiness(self, timeout: float = 2.0) -> dict[str, dict]:
-        """Whether each source answers ``SELECT 1`` within ``timeout`` seconds."""
+    async def readiness(self, within: float = 2.0) -> dict[str, dict]:
+        """Whether each source answers ``SELECT 1`` within ``within`` seconds."""
 
         async def probe(source: Source) -> dict:
             started = time.perf_counter()
             try:
-                async with asyncio.timeout(timeout):
+                async with asyncio.timeout(within):
                     async with source.engine.connect() as conn:
                         await conn.execute(text("SELECT 1"))
             except Exception as exc:  # any failure is "not ready"; the reason is reported

@@ -12,7 +12,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-COMMAND_MODULES = ("db", "token")
+COMMAND_MODULES = ("serve", "db", "token")
 
 
 class UsageError(Exception):
@@ -22,8 +22,13 @@ class UsageError(Exception):
 def _known_errors() -> tuple[type[BaseException], ...]:
     from gateway.config import ConfigError
     from security.crypto import KeyRingError
+    from security.crypto.key_provider import KeyProviderError
+    from security.identity.demo_issuer import DemoIssuerError
+    from security.identity.issuers import IssuerConfigError
+    from security.identity.settings import IdentityConfigError
 
-    return (ConfigError, KeyRingError, UsageError)
+    return (ConfigError, KeyRingError, KeyProviderError, UsageError, IdentityConfigError,
+            IssuerConfigError, DemoIssuerError)
 
 
 def build_parser() -> argparse.ArgumentParser:
