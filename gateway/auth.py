@@ -1,0 +1,262 @@
+"""Authentication at the door: a pure ASGI middleware that verifies the bearer token and the
+purpose of use of every request before the application sees it.
+
+On success the request's ``scope["state"]`` carries ``principal`` (a
+:class:`security.identity.Principal`) and ``purpose`` (a :class:`security.identity.Purpose`),
+so Starlette code reads ``request.state.principal`` / ``request.state.purpose``. On failure
+the application is never called; the answer is a GraphQL-shaped JSON error:
+
+* 401 ``UNAUTHENTICATED``: no, malformed, forged, expired or untrusted token;
+* 403 ``PURPOSE_NOT_ALLOWED``: ``X-Purpose-Of-Use`` names a purpose the token does not allow;
+* 400 ``PURPOSE_REQUIRED``: no ``X-Purpose-Of-Use`` and the token allows several purposes;
+* 400 ``PURPOSE_UNKNOWN``: ``X-Purpose-Of-Use`` is not a purpose of use at all;
+* 503 ``IDENTITY_UNAVAILABLE``: the trusted-issuer file cannot be loaded (fail closed).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from security.identity import (
+    AuthenticationError,
+    IssuerRegistry,
+    Principal,
+    Purpose,
+    RegistryFile,
+    ensure_demo_issuer,
+    load_identity_settings,
+    verify_token,
+)
+from security.identity.verify import DEFAULT_LEEWAY_SECONDS, DEFAULT_MAX_LIFETIME_SECONDS
+
+PURPOSE_HEADER = "x-purpose-of-use"
+STATE_PRINCIPAL = "principal"
+STATE_PURPOSE = "purpose"
+REALM = "medfed"
+_WS_POLICY_VIOLATION = 1008
+log = logging.getLogger("medfed.auth")
+
+
+@dataclass(frozen=True, slots=True)
+class Denial:
+    status: int
+    code: str
+    message: str
+    extensions: dict[str, Any] = field(default_factory=dict)
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+class AuthMiddleware:
+    """Verify ``Authorization: Bearer <token>`` and ``X-Purpose-Of-Use`` on every HTTP and
+    WebSocket request except ``exempt_paths``.
+
+    ``registry_factory`` is called per request (e.g. a :class:`RegistryFile`, which re-reads
+    the file when it changes). With ``allow_graphiql_page`` (dev mode) a plain browser GET of
+    ``graphql_path`` asking for HTML, with no query string and no credentials, reaches the app
+    unauthenticated (``principal`` and ``purpose`` are ``None``) so GraphiQL can load;
+    anything that could execute an operation still needs a token.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        registry_factory: Callable[[], IssuerRegistry],
+        audience: str = "medfed",
+        *,
+        leeway_seconds: int = DEFAULT_LEEWAY_SECONDS,
+        max_lifetime_seconds: int = DEFAULT_MAX_LIFETIME_SECONDS,
+        exempt_paths: Iterable[str] = ("/healthz", "/readyz"),
+        allow_graphiql_page: bool = False,
+        graphql_path: str = "/graphql",
+    ) -> None:
+        self.app = app
+        self.registry_factory = registry_factory
+        self.audience = audience
+        self.leeway_seconds = leeway_seconds
+        self.max_lifetime_seconds = max_lifetime_seconds
+        self.exempt_paths = frozenset(exempt_paths)
+        self.allow_graphiql_page = allow_graphiql_page
+        self.graphql_path = graphql_path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)  # lifespan
+            return
+        if scope["type"] == "http" and scope["path"] in self.exempt_paths:
+            await self.app(scope, receive, send)
+            return
+        headers = _headers(scope)
+        if self._is_graphiql_page(scope, headers):
+            await self.app(_with_state(scope, None, None), receive, send)
+            return
+        outcome = self.authenticate(headers)
+        if isinstance(outcome, Denial):
+            log.info("refused %s %s: %s", scope.get("method", "WS"), scope["path"],
+                     outcome.message)
+            await _deny(scope, send, outcome)
+            return
+        principal, purpose = outcome
+        await self.app(_with_state(scope, principal, purpose), receive, send)
+
+    def authenticate(self, headers: dict[str, list[str]]
+                     ) -> tuple[Principal, Purpose] | Denial:
+        """The caller and purpose of a request with these headers, or why it is refused."""
+        token = _bearer_token(headers.get("authorization", []))
+        if isinstance(token, Denial):
+            return token
+        try:
+            registry = self.registry_factory()
+        except Exception as exc:
+            # A broken trust configuration must refuse everyone, never admit anyone.
+            log.error("trusted issuers unavailable: %s", exc)
+            return Denial(503, "IDENTITY_UNAVAILABLE",
+                          "the gateway cannot verify tokens right now (trusted issuers "
+                          "unavailable)")
+        try:
+            principal = verify_token(
+                token, registry, audience=self.audience, leeway_seconds=self.leeway_seconds,
+                max_lifetime_seconds=self.max_lifetime_seconds,
+            )
+        except AuthenticationError as exc:
+            return _unauthenticated(exc.reason)
+        purpose = _purpose(headers.get(PURPOSE_HEADER, []), principal)
+        if isinstance(purpose, Denial):
+            return purpose
+        return principal, purpose
+
+    def _is_graphiql_page(self, scope: Scope, headers: dict[str, list[str]]) -> bool:
+        # Strawberry renders GraphiQL for a GET without a `query` parameter that accepts
+        # HTML. Requiring an empty query string and no credentials means this path can only
+        # ever serve that page: any operation (GET ?query=...) goes through authentication.
+        return (
+            self.allow_graphiql_page
+            and scope["type"] == "http"
+            and scope.get("method") == "GET"
+            and scope["path"] == self.graphql_path
+            and not scope.get("query_string")
+            and "authorization" not in headers
+            and any("text/html" in accept for accept in headers.get("accept", []))
+        )
+
+
+def auth_options(settings: Any) -> dict[str, Any]:
+    """Keyword arguments for ``Middleware(AuthMiddleware, **auth_options(settings))`` from
+    the gateway settings (``[identity]`` table, data directory, dev mode).
+
+    In dev mode with the default issuers file, the demo issuer is set up first so ``make
+    serve`` works on a fresh machine. The registry is loaded once here so a bad issuers file
+    stops start-up with its one-line error instead of failing every request.
+    Raises ``IdentityConfigError``, ``IssuerConfigError`` or ``DemoIssuerError``.
+    """
+    identity = load_identity_settings(settings.extra.get("identity"), settings.data_dir)
+    if settings.dev and identity.uses_default_issuers_file:
+        ensure_demo_issuer(settings.data_dir, audience=identity.audience)
+    registry = RegistryFile(identity.issuers_file)
+    registry()
+    return {
+        "registry_factory": registry,
+        "audience": identity.audience,
+        "leeway_seconds": identity.leeway_seconds,
+        "max_lifetime_seconds": identity.max_lifetime_seconds,
+        "allow_graphiql_page": settings.dev,
+    }
+
+
+# -- request parsing ------------------------------------------------------------------------
+
+def _headers(scope: Scope) -> dict[str, list[str]]:
+    headers: dict[str, list[str]] = {}
+    for name, value in scope.get("headers", ()):
+        headers.setdefault(name.decode("latin-1").lower(), []).append(value.decode("latin-1"))
+    return headers
+
+
+def _unauthenticated(reason: str, *, with_error: bool = True) -> Denial:
+    # RFC 6750 §3.1: a request with no credentials at all gets the challenge without an
+    # error code; one with a bad token gets error="invalid_token".
+    challenge = f'Bearer realm="{REALM}"'
+    if with_error:
+        challenge += f', error="invalid_token", error_description="{_quotable(reason)}"'
+    return Denial(401, "UNAUTHENTICATED", reason, headers=(("www-authenticate", challenge),))
+
+
+def _bearer_token(values: list[str]) -> str | Denial:
+    if not values:
+        return _unauthenticated("no Authorization header (send Authorization: Bearer <token>)",
+                                with_error=False)
+    if len(values) > 1:
+        return _unauthenticated("more than one Authorization header")
+    # Never echo the header: whatever its scheme, it may hold a credential.
+    scheme, _, token = values[0].strip().partition(" ")
+    if scheme.lower() != "bearer":
+        return _unauthenticated("the Authorization header must use the Bearer scheme")
+    token = token.strip()
+    if not token:
+        return _unauthenticated("the Authorization header carries no token")
+    return token
+
+
+def _purpose(values: list[str], principal: Principal) -> Purpose | Denial:
+    allowed = [p.value for p in Purpose if p in principal.purposes]
+    if not values:
+        if len(principal.purposes) == 1:
+            return next(iter(principal.purposes))
+        return Denial(400, "PURPOSE_REQUIRED",
+                      f"name the purpose of use in X-Purpose-Of-Use (this token allows "
+                      f"{', '.join(allowed)})", {"allowedPurposes": allowed})
+    if len(values) > 1:
+        return Denial(400, "PURPOSE_UNKNOWN", "send exactly one X-Purpose-Of-Use header",
+                      {"allowedPurposes": allowed})
+    raw = values[0].strip()
+    try:
+        purpose = Purpose(raw.upper())
+    except ValueError:
+        return Denial(400, "PURPOSE_UNKNOWN",
+                      f"X-Purpose-Of-Use {_quotable(raw[:40])!r} is not a purpose of use "
+                      f"(one of {', '.join(p.value for p in Purpose)})",
+                      {"allowedPurposes": allowed})
+    if not principal.allows(purpose):
+        return Denial(403, "PURPOSE_NOT_ALLOWED",
+                      f"this token does not allow purpose {purpose.value} (it allows "
+                      f"{', '.join(allowed)})", {"allowedPurposes": allowed})
+    return purpose
+
+
+def _quotable(text: str) -> str:
+    """Safe inside an HTTP quoted-string: printable ASCII without quote or backslash."""
+    return "".join(ch if " " <= ch <= "~" and ch not in '"\\' else "?" for ch in text)
+
+
+# -- answers ---------------------------------------------------------------------------------
+
+def _with_state(scope: Scope, principal: Principal | None, purpose: Purpose | None) -> Scope:
+    # A fresh dict: servers may share one lifespan state mapping between requests.
+    state = {**scope.get("state", {}), STATE_PRINCIPAL: principal, STATE_PURPOSE: purpose}
+    return {**scope, "state": state}
+
+
+async def _deny(scope: Scope, send: Send, denial: Denial) -> None:
+    if scope["type"] == "websocket":
+        # Closing before accepting makes the server answer the handshake with 403.
+        await send({"type": "websocket.close", "code": _WS_POLICY_VIOLATION,
+                    "reason": _quotable(denial.message)[:120]})
+        return
+    body = json.dumps(
+        {"errors": [{"message": denial.message,
+                     "extensions": {"code": denial.code, **denial.extensions}}]},
+        ensure_ascii=False,
+    ).encode("utf-8")
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode("ascii")),
+        (b"cache-control", b"no-store"),
+        *((name.encode("latin-1"), value.encode("latin-1")) for name, value in denial.headers),
+    ]
+    await send({"type": "http.response.start", "status": denial.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
