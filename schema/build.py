@@ -53,9 +53,13 @@ class MedfedSchema(strawberry.Schema):
 
 
 def build_schema(*, dev: bool, mutation: type | None = None) -> strawberry.Schema:
-    extensions: list = [PartialResults, ParserCache(maxsize=512), ValidationCache(maxsize=512)]
+    extensions: list = [
+        PartialResults,
+        lambda: ParserCache(maxsize=512),
+        lambda: ValidationCache(maxsize=512),
+    ]
     if not dev:
-        extensions.append(DisableIntrospection())
+        extensions.append(DisableIntrospection)
     return MedfedSchema(
         query=Query,
         mutation=mutation,
