@@ -12,7 +12,7 @@ from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
 
 # Modules defining GatewayBase tables; each adds itself here when it is written.
-GATEWAY_MODEL_MODULES: tuple[str, ...] = ()
+GATEWAY_MODEL_MODULES: tuple[str, ...] = ("security.audit.models",)
 
 
 class GatewayBase(DeclarativeBase):

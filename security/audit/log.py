@@ -1,0 +1,525 @@
+"""The append-only audit log: group-committed appends, signed checkpoints, proofs.
+
+One writer at a time across every process: each batch runs in a transaction that first
+locks the ``audit_head`` row (PostgreSQL ``SELECT … FOR UPDATE``; SQLite ``BEGIN
+IMMEDIATE``), reads the size and right edge of the tree, writes the new leaves and the
+subtrees they complete, and moves the head. Indexes therefore come from the database, never
+from process memory, and the log stays one gap-free tree however many workers append.
+
+``append`` returns only after its batch committed; a failed write fails every caller in the
+batch with :class:`AuditWriteError`, so the request path can refuse to answer unaudited.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import orjson
+from sqlalchemy import DateTime, and_, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from security.audit import merkle
+from security.audit.models import HEAD_ID, AuditCheckpoint, AuditEvent, AuditHead, AuditNode
+from security.audit.note import Checkpoint, sign_checkpoint
+from security.audit.signer import Signer
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+EVENTS = AuditEvent.__table__
+NODES = AuditNode.__table__
+HEAD = AuditHead.__table__
+CHECKPOINTS = AuditCheckpoint.__table__
+SQLITE_LOCK_PATIENCE = 30.0  # seconds a writer keeps asking SQLite for the write lock
+
+
+class AuditWriteError(Exception):
+    """The event was not durably logged; the caller must not proceed as if it were."""
+
+
+class AuditLogError(Exception):
+    """A request the log cannot answer (bad index or size, missing or damaged state)."""
+
+
+@dataclass(frozen=True)
+class AuditLogConfig:
+    origin: str = "medfed.local/audit"
+    checkpoint_every: int = 1000  # sign a checkpoint once this many events are unsigned
+    checkpoint_seconds: float = 60.0  # ... or once this long has passed with new events
+    batch_window: float = 0.001  # how long a batch waits for company before committing
+    max_batch: int = 1000
+    bulk_chunk: int = 10_000  # events per transaction in append_many
+    sqlite_full_sync: bool = True  # fsync the WAL at each commit: durable across power loss
+    checkpoint_on_close: bool = True
+
+    @classmethod
+    def from_mapping(cls, raw: Mapping[str, Any]) -> AuditLogConfig:
+        """From an ``[audit]`` configuration table; unknown keys are an error."""
+        known = cls.__dataclass_fields__
+        unknown = set(raw) - set(known)
+        if unknown:
+            raise ValueError(f"audit.{sorted(unknown)[0]} is not an audit setting")
+        return cls(**dict(raw))
+
+
+@dataclass(frozen=True)
+class Receipt:
+    index: int
+    leaf_hash: bytes
+
+
+@dataclass(frozen=True)
+class SignedCheckpoint:
+    size: int
+    root: bytes
+    note: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class InclusionProof:
+    index: int
+    size: int
+    leaf_hash: bytes
+    root: bytes
+    path: list[bytes] = field(default_factory=list)
+
+    def verify(self) -> bool:
+        return merkle.verify_inclusion(self.index, self.size, self.leaf_hash, self.path,
+                                       self.root)
+
+
+@dataclass(frozen=True)
+class ConsistencyProof:
+    old_size: int
+    old_root: bytes
+    new_size: int
+    new_root: bytes
+    path: list[bytes] = field(default_factory=list)
+
+    def verify(self) -> bool:
+        return merkle.verify_consistency(self.old_size, self.old_root, self.new_size,
+                                         self.new_root, self.path)
+
+
+def canonical_event(event: Mapping[str, Any]) -> bytes:
+    """Canonical JSON of an event: sorted keys, no whitespace, UTF-8."""
+    if not isinstance(event, Mapping):
+        raise TypeError("an audit event is a mapping of string keys")
+    try:
+        return orjson.dumps(event, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError as exc:
+        raise TypeError(f"audit event is not JSON-serialisable: {exc}") from None
+
+
+def make_entry(event_json: bytes, index: int, logged_at: str) -> bytes:
+    """The leaf data: the event wrapped with its index and time, in canonical JSON.
+
+    Hashing the index into the leaf lets ``verify`` name a moved or inserted row exactly;
+    hashing the time makes the log's own clock part of the evidence.
+    """
+    return b'{"event":%s,"index":%d,"logged_at":"%s"}' % (event_json, index,
+                                                           logged_at.encode())
+
+
+def _timestamp(now: datetime) -> str:
+    return now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _split_hashes(blob: bytes) -> list[bytes]:
+    return [blob[i : i + merkle.HASH_SIZE] for i in range(0, len(blob), merkle.HASH_SIZE)]
+
+
+def _insert(engine: AsyncEngine, table):
+    module = postgresql if engine.dialect.name == "postgresql" else sqlite
+    return module.insert(table)
+
+
+def _driver_insert(dialect: Dialect, table: str, columns: Sequence[str]) -> str:
+    style = dialect.paramstyle
+    if style == "qmark":
+        marks = ["?"] * len(columns)
+    elif style in ("numeric_dollar", "numeric"):
+        sign = "$" if style == "numeric_dollar" else ":"
+        marks = [f"{sign}{i}" for i in range(1, len(columns) + 1)]
+    elif style in ("format", "pyformat"):
+        marks = ["%s"] * len(columns)
+    else:
+        raise AuditLogError(f"unsupported driver parameter style {style}")
+    # Table and column names are constants of this module, never user input.
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(marks)})"  # noqa: S608
+
+
+class AuditLog:
+    """An audit log in the gateway database reached through ``engine`` (owned by the caller).
+
+    Use one instance per process and event loop; call :meth:`close` on shutdown so pending
+    appends finish and a final checkpoint is signed.
+    """
+
+    def __init__(self, engine: AsyncEngine, signer: Signer,
+                 config: AuditLogConfig | None = None) -> None:
+        self.engine = engine
+        self.signer = signer
+        self.config = config or AuditLogConfig()
+        self._is_sqlite = engine.dialect.name == "sqlite"
+        self._pending: list[tuple[bytes, asyncio.Future[Receipt]]] = []
+        self._wakeup: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+        self._ready = False
+        self._unsigned = False  # this process appended since its last checkpoint
+        self._last_checkpoint_at = time.monotonic()
+        dialect = engine.dialect
+        self._bind_time = DateTime(timezone=True).dialect_impl(dialect).bind_processor(
+            dialect) or (lambda value: value)
+        self._insert_events_sql = _driver_insert(dialect, "audit_events",
+                                                 ("idx", "leaf_hash", "entry", "created_at"))
+        self._insert_nodes_sql = _driver_insert(dialect, "audit_nodes", ("level", "idx", "hash"))
+
+    # --- appending -------------------------------------------------------------------
+
+    async def append(self, event: Mapping[str, Any]) -> Receipt:
+        """Log one event; returns once it is durable. Concurrent calls share a commit."""
+        event_json = canonical_event(event)
+        if self._closed:
+            raise AuditWriteError("the audit log is closed")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Receipt] = loop.create_future()
+        self._pending.append((event_json, future))
+        if self._task is None or self._task.done():
+            self._wakeup = asyncio.Event()
+            self._task = loop.create_task(self._flusher(), name="audit-log-flusher")
+        assert self._wakeup is not None
+        self._wakeup.set()
+        # The write goes on if the caller is cancelled: what the request did stays logged.
+        return await asyncio.shield(future)
+
+    async def append_many(self, events: Iterable[Mapping[str, Any]]) -> list[Receipt]:
+        """The bulk path: log many events in large transactions, bypassing the batcher."""
+        receipts: list[Receipt] = []
+        chunk: list[bytes] = []
+        for event in events:
+            chunk.append(canonical_event(event))
+            if len(chunk) >= self.config.bulk_chunk:
+                receipts += await self._write(chunk)
+                chunk = []
+        if chunk:
+            receipts += await self._write(chunk)
+        return receipts
+
+    async def _flusher(self) -> None:
+        assert self._wakeup is not None
+        wakeup = self._wakeup
+        while True:
+            timeout = None
+            if self.config.checkpoint_seconds > 0 and self._unsigned:
+                elapsed = time.monotonic() - self._last_checkpoint_at
+                timeout = max(0.0, self.config.checkpoint_seconds - elapsed)
+            try:
+                await asyncio.wait_for(wakeup.wait(), timeout)
+            except TimeoutError:
+                await self._timed_checkpoint()
+                continue
+            if not self._pending:
+                wakeup.clear()
+                if self._closed:
+                    return
+                continue
+            if self.config.batch_window > 0 and len(self._pending) < self.config.max_batch:
+                await asyncio.sleep(self.config.batch_window)
+            batch = self._pending[: self.config.max_batch]
+            del self._pending[: self.config.max_batch]
+            if not self._pending and not self._closed:
+                wakeup.clear()
+            try:
+                receipts = await self._write([data for data, _ in batch])
+            except Exception as exc:
+                log.exception("audit write of %d events failed", len(batch))
+                error = AuditWriteError(f"the audit log could not record the event: {exc}")
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(error)
+            else:
+                for (_, future), receipt in zip(batch, receipts, strict=True):
+                    if not future.done():
+                        future.set_result(receipt)
+
+    async def _timed_checkpoint(self) -> None:
+        try:
+            await self.checkpoint()
+        except Exception:
+            # A missed timed checkpoint is retried on the next tick; appends are unaffected.
+            log.exception("timed audit checkpoint failed")
+            self._last_checkpoint_at = time.monotonic()
+
+    async def close(self) -> None:
+        """Finish pending appends, stop the batcher, and sign a final checkpoint."""
+        self._closed = True
+        if self._task is not None and not self._task.done():
+            assert self._wakeup is not None
+            self._wakeup.set()
+            await self._task
+        if self.config.checkpoint_on_close and self._unsigned:
+            await self.checkpoint()
+
+    # --- the write transaction ---------------------------------------------------------
+
+    async def _write(self, event_jsons: Sequence[bytes]) -> list[Receipt]:
+        receipts, signed = await self._locked(
+            lambda conn: self._write_locked(conn, event_jsons))
+        if signed:
+            self._last_checkpoint_at = time.monotonic()
+        self._unsigned = not signed
+        return receipts
+
+    async def _locked(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        """Run ``work`` in a transaction holding the log's write lock, and commit."""
+        await self._ensure_head()
+        async with self.engine.connect() as conn:
+            try:
+                await self._begin_locked(conn)
+                result = await work(conn)
+                await conn.commit()
+            finally:
+                if self._is_sqlite and self.config.sqlite_full_sync:
+                    await conn.rollback()
+                    await conn.exec_driver_sql("PRAGMA synchronous=NORMAL")
+        return result
+
+    async def _begin_locked(self, conn: AsyncConnection) -> None:
+        if not self._is_sqlite:
+            await conn.begin()
+            return  # the head row is locked FOR UPDATE in _write_locked
+        if self.config.sqlite_full_sync:
+            await conn.exec_driver_sql("PRAGMA synchronous=FULL")
+        deadline = time.monotonic() + SQLITE_LOCK_PATIENCE
+        while True:
+            try:
+                # IMMEDIATE takes the write lock before reading the head, so no other
+                # process can move the head between our read and our write.
+                await conn.exec_driver_sql("BEGIN IMMEDIATE")
+                return
+            except OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                await conn.rollback()
+                await asyncio.sleep(0.01)
+
+    async def _lock_head(self, conn: AsyncConnection):
+        row = (await conn.execute(
+            select(HEAD.c.size, HEAD.c.root, HEAD.c.frontier).where(HEAD.c.id == HEAD_ID)
+            .with_for_update())).one_or_none()
+        if row is None:
+            raise AuditLogError("the audit log has no head row; run `medfed db upgrade`")
+        return row
+
+    async def _write_locked(self, conn: AsyncConnection, event_jsons: Sequence[bytes]
+                            ) -> tuple[list[Receipt], bool]:
+        row = await self._lock_head(conn)
+        frontier = merkle.Frontier(row.size, _split_hashes(row.frontier))
+        now = datetime.now(UTC)
+        stamp = _timestamp(now)
+        created = self._bind_time(now)
+        events: list[tuple[int, bytes, bytes, Any]] = []
+        nodes: list[tuple[int, int, bytes]] = []
+        receipts: list[Receipt] = []
+
+        def on_node(level: int, idx: int, h: bytes) -> None:
+            nodes.append((level, idx, h))
+
+        for event_json in event_jsons:
+            index = frontier.size
+            entry = make_entry(event_json, index, stamp)
+            leaf = merkle.leaf_hash(entry)
+            frontier.append(leaf, on_node)
+            events.append((index, leaf, entry, created))
+            receipts.append(Receipt(index, leaf))
+        # Plain driver executemany: SQLAlchemy's per-row parameter processing would cost
+        # more than the hashing and the disk together on large batches.
+        await conn.exec_driver_sql(self._insert_events_sql, events)
+        if nodes:
+            await conn.exec_driver_sql(self._insert_nodes_sql, nodes)
+        root = frontier.root()
+        await conn.execute(update(HEAD).where(HEAD.c.id == HEAD_ID).values(
+            size=frontier.size, root=root, frontier=b"".join(frontier.hashes()),
+            updated_at=now))
+        last = (await conn.execute(select(func.max(CHECKPOINTS.c.size)))).scalar()
+        if self.config.checkpoint_every > 0 and (
+                frontier.size - (last or 0) >= self.config.checkpoint_every):
+            await self._insert_checkpoint(conn, frontier.size, root, now)
+            return receipts, True
+        return receipts, False
+
+    async def _ensure_head(self) -> None:
+        if self._ready:
+            return
+        stmt = _insert(self.engine, HEAD).values(
+            id=HEAD_ID, size=0, root=merkle.EMPTY_ROOT, frontier=b"",
+            updated_at=datetime.now(UTC)).on_conflict_do_nothing(index_elements=["id"])
+        async with self.engine.begin() as conn:
+            await conn.execute(stmt)
+        self._ready = True
+
+    # --- checkpoints -------------------------------------------------------------------
+
+    async def _insert_checkpoint(self, conn: AsyncConnection, size: int, root: bytes,
+                                 now: datetime) -> None:
+        note = sign_checkpoint(Checkpoint(self.config.origin, size, root), self.signer)
+        await conn.execute(_insert(self.engine, CHECKPOINTS).values(
+            size=size, root=root, note=note, created_at=now
+        ).on_conflict_do_nothing(index_elements=["size"]))
+
+    async def checkpoint(self) -> SignedCheckpoint:
+        """Sign the current tree head unless a checkpoint of that size exists, and return
+        the checkpoint of the current size."""
+
+        async def work(conn: AsyncConnection) -> SignedCheckpoint:
+            head = await self._lock_head(conn)
+            existing = await self._checkpoint_row(conn, head.size)
+            if existing is not None:
+                return existing
+            await self._insert_checkpoint(conn, head.size, head.root, datetime.now(UTC))
+            signed = await self._checkpoint_row(conn, head.size)
+            assert signed is not None
+            return signed
+
+        signed = await self._locked(work)
+        self._last_checkpoint_at = time.monotonic()
+        self._unsigned = False
+        return signed
+
+    async def _checkpoint_row(self, conn: AsyncConnection, size: int
+                              ) -> SignedCheckpoint | None:
+        row = (await conn.execute(
+            select(CHECKPOINTS).where(CHECKPOINTS.c.size == size))).one_or_none()
+        return None if row is None else SignedCheckpoint(row.size, row.root, row.note,
+                                                         row.created_at)
+
+    async def latest_checkpoint(self) -> SignedCheckpoint | None:
+        return await latest_checkpoint(self.engine)
+
+    async def checkpoint_at(self, size: int) -> SignedCheckpoint | None:
+        async with self.engine.connect() as conn:
+            return await self._checkpoint_row(conn, size)
+
+    # --- reading and proofs (the same functions exist without a log, for verifiers) ----
+
+    async def size(self) -> int:
+        return await log_size(self.engine)
+
+    async def entry(self, index: int) -> bytes:
+        return await read_entry(self.engine, index)
+
+    async def root(self, size: int | None = None) -> bytes:
+        return await tree_root(self.engine, size)
+
+    async def inclusion_proof(self, index: int, size: int | None = None) -> InclusionProof:
+        return await inclusion_proof(self.engine, index, size)
+
+    async def consistency_proof(self, old_size: int, new_size: int | None = None
+                                ) -> ConsistencyProof:
+        return await consistency_proof(self.engine, old_size, new_size)
+
+
+async def latest_checkpoint(engine: AsyncEngine) -> SignedCheckpoint | None:
+    async with engine.connect() as conn:
+        row = (await conn.execute(
+            select(CHECKPOINTS).order_by(CHECKPOINTS.c.size.desc()).limit(1))).one_or_none()
+    return None if row is None else SignedCheckpoint(row.size, row.root, row.note,
+                                                     row.created_at)
+
+
+async def log_size(engine: AsyncEngine) -> int:
+    async with engine.connect() as conn:
+        size = (await conn.execute(
+            select(HEAD.c.size).where(HEAD.c.id == HEAD_ID))).scalar()
+    return size or 0
+
+
+async def read_entry(engine: AsyncEngine, index: int) -> bytes:
+    """The stored leaf data of event ``index`` (canonical JSON, event inside)."""
+    async with engine.connect() as conn:
+        entry = (await conn.execute(
+            select(EVENTS.c.entry).where(EVENTS.c.idx == index))).scalar()
+    if entry is None:
+        raise AuditLogError(f"no audit event {index}")
+    return entry
+
+
+async def tree_root(engine: AsyncEngine, size: int | None = None) -> bytes:
+    async with engine.connect() as conn:
+        size = await _checked_size(conn, size)
+        (root,) = await range_hashes(conn, [(0, size)])
+    return root
+
+
+async def inclusion_proof(engine: AsyncEngine, index: int, size: int | None = None
+                          ) -> InclusionProof:
+    """Proof that event ``index`` is in the tree of ``size`` events (default: all)."""
+    async with engine.connect() as conn:
+        size = await _checked_size(conn, size)
+        if not 0 <= index < size:
+            raise AuditLogError(f"event {index} is not in a log of {size} events")
+        ranges = merkle.inclusion_ranges(index, size)
+        hashes = await range_hashes(conn, [(index, index + 1), (0, size), *ranges])
+    return InclusionProof(index, size, hashes[0], hashes[1], hashes[2:])
+
+
+async def consistency_proof(engine: AsyncEngine, old_size: int, new_size: int | None = None
+                            ) -> ConsistencyProof:
+    """Proof that the tree of ``new_size`` events (default: all) extends ``old_size``."""
+    async with engine.connect() as conn:
+        new_size = await _checked_size(conn, new_size)
+        if not 0 <= old_size <= new_size:
+            raise AuditLogError(f"no consistency proof from {old_size} to {new_size}")
+        ranges = merkle.consistency_ranges(old_size, new_size)
+        hashes = await range_hashes(conn, [(0, old_size), (0, new_size), *ranges])
+    return ConsistencyProof(old_size, hashes[0], new_size, hashes[1], hashes[2:])
+
+
+async def _checked_size(conn: AsyncConnection, size: int | None) -> int:
+    current = (await conn.execute(
+        select(HEAD.c.size).where(HEAD.c.id == HEAD_ID))).scalar() or 0
+    if size is None:
+        return current
+    if not 0 <= size <= current:
+        raise AuditLogError(f"the log has {current} events, not {size}")
+    return size
+
+
+async def range_hashes(conn: AsyncConnection, ranges: Sequence[tuple[int, int]]
+                       ) -> list[bytes]:
+    """MTH of each leaf range, from O(log n) stored subtrees per range."""
+    plans = [merkle.aligned_subtrees(s, e) for s, e in ranges]
+    wanted = {key for plan in plans for key in plan}
+    found: dict[tuple[int, int], bytes] = {}
+    leaves = [j for level, j in wanted if level == 0]
+    if leaves:
+        rows = await conn.execute(
+            select(EVENTS.c.idx, EVENTS.c.leaf_hash).where(EVENTS.c.idx.in_(leaves)))
+        found.update(((0, r.idx), r.leaf_hash) for r in rows)
+    by_level: dict[int, list[int]] = {}
+    for level, j in wanted:
+        if level:
+            by_level.setdefault(level, []).append(j)
+    if by_level:
+        rows = await conn.execute(select(NODES.c.level, NODES.c.idx, NODES.c.hash).where(
+            or_(*(and_(NODES.c.level == level, NODES.c.idx.in_(js))
+                  for level, js in by_level.items()))))
+        found.update(((r.level, r.idx), r.hash) for r in rows)
+    missing = wanted - found.keys()
+    if missing:
+        raise AuditLogError(f"the stored tree lacks subtree {sorted(missing)[0]}; "
+                            "run `medfed audit verify`")
+    return [merkle.fold_subtrees([found[k] for k in plan]) if plan else merkle.EMPTY_ROOT
+            for plan in plans]

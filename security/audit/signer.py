@@ -1,0 +1,161 @@
+"""Checkpoint signers and verifiers behind a small protocol, so an SM2 signer can be added
+beside Ed25519 without touching the log or the note format.
+
+The Ed25519 signing key lives in ``<keys-dir>/audit-log.pem`` (owner-only) and is created on
+first use; its public half is published next to it as a C2SP verifier key
+(``audit-log.pub``), the one string an outside party needs to check checkpoints.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import stat
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+ED25519 = 0x01  # C2SP signed-note signature type for Ed25519
+PRIVATE_KEY_FILE = "audit-log.pem"
+VERIFIER_KEY_FILE = "audit-log.pub"
+
+
+class AuditKeyError(Exception):
+    """A signing or verifier key that is missing, malformed or unsafe."""
+
+
+@runtime_checkable
+class Verifier(Protocol):
+    name: str
+    algorithm_id: int
+    public_key_bytes: bytes
+
+    def verify(self, message: bytes, signature: bytes) -> bool: ...
+
+
+@runtime_checkable
+class Signer(Verifier, Protocol):
+    def sign(self, message: bytes) -> bytes: ...
+
+
+def check_key_name(name: str) -> str:
+    # C2SP: a key name is non-empty UTF-8 with no whitespace and no '+'.
+    if not name or "+" in name or any(c.isspace() for c in name):
+        raise AuditKeyError(f"key name {name!r} must be non-empty, with no spaces and no '+'")
+    return name
+
+
+def key_hash(verifier: Verifier) -> bytes:
+    """The 4-byte key id C2SP puts in front of every signature."""
+    material = (verifier.name.encode() + b"\n" + bytes([verifier.algorithm_id])
+                + verifier.public_key_bytes)
+    return hashlib.sha256(material).digest()[:4]
+
+
+def verifier_key_string(verifier: Verifier) -> str:
+    """``<name>+<hex key hash>+<base64(type || public key)>``."""
+    encoded = base64.b64encode(bytes([verifier.algorithm_id]) + verifier.public_key_bytes)
+    return f"{verifier.name}+{key_hash(verifier).hex()}+{encoded.decode()}"
+
+
+class Ed25519Verifier:
+    algorithm_id = ED25519
+
+    def __init__(self, name: str, public_key: Ed25519PublicKey) -> None:
+        self.name = check_key_name(name)
+        self._public = public_key
+        self.public_key_bytes = public_key.public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+    def verify(self, message: bytes, signature: bytes) -> bool:
+        try:
+            self._public.verify(signature, message)
+        except InvalidSignature:
+            return False
+        return True
+
+
+class Ed25519Signer(Ed25519Verifier):
+    def __init__(self, name: str, private_key: Ed25519PrivateKey) -> None:
+        super().__init__(name, private_key.public_key())
+        self._private = private_key
+
+    def sign(self, message: bytes) -> bytes:
+        return self._private.sign(message)
+
+    def verifier(self) -> Ed25519Verifier:
+        return Ed25519Verifier(self.name, self._public)
+
+
+def parse_verifier_key(text: str) -> Verifier:
+    """A verifier from its C2SP string; fails unless the embedded key hash matches."""
+    parts = text.strip().split("+")
+    if len(parts) != 3:
+        raise AuditKeyError("a verifier key looks like <name>+<8 hex digits>+<base64 key>")
+    name, hash_hex, encoded = parts
+    try:
+        raw = base64.b64decode(encoded, validate=True)
+        expected_hash = bytes.fromhex(hash_hex)
+    except ValueError:
+        raise AuditKeyError("verifier key: the key hash or key is not valid hex/base64"
+                            ) from None
+    if not raw or raw[0] != ED25519 or len(raw) != 33:
+        raise AuditKeyError("verifier key: only Ed25519 keys (type 0x01, 32 bytes) are "
+                            "supported")
+    verifier = Ed25519Verifier(name, Ed25519PublicKey.from_public_bytes(raw[1:]))
+    if len(expected_hash) != 4 or key_hash(verifier) != expected_hash:
+        raise AuditKeyError("verifier key: the key hash does not match the name and key")
+    return verifier
+
+
+def load_or_create_ed25519(keys_dir: Path, name: str) -> Ed25519Signer:
+    """The log's signing key, generated on first use; safe when processes race to create it."""
+    check_key_name(name)
+    path = keys_dir / PRIVATE_KEY_FILE
+    if not path.exists():
+        keys_dir.mkdir(parents=True, exist_ok=True)
+        pem = Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption())
+        tmp = keys_dir / f".{PRIVATE_KEY_FILE}.{os.getpid()}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(pem)
+            fh.flush()
+            os.fsync(fh.fileno())
+        try:
+            # link() refuses to overwrite, so a key another process made first wins and
+            # every process signs with the same key.
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    mode = path.stat().st_mode
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise AuditKeyError(f"{path} is readable by others (mode {stat.S_IMODE(mode):o}); "
+                            f"run: chmod 600 {path}")
+    try:
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    except ValueError as exc:
+        raise AuditKeyError(f"{path} is not a PEM private key: {exc}") from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise AuditKeyError(f"{path} is not an Ed25519 key")
+    signer = Ed25519Signer(name, key)
+    publish_verifier_key(keys_dir, signer)
+    return signer
+
+
+def publish_verifier_key(keys_dir: Path, verifier: Verifier) -> Path:
+    path = keys_dir / VERIFIER_KEY_FILE
+    text = verifier_key_string(verifier) + "\n"
+    if not path.exists() or path.read_text(encoding="utf-8") != text:
+        tmp = keys_dir / f".{VERIFIER_KEY_FILE}.{os.getpid()}"
+        tmp.write_text(text, encoding="utf-8")
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    return path
