@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
+from pathlib import Path
 
 from connectors.sql.engine import sqlite_path
-from gateway.config import Settings
-from security.crypto import KeyRing, KeyRingError
+from gateway.config import ConfigError, Settings
+from security.crypto import KeyProvider, KeyProviderError, KeyRing, KeyRingError, LocalKeyProvider
+from security.crypto.algorithms import PROFILES, profile
+
+_CRYPTO_KEYS = {"profile", "kek_file"}
 
 
 def sources_with_data(settings: Settings) -> list[str]:
@@ -34,6 +39,49 @@ def sources_with_data(settings: Settings) -> list[str]:
     return found
 
 
+def crypto_profile(settings: Settings, env: dict[str, str] | None = None) -> str:
+    """``[crypto] profile`` ("standard" or "national"), overridden by ``MEDFED_CRYPTO_PROFILE``.
+
+    The profile picks the algorithms of keys created from now on; existing keys keep theirs.
+    """
+    env = os.environ if env is None else env
+    table = _crypto_table(settings)
+    key = "MEDFED_CRYPTO_PROFILE" if env.get("MEDFED_CRYPTO_PROFILE") else "crypto.profile"
+    name = env.get("MEDFED_CRYPTO_PROFILE") or table.get("profile", "standard")
+    if name not in PROFILES:
+        raise ConfigError(key, f"'{name}' is not a crypto profile (use {' or '.join(PROFILES)})")
+    return profile(name).name
+
+
+def kek_location(settings: Settings, env: dict[str, str] | None = None) -> Path:
+    """Where the local key provider keeps the KEKs: ``[crypto] kek_file`` or
+    ``MEDFED_KEK_FILE``, by default ``<data-dir>/keys/kek.json`` (keep it on another volume or
+    backup than the keyring in production)."""
+    env = os.environ if env is None else env
+    raw = env.get("MEDFED_KEK_FILE") or _crypto_table(settings).get("kek_file")
+    if raw is not None and (not isinstance(raw, str) or not raw):
+        raise ConfigError("crypto.kek_file", "must be a file path")
+    return Path(raw) if raw else LocalKeyProvider.location(settings.data_dir)
+
+
+def _crypto_table(settings: Settings) -> dict:
+    table = settings.extra.get("crypto", {})
+    if not isinstance(table, dict):
+        raise ConfigError("crypto", "must be a table ([crypto])")
+    unknown = set(table) - _CRYPTO_KEYS
+    if unknown:
+        raise ConfigError(f"crypto.{sorted(unknown)[0]}", "is not a crypto setting")
+    return table
+
+
+def key_provider(settings: Settings, *, create: bool) -> KeyProvider:
+    try:
+        return LocalKeyProvider(kek_location(settings), create=create,
+                                algorithm=profile(crypto_profile(settings)).kek)
+    except KeyProviderError as exc:
+        raise KeyRingError(str(exc)) from None
+
+
 def open_keyring(settings: Settings, *, create: bool) -> KeyRing:
     """The data directory's keyring; generated on first run only when no data exists yet.
 
@@ -41,8 +89,12 @@ def open_keyring(settings: Settings, *, create: bool) -> KeyRing:
     not, refuse to go on rather than generate a fresh keyring that cannot read it.
     """
     location = KeyRing.location(settings.data_dir)
+    chosen = crypto_profile(settings)
     if location.exists():
-        return KeyRing.load(settings.data_dir)
+        # A v1 keyring (plain keys) is wrapped on load, which needs a KEK to be made.
+        migrating = KeyRing.is_v1(settings.data_dir)
+        return KeyRing.load(settings.data_dir, profile=chosen,
+                            provider=key_provider(settings, create=migrating))
     with_data = sources_with_data(settings)
     if with_data:
         raise KeyRingError(
@@ -52,4 +104,6 @@ def open_keyring(settings: Settings, *, create: bool) -> KeyRing:
         )
     if not create:
         raise KeyRingError(f"no keyring at {location}; run `medfed demo build` or restore it")
-    return KeyRing.create(settings.data_dir)
+    return KeyRing.create(settings.data_dir, profile=chosen,
+                          provider=key_provider(settings, create=True))
+

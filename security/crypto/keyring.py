@@ -251,6 +251,13 @@ class KeyRing:
         return Path(data_dir) / "keys" / KEY_FILE
 
     @classmethod
+    def is_v1(cls, data_dir: Path) -> bool:
+        """Whether the keyring is still format 1 (plain keys, wrapped on the next load)."""
+        path = cls.location(data_dir)
+        return path.exists() and read_private_json(path, "keyring", KeyRingError).get(
+            "format") == FORMAT_V1
+
+    @classmethod
     def _provider_for(cls, data_dir: Path, provider: KeyProvider | None, *, create: bool,
                       chosen: Profile) -> KeyProvider:
         if provider is not None:
