@@ -10,12 +10,16 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
+from gateway.auth import AuthMiddleware, auth_options
+from gateway.config import load_settings
 from security.identity import (
     DEMO_ISSUER,
     DEMO_KID,
     AuthenticationError,
+    IssuerConfigError,
     IssuerRegistry,
     Purpose,
+    RegistryFile,
     Role,
     verify_token,
 )
@@ -390,3 +394,61 @@ def test_issuer_must_be_trusted_for_our_audience(world):
     assert verify_token(token, _registry(world), audience="other").issuer == ES_ISSUER
     with pytest.raises(AuthenticationError, match="not trusted for audience 'other'"):
         verify_token(world.demo_token(aud="other"), _registry(world), audience="other")
+
+
+# -- other ASGI traffic and start-up wiring -------------------------------------------------
+
+async def _raw(app, scope: dict) -> list[dict]:
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        return {"type": "websocket.connect"}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    return sent
+
+
+async def test_websocket_without_a_token_is_closed_before_the_app_runs(world):
+    calls: list[dict] = []
+
+    async def inner(scope, receive, send):
+        calls.append(scope)
+
+    app = AuthMiddleware(inner, RegistryFile(world.issuers_file), AUDIENCE)
+    scope = {"type": "websocket", "path": "/graphql", "headers": [], "query_string": b""}
+    sent = await _raw(app, scope)
+    assert calls == []
+    assert sent[0]["type"] == "websocket.close" and sent[0]["code"] == 1008
+    token = world.demo_token().encode()
+    await _raw(app, {**scope, "headers": [(b"authorization", b"Bearer " + token)]})
+    assert calls[0]["state"]["principal"].role is Role.CLINICIAN
+
+
+async def test_lifespan_passes_through_untouched(world):
+    seen: list[str] = []
+
+    async def inner(scope, receive, send):
+        seen.append(scope["type"])
+
+    app = AuthMiddleware(inner, RegistryFile(world.issuers_file), AUDIENCE)
+    await _raw(app, {"type": "lifespan"})
+    assert seen == ["lifespan"]
+
+
+def test_auth_options_sets_up_the_demo_issuer_in_dev_mode(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings(data_dir=tmp_path / "data", env={"MEDFED_DEV": "true"})
+    options = auth_options(settings)
+    assert options["audience"] == "medfed" and options["allow_graphiql_page"] is True
+    assert options["registry_factory"]().issuer(DEMO_ISSUER) is not None
+
+
+def test_auth_options_outside_dev_needs_an_issuers_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings(data_dir=tmp_path / "data", env={"MEDFED_DEV": "false"})
+    with pytest.raises(IssuerConfigError, match=r"issuers\.toml.*does not exist"):
+        auth_options(settings)
+    assert not (tmp_path / "data" / "keys" / "demo-issuer.pem").exists()
