@@ -116,6 +116,8 @@ class RegistryFile:
             stamp, self._loaded = self._stamp, None  # stays None if anything fails
             try:
                 st = self.path.stat()
+            except FileNotFoundError:
+                raise IssuerConfigError(str(self.path), "", "does not exist") from None
             except OSError as exc:
                 raise IssuerConfigError(str(self.path), "",
                                         f"cannot be read ({exc.strerror})") from None
@@ -131,16 +133,18 @@ class RegistryFile:
 
 def _check_not_writable_by_others(path: Path, source: str, key: str) -> None:
     # Whoever can write this file decides who may sign tokens: refuse group/world-writable.
+    # `key` is empty for the issuers file itself, whose path already leads the message.
+    named = f"{path} " if key else ""
     try:
         mode = path.stat().st_mode
     except FileNotFoundError:
-        raise IssuerConfigError(source, key, f"{path} does not exist") from None
+        raise IssuerConfigError(source, key, f"{named}does not exist") from None
     except OSError as exc:
-        raise IssuerConfigError(source, key, f"{path} cannot be read ({exc.strerror})") from None
+        raise IssuerConfigError(source, key, f"{named}cannot be read ({exc.strerror})") from None
     if mode & (stat.S_IWGRP | stat.S_IWOTH):
         raise IssuerConfigError(
             source, key,
-            f"{path} is writable by others (mode {stat.S_IMODE(mode):o}); run: chmod 644 {path}",
+            f"{named}is writable by others (mode {stat.S_IMODE(mode):o}); run: chmod 644 {path}",
         )
 
 
