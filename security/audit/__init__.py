@@ -1,0 +1,71 @@
+"""The tamper-evident audit log: an RFC 6962 Merkle tree of events in the gateway database,
+with C2SP signed checkpoints, inclusion and consistency proofs, and a verifier.
+
+The request path needs :func:`open_audit_log` once per process, then ``await
+log.append(event)`` per access (raises :class:`AuditWriteError`: answer 503, never
+unaudited) and ``await log.close()`` on shutdown.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from security.audit.log import (
+    AuditLog,
+    AuditLogConfig,
+    AuditLogError,
+    AuditWriteError,
+    ConsistencyProof,
+    InclusionProof,
+    Receipt,
+    SignedCheckpoint,
+    consistency_proof,
+    inclusion_proof,
+    latest_checkpoint,
+)
+from security.audit.note import Checkpoint, NoteError, open_checkpoint
+from security.audit.signer import (
+    AuditKeyError,
+    Signer,
+    Verifier,
+    load_or_create_ed25519,
+    parse_verifier_key,
+    verifier_key_string,
+)
+from security.audit.verify import VerifyReport, verify_log
+
+__all__ = [
+    "AuditKeyError",
+    "AuditLog",
+    "AuditLogConfig",
+    "AuditLogError",
+    "AuditWriteError",
+    "Checkpoint",
+    "ConsistencyProof",
+    "InclusionProof",
+    "NoteError",
+    "Receipt",
+    "SignedCheckpoint",
+    "Signer",
+    "Verifier",
+    "VerifyReport",
+    "consistency_proof",
+    "inclusion_proof",
+    "latest_checkpoint",
+    "load_or_create_ed25519",
+    "open_audit_log",
+    "open_checkpoint",
+    "parse_verifier_key",
+    "verifier_key_string",
+    "verify_log",
+]
+
+
+def open_audit_log(engine: AsyncEngine, keys_dir: Path,
+                   config: AuditLogConfig | None = None) -> AuditLog:
+    """The log on ``engine`` signing with ``<keys_dir>/audit-log.pem`` (made on first use;
+    its verifier key is published as ``audit-log.pub``)."""
+    config = config or AuditLogConfig()
+    return AuditLog(engine, load_or_create_ed25519(keys_dir, config.origin), config)

@@ -13,6 +13,8 @@ batch with :class:`AuditWriteError`, so the request path can refuse to answer un
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -97,6 +99,10 @@ class InclusionProof:
         return merkle.verify_inclusion(self.index, self.size, self.leaf_hash, self.path,
                                        self.root)
 
+    def to_dict(self) -> dict[str, Any]:
+        return {"index": self.index, "size": self.size, "leaf_hash": _b64(self.leaf_hash),
+                "root": _b64(self.root), "inclusion_path": [_b64(h) for h in self.path]}
+
 
 @dataclass(frozen=True)
 class ConsistencyProof:
@@ -109,6 +115,28 @@ class ConsistencyProof:
     def verify(self) -> bool:
         return merkle.verify_consistency(self.old_size, self.old_root, self.new_size,
                                          self.new_root, self.path)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"old_size": self.old_size, "old_root": _b64(self.old_root),
+                "new_size": self.new_size, "new_root": _b64(self.new_root),
+                "consistency_path": [_b64(h) for h in self.path]}
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> ConsistencyProof:
+        """Parse a proof received from elsewhere; raises ``ValueError`` if malformed."""
+        try:
+            return cls(int(raw["old_size"]), _unb64(raw["old_root"]), int(raw["new_size"]),
+                       _unb64(raw["new_root"]), [_unb64(h) for h in raw["consistency_path"]])
+        except (KeyError, TypeError, binascii.Error) as exc:
+            raise ValueError(f"not a consistency proof: {exc}") from None
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.b64decode(text, validate=True)
 
 
 def canonical_event(event: Mapping[str, Any]) -> bytes:

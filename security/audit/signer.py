@@ -93,7 +93,7 @@ class Ed25519Signer(Ed25519Verifier):
 
 def parse_verifier_key(text: str) -> Verifier:
     """A verifier from its C2SP string; fails unless the embedded key hash matches."""
-    parts = text.strip().split("+")
+    parts = text.strip().split("+", 2)
     if len(parts) != 3:
         raise AuditKeyError("a verifier key looks like <name>+<8 hex digits>+<base64 key>")
     name, hash_hex, encoded = parts

@@ -1,0 +1,215 @@
+"""``medfed audit verify|checkpoint|proof|check-consistency``: the audit log from the shell.
+
+``verify`` and ``check-consistency`` need only the public verifier key (``--key``, default
+``<data-dir>/keys/audit-log.pub``), so a security team can run them with a key it keeps
+itself. Exit status: 0 verified, 1 the log or a proof failed verification, 2 a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+from gateway.commands import add_common, settings_from
+from gateway.config import Settings
+
+
+def register(subparsers) -> None:
+    audit = subparsers.add_parser("audit", help="verify the audit log; print checkpoints "
+                                  "and proofs")
+    actions = audit.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    verify = actions.add_parser("verify", help="recompute the whole log and check every "
+                                "event, subtree and signed checkpoint")
+    verify.add_argument("--checkpoint", type=Path, metavar="FILE",
+                        help="a checkpoint note you kept: check the log still extends it")
+    _add_key(verify)
+    verify.set_defaults(handler=_verify)
+
+    checkpoint = actions.add_parser("checkpoint", help="sign (if needed) and print the "
+                                    "checkpoint of the current log")
+    checkpoint.set_defaults(handler=_checkpoint)
+
+    proof = actions.add_parser("proof", help="print an inclusion proof (--index) or a "
+                               "consistency proof (--from) as JSON")
+    which = proof.add_mutually_exclusive_group(required=True)
+    which.add_argument("--index", type=int, help="the event to prove")
+    which.add_argument("--from", dest="old_size", type=int, metavar="SIZE",
+                       help="the size of an older checkpoint to prove consistency with")
+    proof.add_argument("--size", type=int, help="the tree size to prove against (default: "
+                       "a checkpoint of the whole log, signed now if needed)")
+    proof.set_defaults(handler=_proof)
+
+    check = actions.add_parser("check-consistency", help="offline: check that a newer "
+                               "checkpoint extends an older one, given a consistency proof")
+    check.add_argument("old", type=Path, help="the older checkpoint note")
+    check.add_argument("new", type=Path, help="the newer checkpoint note")
+    check.add_argument("proof", type=Path, help="the proof JSON (`audit proof --from`)")
+    _add_key(check)
+    check.set_defaults(handler=_check_consistency)
+
+    for sub in (verify, checkpoint, proof, check):
+        add_common(sub)
+
+
+def _add_key(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--key", metavar="KEY", help="the verifier key, or a file holding "
+                        "it (default <data-dir>/keys/audit-log.pub)")
+
+
+def _usage(message: str) -> Exception:
+    from gateway.cli import UsageError
+
+    return UsageError(message)
+
+
+def _config(settings: Settings):
+    from security.audit import AuditLogConfig
+
+    raw = settings.extra.get("audit", {})
+    try:
+        return AuditLogConfig.from_mapping(raw if isinstance(raw, dict) else {})
+    except (TypeError, ValueError) as exc:
+        raise _usage(f"[audit] configuration: {exc}") from None
+
+
+def _read(path: Path, what: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise _usage(f"cannot read {what} {path}: {exc.strerror}") from None
+
+
+def _verifier(args: argparse.Namespace, settings: Settings):
+    from security.audit import AuditKeyError, parse_verifier_key
+    from security.audit.signer import VERIFIER_KEY_FILE
+
+    key = args.key
+    if key is None:
+        path = settings.data_dir / "keys" / VERIFIER_KEY_FILE
+        if not path.exists():
+            raise _usage(f"no verifier key at {path}; pass --key (the log writes it when it "
+                         "first signs)")
+        key = _read(path, "verifier key")
+    elif Path(key).is_file():
+        key = _read(Path(key), "verifier key")
+    try:
+        return parse_verifier_key(key)
+    except AuditKeyError as exc:
+        raise _usage(str(exc)) from None
+
+
+async def _with_engine(settings: Settings, work):
+    from connectors.sql import migrate
+    from connectors.sql.engine import create_source_engine
+
+    spec = settings.gateway_spec
+    await migrate.upgrade(spec)
+    engine = create_source_engine(spec)
+    try:
+        return await work(engine)
+    finally:
+        await engine.dispose()
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from security.audit import NoteError, consistency_proof, verify_log
+
+    settings = settings_from(args)
+    config = _config(settings)
+    verifier = _verifier(args, settings)
+    note = _read(args.checkpoint, "checkpoint") if args.checkpoint else None
+
+    async def work(engine):
+        report = await verify_log(engine, verifier, origin=config.origin, external_note=note)
+        old = report.external
+        if old is not None and report.ok:
+            # What an outside party would be served: a proof from the stored subtrees,
+            # checked against their root and the root recomputed from the events.
+            proof = await consistency_proof(engine, old.size, report.size)
+            if not (proof.verify() and proof.old_root == old.root
+                    and proof.new_root == report.root):
+                report.add("tree", None, f"no valid consistency proof from your checkpoint "
+                           f"of size {old.size} to the log's {report.size} events")
+        return report
+
+    try:
+        report = asyncio.run(_with_engine(settings, work))
+    except NoteError as exc:
+        print(f"medfed: your checkpoint does not verify: {exc}", file=sys.stderr)
+        return 1
+    print(report.summary())
+    return 0 if report.ok else 1
+
+
+def _open_log(settings: Settings, engine):
+    from security.audit import open_audit_log
+
+    return open_audit_log(engine, settings.data_dir / "keys", _config(settings))
+
+
+def _checkpoint(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+
+    async def work(engine):
+        return await _open_log(settings, engine).checkpoint()
+
+    print(asyncio.run(_with_engine(settings, work)).note, end="")
+    return 0
+
+
+def _proof(args: argparse.Namespace) -> int:
+    from security.audit import AuditLogError
+
+    settings = settings_from(args)
+
+    async def work(engine):
+        log = _open_log(settings, engine)
+        if args.size is None:
+            signed = await log.checkpoint()
+            size = signed.size
+        else:
+            size, signed = args.size, await log.checkpoint_at(args.size)
+        if args.index is not None:
+            proof = (await log.inclusion_proof(args.index, size)).to_dict()
+            proof["entry"] = (await log.entry(args.index)).decode("utf-8")
+        else:
+            proof = (await log.consistency_proof(args.old_size, size)).to_dict()
+        proof["checkpoint"] = signed.note if signed is not None else None
+        return proof
+
+    try:
+        result = asyncio.run(_with_engine(settings, work))
+    except AuditLogError as exc:
+        raise _usage(str(exc)) from None
+    print(json.dumps(result, indent=2, ensure_ascii=False))
+    return 0
+
+
+def _check_consistency(args: argparse.Namespace) -> int:
+    from security.audit import ConsistencyProof, NoteError, open_checkpoint
+
+    settings = settings_from(args)
+    verifier = _verifier(args, settings)
+    try:
+        proof = ConsistencyProof.from_dict(json.loads(_read(args.proof, "proof")))
+    except (ValueError, AttributeError) as exc:
+        raise _usage(f"{args.proof}: {exc}") from None
+    try:
+        old = open_checkpoint(_read(args.old, "checkpoint"), [verifier])
+        new = open_checkpoint(_read(args.new, "checkpoint"), [verifier], old.origin)
+    except NoteError as exc:
+        print(f"medfed: checkpoint does not verify: {exc}", file=sys.stderr)
+        return 1
+    # The proof's own roots are not trusted: only the signed ones are used.
+    if (proof.old_size, proof.new_size) == (old.size, new.size) and ConsistencyProof(
+            old.size, old.root, new.size, new.root, proof.path).verify():
+        print(f"consistent: {new.origin} at {new.size} events extends your checkpoint at "
+              f"{old.size}")
+        return 0
+    print(f"NOT consistent: the checkpoint at {new.size} events does not extend the one at "
+          f"{old.size} with this proof", file=sys.stderr)
+    return 1

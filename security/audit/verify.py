@@ -1,0 +1,255 @@
+"""Check a stored audit log from first principles, with nothing but its public key.
+
+Streams events in index order in fixed-size chunks (memory stays bounded at any size),
+recomputes every leaf hash from the stored bytes and the whole tree from those leaves, and
+compares: each stored leaf hash, the index hashed into each entry, the contiguity of the
+indexes, every stored subtree, the head row, and the root and signature of every checkpoint.
+The stored hashes and subtrees are never trusted, only compared.
+
+The report names the first event that can no longer be trusted. An edited, deleted, moved or
+inserted row is named exactly; an edit that also rewrote the row's hash is named to within
+the smallest stored subtree or signed checkpoint that disagrees.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import orjson
+from sqlalchemy import and_, or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from security.audit import merkle
+from security.audit.log import CHECKPOINTS, EVENTS, HEAD, NODES
+from security.audit.models import HEAD_ID
+from security.audit.note import Checkpoint, NoteError, open_checkpoint
+from security.audit.signer import Verifier
+
+CHUNK = 20_000
+MAX_LISTED = 20  # problems kept in the report; the rest are only counted
+
+
+@dataclass(frozen=True)
+class Problem:
+    kind: str  # tampered | missing | reordered | inserted | tree | checkpoint | head
+    index: int | None  # the first event index this makes untrustworthy, if known
+    detail: str
+
+
+@dataclass
+class VerifyReport:
+    size: int = 0  # events read
+    root: bytes = merkle.EMPTY_ROOT  # recomputed from the events
+    checkpoints: int = 0  # checkpoints whose signature and root were checked
+    external: Checkpoint | None = None
+    problems: list[Problem] = field(default_factory=list)
+    problem_count: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.problem_count == 0
+
+    @property
+    def first_bad_index(self) -> int | None:
+        indexes = [p.index for p in self.problems if p.index is not None]
+        return min(indexes) if indexes else None
+
+    def add(self, kind: str, index: int | None, detail: str) -> None:
+        self.problem_count += 1
+        if len(self.problems) < MAX_LISTED:
+            self.problems.append(Problem(kind, index, detail))
+        elif index is not None and (self.first_bad_index is None
+                                    or index < self.first_bad_index):
+            # Keep the earliest index even when the list is full.
+            self.problems[-1] = Problem(kind, index, detail)
+
+    def summary(self) -> str:
+        if self.ok:
+            text = (f"audit log intact: {self.size} events, root "
+                    f"{self.root.hex()}, {self.checkpoints} signed checkpoints verified")
+            if self.external is not None:
+                text += (f"; your checkpoint of size {self.external.size} is consistent "
+                         f"with the log")
+            return text
+        first = self.first_bad_index
+        lead = (f"audit log damaged: first bad event index {first}" if first is not None
+                else "audit log damaged")
+        lines = [f"{lead} ({self.problem_count} problems, {self.size} events read)"]
+        lines += [f"  {p.kind}: {p.detail}" for p in self.problems]
+        return "\n".join(lines)
+
+
+def _nodes_filter(start: int, end: int, max_level: int):
+    """Stored subtrees completed by leaves at positions [start, end)."""
+    clauses = []
+    for level in range(1, max_level + 1):
+        lo = ((start + (1 << level)) >> level) - 1
+        hi = (end >> level) - 1
+        if lo <= hi:
+            clauses.append(and_(NODES.c.level == level, NODES.c.idx.between(lo, hi)))
+    return or_(*clauses) if clauses else None
+
+
+class _Checker:
+    def __init__(self, verifiers: list[Verifier], origin: str | None,
+                 external: Checkpoint | None) -> None:
+        self.verifiers = verifiers
+        self.origin = origin
+        self.external = external
+        self.report = VerifyReport(external=external)
+        self.frontier = merkle.Frontier()
+        self.expected = 0  # the index the next row should have
+        self.stored_nodes: dict[tuple[int, int], bytes] = {}
+        self.last_good_checkpoint = 0
+
+    @property
+    def tree_trusted(self) -> bool:
+        # After the first problem every later subtree and root differs as a consequence;
+        # reporting those would bury the cause.
+        return self.report.problem_count == 0
+
+    def _on_node(self, level: int, idx: int, h: bytes) -> None:
+        stored = self.stored_nodes.pop((level, idx), None)
+        if self.tree_trusted and stored != h:
+            start = idx << level
+            what = "is missing" if stored is None else "disagrees with the events"
+            self.report.add("tree", start, f"stored subtree of events {start}.."
+                            f"{start + (1 << level) - 1} {what}")
+
+    def row(self, idx: int, leaf: bytes, entry: bytes | str) -> None:
+        report = self.report
+        if not isinstance(entry, bytes):
+            # A hand edit can turn the BLOB into text; judge it by its bytes all the same.
+            entry = str(entry).encode("utf-8")
+        if idx != self.expected:
+            report.add("missing", self.expected,
+                       f"events {self.expected}..{idx - 1} are missing" if idx > self.expected
+                       else f"event {idx} is out of order")
+            self.expected = idx
+        computed = merkle.leaf_hash(entry)
+        if computed != leaf:
+            report.add("tampered", idx, f"event {idx} does not match its leaf hash "
+                       "(its content was changed)")
+        claimed = _claimed_index(entry)
+        if claimed is None:
+            report.add("tampered", idx, f"event {idx} is not a log entry")
+        elif claimed != idx:
+            kind = "inserted" if claimed < idx else "reordered"
+            report.add(kind, min(idx, claimed), f"the row at index {idx} holds event "
+                       f"{claimed} (rows were moved, inserted or deleted)")
+        self.frontier.append(computed, self._on_node)
+        self.expected += 1
+
+    def checkpoint(self, size: int, root: bytes, note: str) -> None:
+        report = self.report
+        try:
+            signed = open_checkpoint(note, self.verifiers, self.origin)
+        except NoteError as exc:
+            report.add("checkpoint", None, f"checkpoint at size {size}: {exc}")
+            return
+        if signed.size != size or signed.root != root:
+            report.add("checkpoint", None, f"checkpoint at size {size}: the stored size or "
+                       "root differs from the signed note")
+            return
+        report.checkpoints += 1
+        self.compare_root(signed, f"signed checkpoint at size {size}")
+
+    def compare_root(self, checkpoint: Checkpoint, what: str) -> None:
+        if self.frontier.size != checkpoint.size:
+            return  # compared when the stream reaches it, or reported as missing at the end
+        if self.frontier.root() == checkpoint.root:
+            self.last_good_checkpoint = checkpoint.size
+        elif self.tree_trusted:
+            self.report.add("tree", self.last_good_checkpoint,
+                            f"the {what} does not match the events: an event after index "
+                            f"{self.last_good_checkpoint - 1} was rewritten together with "
+                            "its hash")
+
+
+def _claimed_index(entry: bytes) -> int | None:
+    try:
+        parsed = orjson.loads(entry)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(parsed, dict) or set(parsed) != {"event", "index", "logged_at"}:
+        return None
+    index = parsed["index"]
+    return index if isinstance(index, int) and not isinstance(index, bool) else None
+
+
+async def _checkpoints_in(conn: AsyncConnection, low: int, high: int | None):
+    query = select(CHECKPOINTS.c.size, CHECKPOINTS.c.root, CHECKPOINTS.c.note).where(
+        CHECKPOINTS.c.size >= low).order_by(CHECKPOINTS.c.size)
+    if high is not None:
+        query = query.where(CHECKPOINTS.c.size <= high)
+    return (await conn.execute(query)).all()
+
+
+async def verify_log(engine: AsyncEngine, verifiers: Verifier | Iterable[Verifier], *,
+                     origin: str | None = None, external_note: str | None = None,
+                     chunk: int = CHUNK) -> VerifyReport:
+    """Verify the whole stored log; ``external_note`` is a checkpoint kept outside the
+    gateway, which must match the events too. Raises ``NoteError`` if that note itself does
+    not verify (a problem with the caller's input, not the log)."""
+    trusted = [verifiers] if isinstance(verifiers, Verifier) else list(verifiers)
+    external = (open_checkpoint(external_note, trusted, origin)
+                if external_note is not None else None)
+    checker = _Checker(trusted, origin, external)
+    report = checker.report
+    async with engine.connect() as conn:
+        head = (await conn.execute(select(HEAD.c.size, HEAD.c.root).where(
+            HEAD.c.id == HEAD_ID))).one_or_none()
+        max_level = max((head.size if head else 0).bit_length(), 1) + 1
+        for size, root, note in await _checkpoints_in(conn, 0, 0):
+            checker.checkpoint(size, root, note)
+        if external is not None and external.size == 0:
+            checker.compare_root(external, "external checkpoint")
+        last_idx = -1
+        while True:
+            rows = (await conn.execute(
+                select(EVENTS.c.idx, EVENTS.c.leaf_hash, EVENTS.c.entry)
+                .where(EVENTS.c.idx > last_idx).order_by(EVENTS.c.idx).limit(chunk))).all()
+            if not rows:
+                break
+            start = checker.frontier.size
+            end = start + len(rows)
+            nodes = _nodes_filter(start, end, max(max_level, end.bit_length() + 1))
+            if nodes is not None:
+                checker.stored_nodes = {
+                    (r.level, r.idx): r.hash for r in await conn.execute(
+                        select(NODES.c.level, NODES.c.idx, NODES.c.hash).where(nodes))}
+            pending = list(await _checkpoints_in(conn, start + 1, end))
+            for idx, leaf, entry in rows:
+                checker.row(idx, leaf, entry)
+                while pending and pending[0].size == checker.frontier.size:
+                    checker.checkpoint(*pending.pop(0))
+                if external is not None and external.size == checker.frontier.size:
+                    checker.compare_root(external, "external checkpoint")
+            for size, root, note in pending:  # sizes skipped by a gap in the indexes
+                checker.checkpoint(size, root, note)
+            last_idx = rows[-1].idx
+        report.size = checker.frontier.size
+        report.root = checker.frontier.root()
+        for size, root, note in await _checkpoints_in(conn, report.size + 1, None):
+            checker.checkpoint(size, root, note)
+            report.add("missing", report.size, f"a checkpoint signed {size} events but only "
+                       f"{report.size} are stored: events from {report.size} on are missing")
+    if external is not None and external.size > report.size:
+        report.add("missing", report.size, f"your checkpoint has {external.size} events but "
+                   f"only {report.size} are stored: the log was truncated")
+    _check_head(report, head)
+    return report
+
+
+def _check_head(report: VerifyReport, head) -> None:
+    if head is None:
+        report.add("head", None, "the log has no head row")
+    elif head.size > report.size:
+        report.add("missing", report.size, f"the log recorded {head.size} events but only "
+                   f"{report.size} are stored")
+    elif head.size < report.size:
+        report.add("inserted", head.size, f"events {head.size}..{report.size - 1} were "
+                   f"added outside the log (it recorded {head.size} events)")
+    elif head.root != report.root and report.ok:
+        report.add("head", None, "the stored head root differs from the recomputed root")
