@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -272,6 +273,11 @@ async def recompute_indexes(specs: Sequence[SourceSpec], keyring: KeyRing, *, ba
     result = RecomputeResult()
     if not keyring.index_previous:
         return result
+    # Until every gateway has re-read the keyring, some still look up with the previous key
+    # only: rewriting an index before then would hide that row from them.
+    wait = keyring.index_rotated_at + grace - time.time()
+    if wait > 0:
+        await asyncio.sleep(wait)
     for _ in range(_MAX_PASSES):
         sweep = await _recompute_sweep(specs, keyring, batch, progress)
         result.updated += sweep.updated

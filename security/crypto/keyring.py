@@ -102,6 +102,7 @@ class KeyRing:
         self.current: dict[str, str] = {}  # source name -> key id
         self.index_current = ""
         self.index_previous: str | None = None
+        self.index_rotated_at = 0.0  # wall-clock time of the last index rotation
         self.generation = 0  # bumped whenever the state is (re)read; caches compare it
         self._stamp: tuple[int, int, int] | None = None
         self._checked = 0.0
@@ -234,6 +235,7 @@ class KeyRing:
                 )
             ring.index_previous = ring.index_current
             ring.index_current = ring._add_key(INDEX, "bi", algorithm or ring.profile.index).key_id
+            ring.index_rotated_at = time.time()
 
         self._mutate(change)
         return self.index_key(self.index_current)
@@ -393,6 +395,7 @@ class KeyRing:
                     keys[key_id] = (self._unwrap(records[key_id], wrapped), entry["created"])
             current = {str(s): str(k) for s, k in raw["current"].items()}
             index_current, index_previous = raw["index"]["current"], raw["index"]["previous"]
+            rotated_at = float(raw["index"].get("rotated_at", 0.0))
             person_ref = raw["person_ref"]
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise KeyRingError(f"the keyring {self.path} is damaged ({type(exc).__name__})"
@@ -407,6 +410,7 @@ class KeyRing:
             self._install(key, created, records[key.key_id].kek or "")
         self.current, self.index_current, self.index_previous = (
             current, index_current, index_previous)
+        self.index_rotated_at = rotated_at
         self.generation += 1
 
     def _unwrap(self, record: KeyRecord, wrapped: bytes) -> DataKey:
@@ -450,7 +454,8 @@ class KeyRing:
             "profile": self.profile.name,
             "kek_provider": getattr(self.provider, "name", type(self.provider).__name__),
             "person_ref": self._person_ref().key_id,
-            "index": {"current": self.index_current, "previous": self.index_previous},
+            "index": {"current": self.index_current, "previous": self.index_previous,
+                      "rotated_at": self.index_rotated_at},
             "current": self.current,
             "keys": entries,
         })
