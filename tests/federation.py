@@ -12,6 +12,8 @@ from typing import Any
 
 import httpx
 from sqlalchemy import insert
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import NullPool
 
 from connectors.domain.codes import id_check_digit
 from connectors.sql import migrate
@@ -54,6 +56,7 @@ class Federation:
         self.settings: Settings = dataclasses.replace(settings, dev=dev)
         self.data_dir = data_dir
         self.cipher: FieldCipher
+        self._engines: dict[str, AsyncEngine] = {}
         self.indexer: BlindIndexer
 
     async def setup(self, institutions: bool = True) -> Federation:
@@ -73,12 +76,13 @@ class Federation:
 
     # -- writing -------------------------------------------------------------------------------
     async def insert(self, source: str, model: Any, rows: list[dict]) -> None:
-        engine = create_source_engine(self.settings.source(source))
-        try:
-            async with engine.begin() as conn:
-                await conn.execute(insert(model.__table__), rows)
-        finally:
-            await engine.dispose()
+        engine = self._engines.get(source)
+        if engine is None:
+            # NullPool: nothing stays open between writes, so no test leaks a connection.
+            engine = self._engines[source] = create_source_engine(
+                self.settings.source(source), poolclass=NullPool)
+        async with engine.begin() as conn:
+            await conn.execute(insert(model.__table__), rows)
 
     def enc(self, source: str, table: str, column: str, row_key: str, value: str) -> bytes:
         return self.cipher.encrypt(value, source=source, table=table, column=column,
