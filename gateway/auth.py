@@ -125,6 +125,10 @@ class AuthMiddleware:
             )
         except AuthenticationError as exc:
             return _unauthenticated(exc.reason)
+        except Exception:
+            # A bug in verification must refuse, not crash into a 500 or admit.
+            log.exception("token verification failed unexpectedly")
+            return _unauthenticated("token could not be verified")
         purpose = _purpose(headers.get(PURPOSE_HEADER, []), principal)
         if isinstance(purpose, Denial):
             return purpose

@@ -452,3 +452,17 @@ def test_auth_options_outside_dev_needs_an_issuers_file(tmp_path, monkeypatch):
     with pytest.raises(IssuerConfigError, match=r"issuers\.toml.*does not exist"):
         auth_options(settings)
     assert not (tmp_path / "data" / "keys" / "demo-issuer.pem").exists()
+
+
+@pytest.mark.parametrize("claim, value, reason", [
+    ("exp", 1e308, "claim 'exp' must be a time"),
+    ("iat", -1, "claim 'iat' must be a time"),
+    ("nbf", float("inf"), "claim 'nbf' must be a time"),
+    ("jti", "a\nb", "claim 'jti' must be at most 128 printable characters"),
+    ("jti", "j" * 129, "claim 'jti' must be at most 128 printable characters"),
+    ("sub", "", "claim 'sub' must be a non-empty string"),
+])
+def test_absurd_claim_values_are_refused_with_a_reason(world, claim, value, reason):
+    with pytest.raises(AuthenticationError) as caught:
+        verify_token(world.demo_token(**{claim: value}), _registry(world), audience=AUDIENCE)
+    assert reason in caught.value.reason

@@ -16,6 +16,7 @@ import re
 from datetime import UTC, datetime
 
 import jwt
+from jwt import exceptions as jwt_errors
 
 from security.identity import claims
 from security.identity.issuers import SUPPORTED_ALGS, IssuerRegistry
@@ -27,6 +28,7 @@ MAX_TOKEN_BYTES = 8192
 REQUIRED_CLAIMS = ("exp", "iat", "iss", "aud", "sub", "role", "org", "purposes")
 _COMPACT_JWS_RE = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$")
 _JTI_MAX = 128
+_YEAR_10000 = 253_402_300_800  # first second after 9999-12-31T23:59:59Z
 
 
 class AuthenticationError(Exception):
@@ -95,7 +97,7 @@ def verify_token(
 def _unverified_header(token: str) -> dict:
     try:
         header = jwt.get_unverified_header(token)
-    except jwt.PyJWTError:
+    except jwt_errors.PyJWTError:
         raise AuthenticationError("token header is malformed") from None
     return header
 
@@ -104,7 +106,7 @@ def _unverified_claims(token: str) -> dict:
     # Read only to pick the issuer's key; nothing here is trusted until the signature checks.
     try:
         payload = jwt.decode(token, options={"verify_signature": False})
-    except jwt.PyJWTError:
+    except jwt_errors.PyJWTError:
         raise AuthenticationError("token payload is malformed") from None
     if not isinstance(payload, dict):
         raise AuthenticationError("token payload is malformed")
@@ -131,19 +133,19 @@ def _verified_claims(token: str, public_key: object, alg: str, audience: str, is
                 "strict_aud": False,
             },
         )
-    except jwt.InvalidSignatureError:
+    except jwt_errors.InvalidSignatureError:
         raise AuthenticationError("token signature does not verify") from None
-    except jwt.MissingRequiredClaimError as exc:
+    except jwt_errors.MissingRequiredClaimError as exc:
         raise AuthenticationError(f"token lacks the '{exc.claim}' claim") from None
-    except jwt.InvalidAudienceError:
+    except jwt_errors.InvalidAudienceError:
         raise AuthenticationError(f"token is not for audience '{audience}'") from None
-    except jwt.InvalidIssuerError:
+    except jwt_errors.InvalidIssuerError:
         raise AuthenticationError("token issuer is invalid") from None
-    except jwt.InvalidSubjectError:
+    except jwt_errors.InvalidSubjectError:
         raise AuthenticationError("claim 'sub' must be a non-empty string") from None
-    except jwt.InvalidJTIError:
+    except jwt_errors.InvalidJTIError:
         raise AuthenticationError("claim 'jti' must be a string") from None
-    except jwt.PyJWTError:
+    except jwt_errors.PyJWTError:
         raise AuthenticationError("token is malformed") from None
     except Exception:
         # Anything unexpected from a verification library means "not verified".
@@ -162,17 +164,16 @@ def _timestamp(now: datetime | float | None) -> float:
 
 def _numeric_date(payload: dict, claim: str) -> float:
     value = payload.get(claim)
-    # bool is an int in Python; NaN and infinities compare in ways that would open the door.
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    # bool is an int in Python; NaN, infinities and absurd magnitudes compare or convert in
+    # ways that would open the door, so only real calendar times are accepted.
+    if (isinstance(value, bool) or not isinstance(value, int | float)
+            or not math.isfinite(value) or not 0 <= value < _YEAR_10000):
         raise AuthenticationError(f"claim '{claim}' must be a time in seconds since 1970")
     return float(value)
 
 
 def _iso(seconds: float) -> str:
-    try:
-        return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    except (OverflowError, OSError, ValueError):
-        return f"{seconds:.0f}"
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _check_times(payload: dict, now: float, leeway: int, max_lifetime: int) -> datetime:
@@ -181,8 +182,9 @@ def _check_times(payload: dict, now: float, leeway: int, max_lifetime: int) -> d
         raise AuthenticationError(f"token expired at {_iso(exp)}")
     if iat > now + leeway:
         raise AuthenticationError(f"token is issued in the future ({_iso(iat)})")
-    if "nbf" in payload and _numeric_date(payload, "nbf") > now + leeway:
-        raise AuthenticationError(f"token is not valid before {_iso(payload['nbf'])}")
+    nbf = _numeric_date(payload, "nbf") if "nbf" in payload else None
+    if nbf is not None and nbf > now + leeway:
+        raise AuthenticationError(f"token is not valid before {_iso(nbf)}")
     if exp <= iat:
         raise AuthenticationError("token expires before it was issued")
     if exp - iat > max_lifetime:
@@ -209,8 +211,10 @@ def _principal(token: str, payload: dict, iss: str, expires_at: datetime) -> Pri
     purposes = claims.check_purposes(payload["purposes"])
     person = claims.check_person(role, purposes, payload.get("person"), "person" in payload)
     jti = payload.get("jti")
-    if jti is not None and (not isinstance(jti, str) or not 0 < len(jti) <= _JTI_MAX):
-        raise claims.ClaimError("jti", f"must be a string of at most {_JTI_MAX} characters")
+    # The token id lands in audit logs: keep it short and printable.
+    if jti is not None and (not isinstance(jti, str) or not 0 < len(jti) <= _JTI_MAX
+                            or not jti.isprintable()):
+        raise claims.ClaimError("jti", f"must be at most {_JTI_MAX} printable characters")
     token_id = jti or "sha256:" + hashlib.sha256(token.encode("ascii")).hexdigest()[:32]
     return Principal(sub=sub, role=role, org=org, issuer=iss, purposes=purposes,
                      person_ref=person, token_id=token_id, expires_at=expires_at)
