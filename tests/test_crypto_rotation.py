@@ -5,6 +5,7 @@ while ``medfed keys rotate``/``reencrypt``/``retire`` and the index rotation run
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import random
 
@@ -187,6 +188,14 @@ async def test_rotate_kek_and_data_keys_together(world, data_dir):
     finally:
         await gateway.close()
     assert await count_by_key(plat) == {"dk-platform-2": PERSONS // 3}
+    if bureau.is_sqlite:  # no key of any kind reaches the database file
+        kek = json.loads((data_dir / "keys" / "kek.json").read_text())["keys"]["kek-2"]["key"]
+        ring = KeyRing.load(data_dir)
+        secrets = [base64.b64decode(kek), ring.linkage_key,
+                   *(k.material for k in ring.data_keys.values())]
+        database = (data_dir / "sources" / "bureau-zj.db").read_bytes()
+        for secret in secrets:
+            assert secret not in database and secret.hex().encode() not in database
 
 
 async def test_blind_index_rotation_keeps_lookups_working(world, data_dir):
