@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import orjson
-from sqlalchemy import DateTime, and_, func, or_, select, update
+from sqlalchemy import DateTime, and_, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import OperationalError
@@ -57,7 +57,9 @@ class AuditLogConfig:
     origin: str = "medfed.local/audit"
     checkpoint_every: int = 1000  # sign a checkpoint once this many events are unsigned
     checkpoint_seconds: float = 60.0  # ... or once this long has passed with new events
-    batch_window: float = 0.001  # how long a batch waits for company before committing
+    # Extra wait for company before committing. Zero is best: callers that arrive while a
+    # commit is in flight already share the next one, and a lone caller is not delayed.
+    batch_window: float = 0.0
     max_batch: int = 1000
     bulk_chunk: int = 10_000  # events per transaction in append_many
     sqlite_full_sync: bool = True  # fsync the WAL at each commit: durable across power loss
@@ -263,7 +265,8 @@ class AuditLog:
                 if self._closed:
                     return
                 continue
-            if self.config.batch_window > 0 and len(self._pending) < self.config.max_batch:
+            if len(self._pending) < self.config.max_batch:
+                # At least one turn of the loop, so callers woken together commit together.
                 await asyncio.sleep(self.config.batch_window)
             batch = self._pending[: self.config.max_batch]
             del self._pending[: self.config.max_batch]
@@ -314,22 +317,21 @@ class AuditLog:
         """Run ``work`` in a transaction holding the log's write lock, and commit."""
         await self._ensure_head()
         async with self.engine.connect() as conn:
-            try:
-                await self._begin_locked(conn)
-                result = await work(conn)
-                await conn.commit()
-            finally:
-                if self._is_sqlite and self.config.sqlite_full_sync:
-                    await conn.rollback()
-                    await conn.exec_driver_sql("PRAGMA synchronous=NORMAL")
+            await self._begin_locked(conn)
+            result = await work(conn)
+            await conn.commit()
         return result
 
     async def _begin_locked(self, conn: AsyncConnection) -> None:
         if not self._is_sqlite:
             await conn.begin()
             return  # the head row is locked FOR UPDATE in _write_locked
-        if self.config.sqlite_full_sync:
+        if self.config.sqlite_full_sync and not conn.info.get("audit_full_sync"):
+            # Once per pooled connection (a round trip costs about a millisecond here). The
+            # setting stays with the connection: other users of the gateway database get
+            # the same durability, which none of them should mind.
             await conn.exec_driver_sql("PRAGMA synchronous=FULL")
+            conn.info["audit_full_sync"] = True
         deadline = time.monotonic() + SQLITE_LOCK_PATIENCE
         while True:
             try:
@@ -345,7 +347,8 @@ class AuditLog:
 
     async def _lock_head(self, conn: AsyncConnection):
         row = (await conn.execute(
-            select(HEAD.c.size, HEAD.c.root, HEAD.c.frontier).where(HEAD.c.id == HEAD_ID)
+            select(HEAD.c.size, HEAD.c.root, HEAD.c.frontier, HEAD.c.signed_size)
+            .where(HEAD.c.id == HEAD_ID)
             .with_for_update())).one_or_none()
         if row is None:
             raise AuditLogError("the audit log has no head row; run `medfed db upgrade`")
@@ -381,9 +384,8 @@ class AuditLog:
         await conn.execute(update(HEAD).where(HEAD.c.id == HEAD_ID).values(
             size=frontier.size, root=root, frontier=b"".join(frontier.hashes()),
             updated_at=now))
-        last = (await conn.execute(select(func.max(CHECKPOINTS.c.size)))).scalar()
         if self.config.checkpoint_every > 0 and (
-                frontier.size - (last or 0) >= self.config.checkpoint_every):
+                frontier.size - row.signed_size >= self.config.checkpoint_every):
             await self._insert_checkpoint(conn, frontier.size, root, now)
             return receipts, True
         return receipts, False
@@ -392,7 +394,7 @@ class AuditLog:
         if self._ready:
             return
         stmt = _insert(self.engine, HEAD).values(
-            id=HEAD_ID, size=0, root=merkle.EMPTY_ROOT, frontier=b"",
+            id=HEAD_ID, size=0, root=merkle.EMPTY_ROOT, frontier=b"", signed_size=0,
             updated_at=datetime.now(UTC)).on_conflict_do_nothing(index_elements=["id"])
         async with self.engine.begin() as conn:
             await conn.execute(stmt)
@@ -406,6 +408,8 @@ class AuditLog:
         await conn.execute(_insert(self.engine, CHECKPOINTS).values(
             size=size, root=root, note=note, created_at=now
         ).on_conflict_do_nothing(index_elements=["size"]))
+        await conn.execute(update(HEAD).where(HEAD.c.id == HEAD_ID, HEAD.c.signed_size < size)
+                           .values(signed_size=size))
 
     async def checkpoint(self) -> SignedCheckpoint:
         """Sign the current tree head unless a checkpoint of that size exists, and return

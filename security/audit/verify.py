@@ -13,10 +13,10 @@ the smallest stored subtree or signed checkpoint that disagrees.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-import orjson
 from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -167,15 +167,16 @@ class _Checker:
                             "its hash")
 
 
+# The envelope is canonical JSON whose last members are the index and the time, so the
+# index can be read from the tail without parsing the event (a third of verify's time).
+_TAIL = re.compile(rb',"index":(0|[1-9][0-9]{0,18}),"logged_at":"[0-9:.TZ-]{1,40}"}\Z')
+
+
 def _claimed_index(entry: bytes) -> int | None:
-    try:
-        parsed = orjson.loads(entry)
-    except orjson.JSONDecodeError:
+    if not entry.startswith(b'{"event":{'):
         return None
-    if not isinstance(parsed, dict) or set(parsed) != {"event", "index", "logged_at"}:
-        return None
-    index = parsed["index"]
-    return index if isinstance(index, int) and not isinstance(index, bool) else None
+    match = _TAIL.search(entry, max(0, len(entry) - 96))
+    return int(match.group(1)) if match else None
 
 
 async def _checkpoints_in(conn: AsyncConnection, low: int, high: int | None):

@@ -1,0 +1,82 @@
+"""Audit log: durable appends per second on SQLite (one appender, and 8 concurrent tasks
+sharing group commits), and the time `audit verify` takes over a large log."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+from pathlib import Path
+
+from connectors.sources import SourceSpec
+from connectors.sql import migrate
+from connectors.sql.engine import create_source_engine
+from security.audit import AuditLogConfig, open_audit_log, verify_log
+
+
+def _event(n: int) -> dict:
+    # About the size of a real access event: principal, purpose, pseudonym, fields, sources.
+    return {"time": "2026-11-23T08:00:00.000000Z", "request_id": f"req-{n:012d}",
+            "principal": {"sub": f"doctor-{n % 500}", "role": "clinician",
+                          "org": "H33010600001", "issuer": "zj-health"},
+            "purpose": "TREATMENT", "break_glass": False, "person": f"{n * 7919:064x}",
+            "fields": {"read": ["Person.name", "TestResult.value"], "masked": ["Person.phone"],
+                       "denied": []},
+            "sources": ["bureau-330000", "hospital-h33010600001"], "outcome": "OK"}
+
+
+async def _open(data_dir: Path, **config):
+    spec = SourceSpec(name="gateway", kind="gateway",
+                      url=f"sqlite+aiosqlite:///{data_dir.as_posix()}/gateway.db")
+    await migrate.upgrade(spec)
+    engine = create_source_engine(spec)
+    return engine, open_audit_log(engine, data_dir / "keys", AuditLogConfig(**config))
+
+
+async def _appends(data_dir: Path, tasks: int, per_task: int) -> float:
+    engine, log = await _open(data_dir)
+
+    async def worker(offset: int) -> None:
+        for n in range(per_task):
+            await log.append(_event(offset + n))
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(i * per_task) for i in range(tasks)))
+    elapsed = time.perf_counter() - started
+    await log.close()
+    await engine.dispose()
+    return tasks * per_task / elapsed
+
+
+async def _verify(data_dir: Path, size: int) -> tuple[float, float, bool]:
+    engine, log = await _open(data_dir)
+    started = time.perf_counter()
+    chunk = 50_000
+    for start in range(0, size, chunk):
+        await log.append_many(_event(n) for n in range(start, min(size, start + chunk)))
+    await log.checkpoint()
+    built = time.perf_counter() - started
+    started = time.perf_counter()
+    report = await verify_log(engine, log.signer, origin=log.config.origin)
+    verified = time.perf_counter() - started
+    await log.close()
+    await engine.dispose()
+    return built, verified, report.ok and report.size == size
+
+
+def main(args) -> None:
+    quick = getattr(args, "quick", False)
+    single, per_task, big = (300, 200, 100_000) if quick else (2_000, 1_000, 1_000_000)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="medfed-bench-audit-") as tmp:
+        rate = asyncio.run(_appends(Path(tmp) / "one", 1, single))
+        rows.append(("durable appends/s, 1 appender (SQLite, fsync)", f"{rate:,.0f}"))
+        rate = asyncio.run(_appends(Path(tmp) / "eight", 8, per_task))
+        rows.append(("durable appends/s, 8 concurrent tasks", f"{rate:,.0f}"))
+        built, verified, ok = asyncio.run(_verify(Path(tmp) / "big", big))
+        rows.append((f"bulk build of {big:,} events (s)", f"{built:.1f}"))
+        rows.append((f"audit verify of {big:,} events (s){'' if ok else ' FAILED'}",
+                     f"{verified:.1f}"))
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        print(f"{name:<{width}}  {value:>10}")
