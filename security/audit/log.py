@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import orjson
-from sqlalchemy import DateTime, and_, or_, select, update
+from sqlalchemy import DateTime, and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import OperationalError
@@ -347,7 +347,10 @@ class AuditLog:
 
     async def _lock_head(self, conn: AsyncConnection):
         row = (await conn.execute(
-            select(HEAD.c.size, HEAD.c.root, HEAD.c.frontier, HEAD.c.signed_size)
+            select(HEAD.c.size, HEAD.c.root, HEAD.c.frontier,
+                   # In the same round trip: is a checkpoint due?
+                   select(func.coalesce(func.max(CHECKPOINTS.c.size), 0))
+                   .scalar_subquery().label("signed_size"))
             .where(HEAD.c.id == HEAD_ID)
             .with_for_update())).one_or_none()
         if row is None:
@@ -394,7 +397,7 @@ class AuditLog:
         if self._ready:
             return
         stmt = _insert(self.engine, HEAD).values(
-            id=HEAD_ID, size=0, root=merkle.EMPTY_ROOT, frontier=b"", signed_size=0,
+            id=HEAD_ID, size=0, root=merkle.EMPTY_ROOT, frontier=b"",
             updated_at=datetime.now(UTC)).on_conflict_do_nothing(index_elements=["id"])
         async with self.engine.begin() as conn:
             await conn.execute(stmt)
@@ -408,8 +411,6 @@ class AuditLog:
         await conn.execute(_insert(self.engine, CHECKPOINTS).values(
             size=size, root=root, note=note, created_at=now
         ).on_conflict_do_nothing(index_elements=["size"]))
-        await conn.execute(update(HEAD).where(HEAD.c.id == HEAD_ID, HEAD.c.signed_size < size)
-                           .values(signed_size=size))
 
     async def checkpoint(self) -> SignedCheckpoint:
         """Sign the current tree head unless a checkpoint of that size exists, and return

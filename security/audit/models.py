@@ -46,7 +46,6 @@ class AuditHead(GatewayBase):
     root: Mapped[bytes] = mapped_column(LargeBinary(32))
     # Concatenated hashes of the complete subtrees on the right edge, largest first.
     frontier: Mapped[bytes] = mapped_column(LargeBinary)
-    signed_size: Mapped[int] = mapped_column(BigInteger)  # size of the latest checkpoint
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
