@@ -145,8 +145,12 @@ class Query:
                 # The reason never repeats the submitted value: it is personal.
                 raise bad_input(f"idNumber: {problem}", [{"path": ["idNumber"],
                                                           "reason": problem}])
-            rows = await ctx.load(ctx.loaders.persons_by_id_bidx,
-                                  ctx.indexer.id_number(id_number), info)
+            # During a blind-index rotation both the new and the previous index are valid.
+            candidates = ctx.indexer.id_number_candidates(id_number)
+            found = await ctx.loaders.persons_by_id_bidx.load_many(candidates)
+            if ctx.failures:
+                ctx.attribute_failures(info)
+            rows = [row for group in found for row in group]
             ref = rows[0]["person_ref"] if rows else None
         else:
             ref = str(person_id)
