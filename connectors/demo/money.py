@@ -23,8 +23,8 @@ _IN_PROVINCE = {
 # Cross-province care: lower ratios (insured-place rules for care elsewhere), calibrated so that
 # the demo's aggregate fund share lands near the national 59 %.
 _CROSS_PROVINCE = {
-    ("EMPLOYEE", PRIMARY): 0.81, ("EMPLOYEE", SECONDARY): 0.74, ("EMPLOYEE", TERTIARY): 0.67,
-    ("RESIDENT", PRIMARY): 0.76, ("RESIDENT", SECONDARY): 0.69, ("RESIDENT", TERTIARY): 0.62,
+    ("EMPLOYEE", PRIMARY): 0.79, ("EMPLOYEE", SECONDARY): 0.72, ("EMPLOYEE", TERTIARY): 0.65,
+    ("RESIDENT", PRIMARY): 0.74, ("RESIDENT", SECONDARY): 0.67, ("RESIDENT", TERTIARY): 0.60,
 }
 # Above this, a personal account is not drawn on for one bill (demo rule).
 _ACCOUNT_CAP_FEN = 200_000
