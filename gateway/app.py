@@ -15,11 +15,13 @@ from strawberry.asgi import GraphQL
 from connectors.domain.recognition import RecognitionCatalogue
 from connectors.fanout import Deadline
 from connectors.registry import SourceRegistry
+from connectors.sql.engine import create_source_engine
 from gateway.auth import AuthMiddleware, auth_options
 from gateway.config import ConfigError, Settings
 from gateway.startup import open_keyring
 from schema.build import build_schema
 from schema.context import RequestContext, Services
+from schema.mutations import Mutation
 from security.crypto import BlindIndexer, FieldCipher
 from security.enforcement import FieldGuard
 
@@ -47,6 +49,7 @@ def build_services(settings: Settings) -> Services:
         indexer=BlindIndexer(keyring),
         recognition=recognition,
         deadline_seconds=gateway_options(settings)["deadline_seconds"],
+        gateway_engine=create_source_engine(settings.gateway_spec),
     )
 
 
@@ -62,7 +65,7 @@ class MedfedGraphQL(GraphQL):
             services=self.services,
             principal=principal,
             purpose=purpose,
-            guard=FieldGuard(principal, purpose),
+            guard=FieldGuard(principal, purpose, self.services.decider),
             deadline=Deadline(self.services.deadline_seconds),
             request=request,
         )
@@ -70,7 +73,7 @@ class MedfedGraphQL(GraphQL):
 
 def create_app(settings: Settings, services: Services | None = None) -> Starlette:
     services = services or build_services(settings)
-    schema = build_schema(dev=settings.dev)
+    schema = build_schema(dev=settings.dev, mutation=Mutation)
     graphql = MedfedGraphQL(
         schema,
         services,
@@ -91,6 +94,8 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
     async def lifespan(_app: Starlette):
         yield
         await services.registry.dispose()
+        if services.gateway_engine is not None:
+            await services.gateway_engine.dispose()
 
     return Starlette(
         routes=[

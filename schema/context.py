@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import strawberry
 from graphql import GraphQLError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from connectors.domain.recognition import RecognitionCatalogue
 from connectors.fanout import Deadline, SourceFailure
 from connectors.registry import SourceRegistry
+from schema.relations import Relations
+from security.catalogue import Catalogue, default_catalogue
 from security.crypto import BlindIndexer, FieldCipher
-from security.enforcement import FieldGuard, Relation
+from security.enforcement import Decider, FieldGuard, Relation
 from security.identity.principal import Principal
 from security.identity.roles import Purpose, Role
+from security.policy import Policy, default_policy, make_decider
 
 
 @dataclass
@@ -29,6 +34,18 @@ class Services:
     recognition: RecognitionCatalogue
     deadline_seconds: float = 5.0
     extras: dict[str, Any] = field(default_factory=dict)
+    # The gateway's own database (consents, idempotency keys); None where nothing writes.
+    gateway_engine: AsyncEngine | None = None
+    # Field-level authorization: the data catalogue and the policy decided from it.
+    catalogue: Catalogue = field(default_factory=default_catalogue)
+    policy: Policy = field(default_factory=default_policy)
+    _decider: Decider | None = None
+
+    @property
+    def decider(self) -> Decider:
+        if self._decider is None:
+            self._decider = make_decider(self.catalogue, self.policy)
+        return self._decider
 
 
 @dataclass
@@ -43,6 +60,7 @@ class RequestContext:
     now: datetime = field(default_factory=datetime.now)
     failures: dict[str, tuple[SourceFailure, list | None]] = field(default_factory=dict)
     _loaders: Any = None
+    _relations: Relations | None = None
 
     # -- shortcuts --------------------------------------------------------------------------
     @property
@@ -70,10 +88,29 @@ class RequestContext:
         return self.principal.role == Role.PATIENT
 
     # -- relations --------------------------------------------------------------------------
-    def relation_to(self, person_ref: str | None, _row: dict | None = None) -> Relation:
-        if person_ref is not None and person_ref == self.principal.person_ref:
-            return Relation.SELF
-        return Relation.NONE
+    @property
+    def relations(self) -> Relations:
+        if self._relations is None:
+            self._relations = Relations(self)
+        return self._relations
+
+    async def prepare_relations(self, person_refs: Iterable[str | None]) -> None:
+        """Load the per-person relations (treating, consent, break-glass) of these persons in
+        one batch; call before building projections of their rows."""
+        await self.relations.prepare(person_refs)
+
+    def relation_to(self, person_ref: str | None, row: dict | None = None,
+                    data_class: str | None = None) -> Relation:
+        """The strongest relation of this row to the caller, for a field of ``data_class``
+        (consent is per class). Synchronous: only prepared persons can be related."""
+        return self.relations.relation(person_ref, row, data_class)
+
+    def check(self, type_name: str, field_name: str, person_ref: str | None,
+              row: dict | None) -> None:
+        """Gate of a resolver field (one that loads more rows): raises FieldDenied."""
+        entry = self.services.catalogue.field(type_name, field_name)
+        relation = self.relation_to(person_ref, row, entry.data_class if entry else None)
+        self.guard.read(type_name, field_name, relation, person_ref, _nothing)
 
     # -- partial results --------------------------------------------------------------------
     def note_failures(self, failures: list[SourceFailure]) -> None:
@@ -101,3 +138,7 @@ class RequestContext:
             )
             for name, (failure, path) in self.failures.items()
         ]
+
+
+def _nothing() -> None:
+    return None

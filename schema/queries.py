@@ -22,7 +22,9 @@ from schema.enums import (
     VisitType,
 )
 from schema.errors import bad_input, forbidden
+from schema.mutations.consents import ConsentQuery
 from schema.pagination import Connection, connection, decode_cursor, merge_pages, page_size
+from schema.projection import Projection
 from schema.selection import requested_nodes
 from schema.types.filings import FILING, Filing
 from schema.types.institution import Institution
@@ -81,7 +83,9 @@ async def _paged(
 
     async def query(source: Source) -> list[Row]:
         table = table_of(source)
-        rows = await fetch_page(source.engine, table, where=where_of(table), order=order,
+        # A regional caller's lists are scoped in SQL, so its pages are full of its own rows.
+        where = [*where_of(table), *ctx.relations.row_scope(source, table)]
+        rows = await fetch_page(source.engine, table, where=where, order=order,
                                 descending=descending, after=cursor, limit=limit + 1)
         for row in rows:
             row["_source"] = source.name
@@ -97,6 +101,22 @@ async def _paged(
 
 def _key(order: Sequence[str]) -> Callable[[Row], tuple[Any, ...]]:
     return lambda row: tuple(row[c] for c in order)
+
+
+async def _visible_page(info: strawberry.Info, projection: Projection, rows: list[Row],
+                        limit: int, order: Sequence[str]) -> Connection:
+    """A page of the rows the caller may see. Rows it may not see are dropped before any
+    cursor is made from them; ``hasNextPage`` still says whether the sources had more."""
+    ctx = info.context
+    more = len(rows) > limit
+    rows = rows[:limit]
+    await ctx.prepare_relations({r["person_ref"] for r in rows})
+    rows = projection.keep_visible(ctx, rows)
+    wanted = requested_nodes(info)
+    key = _key(order)
+    page = connection([(key(r), projection.build(ctx, r, wanted)) for r in rows], limit)
+    page.page_info.has_next_page = more
+    return page
 
 
 @strawberry.input(description="Which settlements to list. Regions match everything inside "
@@ -122,7 +142,7 @@ class SettlementFilter:
 
 
 @strawberry.type(description="The read entry points of medfed.")
-class Query:
+class Query(ConsentQuery):
     @strawberry.field(description="The calling patient's own record (patients only).")
     async def me(self, info: strawberry.Info) -> Person | None:
         ctx = info.context
@@ -184,10 +204,7 @@ class Query:
         rows, limit = await _paged(info, info.context.registry.of_kind("hospital"),
                                    lambda _s: table, where, ("collected_at", "result_id"),
                                    (datetime, str), True, first, after)
-        wanted = requested_nodes(info)
-        key = _key(("collected_at", "result_id"))
-        return connection([(key(r), TEST_RESULT.build(info.context, r, wanted)) for r in rows],
-                          limit)
+        return await _visible_page(info, TEST_RESULT, rows, limit, ("collected_at", "result_id"))
 
     @strawberry.field(description="Cross-region filings (备案), newest first. " + PAGE_ARGS)
     async def filings(
@@ -217,9 +234,7 @@ class Query:
         rows, limit = await _paged(info, info.context.registry.of_kind("platform"),
                                    lambda _s: table, where, ("filed_at", "filing_id"),
                                    (datetime, str), True, first, after)
-        wanted = requested_nodes(info)
-        key = _key(("filed_at", "filing_id"))
-        return connection([(key(r), FILING.build(info.context, r, wanted)) for r in rows], limit)
+        return await _visible_page(info, FILING, rows, limit, ("filed_at", "filing_id"))
 
     @strawberry.field(description="Settlements from every bureau and the national platform, "
                                   "newest first. " + PAGE_ARGS)
@@ -272,10 +287,7 @@ class Query:
 
         rows, limit = await _paged(info, sources, table_of, where, ("setl_time", "setl_id"),
                                    (datetime, str), True, first, after)
-        wanted = requested_nodes(info)
-        key = _key(("setl_time", "setl_id"))
-        return connection([(key(r), SETTLEMENT.build(info.context, r, wanted)) for r in rows],
-                          limit)
+        return await _visible_page(info, SETTLEMENT, rows, limit, ("setl_time", "setl_id"))
 
     @strawberry.field(description="Designated institutions from the directory, by code. "
                                   + PAGE_ARGS)

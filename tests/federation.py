@@ -62,6 +62,7 @@ class Federation:
     async def setup(self, institutions: bool = True) -> Federation:
         for spec in self.settings.sources:
             await migrate.upgrade(spec)
+        await migrate.upgrade(self.settings.gateway_spec)
         keyring = open_keyring(self.settings, create=True)
         for spec in self.settings.sources:
             keyring.ensure_source(spec.name)
