@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 import strawberry
-from graphql import GraphQLError
+from graphql import GraphQLError, GraphQLObjectType
 from strawberry.extensions import (
     DisableIntrospection,
     ParserCache,
@@ -16,6 +16,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from schema.queries import Query
+from security.catalogue import Catalogue, default_catalogue
 
 log = logging.getLogger("medfed.graphql")
 
@@ -39,6 +40,46 @@ class PartialResults(SchemaExtension):
         result.errors = [*(result.errors or []), *ctx.failure_errors()]
 
 
+class BreakGlassNotice(SchemaExtension):
+    """Say so in the response whenever break-glass was used or refused: the caller must know
+    the access is flagged and counted (the audit log reads the same flags from the guard)."""
+
+    def get_results(self) -> dict:
+        ctx = self.execution_context.context
+        guard = getattr(ctx, "guard", None)
+        relations = getattr(ctx, "_relations", None)
+        refused = sorted(relations.break_glass_refused) if relations is not None else []
+        if guard is None or not (guard.break_glass or refused):
+            return {}
+        return {"breakGlass": {
+            "warning": "Emergency access (break-glass): this access is flagged for audit and "
+                       "counted against your daily limit.",
+            "persons": sorted(guard.break_glass_persons),
+            "refused": refused,
+            "limitPerDay": relations.break_glass_limit if relations is not None else None,
+        }}
+
+
+def describe_from_catalogue(schema: strawberry.Schema, catalogue: Catalogue) -> None:
+    """Append each catalogued field's class and level to its description, so the SDL and
+    introspection show what the policy decides from; the catalogue stays the only source."""
+    type_map = schema._schema.type_map
+    for type_name, entry in catalogue.types.items():
+        gql_type = type_map.get(type_name)
+        if not isinstance(gql_type, GraphQLObjectType):
+            continue
+        for name, gql_field in gql_type.fields.items():
+            if name in entry.fields:
+                note = entry.fields[name].describe()
+            elif name in entry.links:
+                note = "Link: the rows it leads to are authorized one by one."
+            else:
+                continue
+            base = (gql_field.description or "").rstrip()
+            if not base.endswith(note):
+                gql_field.description = f"{base} {note}".strip()
+
+
 class MedfedSchema(strawberry.Schema):
     def process_errors(self, errors: list[GraphQLError],
                        execution_context: ExecutionContext | None = None) -> None:
@@ -55,14 +96,17 @@ class MedfedSchema(strawberry.Schema):
 def build_schema(*, dev: bool, mutation: type | None = None) -> strawberry.Schema:
     extensions: list = [
         PartialResults,
+        BreakGlassNotice,
         lambda: ParserCache(maxsize=512),
         lambda: ValidationCache(maxsize=512),
     ]
     if not dev:
         extensions.append(DisableIntrospection)
-    return MedfedSchema(
+    schema = MedfedSchema(
         query=Query,
         mutation=mutation,
         extensions=extensions,
         config=StrawberryConfig(disable_field_suggestions=not dev),
     )
+    describe_from_catalogue(schema, default_catalogue())
+    return schema

@@ -14,8 +14,9 @@ from typing import Any
 
 from graphql import GraphQLError
 
+from security.catalogue import default_catalogue
 from security.crypto import DecryptionError
-from security.enforcement import FieldDenied
+from security.enforcement import Decision, FieldDenied
 
 Row = dict[str, Any]
 
@@ -59,25 +60,46 @@ def forbidden(type_name: str, field_name: str, reason: str) -> GraphQLError:
 
 
 class Projection:
+    """Builds API objects of one type from rows.
+
+    Whether a field is guarded, its class (consent is per class) and its mask come from the
+    data catalogue: a field the catalogue does not know is guarded, and the policy denies it.
+    """
+
     def __init__(self, type_name: str, cls: type, fields: Iterable[F],
                  person_ref: Callable[[Row], str | None]) -> None:
+        catalogue = default_catalogue()
         self.type_name = type_name
         self.cls = cls
-        self.fields = {f.name: f for f in fields}
         self.person_ref = person_ref
+        self.fields: dict[str, _Spec] = {}
+        for f in fields:
+            entry = catalogue.field(type_name, f.name)
+            guarded = f.personal or entry is None or entry.level > 1
+            self.fields[f.name] = _Spec(
+                f.attr, f.read, guarded, entry.data_class if entry else None,
+                f.mask or (entry.mask_fn if entry else None))
+        type_entry = catalogue.types.get(type_name)
+        self.row_field = type_entry.row if type_entry else None
+        row_entry = catalogue.field(type_name, self.row_field) if self.row_field else None
+        self._row_class = row_entry.data_class if row_entry else None
 
     def build(self, ctx: Any, row: Row, requested: frozenset[str], **extra: Any) -> Any:
         ref = self.person_ref(row)
-        relation = ctx.relation_to(ref, row)
+        relations: dict[str | None, Any] = {}  # per class: consent is granted per class
         values: dict[str, Any] = {}
         guard = ctx.guard
         for name in requested:
             spec = self.fields.get(name)
             if spec is None:
                 continue
-            if not spec.personal:
+            if not spec.guarded:
                 values[spec.attr] = spec.read(ctx, row)
                 continue
+            relation = relations.get(spec.data_class)
+            if relation is None:
+                relation = relations[spec.data_class] = ctx.relation_to(ref, row,
+                                                                        spec.data_class)
             try:
                 values[spec.attr] = guard.read(
                     self.type_name, name, relation, ref,
@@ -95,3 +117,25 @@ class Projection:
 
     def build_all(self, ctx: Any, rows: Iterable[Row], requested: frozenset[str]) -> list[Any]:
         return [self.build(ctx, row, requested) for row in rows]
+
+    def visible(self, ctx: Any, row: Row) -> bool:
+        """Whether a list may show this row at all: the caller may read its row field.
+        Lists drop the rest, so neither their ids nor their cursors reach the caller."""
+        if self.row_field is None:
+            return True
+        ref = self.person_ref(row)
+        relation = ctx.relation_to(ref, row, self._row_class)
+        decision, _ = ctx.guard.decide(self.type_name, self.row_field, relation)
+        return decision is not Decision.DENY
+
+    def keep_visible(self, ctx: Any, rows: Iterable[Row]) -> list[Row]:
+        return [row for row in rows if self.visible(ctx, row)]
+
+
+@dataclass(frozen=True, slots=True)
+class _Spec:
+    attr: str
+    read: Callable[[Any, Row], Any]
+    guarded: bool
+    data_class: str | None
+    mask: Callable[[Any], Any] | None

@@ -22,10 +22,12 @@ T = TypeVar("T")
 class Relation(StrEnum):
     """How a row relates to the caller; the strongest relation that holds is used."""
 
-    SELF = "SELF"
-    TREATING = "TREATING"
-    REGION = "REGION"
-    CONSENTED = "CONSENTED"
+    SELF = "SELF"  # the patient's own row
+    TREATING = "TREATING"  # the caller's institution treated the person recently
+    CONSENTED = "CONSENTED"  # the person consented to the caller's institution, class, purpose
+    BREAK_GLASS = "BREAK_GLASS"  # an emergency access granted, counted and flagged
+    PHARMACY = "PHARMACY"  # a prescription circulated to (or a sale at) the caller's pharmacy
+    REGION = "REGION"  # the row's insured or treatment region is the agency's
     NONE = "NONE"
 
 
@@ -43,6 +45,9 @@ class FieldDenied(Exception):
         self.type_name = type_name
         self.field_name = field_name
         self.reason = reason
+        # graphql-core adopts these when the error is raised inside a resolver (gates).
+        self.extensions = {"code": "FORBIDDEN_FIELD", "type": type_name, "field": field_name,
+                           "reason": reason}
 
 
 @dataclass
@@ -70,6 +75,9 @@ class FieldGuard:
         self._decider = decider
         self._decisions: dict[tuple[str, str, Relation], tuple[Decision, str]] = {}
         self.accesses: dict[str, AccessRecord] = {}
+        # Set when any value was opened under break-glass; the audit log flags the request.
+        self.break_glass = False
+        self.break_glass_persons: set[str] = set()
 
     def decide(self, type_name: str, field_name: str, relation: Relation) -> tuple[Decision, str]:
         key = (type_name, field_name, relation)
@@ -93,13 +101,24 @@ class FieldGuard:
         mask: Callable[[T], T] | None = None,
     ) -> T:
         decision, reason = self.decide(type_name, field_name, relation)
-        record = self.accesses.setdefault(person_ref or "", AccessRecord())
+        record = self.accesses.get(person_ref or "")
+        if record is None:  # setdefault would build a record per value on long lists
+            record = self.accesses[person_ref or ""] = AccessRecord()
         path = f"{type_name}.{field_name}"
         if decision is Decision.ALLOW:
             record.read.add(path)
+            if relation is Relation.BREAK_GLASS:
+                self._flag_break_glass(person_ref)
             return open_value()
         if decision is Decision.MASK and mask is not None:
             record.masked.add(path)
+            if relation is Relation.BREAK_GLASS:
+                self._flag_break_glass(person_ref)
             return mask(open_value())
         record.denied.add(path)
         raise FieldDenied(type_name, field_name, reason)
+
+    def _flag_break_glass(self, person_ref: str | None) -> None:
+        self.break_glass = True
+        if person_ref:
+            self.break_glass_persons.add(person_ref)

@@ -145,6 +145,7 @@ async def test_person_by_id_number_joins_two_provinces(fed):
     ref = await fed.add_person(idn, "周九", source="bureau-220000", region="220102",
                                status="ENDED")
     assert ref == await fed.add_person(idn, "周九", source="bureau-330000", region="330106")
+    await fed.add_result(ref)  # a recent test at the clinician's hospital: a treating relation
     app = fed.app()
     async with await _clinician(fed, app) as c:
         body = await gql(c, """query($n: String!) { person(idNumber: $n) { personId

@@ -26,7 +26,6 @@ from schema.types.records import (
     Visit,
 )
 from schema.types.results import TEST_RESULT, TestResult
-from security.masking import mask_birth_date, mask_id_number, mask_name, mask_phone, mask_text
 
 PAGE_ARGS = "first: at most 100 (default 20); after: a cursor from pageInfo.endCursor."
 
@@ -37,6 +36,8 @@ async def _person_list(info, loader, ref: str, projection: Projection, key, shap
     limit = page_size(first)
     cursor = decode_cursor(after, shape)
     rows = await ctx.load(loader, ref, info)
+    await ctx.prepare_relations([ref])
+    rows = projection.keep_visible(ctx, rows)
     if keep is not None:
         rows = [r for r in rows if keep(r)]
     page = page_in_memory(rows, key, True, cursor, limit + 1)
@@ -96,7 +97,9 @@ class CloudRecord:
             ctx.load(ctx.loaders.settlements, self._ref, info),
             ctx.load(ctx.loaders.cross_settlements, self._ref, info),
         )
-        page = page_in_memory([*local, *cross], _settlement_key, True, cursor, limit + 1)
+        await ctx.prepare_relations([self._ref])
+        rows = SETTLEMENT.keep_visible(ctx, [*local, *cross])
+        page = page_in_memory(rows, _settlement_key, True, cursor, limit + 1)
         wanted = requested_nodes(info)
         return connection([(_settlement_key(r), SETTLEMENT.build(ctx, r, wanted))
                            for r in page], limit)
@@ -143,13 +146,12 @@ class Person:
 
 PERSON = Projection("Person", Person, [
     F("personId", "person_id", col("person_ref"), personal=False),
-    F("name", "name", enc("persons", "name_enc", "psn_no"), mask=mask_name),
-    F("idNumber", "id_number", enc("persons", "id_number_enc", "psn_no"), mask=mask_id_number),
+    F("name", "name", enc("persons", "name_enc", "psn_no")),
+    F("idNumber", "id_number", enc("persons", "id_number_enc", "psn_no")),
     F("gender", "gender", col("gender", lambda v: enum_or_none(Gender, v))),
-    F("birthDate", "birth_date", enc("persons", "birth_date_enc", "psn_no", iso_date),
-      mask=mask_birth_date),
-    F("phone", "phone", enc("persons", "phone_enc", "psn_no"), mask=mask_phone),
-    F("address", "address", enc("persons", "address_enc", "psn_no"), mask=mask_text),
+    F("birthDate", "birth_date", enc("persons", "birth_date_enc", "psn_no", iso_date)),
+    F("phone", "phone", enc("persons", "phone_enc", "psn_no")),
+    F("address", "address", enc("persons", "address_enc", "psn_no")),
     F("insuredRegion", "insured_region", col("insuplc_admdvs")),
     F("insuredRegions", "insured_regions", lambda _c, r: r["_all_regions"]),
 ], lambda row: row["person_ref"])
@@ -169,4 +171,5 @@ async def person_from_rows(info: strawberry.Info, rows: list[Row]) -> Person | N
         if latest is not None:
             primary = next((r for r in rows if r["_source"] == latest["_source"]), primary)
     primary = {**primary, "_all_regions": sorted({r["insuplc_admdvs"] for r in rows})}
+    await ctx.prepare_relations([primary["person_ref"]])
     return PERSON.build(ctx, primary, requested(info))

@@ -81,8 +81,7 @@ class Prescription:
     @strawberry.field(description="The drugs prescribed (at most five by national rules).")
     async def items(self, info: strawberry.Info) -> list[PrescriptionItem] | None:
         ctx = info.context
-        relation = ctx.relation_to(self._ref, self._row)
-        ctx.guard.read("Prescription", "items", relation, self._ref, lambda: None)
+        ctx.check("Prescription", "items", self._ref, self._row)
         rows = await ctx.load(ctx.loaders.rx_items, (self._row["_source"], self._row["rx_id"]),
                               info)
         return [PrescriptionItem(drug_code=r["drug_code"], drug_name=r["drug_name"],
@@ -125,6 +124,7 @@ class Visit:
 
     @strawberry.field(description="The treating institution.")
     async def institution(self, info: strawberry.Info) -> Institution | None:
+        info.context.check(type(self).__name__, "institution", self._ref, self._row)
         return await institution_of(info, self._row["institution_code"])
 
     @strawberry.field(description="E-prescriptions written in this visit.")
@@ -132,6 +132,8 @@ class Visit:
         ctx = info.context
         rows = await ctx.load(ctx.loaders.prescriptions_by_visit,
                               (self._row["_source"], self._row["mdtrt_id"]), info)
+        await ctx.prepare_relations([self._ref])
+        rows = PRESCRIPTION.keep_visible(ctx, rows)
         rows.sort(key=lambda r: (r["issued_at"], r["rx_id"]))
         return PRESCRIPTION.build_all(ctx, rows, requested(info))
 
@@ -183,8 +185,7 @@ class DrugPurchase:
     @strawberry.field(description="The drugs bought.")
     async def items(self, info: strawberry.Info) -> list[DrugPurchaseItem] | None:
         ctx = info.context
-        relation = ctx.relation_to(self._ref, self._row)
-        ctx.guard.read("DrugPurchase", "items", relation, self._ref, lambda: None)
+        ctx.check("DrugPurchase", "items", self._ref, self._row)
         rows = await ctx.load(ctx.loaders.dispensing_items,
                               (self._row["_source"], self._row["dispensing_id"]), info)
         return [DrugPurchaseItem(drug_code=r["drug_code"], drug_name=r["drug_name"],
@@ -236,6 +237,7 @@ class Settlement:
 
     @strawberry.field(description="The treating institution.")
     async def institution(self, info: strawberry.Info) -> Institution | None:
+        info.context.check(type(self).__name__, "institution", self._ref, self._row)
         return await institution_of(info, self._row["institution_code"])
 
 

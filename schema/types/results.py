@@ -55,13 +55,13 @@ class TestResult:
 
     @strawberry.field(description="The hospital that performed the test.")
     async def performing_institution(self, info: strawberry.Info) -> Institution | None:
+        info.context.check("TestResult", "performingInstitution", self._ref, self._row)
         return await institution_of(info, self._row["institution_code"])
 
     @strawberry.field(description="Mutual-recognition status under the configured catalogue.")
     async def recognition(self, info: strawberry.Info) -> Recognition | None:
         ctx = info.context
-        relation = ctx.relation_to(self._ref, self._row)
-        ctx.guard.read("TestResult", "recognition", relation, self._ref, lambda: None)
+        ctx.check("TestResult", "recognition", self._ref, self._row)
         row = self._row
         institution = await ctx.load(ctx.loaders.institutions, row["institution_code"], info)
         code = row["modality"] if row["category"] == "IMAGING" else row["item_code"]

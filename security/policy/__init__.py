@@ -1,0 +1,7 @@
+"""Field-level authorization: the rules (``security/policy.toml``), the pure ``decide``
+function the enforcement point calls, the break-glass ledger and the README table."""
+
+from security.policy.decide import decide, make_decider
+from security.policy.rules import Policy, PolicyError, default_policy, load
+
+__all__ = ["Policy", "PolicyError", "decide", "default_policy", "load", "make_decider"]

@@ -1,0 +1,162 @@
+"""The policy file (``security/policy.toml``) parsed into rules the decider can match fast."""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from security.catalogue import CLASSES
+from security.enforcement import Decision, Relation
+from security.identity.roles import Purpose, Role
+
+POLICY_FILE = Path(__file__).resolve().parents[1] / "policy.toml"
+
+ANY = "*"
+
+
+class PolicyError(ValueError):
+    """The policy file is malformed; the gateway must not start on it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    roles: frozenset[Role]
+    purposes: frozenset[Purpose]
+    relations: frozenset[Relation]
+    classes: frozenset[str] | None  # None: every class
+    fields: frozenset[str] | None  # "Type.field"; when given, classes are not consulted
+    max_level: int | None
+    decision: Decision
+    why: str
+
+    def matches(self, role: Role, purpose: Purpose, relation: Relation, path: str,
+                data_class: str, level: int) -> bool:
+        if role not in self.roles or purpose not in self.purposes:
+            return False
+        if relation not in self.relations:
+            return False
+        if self.fields is not None:
+            if path not in self.fields:
+                return False
+        elif self.classes is not None and data_class not in self.classes:
+            return False
+        return self.max_level is None or level <= self.max_level
+
+
+@dataclass(frozen=True, slots=True)
+class Denial:
+    roles: frozenset[Role]
+    except_classes: frozenset[str]
+    why: str
+
+
+@dataclass(frozen=True, slots=True)
+class Floor:
+    level: int
+    classes: frozenset[str]
+    relations: frozenset[Relation]
+    why: str
+
+
+@dataclass(frozen=True)
+class Policy:
+    rules: tuple[Rule, ...]
+    denials: tuple[Denial, ...]
+    floor: Floor
+    treating_window_days: int = 180
+    national_orgs: frozenset[str] = frozenset()
+    break_glass_persons_per_day: int = 5
+    break_glass_hours: float = 4.0
+
+
+def _set(where: str, raw: Any, enum: Any, allow_any: bool = True) -> frozenset:
+    if raw == ANY and allow_any:
+        return frozenset(enum)
+    if not isinstance(raw, list) or not raw:
+        raise PolicyError(f"{where}: expected a non-empty list or \"*\"")
+    try:
+        return frozenset(enum(v) for v in raw)
+    except ValueError as exc:
+        raise PolicyError(f"{where}: {exc}") from None
+
+
+def _classes(where: str, raw: Any) -> frozenset[str]:
+    if not isinstance(raw, list) or any(c not in CLASSES for c in raw):
+        raise PolicyError(f"{where}: classes must be a list of {', '.join(CLASSES)}")
+    return frozenset(raw)
+
+
+def _rule(i: int, raw: Mapping[str, Any]) -> Rule:
+    where = f"rules[{i}]"
+    unknown = set(raw) - {"roles", "purposes", "relations", "classes", "fields", "max_level",
+                          "decision", "why"}
+    if unknown:
+        raise PolicyError(f"{where}: unknown keys {', '.join(sorted(unknown))}")
+    classes_raw = raw.get("classes", ANY if "fields" not in raw else None)
+    classes = None if classes_raw in (ANY, None) else _classes(where, classes_raw)
+    fields = raw.get("fields")
+    if fields is not None and (not isinstance(fields, list) or
+                               not all(isinstance(f, str) and "." in f for f in fields)):
+        raise PolicyError(f"{where}: fields must be a list of \"Type.field\"")
+    max_level = raw.get("max_level")
+    if max_level is not None and (not isinstance(max_level, int) or not 1 <= max_level <= 5):
+        raise PolicyError(f"{where}: max_level must be 1-5")
+    try:
+        decision = Decision(raw["decision"])
+    except (KeyError, ValueError):
+        raise PolicyError(f"{where}: decision must be ALLOW, MASK or DENY") from None
+    return Rule(
+        roles=_set(f"{where}.roles", raw.get("roles"), Role),
+        purposes=_set(f"{where}.purposes", raw.get("purposes"), Purpose),
+        relations=_set(f"{where}.relations", raw.get("relations"), Relation),
+        classes=classes,
+        fields=None if fields is None else frozenset(fields),
+        max_level=max_level,
+        decision=decision,
+        why=str(raw.get("why") or decision.value.lower()),
+    )
+
+
+def parse(raw: Mapping[str, Any], overrides: Mapping[str, Any] | None = None) -> Policy:
+    floor_raw = raw.get("floor", {})
+    floor = Floor(
+        level=int(floor_raw.get("level", 4)),
+        classes=_classes("floor.classes", floor_raw.get("classes", [])),
+        relations=_set("floor.relations", floor_raw.get("relations"), Relation, False),
+        why=str(floor_raw.get("why", "level too high for this relation")),
+    )
+    denials = tuple(
+        Denial(_set(f"deny[{i}].roles", d.get("roles"), Role, False),
+               _classes(f"deny[{i}].except_classes", d.get("except_classes", [])),
+               str(d.get("why", "denied")))
+        for i, d in enumerate(raw.get("deny", []))
+    )
+    rules = tuple(_rule(i, r) for i, r in enumerate(raw.get("rules", [])))
+    relations = {**raw.get("relations", {}), **(overrides or {})}
+    glass = raw.get("break_glass", {})
+    window = relations.get("treating_window_days", 180)
+    per_day = (overrides or {}).get("break_glass_persons_per_day",
+                                    glass.get("persons_per_day", 5))
+    hours = (overrides or {}).get("break_glass_hours", glass.get("hours", 4))
+    for key, value, low, high in (("treating_window_days", window, 1, 3650),
+                                  ("break_glass persons_per_day", per_day, 0, 1000),
+                                  ("break_glass hours", hours, 0.01, 168)):
+        if not isinstance(value, int | float) or isinstance(value, bool) or \
+                not low <= value <= high:
+            raise PolicyError(f"{key}: {value!r} must be {low}-{high}")
+    return Policy(rules, denials, floor, int(window),
+                  frozenset(relations.get("national_orgs", [])), int(per_day), float(hours))
+
+
+def load(path: Path = POLICY_FILE, overrides: Mapping[str, Any] | None = None) -> Policy:
+    with path.open("rb") as fh:
+        return parse(tomllib.load(fh), overrides)
+
+
+@cache
+def default_policy() -> Policy:
+    return load()
