@@ -30,6 +30,8 @@ class Deadline:
 
     def __init__(self, seconds: float) -> None:
         self.at = time.monotonic() + seconds
+        # Every source a request asked, answered or not: the audit log names them.
+        self.touched: set[str] = set()
 
     def remaining(self) -> float:
         return max(0.0, self.at - time.monotonic())
@@ -41,6 +43,7 @@ async def fan_out(
     deadline: Deadline,
 ) -> tuple[dict[str, T], list[SourceFailure]]:
     sources = list(sources)
+    deadline.touched.update(s.name for s in sources)
 
     async def one(source: Source) -> T:
         async with asyncio.timeout(deadline.remaining()):

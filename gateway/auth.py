@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,6 +74,7 @@ class AuthMiddleware:
         exempt_paths: Iterable[str] = ("/healthz", "/readyz"),
         allow_graphiql_page: bool = False,
         graphql_path: str = "/graphql",
+        on_denied: Callable[[Scope, int, str, str], Awaitable[None]] | None = None,
     ) -> None:
         self.app = app
         self.registry_factory = registry_factory
@@ -83,6 +84,8 @@ class AuthMiddleware:
         self.exempt_paths = frozenset(exempt_paths)
         self.allow_graphiql_page = allow_graphiql_page
         self.graphql_path = graphql_path
+        # Called with (scope, status, code, reason) for every refusal: the audit log.
+        self.on_denied = on_denied
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -99,6 +102,12 @@ class AuthMiddleware:
         if isinstance(outcome, Denial):
             log.info("refused %s %s: %s", scope.get("method", "WS"), scope["path"],
                      outcome.message)
+            if self.on_denied is not None:
+                try:
+                    await self.on_denied(scope, outcome.status, outcome.code, outcome.message)
+                except Exception:
+                    # The refusal stands either way; it discloses nothing to the caller.
+                    log.exception("could not audit a refused authentication")
             await _deny(scope, send, outcome)
             return
         principal, purpose = outcome

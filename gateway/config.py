@@ -169,5 +169,9 @@ def load_settings(
         raise ConfigError("sources", "only one institution directory may be configured")
     gateway_url = shared_pg or GATEWAY_SQLITE_TEMPLATE.format(data_dir=resolved_dir.as_posix())
     extra = {k: v for k, v in raw.items() if k not in ("server", "data", "sources")}
+    if "MEDFED_AUDIT_ENABLED" in env:  # the benchmark's "audit off" run, nothing else
+        audit = dict(extra.get("audit") or {})
+        audit["enabled"] = _env_bool("MEDFED_AUDIT_ENABLED", env["MEDFED_AUDIT_ENABLED"])
+        extra["audit"] = audit
     return Settings(data_dir=resolved_dir, host=host, port=port, dev=dev, sources=sources,
                     gateway_url=gateway_url, config_path=path, extra=extra)

@@ -67,11 +67,11 @@ def _usage(message: str) -> Exception:
 
 
 def _config(settings: Settings):
-    from security.audit import AuditLogConfig
+    from security.audit.settings import log_config
 
     raw = settings.extra.get("audit", {})
     try:
-        return AuditLogConfig.from_mapping(raw if isinstance(raw, dict) else {})
+        return log_config(raw if isinstance(raw, dict) else {})
     except (TypeError, ValueError) as exc:
         raise _usage(f"[audit] configuration: {exc}") from None
 

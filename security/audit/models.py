@@ -11,7 +11,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, DateTime, Integer, LargeBinary, SmallInteger, Text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Integer,
+    LargeBinary,
+    SmallInteger,
+    String,
+    Text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from security.store import GatewayBase
@@ -56,3 +65,43 @@ class AuditCheckpoint(GatewayBase):
     root: Mapped[bytes] = mapped_column(LargeBinary(32))
     note: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AuditIndexRow(GatewayBase):
+    """The auditors' query index: one row per (event, person) with the filter columns.
+
+    Derived from the log right after each append (and rebuilt from it by
+    :func:`security.audit.index.catch_up`); the log stays the evidence, this is a cache that
+    may be dropped and rebuilt at any time.
+    """
+
+    __tablename__ = "audit_index"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    idx: Mapped[int] = mapped_column(BigInteger, index=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    person: Mapped[str | None] = mapped_column(String(64), index=True, nullable=True)
+    sub: Mapped[str | None] = mapped_column(String(255), index=True, nullable=True)
+    org: Mapped[str | None] = mapped_column(String(64), index=True, nullable=True)
+    role: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    purpose: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    outcome: Mapped[str] = mapped_column(String(16))
+    break_glass: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Classes of the fields read, masked or denied, as ",identity,visit," for LIKE matching.
+    field_classes: Mapped[str] = mapped_column(Text, default=",")
+    # A field of this person was denied while the caller had no relation to them (probing).
+    denied_unrelated: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class AuditAlert(GatewayBase):
+    __tablename__ = "audit_alerts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    idx: Mapped[int] = mapped_column(BigInteger, index=True)  # the event that fired it
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    rule: Mapped[str] = mapped_column(String(32), index=True)
+    sub: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    org: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    person: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    detail: Mapped[str] = mapped_column(Text)

@@ -1,0 +1,144 @@
+"""The gateway's side of the audit log: the recorder per process, the event of each GraphQL
+request and refused authentication, and the auditors' HTTP endpoints.
+
+``/audit/checkpoint`` (the signed note, text) and ``/audit/proof?index=I&size=N`` (JSON)
+sit behind the same authentication as ``/graphql`` and answer only the auditor role with
+purpose AUDIT.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import uuid
+from typing import Any
+
+from graphql import OperationType, parse
+from graphql.error import GraphQLError
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.types import Scope
+
+from gateway.config import ConfigError, Settings
+from security.audit import AuditLogError, AuditWriteError
+from security.audit.events import Operation, authentication_event, request_event
+from security.audit.recorder import AuditRecorder
+from security.audit.settings import AuditSettings
+from security.identity.roles import Purpose, Role
+
+log = logging.getLogger("medfed.audit")
+RECORDER = "audit"  # key of the recorder in Services.extras
+
+
+def audit_settings(settings: Settings) -> AuditSettings:
+    try:
+        return AuditSettings.from_mapping(settings.extra.get("audit"))
+    except (TypeError, ValueError) as exc:
+        raise ConfigError("audit", str(exc)) from None
+
+
+def make_recorder(settings: Settings, engine: Any) -> AuditRecorder | None:
+    """The process's recorder, or None only when ``[audit] enabled = false``."""
+    chosen = audit_settings(settings)
+    if not chosen.enabled:
+        log.warning("the audit log is OFF ([audit] enabled = false): requests are unaudited")
+        return None
+    if engine is None:
+        raise ConfigError("audit", "auditing needs the gateway database")
+    return AuditRecorder(engine, settings.data_dir / "keys", chosen)
+
+
+@functools.lru_cache(maxsize=512)
+def _is_mutation(text: str, name: str | None) -> bool:
+    try:
+        document = parse(text)
+    except GraphQLError:
+        return False
+    for definition in document.definitions:
+        operation = getattr(definition, "operation", None)
+        if operation is None:
+            continue
+        if name is None or (definition.name and definition.name.value == name):
+            return operation is OperationType.MUTATION
+    return False
+
+
+def client_of(scope: Scope) -> str | None:
+    client = scope.get("client")
+    return client[0] if client else None
+
+
+class AuditUnavailable(Exception):
+    """The event could not be logged: the request must not be answered."""
+
+
+async def audit_request(recorder: AuditRecorder, request: Request, ctx: Any,
+                        result: Any) -> None:
+    text, name = getattr(ctx, "operation", (None, None))
+    operation = Operation.of(text, name, bool(text) and _is_mutation(text, name))
+    event = request_event(ctx, operation, result.errors, result.data is not None,
+                          client_of(request.scope))
+    if event is None:
+        return
+    try:
+        await recorder.record(event)
+    except AuditWriteError as exc:
+        log.error("audit write failed, refusing request %s: %s", ctx.request_id, exc)
+        raise AuditUnavailable from exc
+
+
+def on_auth_denied(recorder: AuditRecorder):
+    """The ``AuthMiddleware`` callback: log a refused authentication."""
+
+    async def record(scope: Scope, status: int, code: str, reason: str) -> None:
+        event = authentication_event(
+            client=client_of(scope), path=scope.get("path", ""),
+            method=scope.get("method", "WS"), status=status, code=code, reason=reason,
+            request_id=uuid.uuid4().hex)
+        await recorder.record(event)
+
+    return record
+
+
+# -- HTTP endpoints for auditors ----------------------------------------------------------------
+
+def _auditor(request: Request) -> Response | None:
+    principal = getattr(request.state, "principal", None)
+    purpose = getattr(request.state, "purpose", None)
+    if principal is None or principal.role is not Role.AUDITOR or purpose is not Purpose.AUDIT:
+        return JSONResponse({"error": "FORBIDDEN", "message": "only auditors with purpose "
+                             "AUDIT may read the audit log"}, status_code=403)
+    return None
+
+
+def audit_routes(recorder: AuditRecorder | None):
+    from starlette.routing import Route
+
+    async def checkpoint(request: Request) -> Response:
+        refused = _auditor(request)
+        if refused is not None:
+            return refused
+        if recorder is None:
+            return PlainTextResponse("audit log disabled", status_code=404)
+        signed = await (await recorder.log()).checkpoint()
+        return PlainTextResponse(signed.note, media_type="text/plain; charset=utf-8")
+
+    async def proof(request: Request) -> Response:
+        refused = _auditor(request)
+        if refused is not None:
+            return refused
+        if recorder is None:
+            return PlainTextResponse("audit log disabled", status_code=404)
+        try:
+            index = int(request.query_params["index"])
+            size = request.query_params.get("size")
+            found = await (await recorder.log()).inclusion_proof(
+                index, int(size) if size is not None else None)
+        except (KeyError, ValueError):
+            return JSONResponse({"error": "BAD_USER_INPUT",
+                                 "message": "pass ?index=I and optionally &size=N"}, 400)
+        except AuditLogError as exc:
+            return JSONResponse({"error": "BAD_USER_INPUT", "message": str(exc)}, 400)
+        return JSONResponse(found.to_dict())
+
+    return [Route("/audit/checkpoint", checkpoint), Route("/audit/proof", proof)]

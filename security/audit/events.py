@@ -1,0 +1,169 @@
+"""The audit event of one request: who, why, which persons, which fields, what came of it.
+
+An event never holds a data value or a plain identifier: persons appear only by their
+pseudonym (the blind index, the API's ``personId``), the operation only by its name and the
+SHA-256 of its text (variables may hold identifiers, so they are never logged), errors only
+by their codes, and a failed authentication never by anything from its token.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+EVENT_VERSION = 1
+
+# Codes that mean "the caller may not have this": the request counts as a denial.
+DENIAL_CODES = frozenset({"FORBIDDEN_FIELD", "FORBIDDEN"})
+# Codes that are answers, not failures of the gateway.
+ANSWER_CODES = DENIAL_CODES | {"BAD_USER_INPUT", "NOT_FOUND", "SOURCE_UNAVAILABLE",
+                               "IDEMPOTENCY_KEY_REUSED", "DATA_INTEGRITY"}
+
+
+class Outcome(StrEnum):
+    OK = "OK"
+    PARTIAL = "PARTIAL"  # some fields denied or some sources failed, the rest answered
+    DENIED = "DENIED"  # nothing personal was answered and something was refused
+    ERROR = "ERROR"
+    UNAUTHENTICATED = "UNAUTHENTICATED"
+
+
+class Kind(StrEnum):
+    QUERY = "QUERY"
+    MUTATION = "MUTATION"
+    AUTHENTICATION = "AUTHENTICATION"
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    name: str | None
+    kind: Kind
+    sha256: str
+
+    @classmethod
+    def of(cls, text: str | None, name: str | None, is_mutation: bool) -> Operation:
+        digest = hashlib.sha256((text or "").encode("utf-8")).hexdigest()
+        return cls(name, Kind.MUTATION if is_mutation else Kind.QUERY, digest)
+
+
+def now_iso(now: datetime | None = None) -> str:
+    return (now or datetime.now(UTC)).astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _fields(paths: Iterable[str], catalogue: Any) -> list[dict[str, Any]]:
+    out = []
+    for path in sorted(paths):
+        type_name, _, field_name = path.partition(".")
+        entry = catalogue.field(type_name, field_name) if catalogue is not None else None
+        out.append({"field": path,
+                    "class": entry.data_class if entry else None,
+                    "level": entry.level if entry else None})
+    return out
+
+
+def _relation(ctx: Any, ref: str) -> str | None:
+    """The caller's relation to this person as far as the request established it."""
+    try:
+        return str(ctx.relation_to(ref, None))
+    except Exception:  # the person was never prepared (denied before any row was read)
+        return None
+
+
+def persons_of(ctx: Any) -> list[dict[str, Any]]:
+    guard = ctx.guard
+    catalogue = getattr(ctx.services, "catalogue", None)
+    out = []
+    for ref, record in sorted(guard.accesses.items()):
+        if not (record.read or record.masked or record.denied):
+            continue
+        entry: dict[str, Any] = {
+            "personId": ref or None,
+            "read": _fields(record.read, catalogue),
+            "masked": _fields(record.masked, catalogue),
+            "denied": _fields(record.denied, catalogue),
+        }
+        if record.denied and ref:
+            entry["relation"] = _relation(ctx, ref)
+        out.append(entry)
+    return out
+
+
+def error_codes(errors: Iterable[Any] | None) -> list[str]:
+    codes = []
+    for error in errors or ():
+        code = (getattr(error, "extensions", None) or {}).get("code") or "INTERNAL"
+        codes.append(str(code))
+    return codes
+
+
+def outcome_of(codes: list[str], has_data: bool, persons: list[Mapping[str, Any]]) -> Outcome:
+    if any(code not in ANSWER_CODES for code in codes):
+        return Outcome.ERROR if not has_data else Outcome.PARTIAL
+    answered = any(p["read"] or p["masked"] for p in persons)
+    refused = any(code in DENIAL_CODES for code in codes) or any(p["denied"] for p in persons)
+    if refused and not answered:
+        return Outcome.DENIED
+    if codes:
+        return Outcome.PARTIAL
+    return Outcome.OK
+
+
+def principal_of(principal: Any) -> dict[str, Any] | None:
+    if principal is None:
+        return None
+    return {"sub": principal.sub, "role": str(principal.role), "org": principal.org,
+            "issuer": principal.issuer}
+
+
+def request_event(ctx: Any, operation: Operation, errors: Iterable[Any] | None,
+                  has_data: bool, client: str | None) -> dict[str, Any] | None:
+    """The event of one GraphQL request, or None when nothing in it needs auditing (no
+    personal data touched, nothing denied, not a mutation)."""
+    persons = persons_of(ctx)
+    codes = error_codes(errors)
+    denied = any(code in DENIAL_CODES for code in codes)
+    if not persons and not denied and operation.kind is not Kind.MUTATION:
+        return None
+    deadline = getattr(ctx, "deadline", None)
+    failed = sorted(getattr(ctx, "failures", {}) or {})
+    guard = ctx.guard
+    return {
+        "v": EVENT_VERSION,
+        "kind": str(operation.kind),
+        "time": now_iso(),
+        "requestId": ctx.request_id,
+        "principal": principal_of(ctx.principal),
+        "purpose": str(ctx.purpose) if ctx.purpose is not None else None,
+        "breakGlass": bool(getattr(guard, "break_glass", False)),
+        "persons": persons,
+        "sources": {"touched": sorted(getattr(deadline, "touched", ()) or ()),
+                    "failed": failed},
+        "outcome": str(outcome_of(codes, has_data, persons)),
+        "errors": sorted(set(codes)),
+        "client": client,
+        "operation": {"name": operation.name, "sha256": operation.sha256},
+    }
+
+
+def authentication_event(*, client: str | None, path: str, method: str, status: int,
+                         code: str, reason: str, request_id: str) -> dict[str, Any]:
+    """A refused authentication: where from, what path, why. Never anything of the token."""
+    return {
+        "v": EVENT_VERSION,
+        "kind": str(Kind.AUTHENTICATION),
+        "time": now_iso(),
+        "requestId": request_id,
+        "principal": None,
+        "purpose": None,
+        "breakGlass": False,
+        "persons": [],
+        "sources": {"touched": [], "failed": []},
+        "outcome": str(Outcome.UNAUTHENTICATED if status == 401 else Outcome.DENIED),
+        "errors": [code],
+        "client": client,
+        "request": {"method": method, "path": path, "status": status, "reason": reason},
+    }
