@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
+from cross_web import HTTPException
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -16,6 +17,14 @@ from connectors.domain.recognition import RecognitionCatalogue
 from connectors.fanout import Deadline
 from connectors.registry import SourceRegistry
 from connectors.sql.engine import create_source_engine
+from gateway.audit_http import (
+    RECORDER,
+    AuditUnavailable,
+    audit_request,
+    audit_routes,
+    make_recorder,
+    on_auth_denied,
+)
 from gateway.auth import AuthMiddleware, auth_options
 from gateway.config import ConfigError, Settings
 from gateway.startup import open_keyring
@@ -43,13 +52,15 @@ def build_services(settings: Settings) -> Services:
     except ValueError as exc:
         key, _, problem = str(exc).partition(": ")
         raise ConfigError(key, problem) from None
+    gateway_engine = create_source_engine(settings.gateway_spec)
     return Services(
         registry=SourceRegistry(settings.sources),
         cipher=FieldCipher(keyring),
         indexer=BlindIndexer(keyring),
         recognition=recognition,
         deadline_seconds=gateway_options(settings)["deadline_seconds"],
-        gateway_engine=create_source_engine(settings.gateway_spec),
+        gateway_engine=gateway_engine,
+        extras={RECORDER: make_recorder(settings, gateway_engine)},
     )
 
 
@@ -61,7 +72,7 @@ class MedfedGraphQL(GraphQL):
     async def get_context(self, request: Request, response: Any) -> RequestContext:
         principal = request.state.principal
         purpose = request.state.purpose
-        return RequestContext(
+        request.state.medfed_context = context = RequestContext(
             services=self.services,
             principal=principal,
             purpose=purpose,
@@ -69,6 +80,28 @@ class MedfedGraphQL(GraphQL):
             deadline=Deadline(self.services.deadline_seconds),
             request=request,
         )
+        return context
+
+    async def execute_operation(self, request, request_adapter, request_data, context,
+                                root_value, sub_response):
+        # The audit event names the operation and hashes its text (never its variables).
+        context.operation = (getattr(request_data, "query", None),
+                             getattr(request_data, "operation_name", None))
+        return await super().execute_operation(request, request_adapter, request_data,
+                                               context, root_value, sub_response)
+
+    async def process_result(self, request: Request, result: Any) -> Any:
+        # Runs before the response is built: the event is durable before anything leaves.
+        response = await super().process_result(request, result)
+        recorder = self.services.extras.get(RECORDER)
+        ctx = getattr(request.state, "medfed_context", None)
+        if recorder is not None and ctx is not None:
+            try:
+                await audit_request(recorder, request, ctx, result)
+            except AuditUnavailable:
+                raise HTTPException(503, "audit log unavailable: the request was not "
+                                    "answered") from None
+        return response
 
 
 def create_app(settings: Settings, services: Services | None = None) -> Starlette:
@@ -90,9 +123,13 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
         return JSONResponse({"ready": ready, "sources": sources},
                             status_code=200 if ready else 503)
 
+    recorder = services.extras.get(RECORDER)
+
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette):
         yield
+        if recorder is not None:
+            await recorder.close()
         await services.registry.dispose()
         if services.gateway_engine is not None:
             await services.gateway_engine.dispose()
@@ -102,8 +139,10 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/graphql", graphql, methods=["GET", "POST"]),
+            *audit_routes(recorder),
         ],
-        middleware=[Middleware(AuthMiddleware, **auth_options(settings))],
+        middleware=[Middleware(AuthMiddleware, **auth_options(settings),
+                               on_denied=on_auth_denied(recorder) if recorder else None)],
         lifespan=lifespan,
     )
 
