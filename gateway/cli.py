@@ -12,7 +12,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-COMMAND_MODULES = ("serve", "db", "token", "keys", "demo", "audit")
+COMMAND_MODULES = ("serve", "db", "token", "keys", "demo", "audit", "policy")
 
 
 class UsageError(Exception):
