@@ -132,6 +132,7 @@ async def _load(ctx: Any, info: strawberry.Info, created: Created) -> Filing | N
     if row is None:
         return None
     row["_source"] = source.name
+    await ctx.prepare_relations([row["person_ref"]])  # the writer sees what policy lets it
     return FILING.build(ctx, row, requested(info, "filing"))
 
 

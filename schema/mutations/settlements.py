@@ -189,6 +189,7 @@ async def _load(ctx: Any, info: strawberry.Info, created: Created) -> Settlement
     if row is None:
         return None
     row["_source"] = source.name
+    await ctx.prepare_relations([row["person_ref"]])  # the writer sees what policy lets it
     return SETTLEMENT.build(ctx, row, requested(info, "settlement"))
 
 
