@@ -26,6 +26,7 @@ from schema.mutations.consents import ConsentQuery
 from schema.pagination import Connection, connection, decode_cursor, merge_pages, page_size
 from schema.projection import Projection
 from schema.selection import requested_nodes
+from schema.types.audit import AuditQuery
 from schema.types.filings import FILING, Filing
 from schema.types.institution import Institution
 from schema.types.person import Person, person_from_rows
@@ -142,7 +143,7 @@ class SettlementFilter:
 
 
 @strawberry.type(description="The read entry points of medfed.")
-class Query(ConsentQuery):
+class Query(ConsentQuery, AuditQuery):
     @strawberry.field(description="The calling patient's own record (patients only).")
     async def me(self, info: strawberry.Info) -> Person | None:
         ctx = info.context

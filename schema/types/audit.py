@@ -1,0 +1,284 @@
+"""The auditors' read API on the audit log, and a patient's "who looked at my data".
+
+Every answer is read from the log's own leaves (``audit_events``); the ``audit_index``
+table only chooses which leaves. Auditors (role ``auditor`` with purpose AUDIT) see every
+event; a patient sees only the events that touched their own record, and in each only
+their own entry.
+"""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import strawberry
+from sqlalchemy import select
+
+from schema.errors import bad_input, forbidden
+from schema.pagination import Connection, connection, decode_cursor, page_size
+from security.audit import AuditLogError, AuditWriteError, index
+from security.audit.models import AuditAlert
+from security.identity.roles import Purpose, Role
+
+RECORDER = "audit"
+PAGE_ARGS = "first: at most 100 (default 20); after: a cursor from pageInfo.endCursor."
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+@strawberry.type(description="Who made an audited request, as their token proved it.")
+class AuditPrincipal:
+    sub: str
+    role: str
+    org: str
+    issuer: str
+
+
+@strawberry.type(description="One field of a person touched by a request.")
+class AuditField:
+    field: str = strawberry.field(description="Type.field, e.g. Person.name.")
+    data_class: str | None = strawberry.field(description="Data class from the catalogue.")
+    level: int | None = strawberry.field(description="GB/T 39725 level from the catalogue.")
+
+    @classmethod
+    def of(cls, raw: dict[str, Any]) -> AuditField:
+        return cls(field=raw["field"], data_class=raw.get("class"), level=raw.get("level"))
+
+
+@strawberry.type(description="What one request did with one person's data.")
+class AuditPerson:
+    person_id: str | None = strawberry.field(description="The person's pseudonym (personId).")
+    relation: str | None = strawberry.field(description="The caller's relation to the "
+                                                        "person where a field was denied.")
+    read: list[AuditField]
+    masked: list[AuditField]
+    denied: list[AuditField]
+
+    @classmethod
+    def of(cls, raw: dict[str, Any]) -> AuditPerson:
+        return cls(person_id=raw.get("personId"), relation=raw.get("relation"),
+                   read=[AuditField.of(f) for f in raw.get("read", [])],
+                   masked=[AuditField.of(f) for f in raw.get("masked", [])],
+                   denied=[AuditField.of(f) for f in raw.get("denied", [])])
+
+
+@strawberry.type(name="AuditEvent", description="One event of the tamper-evident audit log.")
+class AuditEventNode:
+    index: int = strawberry.field(description="Position in the log (prove it with auditProof).")
+    time: datetime
+    logged_at: str
+    kind: str = strawberry.field(description="QUERY, MUTATION or AUTHENTICATION.")
+    request_id: str
+    principal: AuditPrincipal | None
+    purpose: str | None
+    break_glass: bool
+    outcome: str = strawberry.field(description="OK, PARTIAL, DENIED, ERROR or "
+                                                "UNAUTHENTICATED.")
+    persons: list[AuditPerson]
+    sources_touched: list[str]
+    sources_failed: list[str]
+    error_codes: list[str]
+    client_address: str | None
+    operation_name: str | None
+    operation_sha256: str | None
+    reason: str | None = strawberry.field(description="Why an authentication was refused.")
+
+    @classmethod
+    def of(cls, idx: int, event: dict[str, Any], logged_at: str,
+           only_person: str | None = None) -> AuditEventNode:
+        principal = event.get("principal")
+        persons = event.get("persons") or []
+        if only_person is not None:
+            persons = [p for p in persons if p.get("personId") == only_person]
+        operation = event.get("operation") or {}
+        sources = event.get("sources") or {}
+        return cls(
+            index=idx, time=datetime.fromisoformat(event["time"]), logged_at=logged_at,
+            kind=event.get("kind", ""), request_id=event.get("requestId", ""),
+            principal=AuditPrincipal(**principal) if principal else None,
+            purpose=event.get("purpose"), break_glass=bool(event.get("breakGlass")),
+            outcome=event.get("outcome", ""), persons=[AuditPerson.of(p) for p in persons],
+            sources_touched=sources.get("touched", []), sources_failed=sources.get("failed", []),
+            error_codes=event.get("errors", []),
+            client_address=None if only_person is not None else event.get("client"),
+            operation_name=operation.get("name"), operation_sha256=operation.get("sha256"),
+            reason=(event.get("request") or {}).get("reason"))
+
+
+@strawberry.input(description="Which audit events to list; every given condition must hold.")
+class AuditEventFilter:
+    person: str | None = strawberry.field(default=None, description="A personId.")
+    org: str | None = None
+    principal: str | None = strawberry.field(default=None, description="The caller's sub.")
+    role: str | None = None
+    purpose: str | None = None
+    outcome: str | None = None
+    break_glass: bool | None = None
+    field_class: str | None = strawberry.field(default=None, description="A data class "
+                                               "(identity, diagnosis, ...) read, masked or "
+                                               "denied.")
+    from_: datetime | None = strawberry.field(default=None, name="from",
+                                              description="Events at or after this time.")
+    to: datetime | None = strawberry.field(default=None, description="Events before this "
+                                                                     "time.")
+
+
+@strawberry.type(description="A signed checkpoint (C2SP signed note) of the audit log.")
+class AuditCheckpoint:
+    note: str
+    size: int
+    root_hash: str = strawberry.field(description="Merkle root, base64.")
+
+
+@strawberry.type(description="RFC 6962 inclusion proof of one event in a tree of `size`.")
+class AuditInclusionProof:
+    index: int
+    size: int
+    leaf_hash: str
+    root_hash: str
+    path: list[str]
+
+
+@strawberry.type(description="RFC 6962 consistency proof between two tree sizes.")
+class AuditConsistencyProof:
+    from_size: int
+    from_root: str
+    to_size: int
+    to_root: str
+    path: list[str]
+
+
+@strawberry.type(name="AuditAlert", description="An alert raised by a rule as events "
+                                               "arrived.")
+class AuditAlertNode:
+    id: int
+    index: int = strawberry.field(description="The log index of the event that fired it.")
+    time: datetime
+    rule: str = strawberry.field(description="BREAK_GLASS, VOLUME_SPIKE, PROBING or "
+                                             "OFF_HOURS.")
+    principal: str | None
+    org: str | None
+    person_id: str | None
+    detail: str
+
+
+def _auditor(ctx: Any, what: str) -> None:
+    if ctx.principal.role is not Role.AUDITOR or ctx.purpose is not Purpose.AUDIT:
+        raise forbidden(f"{what} is only for auditors (role auditor, purpose AUDIT)")
+
+
+def _recorder(ctx: Any):
+    recorder = ctx.services.extras.get(RECORDER)
+    if recorder is None:
+        raise forbidden("the audit log is disabled on this gateway")
+    return recorder
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)
+
+
+async def _events(ctx: Any, flt: index.EventFilter, first: int | None, after: str | None,
+                  only_person: str | None = None) -> Connection[AuditEventNode]:
+    recorder = _recorder(ctx)
+    limit = page_size(first)
+    cursor = decode_cursor(after, (int,))
+    await recorder.log()  # opens the log and brings the index up to date with it
+    found = await index.find_events(recorder.engine, flt, cursor[0] if cursor else None,
+                                    limit + 1)
+    return connection([((i,), AuditEventNode.of(i, e, at, only_person))
+                       for i, e, at in found], limit)
+
+
+@strawberry.type
+class AuditQuery:
+    @strawberry.field(description="Audit events, newest first (auditors only). " + PAGE_ARGS)
+    async def audit_events(self, info: strawberry.Info,
+                           filter: AuditEventFilter | None = None,
+                           first: int | None = None, after: str | None = None
+                           ) -> Connection[AuditEventNode]:
+        ctx = info.context
+        _auditor(ctx, "auditEvents")
+        f = filter or AuditEventFilter()
+        flt = index.EventFilter(
+            person=f.person, org=f.org, principal=f.principal, role=f.role,
+            purpose=f.purpose, outcome=f.outcome, break_glass=f.break_glass,
+            field_class=f.field_class, since=_utc(f.from_), until=_utc(f.to))
+        return await _events(ctx, flt, first, after)
+
+    @strawberry.field(description="Who read, or tried to read, the calling patient's record, "
+                                  "newest first (patients only). " + PAGE_ARGS)
+    async def my_access_log(self, info: strawberry.Info, first: int | None = None,
+                            after: str | None = None) -> Connection[AuditEventNode]:
+        ctx = info.context
+        ref = ctx.principal.person_ref
+        if ctx.principal.role is not Role.PATIENT or not ref:
+            raise forbidden("myAccessLog is only for patients")
+        return await _events(ctx, index.EventFilter(person=ref), first, after, only_person=ref)
+
+    @strawberry.field(description="The latest signed checkpoint, signing one now if events "
+                                  "are unsigned (auditors only).")
+    async def audit_checkpoint(self, info: strawberry.Info) -> AuditCheckpoint:
+        ctx = info.context
+        _auditor(ctx, "auditCheckpoint")
+        try:
+            signed = await (await _recorder(ctx).log()).checkpoint()
+        except (AuditLogError, AuditWriteError) as exc:
+            raise forbidden(f"no checkpoint: {exc}") from None
+        return AuditCheckpoint(note=signed.note, size=signed.size, root_hash=_b64(signed.root))
+
+    @strawberry.field(description="Inclusion proof of event `index` in the tree of `size` "
+                                  "events (default: the whole log) (auditors only).")
+    async def audit_proof(self, info: strawberry.Info, index: int,
+                          size: int | None = None) -> AuditInclusionProof:
+        ctx = info.context
+        _auditor(ctx, "auditProof")
+        try:
+            proof = await (await _recorder(ctx).log()).inclusion_proof(index, size)
+        except AuditLogError as exc:
+            raise bad_input(str(exc), [{"path": ["index"], "reason": str(exc)}]) from None
+        return AuditInclusionProof(index=proof.index, size=proof.size,
+                                   leaf_hash=_b64(proof.leaf_hash), root_hash=_b64(proof.root),
+                                   path=[_b64(h) for h in proof.path])
+
+    @strawberry.field(description="Consistency proof that the tree of `toSize` extends the "
+                                  "one of `fromSize` (auditors only).")
+    async def audit_consistency(self, info: strawberry.Info, from_size: int,
+                                to_size: int | None = None) -> AuditConsistencyProof:
+        ctx = info.context
+        _auditor(ctx, "auditConsistency")
+        try:
+            proof = await (await _recorder(ctx).log()).consistency_proof(from_size, to_size)
+        except AuditLogError as exc:
+            raise bad_input(str(exc), [{"path": ["fromSize"], "reason": str(exc)}]) from None
+        return AuditConsistencyProof(from_size=proof.old_size, from_root=_b64(proof.old_root),
+                                     to_size=proof.new_size, to_root=_b64(proof.new_root),
+                                     path=[_b64(h) for h in proof.path])
+
+    @strawberry.field(description="Alerts, newest first (auditors only). " + PAGE_ARGS)
+    async def audit_alerts(self, info: strawberry.Info, first: int | None = None,
+                           after: str | None = None,
+                           rule: Annotated[str | None, strawberry.argument(
+                               description="Only this rule.")] = None,
+                           ) -> Connection[AuditAlertNode]:
+        ctx = info.context
+        _auditor(ctx, "auditAlerts")
+        recorder = _recorder(ctx)
+        limit = page_size(first)
+        cursor = decode_cursor(after, (int,))
+        table = AuditAlert.__table__
+        query = select(table).order_by(table.c.id.desc()).limit(limit + 1)
+        if cursor:
+            query = query.where(table.c.id < cursor[0])
+        if rule:
+            query = query.where(table.c.rule == rule)
+        async with recorder.engine.connect() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return connection([((r["id"],), AuditAlertNode(
+            id=r["id"], index=r["idx"], time=r["at"], rule=r["rule"], principal=r["sub"],
+            org=r["org"], person_id=r["person"], detail=r["detail"])) for r in rows], limit)

@@ -1,0 +1,56 @@
+"""Reading the audit log of a test federation straight from the gateway database."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from sqlalchemy import text
+from sqlalchemy.pool import NullPool
+
+from connectors.sql.engine import create_source_engine
+
+
+async def logged(fed) -> list[dict[str, Any]]:
+    """Every event in the log, oldest first, from the stored leaves."""
+    return [orjson.loads(entry)["event"] for entry in await raw_entries(fed)]
+
+
+async def raw_entries(fed) -> list[bytes]:
+    engine = create_source_engine(fed.settings.gateway_spec, poolclass=NullPool)
+    try:
+        async with engine.connect() as conn:
+            rows = (await conn.execute(text("SELECT entry FROM audit_events ORDER BY idx"))).all()
+    finally:
+        await engine.dispose()
+    return [bytes(r[0]) for r in rows]
+
+
+async def gateway_sql(fed, sql: str) -> None:
+    engine = create_source_engine(fed.settings.gateway_spec, poolclass=NullPool)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text(sql))
+    finally:
+        await engine.dispose()
+
+
+def fields_of(event: dict, person: str, kind: str) -> set[str]:
+    for entry in event["persons"]:
+        if entry["personId"] == person:
+            return {f["field"] for f in entry[kind]}
+    return set()
+
+
+async def verify(fed, services) -> Any:
+    """Close the app's log (signing a final checkpoint), then verify the whole log."""
+    from security.audit import verify_log
+    from security.audit.signer import VERIFIER_KEY_FILE, parse_verifier_key
+
+    await services.extras["audit"].close()
+    key = parse_verifier_key((fed.data_dir / "keys" / VERIFIER_KEY_FILE).read_text())
+    engine = create_source_engine(fed.settings.gateway_spec, poolclass=NullPool)
+    try:
+        return await verify_log(engine, key)
+    finally:
+        await engine.dispose()
