@@ -66,9 +66,12 @@ class Consent:
 
     def covers(self, institution: str, data_class: DataClass | str, purpose: Purpose | str,
                now: datetime) -> bool:
-        """Whether this consent lets ``institution`` read ``data_class`` for ``purpose`` now."""
-        return (self.grantee == institution and DataClass(data_class) in self.data_classes
-                and self.purpose == Purpose(purpose) and self.is_active(now))
+        """Whether this consent lets ``institution`` read ``data_class`` for ``purpose`` now.
+        Classes match whatever their case (the catalogue writes ``lab_result``); a class no
+        consent can name (``audit``, ``aggregate``) is never covered."""
+        wanted = str(data_class).upper()
+        return (self.grantee == institution and wanted in {c.value for c in self.data_classes}
+                and self.purpose == str(purpose).upper() and self.is_active(now))
 
     @classmethod
     def from_row(cls, row: Any) -> Consent:
