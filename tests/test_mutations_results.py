@@ -7,10 +7,13 @@ import asyncio
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import text, update
 
+from connectors.sql.engine import create_source_engine
 from connectors.sql.models import hospital
 from security.idempotency import IdempotencyKeyRow
 from security.identity import ensure_demo_issuer
+from tests.conftest import PG_URL
 from tests.federation import Federation, make_id_number
 from tests.mutations_support import RECENT, code, count, only_error, problem_paths, rows, run
 
@@ -212,3 +215,45 @@ async def test_only_clinicians_of_a_source_hospital_publish(fed, role, org, pers
         personId=fed.ref)})
     assert code(body) == "FORBIDDEN"
     assert await count(fed, HOSPITAL, hospital.TestResult) == 0
+
+
+async def test_a_retry_after_a_crash_converges_on_the_first_row(fed):
+    # The write reached the hospital but the gateway never marked the key done (a crash in
+    # between): the retry redoes the write, lands on the same row and finishes the key.
+    app = fed.app()
+    first = await publish(fed, app, "crash", lab(personId=fed.ref))
+    engine = create_source_engine(fed.settings.gateway_spec)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(update(IdempotencyKeyRow.__table__).values(completed_at=None))
+    finally:
+        await engine.dispose()
+    retry = await publish(fed, app, "crash", lab(personId=fed.ref))
+    assert "errors" not in retry, retry
+    assert (retry["data"]["publishTestResult"]["testResult"]["resultId"]
+            == first["data"]["publishTestResult"]["testResult"]["resultId"])
+    assert await count(fed, HOSPITAL, hospital.TestResult) == 1
+    (key,) = await rows(fed, "gateway", IdempotencyKeyRow)
+    assert key["completed_at"] is not None
+
+
+async def test_racing_twins_converge_on_postgresql(data_dir, pg_schema):
+    fed = Federation(data_dir, pg_schema=pg_schema, pg_url=PG_URL)
+    try:
+        await fed.setup()
+        ref = await fed.add_person(make_id_number(), "王五")
+        app = fed.app()
+        answers = await asyncio.gather(*(publish(fed, app, "race", lab(personId=ref))
+                                         for _ in range(4)))
+        assert len({a["data"]["publishTestResult"]["testResult"]["resultId"]
+                    for a in answers}) == 1
+        assert await count(fed, HOSPITAL, hospital.TestResult) == 1
+        assert await count(fed, HOSPITAL, hospital.Patient) == 1
+    finally:
+        engine = create_source_engine(fed.settings.source(HOSPITAL))
+        try:
+            async with engine.begin() as conn:
+                for spec in fed.settings.sources:
+                    await conn.execute(text(f'DROP SCHEMA IF EXISTS "{spec.schema}" CASCADE'))
+        finally:
+            await engine.dispose()
