@@ -136,3 +136,13 @@ async def test_a_patient_files_only_for_themself_and_clinicians_not_at_all(fed):
                        fed.token("clinician", "H33010600001"), "TREATMENT")
     assert code(body) == "FORBIDDEN"
     assert await count(fed, "platform", platform.Filing) == 0
+
+
+async def test_only_emergency_care_is_filed_afterwards(fed):
+    app = fed.app()
+    past = {"validFrom": "2020-03-30", "validUntil": "2020-04-29"}
+    body = await file_(fed, app, "f-1", filing(category="TEMPORARY", **past))
+    assert problem_paths(body) == {("input", "validUntil")}
+    body = await file_(fed, app, "f-2", filing(category="EMERGENCY", **past))
+    assert "errors" not in body, body
+    assert body["data"]["fileForCrossRegionCare"]["filing"]["validUntil"] == "2020-04-29"

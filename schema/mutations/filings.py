@@ -41,7 +41,8 @@ class FileForCrossRegionCareInput:
     channel: FilingChannel = strawberry.field(description="Where it is filed (备案渠道).")
     valid_from: date = strawberry.field(description="First day it applies.")
     valid_until: date | None = strawberry.field(
-        default=None, description="Last day it applies; after validFrom and not in the past. "
+        default=None, description="Last day it applies; after validFrom, and not in the past "
+                                  "except for EMERGENCY filings made after the care (补办). "
                                   "Open-ended when left out (RELOCATED_RETIREE and "
                                   "LONG_TERM_RESIDENT only).")
     person_id: strawberry.ID | None = strawberry.field(
@@ -101,8 +102,11 @@ def _check_static(p: v.Problems, i: FileForCrossRegionCareInput, today: date) ->
     elif limit is not None and i.valid_until - i.valid_from > timedelta(days=limit):
         p.add(["input", "validUntil"], f"may be at most {limit} days after validFrom for a "
                                        f"{i.category.value} filing")
-    if i.valid_until < today:
-        p.add(["input", "validUntil"], "is in the past")
+    # Emergency care is filed afterwards (补办备案); any other filing that is already over
+    # is a mistake, most often a wrong year.
+    if i.valid_until < today and i.category != FilingCategory.EMERGENCY:
+        p.add(["input", "validUntil"], "is in the past (only EMERGENCY filings may be made "
+                                       "after the care)")
 
 
 async def _insured_person(ctx: Any, p: v.Problems, i: FileForCrossRegionCareInput,
