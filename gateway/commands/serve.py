@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
 
@@ -21,9 +22,13 @@ def register(subparsers) -> None:
 def _run(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from connectors.sql import migrate
     from gateway.app import create_app
 
     settings = settings_from(args)
+    # The gateway's own database (audit log, consents, idempotency keys) must be at head
+    # before the first request is audited; migrating an up-to-date database does nothing.
+    asyncio.run(migrate.upgrade(settings.gateway_spec))
     host = args.host or settings.host
     port = args.port or settings.port
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
