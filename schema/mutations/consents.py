@@ -147,7 +147,7 @@ async def grant_consent(
 ) -> GrantConsentPayload:
     ctx = info.context
     ref = _patient(ctx, "grantConsent")
-    now = ctx.now.astimezone(UTC)
+    now = ctx.now.astimezone(UTC).replace(microsecond=0)
     p = v.Problems()
     call = IdempotentCall(ctx, "grantConsent", idempotency_key, p)
     if (earlier := await call.earlier(_canonical(input))) is not None:
@@ -174,7 +174,7 @@ async def revoke_consent(
 ) -> RevokeConsentPayload:
     ctx = info.context
     ref = _patient(ctx, "revokeConsent")
-    now = ctx.now.astimezone(UTC)
+    now = ctx.now.astimezone(UTC).replace(microsecond=0)
     p = v.Problems()
     call = IdempotentCall(ctx, "revokeConsent", idempotency_key, p)
     if (earlier := await call.earlier({"consent_id": str(consent_id)})) is not None:
