@@ -10,7 +10,7 @@ import pytest
 from gateway.app import build_services
 from security.audit import merkle, open_checkpoint
 from security.audit.signer import VERIFIER_KEY_FILE, parse_verifier_key
-from tests.audit_support import logged, verify
+from tests.audit_support import logged, raw_entries, verify
 from tests.federation import Federation, gql, make_id_number
 
 EVENTS = """query($f: AuditEventFilter, $first: Int, $after: String) {
@@ -164,4 +164,46 @@ async def test_alerts_fire_for_break_glass_and_probing(world):
     assert alerts[1]["personId"] == bob
     assert alerts[0]["principal"] == "demo-clinician-H37010200003"
     assert [e["index"] for e in flagged["nodes"]] == [0]
+    assert (await verify(fed, services)).ok
+
+
+async def test_exports_validate_as_fhir_audit_events_and_match_the_log(world, tmp_path):
+    import asyncio
+    import json
+
+    from fhir.resources.R4B.auditevent import AuditEvent
+    from fhir.resources.R4B.bundle import Bundle
+
+    from gateway.cli import main
+
+    fed, alice, bob, services, app = world
+    await _traffic(fed, app, alice, bob)
+    emergency = fed.token("clinician", "H22010200005", purposes=["TREATMENT", "EMERGENCY"])
+    async with fed.client(app, emergency, "EMERGENCY") as c:
+        await gql(c, READ, {"id": bob})
+    async with fed.client(app, "not-a-token") as c:
+        assert (await c.post("/graphql", json={"query": "{ me { name } }"})).status_code == 401
+    await services.extras["audit"].close()
+    base = ["--data-dir", str(fed.data_dir), "audit", "export"]
+    fhir, lines = tmp_path / "audit.json", tmp_path / "audit.jsonl"
+    assert await asyncio.to_thread(main, [*base, "--format", "fhir", "-o", str(fhir)]) == 0
+    assert await asyncio.to_thread(main, [*base, "--format", "jsonl", "-o", str(lines)]) == 0
+
+    bundle = json.loads(fhir.read_text(encoding="utf-8"))
+    Bundle.model_validate(bundle)
+    resources = [AuditEvent.model_validate(e["resource"]) for e in bundle["entry"]]
+    assert len(resources) == 5
+    assert [r.outcome for r in resources] == ["0", "4", "0", "0", "4"]
+    persons = [d.what.identifier.value for d in resources[0].entity if d.what.identifier]
+    assert sorted(persons) == sorted([alice, bob])
+    assert resources[3].purposeOfEvent[0].coding[0].code == "ETREAT"
+    assert resources[4].type.code == "110114"  # DICOM "User Authentication"
+    assert "王五" not in fhir.read_text(encoding="utf-8")
+
+    stored = [json.loads(line) for line in lines.read_text(encoding="utf-8").splitlines()]
+    assert [s["index"] for s in stored] == [0, 1, 2, 3, 4]
+    assert stored == [json.loads(e) for e in await raw_entries(fed)]
+    future = ["--from", "2999-01-01"]
+    assert await asyncio.to_thread(main, [*base, *future, "-o", str(lines)]) == 0
+    assert lines.read_text(encoding="utf-8") == ""
     assert (await verify(fed, services)).ok

@@ -51,7 +51,18 @@ def register(subparsers) -> None:
     _add_key(check)
     check.set_defaults(handler=_check_consistency)
 
-    for sub in (verify, checkpoint, proof, check):
+    export = actions.add_parser("export", help="write the logged events as FHIR R4 "
+                                "AuditEvent resources (a Bundle) or as JSON lines")
+    export.add_argument("--format", choices=("fhir", "jsonl"), default="jsonl")
+    export.add_argument("--from", dest="since", type=_when, metavar="TIME",
+                        help="only events logged at or after this ISO time (UTC if no zone)")
+    export.add_argument("--to", dest="until", type=_when, metavar="TIME",
+                        help="only events logged before this ISO time")
+    export.add_argument("--output", "-o", type=Path, metavar="FILE",
+                        help="write here instead of standard output")
+    export.set_defaults(handler=_export)
+
+    for sub in (verify, checkpoint, proof, check, export):
         add_common(sub)
 
 
@@ -213,3 +224,45 @@ def _check_consistency(args: argparse.Namespace) -> int:
     print(f"NOT consistent: the checkpoint at {new.size} events does not extend the one at "
           f"{old.size} with this proof", file=sys.stderr)
     return 1
+
+
+def _when(text: str):
+    from datetime import UTC, datetime
+
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not an ISO date or time") from None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
+
+
+def _export(args: argparse.Namespace) -> int:
+    from security.audit.export import entry_parts, fhir_audit_event, leaves
+
+    settings = settings_from(args)
+    out = args.output.open("w", encoding="utf-8") if args.output else sys.stdout
+
+    async def work(engine) -> int:
+        count = 0
+        if args.format == "fhir":
+            out.write('{"resourceType":"Bundle","type":"collection","entry":[')
+        async for entry in leaves(engine, args.since, args.until):
+            if args.format == "jsonl":
+                out.write(entry.decode("utf-8") + "\n")
+            else:
+                resource = fhir_audit_event(*entry_parts(entry))
+                out.write(("," if count else "\n") + json.dumps(
+                    {"fullUrl": f"urn:medfed:audit:{resource['id']}", "resource": resource},
+                    ensure_ascii=False) + "\n")
+            count += 1
+        if args.format == "fhir":
+            out.write("]}\n")
+        return count
+
+    try:
+        count = asyncio.run(_with_engine(settings, work))
+    finally:
+        if args.output:
+            out.close()
+    print(f"exported {count} events", file=sys.stderr)
+    return 0
