@@ -202,8 +202,13 @@ class ConsentQuery:
                                   "consent, for what, until when), newest first. Patients "
                                   "only. first: at most 100 (default 20); after: a cursor "
                                   "from pageInfo.endCursor.")
-    async def my_consents(self, info: strawberry.Info, first: int | None = None,
-                          after: str | None = None) -> Connection[ConsentNode]:
+    async def my_consents(
+        self, info: strawberry.Info,
+        first: Annotated[int | None, strawberry.argument(
+            description="Page size, 1-100 (default 20).")] = None,
+        after: Annotated[str | None, strawberry.argument(
+            description="Cursor from pageInfo.endCursor of the previous page.")] = None,
+    ) -> Connection[ConsentNode]:
         ctx = info.context
         ref = _patient(ctx, "myConsents")
         limit = page_size(first)
