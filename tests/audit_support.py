@@ -47,7 +47,8 @@ async def verify(fed, services) -> Any:
     from security.audit import verify_log
     from security.audit.signer import VERIFIER_KEY_FILE, parse_verifier_key
 
-    await services.extras["audit"].close()
+    if services is not None:
+        await services.extras["audit"].close()
     key = parse_verifier_key((fed.data_dir / "keys" / VERIFIER_KEY_FILE).read_text())
     engine = create_source_engine(fed.settings.gateway_spec, poolclass=NullPool)
     try:
