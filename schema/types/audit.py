@@ -189,6 +189,7 @@ async def _events(ctx: Any, flt: index.EventFilter, first: int | None, after: st
     limit = page_size(first)
     cursor = decode_cursor(after, (int,))
     await recorder.log()  # opens the log and brings the index up to date with it
+    await recorder.settled()
     found = await index.find_events(recorder.engine, flt, cursor[0] if cursor else None,
                                     limit + 1)
     return connection([((i,), AuditEventNode.of(i, e, at, only_person))
@@ -269,6 +270,7 @@ class AuditQuery:
         ctx = info.context
         _auditor(ctx, "auditAlerts")
         recorder = _recorder(ctx)
+        await recorder.settled()
         limit = page_size(first)
         cursor = decode_cursor(after, (int,))
         table = AuditAlert.__table__

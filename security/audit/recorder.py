@@ -3,6 +3,11 @@
 The log is opened lazily in the running event loop (its group-commit flusher lives there)
 and closed by the app's lifespan. ``record`` returns only once the event is durable in the
 log, and raises :class:`AuditWriteError` otherwise: the caller answers 503.
+
+The auditors' index and the alert rules are derived from the logged event by one background
+task, in log order and batched, so they add no latency to the request; ``settled`` waits
+for them (auditor queries call it), ``close`` drains them, and after a crash
+``index.catch_up`` rebuilds the index from the log at the next start.
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ class AuditRecorder:
         self.settings = settings
         self._log: AuditLog | None = None
         self._opening: asyncio.Lock | None = None
+        self._pending: asyncio.Queue[tuple[int, Mapping[str, Any]]] | None = None
+        self._indexer: asyncio.Task | None = None
 
     async def log(self) -> AuditLog:
         if self._log is None:
@@ -50,17 +57,42 @@ class AuditRecorder:
         """Append ``event`` durably; index it and evaluate the alert rules. Returns its index."""
         audit_log = await self.log()
         receipt = await audit_log.append(event)
-        try:
-            async with self.engine.begin() as conn:
-                await index.write_rows(conn, receipt.index, event)
-                await alerts.evaluate(conn, self.settings.alerts, receipt.index, event)
-        except Exception:
-            # The event is durable in the log, which is the evidence; the index and alerts
-            # are derived and `index.catch_up` rebuilds them at the next start.
-            log.exception("audit event %d logged but not indexed", receipt.index)
+        if self._pending is None:
+            self._pending = asyncio.Queue()
+            self._indexer = asyncio.create_task(self._index_forever(self._pending))
+        self._pending.put_nowait((receipt.index, event))
         return receipt.index
 
+    async def _index_forever(self, pending: asyncio.Queue) -> None:
+        while True:
+            batch = [await pending.get()]
+            while not pending.empty():
+                batch.append(pending.get_nowait())
+            try:
+                async with self.engine.begin() as conn:
+                    for idx, event in sorted(batch, key=lambda item: item[0]):
+                        await index.write_rows(conn, idx, event)
+                        await alerts.evaluate(conn, self.settings.alerts, idx, event)
+            except Exception:
+                # The events are durable in the log, which is the evidence; the index and
+                # alerts are derived, and `index.catch_up` rebuilds the index at next start.
+                log.exception("audit events %d-%d logged but not indexed", batch[0][0],
+                              batch[-1][0])
+            finally:
+                for _ in batch:
+                    pending.task_done()
+
+    async def settled(self) -> None:
+        """Wait until every event this process logged is indexed and its alerts evaluated."""
+        if self._pending is not None:
+            await self._pending.join()
+
     async def close(self) -> None:
+        await self.settled()
+        if self._indexer is not None:
+            self._indexer.cancel()
+            self._indexer = None
+            self._pending = None
         if self._log is not None:
             await self._log.close()
             self._log = None
