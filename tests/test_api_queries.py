@@ -192,7 +192,9 @@ async def test_statement_count_does_not_grow_with_rows(fed):
         await fed.add_result(large, reported_at=datetime(2026, 1, 1) + timedelta(hours=i))
     small_count = await _statements_for(fed, small)
     large_count = await _statements_for(fed, large)
-    assert small_count == large_count
+    # A DataLoader batch can split across event-loop ticks when sources answer at different
+    # moments, so the two counts may differ by one; an N+1 would differ by hundreds.
+    assert abs(small_count - large_count) <= 1
     # persons, then per level: enrollments+visits+settlements (3 bureaus each), platform x2,
     # 5 hospitals, 2 pharmacies; then prescriptions, items, institutions of the touched sources
     assert 0 < small_count <= 40
