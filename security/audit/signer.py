@@ -11,13 +11,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-import stat
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from security.crypto.key_files import create_private_once, exposure
 
 ED25519 = 0x01  # C2SP signed-note signature type for Ed25519
 PRIVATE_KEY_FILE = "audit-log.pem"
@@ -116,29 +117,11 @@ def load_or_create_ed25519(keys_dir: Path, name: str) -> Ed25519Signer:
     """The log's signing key, generated on first use; safe when processes race to create it."""
     check_key_name(name)
     path = keys_dir / PRIVATE_KEY_FILE
-    if not path.exists():
-        keys_dir.mkdir(parents=True, exist_ok=True)
-        pem = Ed25519PrivateKey.generate().private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption())
-        tmp = keys_dir / f".{PRIVATE_KEY_FILE}.{os.getpid()}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(pem)
-            fh.flush()
-            os.fsync(fh.fileno())
-        try:
-            # link() refuses to overwrite, so a key another process made first wins and
-            # every process signs with the same key.
-            os.link(tmp, path)
-        except FileExistsError:
-            pass
-        finally:
-            tmp.unlink()
-    mode = path.stat().st_mode
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise AuditKeyError(f"{path} is readable by others (mode {stat.S_IMODE(mode):o}); "
-                            f"run: chmod 600 {path}")
+    create_private_once(path, lambda: Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    if problem := exposure(path):
+        raise AuditKeyError(problem)
     try:
         key = serialization.load_pem_private_key(path.read_bytes(), password=None)
     except ValueError as exc:

@@ -20,9 +20,7 @@ an identifier of their own.
 
 from __future__ import annotations
 
-import os
 import secrets
-import stat
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.utils import (
@@ -30,6 +28,8 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
     encode_dss_signature,
 )
 from gmalg import SM2
+
+from security.crypto.key_files import create_private_once, exposure
 
 ALGORITHM_ID = 0xFF  # C2SP signed-note: "signature types without an assigned byte"
 KEY_TYPE_TAG = b"medfed/sm2-sm3\n"
@@ -116,24 +116,10 @@ def load_or_create_sm2(keys_dir: Path, name: str) -> SM2Signer:
     """The checkpoint signing key, generated on first use into an owner-only file; safe when
     processes race to create it (the first link wins)."""
     path = Path(keys_dir) / PRIVATE_KEY_FILE
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{PRIVATE_KEY_FILE}.{os.getpid()}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="ascii") as handle:
-            handle.write(SM2Signer.generate(name).private_key_bytes().hex() + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            pass
-        finally:
-            tmp.unlink()
-    mode = path.stat().st_mode
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise SM2KeyError(f"{path} is readable by others (mode {stat.S_IMODE(mode):o}); "
-                          f"run: chmod 600 {path}")
+    create_private_once(
+        path, lambda: (SM2Signer.generate(name).private_key_bytes().hex() + "\n").encode("ascii"))
+    if problem := exposure(path):
+        raise SM2KeyError(problem)
     try:
         raw = bytes.fromhex(path.read_text(encoding="ascii").strip())
     except (ValueError, UnicodeDecodeError):
