@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
+from typing import Any
 
 import strawberry
 
@@ -23,6 +24,17 @@ from schema.types.institution import Institution, institution_of
 
 def _ref(row: Row) -> str:
     return row["person_ref"]
+
+
+async def _gated_items(info: strawberry.Info, type_name: str, parent: Any, loader: str,
+                       key_column: str) -> list[Row]:
+    """The item rows of a prescription or purchase, in item order, once the parent's ``items``
+    field passes the policy; items come from the same source as their parent."""
+    ctx = info.context
+    ctx.check(type_name, "items", parent._ref, parent._row)
+    rows = await ctx.load(getattr(ctx.loaders, loader),
+                          (parent._row["_source"], parent._row[key_column]), info)
+    return sorted(rows, key=lambda r: r["item_id"])
 
 
 # -- enrollment -------------------------------------------------------------------------------
@@ -80,13 +92,10 @@ class Prescription:
 
     @strawberry.field(description="The drugs prescribed (at most five by national rules).")
     async def items(self, info: strawberry.Info) -> list[PrescriptionItem] | None:
-        ctx = info.context
-        ctx.check("Prescription", "items", self._ref, self._row)
-        rows = await ctx.load(ctx.loaders.rx_items, (self._row["_source"], self._row["rx_id"]),
-                              info)
+        rows = await _gated_items(info, "Prescription", self, "rx_items", "rx_id")
         return [PrescriptionItem(drug_code=r["drug_code"], drug_name=r["drug_name"],
                                  quantity=r["quantity"], unit=r["unit"], dosage=r["dosage"],
-                                 days=r["days"]) for r in sorted(rows, key=lambda r: r["item_id"])]
+                                 days=r["days"]) for r in rows]
 
 
 PRESCRIPTION = Projection("Prescription", Prescription, [
@@ -184,14 +193,11 @@ class DrugPurchase:
 
     @strawberry.field(description="The drugs bought.")
     async def items(self, info: strawberry.Info) -> list[DrugPurchaseItem] | None:
-        ctx = info.context
-        ctx.check("DrugPurchase", "items", self._ref, self._row)
-        rows = await ctx.load(ctx.loaders.dispensing_items,
-                              (self._row["_source"], self._row["dispensing_id"]), info)
+        rows = await _gated_items(info, "DrugPurchase", self, "dispensing_items",
+                                  "dispensing_id")
         return [DrugPurchaseItem(drug_code=r["drug_code"], drug_name=r["drug_name"],
                                  quantity=r["quantity"], unit=r["unit"],
-                                 amount=yuan(r["amount_fen"]))
-                for r in sorted(rows, key=lambda r: r["item_id"])]
+                                 amount=yuan(r["amount_fen"])) for r in rows]
 
 
 DRUG_PURCHASE = Projection("DrugPurchase", DrugPurchase, [
