@@ -130,14 +130,9 @@ async def _insured_person(ctx: Any, p: v.Problems, i: FileForCrossRegionCareInpu
 
 
 async def _load(ctx: Any, info: strawberry.Info, created: Created) -> Filing | None:
-    source = ctx.registry.get(created.source)
-    row = await lookups.ask(ctx, source, lambda e: writers.read_row(
-        e, FILINGS, "filing_id", created.object_id))
-    if row is None:
-        return None
-    row["_source"] = source.name
-    await ctx.prepare_relations([row["person_ref"]])  # the writer sees what policy lets it
-    return FILING.build(ctx, row, requested(info, "filing"))
+    row = await lookups.read_created(ctx, created.source, FILINGS, "filing_id",
+                                     created.object_id)
+    return None if row is None else FILING.build(ctx, row, requested(info, "filing"))
 
 
 async def file_for_cross_region_care(

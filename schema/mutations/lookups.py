@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from connectors.fanout import fan_out
 from connectors.registry import Source
+from connectors.sql import writers
 from connectors.sql.models import bureau, directory, hospital, platform
 from connectors.sql.queries import Row, fetch_in
 from schema.errors import SOURCE_UNAVAILABLE
@@ -43,6 +44,19 @@ async def ask_all(ctx: Any, sources: Iterable[Source],
     if failures:
         raise unavailable(failures[0].source, failures[0].reason)
     return results
+
+
+async def read_created(ctx: Any, source_name: str, table: Any, key_column: str,
+                       object_id: str) -> Row | None:
+    """Read back the row a mutation wrote, ready to build through the policy: tagged with its
+    source, with the writer's relation to the person prepared (it sees what policy allows)."""
+    source = ctx.registry.get(source_name)
+    row = await ask(ctx, source, lambda e: writers.read_row(e, table, key_column, object_id))
+    if row is None:
+        return None
+    row["_source"] = source.name
+    await ctx.prepare_relations([row["person_ref"]])
+    return row
 
 
 def bureau_of(ctx: Any, province: str) -> Source | None:

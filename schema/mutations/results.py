@@ -253,14 +253,9 @@ def _new_patient(ctx: Any, source: Source, ref: str, bureau_row: dict) -> dict[s
 
 
 async def _load(ctx: Any, info: strawberry.Info, created: Created) -> TestResult | None:
-    source = ctx.registry.get(created.source)
-    row = await lookups.ask(ctx, source, lambda e: writers.read_row(
-        e, RESULTS, "result_id", created.object_id))
-    if row is None:
-        return None
-    row["_source"] = source.name
-    await ctx.prepare_relations([row["person_ref"]])  # the writer sees what policy lets it
-    return TEST_RESULT.build(ctx, row, requested(info, "testResult"))
+    row = await lookups.read_created(ctx, created.source, RESULTS, "result_id",
+                                     created.object_id)
+    return None if row is None else TEST_RESULT.build(ctx, row, requested(info, "testResult"))
 
 
 async def publish_test_result(

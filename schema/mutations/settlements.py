@@ -184,13 +184,8 @@ async def _load(ctx: Any, info: strawberry.Info, created: Created) -> Settlement
     source = ctx.registry.get(created.source)
     table = (platform.CrossSettlement.__table__ if source.spec.kind == "platform"
              else bureau.Settlement.__table__)
-    row = await lookups.ask(ctx, source, lambda e: writers.read_row(
-        e, table, "setl_id", created.object_id))
-    if row is None:
-        return None
-    row["_source"] = source.name
-    await ctx.prepare_relations([row["person_ref"]])  # the writer sees what policy lets it
-    return SETTLEMENT.build(ctx, row, requested(info, "settlement"))
+    row = await lookups.read_created(ctx, created.source, table, "setl_id", created.object_id)
+    return None if row is None else SETTLEMENT.build(ctx, row, requested(info, "settlement"))
 
 
 async def record_settlement(
