@@ -27,6 +27,16 @@ def _table(model: Any) -> Table:
     return model.__table__
 
 
+async def _fetch_tagged(source: Source, table: Table, column: str,
+                        keys: Sequence[Any]) -> list[Row]:
+    """Rows of ``table`` whose ``column`` is in ``keys``, each tagged with its source, so
+    child rows can later be asked of the same source."""
+    rows = await fetch_in(source.engine, table, column, keys)
+    for row in rows:
+        row["_source"] = source.name
+    return rows
+
+
 class Loaders:
     def __init__(self, ctx: RequestContext) -> None:
         self.ctx = ctx
@@ -53,13 +63,9 @@ class Loaders:
         ctx = self.ctx
 
         async def load(keys: Sequence[str]) -> list[list[Row]]:
-            async def query(source: Source) -> list[Row]:
-                rows = await fetch_in(source.engine, table, column, keys)
-                for row in rows:
-                    row["_source"] = source.name
-                return rows
-
-            results, failures = await fan_out(ctx.registry.of_kind(kind), query, ctx.deadline)
+            results, failures = await fan_out(
+                ctx.registry.of_kind(kind),
+                lambda source: _fetch_tagged(source, table, column, keys), ctx.deadline)
             ctx.note_failures(failures)
             grouped: dict[Hashable, list[Row]] = defaultdict(list)
             for rows in results.values():
@@ -78,13 +84,9 @@ class Loaders:
                 wanted[source_name].append(key)
             sources = [ctx.registry.get(name) for name in wanted]
 
-            async def query(source: Source) -> list[Row]:
-                rows = await fetch_in(source.engine, table, column, wanted[source.name])
-                for row in rows:
-                    row["_source"] = source.name
-                return rows
-
-            results, failures = await fan_out(sources, query, ctx.deadline)
+            results, failures = await fan_out(
+                sources, lambda source: _fetch_tagged(source, table, column, wanted[source.name]),
+                ctx.deadline)
             ctx.note_failures(failures)
             grouped: dict[tuple[str, str], list[Row]] = defaultdict(list)
             for name, rows in results.items():
