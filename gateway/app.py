@@ -27,11 +27,13 @@ from gateway.audit_http import (
 )
 from gateway.auth import AuthMiddleware, auth_options
 from gateway.config import ConfigError, Settings
+from gateway.sealing import PARTNERS, SealingGate, SealingRefused, seal_result
 from gateway.startup import open_keyring
 from schema.build import build_schema
 from schema.context import RequestContext, Services
 from schema.mutations import Mutation
 from security.crypto import BlindIndexer, FieldCipher
+from security.crypto.partners import PartnerRegistry, partners_file
 from security.enforcement import FieldGuard
 
 DEFAULT_DEADLINE_SECONDS = 5.0
@@ -91,10 +93,16 @@ class MedfedGraphQL(GraphQL):
                                                context, root_value, sub_response)
 
     async def process_result(self, request: Request, result: Any) -> Any:
+        ctx = getattr(request.state, "medfed_context", None)
+        try:
+            # First: nothing below (response, audit event, logs) sees a level-4+ plaintext.
+            seal_result(request, ctx, self.schema, result)
+        except SealingRefused:
+            result.data = None
+            raise HTTPException(500, "the answer could not be sealed: not sent") from None
         # Runs before the response is built: the event is durable before anything leaves.
         response = await super().process_result(request, result)
         recorder = self.services.extras.get(RECORDER)
-        ctx = getattr(request.state, "medfed_context", None)
         if recorder is not None and ctx is not None:
             try:
                 await audit_request(recorder, request, ctx, result)
@@ -124,6 +132,8 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
                             status_code=200 if ready else 503)
 
     recorder = services.extras.get(RECORDER)
+    partners = services.extras.setdefault(PARTNERS, PartnerRegistry(
+        partners_file(settings.data_dir, settings.extra.get("sealing"))))
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette):
@@ -138,7 +148,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
         routes=[
             Route("/healthz", healthz),
             Route("/readyz", readyz),
-            Route("/graphql", graphql, methods=["GET", "POST"]),
+            Route("/graphql", SealingGate(graphql, partners), methods=["GET", "POST"]),
             *audit_routes(recorder),
         ],
         middleware=[Middleware(AuthMiddleware, **auth_options(settings),

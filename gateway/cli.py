@@ -12,7 +12,8 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-COMMAND_MODULES = ("serve", "db", "token", "keys", "demo", "audit", "policy")
+COMMAND_MODULES = ("serve", "db", "token", "keys", "demo", "audit", "policy", "partner",
+                   "unseal")
 
 
 class UsageError(Exception):

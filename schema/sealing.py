@@ -1,0 +1,166 @@
+"""Which values of an executed result are level 4+, found from the operation and the schema.
+
+The walk runs over ``ExecutionResult.data`` after execution, where every value is already
+the exact scalar GraphQL serialised, and before the response (or the audit event) is built.
+Response keys (aliases), fragments and abstract types are resolved from the operation
+itself, so the path given to ``seal`` is the path the client sees.
+
+Conservative on purpose: where the runtime type of an abstract value is unknown (no
+``__typename`` selected), a field is sealed when it is level 4+ in any possible type; a
+level-4+ field is sealed whole (lists and objects under it included); a type reached only
+through a gate field counts at least at the gate's level.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLList,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLSchema,
+    InlineFragmentNode,
+    SelectionSetNode,
+    get_named_type,
+    is_abstract_type,
+)
+from graphql.utilities import get_operation_ast
+
+from security.catalogue import Catalogue
+
+SEAL_LEVEL = 4
+Seal = Callable[[list[str | int], Any], str]
+
+
+class SealingWalkError(RuntimeError):
+    """The result cannot be matched to its operation; the caller must not answer."""
+
+
+def seal_result_data(schema: GraphQLSchema, document: DocumentNode, operation_name: str | None,
+                     data: dict[str, Any], catalogue: Catalogue, seal: Seal) -> int:
+    """Replace, in place, every non-null level-4+ value of ``data`` by ``seal(path, value)``;
+    return how many were sealed."""
+    operation = get_operation_ast(document, operation_name)
+    if operation is None:
+        raise SealingWalkError("operation not found in the document")
+    root = schema.get_root_type(operation.operation)
+    if root is None:
+        raise SealingWalkError("schema has no root type for the operation")
+    fragments = {d.name.value: d for d in document.definitions
+                 if isinstance(d, FragmentDefinitionNode)}
+    walker = _Walker(schema, fragments, catalogue, seal)
+    walker.walk(data, root, [operation.selection_set], [])
+    return walker.count
+
+
+class _Walker:
+    def __init__(self, schema: GraphQLSchema, fragments: dict[str, FragmentDefinitionNode],
+                 catalogue: Catalogue, seal: Seal) -> None:
+        self.schema = schema
+        self.fragments = fragments
+        self.catalogue = catalogue
+        self.seal = seal
+        self.count = 0
+
+    def walk(self, value: Any, gql_type: Any, selections: list[SelectionSetNode],
+             path: list[str | int]) -> None:
+        if value is None:
+            return
+        while isinstance(gql_type, GraphQLNonNull):
+            gql_type = gql_type.of_type
+        if isinstance(gql_type, GraphQLList):
+            if isinstance(value, list):
+                for index, item in enumerate(value):
+                    self.walk(item, gql_type.of_type, selections, [*path, index])
+            return
+        if not isinstance(value, dict):
+            return
+        named = get_named_type(gql_type)
+        fields = self._collect(selections)
+        runtime = self._runtime_types(named, value, fields)
+        for key, nodes in fields.items():
+            if key not in value or value[key] is None:
+                continue
+            names = {n.name.value for n in nodes}
+            if all(name.startswith("__") for name in names):
+                continue
+            if self._level(runtime, names) >= SEAL_LEVEL:
+                value[key] = self.seal([*path, key], value[key])
+                self.count += 1
+                continue
+            child = [n.selection_set for n in nodes if n.selection_set is not None]
+            field_type = self._field_type(runtime, names)
+            if child and field_type is not None:
+                self.walk(value[key], field_type, child, [*path, key])
+            elif child:
+                # An object value whose field the schema does not know: nothing tells us what
+                # is inside, so it is not shown in the clear.
+                value[key] = self.seal([*path, key], value[key])
+                self.count += 1
+
+    def _collect(self, selections: Iterable[SelectionSetNode]) -> dict[str, list[FieldNode]]:
+        # Type conditions are ignored: a key is in the data only if its field ran, and
+        # _level looks at every node merged under a key.
+        fields: dict[str, list[FieldNode]] = {}
+        pending = list(selections)
+        seen: set[str] = set()
+        while pending:
+            for selection in pending.pop().selections:
+                if isinstance(selection, FieldNode):
+                    key = selection.alias.value if selection.alias else selection.name.value
+                    fields.setdefault(key, []).append(selection)
+                elif isinstance(selection, InlineFragmentNode):
+                    pending.append(selection.selection_set)
+                elif isinstance(selection, FragmentSpreadNode):
+                    name = selection.name.value
+                    fragment = self.fragments.get(name)
+                    if fragment is None:
+                        raise SealingWalkError(f"unknown fragment {name}")
+                    if name not in seen:
+                        seen.add(name)
+                        pending.append(fragment.selection_set)
+        return fields
+
+    def _runtime_types(self, named: Any, value: dict[str, Any],
+                       fields: dict[str, list[FieldNode]]) -> list[GraphQLObjectType]:
+        if isinstance(named, GraphQLObjectType):
+            return [named]
+        if not is_abstract_type(named):
+            return []
+        for key, nodes in fields.items():
+            if any(n.name.value == "__typename" for n in nodes):
+                concrete = self.schema.get_type(str(value.get(key)))
+                if isinstance(concrete, GraphQLObjectType):
+                    return [concrete]
+        return list(self.schema.get_possible_types(named))
+
+    def _level(self, types: list[GraphQLObjectType], names: set[str]) -> int:
+        level = 0
+        for gql_type in types:
+            gate = self._gate_level(gql_type.name)
+            for name in names:
+                entry = self.catalogue.field(gql_type.name, name)
+                level = max(level, gate, entry.level if entry else 0)
+        return level
+
+    def _gate_level(self, type_name: str) -> int:
+        entry = self.catalogue.types.get(type_name)
+        if entry is None or entry.gate is None:
+            return 0
+        parent, _, name = entry.gate.partition(".")
+        gate = self.catalogue.field(parent, name)
+        return gate.level if gate else 0
+
+    @staticmethod
+    def _field_type(types: list[GraphQLObjectType], names: set[str]) -> Any:
+        for gql_type in types:
+            for name in names:
+                if name in gql_type.fields:
+                    return gql_type.fields[name].type
+        return None
