@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from typing import Any
 
 from cross_web import HTTPException
@@ -112,9 +113,17 @@ class MedfedGraphQL(GraphQL):
         return response
 
 
-def create_app(settings: Settings, services: Services | None = None) -> Starlette:
+def create_app(settings: Settings, services: Services | None = None,
+               subgraph: str | None = None) -> Starlette:
+    """The gateway; with ``subgraph`` (records, results, settlement) it serves that
+    federation subgraph instead of the merged schema."""
     services = services or build_services(settings)
-    schema = build_schema(dev=settings.dev, mutation=Mutation)
+    if subgraph is None:
+        schema = build_schema(dev=settings.dev, mutation=Mutation)
+    else:
+        from schema.federation import build_subgraph
+
+        schema = build_subgraph(subgraph, dev=settings.dev)
     graphql = MedfedGraphQL(
         schema,
         services,
@@ -161,4 +170,5 @@ def app_from_environment() -> Starlette:
     """Factory for uvicorn workers: settings from ``MEDFED_*`` and the configuration file."""
     from gateway.config import load_settings
 
-    return create_app(load_settings())
+    # `medfed serve --subgraph NAME --workers N` passes the subgraph to each worker.
+    return create_app(load_settings(), subgraph=os.environ.get("MEDFED_SUBGRAPH") or None)

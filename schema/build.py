@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 import strawberry
 from graphql import GraphQLError, GraphQLObjectType
@@ -80,7 +81,7 @@ def describe_from_catalogue(schema: strawberry.Schema, catalogue: Catalogue) -> 
                 gql_field.description = f"{base} {note}".strip()
 
 
-class MedfedSchema(strawberry.Schema):
+class MedfedSchema(strawberry.federation.Schema):
     def process_errors(self, errors: list[GraphQLError],
                        execution_context: ExecutionContext | None = None) -> None:
         # Expected errors are answers, not incidents: logging a traceback for each would cost
@@ -93,7 +94,8 @@ class MedfedSchema(strawberry.Schema):
                       exc_info=error.original_error)
 
 
-def build_schema(*, dev: bool, mutation: type | None = None) -> strawberry.Schema:
+def build_schema(*, dev: bool, mutation: type | None = None, query: type = Query,
+                 types: Sequence[type] = ()) -> strawberry.Schema:
     extensions: list = [
         PartialResults,
         BreakGlassNotice,
@@ -103,10 +105,14 @@ def build_schema(*, dev: bool, mutation: type | None = None) -> strawberry.Schem
     if not dev:
         extensions.append(DisableIntrospection)
     schema = MedfedSchema(
-        query=Query,
+        query=query,
+        types=types,
         mutation=mutation,
         extensions=extensions,
         config=StrawberryConfig(disable_field_suggestions=not dev),
+        # Every schema is also a Federation 2 subgraph; 2.7 is the newest link version the
+        # committed composer (@theguild/federation-composition 0.27) accepts.
+        federation_version="2.7",
     )
     describe_from_catalogue(schema, default_catalogue())
     return schema

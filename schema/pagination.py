@@ -24,7 +24,9 @@ DEFAULT_PAGE_SIZE = 20
 Key = tuple[Any, ...]
 
 
-@strawberry.type(description="Where a page of a connection stands (Relay).")
+# Shareable: every federation subgraph has connections.
+@strawberry.federation.type(shareable=True,
+                            description="Where a page of a connection stands (Relay).")
 class PageInfo:
     has_next_page: bool = strawberry.field(description="Whether more items follow this page.")
     end_cursor: str | None = strawberry.field(

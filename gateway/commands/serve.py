@@ -9,6 +9,9 @@ import os
 
 from gateway.commands import add_common, settings_from
 
+# Kept here (not imported from schema.federation) so `medfed --help` stays fast.
+SUBGRAPH_NAMES = ("records", "results", "settlement")
+
 
 def register(subparsers) -> None:
     serve = subparsers.add_parser("serve", help="serve the GraphQL gateway")
@@ -16,7 +19,19 @@ def register(subparsers) -> None:
     serve.add_argument("--host", help="listen address (default from config, 127.0.0.1)")
     serve.add_argument("--port", type=int, help="listen port (default from config, 8000)")
     serve.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    serve.add_argument("--subgraph", choices=sorted(SUBGRAPH_NAMES),
+                       help="serve one Apollo Federation 2 subgraph instead of the merged schema")
     serve.set_defaults(handler=_run)
+    # Registered beside serve: it composes what `serve --subgraph` serves.
+    supergraph = subparsers.add_parser(
+        "supergraph", help="compose the three subgraphs into a supergraph for a router")
+    add_common(supergraph)
+    supergraph.add_argument("--output", help="write here instead of standard output")
+    supergraph.add_argument("--url", action="append", default=[], metavar="NAME=URL",
+                            help="where the router reaches a subgraph (default "
+                                 "http://127.0.0.1:800N/graphql, records 8001, results 8002, "
+                                 "settlement 8003); repeat per subgraph")
+    supergraph.set_defaults(handler=_supergraph)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -32,16 +47,44 @@ def _run(args: argparse.Namespace) -> int:
     host = args.host or settings.host
     port = args.port or settings.port
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    app = create_app(settings)  # fails here, with one line, on bad config or missing keys
-    print(f"medfed: serving http://{host}:{port}/graphql"
+    # Fails here, with one line, on bad config or missing keys.
+    app = create_app(settings, subgraph=args.subgraph)
+    what = f"subgraph {args.subgraph}" if args.subgraph else "gateway"
+    print(f"medfed: serving {what} on http://{host}:{port}/graphql"
           f"{' (dev mode: GraphiQL on)' if settings.dev else ''}", flush=True)
     if args.workers > 1:
         # Each worker process builds its own app from the same settings, passed by environment.
         if settings.config_path is not None:
             os.environ["MEDFED_CONFIG"] = str(settings.config_path)
         os.environ["MEDFED_DATA_DIR"] = str(settings.data_dir)
+        if args.subgraph:
+            os.environ["MEDFED_SUBGRAPH"] = args.subgraph
         uvicorn.run("gateway.app:app_from_environment", factory=True, host=host, port=port,
                     workers=args.workers, log_level="info", access_log=False)
         return 0
     uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)
+    return 0
+
+
+def _supergraph(args: argparse.Namespace) -> int:
+    from gateway.cli import UsageError
+    from schema.federation.compose import CompositionError, compose
+
+    urls = {name: f"http://127.0.0.1:{8001 + i}/graphql" for i, name in enumerate(SUBGRAPH_NAMES)}
+    for item in args.url:
+        name, sep, url = item.partition("=")
+        if not sep or name not in urls or not url.startswith(("http://", "https://")):
+            raise UsageError(f"--url {item!r}: expected NAME=http(s)://..., NAME one of "
+                             f"{', '.join(SUBGRAPH_NAMES)}")
+        urls[name] = url
+    try:
+        sdl = compose(urls)
+    except CompositionError as exc:
+        raise UsageError(str(exc)) from None
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as out:
+            out.write(sdl)
+        print(f"medfed: wrote the supergraph of {', '.join(SUBGRAPH_NAMES)} to {args.output}")
+    else:
+        print(sdl, end="")
     return 0

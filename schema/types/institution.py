@@ -8,8 +8,10 @@ from schema.enums import InstitutionKind, InstitutionLevel, enum_or_none
 from schema.types.common import Row
 
 
-@strawberry.type(description="A designated hospital, internet hospital or pharmacy "
-                             "(定点医药机构). Public directory data, level 1.")
+@strawberry.federation.type(
+    keys=["code"], shareable=True,
+    description="A designated hospital, internet hospital or pharmacy (定点医药机构). Public "
+                "directory data, level 1.")
 class Institution:
     code: str = strawberry.field(
         description="National institution code: H (hospital) or P (pharmacy) + six-digit "
@@ -22,6 +24,10 @@ class Institution:
     internet_hospital: bool = strawberry.field(
         description="Whether it runs an internet hospital (互联网医院) for online revisits."
     )
+
+    @classmethod
+    async def resolve_reference(cls, info: strawberry.Info, code: str) -> Institution | None:
+        return await institution_of(info, code)
 
     @classmethod
     def from_row(cls, row: Row) -> Institution:

@@ -8,6 +8,7 @@ from datetime import date, datetime
 import strawberry
 
 from schema.enums import Gender, TestCategory, VisitType, enum_or_none
+from schema.errors import forbidden
 from schema.pagination import Connection, connection, decode_cursor, page_in_memory, page_size
 from schema.projection import F, Projection, col, enc
 from schema.selection import requested, requested_nodes
@@ -49,11 +50,22 @@ def _settlement_key(row: Row) -> tuple[datetime, str]:
     return (row["setl_time"], row["setl_id"])
 
 
-@strawberry.type(description="The lifetime medical-insurance record of one person (医保云档案), "
-                             "across every province where they were insured or treated. Every "
-                             "list is a page; ask for more with `after`.")
+@strawberry.federation.type(
+    keys=["personId"],
+    description="The lifetime medical-insurance record of one person (医保云档案), across every "
+                "province where they were insured or treated. Every list is a page; ask for "
+                "more with `after`. Each federation subgraph contributes its own lists.")
 class CloudRecord:
+    person_id: strawberry.ID = strawberry.field(
+        description="The person's pseudonymous identifier (the record's key).")
     _ref: strawberry.Private[str] = None
+
+    @classmethod
+    async def resolve_reference(cls, info: strawberry.Info, personId: strawberry.ID
+                                ) -> CloudRecord:
+        # `_entities` bypasses `person`/`me`: a patient reaches only their own record here too.
+        ref = own_person_only(info, str(personId))
+        return CloudRecord(person_id=ref, _ref=ref)
 
     @strawberry.field(description="Enrollment periods, newest first. " + PAGE_ARGS)
     async def enrollments(self, info: strawberry.Info, first: int | None = None,
@@ -116,15 +128,29 @@ class CloudRecord:
     async def test_results(self, info: strawberry.Info, first: int | None = None,
                            after: str | None = None,
                            category: TestCategory | None = None) -> Connection[TestResult]:
-        keep = None if category is None else (lambda r: r["category"] == category.value)
-        return await _person_list(
-            info, info.context.loaders.test_results, self._ref, TEST_RESULT,
-            lambda r: (r["collected_at"], r["result_id"]), (datetime, str), first, after, keep)
+        return await _test_results(info, self._ref, first, after, category)
 
 
-@strawberry.type(description="An insured person (参保人), joined across sources by a blind "
-                             "index of the national ID number; `personId` is a stable "
-                             "pseudonym that reveals nothing.")
+async def _test_results(info: strawberry.Info, ref: str, first: int | None, after: str | None,
+                        category: TestCategory | None) -> Connection[TestResult]:
+    keep = None if category is None else (lambda r: r["category"] == category.value)
+    return await _person_list(
+        info, info.context.loaders.test_results, ref, TEST_RESULT,
+        lambda r: (r["collected_at"], r["result_id"]), (datetime, str), first, after, keep)
+
+
+def own_person_only(info: strawberry.Info, person_id: str) -> str:
+    """Patients may only reach their own personId; other roles pass (the policy decides)."""
+    ctx = info.context
+    if ctx.is_patient and person_id != ctx.principal.person_ref:
+        raise forbidden("a patient may only read their own record")
+    return person_id
+
+
+@strawberry.federation.type(
+    keys=["personId"],
+    description="An insured person (参保人), joined across sources by a blind index of the "
+                "national ID number; `personId` is a stable pseudonym that reveals nothing.")
 class Person:
     person_id: strawberry.ID | None = field("Federation-wide pseudonymous identifier.")
     name: str | None = field("Full name (姓名).")
@@ -139,9 +165,24 @@ class Person:
     _row: strawberry.Private[Row] = None
     _ref: strawberry.Private[str] = None
 
+    @classmethod
+    async def resolve_reference(cls, info: strawberry.Info, personId: strawberry.ID
+                                ) -> Person | None:
+        # The same path as `person(personId:)`: rows through PERSON and prepare_relations.
+        ref = own_person_only(info, str(personId))
+        rows = await info.context.load(info.context.loaders.persons, ref, info)
+        return await person_from_rows(info, rows)
+
     @strawberry.field(description="The lifetime cloud record (医保云档案).")
     def cloud_record(self) -> CloudRecord:
-        return CloudRecord(_ref=self._ref)
+        return CloudRecord(person_id=self._ref, _ref=self._ref)
+
+    @strawberry.field(description="Lab and imaging results from every hospital, newest first "
+                                  "(the same list as `cloudRecord.testResults`). " + PAGE_ARGS)
+    async def test_results(self, info: strawberry.Info, first: int | None = None,
+                           after: str | None = None,
+                           category: TestCategory | None = None) -> Connection[TestResult]:
+        return await _test_results(info, self._ref, first, after, category)
 
 
 PERSON = Projection("Person", Person, [
