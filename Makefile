@@ -32,6 +32,9 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
+fuzz: $(STAMP)
+	MEDFED_FUZZ_EXAMPLES=$${MEDFED_FUZZ_EXAMPLES:-2000} $(BIN)/pytest -ra -m fuzz
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 

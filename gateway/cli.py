@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 COMMAND_MODULES = ("serve", "db", "token", "keys", "demo", "audit", "policy", "partner",
-                   "unseal")
+                   "unseal", "documents")
 
 
 class UsageError(Exception):

@@ -9,13 +9,13 @@ import strawberry
 from graphql import GraphQLError, GraphQLObjectType
 from strawberry.extensions import (
     DisableIntrospection,
-    ParserCache,
     SchemaExtension,
     ValidationCache,
 )
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
+from schema.limits import LIMIT_CODES, OperationLimits, limit_extensions
 from schema.queries import Query
 from security.catalogue import Catalogue, default_catalogue
 
@@ -25,7 +25,7 @@ log = logging.getLogger("medfed.graphql")
 EXPECTED_CODES = frozenset({
     "FORBIDDEN_FIELD", "FORBIDDEN", "BAD_USER_INPUT", "NOT_FOUND", "SOURCE_UNAVAILABLE",
     "IDEMPOTENCY_KEY_REUSED", "DATA_INTEGRITY",
-})
+}) | LIMIT_CODES
 
 
 class PartialResults(SchemaExtension):
@@ -95,11 +95,13 @@ class MedfedSchema(strawberry.federation.Schema):
 
 
 def build_schema(*, dev: bool, mutation: type | None = None, query: type = Query,
-                 types: Sequence[type] = ()) -> strawberry.Schema:
+                 types: Sequence[type] = (),
+                 limits: OperationLimits | None = None) -> strawberry.Schema:
     extensions: list = [
         PartialResults,
         BreakGlassNotice,
-        lambda: ParserCache(maxsize=512),
+        # Parses with the length and token limits, and caches (in place of ParserCache).
+        *limit_extensions(limits or OperationLimits()),
         lambda: ValidationCache(maxsize=512),
     ]
     if not dev:

@@ -15,7 +15,8 @@ from sqlalchemy.orm import DeclarativeBase
 
 # Modules defining GatewayBase tables; each adds itself here when it is written.
 GATEWAY_MODEL_MODULES: tuple[str, ...] = ("security.audit.models", "security.consent.models",
-                                          "security.idempotency", "security.policy.break_glass")
+                                          "security.idempotency", "security.policy.break_glass",
+                                          "security.documents")
 
 
 class GatewayBase(DeclarativeBase):

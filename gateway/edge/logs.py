@@ -1,0 +1,45 @@
+"""Structured JSON logs carrying the request id.
+
+Only what the gateway itself decides goes in a line: method, path, status, timing, role and
+organisation. Never query text, variables, headers or client addresses: any of them can hold
+a name, an ID number or a diagnosis.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+from datetime import UTC, datetime
+
+REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("medfed_request_id",
+                                                                         default=None)
+access_log = logging.getLogger("medfed.access")
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        line = {
+            "at": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        request_id = REQUEST_ID.get()
+        if request_id:
+            line["request_id"] = request_id
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            line.update(fields)
+        if record.exc_info and record.exc_info[0] is not None:
+            # The exception type only: messages and tracebacks may quote row values.
+            line["exception"] = record.exc_info[0].__name__
+        return json.dumps(line, ensure_ascii=False, default=str)
+
+
+def configure_json_logging(level: int = logging.INFO) -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
