@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-import os
 from typing import Any
 
 from cross_web import HTTPException
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from strawberry.asgi import GraphQL
 
@@ -28,6 +27,10 @@ from gateway.audit_http import (
 )
 from gateway.auth import AuthMiddleware, auth_options
 from gateway.config import ConfigError, Settings
+from gateway.edge import EdgeMiddleware, RateLimitMiddleware, edge_settings, make_limiter
+from gateway.edge.responses import error_body
+from gateway.edge.settings import operation_limits
+from gateway.edge.trusted import Refusal, resolve_trusted
 from gateway.sealing import PARTNERS, SealingGate, SealingRefused, seal_result
 from gateway.startup import open_keyring
 from schema.build import build_schema
@@ -35,6 +38,7 @@ from schema.context import RequestContext, Services
 from schema.mutations import Mutation
 from security.crypto import BlindIndexer, FieldCipher
 from security.crypto.partners import PartnerRegistry, partners_file
+from security.documents import DocumentPolicy, DocumentStore
 from security.enforcement import FieldGuard
 
 DEFAULT_DEADLINE_SECONDS = 5.0
@@ -67,10 +71,33 @@ def build_services(settings: Settings) -> Services:
     )
 
 
+_HTTP_CODES = {400: "BAD_REQUEST", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED",
+               500: "INTERNAL", 503: "SERVICE_UNAVAILABLE"}
+
+
 class MedfedGraphQL(GraphQL):
-    def __init__(self, schema, services: Services, **kwargs: Any) -> None:
+    def __init__(self, schema, services: Services, *,
+                 documents: DocumentStore | None = None,
+                 document_policy: DocumentPolicy | None = None, **kwargs: Any) -> None:
         super().__init__(schema, **kwargs)
         self.services = services
+        self.documents = documents
+        self.document_policy = document_policy or DocumentPolicy(frozenset())
+
+    async def run(self, request: Any, context: Any = None, root_value: Any = None) -> Any:
+        # Refusals in the same JSON shape as every other error, with a code to act on.
+        from strawberry.types.unset import UNSET
+
+        try:
+            return await super().run(request, UNSET if context is None else context,
+                                     UNSET if root_value is None else root_value)
+        except Refusal as refusal:
+            return Response(error_body(refusal.code, refusal.message),
+                            status_code=refusal.status, media_type="application/json")
+        except HTTPException as exc:
+            return Response(error_body(_HTTP_CODES.get(exc.status_code, "BAD_REQUEST"),
+                                       exc.reason),
+                            status_code=exc.status_code, media_type="application/json")
 
     async def get_context(self, request: Request, response: Any) -> RequestContext:
         principal = request.state.principal
@@ -82,11 +109,17 @@ class MedfedGraphQL(GraphQL):
             guard=FieldGuard(principal, purpose, self.services.decider),
             deadline=Deadline(self.services.deadline_seconds),
             request=request,
+            # The edge's id: the same in the X-Request-Id header, the logs and the audit.
+            **({"request_id": rid} if (rid := getattr(request.state, "request_id", None))
+               else {}),
         )
         return context
 
     async def execute_operation(self, request, request_adapter, request_data, context,
                                 root_value, sub_response):
+        if not isinstance(request_data, list):
+            context.trusted_document = await resolve_trusted(
+                request_data, context.principal, self.documents, self.document_policy)
         # The audit event names the operation and hashes its text (never its variables).
         context.operation = (getattr(request_data, "query", None),
                              getattr(request_data, "operation_name", None))
@@ -113,22 +146,24 @@ class MedfedGraphQL(GraphQL):
         return response
 
 
-def create_app(settings: Settings, services: Services | None = None,
-               subgraph: str | None = None) -> Starlette:
-    """The gateway; with ``subgraph`` (records, results, settlement) it serves that
-    federation subgraph instead of the merged schema."""
+def create_app(settings: Settings, services: Services | None = None) -> Starlette:
     services = services or build_services(settings)
-    if subgraph is None:
-        schema = build_schema(dev=settings.dev, mutation=Mutation)
-    else:
-        from schema.federation import build_subgraph
-
-        schema = build_subgraph(subgraph, dev=settings.dev)
+    edge = edge_settings(settings)
+    limiter = make_limiter(edge)
+    documents = (DocumentStore(services.gateway_engine)
+                 if services.gateway_engine is not None else None)
+    try:
+        document_policy = DocumentPolicy.from_mapping(settings.extra.get("documents"))
+    except ValueError as exc:
+        raise ConfigError("documents.trusted_only_roles", str(exc).partition(": ")[2]) from None
+    schema = build_schema(dev=settings.dev, mutation=Mutation, limits=operation_limits(settings))
     graphql = MedfedGraphQL(
         schema,
         services,
         graphql_ide="graphiql" if settings.dev else None,
         allow_queries_via_get=False,
+        documents=documents,
+        document_policy=document_policy,
     )
 
     async def healthz(_request: Request) -> JSONResponse:
@@ -149,6 +184,8 @@ def create_app(settings: Settings, services: Services | None = None,
         yield
         if recorder is not None:
             await recorder.close()
+        if limiter is not None:
+            await limiter.close()
         await services.registry.dispose()
         if services.gateway_engine is not None:
             await services.gateway_engine.dispose()
@@ -160,8 +197,10 @@ def create_app(settings: Settings, services: Services | None = None,
             Route("/graphql", SealingGate(graphql, partners), methods=["GET", "POST"]),
             *audit_routes(recorder),
         ],
-        middleware=[Middleware(AuthMiddleware, **auth_options(settings),
-                               on_denied=on_auth_denied(recorder) if recorder else None)],
+        middleware=[Middleware(EdgeMiddleware, edge),
+                    Middleware(AuthMiddleware, **auth_options(settings),
+                               on_denied=on_auth_denied(recorder) if recorder else None),
+                    Middleware(RateLimitMiddleware, limiter, edge)],
         lifespan=lifespan,
     )
 
@@ -170,5 +209,4 @@ def app_from_environment() -> Starlette:
     """Factory for uvicorn workers: settings from ``MEDFED_*`` and the configuration file."""
     from gateway.config import load_settings
 
-    # `medfed serve --subgraph NAME --workers N` passes the subgraph to each worker.
-    return create_app(load_settings(), subgraph=os.environ.get("MEDFED_SUBGRAPH") or None)
+    return create_app(load_settings())
