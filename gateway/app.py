@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from typing import Any
 
 from cross_web import HTTPException
@@ -146,7 +147,10 @@ class MedfedGraphQL(GraphQL):
         return response
 
 
-def create_app(settings: Settings, services: Services | None = None) -> Starlette:
+def create_app(settings: Settings, services: Services | None = None,
+               subgraph: str | None = None) -> Starlette:
+    """The gateway; with ``subgraph`` (records, results, settlement) it serves that
+    federation subgraph instead of the merged schema."""
     services = services or build_services(settings)
     edge = edge_settings(settings)
     limiter = make_limiter(edge)
@@ -156,7 +160,13 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
         document_policy = DocumentPolicy.from_mapping(settings.extra.get("documents"))
     except ValueError as exc:
         raise ConfigError("documents.trusted_only_roles", str(exc).partition(": ")[2]) from None
-    schema = build_schema(dev=settings.dev, mutation=Mutation, limits=operation_limits(settings))
+    if subgraph is None:
+        schema = build_schema(dev=settings.dev, mutation=Mutation,
+                              limits=operation_limits(settings))
+    else:
+        from schema.federation import build_subgraph
+
+        schema = build_subgraph(subgraph, dev=settings.dev, limits=operation_limits(settings))
     graphql = MedfedGraphQL(
         schema,
         services,
@@ -209,4 +219,5 @@ def app_from_environment() -> Starlette:
     """Factory for uvicorn workers: settings from ``MEDFED_*`` and the configuration file."""
     from gateway.config import load_settings
 
-    return create_app(load_settings())
+    # `medfed serve --subgraph NAME --workers N` passes the subgraph to each worker.
+    return create_app(load_settings(), subgraph=os.environ.get("MEDFED_SUBGRAPH") or None)
