@@ -15,7 +15,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP)
+# The federation router and composer (Hive Gateway, @theguild/federation-composition) for the
+# router tests and `medfed supergraph`; reinstalled when the lockfile changes. Without npm the
+# router tests skip and say why.
+NODE_STAMP := node_modules/.package-lock.json
+$(NODE_STAMP): package-lock.json
+	@if command -v npm >/dev/null; then npm ci --no-audit --no-fund --loglevel=error && touch $(NODE_STAMP); \
+	else echo "npm not found: the router tests will be skipped"; fi
+
+install: $(STAMP) $(NODE_STAMP)
 
 $(DATA_DIR)/.demo-built: | $(STAMP)
 	$(BIN)/medfed --data-dir $(DATA_DIR) demo build --persons $(DEMO_PERSONS)
@@ -25,11 +33,11 @@ demo: $(DATA_DIR)/.demo-built
 serve: $(STAMP) $(DATA_DIR)/.demo-built
 	$(BIN)/medfed --data-dir $(DATA_DIR) serve
 
-test: $(STAMP)
+test: $(STAMP) $(NODE_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/pytest -ra
 
-bench: $(STAMP)
+bench: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python -m bench
 
 fuzz: $(STAMP)

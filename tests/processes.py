@@ -1,0 +1,84 @@
+"""Real processes on loopback for the federation tests: medfed gateways and subgraphs, and
+Hive Gateway. Nothing here is mocked; every process is stopped by its own handle."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+HIVE = REPO / "node_modules" / ".bin" / "hive-gateway"
+
+
+def router_missing() -> str | None:
+    """Why the router tests cannot run here, or None."""
+    if shutil.which("node") is None:
+        return "node is not installed: the router tests need Node 20+ and `npm ci`"
+    if not HIVE.exists():
+        return "node_modules is missing: run `make install` (npm ci) for Hive Gateway"
+    return None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Process:
+    def __init__(self, command: list[str], port: int, log: Path, ready_path: str) -> None:
+        self.command, self.port, self.log, self.ready_path = command, port, log, ready_path
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 40.0) -> Process:
+        out = self.log.open("ab")
+        self.proc = subprocess.Popen(self.command, cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
+                                     env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.command[:4]} exited: {self.log.read_text()[-2000:]}")
+            try:
+                if httpx.get(self.url + self.ready_path, timeout=1).status_code < 500:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"{self.command[:4]} not ready: {self.log.read_text()[-2000:]}")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def medfed(data_dir: Path, *extra: str, port: int | None = None) -> Process:
+    port = port or free_port()
+    name = "-".join(extra).replace("--", "") or "merged"
+    command = [sys.executable, "-m", "gateway.cli", "--config", str(REPO / "medfed.toml"),
+               "--data-dir", str(data_dir), "serve", "--host", "127.0.0.1", "--port", str(port),
+               *extra]
+    return Process(command, port, data_dir / f"{name}.log", "/healthz")
+
+
+def hive_gateway(supergraph: Path, log: Path) -> Process:
+    port = free_port()
+    command = [str(HIVE), "supergraph", str(supergraph), "--host", "127.0.0.1", "--port",
+               str(port), "--config-path", str(REPO / "tools" / "gateway.config.mjs")]
+    return Process(command, port, log, "/healthcheck")
