@@ -93,6 +93,12 @@ def anyio_backend():
 @pytest.fixture
 async def world(data_dir):
     fed = await Federation(data_dir).setup()
+    ref = await world_rows(fed)
+    return fed, ref, fed.app()
+
+
+async def world_rows(fed: Federation) -> str:
+    """The victim's rows (shared with the fuzz test); returns their personId."""
     ref = await fed.add_person(VICTIM_ID, NAME, source="bureau-370000", region="370102",
                                phone=PHONE, address=ADDRESS)
     await fed.add_visits(ref, 3, source="bureau-370000", institution="H37010200003",
@@ -103,7 +109,7 @@ async def world(data_dir):
                          reported_at=datetime.now() - timedelta(days=3))
     await fed.add_cross_settlement(ref, when=datetime(2024, 3, 5), insured="370102",
                                    treated="220102", institution="H22010200005")
-    return fed, ref, fed.app()
+    return ref
 
 
 async def post(fed, app, role, org, purposes, query, variables, purpose=None, person=None,
