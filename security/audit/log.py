@@ -447,8 +447,14 @@ class AuditLog:
 
     def _sqlite_transaction(self, db: sqlite3.Connection, event_jsons: Sequence[bytes]
                             ) -> tuple[list[Receipt], bool]:
-        if self.config.sqlite_full_sync:
-            db.execute("PRAGMA synchronous=FULL")  # in-thread, so it costs microseconds
+        # FULL for this commit only, then back: the connection returns to the pool and the
+        # derived tables written on it (index, alerts) need no fsync of their own. Earlier
+        # fsynced commits stay durable whatever later commits do.
+        with sqlite_thread.synchronous(db, "FULL" if self.config.sqlite_full_sync else None):
+            return self._sqlite_transaction_body(db, event_jsons)
+
+    def _sqlite_transaction_body(self, db: sqlite3.Connection, event_jsons: Sequence[bytes]
+                                 ) -> tuple[list[Receipt], bool]:
         sqlite_thread.begin_immediate(db, SQLITE_LOCK_PATIENCE)
         try:
             head = db.execute(_SQLITE_HEAD, (HEAD_ID,)).fetchone()

@@ -9,9 +9,10 @@ returns ``None`` when it is missing, and callers fall back to statement-by-state
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -46,3 +47,24 @@ def begin_immediate(db: sqlite3.Connection, patience: float) -> None:
             if "locked" not in str(exc) or time.monotonic() > deadline:
                 raise
             time.sleep(0.01)
+
+
+_SYNC_LEVELS = {"OFF": 0, "NORMAL": 1, "FULL": 2, "EXTRA": 3}
+
+
+@contextlib.contextmanager
+def synchronous(db: sqlite3.Connection, level: str | None) -> Iterator[None]:
+    """``PRAGMA synchronous=level`` inside the block, the connection's own level after.
+
+    SQLite applies the level at COMMIT, so a transaction committed inside is synced at
+    ``level``. ``None`` leaves the connection as it is.
+    """
+    if level is None:
+        yield
+        return
+    (before,) = db.execute("PRAGMA synchronous").fetchone()
+    db.execute(f"PRAGMA synchronous={_SYNC_LEVELS[level]}")
+    try:
+        yield
+    finally:
+        db.execute(f"PRAGMA synchronous={int(before)}")
