@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from connectors.graphql_peer import PeerClient, PeerSpec
 from connectors.sources import SourceSpec
 from connectors.sql.engine import create_source_engine
 
@@ -23,9 +24,29 @@ class Source:
         return self.spec.name
 
 
+@dataclass
+class PeerSource:
+    """Another medfed gateway. Never in ``of_kind``: SQL paths cannot meet it by accident."""
+
+    spec: PeerSpec
+    client: PeerClient
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+
 class SourceRegistry:
-    def __init__(self, specs: tuple[SourceSpec, ...] | list[SourceSpec]) -> None:
+    def __init__(self, specs: tuple[SourceSpec, ...] | list[SourceSpec],
+                 peers: tuple[PeerSpec, ...] | list[PeerSpec] = ()) -> None:
         self._sources = {s.name: Source(s, create_source_engine(s)) for s in specs}
+        self._peers = {p.name: PeerSource(p, PeerClient(p)) for p in peers}
+
+    def peers(self) -> list[PeerSource]:
+        return list(self._peers.values())
+
+    def is_sql(self, name: str) -> bool:
+        return name in self._sources
 
     def __iter__(self):
         return iter(self._sources.values())
@@ -56,7 +77,14 @@ class SourceRegistry:
                     "ms": round((time.perf_counter() - started) * 1000, 1)}
 
         results = await asyncio.gather(*(probe(s) for s in self._sources.values()))
-        return dict(zip(self._sources, results, strict=True))
+        found = dict(zip(self._sources, results, strict=True))
+        for peer in self._peers.values():
+            # The breaker's view, not a probe: readiness must not hammer a struggling peer.
+            snapshot = peer.client.breaker.snapshot()
+            found[peer.name] = {"ready": snapshot["breaker"] != "open", "kind": "peer",
+                                "optional": True, **snapshot}
+        return found
 
     async def dispose(self) -> None:
-        await asyncio.gather(*(s.engine.dispose() for s in self._sources.values()))
+        await asyncio.gather(*(s.engine.dispose() for s in self._sources.values()),
+                             *(p.client.close() for p in self._peers.values()))

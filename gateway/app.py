@@ -62,7 +62,7 @@ def build_services(settings: Settings) -> Services:
         raise ConfigError(key, problem) from None
     gateway_engine = create_source_engine(settings.gateway_spec)
     return Services(
-        registry=SourceRegistry(settings.sources),
+        registry=SourceRegistry(settings.sources, settings.peers),
         cipher=FieldCipher(keyring),
         indexer=BlindIndexer(keyring),
         recognition=recognition,
@@ -181,7 +181,9 @@ def create_app(settings: Settings, services: Services | None = None,
 
     async def readyz(_request: Request) -> JSONResponse:
         sources = await services.registry.readiness()
-        ready = all(s["ready"] for s in sources.values())
+        # A remote province being down degrades answers (SOURCE_UNAVAILABLE); it must not
+        # take this gateway out of its load balancer.
+        ready = all(s["ready"] for s in sources.values() if not s.get("optional"))
         return JSONResponse({"ready": ready, "sources": sources},
                             status_code=200 if ready else 503)
 

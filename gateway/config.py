@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from connectors.domain import codes
+from connectors.graphql_peer.spec import PeerConfigError, PeerSpec, parse_peer
 from connectors.sources import SOURCE_KINDS, SourceSpec
 
 DEFAULT_CONFIG = "medfed.toml"
@@ -39,6 +40,9 @@ class Settings:
     gateway_url: str
     config_path: Path | None
     extra: dict = field(default_factory=dict, compare=False)
+    # Other medfed gateways read over HTTP(S). Kept apart from `sources`, which every SQL
+    # code path (migrations, demo, key rotation) walks.
+    peers: tuple[PeerSpec, ...] = ()
 
     @property
     def gateway_spec(self) -> SourceSpec:
@@ -83,6 +87,17 @@ def _url(key: str, raw: object, data_dir: Path, name: str) -> str:
     return raw.format(data_dir=data_dir.as_posix(), name=name)
 
 
+def _peer(index: int, raw: dict, base: Path) -> PeerSpec:
+    name = raw.get("name")
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        raise ConfigError(f"sources[{index}].name",
+                          f"'{name}' must be lowercase letters, digits and -")
+    try:
+        return parse_peer(f"sources[{index}]", raw, name, base)
+    except PeerConfigError as exc:
+        raise ConfigError(exc.key, exc.problem) from None
+
+
 def _source(index: int, raw: object, data_dir: Path, shared_pg: str | None) -> SourceSpec:
     key = f"sources[{index}]"
     if not isinstance(raw, dict):
@@ -94,8 +109,9 @@ def _source(index: int, raw: object, data_dir: Path, shared_pg: str | None) -> S
     if not isinstance(name, str) or not _NAME_RE.match(name):
         raise ConfigError(f"{key}.name", f"'{name}' must be lowercase letters, digits and -")
     kind = raw.get("kind")
-    if kind not in SOURCE_KINDS:
-        raise ConfigError(f"{key}.kind", f"'{kind}' is not one of {', '.join(SOURCE_KINDS)}")
+    if kind not in (*SOURCE_KINDS, "peer"):
+        raise ConfigError(f"{key}.kind",
+                          f"'{kind}' is not one of {', '.join((*SOURCE_KINDS, 'peer'))}")
     region, institution = raw.get("region"), raw.get("institution")
     if kind == "bureau":
         if region is None:
@@ -159,9 +175,13 @@ def load_settings(
     raw_sources = raw.get("sources", [])
     if not isinstance(raw_sources, list):
         raise ConfigError("sources", "must be an array of tables ([[sources]])")
-    sources = tuple(_source(i, s, resolved_dir, shared_pg) for i, s in enumerate(raw_sources))
+    base = path.parent if path is not None else Path.cwd()
+    peers = tuple(_peer(i, s, base) for i, s in enumerate(raw_sources)
+                  if isinstance(s, dict) and s.get("kind") == "peer")
+    sources = tuple(_source(i, s, resolved_dir, shared_pg) for i, s in enumerate(raw_sources)
+                    if not (isinstance(s, dict) and s.get("kind") == "peer"))
     seen: set[str] = set()
-    for i, spec in enumerate(sources):
+    for i, spec in enumerate([*sources, *peers]):
         if spec.name in seen:
             raise ConfigError(f"sources[{i}].name", f"'{spec.name}' is configured twice")
         seen.add(spec.name)
@@ -174,4 +194,4 @@ def load_settings(
         audit["enabled"] = _env_bool("MEDFED_AUDIT_ENABLED", env["MEDFED_AUDIT_ENABLED"])
         extra["audit"] = audit
     return Settings(data_dir=resolved_dir, host=host, port=port, dev=dev, sources=sources,
-                    gateway_url=gateway_url, config_path=path, extra=extra)
+                    gateway_url=gateway_url, config_path=path, extra=extra, peers=peers)

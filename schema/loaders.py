@@ -15,7 +15,8 @@ from sqlalchemy import Table
 from strawberry.dataloader import DataLoader
 
 from connectors.fanout import fan_out
-from connectors.registry import Source
+from connectors.graphql_peer.rows import BY_TABLE, fetch_rows
+from connectors.registry import PeerSource, Source
 from connectors.sql.models import bureau, directory, hospital, pharmacy, platform
 from connectors.sql.queries import Row, fetch_in
 
@@ -61,11 +62,21 @@ class Loaders:
     # -- factories ------------------------------------------------------------------------------
     def _fan_loader(self, kind: str, table: Table, column: str) -> DataLoader[str, list[Row]]:
         ctx = self.ctx
+        # Peers are asked by personId only (their blind indexes are not ours to compute).
+        peer_kind = BY_TABLE.get(table.name) if column == "person_ref" else None
+
+        async def query(source: Source | PeerSource, keys: Sequence[str]) -> list[Row]:
+            if isinstance(source, PeerSource):
+                return await fetch_rows(source.client, peer_kind, list(keys),
+                                        ctx.deadline.remaining())
+            return await _fetch_tagged(source, table, column, keys)
 
         async def load(keys: Sequence[str]) -> list[list[Row]]:
+            sources: list = ctx.registry.of_kind(kind)
+            if peer_kind is not None:
+                sources += ctx.registry.peers()
             results, failures = await fan_out(
-                ctx.registry.of_kind(kind),
-                lambda source: _fetch_tagged(source, table, column, keys), ctx.deadline)
+                sources, lambda source: query(source, keys), ctx.deadline)
             ctx.note_failures(failures)
             grouped: dict[Hashable, list[Row]] = defaultdict(list)
             for rows in results.values():
@@ -81,7 +92,10 @@ class Loaders:
         async def load(keys: Sequence[tuple[str, str]]) -> list[list[Row]]:
             wanted: dict[str, list[str]] = defaultdict(list)
             for source_name, key in keys:
-                wanted[source_name].append(key)
+                # A peer row's children (prescription items, ...) are not fetched from the
+                # peer: they stay empty rather than being asked of a database they are not in.
+                if ctx.registry.is_sql(source_name):
+                    wanted[source_name].append(key)
             sources = [ctx.registry.get(name) for name in wanted]
 
             results, failures = await fan_out(

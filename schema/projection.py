@@ -14,6 +14,7 @@ from typing import Any
 
 from graphql import GraphQLError
 
+from connectors.graphql_peer.rows import is_peer_row
 from security.catalogue import default_catalogue
 from security.crypto import DecryptionError
 from security.enforcement import Decision, FieldDenied
@@ -45,6 +46,12 @@ def enc(table: str, column: str, pk: str, convert: Callable[[str], Any] | None =
         blob = row[column]
         if blob is None:
             return None
+        if is_peer_row(row):
+            # Opened (and masked) by the peer for our connection; still reaches the caller
+            # only through FieldGuard.read, like any other value.
+            if not isinstance(blob, str):
+                raise DecryptionError("a peer value is not text")
+            return blob if convert is None else convert(blob)
         plain = ctx.cipher.decrypt(blob, table=table, column=column, row_key=str(row[pk]))
         return plain if convert is None else convert(plain)
 

@@ -11,7 +11,8 @@ from sqlalchemy import Table
 
 from connectors.domain import codes
 from connectors.fanout import fan_out
-from connectors.registry import Source
+from connectors.graphql_peer.rows import SETTLEMENTS, fetch_rows
+from connectors.registry import PeerSource, Source
 from connectors.sql.models import bureau, directory, hospital, platform
 from connectors.sql.queries import Row, fetch_page
 from schema.enums import (
@@ -76,13 +77,21 @@ async def _paged(
     descending: bool,
     first: int | None,
     after: str | None,
+    peer_rows: Callable[[PeerSource], Any] | None = None,
 ) -> tuple[list[Row], int]:
-    """One keyset page from every source, merged by the same key."""
+    """One keyset page from every source, merged by the same key. ``peer_rows`` (rows of a
+    peer, already filtered) makes every configured peer a source of the list too."""
     ctx = info.context
     limit = page_size(first)
     cursor = decode_cursor(after, shape)
+    key = _key(order)
 
-    async def query(source: Source) -> list[Row]:
+    async def query(source: Source | PeerSource) -> list[Row]:
+        if isinstance(source, PeerSource):
+            rows = sorted(await peer_rows(source), key=key, reverse=descending)
+            if cursor is not None:
+                rows = [r for r in rows if (key(r) < cursor if descending else key(r) > cursor)]
+            return rows[:limit + 1]
         table = table_of(source)
         # A regional caller's lists are scoped in SQL, so its pages are full of its own rows.
         where = [*where_of(table), *ctx.relations.row_scope(source, table)]
@@ -92,11 +101,11 @@ async def _paged(
             row["_source"] = source.name
         return rows
 
-    results, failures = await fan_out(sources, query, ctx.deadline)
+    every: list = [*sources, *(ctx.registry.peers() if peer_rows is not None else [])]
+    results, failures = await fan_out(every, query, ctx.deadline)
     ctx.note_failures(failures)
     if failures:
         ctx.attribute_failures(info)
-    key = _key(order)
     return merge_pages(results.values(), key, descending, limit + 1), limit
 
 
@@ -118,6 +127,21 @@ async def _visible_page(info: strawberry.Info, projection: Projection, rows: lis
     page = connection([(key(r), projection.build(ctx, r, wanted)) for r in rows], limit)
     page.page_info.has_next_page = more
     return page
+
+
+def _settlement_matches(f: SettlementFilter, row: Row) -> bool:
+    """The filter's SQL clauses, for a peer's rows (a peer is asked by person only)."""
+    def starts(value: str | None, code: str | None) -> bool:
+        return code is None or (value or "").startswith(region_prefix(code))
+
+    cross = bool(row.get("cross_province"))
+    return (starts(row.get("insuplc_admdvs"), f.insured_region)
+            and starts(row.get("mdtrtarea_admvs"), f.treatment_region)
+            and (f.settled_from is None or row["setl_time"] >= f.settled_from)
+            and (f.settled_before is None or row["setl_time"] < f.settled_before)
+            and (f.medical_type is None or row.get("med_type") == f.medical_type.value)
+            and (f.institution_code is None or row.get("institution_code") == f.institution_code)
+            and (f.cross_province is None or cross == f.cross_province))
 
 
 @strawberry.input(description="Which settlements to list. Regions match everything inside "
@@ -286,8 +310,15 @@ class Query(ConsentQuery, AuditQuery):
                 clauses.append(t.c.cross_province.is_(False))
             return clauses
 
+        async def from_peer(peer: PeerSource) -> list[Row]:
+            rows = await fetch_rows(peer.client, SETTLEMENTS, [ref],
+                                    info.context.deadline.remaining())
+            return [r for r in rows if _settlement_matches(f, r)]
+
+        # Peers answer by person only: a list across all persons stays local.
         rows, limit = await _paged(info, sources, table_of, where, ("setl_time", "setl_id"),
-                                   (datetime, str), True, first, after)
+                                   (datetime, str), True, first, after,
+                                   from_peer if ref is not None else None)
         return await _visible_page(info, SETTLEMENT, rows, limit, ("setl_time", "setl_id"))
 
     @strawberry.field(description="Designated institutions from the directory, by code. "
