@@ -68,10 +68,11 @@ class Process:
                 self.proc.wait()
 
 
-def medfed(data_dir: Path, *extra: str, port: int | None = None) -> Process:
+def medfed(data_dir: Path, *extra: str, port: int | None = None,
+           config: Path | None = None) -> Process:
     port = port or free_port()
     name = "-".join(extra).replace("--", "") or "merged"
-    command = [sys.executable, "-m", "gateway.cli", "--config", str(REPO / "medfed.toml"),
+    command = [sys.executable, "-m", "gateway.cli", "--config", str(config or REPO / "medfed.toml"),
                "--data-dir", str(data_dir), "serve", "--host", "127.0.0.1", "--port", str(port),
                *extra]
     return Process(command, port, data_dir / f"{name}.log", "/healthz")
