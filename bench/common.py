@@ -15,6 +15,19 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 CACHE = REPO / "bench" / "results"
+# The edge's per-principal rate limits (on by default) would throttle the load generator and
+# measure the limiter instead of the gateway, so every served bench runs with them off.
+BENCH_CONFIG = CACHE / "medfed-bench.toml"
+
+
+def bench_config() -> Path:
+    """``medfed.toml`` plus ``[limits] rate_limits = false``, rewritten so it follows edits."""
+    base = (REPO / "medfed.toml").read_text(encoding="utf-8")
+    text = base.rstrip("\n") + "\n\n[limits]\nrate_limits = false\n"
+    CACHE.mkdir(parents=True, exist_ok=True)
+    if not BENCH_CONFIG.exists() or BENCH_CONFIG.read_text(encoding="utf-8") != text:
+        BENCH_CONFIG.write_text(text, encoding="utf-8")
+    return BENCH_CONFIG
 
 
 def medfed(*args: str, data_dir: Path, capture: bool = True) -> str:
@@ -62,8 +75,8 @@ def served(data_dir: Path, *, workers: int = 1, extra_env: dict | None = None) -
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(REPO), **(extra_env or {})}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gateway.cli", "--data-dir", str(data_dir), "serve",
-         "--port", str(port), "--workers", str(workers)],
+        [sys.executable, "-m", "gateway.cli", "--config", str(bench_config()),
+         "--data-dir", str(data_dir), "serve", "--port", str(port), "--workers", str(workers)],
         cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     base = f"http://127.0.0.1:{port}"
