@@ -21,7 +21,12 @@ from starlette.types import Scope
 
 from gateway.config import ConfigError, Settings
 from security.audit import AuditLogError, AuditWriteError
-from security.audit.events import Operation, authentication_event, request_event
+from security.audit.events import (
+    Operation,
+    audit_endpoint_event,
+    authentication_event,
+    request_event,
+)
 from security.audit.recorder import AuditRecorder
 from security.audit.settings import AuditSettings
 from security.identity.roles import Purpose, Role
@@ -141,4 +146,35 @@ def audit_routes(recorder: AuditRecorder | None):
             return JSONResponse({"error": "BAD_USER_INPUT", "message": str(exc)}, 400)
         return JSONResponse(found.to_dict())
 
-    return [Route("/audit/checkpoint", checkpoint), Route("/audit/proof", proof)]
+    return [Route("/audit/checkpoint", audited(recorder, checkpoint)),
+            Route("/audit/proof", audited(recorder, proof))]
+
+
+def audited(recorder: AuditRecorder | None, endpoint):
+    """Wrap an ``/audit/*`` endpoint so every answer, refusals included, is logged first.
+
+    The event is written after the answer is computed (to know its status) and before it
+    is sent; if it cannot be written the caller gets 503, not the answer. Its own append
+    is not an ``/audit/*`` request, so logging it cannot recurse.
+    """
+
+    @functools.wraps(endpoint)
+    async def run(request: Request) -> Response:
+        response = await endpoint(request)
+        if recorder is None:
+            return response
+        event = audit_endpoint_event(
+            principal=getattr(request.state, "principal", None),
+            purpose=getattr(request.state, "purpose", None),
+            client=client_of(request.scope), method=request.method,
+            path=request.url.path, status=response.status_code,
+            request_id=getattr(request.state, "request_id", None) or uuid.uuid4().hex)
+        try:
+            await recorder.record(event)
+        except AuditWriteError as exc:
+            log.error("audit write failed, refusing %s: %s", request.url.path, exc)
+            return JSONResponse({"error": "SERVICE_UNAVAILABLE", "message": "audit log "
+                                 "unavailable: the request was not answered"}, 503)
+        return response
+
+    return run

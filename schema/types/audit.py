@@ -18,6 +18,7 @@ from sqlalchemy import select
 from schema.errors import bad_input, forbidden
 from schema.pagination import Connection, connection, decode_cursor, page_size
 from security.audit import AuditLogError, AuditWriteError, index
+from security.audit.events import note_audit_read
 from security.audit.models import AuditAlert
 from security.identity.roles import Purpose, Role
 
@@ -204,6 +205,7 @@ class AuditQuery:
                            first: int | None = None, after: str | None = None
                            ) -> Connection[AuditEventNode]:
         ctx = info.context
+        note_audit_read(ctx, "Query.auditEvents")
         _auditor(ctx, "auditEvents")
         f = filter or AuditEventFilter()
         flt = index.EventFilter(
@@ -217,6 +219,7 @@ class AuditQuery:
     async def my_access_log(self, info: strawberry.Info, first: int | None = None,
                             after: str | None = None) -> Connection[AuditEventNode]:
         ctx = info.context
+        note_audit_read(ctx, "Query.myAccessLog")
         ref = ctx.principal.person_ref
         if ctx.principal.role is not Role.PATIENT or not ref:
             raise forbidden("myAccessLog is only for patients")
@@ -226,6 +229,7 @@ class AuditQuery:
                                   "are unsigned (auditors only).")
     async def audit_checkpoint(self, info: strawberry.Info) -> AuditCheckpoint:
         ctx = info.context
+        note_audit_read(ctx, "Query.auditCheckpoint")
         _auditor(ctx, "auditCheckpoint")
         try:
             signed = await (await _recorder(ctx).log()).checkpoint()
@@ -238,6 +242,7 @@ class AuditQuery:
     async def audit_proof(self, info: strawberry.Info, index: int,
                           size: int | None = None) -> AuditInclusionProof:
         ctx = info.context
+        note_audit_read(ctx, "Query.auditProof")
         _auditor(ctx, "auditProof")
         try:
             proof = await (await _recorder(ctx).log()).inclusion_proof(index, size)
@@ -252,6 +257,7 @@ class AuditQuery:
     async def audit_consistency(self, info: strawberry.Info, from_size: int,
                                 to_size: int | None = None) -> AuditConsistencyProof:
         ctx = info.context
+        note_audit_read(ctx, "Query.auditConsistency")
         _auditor(ctx, "auditConsistency")
         try:
             proof = await (await _recorder(ctx).log()).consistency_proof(from_size, to_size)
@@ -268,6 +274,7 @@ class AuditQuery:
                                description="Only this rule.")] = None,
                            ) -> Connection[AuditAlertNode]:
         ctx = info.context
+        note_audit_read(ctx, "Query.auditAlerts")
         _auditor(ctx, "auditAlerts")
         recorder = _recorder(ctx)
         await recorder.settled()

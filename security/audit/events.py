@@ -16,6 +16,9 @@ from enum import StrEnum
 from typing import Any
 
 EVENT_VERSION = 1
+# The data class of the audit log itself: reading it is logged like reading a record, so
+# the auditors are audited too ("who watched the watchers").
+AUDIT_CLASS = "audit"
 
 # Codes that mean "the caller may not have this": the request counts as a denial.
 DENIAL_CODES = frozenset({"FORBIDDEN_FIELD", "FORBIDDEN"})
@@ -112,6 +115,24 @@ def outcome_of(codes: list[str], has_data: bool, persons: list[Mapping[str, Any]
     return Outcome.OK
 
 
+def note_audit_read(ctx: Any, what: str) -> None:
+    """Mark that this request reads the audit log (``what``: the field or endpoint).
+
+    Called before the caller's role is checked, so a refused attempt is logged as well.
+    """
+    reads = getattr(ctx, "audit_reads", None)
+    if reads is None:
+        reads = set()
+        ctx.audit_reads = reads
+    reads.add(what)
+
+
+def audit_log_part(reads: Iterable[str]) -> dict[str, Any]:
+    """What of the log was read: names only, never a filter value or an answered event,
+    so reading another person's trail copies none of it into the log."""
+    return {"class": AUDIT_CLASS, "read": sorted(reads)}
+
+
 def principal_of(principal: Any) -> dict[str, Any] | None:
     if principal is None:
         return None
@@ -126,12 +147,14 @@ def request_event(ctx: Any, operation: Operation, errors: Iterable[Any] | None,
     persons = persons_of(ctx)
     codes = error_codes(errors)
     denied = any(code in DENIAL_CODES for code in codes)
-    if not persons and not denied and operation.kind is not Kind.MUTATION:
+    audit_reads = getattr(ctx, "audit_reads", None)
+    if (not persons and not denied and not audit_reads
+            and operation.kind is not Kind.MUTATION):
         return None
     deadline = getattr(ctx, "deadline", None)
     failed = sorted(getattr(ctx, "failures", {}) or {})
     guard = ctx.guard
-    return {
+    event = {
         "v": EVENT_VERSION,
         "kind": str(operation.kind),
         "time": now_iso(),
@@ -149,6 +172,35 @@ def request_event(ctx: Any, operation: Operation, errors: Iterable[Any] | None,
         "errors": sorted(set(codes)),
         "client": client,
         "operation": {"name": operation.name, "sha256": operation.sha256},
+    }
+    if audit_reads:
+        event["auditLog"] = audit_log_part(audit_reads)
+    return event
+
+
+def audit_endpoint_event(*, principal: Any, purpose: Any, client: str | None, method: str,
+                         path: str, status: int, request_id: str) -> dict[str, Any]:
+    """A read of the audit log over HTTP (``/audit/*``): who, why, which endpoint, result.
+
+    The query string is left out: it names events, and the event text is not repeated.
+    """
+    outcome = (Outcome.OK if status < 400 else
+               Outcome.DENIED if status in (401, 403) else Outcome.ERROR)
+    return {
+        "v": EVENT_VERSION,
+        "kind": str(Kind.QUERY),
+        "time": now_iso(),
+        "requestId": request_id,
+        "principal": principal_of(principal),
+        "purpose": str(purpose) if purpose is not None else None,
+        "breakGlass": False,
+        "persons": [],
+        "sources": {"touched": [], "failed": []},
+        "outcome": str(outcome),
+        "errors": [] if status < 400 else [f"HTTP_{status}"],
+        "client": client,
+        "request": {"method": method, "path": path, "status": status},
+        "auditLog": audit_log_part([f"{method} {path}"]),
     }
 
 
