@@ -50,7 +50,9 @@ def make_recorder(settings: Settings, engine: Any) -> AuditRecorder | None:
         return None
     if engine is None:
         raise ConfigError("audit", "auditing needs the gateway database")
-    return AuditRecorder(engine, settings.data_dir / "keys", chosen)
+    from gateway.startup import crypto_profile
+
+    return AuditRecorder(engine, settings.data_dir / "keys", chosen, crypto_profile(settings))
 
 
 @functools.lru_cache(maxsize=512)

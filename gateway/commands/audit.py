@@ -157,9 +157,11 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _open_log(settings: Settings, engine):
+    from gateway.startup import crypto_profile
     from security.audit import open_audit_log
 
-    return open_audit_log(engine, settings.data_dir / "keys", _config(settings))
+    return open_audit_log(engine, settings.data_dir / "keys", _config(settings),
+                          crypto_profile(settings))
 
 
 def _checkpoint(args: argparse.Namespace) -> int:

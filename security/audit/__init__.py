@@ -31,6 +31,7 @@ from security.audit.signer import (
     Signer,
     Verifier,
     load_or_create_ed25519,
+    load_or_create_signer,
     parse_verifier_key,
     verifier_key_string,
 )
@@ -55,6 +56,7 @@ __all__ = [
     "inclusion_proof",
     "latest_checkpoint",
     "load_or_create_ed25519",
+    "load_or_create_signer",
     "open_audit_log",
     "open_checkpoint",
     "parse_verifier_key",
@@ -64,8 +66,10 @@ __all__ = [
 
 
 def open_audit_log(engine: AsyncEngine, keys_dir: Path,
-                   config: AuditLogConfig | None = None) -> AuditLog:
-    """The log on ``engine`` signing with ``<keys_dir>/audit-log.pem`` (made on first use;
-    its verifier key is published as ``audit-log.pub``)."""
+                   config: AuditLogConfig | None = None, profile: str = "standard"
+                   ) -> AuditLog:
+    """The log on ``engine`` signing checkpoints with the crypto profile's key in
+    ``keys_dir`` (Ed25519 ``audit-log.pem``, or SM2 ``audit-log.sm2`` under "national"; made
+    on first use, its verifier key published as ``audit-log.pub``)."""
     config = config or AuditLogConfig()
-    return AuditLog(engine, load_or_create_ed25519(keys_dir, config.origin), config)
+    return AuditLog(engine, load_or_create_signer(keys_dir, config.origin, profile), config)

@@ -28,10 +28,12 @@ log = logging.getLogger("medfed.audit")
 
 
 class AuditRecorder:
-    def __init__(self, engine: AsyncEngine, keys_dir: Path, settings: AuditSettings) -> None:
+    def __init__(self, engine: AsyncEngine, keys_dir: Path, settings: AuditSettings,
+                 profile: str = "standard") -> None:
         self.engine = engine
         self.keys_dir = keys_dir
         self.settings = settings
+        self.profile = profile  # the crypto profile: which algorithm signs checkpoints
         self._log: AuditLog | None = None
         self._opening: asyncio.Lock | None = None
         self._pending: asyncio.Queue[tuple[int, Mapping[str, Any]]] | None = None
@@ -46,7 +48,8 @@ class AuditRecorder:
                     from security.audit import open_audit_log
 
                     try:
-                        opened = open_audit_log(self.engine, self.keys_dir, self.settings.log)
+                        opened = open_audit_log(self.engine, self.keys_dir, self.settings.log,
+                                                self.profile)
                         await index.catch_up(self.engine)
                     except Exception as exc:
                         raise AuditWriteError(f"audit log unavailable: {exc}") from exc

@@ -3,7 +3,18 @@ beside Ed25519 without touching the log or the note format.
 
 The Ed25519 signing key lives in ``<keys-dir>/audit-log.pem`` (owner-only) and is created on
 first use; its public half is published next to it as a C2SP verifier key
-(``audit-log.pub``), the one string an outside party needs to check checkpoints.
+(``audit-log.pub``), the one string an outside party needs to check checkpoints. Under the
+national crypto profile the log signs with SM2 instead (``<keys-dir>/audit-log.sm2``), and
+``audit-log.pub`` publishes that key.
+
+Signature types (the byte after the key hash in a verifier key, C2SP signed-note):
+
+* ``0x01`` Ed25519, followed by the 32-byte public key (the format's own type);
+* ``0xff`` SM2 with SM3 (GB/T 32918.2, GM/T 0009 default user id), followed by the ASCII
+  identifier ``medfed/sm2-sm3`` and a newline, then the 65-byte uncompressed point. The
+  format leaves algorithms without an assigned byte to ``0xff`` plus an identifier of their
+  own; the identifier is part of the hashed key, so an SM2 key can never pass for another
+  algorithm's. Signatures are DER ``SEQUENCE {r, s}``.
 """
 
 from __future__ import annotations
@@ -21,6 +32,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from security.crypto.key_files import create_private_once, exposure
 
 ED25519 = 0x01  # C2SP signed-note signature type for Ed25519
+OTHER = 0xFF  # C2SP: "no assigned byte"; the key continues with its own identifier (SM2)
 PRIVATE_KEY_FILE = "audit-log.pem"
 VERIFIER_KEY_FILE = "audit-log.pub"
 
@@ -104,13 +116,51 @@ def parse_verifier_key(text: str) -> Verifier:
     except ValueError:
         raise AuditKeyError("verifier key: the key hash or key is not valid hex/base64"
                             ) from None
-    if not raw or raw[0] != ED25519 or len(raw) != 33:
-        raise AuditKeyError("verifier key: only Ed25519 keys (type 0x01, 32 bytes) are "
-                            "supported")
-    verifier = Ed25519Verifier(name, Ed25519PublicKey.from_public_bytes(raw[1:]))
+    check_key_name(name)
+    verifier = _verifier_of(name, raw)
     if len(expected_hash) != 4 or key_hash(verifier) != expected_hash:
         raise AuditKeyError("verifier key: the key hash does not match the name and key")
     return verifier
+
+
+def _verifier_of(name: str, raw: bytes) -> Verifier:
+    if raw[:1] == bytes([ED25519]) and len(raw) == 33:
+        return Ed25519Verifier(name, Ed25519PublicKey.from_public_bytes(raw[1:]))
+    if raw[:1] == bytes([OTHER]):
+        from security.crypto.sm2 import KEY_TYPE_TAG, SM2KeyError, SM2Verifier
+
+        if raw[1:].startswith(KEY_TYPE_TAG):
+            try:
+                return SM2Verifier.from_public_key_bytes(name, raw[1:])
+            except SM2KeyError as exc:
+                raise AuditKeyError(f"verifier key: {exc}") from None
+    raise AuditKeyError("verifier key: only Ed25519 (type 0x01, 32 bytes) and SM2 (type "
+                        "0xff, identifier medfed/sm2-sm3) keys are supported")
+
+
+SIGNER_PROFILES = ("standard", "national")
+
+
+def load_or_create_signer(keys_dir: Path, name: str, profile: str = "standard") -> Signer:
+    """The checkpoint signer of a crypto profile: Ed25519 (standard) or SM2 (national).
+
+    An unknown profile is an error rather than a fallback: the log must not quietly sign
+    with an algorithm the deployment did not choose.
+    """
+    if profile == "standard":
+        return load_or_create_ed25519(keys_dir, name)
+    if profile == "national":
+        from security.crypto.sm2 import SM2KeyError, load_or_create_sm2
+
+        check_key_name(name)
+        try:
+            signer = load_or_create_sm2(keys_dir, name)
+        except SM2KeyError as exc:
+            raise AuditKeyError(str(exc)) from None
+        publish_verifier_key(keys_dir, signer)
+        return signer
+    raise AuditKeyError(f"no checkpoint signer for crypto profile {profile!r} "
+                        f"(use {' or '.join(SIGNER_PROFILES)})")
 
 
 def load_or_create_ed25519(keys_dir: Path, name: str) -> Ed25519Signer:
