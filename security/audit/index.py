@@ -58,6 +58,11 @@ def index_rows(idx: int, event: Mapping[str, Any]) -> list[dict[str, Any]]:
             for p in persons]
 
 
+def derived_rows(idx: int, event: Mapping[str, Any]) -> list[tuple[Any, dict[str, Any]]]:
+    """The log's ``derive`` hook: index rows written in the event's own transaction."""
+    return [(INDEX, row) for row in index_rows(idx, event)]
+
+
 async def write_rows(conn: AsyncConnection, idx: int, event: Mapping[str, Any]) -> None:
     await conn.execute(insert(INDEX), index_rows(idx, event))
 

@@ -37,6 +37,8 @@ from security.audit.signer import Signer
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+# (index, event) -> rows of derived tables as (table, row) pairs.
+Derive = Callable[[int, Mapping[str, Any]], Iterable[tuple[Any, dict[str, Any]]]]
 
 EVENTS = AuditEvent.__table__
 NODES = AuditNode.__table__
@@ -221,7 +223,10 @@ class AuditLog:
         self.signer = signer
         self.config = config or AuditLogConfig()
         self._is_sqlite = engine.dialect.name == "sqlite"
-        self._pending: list[tuple[bytes, asyncio.Future[Receipt]]] = []
+        self._pending: list[tuple[bytes, Mapping[str, Any], asyncio.Future[Receipt]]] = []
+        # Rows of derived tables (the auditors' index) written in the same transaction as
+        # the events they come from: one commit, one lock, no second writer to wait for.
+        self.derive: Derive | None = None
         self._wakeup: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._closed = False
@@ -234,6 +239,7 @@ class AuditLog:
         self._insert_events_sql = _driver_insert(dialect, "audit_events",
                                                  ("idx", "leaf_hash", "entry", "created_at"))
         self._insert_nodes_sql = _driver_insert(dialect, "audit_nodes", ("level", "idx", "hash"))
+        self._bind_cache: dict[tuple[str, str], Callable[[Any], Any]] = {}
 
     # --- appending -------------------------------------------------------------------
 
@@ -244,7 +250,7 @@ class AuditLog:
             raise AuditWriteError("the audit log is closed")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Receipt] = loop.create_future()
-        self._pending.append((event_json, future))
+        self._pending.append((event_json, event, future))
         if self._task is None or self._task.done():
             self._wakeup = asyncio.Event()
             self._task = loop.create_task(self._flusher(), name="audit-log-flusher")
@@ -257,13 +263,15 @@ class AuditLog:
         """The bulk path: log many events in large transactions, bypassing the batcher."""
         receipts: list[Receipt] = []
         chunk: list[bytes] = []
+        originals: list[Mapping[str, Any]] = []
         for event in events:
             chunk.append(canonical_event(event))
+            originals.append(event)
             if len(chunk) >= self.config.bulk_chunk:
-                receipts += await self._write(chunk)
-                chunk = []
+                receipts += await self._write(chunk, originals)
+                chunk, originals = [], []
         if chunk:
-            receipts += await self._write(chunk)
+            receipts += await self._write(chunk, originals)
         return receipts
 
     async def _flusher(self) -> None:
@@ -292,15 +300,16 @@ class AuditLog:
             if not self._pending and not self._closed:
                 wakeup.clear()
             try:
-                receipts = await self._write([data for data, _ in batch])
+                receipts = await self._write([data for data, _, _ in batch],
+                                             [event for _, event, _ in batch])
             except Exception as exc:
                 log.exception("audit write of %d events failed", len(batch))
                 error = AuditWriteError(f"the audit log could not record the event: {exc}")
-                for _, future in batch:
+                for _, _, future in batch:
                     if not future.done():
                         future.set_exception(error)
             else:
-                for (_, future), receipt in zip(batch, receipts, strict=True):
+                for (_, _, future), receipt in zip(batch, receipts, strict=True):
                     if not future.done():
                         future.set_result(receipt)
 
@@ -324,12 +333,13 @@ class AuditLog:
 
     # --- the write transaction ---------------------------------------------------------
 
-    async def _write(self, event_jsons: Sequence[bytes]) -> list[Receipt]:
+    async def _write(self, event_jsons: Sequence[bytes],
+                     events: Sequence[Mapping[str, Any]] = ()) -> list[Receipt]:
         if self._is_sqlite:
-            receipts, signed = await self._write_sqlite(event_jsons)
+            receipts, signed = await self._write_sqlite(event_jsons, events)
         else:
             receipts, signed = await self._locked(
-                lambda conn: self._write_locked(conn, event_jsons))
+                lambda conn: self._write_locked(conn, event_jsons, events))
         if signed:
             self._last_checkpoint_at = time.monotonic()
         self._unsigned = not signed
@@ -404,11 +414,44 @@ class AuditLog:
         ext.root = frontier.root()
         return ext
 
+    def _sqlite_insert_rows(self, db: sqlite3.Connection, table: Any,
+                            rows: list[dict[str, Any]]) -> None:
+        """Plain-driver executemany of dict rows, values bound as SQLAlchemy would."""
+        columns = list(rows[0])
+        binds = [self._binders(table, name) for name in columns]
+        db.executemany(_driver_insert(self.engine.dialect, table.name, columns),
+                       [tuple(bind(row[name]) for bind, name in zip(binds, columns,
+                                                                    strict=True))
+                        for row in rows])
+
+    def _binders(self, table: Any, name: str) -> Callable[[Any], Any]:
+        key = (table.name, name)
+        found = self._bind_cache.get(key)
+        if found is None:
+            dialect = self.engine.dialect
+            column_type = table.c[name].type
+            found = column_type.dialect_impl(dialect).bind_processor(dialect) or (
+                lambda value: value)
+            self._bind_cache[key] = found
+        return found
+
     def _checkpoint_due(self, size: int, signed_size: int) -> bool:
         return self.config.checkpoint_every > 0 and (
             size - signed_size >= self.config.checkpoint_every)
 
-    async def _write_locked(self, conn: AsyncConnection, event_jsons: Sequence[bytes]
+    def _derived(self, ext: _Extension, events: Sequence[Mapping[str, Any]]
+                 ) -> dict[Any, list[dict[str, Any]]]:
+        """Derived rows by table, for the events just given their indexes."""
+        if self.derive is None or not events:
+            return {}
+        out: dict[Any, list[dict[str, Any]]] = {}
+        for receipt, event in zip(ext.receipts, events, strict=True):
+            for table, row in self.derive(receipt.index, event):
+                out.setdefault(table, []).append(row)
+        return out
+
+    async def _write_locked(self, conn: AsyncConnection, event_jsons: Sequence[bytes],
+                            events: Sequence[Mapping[str, Any]] = ()
                             ) -> tuple[list[Receipt], bool]:
         row = await self._lock_head(conn)
         now = datetime.now(UTC)
@@ -418,6 +461,8 @@ class AuditLog:
         await conn.exec_driver_sql(self._insert_events_sql, ext.events)
         if ext.nodes:
             await conn.exec_driver_sql(self._insert_nodes_sql, ext.nodes)
+        for table, rows in self._derived(ext, events).items():
+            await conn.execute(table.insert(), rows)
         await conn.execute(update(HEAD).where(HEAD.c.id == HEAD_ID).values(
             size=ext.frontier.size, root=ext.root,
             frontier=b"".join(ext.frontier.hashes()), updated_at=now))
@@ -426,7 +471,8 @@ class AuditLog:
             return ext.receipts, True
         return ext.receipts, False
 
-    async def _write_sqlite(self, event_jsons: Sequence[bytes]
+    async def _write_sqlite(self, event_jsons: Sequence[bytes],
+                            events: Sequence[Mapping[str, Any]] = ()
                             ) -> tuple[list[Receipt], bool]:
         """The SQLite append as one trip to aiosqlite's connection thread.
 
@@ -442,18 +488,20 @@ class AuditLog:
             run = sqlite_thread.runner(raw.driver_connection)
             if run is None:  # not aiosqlite: the generic path is slower but equally sound
                 return await self._locked_here(
-                    conn, lambda c: self._write_locked(c, event_jsons))
-            return await run(lambda db: self._sqlite_transaction(db, event_jsons))
+                    conn, lambda c: self._write_locked(c, event_jsons, events))
+            return await run(lambda db: self._sqlite_transaction(db, event_jsons, events))
 
-    def _sqlite_transaction(self, db: sqlite3.Connection, event_jsons: Sequence[bytes]
+    def _sqlite_transaction(self, db: sqlite3.Connection, event_jsons: Sequence[bytes],
+                            events: Sequence[Mapping[str, Any]]
                             ) -> tuple[list[Receipt], bool]:
         # FULL for this commit only, then back: the connection returns to the pool and the
         # derived tables written on it (index, alerts) need no fsync of their own. Earlier
         # fsynced commits stay durable whatever later commits do.
         with sqlite_thread.synchronous(db, "FULL" if self.config.sqlite_full_sync else None):
-            return self._sqlite_transaction_body(db, event_jsons)
+            return self._sqlite_transaction_body(db, event_jsons, events)
 
-    def _sqlite_transaction_body(self, db: sqlite3.Connection, event_jsons: Sequence[bytes]
+    def _sqlite_transaction_body(self, db: sqlite3.Connection, event_jsons: Sequence[bytes],
+                                 events: Sequence[Mapping[str, Any]]
                                  ) -> tuple[list[Receipt], bool]:
         sqlite_thread.begin_immediate(db, SQLITE_LOCK_PATIENCE)
         try:
@@ -466,6 +514,8 @@ class AuditLog:
             db.executemany(self._insert_events_sql, ext.events)
             if ext.nodes:
                 db.executemany(self._insert_nodes_sql, ext.nodes)
+            for table, rows in self._derived(ext, events).items():
+                self._sqlite_insert_rows(db, table, rows)
             stamp = self._bind_time(now)
             db.execute(_SQLITE_MOVE_HEAD, (ext.frontier.size, ext.root,
                                            b"".join(ext.frontier.hashes()), stamp, HEAD_ID))

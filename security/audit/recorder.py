@@ -4,10 +4,11 @@ The log is opened lazily in the running event loop (its group-commit flusher liv
 and closed by the app's lifespan. ``record`` returns only once the event is durable in the
 log, and raises :class:`AuditWriteError` otherwise: the caller answers 503.
 
-The auditors' index and the alert rules are derived from the logged event by one background
+The auditors' index rows are written in the same transaction as the event (one commit, no
+second writer contending for SQLite's lock). The alert rules are evaluated by one background
 task, in log order and batched, so they add no latency to the request; ``settled`` waits
-for them (auditor queries call it), ``close`` drains them, and after a crash
-``index.catch_up`` rebuilds the index from the log at the next start.
+for them (auditor queries call it), ``close`` drains them. ``index.catch_up`` still rebuilds
+a dropped or partial index from the log at the next start.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ class AuditRecorder:
                     try:
                         opened = open_audit_log(self.engine, self.keys_dir, self.settings.log,
                                                 self.profile)
+                        opened.derive = index.derived_rows
                         await index.catch_up(self.engine)
                     except Exception as exc:
                         raise AuditWriteError(f"audit log unavailable: {exc}") from exc
@@ -73,8 +75,8 @@ class AuditRecorder:
                 batch.append(pending.get_nowait())
             try:
                 async with self.engine.begin() as conn:
+                    # The index rows were committed with the events themselves.
                     for idx, event in sorted(batch, key=lambda item: item[0]):
-                        await index.write_rows(conn, idx, event)
                         await alerts.evaluate(conn, self.settings.alerts, idx, event)
             except Exception:
                 # The events are durable in the log, which is the evidence; the index and
