@@ -183,9 +183,9 @@ class Federation:
         return create_app(self.settings, services or build_services(self.settings))
 
     def token(self, role: str, org: str, *, person: str | None = None,
-              purposes: list[str] | None = None) -> str:
+              purposes: list[str] | None = None, sub: str | None = None) -> str:
         issuer = ensure_demo_issuer(self.data_dir)
-        return issuer.mint(role=role, org=org, person=person, purposes=purposes)
+        return issuer.mint(role=role, org=org, person=person, purposes=purposes, sub=sub)
 
     def client(self, app, token: str | None, purpose: str | None = None) -> httpx.AsyncClient:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
