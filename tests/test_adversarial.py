@@ -389,3 +389,16 @@ async def test_error_messages_never_echo_a_submitted_id_number(world):
                 assert body.get("errors"), body
                 text = str(body["errors"])
                 assert value not in text, (query, text)
+
+
+async def test_the_pseudonym_of_an_id_number_is_not_revealed_through_the_cloud_record(world):
+    """A caller denied Person.personId must not learn it from CloudRecord.personId, the
+    federation key of the same person."""
+    fed, ref, app = world
+    response = await post(fed, app, "clinician", "H33010600001", ["TREATMENT"],
+                          """query($n: String!) { person(idNumber: $n) { personId
+                             cloudRecord { personId } } }""", {"n": VICTIM_ID})
+    assert ref not in response.content.decode()
+    codes = {e["extensions"]["code"] for e in response.json()["errors"]}
+    assert codes == {"FORBIDDEN_FIELD"}
+

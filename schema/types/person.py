@@ -56,16 +56,23 @@ def _settlement_key(row: Row) -> tuple[datetime, str]:
                 "province where they were insured or treated. Every list is a page; ask for "
                 "more with `after`. Each federation subgraph contributes its own lists.")
 class CloudRecord:
-    person_id: strawberry.ID = strawberry.field(
-        description="The person's pseudonymous identifier (the record's key).")
     _ref: strawberry.Private[str] = None
+
+    @strawberry.field(name="personId",
+                      description="The person's pseudonymous identifier (the record's key).")
+    def person_id(self, info: strawberry.Info) -> strawberry.ID | None:
+        # The same value as Person.personId, so the same decision: otherwise a caller denied
+        # the pseudonym on Person would read it here (e.g. after person(idNumber:)).
+        info.context.check("Person", "personId", self._ref, None)
+        return strawberry.ID(self._ref)
 
     @classmethod
     async def resolve_reference(cls, info: strawberry.Info, personId: strawberry.ID
                                 ) -> CloudRecord:
         # `_entities` bypasses `person`/`me`: a patient reaches only their own record here too.
         ref = own_person_only(info, str(personId))
-        return CloudRecord(person_id=ref, _ref=ref)
+        await info.context.prepare_relations([ref])
+        return CloudRecord(_ref=ref)
 
     @strawberry.field(description="Enrollment periods, newest first. " + PAGE_ARGS)
     async def enrollments(self, info: strawberry.Info, first: int | None = None,
@@ -175,7 +182,7 @@ class Person:
 
     @strawberry.field(description="The lifetime cloud record (医保云档案).")
     def cloud_record(self) -> CloudRecord:
-        return CloudRecord(person_id=self._ref, _ref=self._ref)
+        return CloudRecord(_ref=self._ref)
 
     @strawberry.field(description="Lab and imaging results from every hospital, newest first "
                                   "(the same list as `cloudRecord.testResults`). " + PAGE_ARGS)
