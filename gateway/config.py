@@ -43,6 +43,11 @@ class Settings:
     # Other medfed gateways read over HTTP(S). Kept apart from `sources`, which every SQL
     # code path (migrations, demo, key rotation) walks.
     peers: tuple[PeerSpec, ...] = ()
+    # [server] tls_cert / tls_key / tls_client_ca, resolved against the config's folder.
+    # Only `medfed serve` reads the files, so other commands do not fail on a missing one.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None
 
     @property
     def gateway_spec(self) -> SourceSpec:
@@ -85,6 +90,14 @@ def _url(key: str, raw: object, data_dir: Path, name: str) -> str:
             key, f"'{raw}' is not a supported database URL (use {' or '.join(_URL_SCHEMES)}...)"
         )
     return raw.format(data_dir=data_dir.as_posix(), name=name)
+
+
+def _server_file(key: str, raw: object, base: Path) -> Path | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, str) or not raw:
+        raise ConfigError(f"server.{key}", f"'{raw}' must be a file path")
+    return Path(raw) if Path(raw).is_absolute() else base / raw
 
 
 def _peer(index: int, raw: dict, base: Path) -> PeerSpec:
@@ -187,6 +200,14 @@ def load_settings(
         seen.add(spec.name)
     if len([s for s in sources if s.kind == "directory"]) > 1:
         raise ConfigError("sources", "only one institution directory may be configured")
+    tls = {key: _server_file(key, server.get(key), base)
+           for key in ("tls_cert", "tls_key", "tls_client_ca")}
+    # Half a TLS setting would otherwise serve plain HTTP or fail deep inside uvicorn.
+    if (tls["tls_cert"] is None) != (tls["tls_key"] is None):
+        missing = "tls_key" if tls["tls_key"] is None else "tls_cert"
+        raise ConfigError(f"server.{missing}", "tls_cert and tls_key are set together")
+    if tls["tls_client_ca"] is not None and tls["tls_cert"] is None:
+        raise ConfigError("server.tls_client_ca", "mutual TLS needs tls_cert and tls_key")
     gateway_url = shared_pg or GATEWAY_SQLITE_TEMPLATE.format(data_dir=resolved_dir.as_posix())
     extra = {k: v for k, v in raw.items() if k not in ("server", "data", "sources")}
     if "MEDFED_AUDIT_ENABLED" in env:  # the benchmark's "audit off" run, nothing else
@@ -194,4 +215,5 @@ def load_settings(
         audit["enabled"] = _env_bool("MEDFED_AUDIT_ENABLED", env["MEDFED_AUDIT_ENABLED"])
         extra["audit"] = audit
     return Settings(data_dir=resolved_dir, host=host, port=port, dev=dev, sources=sources,
-                    gateway_url=gateway_url, config_path=path, extra=extra, peers=peers)
+                    gateway_url=gateway_url, config_path=path, extra=extra, peers=peers,
+                    **tls)

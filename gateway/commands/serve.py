@@ -6,6 +6,9 @@ import argparse
 import asyncio
 import logging
 import os
+import ssl
+from pathlib import Path
+from typing import Any
 
 from gateway.commands import add_common, settings_from
 
@@ -21,6 +24,14 @@ def register(subparsers) -> None:
     serve.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     serve.add_argument("--subgraph", choices=sorted(SUBGRAPH_NAMES),
                        help="serve one Apollo Federation 2 subgraph instead of the merged schema")
+    serve.add_argument("--tls-cert", metavar="FILE",
+                       help="serve HTTPS with this PEM certificate chain (with --tls-key; "
+                            "default [server] tls_cert)")
+    serve.add_argument("--tls-key", metavar="FILE",
+                       help="the PEM private key of --tls-cert (default [server] tls_key)")
+    serve.add_argument("--tls-client-ca", metavar="FILE",
+                       help="mutual TLS: refuse clients without a certificate signed by this "
+                            "PEM CA (default [server] tls_client_ca)")
     serve.set_defaults(handler=_run)
     # Registered beside serve: it composes what `serve --subgraph` serves.
     supergraph = subparsers.add_parser(
@@ -34,6 +45,49 @@ def register(subparsers) -> None:
     supergraph.set_defaults(handler=_supergraph)
 
 
+def _tls_options(args: argparse.Namespace, settings: Any) -> dict[str, Any]:
+    """uvicorn's ssl_* arguments, or {} for plain HTTP. Each flag overrides its [server] key;
+    every file is read and loaded here so a mistake is one line naming the flag (or key)
+    instead of a traceback from a uvicorn worker, and so TLS is never silently dropped."""
+    from gateway.cli import UsageError
+
+    chosen: dict[str, tuple[Path, str] | None] = {}
+    for name in ("tls_cert", "tls_key", "tls_client_ca"):
+        flag = getattr(args, name)
+        if flag is not None:
+            chosen[name] = (Path(flag), "--" + name.replace("_", "-"))
+        else:
+            configured = getattr(settings, name)
+            chosen[name] = (configured, f"server.{name}") if configured is not None else None
+    cert, key, client_ca = chosen["tls_cert"], chosen["tls_key"], chosen["tls_client_ca"]
+    if cert is None and key is None and client_ca is None:
+        return {}
+    if cert is None or key is None:
+        missing = "--tls-cert" if cert is None else "--tls-key"
+        given = next(label for _, label in (p for p in (cert, key, client_ca) if p is not None))
+        raise UsageError(f"{missing}: required with {given} (TLS needs a certificate and its key)")
+    for path, label in (p for p in (cert, key, client_ca) if p is not None):
+        try:
+            path.read_bytes()
+        except OSError as exc:
+            raise UsageError(f"{label}: cannot read '{path}' ({exc.strerror or exc})") from None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(str(cert[0]), str(key[0]))
+    except (ssl.SSLError, ValueError) as exc:
+        raise UsageError(f"{cert[1]}/{key[1]}: '{cert[0]}' and '{key[0]}' are not a PEM "
+                         f"certificate and its private key ({exc})") from None
+    options: dict[str, Any] = {"ssl_certfile": str(cert[0]), "ssl_keyfile": str(key[0])}
+    if client_ca is not None:
+        try:
+            context.load_verify_locations(cafile=str(client_ca[0]))
+        except (ssl.SSLError, ValueError) as exc:
+            raise UsageError(f"{client_ca[1]}: '{client_ca[0]}' holds no PEM CA certificate "
+                             f"({exc})") from None
+        options.update(ssl_ca_certs=str(client_ca[0]), ssl_cert_reqs=ssl.CERT_REQUIRED)
+    return options
+
+
 def _run(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -41,6 +95,7 @@ def _run(args: argparse.Namespace) -> int:
     from gateway.app import create_app
 
     settings = settings_from(args)
+    tls = _tls_options(args, settings)
     # The gateway's own database (audit log, consents, idempotency keys) must be at head
     # before the first request is audited; migrating an up-to-date database does nothing.
     asyncio.run(migrate.upgrade(settings.gateway_spec))
@@ -50,7 +105,9 @@ def _run(args: argparse.Namespace) -> int:
     # Fails here, with one line, on bad config or missing keys.
     app = create_app(settings, subgraph=args.subgraph)
     what = f"subgraph {args.subgraph}" if args.subgraph else "gateway"
-    print(f"medfed: serving {what} on http://{host}:{port}/graphql"
+    scheme = "https" if tls else "http"
+    mutual = " (mutual TLS: client certificate required)" if "ssl_ca_certs" in tls else ""
+    print(f"medfed: serving {what} on {scheme}://{host}:{port}/graphql{mutual}"
           f"{' (dev mode: GraphiQL on)' if settings.dev else ''}", flush=True)
     if args.workers > 1:
         # Each worker process builds its own app from the same settings, passed by environment.
@@ -60,9 +117,9 @@ def _run(args: argparse.Namespace) -> int:
         if args.subgraph:
             os.environ["MEDFED_SUBGRAPH"] = args.subgraph
         uvicorn.run("gateway.app:app_from_environment", factory=True, host=host, port=port,
-                    workers=args.workers, log_level="info", access_log=False)
+                    workers=args.workers, log_level="info", access_log=False, **tls)
         return 0
-    uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)
+    uvicorn.run(app, host=host, port=port, log_level="info", access_log=False, **tls)
     return 0
 
 
