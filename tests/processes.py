@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -33,13 +34,17 @@ def free_port() -> int:
 
 
 class Process:
-    def __init__(self, command: list[str], port: int, log: Path, ready_path: str) -> None:
+    def __init__(self, command: list[str], port: int, log: Path, ready_path: str, *,
+                 scheme: str = "http", verify: ssl.SSLContext | bool = True) -> None:
         self.command, self.port, self.log, self.ready_path = command, port, log, ready_path
+        # For an HTTPS process, `verify` trusts its CA (and presents a client certificate
+        # when the process requires one), so the readiness probe speaks its TLS.
+        self.scheme, self.verify = scheme, verify
         self.proc: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 40.0) -> Process:
         out = self.log.open("ab")
@@ -50,7 +55,8 @@ class Process:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{self.command[:4]} exited: {self.log.read_text()[-2000:]}")
             try:
-                if httpx.get(self.url + self.ready_path, timeout=1).status_code < 500:
+                if httpx.get(self.url + self.ready_path, timeout=1,
+                             verify=self.verify).status_code < 500:
                     return self
             except httpx.HTTPError:
                 pass
@@ -69,13 +75,19 @@ class Process:
 
 
 def medfed(data_dir: Path, *extra: str, port: int | None = None,
-           config: Path | None = None) -> Process:
+           config: Path | None = None, verify: ssl.SSLContext | bool = True) -> Process:
+    """``extra`` are ``serve`` flags; with ``--tls-cert`` the process is reached over HTTPS."""
     port = port or free_port()
-    name = "-".join(extra).replace("--", "") or "merged"
+    tls = "--tls-cert" in extra
+    # TLS flags carry paths, which cannot be part of a log's name: they go last.
+    plain = extra[:min((i for i, e in enumerate(extra) if e.startswith("--tls")),
+                       default=len(extra))]
+    name = "-".join(plain).replace("--", "") or ("tls" if tls else "merged")
     command = [sys.executable, "-m", "gateway.cli", "--config", str(config or REPO / "medfed.toml"),
                "--data-dir", str(data_dir), "serve", "--host", "127.0.0.1", "--port", str(port),
                *extra]
-    return Process(command, port, data_dir / f"{name}.log", "/healthz")
+    return Process(command, port, data_dir / f"{name}.log", "/healthz",
+                   scheme="https" if tls else "http", verify=verify)
 
 
 def hive_gateway(supergraph: Path, log: Path) -> Process:
