@@ -152,28 +152,19 @@ async def _statements(data: Path, people: list[tuple[str, str]]) -> tuple[str, d
     """Statements per cloud-record request for each person; the fewest- and most-rows
     persons are reported, and the answer of a person with rows in every list is kept for the
     bare schema."""
-    from sqlalchemy import event
-
     stack = _InProcess(data, audit=True)
-    count = 0
-
-    def counter(*_args: Any) -> None:
-        nonlocal count
-        count += 1
-
-    for source in stack.services.registry:
-        event.listen(source.engine.sync_engine, "before_cursor_execute", counter)
+    counter = stack.services.registry.statement_counter()
     seen: list[tuple[int, int]] = []
     full = None
     transport = httpx.ASGITransport(app=stack.app)
     async with httpx.AsyncClient(transport=transport, base_url="http://bench.test") as client:
         for person, token in people:
-            count = 0
+            counter.reset()
             r = await client.post("/graphql", json={"query": CLOUD_RECORD,
                                                     "variables": {"id": person}},
                                   headers={"Authorization": f"Bearer {token}"})
             answer = r.json()["data"]
-            seen.append((_rows_in(answer), count))
+            seen.append((_rows_in(answer), counter.count))
             if full is None and all(c["nodes"] for c in answer["person"]["cloudRecord"].values()):
                 full = answer
     await stack.close()

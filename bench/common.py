@@ -46,6 +46,9 @@ def demo_dir(persons: int) -> Path:
         print(f"building the {persons:,}-person demo in {path} (once) ...", flush=True)
         medfed("demo", "build", "--persons", str(persons), "--force", data_dir=path,
                capture=False)
+    # The gateway's own database (audit log, consents) is migrated by `medfed serve`; the
+    # in-process benches build the app without it, so bring it to head here (a no-op after).
+    medfed("db", "upgrade", "--source", "gateway", data_dir=path)
     return path
 
 

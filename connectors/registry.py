@@ -4,24 +4,50 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import Table, event, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from connectors.graphql_peer import PeerClient, PeerSpec
 from connectors.sources import SourceSpec
-from connectors.sql.engine import create_source_engine
+from connectors.sql.engine import create_source_engine, sqlite_path
+from connectors.sql.queries import Row, fetch_in
+from connectors.sql.sqlite_reader import SqliteReader
 
 
 @dataclass
 class Source:
     spec: SourceSpec
     engine: AsyncEngine
+    # Keyed reads of a SQLite file bypass the async engine (see sqlite_reader); writes, and
+    # every source on another database, go through the engine.
+    reader: SqliteReader | None = None
 
     @property
     def name(self) -> str:
         return self.spec.name
+
+    async def fetch_in(self, table: Table, column: str, keys: Sequence[Any],
+                       order_by: Sequence[str] = ()) -> list[Row]:
+        """Rows of ``table`` whose ``column`` is one of ``keys``: one statement."""
+        if self.reader is None:
+            return await fetch_in(self.engine, table, column, keys, order_by=order_by)
+        keys = list(dict.fromkeys(keys))
+        if not keys:
+            return []
+        return await self.reader.fetch_in(table, column, keys, order_by)
+
+
+def open_source(spec: SourceSpec) -> Source:
+    engine = create_source_engine(spec)
+    path = sqlite_path(spec.url)
+    reader = None
+    if path is not None and str(path) != ":memory:" and engine.dialect.driver == "aiosqlite":
+        reader = SqliteReader(path, engine.dialect, name=spec.name)
+    return Source(spec, engine, reader)
 
 
 @dataclass
@@ -36,10 +62,37 @@ class PeerSource:
         return self.spec.name
 
 
+class StatementCounter:
+    """Statements run on a set of sources: through their engines (seen by SQLAlchemy's
+    ``before_cursor_execute``) and through their SQLite readers (which count their own)."""
+
+    def __init__(self, sources: list[Source]) -> None:
+        self._sources = sources
+        self._engine_count = 0
+        self._start = 0
+        for source in sources:
+            event.listen(source.engine.sync_engine, "before_cursor_execute", self._seen)
+        self.reset()
+
+    def _seen(self, *_args: Any) -> None:
+        self._engine_count += 1
+
+    def _reader_total(self) -> int:
+        return sum(s.reader.statements for s in self._sources if s.reader is not None)
+
+    def reset(self) -> None:
+        self._engine_count = 0
+        self._start = self._reader_total()
+
+    @property
+    def count(self) -> int:
+        return self._engine_count + self._reader_total() - self._start
+
+
 class SourceRegistry:
     def __init__(self, specs: tuple[SourceSpec, ...] | list[SourceSpec],
                  peers: tuple[PeerSpec, ...] | list[PeerSpec] = ()) -> None:
-        self._sources = {s.name: Source(s, create_source_engine(s)) for s in specs}
+        self._sources = {s.name: open_source(s) for s in specs}
         self._peers = {p.name: PeerSource(p, PeerClient(p)) for p in peers}
 
     def peers(self) -> list[PeerSource]:
@@ -85,6 +138,13 @@ class SourceRegistry:
                                 "optional": True, **snapshot}
         return found
 
+    def statement_counter(self) -> StatementCounter:
+        """Counts SQL statements run against the sources from now on (tests, benchmarks)."""
+        return StatementCounter(list(self._sources.values()))
+
     async def dispose(self) -> None:
+        for source in self._sources.values():
+            if source.reader is not None:
+                source.reader.close()
         await asyncio.gather(*(s.engine.dispose() for s in self._sources.values()),
                              *(p.client.close() for p in self._peers.values()))

@@ -18,7 +18,7 @@ from connectors.fanout import fan_out
 from connectors.graphql_peer.rows import BY_TABLE, fetch_rows
 from connectors.registry import PeerSource, Source
 from connectors.sql.models import bureau, directory, hospital, pharmacy, platform
-from connectors.sql.queries import Row, fetch_in
+from connectors.sql.queries import Row
 
 if TYPE_CHECKING:
     from schema.context import RequestContext
@@ -32,7 +32,7 @@ async def _fetch_tagged(source: Source, table: Table, column: str,
                         keys: Sequence[Any]) -> list[Row]:
     """Rows of ``table`` whose ``column`` is in ``keys``, each tagged with its source, so
     child rows can later be asked of the same source."""
-    rows = await fetch_in(source.engine, table, column, keys)
+    rows = await source.fetch_in(table, column, keys)
     for row in rows:
         row["_source"] = source.name
     return rows
@@ -116,7 +116,7 @@ class Loaders:
             return [None] * len(codes)
         table = _table(directory.Institution)
         results, failures = await fan_out(
-            [source], lambda s: fetch_in(s.engine, table, "code", codes), self.ctx.deadline
+            [source], lambda s: s.fetch_in(table, "code", codes), self.ctx.deadline
         )
         self.ctx.note_failures(failures)
         found = {r["code"]: r for rows in results.values() for r in rows}

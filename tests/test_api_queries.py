@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pytest
-from sqlalchemy import event
 
 from gateway.app import build_services
 from tests.federation import Federation, gql, make_id_number
@@ -162,20 +161,13 @@ async def test_person_by_id_number_joins_two_provinces(fed):
 
 async def _statements_for(fed, ref: str) -> int:
     services = build_services(fed.settings)
-    count = 0
-
-    def counter(*_args):
-        nonlocal count
-        count += 1
-
-    for source in services.registry:
-        event.listen(source.engine.sync_engine, "before_cursor_execute", counter)
+    counter = services.registry.statement_counter()
     app = fed.app(services)
     async with fed.client(app, fed.token("patient", "330106", person=ref)) as c:
         body = await gql(c, CLOUD_RECORD, {"id": ref})
     assert "errors" not in body, body["errors"]
     await services.registry.dispose()
-    return count
+    return counter.count
 
 
 async def test_statement_count_does_not_grow_with_rows(fed):

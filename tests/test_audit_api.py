@@ -169,6 +169,36 @@ async def test_alerts_fire_for_break_glass_and_probing(world):
     assert (await verify(fed, services)).ok
 
 
+@pytest.mark.parametrize("remember", [100_000, 1], ids=["remembers", "forgets"])
+async def test_volume_spike_fires_once_when_a_principal_reads_more_persons(
+        data_dir, monkeypatch, remember):
+    import functools
+
+    from security.audit import alerts
+
+    # With a memory of one read, the evaluator forgets and queries the index instead: the
+    # alerts must be the same.
+    monkeypatch.setattr(alerts, "AlertEvaluator",
+                        functools.partial(alerts.AlertEvaluator, remember=remember))
+    fed = await Federation(data_dir).setup()
+    fed.settings = dataclasses.replace(fed.settings, extra={
+        **fed.settings.extra, "audit": {"alerts": {"volume_persons": 1}}})
+    alice = await fed.add_person(make_id_number(seq=101), "王五")
+    bob = await fed.add_person(make_id_number(seq=202), "赵六")
+    for ref in (alice, bob):
+        await fed.add_result(ref)
+    services = build_services(fed.settings)
+    app = fed.app(services)
+    async with fed.client(app, fed.token("clinician", "H33010600001"), "TREATMENT") as c:
+        for ref in (alice, alice, bob, alice, bob):  # the second person is event 2
+            assert "errors" not in await gql(c, READ, {"id": ref})
+    async with _auditor(fed, app) as c:
+        found = (await gql(c, "{ auditAlerts { nodes { rule index principal } } }")
+                 )["data"]["auditAlerts"]["nodes"]
+    assert found == [{"rule": "VOLUME_SPIKE", "index": 2,
+                      "principal": "demo-clinician-H33010600001"}]
+
+
 async def test_exports_validate_as_fhir_audit_events_and_match_the_log(world, tmp_path):
     import asyncio
     import json

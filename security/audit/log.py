@@ -21,6 +21,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 import orjson
@@ -240,6 +241,10 @@ class AuditLog:
                                                  ("idx", "leaf_hash", "entry", "created_at"))
         self._insert_nodes_sql = _driver_insert(dialect, "audit_nodes", ("level", "idx", "hash"))
         self._bind_cache: dict[tuple[str, str], Callable[[Any], Any]] = {}
+        database = engine.url.database if self._is_sqlite else None
+        self._writer = None if not database or database == ":memory:" else \
+            sqlite_thread.WriterConnection(Path(database),
+                                           full_sync=self.config.sqlite_full_sync)
 
     # --- appending -------------------------------------------------------------------
 
@@ -330,6 +335,8 @@ class AuditLog:
             await self._task
         if self.config.checkpoint_on_close and self._unsigned:
             await self.checkpoint()
+        if self._writer is not None:
+            await self._writer.close()
 
     # --- the write transaction ---------------------------------------------------------
 
@@ -474,33 +481,16 @@ class AuditLog:
     async def _write_sqlite(self, event_jsons: Sequence[bytes],
                             events: Sequence[Mapping[str, Any]] = ()
                             ) -> tuple[list[Receipt], bool]:
-        """The SQLite append as one trip to aiosqlite's connection thread.
-
-        Going through the async driver, each of the transaction's six statements is a
-        hand-off to that thread and back, which cost more than the fsync. Here the whole
-        transaction (lock, read head, insert, move head, sign if due, commit) runs there as
-        one function on the plain ``sqlite3`` connection, with the same statements and the
-        same durability: the caller's future resolves only after COMMIT returned.
-        """
+        """The SQLite append as one trip to the log's writer thread (see sqlite_thread)."""
         await self._ensure_head()
-        async with self.engine.connect() as conn:
-            raw = await conn.get_raw_connection()
-            run = sqlite_thread.runner(raw.driver_connection)
-            if run is None:  # not aiosqlite: the generic path is slower but equally sound
+        if self._writer is None:  # an in-memory database: the engine's own connection
+            async with self.engine.connect() as conn:
                 return await self._locked_here(
                     conn, lambda c: self._write_locked(c, event_jsons, events))
-            return await run(lambda db: self._sqlite_transaction(db, event_jsons, events))
+        return await self._writer.run(
+            lambda db: self._sqlite_transaction(db, event_jsons, events))
 
     def _sqlite_transaction(self, db: sqlite3.Connection, event_jsons: Sequence[bytes],
-                            events: Sequence[Mapping[str, Any]]
-                            ) -> tuple[list[Receipt], bool]:
-        # FULL for this commit only, then back: the connection returns to the pool and the
-        # derived tables written on it (index, alerts) need no fsync of their own. Earlier
-        # fsynced commits stay durable whatever later commits do.
-        with sqlite_thread.synchronous(db, "FULL" if self.config.sqlite_full_sync else None):
-            return self._sqlite_transaction_body(db, event_jsons, events)
-
-    def _sqlite_transaction_body(self, db: sqlite3.Connection, event_jsons: Sequence[bytes],
                                  events: Sequence[Mapping[str, Any]]
                                  ) -> tuple[list[Receipt], bool]:
         sqlite_thread.begin_immediate(db, SQLITE_LOCK_PATIENCE)

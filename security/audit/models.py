@@ -15,6 +15,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Index,
     Integer,
     LargeBinary,
     SmallInteger,
@@ -76,6 +77,8 @@ class AuditIndexRow(GatewayBase):
     """
 
     __tablename__ = "audit_index"
+    # The alert rules' per-principal windows (gateway_0007).
+    __table_args__ = (Index("ix_audit_index_sub_at", "sub", "at"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     idx: Mapped[int] = mapped_column(BigInteger, index=True)

@@ -39,6 +39,7 @@ class AuditRecorder:
         self._opening: asyncio.Lock | None = None
         self._pending: asyncio.Queue[tuple[int, Mapping[str, Any]]] | None = None
         self._indexer: asyncio.Task | None = None
+        self._alerts = alerts.AlertEvaluator(settings.alerts)
 
     async def log(self) -> AuditLog:
         if self._log is None:
@@ -74,10 +75,8 @@ class AuditRecorder:
             while not pending.empty():
                 batch.append(pending.get_nowait())
             try:
-                async with self.engine.begin() as conn:
-                    # The index rows were committed with the events themselves.
-                    for idx, event in sorted(batch, key=lambda item: item[0]):
-                        await alerts.evaluate(conn, self.settings.alerts, idx, event)
+                # The index rows were committed with the events themselves.
+                await self._alerts.evaluate(self.engine, batch)
             except Exception:
                 # The events are durable in the log, which is the evidence; the index and
                 # alerts are derived, and `index.catch_up` rebuilds the index at next start.
