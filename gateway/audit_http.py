@@ -50,9 +50,11 @@ def make_recorder(settings: Settings, engine: Any) -> AuditRecorder | None:
         return None
     if engine is None:
         raise ConfigError("audit", "auditing needs the gateway database")
+    from gateway.edge.middleware import IN_FLIGHT
     from gateway.startup import crypto_profile
 
-    return AuditRecorder(engine, settings.data_dir / "keys", chosen, crypto_profile(settings))
+    return AuditRecorder(engine, settings.data_dir / "keys", chosen, crypto_profile(settings),
+                         inline_when=lambda: IN_FLIGHT.count <= 1)
 
 
 @functools.lru_cache(maxsize=512)

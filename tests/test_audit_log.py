@@ -107,6 +107,41 @@ async def test_concurrent_appends_share_commits(spec, data_dir) -> None:
     await engine.dispose()
 
 
+@pytest.mark.parametrize("inline", [True, False], ids=["inline", "writer-thread"])
+async def test_an_append_waits_for_another_writers_lock_instead_of_failing(
+        data_dir, inline) -> None:
+    """Inline commits (one request in flight) never wait on the event loop: when another
+    process holds SQLite's write lock, the append goes to the writer thread and waits."""
+    import sqlite3
+    import threading
+    import time
+
+    engine, log = await _open(sqlite_spec(data_dir), data_dir, checkpoint_every=0)
+    log.inline_when = lambda: inline
+    try:
+        assert (await log.append({"n": 0})).index == 0  # inline or not, a plain append
+        other = sqlite3.connect(data_dir / "gateway.db", check_same_thread=False)
+        other.execute("BEGIN IMMEDIATE")  # another process's writer, mid-transaction
+        released = threading.Event()
+
+        def release_later() -> None:
+            time.sleep(0.3)
+            other.rollback()
+            released.set()
+
+        threading.Thread(target=release_later).start()
+        started = time.monotonic()
+        receipt = await log.append({"n": 1})
+        assert released.is_set() and time.monotonic() - started >= 0.25
+        assert receipt.index == 1
+        other.close()
+        assert [e["event"]["n"] for e in await _entries(engine)] == [0, 1]
+        assert (await verify_log(engine, log.signer, origin=ORIGIN)).ok
+    finally:
+        await log.close()
+        await engine.dispose()
+
+
 async def test_an_event_that_is_not_json_fails_only_its_caller(data_dir) -> None:
     engine, log = await _open(sqlite_spec(data_dir), data_dir)
     try:

@@ -35,6 +35,16 @@ NO_STORE_PREFIXES = ("/graphql", "/audit")
 log = logging.getLogger("medfed.edge")
 
 
+class InFlight:
+    """HTTP requests this process is handling right now (the audit log commits on the
+    event loop's thread when there is only one: nothing else could use the wait)."""
+
+    count = 0
+
+
+IN_FLIGHT = InFlight()
+
+
 class EdgeMiddleware:
     def __init__(self, app: ASGIApp, settings: EdgeSettings,
                  graphql_path: str = "/graphql") -> None:
@@ -57,6 +67,7 @@ class EdgeMiddleware:
         allowed_origin = origin if origin and self._origin_allowed(origin, headers) else None
         status_seen: list[int] = []
         started = time.perf_counter()
+        IN_FLIGHT.count += 1
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -86,6 +97,7 @@ class EdgeMiddleware:
                 "ms": round((time.perf_counter() - started) * 1000, 1),
                 "role": note.get("role"), "org": note.get("org")}})
             REQUEST_ID.reset(token)
+            IN_FLIGHT.count -= 1
 
     def _origin_allowed(self, origin: str, headers: dict[str, str]) -> bool:
         origin = origin.rstrip("/").lower()

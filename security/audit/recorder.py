@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,8 @@ log = logging.getLogger("medfed.audit")
 
 class AuditRecorder:
     def __init__(self, engine: AsyncEngine, keys_dir: Path, settings: AuditSettings,
-                 profile: str = "standard") -> None:
+                 profile: str = "standard",
+                 inline_when: Callable[[], bool] | None = None) -> None:
         self.engine = engine
         self.keys_dir = keys_dir
         self.settings = settings
@@ -40,6 +41,7 @@ class AuditRecorder:
         self._pending: asyncio.Queue[tuple[int, Mapping[str, Any]]] | None = None
         self._indexer: asyncio.Task | None = None
         self._alerts = alerts.AlertEvaluator(settings.alerts)
+        self._inline_when = inline_when  # see AuditLog.inline_when
 
     async def log(self) -> AuditLog:
         if self._log is None:
@@ -53,6 +55,7 @@ class AuditRecorder:
                         opened = open_audit_log(self.engine, self.keys_dir, self.settings.log,
                                                 self.profile)
                         opened.derive = index.derived_rows
+                        opened.inline_when = self._inline_when
                         await index.catch_up(self.engine)
                     except Exception as exc:
                         raise AuditWriteError(f"audit log unavailable: {exc}") from exc
