@@ -86,6 +86,7 @@ class Projection:
             self.fields[f.name] = _Spec(
                 f.attr, f.read, guarded, entry.data_class if entry else None,
                 f.mask or (entry.mask_fn if entry else None))
+        self._plans: dict[frozenset[str], list[tuple[str, _Spec]]] = {}
         type_entry = catalogue.types.get(type_name)
         self.row_field = type_entry.row if type_entry else None
         row_entry = catalogue.field(type_name, self.row_field) if self.row_field else None
@@ -96,10 +97,8 @@ class Projection:
         relations: dict[str | None, Any] = {}  # per class: consent is granted per class
         values: dict[str, Any] = {}
         guard = ctx.guard
-        for name in requested:
-            spec = self.fields.get(name)
-            if spec is None:
-                continue
+        type_name = self.type_name
+        for name, spec in self._plan(requested):
             if not spec.guarded:
                 values[spec.attr] = spec.read(ctx, row)
                 continue
@@ -108,19 +107,27 @@ class Projection:
                 relation = relations[spec.data_class] = ctx.relation_to(ref, row,
                                                                         spec.data_class)
             try:
-                values[spec.attr] = guard.read(
-                    self.type_name, name, relation, ref,
-                    lambda spec=spec: spec.read(ctx, row), spec.mask,
-                )
+                decision = guard.admit(type_name, name, relation, ref, spec.mask is not None)
+                value = spec.read(ctx, row)
+                values[spec.attr] = spec.mask(value) if decision is Decision.MASK else value
             except FieldDenied as denied:
-                values[spec.attr] = forbidden(self.type_name, name, denied.reason)
+                values[spec.attr] = forbidden(type_name, name, denied.reason)
             except DecryptionError:
                 # A value that does not open was tampered with or moved: say so, show nothing.
                 values[spec.attr] = GraphQLError(
-                    f"{self.type_name}.{name} could not be decrypted at its source",
+                    f"{type_name}.{name} could not be decrypted at its source",
                     extensions={"code": "DATA_INTEGRITY"},
                 )
         return self.cls(_row=row, _ref=ref, **values, **extra)
+
+    def _plan(self, requested: frozenset[str]) -> list[tuple[str, _Spec]]:
+        """The known fields among ``requested``, once per distinct selection."""
+        plan = self._plans.get(requested)
+        if plan is None:
+            plan = [(name, self.fields[name]) for name in requested if name in self.fields]
+            if len(self._plans) < 256:  # selections come from queries: bound what is kept
+                self._plans[requested] = plan
+        return plan
 
     def build_all(self, ctx: Any, rows: Iterable[Row], requested: frozenset[str]) -> list[Any]:
         return [self.build(ctx, row, requested) for row in rows]

@@ -74,6 +74,8 @@ class FieldGuard:
         self.purpose = purpose
         self._decider = decider
         self._decisions: dict[tuple[str, str, Relation], tuple[Decision, str]] = {}
+        # The decision with its reason and the field's path, per (type, field, relation).
+        self._admissions: dict[tuple[str, str, Relation], tuple[Decision, str, str]] = {}
         self.accesses: dict[str, AccessRecord] = {}
         # Set when any value was opened under break-glass; the audit log flags the request.
         self.break_glass = False
@@ -91,6 +93,31 @@ class FieldGuard:
             self._decisions[key] = decision
         return decision
 
+    def admit(self, type_name: str, field_name: str, relation: Relation,
+              person_ref: str | None, maskable: bool) -> Decision:
+        """Decide and record one value's access: ALLOW (open it), MASK (open and mask it;
+        only when ``maskable``), or raise :class:`FieldDenied`. Callers that open values
+        themselves (projections, per row) use this; :meth:`read` wraps it."""
+        key = (type_name, field_name, relation)
+        found = self._admissions.get(key)
+        if found is None:
+            decision, reason = self.decide(type_name, field_name, relation)
+            found = self._admissions[key] = (decision, reason, f"{type_name}.{field_name}")
+        decision, reason, path = found
+        record = self.accesses.get(person_ref or "")
+        if record is None:  # setdefault would build a record per value on long lists
+            record = self.accesses[person_ref or ""] = AccessRecord()
+        if decision is Decision.ALLOW:
+            record.read.add(path)
+        elif decision is Decision.MASK and maskable:
+            record.masked.add(path)
+        else:
+            record.denied.add(path)
+            raise FieldDenied(type_name, field_name, reason)
+        if relation is Relation.BREAK_GLASS:
+            self._flag_break_glass(person_ref)
+        return decision
+
     def read(
         self,
         type_name: str,
@@ -100,23 +127,10 @@ class FieldGuard:
         open_value: Callable[[], T],
         mask: Callable[[T], T] | None = None,
     ) -> T:
-        decision, reason = self.decide(type_name, field_name, relation)
-        record = self.accesses.get(person_ref or "")
-        if record is None:  # setdefault would build a record per value on long lists
-            record = self.accesses[person_ref or ""] = AccessRecord()
-        path = f"{type_name}.{field_name}"
-        if decision is Decision.ALLOW:
-            record.read.add(path)
-            if relation is Relation.BREAK_GLASS:
-                self._flag_break_glass(person_ref)
-            return open_value()
+        decision = self.admit(type_name, field_name, relation, person_ref, mask is not None)
         if decision is Decision.MASK and mask is not None:
-            record.masked.add(path)
-            if relation is Relation.BREAK_GLASS:
-                self._flag_break_glass(person_ref)
             return mask(open_value())
-        record.denied.add(path)
-        raise FieldDenied(type_name, field_name, reason)
+        return open_value()
 
     def _flag_break_glass(self, person_ref: str | None) -> None:
         self.break_glass = True

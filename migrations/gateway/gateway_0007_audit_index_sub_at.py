@@ -19,7 +19,10 @@ def upgrade() -> None:
     # The volume and probing rules count one principal's rows within a time window; with
     # only (sub) indexed, that read every row the principal ever left.
     op.create_index("ix_audit_index_sub_at", "audit_index", ["sub", "at"])
+    # Its prefix serves every lookup by sub alone: one index less to write per event.
+    op.drop_index("ix_audit_index_sub", table_name="audit_index")
 
 
 def downgrade() -> None:
+    op.create_index("ix_audit_index_sub", "audit_index", ["sub"])
     op.drop_index("ix_audit_index_sub_at", table_name="audit_index")

@@ -85,7 +85,7 @@ class AuditIndexRow(GatewayBase):
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     kind: Mapped[str] = mapped_column(String(16))
     person: Mapped[str | None] = mapped_column(String(64), index=True, nullable=True)
-    sub: Mapped[str | None] = mapped_column(String(255), index=True, nullable=True)
+    sub: Mapped[str | None] = mapped_column(String(255), nullable=True)  # see __table_args__
     org: Mapped[str | None] = mapped_column(String(64), index=True, nullable=True)
     role: Mapped[str | None] = mapped_column(String(32), nullable=True)
     purpose: Mapped[str | None] = mapped_column(String(32), nullable=True)
