@@ -142,6 +142,29 @@ async def test_an_append_waits_for_another_writers_lock_instead_of_failing(
         await engine.dispose()
 
 
+@pytest.mark.parametrize("inline", [True, False], ids=["inline", "queued"])
+async def test_a_checkpoint_is_signed_within_checkpoint_seconds_of_new_events(
+        data_dir, inline) -> None:
+    engine, log = await _open(sqlite_spec(data_dir), data_dir, checkpoint_every=0,
+                              checkpoint_seconds=0.3, checkpoint_on_close=False)
+    log.inline_when = lambda: inline
+    try:
+        for n in range(3):  # the first append opens the log; the others may go inline
+            await log.append({"n": n})
+        assert await log.latest_checkpoint() is None
+        await asyncio.sleep(0.8)
+        signed = await log.latest_checkpoint()
+        assert signed is not None and signed.size == 3
+        await asyncio.sleep(0.5)  # nothing new: no new checkpoint
+        assert (await log.latest_checkpoint()).size == 3
+        await log.append({"n": 3})
+        await asyncio.sleep(0.8)
+        assert (await log.latest_checkpoint()).size == 4
+    finally:
+        await log.close()
+        await engine.dispose()
+
+
 async def test_an_event_that_is_not_json_fails_only_its_caller(data_dir) -> None:
     engine, log = await _open(sqlite_spec(data_dir), data_dir)
     try:

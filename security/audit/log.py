@@ -258,15 +258,45 @@ class AuditLog:
         if self._closed:
             raise AuditWriteError("the audit log is closed")
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[Receipt] = loop.create_future()
-        self._pending.append((event_json, event, future))
-        if self._task is None or self._task.done():
+        if self._task is None or self._task.done():  # it also signs timed checkpoints
             self._wakeup = asyncio.Event()
             self._task = loop.create_task(self._flusher(), name="audit-log-flusher")
+        if not self._pending:
+            # Nothing queued: commit now, right here, when that is allowed (see inline_when).
+            done = self._append_inline(event_json, event)
+            if done is not None:
+                return done
+        future: asyncio.Future[Receipt] = loop.create_future()
+        self._pending.append((event_json, event, future))
         assert self._wakeup is not None
         self._wakeup.set()
         # The write goes on if the caller is cancelled: what the request did stays logged.
         return await asyncio.shield(future)
+
+    def _append_inline(self, event_json: bytes, event: Mapping[str, Any]) -> Receipt | None:
+        """Commit one event on this thread, or None when it must go through the queue (no
+        inline writer, the loop is busy, the writer is in use, another process holds the
+        lock). Without the queue's two loop turns and future, a lone request waits only
+        for its own commit."""
+        if self._writer is None or not self._ready or self.inline_when is None \
+                or not self.inline_when():
+            return None
+        try:
+            done = self._writer.run_inline(
+                lambda db: self._sqlite_transaction(db, [event_json], [event], patience=0))
+        except sqlite3.OperationalError as exc:
+            if sqlite_thread.is_locked(exc):
+                return None
+            log.exception("audit write of 1 event failed")
+            raise AuditWriteError(f"the audit log could not record the event: {exc}") from exc
+        except Exception as exc:
+            log.exception("audit write of 1 event failed")
+            raise AuditWriteError(f"the audit log could not record the event: {exc}") from exc
+        if done is None:
+            return None
+        receipts, signed = done
+        self._wrote(signed)
+        return receipts[0]
 
     async def append_many(self, events: Iterable[Mapping[str, Any]]) -> list[Receipt]:
         """The bulk path: log many events in large transactions, bypassing the batcher."""
@@ -288,13 +318,18 @@ class AuditLog:
         wakeup = self._wakeup
         while True:
             timeout = None
-            if self.config.checkpoint_seconds > 0 and self._unsigned:
-                elapsed = time.monotonic() - self._last_checkpoint_at
-                timeout = max(0.0, self.config.checkpoint_seconds - elapsed)
+            if self.config.checkpoint_seconds > 0:
+                # Wake at least every checkpoint_seconds even when all is signed: appends
+                # committed inline (not through this task) make the log unsigned too.
+                timeout = self.config.checkpoint_seconds
+                if self._unsigned:
+                    elapsed = time.monotonic() - self._last_checkpoint_at
+                    timeout = max(0.0, timeout - elapsed)
             try:
                 await asyncio.wait_for(wakeup.wait(), timeout)
             except TimeoutError:
-                await self._timed_checkpoint()
+                if self._unsigned:
+                    await self._timed_checkpoint()
                 continue
             if not self._pending:
                 wakeup.clear()
@@ -351,10 +386,13 @@ class AuditLog:
         else:
             receipts, signed = await self._locked(
                 lambda conn: self._write_locked(conn, event_jsons, events))
+        self._wrote(signed)
+        return receipts
+
+    def _wrote(self, signed: bool) -> None:
         if signed:
             self._last_checkpoint_at = time.monotonic()
         self._unsigned = not signed
-        return receipts
 
     async def _locked(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
         """Run ``work`` in a transaction holding the log's write lock, and commit."""
@@ -491,16 +529,6 @@ class AuditLog:
             async with self.engine.connect() as conn:
                 return await self._locked_here(
                     conn, lambda c: self._write_locked(c, event_jsons, events))
-        if self.inline_when is not None and self.inline_when():
-            try:
-                done = self._writer.run_inline(
-                    lambda db: self._sqlite_transaction(db, event_jsons, events, patience=0))
-            except sqlite3.OperationalError as exc:
-                if not sqlite_thread.is_locked(exc):
-                    raise
-                done = None  # another process is writing: wait for it on the thread
-            if done is not None:
-                return done
         return await self._writer.run(
             lambda db: self._sqlite_transaction(db, event_jsons, events))
 
