@@ -189,3 +189,19 @@ async def test_the_gateway_serves_sm2_checkpoints_under_the_national_profile(dat
     assert isinstance(key, SM2Verifier)
     assert open_checkpoint(note, [key], ORIGIN).size == 1
     assert open_checkpoint(http, [key], ORIGIN).size == 2  # the auditor's read is logged
+
+
+def test_a_log_signed_before_and_after_a_profile_switch_verifies_with_both_keys(
+        data_dir, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("MEDFED_CRYPTO_PROFILE", "standard")
+    _append(data_dir, "standard", 10)
+    ed25519 = verifier_key_string(_published(data_dir))
+    monkeypatch.setenv("MEDFED_CRYPTO_PROFILE", "national")
+    _append(data_dir, "national", 10, start=10)
+    sm2 = verifier_key_string(_published(data_dir))
+    assert ed25519 != sm2
+    for only in (ed25519, sm2):  # one key leaves the other profile's checkpoints unverified
+        code, out = _medfed(data_dir, "verify", "--key", only, capsys=capsys)
+        assert code == 1 and "no signature by a trusted key" in out
+    code, out = _medfed(data_dir, "verify", "--key", ed25519, "--key", sm2, capsys=capsys)
+    assert code == 0, out

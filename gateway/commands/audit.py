@@ -67,8 +67,10 @@ def register(subparsers) -> None:
 
 
 def _add_key(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--key", metavar="KEY", help="the verifier key, or a file holding "
-                        "it (default <data-dir>/keys/audit-log.pub)")
+    parser.add_argument("--key", metavar="KEY", action="append",
+                        help="a verifier key, or a file holding it (default <data-dir>/keys/"
+                        "audit-log.pub); repeat it for a log signed under several keys, "
+                        "e.g. before and after a switch of crypto profile")
 
 
 def _usage(message: str) -> Exception:
@@ -94,23 +96,25 @@ def _read(path: Path, what: str) -> str:
         raise _usage(f"cannot read {what} {path}: {exc.strerror}") from None
 
 
-def _verifier(args: argparse.Namespace, settings: Settings):
+def _verifiers(args: argparse.Namespace, settings: Settings) -> list:
     from security.audit import AuditKeyError, parse_verifier_key
     from security.audit.signer import VERIFIER_KEY_FILE
 
-    key = args.key
-    if key is None:
+    keys = args.key
+    if not keys:
         path = settings.data_dir / "keys" / VERIFIER_KEY_FILE
         if not path.exists():
             raise _usage(f"no verifier key at {path}; pass --key (the log writes it when it "
                          "first signs)")
-        key = _read(path, "verifier key")
-    elif Path(key).is_file():
-        key = _read(Path(key), "verifier key")
-    try:
-        return parse_verifier_key(key)
-    except AuditKeyError as exc:
-        raise _usage(str(exc)) from None
+        keys = [_read(path, "verifier key")]
+    found = []
+    for key in keys:
+        text = _read(Path(key), "verifier key") if Path(key).is_file() else key
+        try:
+            found.append(parse_verifier_key(text))
+        except AuditKeyError as exc:
+            raise _usage(str(exc)) from None
+    return found
 
 
 async def _with_engine(settings: Settings, work):
@@ -131,11 +135,11 @@ def _verify(args: argparse.Namespace) -> int:
 
     settings = settings_from(args)
     config = _config(settings)
-    verifier = _verifier(args, settings)
+    verifiers = _verifiers(args, settings)
     note = _read(args.checkpoint, "checkpoint") if args.checkpoint else None
 
     async def work(engine):
-        report = await verify_log(engine, verifier, origin=config.origin, external_note=note)
+        report = await verify_log(engine, verifiers, origin=config.origin, external_note=note)
         old = report.external
         if old is not None and report.ok:
             # What an outside party would be served: a proof from the stored subtrees,
@@ -206,14 +210,14 @@ def _check_consistency(args: argparse.Namespace) -> int:
     from security.audit import ConsistencyProof, NoteError, open_checkpoint
 
     settings = settings_from(args)
-    verifier = _verifier(args, settings)
+    verifiers = _verifiers(args, settings)
     try:
         proof = ConsistencyProof.from_dict(json.loads(_read(args.proof, "proof")))
     except (ValueError, AttributeError) as exc:
         raise _usage(f"{args.proof}: {exc}") from None
     try:
-        old = open_checkpoint(_read(args.old, "checkpoint"), [verifier])
-        new = open_checkpoint(_read(args.new, "checkpoint"), [verifier], old.origin)
+        old = open_checkpoint(_read(args.old, "checkpoint"), verifiers)
+        new = open_checkpoint(_read(args.new, "checkpoint"), verifiers, old.origin)
     except NoteError as exc:
         print(f"medfed: checkpoint does not verify: {exc}", file=sys.stderr)
         return 1
