@@ -104,3 +104,34 @@ async def test_a_closed_reader_refuses_reads(bureau_source):
     bureau_source.reader.close()
     with pytest.raises(sqlite3.ProgrammingError):
         await bureau_source.fetch_in(VISITS, "person_ref", ["A"])
+
+
+async def test_a_read_over_the_inline_budget_is_finished_by_a_reader_thread(bureau_source,
+                                                                             monkeypatch):
+    import threading
+
+    rows = [_visit(1000 + i, f"P{i % 300}", end=None, cross=False, text=None)
+            for i in range(3000)]
+    async with bureau_source.engine.begin() as conn:
+        await conn.execute(insert(VISITS), rows)
+    reader = bureau_source.reader
+    expected = await fetch_in(bureau_source.engine, VISITS, "person_ref",
+                              [f"P{i}" for i in range(300)])
+    threads: list[str] = []
+    original = SqliteReader._run
+
+    def spy(self, *args):
+        threads.append(threading.current_thread().name)
+        return original(self, *args)
+
+    monkeypatch.setattr(SqliteReader, "_run", spy)
+    reader.inline_budget = 1e-9  # every inline attempt is over budget at its first check
+    got = await bureau_source.fetch_in(VISITS, "person_ref", [f"P{i}" for i in range(300)])
+    assert sorted(got, key=lambda r: r["mdtrt_id"]) == sorted(expected,
+                                                              key=lambda r: r["mdtrt_id"])
+    assert len(got) == 3000
+    assert threads and threads[0].startswith("read-")  # finished off the event loop
+    reader.inline_budget = 0.01
+    threads.clear()
+    await bureau_source.fetch_in(VISITS, "person_ref", ["P1"])
+    assert threads == []  # a quick keyed read stays inline
