@@ -63,6 +63,9 @@ async def _measure(fed, ref: str, token: str, purpose: str | None, decider,
                 raise RuntimeError(f"bad answer: {r.text[:300]}")
             if i >= 5:  # warm-up: parser and validation caches, connection pools
                 samples.append(elapsed)
+    recorder = services.extras.get("audit")
+    if recorder is not None:  # drains its alert task and signs what it logged
+        await recorder.close()
     await services.registry.dispose()
     if services.gateway_engine is not None:
         await services.gateway_engine.dispose()
