@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -60,9 +61,12 @@ def escaped(text: str) -> str:
 
 
 def assert_no_plaintext(raw: bytes) -> None:
+    # Sealed values are base64 ciphertext, where a short secret such as "I10" turns up by
+    # chance (about once in fifteen answers): look everywhere except inside them.
+    outside = re.sub(re.escape(PREFIX.encode()) + rb'[^"]*', b"", raw)
     for secret in SECRETS:
-        assert secret.encode() not in raw, secret
-        assert escaped(secret).encode() not in raw, secret
+        assert secret.encode() not in outside, secret
+        assert escaped(secret).encode() not in outside, secret
 
 
 @pytest.mark.parametrize("kem", ["X25519", "MLKEM768-X25519"])
