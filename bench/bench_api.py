@@ -27,8 +27,12 @@ CLOUD_RECORD = """query($id: ID!) { person(personId: $id) { personId name idNumb
   } } }"""
 
 
-async def _drive(base: str, people: list[tuple[str, str]], seconds: float, concurrency: int):
-    """Each request reads one demo person's record with that person's own patient token."""
+async def _drive(base: str, people: list[tuple[str, str]], seconds: float, concurrency: int,
+                 query: str = CLOUD_RECORD, headers: dict[str, str] | None = None
+                 ) -> tuple[list[float], float]:
+    """``concurrency`` clients send ``query`` for ``seconds``; each request asks about one demo
+    person (``$id``) with that person's own patient token. Returns the latencies and the
+    throughput."""
     samples: list[float] = []
     stop = time.monotonic() + seconds
     limits = httpx.Limits(max_connections=concurrency)
@@ -38,9 +42,10 @@ async def _drive(base: str, people: list[tuple[str, str]], seconds: float, concu
             while time.monotonic() < stop:
                 started = time.perf_counter()
                 person, token = people[i % len(people)]
-                r = await client.post("/graphql", json={"query": CLOUD_RECORD,
+                r = await client.post("/graphql", json={"query": query,
                                                         "variables": {"id": person}},
-                                      headers={"Authorization": f"Bearer {token}"})
+                                      headers={"Authorization": f"Bearer {token}",
+                                               **(headers or {})})
                 samples.append(time.perf_counter() - started)
                 if r.status_code != 200 or "errors" in r.json():
                     raise RuntimeError(f"bad answer: {r.text[:300]}")

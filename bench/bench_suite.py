@@ -56,41 +56,14 @@ class Load:
 
 
 # -- served: latency and throughput ----------------------------------------------------------
-async def _drive_query(base: str, people: list[tuple[str, str]], query: str, seconds: float,
-                       concurrency: int) -> tuple[list[float], float]:
-    if query == CLOUD_RECORD:
-        return await _drive(base, people, seconds, concurrency)
-    samples: list[float] = []
-    stop = time.monotonic() + seconds
-    limits = httpx.Limits(max_connections=concurrency)
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
-        async def worker(offset: int) -> None:
-            i = offset
-            while time.monotonic() < stop:
-                person, token = people[i % len(people)]
-                started = time.perf_counter()
-                r = await client.post("/graphql", json={"query": query,
-                                                        "variables": {"id": person}},
-                                      headers={"Authorization": f"Bearer {token}"})
-                samples.append(time.perf_counter() - started)
-                if r.status_code != 200 or "errors" in r.json():
-                    raise RuntimeError(f"bad answer: {r.text[:300]}")
-                i += 1
-
-        started = time.monotonic()
-        await asyncio.gather(*(worker(k) for k in range(concurrency)))
-        elapsed = time.monotonic() - started
-    return samples, len(samples) / elapsed
-
-
 def _served_loads(data: Path, people: list[tuple[str, str]], seconds: float
                   ) -> dict[tuple[str, int], Load]:
     loads = {}
     for workers in (1, 2):
         with served(data, workers=workers) as base:
             for name, query in (("lookup", LOOKUP), ("cloud record", CLOUD_RECORD)):
-                asyncio.run(_drive_query(base, people, query, 1.0, CLIENTS))  # warm-up
-                samples, rps = asyncio.run(_drive_query(base, people, query, seconds, CLIENTS))
+                asyncio.run(_drive(base, people, 1.0, CLIENTS, query))  # warm-up
+                samples, rps = asyncio.run(_drive(base, people, seconds, CLIENTS, query))
                 loads[(name, workers)] = Load(*percentiles(samples), rps)
     return loads
 

@@ -26,6 +26,7 @@ from schema.errors import bad_input, forbidden
 from schema.mutations.consents import ConsentQuery
 from schema.pagination import Connection, connection, decode_cursor, merge_pages, page_size
 from schema.projection import Projection
+from schema.relations import region_prefix
 from schema.selection import requested_nodes
 from schema.types.audit import AuditQuery
 from schema.types.filings import FILING, Filing
@@ -35,15 +36,6 @@ from schema.types.records import SETTLEMENT, Settlement
 from schema.types.results import TEST_RESULT, TestResult
 
 PAGE_ARGS = "first: at most 100 (default 20); after: a cursor from pageInfo.endCursor."
-
-
-def region_prefix(code: str) -> str:
-    """A province (330000) or city (330100) code matches every region inside it."""
-    if code.endswith("0000"):
-        return code[:2]
-    if code.endswith("00"):
-        return code[:4]
-    return code
 
 
 def _check_region(name: str, value: str | None, problems: list[dict]) -> None:

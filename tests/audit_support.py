@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -55,3 +57,25 @@ async def verify(fed, services) -> Any:
         return await verify_log(engine, key)
     finally:
         await engine.dispose()
+
+
+def append_events(data_dir: Path, count: int, start: int = 0,
+                  profile: str = "standard") -> None:
+    """Append events ``start``… through a log on the data directory's gateway database
+    (checkpoint every 10), signed under the crypto ``profile``, then close it."""
+    from connectors.sql import migrate
+    from gateway.config import load_settings
+    from security.audit import AuditLogConfig, open_audit_log
+
+    async def go() -> None:
+        spec = load_settings(data_dir=data_dir).gateway_spec
+        await migrate.upgrade(spec)
+        engine = create_source_engine(spec)
+        log = open_audit_log(engine, data_dir / "keys", AuditLogConfig(checkpoint_every=10),
+                             profile)
+        for n in range(start, start + count):
+            await log.append({"n": n, "purpose": "TREATMENT"})
+        await log.close()
+        await engine.dispose()
+
+    asyncio.run(go())

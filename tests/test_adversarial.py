@@ -315,16 +315,22 @@ async def test_expired_consents_and_other_purposes_are_ignored(world):
 
 
 # -- break-glass ---------------------------------------------------------------------------------
-async def test_break_glass_reads_flags_and_is_limited_per_day(world):
-    fed, ref, app = world
+async def emergency_patients(fed, count: int = 5) -> list[str]:
+    """Persons insured and treated in Shandong, whom a Zhejiang clinician has no relation to."""
     seq = itertools.count(900)
     others = []
-    for _ in range(5):
+    for _ in range(count):
         other = await fed.add_person(make_id_number("370102", seq=next(seq)), "急诊患者",
                                      source="bureau-370000", region="370102")
         await fed.add_visits(other, 1, source="bureau-370000", institution="H37010200003",
                              insured="370102", text="急诊诊断")
         others.append(other)
+    return others
+
+
+async def test_break_glass_reads_flags_and_is_limited_per_day(world):
+    fed, ref, app = world
+    others = await emergency_patients(fed)
     token = fed.token("clinician", "H33010600001", purposes=["TREATMENT", "EMERGENCY"])
     async with fed.client(app, token, "EMERGENCY") as c:
         first = await gql(c, READ, {"id": ref})

@@ -4,13 +4,11 @@ caller was told was denied."""
 
 from __future__ import annotations
 
-import itertools
-
 import pytest
 
 from tests.audit_support import logged, verify
 from tests.federation import make_id_number
-from tests.test_adversarial import ATTACKERS, ATTACKS, READ, post
+from tests.test_adversarial import ATTACKERS, ATTACKS, READ, emergency_patients, post
 
 # The adversarial module's own fixture: the same victim and the same app.
 from tests.test_adversarial import world as world
@@ -81,14 +79,7 @@ async def test_legitimate_reads_are_logged_as_reads(world):
 
 async def test_break_glass_requests_are_flagged_and_the_refused_one_is_a_denial(world):
     fed, ref, app = world
-    seq = itertools.count(900)
-    others = []
-    for _ in range(5):
-        other = await fed.add_person(make_id_number("370102", seq=next(seq)), "急诊患者",
-                                     source="bureau-370000", region="370102")
-        await fed.add_visits(other, 1, source="bureau-370000", institution="H37010200003",
-                             insured="370102", text="急诊诊断")
-        others.append(other)
+    others = await emergency_patients(fed)
     for target in (ref, ref, *others):
         await post(fed, app, "clinician", "H33010600001", ["TREATMENT", "EMERGENCY"], READ,
                    {"id": target}, purpose="EMERGENCY")

@@ -3,7 +3,6 @@ an externally kept checkpoint is checked for consistency, online and offline."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sqlite3
 from pathlib import Path
@@ -11,10 +10,11 @@ from pathlib import Path
 import pytest
 
 from gateway.cli import main
-from security.audit import AuditLogConfig, merkle, open_audit_log
+from security.audit import merkle
 from security.audit.log import make_entry
 from security.audit.note import Checkpoint, sign_checkpoint
 from security.audit.signer import load_or_create_ed25519
+from tests.audit_support import append_events
 
 ORIGIN = "medfed.local/audit"
 EVENTS = 40
@@ -29,24 +29,6 @@ def _embedded(monkeypatch, tmp_path: Path) -> None:
     monkeypatch.setenv("MEDFED_CONFIG", str(empty))
 
 
-def _append(data_dir: Path, count: int, start: int = 0) -> None:
-    from connectors.sql import migrate
-    from connectors.sql.engine import create_source_engine
-    from gateway.config import load_settings
-
-    async def go() -> None:
-        spec = load_settings(data_dir=data_dir).gateway_spec
-        await migrate.upgrade(spec)
-        engine = create_source_engine(spec)
-        log = open_audit_log(engine, data_dir / "keys", AuditLogConfig(checkpoint_every=10))
-        for n in range(start, start + count):
-            await log.append({"n": n, "purpose": "TREATMENT"})
-        await log.close()
-        await engine.dispose()
-
-    asyncio.run(go())
-
-
 def _medfed(data_dir: Path, *args: str, capsys) -> tuple[int, str]:
     code = main(["--data-dir", str(data_dir), "audit", *args])
     out, err = capsys.readouterr()
@@ -55,7 +37,7 @@ def _medfed(data_dir: Path, *args: str, capsys) -> tuple[int, str]:
 
 @pytest.fixture
 def logged(data_dir: Path) -> Path:
-    _append(data_dir, EVENTS)
+    append_events(data_dir, EVENTS)
     return data_dir
 
 
@@ -152,7 +134,7 @@ def test_an_external_checkpoint_is_consistent_with_the_grown_log(logged, capsys,
     # The security team keeps the key too, outside the gateway's data directory.
     key = (logged / "keys" / "audit-log.pub").read_text().strip()
 
-    _append(logged, 13, start=EVENTS)
+    append_events(logged, 13, start=EVENTS)
     code, out = _medfed(logged, "verify", "--checkpoint", str(kept), "--key", key,
                         capsys=capsys)
     assert code == 0

@@ -6,7 +6,6 @@ verify`` / ``check-consistency`` accept either key type and catch tampering alik
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import sqlite3
@@ -17,9 +16,7 @@ import pytest
 from gateway.cli import main
 from security.audit import (
     AuditKeyError,
-    AuditLogConfig,
     NoteError,
-    open_audit_log,
     open_checkpoint,
     parse_verifier_key,
     verifier_key_string,
@@ -27,6 +24,7 @@ from security.audit import (
 from security.audit.note import Checkpoint, sign_checkpoint
 from security.audit.signer import VERIFIER_KEY_FILE, Ed25519Verifier, load_or_create_signer
 from security.crypto.sm2 import KEY_TYPE_TAG, SM2Signer, SM2Verifier
+from tests.audit_support import append_events
 
 ORIGIN = "medfed.local/audit"
 PROFILES = {"standard": Ed25519Verifier, "national": SM2Verifier}
@@ -47,25 +45,6 @@ def profile(request, monkeypatch) -> str:
     return request.param
 
 
-def _append(data_dir: Path, profile: str, count: int, start: int = 0) -> None:
-    from connectors.sql import migrate
-    from connectors.sql.engine import create_source_engine
-    from gateway.config import load_settings
-
-    async def go() -> None:
-        spec = load_settings(data_dir=data_dir).gateway_spec
-        await migrate.upgrade(spec)
-        engine = create_source_engine(spec)
-        log = open_audit_log(engine, data_dir / "keys", AuditLogConfig(checkpoint_every=10),
-                             profile)
-        for n in range(start, start + count):
-            await log.append({"n": n, "purpose": "TREATMENT"})
-        await log.close()
-        await engine.dispose()
-
-    asyncio.run(go())
-
-
 def _medfed(data_dir: Path, *args: str, capsys) -> tuple[int, str]:
     code = main(["--data-dir", str(data_dir), "audit", *args])
     out, err = capsys.readouterr()
@@ -77,7 +56,7 @@ def _published(data_dir: Path):
 
 
 def test_the_profile_picks_the_checkpoint_algorithm(data_dir, profile) -> None:
-    _append(data_dir, profile, 25)
+    append_events(data_dir, profile=profile, count=25)
     key = _published(data_dir)
     assert isinstance(key, PROFILES[profile])
     with sqlite3.connect(data_dir / "gateway.db") as db:
@@ -91,7 +70,7 @@ def test_the_profile_picks_the_checkpoint_algorithm(data_dir, profile) -> None:
 
 
 def test_verify_accepts_the_key_and_names_tampering(data_dir, profile, capsys) -> None:
-    _append(data_dir, profile, 25)
+    append_events(data_dir, profile=profile, count=25)
     code, out = _medfed(data_dir, "verify", capsys=capsys)
     assert code == 0, out
     with sqlite3.connect(data_dir / "gateway.db", isolation_level=None) as db:
@@ -104,13 +83,13 @@ def test_verify_accepts_the_key_and_names_tampering(data_dir, profile, capsys) -
 
 def test_check_consistency_offline_with_the_profiles_key(data_dir, profile, capsys,
                                                          tmp_path) -> None:
-    _append(data_dir, profile, 12)
+    append_events(data_dir, profile=profile, count=12)
     code, old = _medfed(data_dir, "checkpoint", capsys=capsys)
     assert code == 0
     kept = tmp_path / "kept.note"
     kept.write_text(old)
     key = verifier_key_string(_published(data_dir))
-    _append(data_dir, profile, 9, start=12)
+    append_events(data_dir, profile=profile, count=9, start=12)
     code, proof = _medfed(data_dir, "proof", "--from", "12", capsys=capsys)
     assert code == 0
     (tmp_path / "proof.json").write_text(proof)
@@ -125,7 +104,7 @@ def test_check_consistency_offline_with_the_profiles_key(data_dir, profile, caps
 
 
 def test_a_key_of_the_other_profile_does_not_verify(data_dir, tmp_path, capsys) -> None:
-    _append(data_dir, "national", 10)
+    append_events(data_dir, profile="national", count=10)
     other = load_or_create_signer(tmp_path / "other", ORIGIN, "standard")
     code, out = _medfed(data_dir, "verify", "--key", verifier_key_string(other),
                         capsys=capsys)
@@ -194,10 +173,10 @@ async def test_the_gateway_serves_sm2_checkpoints_under_the_national_profile(dat
 def test_a_log_signed_before_and_after_a_profile_switch_verifies_with_both_keys(
         data_dir, monkeypatch, capsys) -> None:
     monkeypatch.setenv("MEDFED_CRYPTO_PROFILE", "standard")
-    _append(data_dir, "standard", 10)
+    append_events(data_dir, profile="standard", count=10)
     ed25519 = verifier_key_string(_published(data_dir))
     monkeypatch.setenv("MEDFED_CRYPTO_PROFILE", "national")
-    _append(data_dir, "national", 10, start=10)
+    append_events(data_dir, profile="national", count=10, start=10)
     sm2 = verifier_key_string(_published(data_dir))
     assert ed25519 != sm2
     for only in (ed25519, sm2):  # one key leaves the other profile's checkpoints unverified
