@@ -381,9 +381,12 @@ class AuditLog:
 
     async def _write(self, event_jsons: Sequence[bytes],
                      events: Sequence[Mapping[str, Any]] = ()) -> list[Receipt]:
-        if self._is_sqlite:
-            receipts, signed = await self._write_sqlite(event_jsons, events)
-        else:
+        if self._writer is not None:
+            # SQLite: the whole transaction in one trip to the log's writer thread.
+            await self._ensure_head()
+            receipts, signed = await self._writer.run(
+                lambda db: self._sqlite_transaction(db, event_jsons, events))
+        else:  # PostgreSQL, or an in-memory SQLite database: through the engine
             receipts, signed = await self._locked(
                 lambda conn: self._write_locked(conn, event_jsons, events))
         self._wrote(signed)
@@ -519,18 +522,6 @@ class AuditLog:
             await self._insert_checkpoint(conn, ext.frontier.size, ext.root, now)
             return ext.receipts, True
         return ext.receipts, False
-
-    async def _write_sqlite(self, event_jsons: Sequence[bytes],
-                            events: Sequence[Mapping[str, Any]] = ()
-                            ) -> tuple[list[Receipt], bool]:
-        """The SQLite append as one trip to the log's writer thread (see sqlite_thread)."""
-        await self._ensure_head()
-        if self._writer is None:  # an in-memory database: the engine's own connection
-            async with self.engine.connect() as conn:
-                return await self._locked_here(
-                    conn, lambda c: self._write_locked(c, event_jsons, events))
-        return await self._writer.run(
-            lambda db: self._sqlite_transaction(db, event_jsons, events))
 
     def _sqlite_transaction(self, db: sqlite3.Connection, event_jsons: Sequence[bytes],
                             events: Sequence[Mapping[str, Any]],
