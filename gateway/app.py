@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from typing import Any
 
@@ -38,6 +39,7 @@ from gateway.startup import open_keyring
 from schema.build import build_schema
 from schema.context import RequestContext, Services
 from schema.mutations import Mutation
+from security.audit import AuditWriteError
 from security.crypto import BlindIndexer, FieldCipher
 from security.crypto.partners import PartnerRegistry, partners_file
 from security.documents import DocumentPolicy, DocumentStore
@@ -202,6 +204,12 @@ def create_app(settings: Settings, services: Services | None = None,
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette):
+        if recorder is not None:
+            try:  # start the audit writer now rather than on the first request
+                await recorder.log()
+            except AuditWriteError:
+                # Requests answer 503 until it opens; each one tries again.
+                logging.getLogger("medfed.audit").exception("the audit log did not open")
         yield
         if recorder is not None:
             await recorder.close()

@@ -107,11 +107,11 @@ async def test_concurrent_appends_share_commits(spec, data_dir) -> None:
     await engine.dispose()
 
 
-@pytest.mark.parametrize("inline", [True, False], ids=["inline", "writer-thread"])
+@pytest.mark.parametrize("inline", [True, False], ids=["inline", "writer-process"])
 async def test_an_append_waits_for_another_writers_lock_instead_of_failing(
         data_dir, inline) -> None:
     """Inline commits (one request in flight) never wait on the event loop: when another
-    process holds SQLite's write lock, the append goes to the writer thread and waits."""
+    process holds SQLite's write lock, the append goes to the writer process and waits."""
     import sqlite3
     import threading
     import time

@@ -24,35 +24,38 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-import orjson
 from sqlalchemy import DateTime, and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from security.audit import merkle, sqlite_thread
+from security.audit import merkle
+from security.audit.leaves import (
+    Derive,
+    Receipt,
+    canonical_event,
+    checkpoint_due,
+    derived,
+    driver_insert,
+    extend,
+    make_entry,
+)
 from security.audit.models import HEAD_ID, AuditCheckpoint, AuditEvent, AuditHead, AuditNode
 from security.audit.note import Checkpoint, sign_checkpoint
 from security.audit.signer import Signer
+from security.audit.sqlite_append import LOCK_PATIENCE as SQLITE_LOCK_PATIENCE
+from security.audit.sqlite_append import Appended, SqliteAppender, is_locked
+from security.audit.writer_process import WriterError, WriterProcess
 
+__all__ = ["AuditLog", "AuditLogConfig", "AuditLogError", "AuditWriteError", "Derive",
+           "Receipt", "canonical_event", "make_entry"]
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-# (index, event) -> rows of derived tables as (table, row) pairs.
-Derive = Callable[[int, Mapping[str, Any]], Iterable[tuple[Any, dict[str, Any]]]]
 
 EVENTS = AuditEvent.__table__
 NODES = AuditNode.__table__
 HEAD = AuditHead.__table__
 CHECKPOINTS = AuditCheckpoint.__table__
-SQLITE_LOCK_PATIENCE = 30.0  # seconds a writer keeps asking SQLite for the write lock
-# The SQLite append's statements, in the sqlite3 module's qmark style.
-_SQLITE_HEAD = ("SELECT size, root, frontier, (SELECT coalesce(max(size), 0) FROM "
-                "audit_checkpoints) FROM audit_head WHERE id = ?")
-_SQLITE_MOVE_HEAD = ("UPDATE audit_head SET size = ?, root = ?, frontier = ?, updated_at = ? "
-                     "WHERE id = ?")
-_SQLITE_CHECKPOINT = ("INSERT INTO audit_checkpoints (size, root, note, created_at) "
-                      "VALUES (?, ?, ?, ?) ON CONFLICT (size) DO NOTHING")
 
 
 class AuditWriteError(Exception):
@@ -84,23 +87,6 @@ class AuditLogConfig:
         if unknown:
             raise ValueError(f"audit.{sorted(unknown)[0]} is not an audit setting")
         return cls(**dict(raw))
-
-
-@dataclass(frozen=True)
-class Receipt:
-    index: int
-    leaf_hash: bytes
-
-
-@dataclass
-class _Extension:
-    """What one batch adds: its rows, its receipts, and the tree it leaves behind."""
-
-    frontier: merkle.Frontier
-    events: list[tuple[int, bytes, bytes, Any]] = field(default_factory=list)
-    nodes: list[tuple[int, int, bytes]] = field(default_factory=list)
-    receipts: list[Receipt] = field(default_factory=list)
-    root: bytes = merkle.EMPTY_ROOT
 
 
 @dataclass(frozen=True)
@@ -163,52 +149,9 @@ def _unb64(text: str) -> bytes:
     return base64.b64decode(text, validate=True)
 
 
-def canonical_event(event: Mapping[str, Any]) -> bytes:
-    """Canonical JSON of an event: sorted keys, no whitespace, UTF-8."""
-    if not isinstance(event, Mapping):
-        raise TypeError("an audit event is a mapping of string keys")
-    try:
-        return orjson.dumps(event, option=orjson.OPT_SORT_KEYS)
-    except orjson.JSONEncodeError as exc:
-        raise TypeError(f"audit event is not JSON-serialisable: {exc}") from None
-
-
-def make_entry(event_json: bytes, index: int, logged_at: str) -> bytes:
-    """The leaf data: the event wrapped with its index and time, in canonical JSON.
-
-    Hashing the index into the leaf lets ``verify`` name a moved or inserted row exactly;
-    hashing the time makes the log's own clock part of the evidence.
-    """
-    return b'{"event":%s,"index":%d,"logged_at":"%s"}' % (event_json, index,
-                                                           logged_at.encode())
-
-
-def _timestamp(now: datetime) -> str:
-    return now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _split_hashes(blob: bytes) -> list[bytes]:
-    return [blob[i : i + merkle.HASH_SIZE] for i in range(0, len(blob), merkle.HASH_SIZE)]
-
-
 def _insert(engine: AsyncEngine, table):
     module = postgresql if engine.dialect.name == "postgresql" else sqlite
     return module.insert(table)
-
-
-def _driver_insert(dialect: Dialect, table: str, columns: Sequence[str]) -> str:
-    style = dialect.paramstyle
-    if style == "qmark":
-        marks = ["?"] * len(columns)
-    elif style in ("numeric_dollar", "numeric"):
-        sign = "$" if style == "numeric_dollar" else ":"
-        marks = [f"{sign}{i}" for i in range(1, len(columns) + 1)]
-    elif style in ("format", "pyformat"):
-        marks = ["%s"] * len(columns)
-    else:
-        raise AuditLogError(f"unsupported driver parameter style {style}")
-    # Table and column names are constants of this module, never user input.
-    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(marks)})"  # noqa: S608
 
 
 class AuditLog:
@@ -228,9 +171,9 @@ class AuditLog:
         # Rows of derived tables (the auditors' index) written in the same transaction as
         # the events they come from: one commit, one lock, no second writer to wait for.
         self.derive: Derive | None = None
-        # Whether an append may commit on the event loop's thread (SQLite only): true when
-        # the loop has nothing else to do meanwhile, e.g. one request in flight. The commit
-        # then blocks the loop for its fsync but saves two thread hand-offs.
+        # Whether an append may commit on the event loop's thread (SQLite file only): true
+        # when the loop has nothing else to do meanwhile, e.g. one request in flight. The
+        # commit then blocks the loop for its fsync but saves the trip to the writer process.
         self.inline_when: Callable[[], bool] | None = None
         self._wakeup: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
@@ -241,14 +184,15 @@ class AuditLog:
         dialect = engine.dialect
         self._bind_time = DateTime(timezone=True).dialect_impl(dialect).bind_processor(
             dialect) or (lambda value: value)
-        self._insert_events_sql = _driver_insert(dialect, "audit_events",
-                                                 ("idx", "leaf_hash", "entry", "created_at"))
-        self._insert_nodes_sql = _driver_insert(dialect, "audit_nodes", ("level", "idx", "hash"))
-        self._bind_cache: dict[tuple[str, str], Callable[[Any], Any]] = {}
+        self._insert_events_sql = driver_insert(dialect, "audit_events",
+                                                ("idx", "leaf_hash", "entry", "created_at"))
+        self._insert_nodes_sql = driver_insert(dialect, "audit_nodes", ("level", "idx", "hash"))
         database = engine.url.database if self._is_sqlite else None
-        self._writer = None if not database or database == ":memory:" else \
-            sqlite_thread.WriterConnection(Path(database),
-                                           full_sync=self.config.sqlite_full_sync)
+        # A SQLite file is written by this log's own writer process (writer_process.py);
+        # PostgreSQL and in-memory SQLite through the engine.
+        self._sqlite_file = Path(database) if database and database != ":memory:" else None
+        self._writer: WriterProcess | None = None
+        self._inline: SqliteAppender | None = None  # this thread's connection, for inline
 
     # --- appending -------------------------------------------------------------------
 
@@ -263,7 +207,7 @@ class AuditLog:
             self._task = loop.create_task(self._flusher(), name="audit-log-flusher")
         if not self._pending:
             # Nothing queued: commit now, right here, when that is allowed (see inline_when).
-            done = self._append_inline(event_json, event)
+            done = self._append_inline(event_json)
             if done is not None:
                 return done
         future: asyncio.Future[Receipt] = loop.create_future()
@@ -273,30 +217,58 @@ class AuditLog:
         # The write goes on if the caller is cancelled: what the request did stays logged.
         return await asyncio.shield(future)
 
-    def _append_inline(self, event_json: bytes, event: Mapping[str, Any]) -> Receipt | None:
+    def _append_inline(self, event_json: bytes) -> Receipt | None:
         """Commit one event on this thread, or None when it must go through the queue (no
-        inline writer, the loop is busy, the writer is in use, another process holds the
-        lock). Without the queue's two loop turns and future, a lone request waits only
-        for its own commit."""
-        if self._writer is None or not self._ready or self.inline_when is None \
+        SQLite file, the loop is busy, another writer holds the lock: the loop never waits
+        for a lock). A lone request then waits only for its own commit."""
+        if self._sqlite_file is None or not self._ready or self.inline_when is None \
                 or not self.inline_when():
             return None
         try:
-            done = self._writer.run_inline(
-                lambda db: self._sqlite_transaction(db, [event_json], [event], patience=0))
+            if self._inline is None:
+                self._inline = SqliteAppender(self._sqlite_file,
+                                              full_sync=self.config.sqlite_full_sync,
+                                              checkpoint_every=self.config.checkpoint_every,
+                                              derive=self.derive, patience=0)
+            done = self._inline.append([event_json])
         except sqlite3.OperationalError as exc:
-            if sqlite_thread.is_locked(exc):
+            if is_locked(exc):
                 return None
             log.exception("audit write of 1 event failed")
             raise AuditWriteError(f"the audit log could not record the event: {exc}") from exc
         except Exception as exc:
             log.exception("audit write of 1 event failed")
             raise AuditWriteError(f"the audit log could not record the event: {exc}") from exc
-        if done is None:
-            return None
-        receipts, signed = done
+        signed = False
+        if done.checkpoint_due:
+            try:
+                self._inline.add_checkpoint(done.size, done.root, self._note(done))
+                signed = True
+            except sqlite3.Error:
+                # The event is durable; the checkpoint is signed when next due or timed.
+                log.exception("audit checkpoint at size %d not stored", done.size)
         self._wrote(signed)
-        return receipts[0]
+        return Receipt(done.first, done.leaves[0])
+
+    def _note(self, done: Appended) -> str:
+        """The signed checkpoint of the tree ``done`` left (the key stays in this process)."""
+        return sign_checkpoint(Checkpoint(self.config.origin, done.size, done.root), self.signer)
+
+    async def start(self) -> None:
+        """Make ready to append: the head row, and for a SQLite file the writer process.
+        Optional (the first append does it), but it moves the process start off the first
+        request."""
+        await self._ensure_head()
+        await self._sqlite_writer().start()
+
+    def _sqlite_writer(self) -> WriterProcess:
+        assert self._sqlite_file is not None
+        if self._writer is None:
+            self._writer = WriterProcess(self._sqlite_file,
+                                         full_sync=self.config.sqlite_full_sync,
+                                         checkpoint_every=self.config.checkpoint_every,
+                                         derive=self.derive)
+        return self._writer
 
     async def append_many(self, events: Iterable[Mapping[str, Any]]) -> list[Receipt]:
         """The bulk path: log many events in large transactions, bypassing the batcher."""
@@ -376,26 +348,51 @@ class AuditLog:
             await self.checkpoint()
         if self._writer is not None:
             await self._writer.close()
+        if self._inline is not None:
+            self._inline.close()
+            self._inline = None
 
     # --- the write transaction ---------------------------------------------------------
 
     async def _write(self, event_jsons: Sequence[bytes],
                      events: Sequence[Mapping[str, Any]] = ()) -> list[Receipt]:
-        if self._writer is not None:
-            # SQLite: the whole transaction in one trip to the log's writer thread.
-            await self._ensure_head()
-            receipts, signed = await self._writer.run(
-                lambda db: self._sqlite_transaction(db, event_jsons, events))
+        if self._sqlite_file is not None:
+            receipts, signed = await self._write_sqlite(event_jsons)
         else:  # PostgreSQL, or an in-memory SQLite database: through the engine
             receipts, signed = await self._locked(
                 lambda conn: self._write_locked(conn, event_jsons, events))
         self._wrote(signed)
         return receipts
 
+    async def _write_sqlite(self, event_jsons: Sequence[bytes]) -> tuple[list[Receipt], bool]:
+        """The whole transaction in one request to the writer process; a checkpoint that
+        became due is signed here, where the key is, and stored by the writer."""
+        await self._ensure_head()
+        writer = self._sqlite_writer()
+        try:
+            done = await writer.append(event_jsons)
+        except WriterError as exc:
+            raise AuditWriteError(f"the audit log could not record the events: {exc}") from exc
+        receipts = [Receipt(done.first + i, leaf) for i, leaf in enumerate(done.leaves)]
+        if not done.checkpoint_due:
+            return receipts, False
+        try:
+            await writer.add_checkpoint(done.size, done.root, self._note(done))
+        except WriterError:
+            # The events are durable; the checkpoint is signed when next due or timed.
+            log.exception("audit checkpoint at size %d not stored", done.size)
+            return receipts, False
+        return receipts, True
+
     def _wrote(self, signed: bool) -> None:
         if signed:
             self._last_checkpoint_at = time.monotonic()
-        self._unsigned = not signed
+            self._unsigned = False
+        elif not self._unsigned:
+            # The first unsigned event starts the clock: none waits longer than
+            # checkpoint_seconds for a signed checkpoint, and an idle log signs no more.
+            self._last_checkpoint_at = time.monotonic()
+            self._unsigned = True
 
     async def _locked(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
         """Run ``work`` in a transaction holding the log's write lock, and commit."""
@@ -445,114 +442,26 @@ class AuditLog:
             raise AuditLogError("the audit log has no head row; run `medfed db upgrade`")
         return row
 
-    def _extend(self, size: int, frontier_blob: bytes, event_jsons: Sequence[bytes],
-                now: datetime) -> _Extension:
-        """The rows that append ``event_jsons`` to the tree whose head was just locked."""
-        frontier = merkle.Frontier(size, _split_hashes(frontier_blob))
-        stamp = _timestamp(now)
-        created = self._bind_time(now)
-        ext = _Extension(frontier)
-
-        def on_node(level: int, idx: int, h: bytes) -> None:
-            ext.nodes.append((level, idx, h))
-
-        for event_json in event_jsons:
-            index = frontier.size
-            entry = make_entry(event_json, index, stamp)
-            leaf = merkle.leaf_hash(entry)
-            frontier.append(leaf, on_node)
-            ext.events.append((index, leaf, entry, created))
-            ext.receipts.append(Receipt(index, leaf))
-        ext.root = frontier.root()
-        return ext
-
-    def _sqlite_insert_rows(self, db: sqlite3.Connection, table: Any,
-                            rows: list[dict[str, Any]]) -> None:
-        """Plain-driver executemany of dict rows, values bound as SQLAlchemy would."""
-        columns = list(rows[0])
-        binds = [self._binders(table, name) for name in columns]
-        db.executemany(_driver_insert(self.engine.dialect, table.name, columns),
-                       [tuple(bind(row[name]) for bind, name in zip(binds, columns,
-                                                                    strict=True))
-                        for row in rows])
-
-    def _binders(self, table: Any, name: str) -> Callable[[Any], Any]:
-        key = (table.name, name)
-        found = self._bind_cache.get(key)
-        if found is None:
-            dialect = self.engine.dialect
-            column_type = table.c[name].type
-            found = column_type.dialect_impl(dialect).bind_processor(dialect) or (
-                lambda value: value)
-            self._bind_cache[key] = found
-        return found
-
-    def _checkpoint_due(self, size: int, signed_size: int) -> bool:
-        return self.config.checkpoint_every > 0 and (
-            size - signed_size >= self.config.checkpoint_every)
-
-    def _derived(self, ext: _Extension, events: Sequence[Mapping[str, Any]]
-                 ) -> dict[Any, list[dict[str, Any]]]:
-        """Derived rows by table, for the events just given their indexes."""
-        if self.derive is None or not events:
-            return {}
-        out: dict[Any, list[dict[str, Any]]] = {}
-        for receipt, event in zip(ext.receipts, events, strict=True):
-            for table, row in self.derive(receipt.index, event):
-                out.setdefault(table, []).append(row)
-        return out
-
     async def _write_locked(self, conn: AsyncConnection, event_jsons: Sequence[bytes],
                             events: Sequence[Mapping[str, Any]] = ()
                             ) -> tuple[list[Receipt], bool]:
         row = await self._lock_head(conn)
         now = datetime.now(UTC)
-        ext = self._extend(row.size, row.frontier, event_jsons, now)
+        ext = extend(row.size, row.frontier, event_jsons, now, self._bind_time(now))
         # Plain driver executemany: SQLAlchemy's per-row parameter processing would cost
         # more than the hashing and the disk together on large batches.
         await conn.exec_driver_sql(self._insert_events_sql, ext.events)
         if ext.nodes:
             await conn.exec_driver_sql(self._insert_nodes_sql, ext.nodes)
-        for table, rows in self._derived(ext, events).items():
+        for table, rows in derived(self.derive, ext.receipts, events).items():
             await conn.execute(table.insert(), rows)
         await conn.execute(update(HEAD).where(HEAD.c.id == HEAD_ID).values(
             size=ext.frontier.size, root=ext.root,
             frontier=b"".join(ext.frontier.hashes()), updated_at=now))
-        if self._checkpoint_due(ext.frontier.size, row.signed_size):
+        if checkpoint_due(self.config.checkpoint_every, ext.frontier.size, row.signed_size):
             await self._insert_checkpoint(conn, ext.frontier.size, ext.root, now)
             return ext.receipts, True
         return ext.receipts, False
-
-    def _sqlite_transaction(self, db: sqlite3.Connection, event_jsons: Sequence[bytes],
-                            events: Sequence[Mapping[str, Any]],
-                            patience: float = SQLITE_LOCK_PATIENCE
-                            ) -> tuple[list[Receipt], bool]:
-        sqlite_thread.begin_immediate(db, patience)
-        try:
-            head = db.execute(_SQLITE_HEAD, (HEAD_ID,)).fetchone()
-            if head is None:
-                raise AuditLogError("the audit log has no head row; run `medfed db upgrade`")
-            size, _root, frontier_blob, signed_size = head
-            now = datetime.now(UTC)
-            ext = self._extend(size, frontier_blob, event_jsons, now)
-            db.executemany(self._insert_events_sql, ext.events)
-            if ext.nodes:
-                db.executemany(self._insert_nodes_sql, ext.nodes)
-            for table, rows in self._derived(ext, events).items():
-                self._sqlite_insert_rows(db, table, rows)
-            stamp = self._bind_time(now)
-            db.execute(_SQLITE_MOVE_HEAD, (ext.frontier.size, ext.root,
-                                           b"".join(ext.frontier.hashes()), stamp, HEAD_ID))
-            signed = self._checkpoint_due(ext.frontier.size, signed_size)
-            if signed:
-                note = sign_checkpoint(
-                    Checkpoint(self.config.origin, ext.frontier.size, ext.root), self.signer)
-                db.execute(_SQLITE_CHECKPOINT, (ext.frontier.size, ext.root, note, stamp))
-            db.commit()
-        except BaseException:
-            db.rollback()
-            raise
-        return ext.receipts, signed
 
     async def _ensure_head(self) -> None:
         if self._ready:

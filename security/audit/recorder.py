@@ -57,6 +57,7 @@ class AuditRecorder:
                         opened.derive = index.derived_rows
                         opened.inline_when = self._inline_when
                         await index.catch_up(self.engine)
+                        await opened.start()
                     except Exception as exc:
                         raise AuditWriteError(f"audit log unavailable: {exc}") from exc
                     self._log = opened
