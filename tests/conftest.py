@@ -12,7 +12,7 @@ import asyncio
 import concurrent.futures
 import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -66,6 +66,15 @@ def pg_schema() -> Iterator[str]:
     _run(_pg_execute(f'CREATE SCHEMA "{schema}"'))
     yield schema
     _run(_pg_execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+
+
+@pytest.fixture(autouse=True)
+async def _close_built_apps(request) -> AsyncIterator[None]:
+    yield
+    if asyncio.iscoroutinefunction(request.function):  # a sync test's apps ran a lifespan
+        from tests.federation import close_built
+
+        await close_built()
 
 
 @pytest.fixture

@@ -38,6 +38,19 @@ INSTITUTIONS = [
 ]
 
 _serial = itertools.count(1)
+# Services of the apps built during the running test: conftest closes their audit recorders
+# on the test's own loop, as the app's lifespan would (requests through httpx's ASGI
+# transport never run it), so no audit writer process outlives its test.
+BUILT: list[Any] = []
+
+
+async def close_built() -> None:
+    from gateway.audit_http import RECORDER
+
+    while BUILT:
+        recorder = BUILT.pop().extras.get(RECORDER)
+        if recorder is not None:
+            await recorder.close()
 
 
 def make_id_number(region: str = "330106", born: date = date(1980, 5, 17), seq: int = 123) -> str:
@@ -180,7 +193,9 @@ class Federation:
 
     # -- reading through the API -------------------------------------------------------------------
     def app(self, services=None):
-        return create_app(self.settings, services or build_services(self.settings))
+        services = services or build_services(self.settings)
+        BUILT.append(services)
+        return create_app(self.settings, services)
 
     def token(self, role: str, org: str, *, person: str | None = None,
               purposes: list[str] | None = None, sub: str | None = None) -> str:

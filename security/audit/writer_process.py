@@ -25,7 +25,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import sys
+import weakref
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -65,6 +67,7 @@ class WriterProcess:
         self.checkpoint_every = checkpoint_every
         self.derive = derive
         self._proc: asyncio.subprocess.Process | None = None
+        self._abandon = weakref.finalize(self, lambda: None)
         self._lock: asyncio.Lock | None = None
 
     async def append(self, event_jsons: Sequence[bytes]) -> Appended:
@@ -124,9 +127,13 @@ class WriterProcess:
             await _stop(proc)
             raise WriterError(f"the audit writer process did not start: {hello.get('error')}")
         self._proc = proc
+        # An owner dropped without close() (a test's app, say) must not leave its writer
+        # behind for the life of this process: nothing can be waiting on it any more.
+        self._abandon = weakref.finalize(self, _kill, proc.pid)
         return proc
 
     async def _discard(self) -> None:
+        self._abandon.detach()
         proc, self._proc = self._proc, None
         if proc is not None:
             await _stop(proc, kill=True)
@@ -136,9 +143,15 @@ class WriterProcess:
         if self._lock is None:
             self._lock = asyncio.Lock()
         async with self._lock:
+            self._abandon.detach()
             proc, self._proc = self._proc, None
             if proc is not None:
                 await _stop(proc)
+
+
+def _kill(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
 
 
 async def _read_frame(stream: asyncio.StreamReader) -> dict[str, Any]:
