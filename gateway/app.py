@@ -206,7 +206,7 @@ def create_app(settings: Settings, services: Services | None = None,
     async def lifespan(_app: Starlette):
         if recorder is not None:
             try:  # start the audit writer now rather than on the first request
-                await recorder.log()
+                await recorder.start()
             except AuditWriteError:
                 # Requests answer 503 until it opens; each one tries again.
                 logging.getLogger("medfed.audit").exception("the audit log did not open")

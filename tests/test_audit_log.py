@@ -64,6 +64,7 @@ async def _entries(engine) -> list[dict]:
 async def test_appends_are_numbered_in_order_and_proven(spec, data_dir) -> None:
     engine, log = await _open(spec, data_dir, checkpoint_every=0)
     try:
+        await log.start()  # what the app's startup does, on either backend
         receipts = [await log.append({"n": n, "who": "doctor"}) for n in range(13)]
         assert [r.index for r in receipts] == list(range(13))
         signed = await log.checkpoint()

@@ -8,6 +8,12 @@ from process memory, and the log stays one gap-free tree however many workers ap
 
 ``append`` returns only after its batch committed; a failed write fails every caller in the
 batch with :class:`AuditWriteError`, so the request path can refuse to answer unaudited.
+
+Where the transaction runs: PostgreSQL (and in-memory SQLite) through the engine; a SQLite
+file in the log's writer process (:mod:`security.audit.writer_process`), or on the loop's
+own thread when a request is alone in flight (``inline_when``). Both SQLite paths run
+:class:`security.audit.sqlite_append.SqliteAppender`; all three build leaves with
+:mod:`security.audit.leaves`.
 """
 
 from __future__ import annotations
@@ -259,7 +265,8 @@ class AuditLog:
         Optional (the first append does it), but it moves the process start off the first
         request."""
         await self._ensure_head()
-        await self._sqlite_writer().start()
+        if self._sqlite_file is not None:
+            await self._sqlite_writer().start()
 
     def _sqlite_writer(self) -> WriterProcess:
         assert self._sqlite_file is not None

@@ -57,11 +57,18 @@ class AuditRecorder:
                         opened.derive = index.derived_rows
                         opened.inline_when = self._inline_when
                         await index.catch_up(self.engine)
-                        await opened.start()
                     except Exception as exc:
                         raise AuditWriteError(f"audit log unavailable: {exc}") from exc
                     self._log = opened
         return self._log
+
+    async def start(self) -> None:
+        """Open the log and start its writer now (the app's startup), not on a request."""
+        audit_log = await self.log()
+        try:
+            await audit_log.start()
+        except Exception as exc:
+            raise AuditWriteError(f"audit log unavailable: {exc}") from exc
 
     async def record(self, event: Mapping[str, Any]) -> int:
         """Append ``event`` durably; index it and evaluate the alert rules. Returns its index."""
