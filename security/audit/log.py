@@ -211,8 +211,10 @@ class AuditLog:
         if self._task is None or self._task.done():  # it also signs timed checkpoints
             self._wakeup = asyncio.Event()
             self._task = loop.create_task(self._flusher(), name="audit-log-flusher")
-        if not self._pending:
-            # Nothing queued: commit now, right here, when that is allowed (see inline_when).
+        if not self._pending and self.inline_when is not None and self.inline_when():
+            # Nothing queued: commit now, right here (see inline_when). The head row first,
+            # or the log's very first event would start the writer process for nothing.
+            await self._ensure_head()
             done = self._append_inline(event_json)
             if done is not None:
                 return done
