@@ -211,11 +211,12 @@ class AuditLog:
         if self._task is None or self._task.done():  # it also signs timed checkpoints
             self._wakeup = asyncio.Event()
             self._task = loop.create_task(self._flusher(), name="audit-log-flusher")
-        if not self._pending and self.inline_when is not None and self.inline_when():
+        if not self._pending and self._sqlite_file is not None \
+                and self.inline_when is not None and self.inline_when():
             # Nothing queued: commit now, right here (see inline_when). The head row first,
             # or the log's very first event would start the writer process for nothing.
             await self._ensure_head()
-            done = self._append_inline(event_json)
+            done = self._append_inline(event_json, event)
             if done is not None:
                 return done
         future: asyncio.Future[Receipt] = loop.create_future()
@@ -225,20 +226,18 @@ class AuditLog:
         # The write goes on if the caller is cancelled: what the request did stays logged.
         return await asyncio.shield(future)
 
-    def _append_inline(self, event_json: bytes) -> Receipt | None:
-        """Commit one event on this thread, or None when it must go through the queue (no
-        SQLite file, the loop is busy, another writer holds the lock: the loop never waits
-        for a lock). A lone request then waits only for its own commit."""
-        if self._sqlite_file is None or not self._ready or self.inline_when is None \
-                or not self.inline_when():
-            return None
+    def _append_inline(self, event_json: bytes, event: Mapping[str, Any]) -> Receipt | None:
+        """Commit one event on this thread (a SQLite file whose head exists), or None when
+        another writer holds the lock: the loop never waits for a lock, the queue does. A
+        lone request then waits only for its own commit."""
+        assert self._sqlite_file is not None
         try:
             if self._inline is None:
                 self._inline = SqliteAppender(self._sqlite_file,
                                               full_sync=self.config.sqlite_full_sync,
                                               checkpoint_every=self.config.checkpoint_every,
                                               derive=self.derive, patience=0)
-            done = self._inline.append([event_json])
+            done = self._inline.append([event_json], [event])
         except sqlite3.OperationalError as exc:
             if is_locked(exc):
                 return None
@@ -256,7 +255,7 @@ class AuditLog:
                 # The event is durable; the checkpoint is signed when next due or timed.
                 log.exception("audit checkpoint at size %d not stored", done.size)
         self._wrote(signed)
-        return Receipt(done.first, done.leaves[0])
+        return done.receipts()[0]
 
     def _note(self, done: Appended) -> str:
         """The signed checkpoint of the tree ``done`` left (the key stays in this process)."""
@@ -382,7 +381,7 @@ class AuditLog:
             done = await writer.append(event_jsons)
         except WriterError as exc:
             raise AuditWriteError(f"the audit log could not record the events: {exc}") from exc
-        receipts = [Receipt(done.first + i, leaf) for i, leaf in enumerate(done.leaves)]
+        receipts = done.receipts()
         if not done.checkpoint_due:
             return receipts, False
         try:

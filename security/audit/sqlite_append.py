@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,7 +26,14 @@ import orjson
 from sqlalchemy import DateTime
 from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 
-from security.audit.leaves import Derive, checkpoint_due, derived, driver_insert, extend
+from security.audit.leaves import (
+    Derive,
+    Receipt,
+    checkpoint_due,
+    derived,
+    driver_insert,
+    extend,
+)
 from security.audit.models import HEAD_ID
 
 log = logging.getLogger("medfed.audit.writer")
@@ -51,6 +58,9 @@ class Appended:
     size: int
     root: bytes
     checkpoint_due: bool
+
+    def receipts(self) -> list[Receipt]:
+        return [Receipt(self.first + i, leaf) for i, leaf in enumerate(self.leaves)]
 
     def to_json(self) -> bytes:
         return orjson.dumps({"first": self.first, "leaves": [h.hex() for h in self.leaves],
@@ -84,8 +94,12 @@ class SqliteAppender:
         # No busy timeout: begin_immediate retries itself, so the patience is ours to set.
         self.db.execute("PRAGMA busy_timeout=0")
 
-    def append(self, event_jsons: Sequence[bytes]) -> Appended:
-        events = [orjson.loads(e) for e in event_jsons] if self.derive else []
+    def append(self, event_jsons: Sequence[bytes],
+               events: Sequence[Mapping[str, Any]] | None = None) -> Appended:
+        """Commit ``event_jsons``; ``events`` are the same events as mappings, when the
+        caller has them (else they are parsed, and only if derived rows need them)."""
+        if events is None:
+            events = [orjson.loads(e) for e in event_jsons] if self.derive else []
         db = self.db
         begin_immediate(db, self.patience)
         try:

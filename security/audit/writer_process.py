@@ -70,6 +70,12 @@ class WriterProcess:
         self._abandon = weakref.finalize(self, lambda: None)
         self._lock: asyncio.Lock | None = None
 
+    def _guard(self) -> asyncio.Lock:
+        """One exchange with the child at a time (made in the loop that first uses it)."""
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        return self._lock
+
     async def append(self, event_jsons: Sequence[bytes]) -> Appended:
         reply = await self._call(b"A" + b"\n".join(event_jsons))
         return Appended.from_json(reply)
@@ -79,15 +85,11 @@ class WriterProcess:
 
     async def start(self) -> None:
         """Start the child now rather than on the first append."""
-        if self._lock is None:
-            self._lock = asyncio.Lock()
-        async with self._lock:
+        async with self._guard():
             await self._started()
 
     async def _call(self, payload: bytes) -> dict[str, Any]:
-        if self._lock is None:
-            self._lock = asyncio.Lock()
-        async with self._lock:
+        async with self._guard():
             proc = await self._started()
             assert proc.stdin is not None and proc.stdout is not None
             try:
@@ -140,9 +142,7 @@ class WriterProcess:
 
     async def close(self) -> None:
         """Let the child finish what it has and exit."""
-        if self._lock is None:
-            self._lock = asyncio.Lock()
-        async with self._lock:
+        async with self._guard():
             self._abandon.detach()
             proc, self._proc = self._proc, None
             if proc is not None:
