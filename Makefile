@@ -33,8 +33,7 @@ demo: $(DATA_DIR)/.demo-built
 serve: $(STAMP) $(DATA_DIR)/.demo-built
 	$(BIN)/medfed --data-dir $(DATA_DIR) serve
 
-test: $(STAMP) $(NODE_STAMP)
-	$(BIN)/ruff check .
+test: $(STAMP) $(NODE_STAMP) lint
 	$(BIN)/pytest -ra
 
 bench: $(STAMP) $(NODE_STAMP)
@@ -45,6 +44,7 @@ fuzz: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 clean-data:
 	rm -rf $(DATA_DIR)

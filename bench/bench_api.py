@@ -27,9 +27,14 @@ CLOUD_RECORD = """query($id: ID!) { person(personId: $id) { personId name idNumb
   } } }"""
 
 
-async def _drive(base: str, people: list[tuple[str, str]], seconds: float, concurrency: int,
-                 query: str = CLOUD_RECORD, headers: dict[str, str] | None = None
-                 ) -> tuple[list[float], float]:
+async def _drive(
+    base: str,
+    people: list[tuple[str, str]],
+    seconds: float,
+    concurrency: int,
+    query: str = CLOUD_RECORD,
+    headers: dict[str, str] | None = None,
+) -> tuple[list[float], float]:
     """``concurrency`` clients send ``query`` for ``seconds``; each request asks about one demo
     person (``$id``) with that person's own patient token. Returns the latencies and the
     throughput."""
@@ -37,15 +42,17 @@ async def _drive(base: str, people: list[tuple[str, str]], seconds: float, concu
     stop = time.monotonic() + seconds
     limits = httpx.Limits(max_connections=concurrency)
     async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
+
         async def worker(offset: int) -> None:
             i = offset
             while time.monotonic() < stop:
                 started = time.perf_counter()
                 person, token = people[i % len(people)]
-                r = await client.post("/graphql", json={"query": query,
-                                                        "variables": {"id": person}},
-                                      headers={"Authorization": f"Bearer {token}",
-                                               **(headers or {})})
+                r = await client.post(
+                    "/graphql",
+                    json={"query": query, "variables": {"id": person}},
+                    headers={"Authorization": f"Bearer {token}", **(headers or {})},
+                )
                 samples.append(time.perf_counter() - started)
                 if r.status_code != 200 or "errors" in r.json():
                     raise RuntimeError(f"bad answer: {r.text[:300]}")
@@ -65,12 +72,27 @@ def _bare_schema(answer: dict) -> strawberry.Schema:
     def dyn(name: str, sample: dict) -> type:
         annotations = {}
         for key, value in sample.items():
-            annotations[key] = (str | None) if not isinstance(value, list | bool | int | float) \
-                else (list[str] | None if isinstance(value, list)
-                      else bool | None if isinstance(value, bool)
-                      else float | None if isinstance(value, float) else int | None)
-        cls = type(name, (), {"__annotations__": annotations,
-                              **{k: strawberry.field(default=None, name=k) for k in sample}})
+            annotations[key] = (
+                (str | None)
+                if not isinstance(value, list | bool | int | float)
+                else (
+                    list[str] | None
+                    if isinstance(value, list)
+                    else bool | None
+                    if isinstance(value, bool)
+                    else float | None
+                    if isinstance(value, float)
+                    else int | None
+                )
+            )
+        cls = type(
+            name,
+            (),
+            {
+                "__annotations__": annotations,
+                **{k: strawberry.field(default=None, name=k) for k in sample},
+            },
+        )
         return strawberry.type(cls)
 
     record = answer["person"]["cloudRecord"]
@@ -78,30 +100,53 @@ def _bare_schema(answer: dict) -> strawberry.Schema:
     for key, conn in record.items():
         nodes = conn["nodes"]
         node_type = dyn(f"Bare{key}", nodes[0] if nodes else {"x": None})
-        conn_type = strawberry.type(type(f"Bare{key}Conn", (), {
-            "__annotations__": {"nodes": list[node_type]}}))
+        conn_type = strawberry.type(
+            type(f"Bare{key}Conn", (), {"__annotations__": {"nodes": list[node_type]}})
+        )
         lists[key] = (conn_type, node_type, nodes)
 
-    record_type = strawberry.type(type("BareRecord", (), {
-        "__annotations__": {k: v[0] for k, v in lists.items()},
-        **{k: strawberry.field(name=k, default=None) for k in lists}}))
+    record_type = strawberry.type(
+        type(
+            "BareRecord",
+            (),
+            {
+                "__annotations__": {k: v[0] for k, v in lists.items()},
+                **{k: strawberry.field(name=k, default=None) for k in lists},
+            },
+        )
+    )
     person_fields = {k: v for k, v in answer["person"].items() if k != "cloudRecord"}
     person_base = dyn("BarePersonBase", person_fields)
-    person_type = strawberry.type(type("BarePerson", (person_base,), {
-        "__annotations__": {"cloudRecord": record_type},
-        "cloudRecord": strawberry.field(name="cloudRecord", default=None)}))
+    person_type = strawberry.type(
+        type(
+            "BarePerson",
+            (person_base,),
+            {
+                "__annotations__": {"cloudRecord": record_type},
+                "cloudRecord": strawberry.field(name="cloudRecord", default=None),
+            },
+        )
+    )
 
     def build() -> object:
-        rec = record_type(**{k: conn(nodes=[node(**n) for n in rows])
-                             for k, (conn, node, rows) in lists.items()})
+        rec = record_type(
+            **{k: conn(nodes=[node(**n) for n in rows]) for k, (conn, node, rows) in lists.items()}
+        )
         return person_type(**person_fields, cloudRecord=rec)
 
     def person(person_id: strawberry.ID) -> object:
         return build()
 
-    query_type = strawberry.type(type("BareQuery", (), {
-        "__annotations__": {},
-        "person": strawberry.field(resolver=person, graphql_type=person_type)}))
+    query_type = strawberry.type(
+        type(
+            "BareQuery",
+            (),
+            {
+                "__annotations__": {},
+                "person": strawberry.field(resolver=person, graphql_type=person_type),
+            },
+        )
+    )
     return strawberry.Schema(query_type)
 
 
@@ -115,9 +160,13 @@ class Row:
 
 async def _bare(answer: dict, seconds: float) -> Row:
     schema = _bare_schema(answer)
-    query = CLOUD_RECORD.replace("enrollments(first: 20)", "enrollments").replace(
-        "visits(first: 20)", "visits").replace("settlements(first: 20)", "settlements").replace(
-        "testResults(first: 20)", "testResults").replace("filings(first: 20)", "filings")
+    query = (
+        CLOUD_RECORD.replace("enrollments(first: 20)", "enrollments")
+        .replace("visits(first: 20)", "visits")
+        .replace("settlements(first: 20)", "settlements")
+        .replace("testResults(first: 20)", "testResults")
+        .replace("filings(first: 20)", "filings")
+    )
     samples = []
     stop = time.monotonic() + seconds
     while time.monotonic() < stop:
@@ -143,14 +192,18 @@ def main(args) -> None:
         # The bare schema's types are shaped from one answer, so use a person with rows in
         # every list of the record.
         for person, token in people:
-            answer = httpx.post(f"{base}/graphql", json={"query": CLOUD_RECORD,
-                                                          "variables": {"id": person}},
-                                headers={"Authorization": f"Bearer {token}"}).json()["data"]
+            answer = httpx.post(
+                f"{base}/graphql",
+                json={"query": CLOUD_RECORD, "variables": {"id": person}},
+                headers={"Authorization": f"Bearer {token}"},
+            ).json()["data"]
             if all(c["nodes"] for c in answer["person"]["cloudRecord"].values()):
                 break
     bare = asyncio.run(_bare(answer, seconds))
     rows.append(bare)
     print(f"cloud-record query, demo of {persons:,} persons, 1 uvicorn worker")
-    table(["path", "p50 ms", "p99 ms", "req/s"],
-          [[r.label, f"{r.p50:.2f}", f"{r.p99:.2f}", f"{r.rps:.0f}"] for r in rows])
+    table(
+        ["path", "p50 ms", "p99 ms", "req/s"],
+        [[r.label, f"{r.p50:.2f}", f"{r.p99:.2f}", f"{r.rps:.0f}"] for r in rows],
+    )
     print(f"ratio medfed (1 client, p50) / bare Strawberry (p50): {rows[0].p50 / bare.p50:.2f}")

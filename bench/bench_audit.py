@@ -16,18 +16,32 @@ from security.audit import AuditLogConfig, open_audit_log, verify_log
 
 def _event(n: int) -> dict:
     # About the size of a real access event: principal, purpose, pseudonym, fields, sources.
-    return {"time": "2026-11-23T08:00:00.000000Z", "request_id": f"req-{n:012d}",
-            "principal": {"sub": f"doctor-{n % 500}", "role": "clinician",
-                          "org": "H33010600001", "issuer": "zj-health"},
-            "purpose": "TREATMENT", "break_glass": False, "person": f"{n * 7919:064x}",
-            "fields": {"read": ["Person.name", "TestResult.value"], "masked": ["Person.phone"],
-                       "denied": []},
-            "sources": ["bureau-330000", "hospital-h33010600001"], "outcome": "OK"}
+    return {
+        "time": "2026-11-23T08:00:00.000000Z",
+        "request_id": f"req-{n:012d}",
+        "principal": {
+            "sub": f"doctor-{n % 500}",
+            "role": "clinician",
+            "org": "H33010600001",
+            "issuer": "zj-health",
+        },
+        "purpose": "TREATMENT",
+        "break_glass": False,
+        "person": f"{n * 7919:064x}",
+        "fields": {
+            "read": ["Person.name", "TestResult.value"],
+            "masked": ["Person.phone"],
+            "denied": [],
+        },
+        "sources": ["bureau-330000", "hospital-h33010600001"],
+        "outcome": "OK",
+    }
 
 
 async def _open(data_dir: Path, **config):
-    spec = SourceSpec(name="gateway", kind="gateway",
-                      url=f"sqlite+aiosqlite:///{data_dir.as_posix()}/gateway.db")
+    spec = SourceSpec(
+        name="gateway", kind="gateway", url=f"sqlite+aiosqlite:///{data_dir.as_posix()}/gateway.db"
+    )
     await migrate.upgrade(spec)
     engine = create_source_engine(spec)
     return engine, open_audit_log(engine, data_dir / "keys", AuditLogConfig(**config))
@@ -81,8 +95,9 @@ def main(args) -> None:
         rows.append(("durable appends/s, 8 concurrent tasks, writer process", f"{rate:,.0f}"))
         built, verified, ok = asyncio.run(_verify(Path(tmp) / "big", big))
         rows.append((f"bulk build of {big:,} events (s)", f"{built:.1f}"))
-        rows.append((f"audit verify of {big:,} events (s){'' if ok else ' FAILED'}",
-                     f"{verified:.1f}"))
+        rows.append(
+            (f"audit verify of {big:,} events (s){'' if ok else ' FAILED'}", f"{verified:.1f}")
+        )
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
         print(f"{name:<{width}}  {value:>10}")

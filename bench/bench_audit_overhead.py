@@ -26,8 +26,10 @@ def main(args) -> None:
     people = patient_tokens(data, demo_persons(data, limit=20))
     rows = []
     with contextlib.ExitStack() as stack:
-        bases = {mode: stack.enter_context(served(data, extra_env={"MEDFED_AUDIT_ENABLED": flag}))
-                 for mode, flag in MODES.items()}
+        bases = {
+            mode: stack.enter_context(served(data, extra_env={"MEDFED_AUDIT_ENABLED": flag}))
+            for mode, flag in MODES.items()
+        }
         for concurrency in (1, 8):
             pooled: dict[str, list[float]] = {mode: [] for mode in MODES}
             rates: dict[str, list[float]] = {mode: [] for mode in MODES}
@@ -40,10 +42,30 @@ def main(args) -> None:
                     rates[mode].append(rps)
             (off50, off99), (on50, on99) = (percentiles(pooled[m]) for m in MODES)
             off_rps, on_rps = (sum(rates[m]) / len(rates[m]) for m in MODES)
-            rows.append([f"{concurrency} client(s)", f"{off50:.2f}", f"{off99:.2f}",
-                         f"{on50:.2f}", f"{on99:.2f}", f"{on50 / off50:.2f}",
-                         f"{off_rps:.0f} / {on_rps:.0f}"])
-    print(f"cloud-record query, demo of {persons:,} persons, 1 uvicorn worker per side, "
-          f"patient tokens; {rounds} alternating one-second blocks per side")
-    table(["clients", "off p50 ms", "off p99 ms", "on p50 ms", "on p99 ms", "on÷off p50",
-           "req/s off / on"], rows)
+            rows.append(
+                [
+                    f"{concurrency} client(s)",
+                    f"{off50:.2f}",
+                    f"{off99:.2f}",
+                    f"{on50:.2f}",
+                    f"{on99:.2f}",
+                    f"{on50 / off50:.2f}",
+                    f"{off_rps:.0f} / {on_rps:.0f}",
+                ]
+            )
+    print(
+        f"cloud-record query, demo of {persons:,} persons, 1 uvicorn worker per side, "
+        f"patient tokens; {rounds} alternating one-second blocks per side"
+    )
+    table(
+        [
+            "clients",
+            "off p50 ms",
+            "off p99 ms",
+            "on p50 ms",
+            "on p99 ms",
+            "on÷off p50",
+            "req/s off / on",
+        ],
+        rows,
+    )

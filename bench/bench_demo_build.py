@@ -34,9 +34,20 @@ def _tree(pid: int) -> list[int]:
 def run_build(persons: int) -> tuple[float, float, float]:
     """(seconds, peak MiB of the largest process, peak MiB of all its processes together)."""
     with tempfile.TemporaryDirectory(prefix="medfed-bench-") as tmp:
-        command = [sys.executable, "-m", "gateway.cli", "--config", str(REPO / "medfed.toml"),
-                   "--data-dir", str(Path(tmp) / "data"), "demo", "build",
-                   "--persons", str(persons), "--quiet"]
+        command = [
+            sys.executable,
+            "-m",
+            "gateway.cli",
+            "--config",
+            str(REPO / "medfed.toml"),
+            "--data-dir",
+            str(Path(tmp) / "data"),
+            "demo",
+            "build",
+            "--persons",
+            str(persons),
+            "--quiet",
+        ]
         started = time.perf_counter()
         proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL)
         largest = total = 0
@@ -52,9 +63,15 @@ def run_build(persons: int) -> tuple[float, float, float]:
 
 def main(args) -> None:
     sizes = (1_000, 5_000) if getattr(args, "quick", False) else (10_000, 100_000)
-    print(f"{'persons':>9} {'seconds':>8} {'persons/s':>10} {'peak MiB (largest)':>19} "
-          f"{'peak MiB (all procs)':>21}", flush=True)
+    print(
+        f"{'persons':>9} {'seconds':>8} {'persons/s':>10} {'peak MiB (largest)':>19} "
+        f"{'peak MiB (all procs)':>21}",
+        flush=True,
+    )
     for persons in sizes:
         seconds, largest, total = run_build(persons)
-        print(f"{persons:>9,} {seconds:>8.1f} {persons / seconds:>10.0f} {largest:>19.0f} "
-              f"{total:>21.0f}", flush=True)
+        print(
+            f"{persons:>9,} {seconds:>8.1f} {persons / seconds:>10.0f} {largest:>19.0f} "
+            f"{total:>21.0f}",
+            flush=True,
+        )

@@ -14,10 +14,12 @@ from bench.common import bench_config, demo_dir, demo_persons, patient_tokens, p
 from schema.federation.compose import compose
 from tests.processes import hive_gateway, medfed, router_missing
 
-QUERY = ("query($p: ID!) { person(personId: $p) { name cloudRecord { enrollments { nodes { "
-         "status } } visits(first: 20) { nodes { visitId beginDate } } settlements(first: 20) "
-         "{ nodes { settlementId total } } filings { nodes { filingId } } testResults { nodes "
-         "{ resultId itemName } } } } }")
+QUERY = (
+    "query($p: ID!) { person(personId: $p) { name cloudRecord { enrollments { nodes { "
+    "status } } visits(first: 20) { nodes { visitId beginDate } } settlements(first: 20) "
+    "{ nodes { settlementId total } } filings { nodes { filingId } } testResults { nodes "
+    "{ resultId itemName } } } } }"
+)
 
 
 def _timed(url: str, people: list[tuple[str, str]], rounds: int) -> list[float]:
@@ -26,8 +28,11 @@ def _timed(url: str, people: list[tuple[str, str]], rounds: int) -> list[float]:
         for i in range(rounds):
             ref, token = people[i % len(people)]
             started = time.perf_counter()
-            r = client.post(url + "/graphql", json={"query": QUERY, "variables": {"p": ref}},
-                            headers={"Authorization": f"Bearer {token}"})
+            r = client.post(
+                url + "/graphql",
+                json={"query": QUERY, "variables": {"p": ref}},
+                headers={"Authorization": f"Bearer {token}"},
+            )
             samples.append(time.perf_counter() - started)  # percentiles() reports ms
             assert r.status_code == 200, r.text[:300]
     return samples
@@ -54,8 +59,10 @@ def main(args=None) -> None:
         if reason:
             print(f"router hop skipped: {reason}")
         else:
-            subs = {n: medfed(data, "--subgraph", n, config=config).start()
-                    for n in ("records", "results", "settlement")}
+            subs = {
+                n: medfed(data, "--subgraph", n, config=config).start()
+                for n in ("records", "results", "settlement")
+            }
             work = Path(tempfile.mkdtemp(prefix="bench-router-"))
             router = None
             try:
@@ -63,8 +70,7 @@ def main(args=None) -> None:
                 sdl.write_text(compose({n: p.url + "/graphql" for n, p in subs.items()}))
                 router = hive_gateway(sdl, work / "hive.log").start(timeout=50)
                 _timed(router.url, people, 10)
-                rows.append(_row("through Hive Gateway", _timed(router.url, people, rounds),
-                                 base))
+                rows.append(_row("through Hive Gateway", _timed(router.url, people, rounds), base))
             finally:
                 if router is not None:
                     router.stop()
@@ -86,15 +92,18 @@ def _peer_hop(data: Path, peer_url: str, people: list[tuple[str, str]], rounds: 
     token_file.write_text(people[0][1])
     config = work / "medfed.toml"
     head = bench_config().read_text().split("[[sources]]")[0]
-    config.write_text(head + "[limits]\nrate_limits = false\n"
-                      + f'''
+    config.write_text(
+        head
+        + "[limits]\nrate_limits = false\n"
+        + f'''
 [[sources]]
 name = "peer-demo"
 kind = "peer"
 url = "{peer_url}/graphql"
 token_file = "{token_file}"
 purpose = "PATIENT_ACCESS"
-''')
+'''
+    )
     local = medfed(work, config=config)
     try:
         local.start()

@@ -45,8 +45,9 @@ async def _world(data_dir: Path, visits: int, results: int, settlements: int):
     return fed, ref
 
 
-async def _measure(fed, ref: str, token: str, purpose: str | None, decider,
-                   rounds: int) -> list[float]:
+async def _measure(
+    fed, ref: str, token: str, purpose: str | None, decider, rounds: int
+) -> list[float]:
     from gateway.app import build_services
 
     services = build_services(fed.settings)
@@ -80,10 +81,14 @@ async def _run(quick: bool) -> None:
         data_dir.mkdir()
         fed, ref = await _world(data_dir, visits, results, settlements)
         callers = {
-            "treating clinician, TREATMENT (allows, masks, denies)":
-                (fed.token("clinician", "H33010600001"), "TREATMENT"),
-            "the patient, own record (allows everything: same work both ways)":
-                (fed.token("patient", "330106", person=ref), None),
+            "treating clinician, TREATMENT (allows, masks, denies)": (
+                fed.token("clinician", "H33010600001"),
+                "TREATMENT",
+            ),
+            "the patient, own record (allows everything: same work both ways)": (
+                fed.token("patient", "330106", person=ref),
+                None,
+            ),
         }
         figures = {}
         for name, (token, purpose) in callers.items():
@@ -94,8 +99,7 @@ async def _run(quick: bool) -> None:
                 real += await _measure(fed, ref, token, purpose, None, rounds // 3 + 1)
                 base += await _measure(fed, ref, token, purpose, allow_all, rounds // 3 + 1)
             figures[name] = (statistics.median(real), statistics.median(base), len(real))
-    print(f"records: {visits} visits, {results} results, {settlements} settlements "
-          f"(pages of 100)")
+    print(f"records: {visits} visits, {results} results, {settlements} settlements (pages of 100)")
     for name, (p50_real, p50_base, n) in figures.items():
         print(f"caller: {name}")
         print(f"  p50 with the field policy : {p50_real * 1000:8.2f} ms  ({n} requests)")

@@ -47,16 +47,17 @@ def _partner_keys(data: Path) -> dict[str, tuple[str, Path]]:
     return keys
 
 
-async def _sealed(base: str, people: list[tuple[str, str]], seconds: float,
-                  kid: str | None) -> list[float]:
+async def _sealed(
+    base: str, people: list[tuple[str, str]], seconds: float, kid: str | None
+) -> list[float]:
     """One client, sealed to ``kid`` (or not sealed)."""
-    samples, _ = await _drive(base, people, seconds, 1,
-                              headers={"X-Seal-To": kid} if kid else None)
+    samples, _ = await _drive(base, people, seconds, 1, headers={"X-Seal-To": kid} if kid else None)
     return samples
 
 
-async def _check(base: str, people: list[tuple[str, str]],
-                 keys: dict[str, tuple[str, Path]]) -> None:
+async def _check(
+    base: str, people: list[tuple[str, str]], keys: dict[str, tuple[str, Path]]
+) -> None:
     from security.crypto.unseal import load_private_key, unseal_response
 
     person, token = people[0]
@@ -65,8 +66,7 @@ async def _check(base: str, people: list[tuple[str, str]],
         auth = {"Authorization": f"Bearer {token}"}
         plain = (await client.post("/graphql", json=body, headers=auth)).json()
         for kem, (kid, path) in keys.items():
-            sealed = await client.post("/graphql", json=body,
-                                       headers={**auth, "X-Seal-To": kid})
+            sealed = await client.post("/graphql", json=body, headers={**auth, "X-Seal-To": kid})
             if unseal_response(sealed.content, load_private_key(path)) != plain:
                 raise RuntimeError(f"{kem}: the sealed answer does not open to the plain one")
 
@@ -91,8 +91,17 @@ def main(args) -> None:
     rows = [["unsealed", f"{base50:.2f}", f"{base99:.2f}", "1.00", "1.00"]]
     for kem in KEMS:
         p50, p99 = percentiles(pooled[kem])
-        rows.append([f"sealed {kem}", f"{p50:.2f}", f"{p99:.2f}", f"{p50 / base50:.2f}",
-                     f"{p99 / base99:.2f}"])
-    print(f"cloud-record query, demo of {persons:,} persons, 1 uvicorn worker, 1 client, "
-          "patient tokens; sealed = every level-4+ value HPKE-sealed (AES-256-GCM)")
+        rows.append(
+            [
+                f"sealed {kem}",
+                f"{p50:.2f}",
+                f"{p99:.2f}",
+                f"{p50 / base50:.2f}",
+                f"{p99 / base99:.2f}",
+            ]
+        )
+    print(
+        f"cloud-record query, demo of {persons:,} persons, 1 uvicorn worker, 1 client, "
+        "patient tokens; sealed = every level-4+ value HPKE-sealed (AES-256-GCM)"
+    )
     table(["mode", "p50 ms", "p99 ms", "÷ unsealed p50", "÷ unsealed p99"], rows)

@@ -56,8 +56,9 @@ class Load:
 
 
 # -- served: latency and throughput ----------------------------------------------------------
-def _served_loads(data: Path, people: list[tuple[str, str]], seconds: float
-                  ) -> dict[tuple[str, int], Load]:
+def _served_loads(
+    data: Path, people: list[tuple[str, str]], seconds: float
+) -> dict[tuple[str, int], Load]:
     loads = {}
     for workers in (1, 2):
         with served(data, workers=workers) as base:
@@ -72,8 +73,9 @@ def _served_loads(data: Path, people: list[tuple[str, str]], seconds: float
 def _settings(data: Path, *, audit: bool):
     from gateway.config import load_settings
 
-    return load_settings(bench_config(), data_dir=data,
-                         env={"MEDFED_AUDIT_ENABLED": "true" if audit else "false"})
+    return load_settings(
+        bench_config(), data_dir=data, env={"MEDFED_AUDIT_ENABLED": "true" if audit else "false"}
+    )
 
 
 class _InProcess:
@@ -99,16 +101,18 @@ class _InProcess:
             await self.services.gateway_engine.dispose()
 
 
-async def _timed(app: Any, people: list[tuple[str, str]], query: str, rounds: int
-                 ) -> list[float]:
+async def _timed(app: Any, people: list[tuple[str, str]], query: str, rounds: int) -> list[float]:
     samples = []
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://bench.test") as client:
         for i in range(rounds + 5):
             person, token = people[i % len(people)]
             started = time.perf_counter()
-            r = await client.post("/graphql", json={"query": query, "variables": {"id": person}},
-                                  headers={"Authorization": f"Bearer {token}"})
+            r = await client.post(
+                "/graphql",
+                json={"query": query, "variables": {"id": person}},
+                headers={"Authorization": f"Bearer {token}"},
+            )
             elapsed = time.perf_counter() - started
             if r.status_code != 200 or "errors" in r.json():
                 raise RuntimeError(f"bad answer: {r.text[:300]}")
@@ -133,9 +137,11 @@ async def _statements(data: Path, people: list[tuple[str, str]]) -> tuple[str, d
     async with httpx.AsyncClient(transport=transport, base_url="http://bench.test") as client:
         for person, token in people:
             counter.reset()
-            r = await client.post("/graphql", json={"query": CLOUD_RECORD,
-                                                    "variables": {"id": person}},
-                                  headers={"Authorization": f"Bearer {token}"})
+            r = await client.post(
+                "/graphql",
+                json={"query": CLOUD_RECORD, "variables": {"id": person}},
+                headers={"Authorization": f"Bearer {token}"},
+            )
             answer = r.json()["data"]
             seen.append((_rows_in(answer), counter.count))
             if full is None and all(c["nodes"] for c in answer["person"]["cloudRecord"].values()):
@@ -143,13 +149,15 @@ async def _statements(data: Path, people: list[tuple[str, str]]) -> tuple[str, d
     await stack.close()
     fewest, most = min(seen), max(seen)
     counts = {c for _, c in seen}
-    cell = (f"{fewest[1]} ({fewest[0]} rows) … {most[1]} ({most[0]} rows)"
-            + ("" if len(counts) == 1 else f", {min(counts)}-{max(counts)}"))
+    cell = f"{fewest[1]} ({fewest[0]} rows) … {most[1]} ({most[0]} rows)" + (
+        "" if len(counts) == 1 else f", {min(counts)}-{max(counts)}"
+    )
     return cell, full or answer
 
 
-async def _security_ratio(data: Path, people: list[tuple[str, str]], rounds: int,
-                          repeats: int) -> tuple[float, float, float]:
+async def _security_ratio(
+    data: Path, people: list[tuple[str, str]], rounds: int, repeats: int
+) -> tuple[float, float, float]:
     real: list[float] = []
     base: list[float] = []
     for _ in range(repeats):
@@ -161,8 +169,9 @@ async def _security_ratio(data: Path, people: list[tuple[str, str]], rounds: int
     return on * 1000, off * 1000, on / off
 
 
-async def _bare_ratio(data: Path, people: list[tuple[str, str]], answer: dict, rounds: int,
-                      repeats: int) -> tuple[float, float, float]:
+async def _bare_ratio(
+    data: Path, people: list[tuple[str, str]], answer: dict, rounds: int, repeats: int
+) -> tuple[float, float, float]:
     from strawberry.asgi import GraphQL
 
     bare_app = GraphQL(_bare_schema(answer))
@@ -216,12 +225,27 @@ def _lookup_db(persons: int, data: Path) -> tuple[Path, list[str]]:
         rows = []
         for i in range(start, min(persons, start + batch)):
             idn = id_number(i)
-            rows.append((f"P{i:019d}", indexer.person_ref(idn), indexer.id_number(idn),
-                         None, blob(48), blob(48), None, blob(40), None,
-                         "MALE" if i % 2 else "FEMALE", "330106"))
-        conn.executemany("INSERT INTO persons (psn_no, person_ref, id_number_bidx, phone_bidx, "
-                         "name_enc, id_number_enc, phone_enc, birth_date_enc, address_enc, "
-                         "gender, insuplc_admdvs) VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows)
+            rows.append(
+                (
+                    f"P{i:019d}",
+                    indexer.person_ref(idn),
+                    indexer.id_number(idn),
+                    None,
+                    blob(48),
+                    blob(48),
+                    None,
+                    blob(40),
+                    None,
+                    "MALE" if i % 2 else "FEMALE",
+                    "330106",
+                )
+            )
+        conn.executemany(
+            "INSERT INTO persons (psn_no, person_ref, id_number_bidx, phone_bidx, "
+            "name_enc, id_number_enc, phone_enc, birth_date_enc, address_enc, "
+            "gender, insuplc_admdvs) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            rows,
+        )
         conn.commit()
     conn.execute("ANALYZE")
     conn.commit()
@@ -285,10 +309,12 @@ def main(args) -> None:
         col["SQL statements / cloud record"], answer = asyncio.run(_statements(data, people))
         on, off, ratio = asyncio.run(_security_ratio(data, people, rounds, repeats))
         col["security on ÷ allow-all (audit off)"] = f"{on:.2f} / {off:.2f} ms = " + _mark(
-            ratio, TARGETS["security"])
+            ratio, TARGETS["security"]
+        )
         ours, bare, ratio = asyncio.run(_bare_ratio(data, people, answer, rounds, repeats))
-        col["stack ÷ bare Strawberry (cloud record)"] = f"{ours:.2f} / {bare:.2f} ms = " + \
-            _mark(ratio, TARGETS["bare"])
+        col["stack ÷ bare Strawberry (cloud record)"] = f"{ours:.2f} / {bare:.2f} ms = " + _mark(
+            ratio, TARGETS["bare"]
+        )
         columns[persons] = col
     # Always the 10,000-person demo's keys, in both modes, so the tables are built once.
     small, large, ratio = _lookup_ratio(demo_dir(10_000), 200 if quick else 1000)
@@ -298,12 +324,21 @@ def main(args) -> None:
         "security on ÷ allow-all (audit off)": f"≤ {TARGETS['security']}",
         "stack ÷ bare Strawberry (cloud record)": f"≤ {TARGETS['bare']}",
     }
-    rows = [[measure, *(columns[n][measure] for n in sizes), targets.get(measure, "")]
-            for measure in columns[sizes[0]]]
-    rows.append(["blind-index lookup p50, 10k → 1M persons", f"{small:.3f} ms (10k)",
-                 f"{large:.3f} ms (1M)", f"1M ÷ 10k = {_mark(ratio, TARGETS['lookup'])} "
-                 f"(≤ {TARGETS['lookup']})"])
-    print(f"served: {CLIENTS} concurrent clients, audit on, rate limits off; in-process ratios "
-          f"interleaved over {repeats} rounds of {rounds} requests per side; load average "
-          f"{os.getloadavg()[0]:.2f} at the end")
+    rows = [
+        [measure, *(columns[n][measure] for n in sizes), targets.get(measure, "")]
+        for measure in columns[sizes[0]]
+    ]
+    rows.append(
+        [
+            "blind-index lookup p50, 10k → 1M persons",
+            f"{small:.3f} ms (10k)",
+            f"{large:.3f} ms (1M)",
+            f"1M ÷ 10k = {_mark(ratio, TARGETS['lookup'])} (≤ {TARGETS['lookup']})",
+        ]
+    )
+    print(
+        f"served: {CLIENTS} concurrent clients, audit on, rate limits off; in-process ratios "
+        f"interleaved over {repeats} rounds of {rounds} requests per side; load average "
+        f"{os.getloadavg()[0]:.2f} at the end"
+    )
     table(["measure", *(f"demo {n:,} persons" for n in sizes), "target"], rows)

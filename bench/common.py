@@ -33,7 +33,10 @@ def bench_config() -> Path:
 def medfed(*args: str, data_dir: Path, capture: bool = True) -> str:
     result = subprocess.run(
         [sys.executable, "-m", "gateway.cli", "--data-dir", str(data_dir), *args],
-        cwd=REPO, check=True, text=True, capture_output=capture,
+        cwd=REPO,
+        check=True,
+        text=True,
+        capture_output=capture,
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )
     return result.stdout
@@ -44,8 +47,7 @@ def demo_dir(persons: int) -> Path:
     path = CACHE / f"demo-{persons}"
     if not (path / ".demo-built").exists():
         print(f"building the {persons:,}-person demo in {path} (once) ...", flush=True)
-        medfed("demo", "build", "--persons", str(persons), "--force", data_dir=path,
-               capture=False)
+        medfed("demo", "build", "--persons", str(persons), "--force", data_dir=path, capture=False)
     # The gateway's own database (audit log, consents) is migrated by `medfed serve`; the
     # in-process benches build the app without it, so bring it to head here (a no-op after).
     medfed("db", "upgrade", "--source", "gateway", data_dir=path)
@@ -62,8 +64,13 @@ def patient_tokens(data_dir: Path, people: list[dict]) -> list[tuple[str, str]]:
     from security.identity import open_demo_issuer
 
     issuer = open_demo_issuer(data_dir)
-    return [(p["personId"], issuer.mint(role="patient", org="330000", person=p["personId"],
-                                        ttl_seconds=7200)) for p in people]
+    return [
+        (
+            p["personId"],
+            issuer.mint(role="patient", org="330000", person=p["personId"], ttl_seconds=7200),
+        )
+        for p in people
+    ]
 
 
 def free_port() -> int:
@@ -78,9 +85,24 @@ def served(data_dir: Path, *, workers: int = 1, extra_env: dict | None = None) -
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(REPO), **(extra_env or {})}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gateway.cli", "--config", str(bench_config()),
-         "--data-dir", str(data_dir), "serve", "--port", str(port), "--workers", str(workers)],
-        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "gateway.cli",
+            "--config",
+            str(bench_config()),
+            "--data-dir",
+            str(data_dir),
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     base = f"http://127.0.0.1:{port}"
     try:

@@ -56,8 +56,11 @@ async def fan_out(
         if isinstance(outcome, BaseException):
             if isinstance(outcome, asyncio.CancelledError):
                 raise outcome
-            reason = ("deadline exceeded" if isinstance(outcome, TimeoutError)
-                      else f"{type(outcome).__name__}")
+            reason = (
+                "deadline exceeded"
+                if isinstance(outcome, TimeoutError)
+                else f"{type(outcome).__name__}"
+            )
             log.warning("source %s unavailable: %s", source.name, reason)
             failures.append(SourceFailure(source.name, reason))
         else:

@@ -30,8 +30,9 @@ class Source:
     def name(self) -> str:
         return self.spec.name
 
-    async def fetch_in(self, table: Table, column: str, keys: Sequence[Any],
-                       order_by: Sequence[str] = ()) -> list[Row]:
+    async def fetch_in(
+        self, table: Table, column: str, keys: Sequence[Any], order_by: Sequence[str] = ()
+    ) -> list[Row]:
         """Rows of ``table`` whose ``column`` is one of ``keys``: one statement."""
         if self.reader is None:
             return await fetch_in(self.engine, table, column, keys, order_by=order_by)
@@ -90,8 +91,11 @@ class StatementCounter:
 
 
 class SourceRegistry:
-    def __init__(self, specs: tuple[SourceSpec, ...] | list[SourceSpec],
-                 peers: tuple[PeerSpec, ...] | list[PeerSpec] = ()) -> None:
+    def __init__(
+        self,
+        specs: tuple[SourceSpec, ...] | list[SourceSpec],
+        peers: tuple[PeerSpec, ...] | list[PeerSpec] = (),
+    ) -> None:
         self._sources = {s.name: open_source(s) for s in specs}
         self._peers = {p.name: PeerSource(p, PeerClient(p)) for p in peers}
 
@@ -124,18 +128,24 @@ class SourceRegistry:
                     async with source.engine.connect() as conn:
                         await conn.execute(text("SELECT 1"))
             except Exception as exc:  # any failure is "not ready"; the reason is reported
-                return {"ready": False, "kind": source.spec.kind,
-                        "error": type(exc).__name__}
-            return {"ready": True, "kind": source.spec.kind,
-                    "ms": round((time.perf_counter() - started) * 1000, 1)}
+                return {"ready": False, "kind": source.spec.kind, "error": type(exc).__name__}
+            return {
+                "ready": True,
+                "kind": source.spec.kind,
+                "ms": round((time.perf_counter() - started) * 1000, 1),
+            }
 
         results = await asyncio.gather(*(probe(s) for s in self._sources.values()))
         found = dict(zip(self._sources, results, strict=True))
         for peer in self._peers.values():
             # The breaker's view, not a probe: readiness must not hammer a struggling peer.
             snapshot = peer.client.breaker.snapshot()
-            found[peer.name] = {"ready": snapshot["breaker"] != "open", "kind": "peer",
-                                "optional": True, **snapshot}
+            found[peer.name] = {
+                "ready": snapshot["breaker"] != "open",
+                "kind": "peer",
+                "optional": True,
+                **snapshot,
+            }
         return found
 
     def statement_counter(self) -> StatementCounter:
@@ -146,5 +156,7 @@ class SourceRegistry:
         for source in self._sources.values():
             if source.reader is not None:
                 source.reader.close()
-        await asyncio.gather(*(s.engine.dispose() for s in self._sources.values()),
-                             *(p.client.close() for p in self._peers.values()))
+        await asyncio.gather(
+            *(s.engine.dispose() for s in self._sources.values()),
+            *(p.client.close() for p in self._peers.values()),
+        )

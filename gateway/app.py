@@ -75,14 +75,25 @@ def build_services(settings: Settings) -> Services:
     )
 
 
-_HTTP_CODES = {400: "BAD_REQUEST", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED",
-               500: "INTERNAL", 503: "SERVICE_UNAVAILABLE"}
+_HTTP_CODES = {
+    400: "BAD_REQUEST",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    500: "INTERNAL",
+    503: "SERVICE_UNAVAILABLE",
+}
 
 
 class MedfedGraphQL(GraphQL):
-    def __init__(self, schema, services: Services, *,
-                 documents: DocumentStore | None = None,
-                 document_policy: DocumentPolicy | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        schema,
+        services: Services,
+        *,
+        documents: DocumentStore | None = None,
+        document_policy: DocumentPolicy | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(schema, **kwargs)
         self.services = services
         self.documents = documents
@@ -93,15 +104,23 @@ class MedfedGraphQL(GraphQL):
         from strawberry.types.unset import UNSET
 
         try:
-            return await super().run(request, UNSET if context is None else context,
-                                     UNSET if root_value is None else root_value)
+            return await super().run(
+                request,
+                UNSET if context is None else context,
+                UNSET if root_value is None else root_value,
+            )
         except Refusal as refusal:
-            return Response(error_body(refusal.code, refusal.message),
-                            status_code=refusal.status, media_type="application/json")
+            return Response(
+                error_body(refusal.code, refusal.message),
+                status_code=refusal.status,
+                media_type="application/json",
+            )
         except HTTPException as exc:
-            return Response(error_body(_HTTP_CODES.get(exc.status_code, "BAD_REQUEST"),
-                                       exc.reason),
-                            status_code=exc.status_code, media_type="application/json")
+            return Response(
+                error_body(_HTTP_CODES.get(exc.status_code, "BAD_REQUEST"), exc.reason),
+                status_code=exc.status_code,
+                media_type="application/json",
+            )
 
     def encode_json(self, data: object) -> str | bytes:
         # orjson: a quarter of the time of json.dumps on a cloud record. Results hold only
@@ -122,21 +141,25 @@ class MedfedGraphQL(GraphQL):
             deadline=Deadline(self.services.deadline_seconds),
             request=request,
             # The edge's id: the same in the X-Request-Id header, the logs and the audit.
-            **({"request_id": rid} if (rid := getattr(request.state, "request_id", None))
-               else {}),
+            **({"request_id": rid} if (rid := getattr(request.state, "request_id", None)) else {}),
         )
         return context
 
-    async def execute_operation(self, request, request_adapter, request_data, context,
-                                root_value, sub_response):
+    async def execute_operation(
+        self, request, request_adapter, request_data, context, root_value, sub_response
+    ):
         if not isinstance(request_data, list):
             context.trusted_document = await resolve_trusted(
-                request_data, context.principal, self.documents, self.document_policy)
+                request_data, context.principal, self.documents, self.document_policy
+            )
         # The audit event names the operation and hashes its text (never its variables).
-        context.operation = (getattr(request_data, "query", None),
-                             getattr(request_data, "operation_name", None))
-        return await super().execute_operation(request, request_adapter, request_data,
-                                               context, root_value, sub_response)
+        context.operation = (
+            getattr(request_data, "query", None),
+            getattr(request_data, "operation_name", None),
+        )
+        return await super().execute_operation(
+            request, request_adapter, request_data, context, root_value, sub_response
+        )
 
     async def process_result(self, request: Request, result: Any) -> Any:
         ctx = getattr(request.state, "medfed_context", None)
@@ -153,27 +176,31 @@ class MedfedGraphQL(GraphQL):
             try:
                 await audit_request(recorder, request, ctx, result)
             except AuditUnavailable:
-                raise HTTPException(503, "audit log unavailable: the request was not "
-                                    "answered") from None
+                raise HTTPException(
+                    503, "audit log unavailable: the request was not answered"
+                ) from None
         return response
 
 
-def create_app(settings: Settings, services: Services | None = None,
-               subgraph: str | None = None) -> Starlette:
+def create_app(
+    settings: Settings, services: Services | None = None, subgraph: str | None = None
+) -> Starlette:
     """The gateway; with ``subgraph`` (records, results, settlement) it serves that
     federation subgraph instead of the merged schema."""
     services = services or build_services(settings)
     edge = edge_settings(settings)
     limiter = make_limiter(edge)
-    documents = (DocumentStore(services.gateway_engine)
-                 if services.gateway_engine is not None else None)
+    documents = (
+        DocumentStore(services.gateway_engine) if services.gateway_engine is not None else None
+    )
     try:
         document_policy = DocumentPolicy.from_mapping(settings.extra.get("documents"))
     except ValueError as exc:
         raise ConfigError("documents.trusted_only_roles", str(exc).partition(": ")[2]) from None
     if subgraph is None:
-        schema = build_schema(dev=settings.dev, mutation=Mutation,
-                              limits=operation_limits(settings))
+        schema = build_schema(
+            dev=settings.dev, mutation=Mutation, limits=operation_limits(settings)
+        )
     else:
         from schema.federation import build_subgraph
 
@@ -195,12 +222,12 @@ def create_app(settings: Settings, services: Services | None = None,
         # A remote province being down degrades answers (SOURCE_UNAVAILABLE); it must not
         # take this gateway out of its load balancer.
         ready = all(s["ready"] for s in sources.values() if not s.get("optional"))
-        return JSONResponse({"ready": ready, "sources": sources},
-                            status_code=200 if ready else 503)
+        return JSONResponse({"ready": ready, "sources": sources}, status_code=200 if ready else 503)
 
     recorder = services.extras.get(RECORDER)
-    partners = services.extras.setdefault(PARTNERS, PartnerRegistry(
-        partners_file(settings.data_dir, settings.extra.get("sealing"))))
+    partners = services.extras.setdefault(
+        PARTNERS, PartnerRegistry(partners_file(settings.data_dir, settings.extra.get("sealing")))
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette):
@@ -226,10 +253,15 @@ def create_app(settings: Settings, services: Services | None = None,
             Route("/graphql", SealingGate(graphql, partners), methods=["GET", "POST"]),
             *audit_routes(recorder),
         ],
-        middleware=[Middleware(EdgeMiddleware, edge),
-                    Middleware(AuthMiddleware, **auth_options(settings),
-                               on_denied=on_auth_denied(recorder) if recorder else None),
-                    Middleware(RateLimitMiddleware, limiter, edge)],
+        middleware=[
+            Middleware(EdgeMiddleware, edge),
+            Middleware(
+                AuthMiddleware,
+                **auth_options(settings),
+                on_denied=on_auth_denied(recorder) if recorder else None,
+            ),
+            Middleware(RateLimitMiddleware, limiter, edge),
+        ],
         lifespan=lifespan,
     )
 

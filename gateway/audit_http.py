@@ -53,8 +53,13 @@ def make_recorder(settings: Settings, engine: Any) -> AuditRecorder | None:
     from gateway.edge.middleware import IN_FLIGHT
     from gateway.startup import crypto_profile
 
-    return AuditRecorder(engine, settings.data_dir / "keys", chosen, crypto_profile(settings),
-                         inline_when=lambda: IN_FLIGHT.count <= 1)
+    return AuditRecorder(
+        engine,
+        settings.data_dir / "keys",
+        chosen,
+        crypto_profile(settings),
+        inline_when=lambda: IN_FLIGHT.count <= 1,
+    )
 
 
 @functools.lru_cache(maxsize=512)
@@ -81,12 +86,12 @@ class AuditUnavailable(Exception):
     """The event could not be logged: the request must not be answered."""
 
 
-async def audit_request(recorder: AuditRecorder, request: Request, ctx: Any,
-                        result: Any) -> None:
+async def audit_request(recorder: AuditRecorder, request: Request, ctx: Any, result: Any) -> None:
     text, name = getattr(ctx, "operation", (None, None))
     operation = Operation.of(text, name, bool(text) and _is_mutation(text, name))
-    event = request_event(ctx, operation, result.errors, result.data is not None,
-                          client_of(request.scope))
+    event = request_event(
+        ctx, operation, result.errors, result.data is not None, client_of(request.scope)
+    )
     if event is None:
         return
     try:
@@ -101,9 +106,14 @@ def on_auth_denied(recorder: AuditRecorder):
 
     async def record(scope: Scope, status: int, code: str, reason: str) -> None:
         event = authentication_event(
-            client=client_of(scope), path=scope.get("path", ""),
-            method=scope.get("method", "WS"), status=status, code=code, reason=reason,
-            request_id=uuid.uuid4().hex)
+            client=client_of(scope),
+            path=scope.get("path", ""),
+            method=scope.get("method", "WS"),
+            status=status,
+            code=code,
+            reason=reason,
+            request_id=uuid.uuid4().hex,
+        )
         await recorder.record(event)
 
     return record
@@ -111,12 +121,18 @@ def on_auth_denied(recorder: AuditRecorder):
 
 # -- HTTP endpoints for auditors ----------------------------------------------------------------
 
+
 def _auditor(request: Request) -> Response | None:
     principal = getattr(request.state, "principal", None)
     purpose = getattr(request.state, "purpose", None)
     if principal is None or principal.role is not Role.AUDITOR or purpose is not Purpose.AUDIT:
-        return JSONResponse({"error": "FORBIDDEN", "message": "only auditors with purpose "
-                             "AUDIT may read the audit log"}, status_code=403)
+        return JSONResponse(
+            {
+                "error": "FORBIDDEN",
+                "message": "only auditors with purpose AUDIT may read the audit log",
+            },
+            status_code=403,
+        )
     return None
 
 
@@ -142,16 +158,20 @@ def audit_routes(recorder: AuditRecorder | None):
             index = int(request.query_params["index"])
             size = request.query_params.get("size")
             found = await (await recorder.log()).inclusion_proof(
-                index, int(size) if size is not None else None)
+                index, int(size) if size is not None else None
+            )
         except (KeyError, ValueError):
-            return JSONResponse({"error": "BAD_USER_INPUT",
-                                 "message": "pass ?index=I and optionally &size=N"}, 400)
+            return JSONResponse(
+                {"error": "BAD_USER_INPUT", "message": "pass ?index=I and optionally &size=N"}, 400
+            )
         except AuditLogError as exc:
             return JSONResponse({"error": "BAD_USER_INPUT", "message": str(exc)}, 400)
         return JSONResponse(found.to_dict())
 
-    return [Route("/audit/checkpoint", audited(recorder, checkpoint)),
-            Route("/audit/proof", audited(recorder, proof))]
+    return [
+        Route("/audit/checkpoint", audited(recorder, checkpoint)),
+        Route("/audit/proof", audited(recorder, proof)),
+    ]
 
 
 def audited(recorder: AuditRecorder | None, endpoint):
@@ -170,15 +190,23 @@ def audited(recorder: AuditRecorder | None, endpoint):
         event = audit_endpoint_event(
             principal=getattr(request.state, "principal", None),
             purpose=getattr(request.state, "purpose", None),
-            client=client_of(request.scope), method=request.method,
-            path=request.url.path, status=response.status_code,
-            request_id=getattr(request.state, "request_id", None) or uuid.uuid4().hex)
+            client=client_of(request.scope),
+            method=request.method,
+            path=request.url.path,
+            status=response.status_code,
+            request_id=getattr(request.state, "request_id", None) or uuid.uuid4().hex,
+        )
         try:
             await recorder.record(event)
         except AuditWriteError as exc:
             log.error("audit write failed, refusing %s: %s", request.url.path, exc)
-            return JSONResponse({"error": "SERVICE_UNAVAILABLE", "message": "audit log "
-                                 "unavailable: the request was not answered"}, 503)
+            return JSONResponse(
+                {
+                    "error": "SERVICE_UNAVAILABLE",
+                    "message": "audit log unavailable: the request was not answered",
+                },
+                503,
+            )
         return response
 
     return run

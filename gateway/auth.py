@@ -100,8 +100,7 @@ class AuthMiddleware:
             return
         outcome = self.authenticate(headers)
         if isinstance(outcome, Denial):
-            log.info("refused %s %s: %s", scope.get("method", "WS"), scope["path"],
-                     outcome.message)
+            log.info("refused %s %s: %s", scope.get("method", "WS"), scope["path"], outcome.message)
             if self.on_denied is not None:
                 try:
                     await self.on_denied(scope, outcome.status, outcome.code, outcome.message)
@@ -113,8 +112,7 @@ class AuthMiddleware:
         principal, purpose = outcome
         await self.app(_with_state(scope, principal, purpose), receive, send)
 
-    def authenticate(self, headers: dict[str, list[str]]
-                     ) -> tuple[Principal, Purpose] | Denial:
+    def authenticate(self, headers: dict[str, list[str]]) -> tuple[Principal, Purpose] | Denial:
         """The caller and purpose of a request with these headers, or why it is refused."""
         token = _bearer_token(headers.get("authorization", []))
         if isinstance(token, Denial):
@@ -124,12 +122,17 @@ class AuthMiddleware:
         except Exception as exc:
             # A broken trust configuration must refuse everyone, never admit anyone.
             log.error("trusted issuers unavailable: %s", exc)
-            return Denial(503, "IDENTITY_UNAVAILABLE",
-                          "the gateway cannot verify tokens right now (trusted issuers "
-                          "unavailable)")
+            return Denial(
+                503,
+                "IDENTITY_UNAVAILABLE",
+                "the gateway cannot verify tokens right now (trusted issuers unavailable)",
+            )
         try:
             principal = verify_token(
-                token, registry, audience=self.audience, leeway_seconds=self.leeway_seconds,
+                token,
+                registry,
+                audience=self.audience,
+                leeway_seconds=self.leeway_seconds,
                 max_lifetime_seconds=self.max_lifetime_seconds,
             )
         except AuthenticationError as exc:
@@ -183,6 +186,7 @@ def auth_options(settings: Any) -> dict[str, Any]:
 
 # -- request parsing ------------------------------------------------------------------------
 
+
 def _headers(scope: Scope) -> dict[str, list[str]]:
     headers: dict[str, list[str]] = {}
     for name, value in scope.get("headers", ()):
@@ -201,8 +205,9 @@ def _unauthenticated(reason: str, *, with_error: bool = True) -> Denial:
 
 def _bearer_token(values: list[str]) -> str | Denial:
     if not values:
-        return _unauthenticated("no Authorization header (send Authorization: Bearer <token>)",
-                                with_error=False)
+        return _unauthenticated(
+            "no Authorization header (send Authorization: Bearer <token>)", with_error=False
+        )
     if len(values) > 1:
         return _unauthenticated("more than one Authorization header")
     # Never echo the header: whatever its scheme, it may hold a credential.
@@ -220,24 +225,37 @@ def _purpose(values: list[str], principal: Principal) -> Purpose | Denial:
     if not values:
         if len(principal.purposes) == 1:
             return next(iter(principal.purposes))
-        return Denial(400, "PURPOSE_REQUIRED",
-                      f"name the purpose of use in X-Purpose-Of-Use (this token allows "
-                      f"{', '.join(allowed)})", {"allowedPurposes": allowed})
+        return Denial(
+            400,
+            "PURPOSE_REQUIRED",
+            f"name the purpose of use in X-Purpose-Of-Use (this token allows {', '.join(allowed)})",
+            {"allowedPurposes": allowed},
+        )
     if len(values) > 1:
-        return Denial(400, "PURPOSE_UNKNOWN", "send exactly one X-Purpose-Of-Use header",
-                      {"allowedPurposes": allowed})
+        return Denial(
+            400,
+            "PURPOSE_UNKNOWN",
+            "send exactly one X-Purpose-Of-Use header",
+            {"allowedPurposes": allowed},
+        )
     raw = values[0].strip()
     try:
         purpose = Purpose(raw.upper())
     except ValueError:
-        return Denial(400, "PURPOSE_UNKNOWN",
-                      f"X-Purpose-Of-Use {_quotable(raw[:40])!r} is not a purpose of use "
-                      f"(one of {', '.join(p.value for p in Purpose)})",
-                      {"allowedPurposes": allowed})
+        return Denial(
+            400,
+            "PURPOSE_UNKNOWN",
+            f"X-Purpose-Of-Use {_quotable(raw[:40])!r} is not a purpose of use "
+            f"(one of {', '.join(p.value for p in Purpose)})",
+            {"allowedPurposes": allowed},
+        )
     if not principal.allows(purpose):
-        return Denial(403, "PURPOSE_NOT_ALLOWED",
-                      f"this token does not allow purpose {purpose.value} (it allows "
-                      f"{', '.join(allowed)})", {"allowedPurposes": allowed})
+        return Denial(
+            403,
+            "PURPOSE_NOT_ALLOWED",
+            f"this token does not allow purpose {purpose.value} (it allows {', '.join(allowed)})",
+            {"allowedPurposes": allowed},
+        )
     return purpose
 
 
@@ -248,6 +266,7 @@ def _quotable(text: str) -> str:
 
 # -- answers ---------------------------------------------------------------------------------
 
+
 def _with_state(scope: Scope, principal: Principal | None, purpose: Purpose | None) -> Scope:
     # A fresh dict: servers may share one lifespan state mapping between requests.
     state = {**scope.get("state", {}), STATE_PRINCIPAL: principal, STATE_PURPOSE: purpose}
@@ -257,12 +276,23 @@ def _with_state(scope: Scope, principal: Principal | None, purpose: Purpose | No
 async def _deny(scope: Scope, send: Send, denial: Denial) -> None:
     if scope["type"] == "websocket":
         # Closing before accepting makes the server answer the handshake with 403.
-        await send({"type": "websocket.close", "code": _WS_POLICY_VIOLATION,
-                    "reason": _quotable(denial.message)[:120]})
+        await send(
+            {
+                "type": "websocket.close",
+                "code": _WS_POLICY_VIOLATION,
+                "reason": _quotable(denial.message)[:120],
+            }
+        )
         return
     body = json.dumps(
-        {"errors": [{"message": denial.message,
-                     "extensions": {"code": denial.code, **denial.extensions}}]},
+        {
+            "errors": [
+                {
+                    "message": denial.message,
+                    "extensions": {"code": denial.code, **denial.extensions},
+                }
+            ]
+        },
         ensure_ascii=False,
     ).encode("utf-8")
     headers = [

@@ -12,8 +12,18 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-COMMAND_MODULES = ("serve", "db", "token", "keys", "demo", "audit", "policy", "partner",
-                   "unseal", "documents")
+COMMAND_MODULES = (
+    "serve",
+    "db",
+    "token",
+    "keys",
+    "demo",
+    "audit",
+    "policy",
+    "partner",
+    "unseal",
+    "documents",
+)
 
 
 class UsageError(Exception):
@@ -28,16 +38,24 @@ def _known_errors() -> tuple[type[BaseException], ...]:
     from security.identity.issuers import IssuerConfigError
     from security.identity.settings import IdentityConfigError
 
-    return (ConfigError, KeyRingError, KeyProviderError, UsageError, IdentityConfigError,
-            IssuerConfigError, DemoIssuerError)
+    return (
+        ConfigError,
+        KeyRingError,
+        KeyProviderError,
+        UsageError,
+        IdentityConfigError,
+        IssuerConfigError,
+        DemoIssuerError,
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="medfed", description="medfed: a GraphQL gateway for medical-insurance data"
     )
-    parser.add_argument("--config", help="configuration file (default medfed.toml, env "
-                        "MEDFED_CONFIG)")
+    parser.add_argument(
+        "--config", help="configuration file (default medfed.toml, env MEDFED_CONFIG)"
+    )
     parser.add_argument("--data-dir", help="data directory (default ./data, env MEDFED_DATA_DIR)")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:

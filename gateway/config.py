@@ -103,8 +103,9 @@ def _server_file(key: str, raw: object, base: Path) -> Path | None:
 def _peer(index: int, raw: dict, base: Path) -> PeerSpec:
     name = raw.get("name")
     if not isinstance(name, str) or not _NAME_RE.match(name):
-        raise ConfigError(f"sources[{index}].name",
-                          f"'{name}' must be lowercase letters, digits and -")
+        raise ConfigError(
+            f"sources[{index}].name", f"'{name}' must be lowercase letters, digits and -"
+        )
     try:
         return parse_peer(f"sources[{index}]", raw, name, base)
     except PeerConfigError as exc:
@@ -123,8 +124,9 @@ def _source(index: int, raw: object, data_dir: Path, shared_pg: str | None) -> S
         raise ConfigError(f"{key}.name", f"'{name}' must be lowercase letters, digits and -")
     kind = raw.get("kind")
     if kind not in (*SOURCE_KINDS, "peer"):
-        raise ConfigError(f"{key}.kind",
-                          f"'{kind}' is not one of {', '.join((*SOURCE_KINDS, 'peer'))}")
+        raise ConfigError(
+            f"{key}.kind", f"'{kind}' is not one of {', '.join((*SOURCE_KINDS, 'peer'))}"
+        )
     region, institution = raw.get("region"), raw.get("institution")
     if kind == "bureau":
         if region is None:
@@ -145,8 +147,9 @@ def _source(index: int, raw: object, data_dir: Path, shared_pg: str | None) -> S
         url, schema = shared_pg, schema or name.replace("-", "_")
     else:
         url = SQLITE_TEMPLATE.format(data_dir=data_dir.as_posix(), name=name)
-    return SourceSpec(name=name, kind=kind, url=url, region=region, institution=institution,
-                      schema=schema)
+    return SourceSpec(
+        name=name, kind=kind, url=url, region=region, institution=institution, schema=schema
+    )
 
 
 def load_settings(
@@ -177,10 +180,15 @@ def load_settings(
     host = env.get("MEDFED_HOST") or server.get("host", "127.0.0.1")
     if not isinstance(host, str) or not host:
         raise ConfigError("server.host", f"'{host}' is not a host name or address")
-    port = _port("MEDFED_PORT" if "MEDFED_PORT" in env else "server.port",
-                 env.get("MEDFED_PORT", server.get("port", 8000)))
-    dev = (_env_bool("MEDFED_DEV", env["MEDFED_DEV"]) if "MEDFED_DEV" in env
-           else bool(server.get("dev", False)))
+    port = _port(
+        "MEDFED_PORT" if "MEDFED_PORT" in env else "server.port",
+        env.get("MEDFED_PORT", server.get("port", 8000)),
+    )
+    dev = (
+        _env_bool("MEDFED_DEV", env["MEDFED_DEV"])
+        if "MEDFED_DEV" in env
+        else bool(server.get("dev", False))
+    )
 
     shared_pg = env.get("MEDFED_DATABASE_URL")
     if shared_pg:
@@ -189,10 +197,16 @@ def load_settings(
     if not isinstance(raw_sources, list):
         raise ConfigError("sources", "must be an array of tables ([[sources]])")
     base = path.parent if path is not None else Path.cwd()
-    peers = tuple(_peer(i, s, base) for i, s in enumerate(raw_sources)
-                  if isinstance(s, dict) and s.get("kind") == "peer")
-    sources = tuple(_source(i, s, resolved_dir, shared_pg) for i, s in enumerate(raw_sources)
-                    if not (isinstance(s, dict) and s.get("kind") == "peer"))
+    peers = tuple(
+        _peer(i, s, base)
+        for i, s in enumerate(raw_sources)
+        if isinstance(s, dict) and s.get("kind") == "peer"
+    )
+    sources = tuple(
+        _source(i, s, resolved_dir, shared_pg)
+        for i, s in enumerate(raw_sources)
+        if not (isinstance(s, dict) and s.get("kind") == "peer")
+    )
     seen: set[str] = set()
     for i, spec in enumerate([*sources, *peers]):
         if spec.name in seen:
@@ -200,8 +214,10 @@ def load_settings(
         seen.add(spec.name)
     if len([s for s in sources if s.kind == "directory"]) > 1:
         raise ConfigError("sources", "only one institution directory may be configured")
-    tls = {key: _server_file(key, server.get(key), base)
-           for key in ("tls_cert", "tls_key", "tls_client_ca")}
+    tls = {
+        key: _server_file(key, server.get(key), base)
+        for key in ("tls_cert", "tls_key", "tls_client_ca")
+    }
     # Half a TLS setting would otherwise serve plain HTTP or fail deep inside uvicorn.
     if (tls["tls_cert"] is None) != (tls["tls_key"] is None):
         missing = "tls_key" if tls["tls_key"] is None else "tls_cert"
@@ -214,6 +230,15 @@ def load_settings(
         audit = dict(extra.get("audit") or {})
         audit["enabled"] = _env_bool("MEDFED_AUDIT_ENABLED", env["MEDFED_AUDIT_ENABLED"])
         extra["audit"] = audit
-    return Settings(data_dir=resolved_dir, host=host, port=port, dev=dev, sources=sources,
-                    gateway_url=gateway_url, config_path=path, extra=extra, peers=peers,
-                    **tls)
+    return Settings(
+        data_dir=resolved_dir,
+        host=host,
+        port=port,
+        dev=dev,
+        sources=sources,
+        gateway_url=gateway_url,
+        config_path=path,
+        extra=extra,
+        peers=peers,
+        **tls,
+    )

@@ -46,8 +46,9 @@ class SealingGate:
                 scope.setdefault("state", {})[STATE_SEAL_TO] = key
         await self.app(scope, receive, send)
 
-    def _resolve(self, scope: Scope, kids: list[bytes]
-                 ) -> tuple[PartnerKey | None, tuple[int, str, str] | None]:
+    def _resolve(
+        self, scope: Scope, kids: list[bytes]
+    ) -> tuple[PartnerKey | None, tuple[int, str, str] | None]:
         kid = kids[0].decode("latin-1").strip()
         principal = scope.get("state", {}).get("principal")
         if scope["type"] != "http":
@@ -58,25 +59,44 @@ class SealingGate:
         try:
             key = self.registry.get(kid)
         except PartnerKeyError:
-            return None, (503, "SEALING_UNAVAILABLE",
-                          "partner key registry cannot be read; sealing refused")
-        if (len(kids) != 1 or principal is None or key is None
-                or key.org != getattr(principal, "org", None)):
-            return None, (400, "SEAL_KEY_UNKNOWN",
-                          f"X-Seal-To: no key {kid[:64]!r} registered for your organisation")
+            return None, (
+                503,
+                "SEALING_UNAVAILABLE",
+                "partner key registry cannot be read; sealing refused",
+            )
+        if (
+            len(kids) != 1
+            or principal is None
+            or key is None
+            or key.org != getattr(principal, "org", None)
+        ):
+            return None, (
+                400,
+                "SEAL_KEY_UNKNOWN",
+                f"X-Seal-To: no key {kid[:64]!r} registered for your organisation",
+            )
         return key, None
 
 
-async def _refuse(scope: Scope, receive: Receive, send: Send, status: int, code: str,
-                  message: str) -> None:
+async def _refuse(
+    scope: Scope, receive: Receive, send: Send, status: int, code: str, message: str
+) -> None:
     if scope["type"] == "websocket":
         await send({"type": "websocket.close", "code": 1008})
         return
-    body = json.dumps({"data": None, "errors": [
-        {"message": message, "extensions": {"code": code}}]}).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode())]})
+    body = json.dumps(
+        {"data": None, "errors": [{"message": message, "extensions": {"code": code}}]}
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -98,14 +118,27 @@ def seal_result(request: Any, ctx: Any, schema: Any, result: Any) -> None:
             return hpke_seal.seal(key.kem, key.public_key, key.kid, request_id, path, value)
 
         try:
-            sealed = seal_result_data(schema._schema, parse(query), operation_name,
-                                      result.data, ctx.services.catalogue, seal)
+            sealed = seal_result_data(
+                schema._schema,
+                parse(query),
+                operation_name,
+                result.data,
+                ctx.services.catalogue,
+                seal,
+            )
         except (SealingWalkError, GraphQLError) as exc:
             raise SealingRefused(str(exc)) from None
     else:
         sealed = 0
-    result.extensions = {**(result.extensions or {}), "sealing": {
-        "requestId": ctx.request_id, "kid": key.kid, "suite": key.suite, "sealed": sealed}}
+    result.extensions = {
+        **(result.extensions or {}),
+        "sealing": {
+            "requestId": ctx.request_id,
+            "kid": key.kid,
+            "suite": key.suite,
+            "sealed": sealed,
+        },
+    }
 
 
 class SealingRefused(RuntimeError):

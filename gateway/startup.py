@@ -27,9 +27,13 @@ def sources_with_data(settings: Settings) -> list[str]:
             continue
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         try:
-            tables = [r[0] for r in conn.execute(
-                "SELECT name FROM sqlite_master WHERE type='table' AND name != 'alembic_version'"
-            )]
+            tables = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT name FROM sqlite_master"
+                    " WHERE type='table' AND name != 'alembic_version'"
+                )
+            ]
             # Table names come from sqlite_master of our own file, not from input.
             probes = (f'SELECT 1 FROM "{t}" LIMIT 1' for t in tables)  # noqa: S608
             if any(conn.execute(sql).fetchone() for sql in probes):
@@ -76,8 +80,9 @@ def _crypto_table(settings: Settings) -> dict:
 
 def key_provider(settings: Settings, *, create: bool) -> KeyProvider:
     try:
-        return LocalKeyProvider(kek_location(settings), create=create,
-                                algorithm=profile(crypto_profile(settings)).kek)
+        return LocalKeyProvider(
+            kek_location(settings), create=create, algorithm=profile(crypto_profile(settings)).kek
+        )
     except KeyProviderError as exc:
         raise KeyRingError(str(exc)) from None
 
@@ -93,8 +98,9 @@ def open_keyring(settings: Settings, *, create: bool) -> KeyRing:
     if location.exists():
         # A v1 keyring (plain keys) is wrapped on load, which needs a KEK to be made.
         migrating = KeyRing.is_v1(settings.data_dir)
-        return KeyRing.load(settings.data_dir, profile=chosen,
-                            provider=key_provider(settings, create=migrating))
+        return KeyRing.load(
+            settings.data_dir, profile=chosen, provider=key_provider(settings, create=migrating)
+        )
     with_data = sources_with_data(settings)
     if with_data:
         raise KeyRingError(
@@ -104,6 +110,6 @@ def open_keyring(settings: Settings, *, create: bool) -> KeyRing:
         )
     if not create:
         raise KeyRingError(f"no keyring at {location}; run `medfed demo build` or restore it")
-    return KeyRing.create(settings.data_dir, profile=chosen,
-                          provider=key_provider(settings, create=True))
-
+    return KeyRing.create(
+        settings.data_dir, profile=chosen, provider=key_provider(settings, create=True)
+    )

@@ -22,10 +22,20 @@ from security.catalogue import Catalogue, default_catalogue
 log = logging.getLogger("medfed.graphql")
 
 # Codes of errors we raise on purpose; anything else is unexpected and logged in full.
-EXPECTED_CODES = frozenset({
-    "FORBIDDEN_FIELD", "FORBIDDEN", "BAD_USER_INPUT", "NOT_FOUND", "SOURCE_UNAVAILABLE",
-    "IDEMPOTENCY_KEY_REUSED", "DATA_INTEGRITY",
-}) | LIMIT_CODES
+EXPECTED_CODES = (
+    frozenset(
+        {
+            "FORBIDDEN_FIELD",
+            "FORBIDDEN",
+            "BAD_USER_INPUT",
+            "NOT_FOUND",
+            "SOURCE_UNAVAILABLE",
+            "IDEMPOTENCY_KEY_REUSED",
+            "DATA_INTEGRITY",
+        }
+    )
+    | LIMIT_CODES
+)
 
 
 class PartialResults(SchemaExtension):
@@ -52,13 +62,15 @@ class BreakGlassNotice(SchemaExtension):
         refused = sorted(relations.break_glass_refused) if relations is not None else []
         if guard is None or not (guard.break_glass or refused):
             return {}
-        return {"breakGlass": {
-            "warning": "Emergency access (break-glass): this access is flagged for audit and "
-                       "counted against your daily limit.",
-            "persons": sorted(guard.break_glass_persons),
-            "refused": refused,
-            "limitPerDay": relations.break_glass_limit if relations is not None else None,
-        }}
+        return {
+            "breakGlass": {
+                "warning": "Emergency access (break-glass): this access is flagged for audit and "
+                "counted against your daily limit.",
+                "persons": sorted(guard.break_glass_persons),
+                "refused": refused,
+                "limitPerDay": relations.break_glass_limit if relations is not None else None,
+            }
+        }
 
 
 def describe_from_catalogue(schema: strawberry.Schema, catalogue: Catalogue) -> None:
@@ -82,21 +94,31 @@ def describe_from_catalogue(schema: strawberry.Schema, catalogue: Catalogue) -> 
 
 
 class MedfedSchema(strawberry.federation.Schema):
-    def process_errors(self, errors: list[GraphQLError],
-                       execution_context: ExecutionContext | None = None) -> None:
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
         # Expected errors are answers, not incidents: logging a traceback for each would cost
         # more than the policy itself on long lists, and could write values into logs.
         for error in errors:
             code = (error.extensions or {}).get("code")
             if code in EXPECTED_CODES or error.original_error is None:
                 continue
-            log.error("unexpected error at %s: %r", error.path, error.original_error,
-                      exc_info=error.original_error)
+            log.error(
+                "unexpected error at %s: %r",
+                error.path,
+                error.original_error,
+                exc_info=error.original_error,
+            )
 
 
-def build_schema(*, dev: bool, mutation: type | None = None, query: type = Query,
-                 types: Sequence[type] = (),
-                 limits: OperationLimits | None = None) -> strawberry.Schema:
+def build_schema(
+    *,
+    dev: bool,
+    mutation: type | None = None,
+    query: type = Query,
+    types: Sequence[type] = (),
+    limits: OperationLimits | None = None,
+) -> strawberry.Schema:
     extensions: list = [
         PartialResults,
         BreakGlassNotice,

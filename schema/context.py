@@ -99,14 +99,16 @@ class RequestContext:
         one batch; call before building projections of their rows."""
         await self.relations.prepare(person_refs)
 
-    def relation_to(self, person_ref: str | None, row: dict | None = None,
-                    data_class: str | None = None) -> Relation:
+    def relation_to(
+        self, person_ref: str | None, row: dict | None = None, data_class: str | None = None
+    ) -> Relation:
         """The strongest relation of this row to the caller, for a field of ``data_class``
         (consent is per class). Synchronous: only prepared persons can be related."""
         return self.relations.relation(person_ref, row, data_class)
 
-    def check(self, type_name: str, field_name: str, person_ref: str | None,
-              row: dict | None) -> None:
+    def check(
+        self, type_name: str, field_name: str, person_ref: str | None, row: dict | None
+    ) -> None:
         """Gate of a resolver field (one that loads more rows): raises FieldDenied."""
         entry = self.services.catalogue.field(type_name, field_name)
         relation = self.relation_to(person_ref, row, entry.data_class if entry else None)

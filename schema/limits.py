@@ -68,14 +68,23 @@ def limit_error(code: str, message: str, **details: Any) -> GraphQLError:
     return GraphQLError(message, extensions={"code": code, **details})
 
 
-LIMIT_CODES = frozenset({
-    "QUERY_TOO_LONG", "TOO_MANY_TOKENS", "QUERY_TOO_DEEP", "TOO_MANY_ALIASES",
-    "TOO_MANY_DIRECTIVES", "QUERY_TOO_COSTLY", "PERSISTED_QUERY_NOT_FOUND",
-    "PERSISTED_QUERY_NOT_TRUSTED", "PERSISTED_QUERY_HASH_MISMATCH",
-})
+LIMIT_CODES = frozenset(
+    {
+        "QUERY_TOO_LONG",
+        "TOO_MANY_TOKENS",
+        "QUERY_TOO_DEEP",
+        "TOO_MANY_ALIASES",
+        "TOO_MANY_DIRECTIVES",
+        "QUERY_TOO_COSTLY",
+        "PERSISTED_QUERY_NOT_FOUND",
+        "PERSISTED_QUERY_NOT_TRUSTED",
+        "PERSISTED_QUERY_HASH_MISMATCH",
+    }
+)
 
 
 # -- parsing ---------------------------------------------------------------------------------
+
 
 @lru_cache(maxsize=1024)
 def _parse(text: str, max_tokens: int) -> DocumentNode:
@@ -97,22 +106,27 @@ class ParseLimits(SchemaExtension):
         ctx = self.execution_context
         if ctx.graphql_document is None and ctx.query is not None:
             if len(ctx.query) > self.limits.max_query_length:
-                raise limit_error("QUERY_TOO_LONG",
-                                  f"the query is {len(ctx.query)} characters long; the limit "
-                                  f"is {self.limits.max_query_length}",
-                                  limit=self.limits.max_query_length)
+                raise limit_error(
+                    "QUERY_TOO_LONG",
+                    f"the query is {len(ctx.query)} characters long; the limit "
+                    f"is {self.limits.max_query_length}",
+                    limit=self.limits.max_query_length,
+                )
             try:
                 ctx.graphql_document = _parse(ctx.query, self.limits.max_tokens)
             except GraphQLError as exc:
                 if "tokens" in exc.message and "Parsing aborted" in exc.message:
-                    raise limit_error("TOO_MANY_TOKENS",
-                                      f"the query has more than {self.limits.max_tokens} "
-                                      "tokens", limit=self.limits.max_tokens) from None
+                    raise limit_error(
+                        "TOO_MANY_TOKENS",
+                        f"the query has more than {self.limits.max_tokens} tokens",
+                        limit=self.limits.max_tokens,
+                    ) from None
                 raise
         yield
 
 
 # -- validation ------------------------------------------------------------------------------
+
 
 def _unwrap(gql_type: Any) -> Any:
     while isinstance(gql_type, GraphQLNonNull):
@@ -139,25 +153,39 @@ class _Walker:
     """One walk over an operation, fragments expanded (each spread at most once per path, so
     circular fragments end; the standard rule ``NoFragmentCycles`` reports those)."""
 
-    def __init__(self, schema: GraphQLSchema, fragments: dict[str, FragmentDefinitionNode],
-                 defaults: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        schema: GraphQLSchema,
+        fragments: dict[str, FragmentDefinitionNode],
+        defaults: dict[str, Any],
+    ) -> None:
         self.schema = schema
         self.fragments = fragments
         self.defaults = defaults
         self.measure = _Measure()
 
-    def walk(self, selection_set: SelectionSetNode | None, parent: Any, depth: int,
-             multiplier: int, seen: frozenset[str]) -> None:
+    def walk(
+        self,
+        selection_set: SelectionSetNode | None,
+        parent: Any,
+        depth: int,
+        multiplier: int,
+        seen: frozenset[str],
+    ) -> None:
         if selection_set is None:
             return
         for node in selection_set.selections:
-            self.measure.worst_directives = max(self.measure.worst_directives,
-                                                len(node.directives or ()))
+            self.measure.worst_directives = max(
+                self.measure.worst_directives, len(node.directives or ())
+            )
             if isinstance(node, FieldNode):
                 self._field(node, parent, depth, multiplier, seen)
             elif isinstance(node, InlineFragmentNode):
-                target = (self.schema.type_map.get(node.type_condition.name.value)
-                          if node.type_condition else parent)
+                target = (
+                    self.schema.type_map.get(node.type_condition.name.value)
+                    if node.type_condition
+                    else parent
+                )
                 self.walk(node.selection_set, target, depth, multiplier, seen)
             elif isinstance(node, FragmentSpreadNode):
                 name = node.name.value
@@ -167,8 +195,9 @@ class _Walker:
                 target = self.schema.type_map.get(fragment.type_condition.name.value)
                 self.walk(fragment.selection_set, target, depth, multiplier, seen | {name})
 
-    def _field(self, node: FieldNode, parent: Any, depth: int, multiplier: int,
-               seen: frozenset[str]) -> None:
+    def _field(
+        self, node: FieldNode, parent: Any, depth: int, multiplier: int, seen: frozenset[str]
+    ) -> None:
         name = node.name.value
         if name in _INTROSPECTION:
             # Introspection is off outside dev mode; its own nesting would trip the depth limit
@@ -177,12 +206,16 @@ class _Walker:
             self.measure.aliases += 1
         self.measure.cost += multiplier
         self.measure.depth = max(self.measure.depth, depth)
-        definition = (parent.fields.get(name)
-                      if isinstance(parent, GraphQLObjectType) else None)
+        definition = parent.fields.get(name) if isinstance(parent, GraphQLObjectType) else None
         if definition is None or node.selection_set is None:
             return
-        self.walk(node.selection_set, _named(definition.type), depth + 1,
-                  multiplier * self._list_size(node, definition, parent), seen)
+        self.walk(
+            node.selection_set,
+            _named(definition.type),
+            depth + 1,
+            multiplier * self._list_size(node, definition, parent),
+            seen,
+        )
 
     def _list_size(self, node: FieldNode, definition: Any, parent: Any) -> int:
         if "first" in definition.args:
@@ -206,10 +239,12 @@ class _Walker:
         return 1
 
 
-def measure_operation(schema: GraphQLSchema, document: DocumentNode,
-                      operation: OperationDefinitionNode) -> _Measure:
-    fragments = {d.name.value: d for d in document.definitions
-                 if isinstance(d, FragmentDefinitionNode)}
+def measure_operation(
+    schema: GraphQLSchema, document: DocumentNode, operation: OperationDefinitionNode
+) -> _Measure:
+    fragments = {
+        d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+    }
     defaults: dict[str, Any] = {}
     for variable in operation.variable_definitions or ():
         if isinstance(variable.default_value, IntValueNode):
@@ -222,23 +257,35 @@ def measure_operation(schema: GraphQLSchema, document: DocumentNode,
 
 def limit_rule(limits: OperationLimits) -> type[ValidationRule]:
     class OperationLimitsRule(ValidationRule):
-        def enter_operation_definition(self, node: OperationDefinitionNode,
-                                       *_args: Any) -> None:
+        def enter_operation_definition(self, node: OperationDefinitionNode, *_args: Any) -> None:
             ctx: ValidationContext = self.context
             found = measure_operation(ctx.schema, ctx.document, node)
             checks: list[tuple[int, int, str, str]] = [
                 (found.depth, limits.max_depth, "QUERY_TOO_DEEP", "nesting depth"),
                 (found.aliases, limits.max_aliases, "TOO_MANY_ALIASES", "aliases"),
-                (found.worst_directives, limits.max_directives_per_field,
-                 "TOO_MANY_DIRECTIVES", "directives on one field"),
-                (found.cost, limits.max_cost, "QUERY_TOO_COSTLY",
-                 "estimated cost (fields x list sizes)"),
+                (
+                    found.worst_directives,
+                    limits.max_directives_per_field,
+                    "TOO_MANY_DIRECTIVES",
+                    "directives on one field",
+                ),
+                (
+                    found.cost,
+                    limits.max_cost,
+                    "QUERY_TOO_COSTLY",
+                    "estimated cost (fields x list sizes)",
+                ),
             ]
             for value, limit, code, what in checks:
                 if value > limit:
-                    self.report_error(limit_error(
-                        code, f"{what} {value} exceeds the limit of {limit}",
-                        limit=limit, found=value))
+                    self.report_error(
+                        limit_error(
+                            code,
+                            f"{what} {value} exceeds the limit of {limit}",
+                            limit=limit,
+                            found=value,
+                        )
+                    )
 
     return OperationLimitsRule
 

@@ -28,8 +28,9 @@ def _table(model: Any) -> Table:
     return model.__table__
 
 
-async def _fetch_tagged(source: Source, table: Table, column: str,
-                        keys: Sequence[Any]) -> list[Row]:
+async def _fetch_tagged(
+    source: Source, table: Table, column: str, keys: Sequence[Any]
+) -> list[Row]:
     """Rows of ``table`` whose ``column`` is in ``keys``, each tagged with its source, so
     child rows can later be asked of the same source."""
     rows = await source.fetch_in(table, column, keys)
@@ -51,8 +52,7 @@ class Loaders:
         self.test_results = by_ref("hospital", _table(hospital.TestResult), "person_ref")
         self.dispensings = by_ref("pharmacy", _table(pharmacy.Dispensing), "person_ref")
         self.filings = by_ref("platform", _table(platform.Filing), "person_ref")
-        self.cross_settlements = by_ref("platform", _table(platform.CrossSettlement),
-                                        "person_ref")
+        self.cross_settlements = by_ref("platform", _table(platform.CrossSettlement), "person_ref")
         scoped = self._scoped_loader
         self.prescriptions_by_visit = scoped(_table(bureau.Prescription), "mdtrt_id")
         self.rx_items = scoped(_table(bureau.PrescriptionItem), "rx_id")
@@ -67,8 +67,9 @@ class Loaders:
 
         async def query(source: Source | PeerSource, keys: Sequence[str]) -> list[Row]:
             if isinstance(source, PeerSource):
-                return await fetch_rows(source.client, peer_kind, list(keys),
-                                        ctx.deadline.remaining())
+                return await fetch_rows(
+                    source.client, peer_kind, list(keys), ctx.deadline.remaining()
+                )
             return await _fetch_tagged(source, table, column, keys)
 
         async def load(keys: Sequence[str]) -> list[list[Row]]:
@@ -76,7 +77,8 @@ class Loaders:
             if peer_kind is not None:
                 sources += ctx.registry.peers()
             results, failures = await fan_out(
-                sources, lambda source: query(source, keys), ctx.deadline)
+                sources, lambda source: query(source, keys), ctx.deadline
+            )
             ctx.note_failures(failures)
             grouped: dict[Hashable, list[Row]] = defaultdict(list)
             for rows in results.values():
@@ -99,8 +101,10 @@ class Loaders:
             sources = [ctx.registry.get(name) for name in wanted]
 
             results, failures = await fan_out(
-                sources, lambda source: _fetch_tagged(source, table, column, wanted[source.name]),
-                ctx.deadline)
+                sources,
+                lambda source: _fetch_tagged(source, table, column, wanted[source.name]),
+                ctx.deadline,
+            )
             ctx.note_failures(failures)
             grouped: dict[tuple[str, str], list[Row]] = defaultdict(list)
             for name, rows in results.items():

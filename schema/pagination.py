@@ -25,8 +25,9 @@ Key = tuple[Any, ...]
 
 
 # Shareable: every federation subgraph has connections.
-@strawberry.federation.type(shareable=True,
-                            description="Where a page of a connection stands (Relay).")
+@strawberry.federation.type(
+    shareable=True, description="Where a page of a connection stands (Relay)."
+)
 class PageInfo:
     has_next_page: bool = strawberry.field(description="Whether more items follow this page.")
     end_cursor: str | None = strawberry.field(
@@ -77,9 +78,10 @@ def decode_cursor(cursor: str | None, shape: Sequence[type]) -> Key | None:
                 out.append(value)
         return tuple(out)
     except (ValueError, TypeError, orjson.JSONDecodeError):
-        raise bad_input("`after` is not a cursor of this connection",
-                        [{"path": ["after"], "reason": "not a cursor of this connection"}]
-                        ) from None
+        raise bad_input(
+            "`after` is not a cursor of this connection",
+            [{"path": ["after"], "reason": "not a cursor of this connection"}],
+        ) from None
 
 
 def page_size(first: int | None) -> int:
@@ -100,8 +102,9 @@ def connection(items: Sequence[tuple[Key, T]], limit: int) -> Connection[T]:
     return Connection(
         edges=edges,
         nodes=[e.node for e in edges],
-        page_info=PageInfo(has_next_page=len(items) > limit,
-                           end_cursor=edges[-1].cursor if edges else None),
+        page_info=PageInfo(
+            has_next_page=len(items) > limit, end_cursor=edges[-1].cursor if edges else None
+        ),
     )
 
 

@@ -61,8 +61,12 @@ def enc(table: str, column: str, pk: str, convert: Callable[[str], Any] | None =
 def forbidden(type_name: str, field_name: str, reason: str) -> GraphQLError:
     return GraphQLError(
         f"Not authorized to read {type_name}.{field_name}: {reason}",
-        extensions={"code": "FORBIDDEN_FIELD", "type": type_name, "field": field_name,
-                    "reason": reason},
+        extensions={
+            "code": "FORBIDDEN_FIELD",
+            "type": type_name,
+            "field": field_name,
+            "reason": reason,
+        },
     )
 
 
@@ -73,8 +77,13 @@ class Projection:
     data catalogue: a field the catalogue does not know is guarded, and the policy denies it.
     """
 
-    def __init__(self, type_name: str, cls: type, fields: Iterable[F],
-                 person_ref: Callable[[Row], str | None]) -> None:
+    def __init__(
+        self,
+        type_name: str,
+        cls: type,
+        fields: Iterable[F],
+        person_ref: Callable[[Row], str | None],
+    ) -> None:
         catalogue = default_catalogue()
         self.type_name = type_name
         self.cls = cls
@@ -84,8 +93,12 @@ class Projection:
             entry = catalogue.field(type_name, f.name)
             guarded = f.personal or entry is None or entry.level > 1
             self.fields[f.name] = _Spec(
-                f.attr, f.read, guarded, entry.data_class if entry else None,
-                f.mask or (entry.mask_fn if entry else None))
+                f.attr,
+                f.read,
+                guarded,
+                entry.data_class if entry else None,
+                f.mask or (entry.mask_fn if entry else None),
+            )
         self._plans: dict[frozenset[str], list[tuple[str, _Spec]]] = {}
         type_entry = catalogue.types.get(type_name)
         self.row_field = type_entry.row if type_entry else None
@@ -104,8 +117,7 @@ class Projection:
                 continue
             relation = relations.get(spec.data_class)
             if relation is None:
-                relation = relations[spec.data_class] = ctx.relation_to(ref, row,
-                                                                        spec.data_class)
+                relation = relations[spec.data_class] = ctx.relation_to(ref, row, spec.data_class)
             try:
                 decision = guard.admit(type_name, name, relation, ref, spec.mask is not None)
                 value = spec.read(ctx, row)

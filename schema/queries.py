@@ -83,12 +83,19 @@ async def _paged(
             rows = sorted(await peer_rows(source), key=key, reverse=descending)
             if cursor is not None:
                 rows = [r for r in rows if (key(r) < cursor if descending else key(r) > cursor)]
-            return rows[:limit + 1]
+            return rows[: limit + 1]
         table = table_of(source)
         # A regional caller's lists are scoped in SQL, so its pages are full of its own rows.
         where = [*where_of(table), *ctx.relations.row_scope(source, table)]
-        rows = await fetch_page(source.engine, table, where=where, order=order,
-                                descending=descending, after=cursor, limit=limit + 1)
+        rows = await fetch_page(
+            source.engine,
+            table,
+            where=where,
+            order=order,
+            descending=descending,
+            after=cursor,
+            limit=limit + 1,
+        )
         for row in rows:
             row["_source"] = source.name
         return rows
@@ -105,8 +112,9 @@ def _key(order: Sequence[str]) -> Callable[[Row], tuple[Any, ...]]:
     return lambda row: tuple(row[c] for c in order)
 
 
-async def _visible_page(info: strawberry.Info, projection: Projection, rows: list[Row],
-                        limit: int, order: Sequence[str]) -> Connection:
+async def _visible_page(
+    info: strawberry.Info, projection: Projection, rows: list[Row], limit: int, order: Sequence[str]
+) -> Connection:
     """A page of the rows the caller may see. Rows it may not see are dropped before any
     cursor is made from them; ``hasNextPage`` still says whether the sources had more."""
     ctx = info.context
@@ -123,39 +131,47 @@ async def _visible_page(info: strawberry.Info, projection: Projection, rows: lis
 
 def _settlement_matches(f: SettlementFilter, row: Row) -> bool:
     """The filter's SQL clauses, for a peer's rows (a peer is asked by person only)."""
+
     def starts(value: str | None, code: str | None) -> bool:
         return code is None or (value or "").startswith(region_prefix(code))
 
     cross = bool(row.get("cross_province"))
-    return (starts(row.get("insuplc_admdvs"), f.insured_region)
-            and starts(row.get("mdtrtarea_admvs"), f.treatment_region)
-            and (f.settled_from is None or row["setl_time"] >= f.settled_from)
-            and (f.settled_before is None or row["setl_time"] < f.settled_before)
-            and (f.medical_type is None or row.get("med_type") == f.medical_type.value)
-            and (f.institution_code is None or row.get("institution_code") == f.institution_code)
-            and (f.cross_province is None or cross == f.cross_province))
+    return (
+        starts(row.get("insuplc_admdvs"), f.insured_region)
+        and starts(row.get("mdtrtarea_admvs"), f.treatment_region)
+        and (f.settled_from is None or row["setl_time"] >= f.settled_from)
+        and (f.settled_before is None or row["setl_time"] < f.settled_before)
+        and (f.medical_type is None or row.get("med_type") == f.medical_type.value)
+        and (f.institution_code is None or row.get("institution_code") == f.institution_code)
+        and (f.cross_province is None or cross == f.cross_province)
+    )
 
 
-@strawberry.input(description="Which settlements to list. Regions match everything inside "
-                              "them: a province code (330000) matches its cities and districts.")
+@strawberry.input(
+    description="Which settlements to list. Regions match everything inside "
+    "them: a province code (330000) matches its cities and districts."
+)
 class SettlementFilter:
-    person_id: strawberry.ID | None = strawberry.field(default=None,
-                                                       description="Only this person.")
-    insured_region: str | None = strawberry.field(default=None,
-                                                  description="Insured place (参保地).")
-    treatment_region: str | None = strawberry.field(default=None,
-                                                    description="Treatment place (就医地).")
-    settled_from: datetime | None = strawberry.field(default=None,
-                                                     description="Settled at or after.")
-    settled_before: datetime | None = strawberry.field(default=None,
-                                                       description="Settled before.")
-    medical_type: VisitType | None = strawberry.field(default=None,
-                                                      description="Medical type.")
+    person_id: strawberry.ID | None = strawberry.field(
+        default=None, description="Only this person."
+    )
+    insured_region: str | None = strawberry.field(
+        default=None, description="Insured place (参保地)."
+    )
+    treatment_region: str | None = strawberry.field(
+        default=None, description="Treatment place (就医地)."
+    )
+    settled_from: datetime | None = strawberry.field(
+        default=None, description="Settled at or after."
+    )
+    settled_before: datetime | None = strawberry.field(default=None, description="Settled before.")
+    medical_type: VisitType | None = strawberry.field(default=None, description="Medical type.")
     cross_province: bool | None = strawberry.field(
         default=None, description="Only cross-province (true) or only in-province (false)."
     )
-    institution_code: str | None = strawberry.field(default=None,
-                                                    description="Treating institution.")
+    institution_code: str | None = strawberry.field(
+        default=None, description="Treating institution."
+    )
 
 
 @strawberry.type(description="The read entry points of medfed.")
@@ -168,20 +184,26 @@ class Query(ConsentQuery, AuditQuery):
         rows = await ctx.load(ctx.loaders.persons, ctx.principal.person_ref, info)
         return await person_from_rows(info, rows)
 
-    @strawberry.field(description="One person, by national ID number or by personId (exactly "
-                                  "one). Null when no bureau knows the person.")
-    async def person(self, info: strawberry.Info, id_number: str | None = None,
-                     person_id: strawberry.ID | None = None) -> Person | None:
+    @strawberry.field(
+        description="One person, by national ID number or by personId (exactly "
+        "one). Null when no bureau knows the person."
+    )
+    async def person(
+        self,
+        info: strawberry.Info,
+        id_number: str | None = None,
+        person_id: strawberry.ID | None = None,
+    ) -> Person | None:
         ctx = info.context
         if (id_number is None) == (person_id is None):
-            raise bad_input("give exactly one of idNumber and personId",
-                            [{"path": ["idNumber"], "reason": "give exactly one of idNumber "
-                                                              "and personId"}])
+            raise bad_input(
+                "give exactly one of idNumber and personId",
+                [{"path": ["idNumber"], "reason": "give exactly one of idNumber and personId"}],
+            )
         if id_number is not None:
             if problem := codes.validate_id_number(id_number):
                 # The reason never repeats the submitted value: it is personal.
-                raise bad_input(f"idNumber: {problem}", [{"path": ["idNumber"],
-                                                          "reason": problem}])
+                raise bad_input(f"idNumber: {problem}", [{"path": ["idNumber"], "reason": problem}])
             # During a blind-index rotation both the new and the previous index are valid.
             candidates = ctx.indexer.id_number_candidates(id_number)
             found = await ctx.loaders.persons_by_id_bidx.load_many(candidates)
@@ -198,12 +220,19 @@ class Query(ConsentQuery, AuditQuery):
         rows = await ctx.load(ctx.loaders.persons, ref, info)
         return await person_from_rows(info, rows)
 
-    @strawberry.field(description="A person's lab and imaging results from every hospital, "
-                                  "newest first. " + PAGE_ARGS)
+    @strawberry.field(
+        description="A person's lab and imaging results from every hospital, "
+        "newest first. " + PAGE_ARGS
+    )
     async def test_results(
-        self, info: strawberry.Info, person_id: strawberry.ID,
-        category: TestCategory | None = None, since: datetime | None = None,
-        until: datetime | None = None, first: int | None = None, after: str | None = None,
+        self,
+        info: strawberry.Info,
+        person_id: strawberry.ID,
+        category: TestCategory | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        first: int | None = None,
+        after: str | None = None,
     ) -> Connection[TestResult]:
         ref = _own_person_only(info, str(person_id))
         table = hospital.TestResult.__table__
@@ -218,16 +247,29 @@ class Query(ConsentQuery, AuditQuery):
                 clauses.append(t.c.collected_at < until)
             return clauses
 
-        rows, limit = await _paged(info, info.context.registry.of_kind("hospital"),
-                                   lambda _s: table, where, ("collected_at", "result_id"),
-                                   (datetime, str), True, first, after)
+        rows, limit = await _paged(
+            info,
+            info.context.registry.of_kind("hospital"),
+            lambda _s: table,
+            where,
+            ("collected_at", "result_id"),
+            (datetime, str),
+            True,
+            first,
+            after,
+        )
         return await _visible_page(info, TEST_RESULT, rows, limit, ("collected_at", "result_id"))
 
     @strawberry.field(description="Cross-region filings (备案), newest first. " + PAGE_ARGS)
     async def filings(
-        self, info: strawberry.Info, person_id: strawberry.ID | None = None,
-        insured_region: str | None = None, destination: str | None = None,
-        status: FilingStatus | None = None, first: int | None = None, after: str | None = None,
+        self,
+        info: strawberry.Info,
+        person_id: strawberry.ID | None = None,
+        insured_region: str | None = None,
+        destination: str | None = None,
+        status: FilingStatus | None = None,
+        first: int | None = None,
+        after: str | None = None,
     ) -> Connection[Filing]:
         problems: list[dict] = []
         _check_region("insuredRegion", insured_region, problems)
@@ -248,16 +290,29 @@ class Query(ConsentQuery, AuditQuery):
                 clauses.append(t.c.status == status.value)
             return clauses
 
-        rows, limit = await _paged(info, info.context.registry.of_kind("platform"),
-                                   lambda _s: table, where, ("filed_at", "filing_id"),
-                                   (datetime, str), True, first, after)
+        rows, limit = await _paged(
+            info,
+            info.context.registry.of_kind("platform"),
+            lambda _s: table,
+            where,
+            ("filed_at", "filing_id"),
+            (datetime, str),
+            True,
+            first,
+            after,
+        )
         return await _visible_page(info, FILING, rows, limit, ("filed_at", "filing_id"))
 
-    @strawberry.field(description="Settlements from every bureau and the national platform, "
-                                  "newest first. " + PAGE_ARGS)
+    @strawberry.field(
+        description="Settlements from every bureau and the national platform, "
+        "newest first. " + PAGE_ARGS
+    )
     async def settlements(
-        self, info: strawberry.Info, filter: SettlementFilter | None = None,
-        first: int | None = None, after: str | None = None,
+        self,
+        info: strawberry.Info,
+        filter: SettlementFilter | None = None,
+        first: int | None = None,
+        after: str | None = None,
     ) -> Connection[Settlement]:
         f = filter or SettlementFilter()
         problems: list[dict] = []
@@ -266,8 +321,9 @@ class Query(ConsentQuery, AuditQuery):
         if f.institution_code and (p := codes.validate_institution(f.institution_code)):
             problems.append({"path": ["filter", "institutionCode"], "reason": p})
         if f.settled_from and f.settled_before and f.settled_from >= f.settled_before:
-            problems.append({"path": ["filter", "settledBefore"],
-                             "reason": "must be after settledFrom"})
+            problems.append(
+                {"path": ["filter", "settledBefore"], "reason": "must be after settledFrom"}
+            )
         _raise_if(problems)
         ref = _own_person_only(info, None if f.person_id is None else str(f.person_id))
         registry = info.context.registry
@@ -278,8 +334,11 @@ class Query(ConsentQuery, AuditQuery):
             sources += registry.of_kind("platform")
 
         def table_of(source: Source) -> Table:
-            return (platform.CrossSettlement.__table__ if source.spec.kind == "platform"
-                    else bureau.Settlement.__table__)
+            return (
+                platform.CrossSettlement.__table__
+                if source.spec.kind == "platform"
+                else bureau.Settlement.__table__
+            )
 
         def where(t: Table) -> list:
             clauses = []
@@ -288,8 +347,7 @@ class Query(ConsentQuery, AuditQuery):
             if f.insured_region:
                 clauses.append(t.c.insuplc_admdvs.startswith(region_prefix(f.insured_region)))
             if f.treatment_region:
-                clauses.append(
-                    t.c.mdtrtarea_admvs.startswith(region_prefix(f.treatment_region)))
+                clauses.append(t.c.mdtrtarea_admvs.startswith(region_prefix(f.treatment_region)))
             if f.settled_from:
                 clauses.append(t.c.setl_time >= f.settled_from)
             if f.settled_before:
@@ -303,22 +361,37 @@ class Query(ConsentQuery, AuditQuery):
             return clauses
 
         async def from_peer(peer: PeerSource) -> list[Row]:
-            rows = await fetch_rows(peer.client, SETTLEMENTS, [ref],
-                                    info.context.deadline.remaining())
+            rows = await fetch_rows(
+                peer.client, SETTLEMENTS, [ref], info.context.deadline.remaining()
+            )
             return [r for r in rows if _settlement_matches(f, r)]
 
         # Peers answer by person only: a list across all persons stays local.
-        rows, limit = await _paged(info, sources, table_of, where, ("setl_time", "setl_id"),
-                                   (datetime, str), True, first, after,
-                                   from_peer if ref is not None else None)
+        rows, limit = await _paged(
+            info,
+            sources,
+            table_of,
+            where,
+            ("setl_time", "setl_id"),
+            (datetime, str),
+            True,
+            first,
+            after,
+            from_peer if ref is not None else None,
+        )
         return await _visible_page(info, SETTLEMENT, rows, limit, ("setl_time", "setl_id"))
 
-    @strawberry.field(description="Designated institutions from the directory, by code. "
-                                  + PAGE_ARGS)
+    @strawberry.field(
+        description="Designated institutions from the directory, by code. " + PAGE_ARGS
+    )
     async def institutions(
-        self, info: strawberry.Info, region: str | None = None,
-        kind: InstitutionKind | None = None, level: InstitutionLevel | None = None,
-        internet_hospital: bool | None = None, first: int | None = None,
+        self,
+        info: strawberry.Info,
+        region: str | None = None,
+        kind: InstitutionKind | None = None,
+        level: InstitutionLevel | None = None,
+        internet_hospital: bool | None = None,
+        first: int | None = None,
         after: str | None = None,
     ) -> Connection[Institution]:
         problems: list[dict] = []
@@ -339,6 +412,15 @@ class Query(ConsentQuery, AuditQuery):
                 clauses.append(t.c.internet_hospital.is_(internet_hospital))
             return clauses
 
-        rows, limit = await _paged(info, [source] if source else [], lambda _s: table, where,
-                                   ("code",), (str,), False, first, after)
+        rows, limit = await _paged(
+            info,
+            [source] if source else [],
+            lambda _s: table,
+            where,
+            ("code",),
+            (str,),
+            False,
+            first,
+            after,
+        )
         return connection([((r["code"],), Institution.from_row(r)) for r in rows], limit)

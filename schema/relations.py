@@ -66,7 +66,9 @@ class Relations:
         self.self_ref = principal.person_ref if principal.role is Role.PATIENT else None
         self.pharmacy = self.role is Role.PHARMACIST and self.org.startswith("P")
         self.by_institution = bool(INSTITUTION.match(self.org)) and self.role in (
-            Role.CLINICIAN, Role.PHARMACIST)
+            Role.CLINICIAN,
+            Role.PHARMACIST,
+        )
         policy = ctx.services.policy
         self.prefix: str | None = None
         if self.role in REGION_ROLES and REGION_CODE.match(self.org):
@@ -95,9 +97,11 @@ class Relations:
         glass: set[str] = set()
         if self.role is Role.CLINICIAN and self.ctx.purpose is Purpose.EMERGENCY:
             glass = await self._break_glass(
-                [r for r in refs if r not in treating and not consented.get(r)])
-        return [PersonRelation(r in treating, consented.get(r, frozenset()), r in glass)
-                for r in refs]
+                [r for r in refs if r not in treating and not consented.get(r)]
+            )
+        return [
+            PersonRelation(r in treating, consented.get(r, frozenset()), r in glass) for r in refs
+        ]
 
     async def _treating(self, refs: Sequence[str]) -> set[str]:
         """Persons with a visit at the caller's institution, or a test performed there,
@@ -112,14 +116,18 @@ class Relations:
                 t, when = visits, visits.c.begin_date >= since.date()
             else:
                 t, when = results, results.c.collected_at >= since
-            stmt = select(t.c.person_ref).distinct().where(
-                t.c.person_ref.in_(list(refs)), t.c.institution_code == self.org, when)
+            stmt = (
+                select(t.c.person_ref)
+                .distinct()
+                .where(t.c.person_ref.in_(list(refs)), t.c.institution_code == self.org, when)
+            )
             async with source.engine.connect() as conn:
                 return {r[0] for r in await conn.execute(stmt)}
 
-        sources = [*ctx.registry.of_kind("bureau"),
-                   *(s for s in ctx.registry.of_kind("hospital")
-                     if s.spec.institution == self.org)]
+        sources = [
+            *ctx.registry.of_kind("bureau"),
+            *(s for s in ctx.registry.of_kind("hospital") if s.spec.institution == self.org),
+        ]
         found, failures = await fan_out(sources, query, ctx.deadline)
         ctx.note_failures(failures)  # an unreachable source proves no relation: fail closed
         return set().union(*found.values())
@@ -137,9 +145,14 @@ class Relations:
             return {}
         out: dict[str, frozenset[str]] = {}
         for ref, consents in active.items():
-            classes = {c.value.lower() for consent in consents
-                       if consent.grantee == self.org and consent.purpose == self.ctx.purpose
-                       and consent.is_active(self.ctx.now) for c in consent.data_classes}
+            classes = {
+                c.value.lower()
+                for consent in consents
+                if consent.grantee == self.org
+                and consent.purpose == self.ctx.purpose
+                and consent.is_active(self.ctx.now)
+                for c in consent.data_classes
+            }
             if classes:
                 out[ref] = frozenset(classes)
         return out
@@ -153,13 +166,16 @@ class Relations:
         if services.gateway_engine is None:
             self.break_glass_refused.update(refs)
             return set()
-        ledger = BreakGlassLedger(services.gateway_engine,
-                                  persons_per_day=policy.break_glass_persons_per_day,
-                                  hours=policy.break_glass_hours)
+        ledger = BreakGlassLedger(
+            services.gateway_engine,
+            persons_per_day=policy.break_glass_persons_per_day,
+            hours=policy.break_glass_hours,
+        )
         principal = self.ctx.principal
         try:
-            outcome = await ledger.grant(f"{principal.issuer}|{principal.sub}", self.org, refs,
-                                         self.ctx.now)
+            outcome = await ledger.grant(
+                f"{principal.issuer}|{principal.sub}", self.org, refs, self.ctx.now
+            )
         except Exception:  # a ledger that cannot count grants nothing
             log.exception("break-glass ledger failed; refusing")
             self.break_glass_refused.update(refs)
@@ -169,8 +185,9 @@ class Relations:
         return set(outcome.granted)
 
     # -- per row, synchronous -------------------------------------------------------------------
-    def relation(self, ref: str | None, row: dict[str, Any] | None,
-                 data_class: str | None = None) -> Relation:
+    def relation(
+        self, ref: str | None, row: dict[str, Any] | None, data_class: str | None = None
+    ) -> Relation:
         if ref is not None:
             if ref == self.self_ref:
                 return Relation.SELF

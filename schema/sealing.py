@@ -42,8 +42,14 @@ class SealingWalkError(RuntimeError):
     """The result cannot be matched to its operation; the caller must not answer."""
 
 
-def seal_result_data(schema: GraphQLSchema, document: DocumentNode, operation_name: str | None,
-                     data: dict[str, Any], catalogue: Catalogue, seal: Seal) -> int:
+def seal_result_data(
+    schema: GraphQLSchema,
+    document: DocumentNode,
+    operation_name: str | None,
+    data: dict[str, Any],
+    catalogue: Catalogue,
+    seal: Seal,
+) -> int:
     """Replace, in place, every non-null level-4+ value of ``data`` by ``seal(path, value)``;
     return how many were sealed."""
     operation = get_operation_ast(document, operation_name)
@@ -52,24 +58,31 @@ def seal_result_data(schema: GraphQLSchema, document: DocumentNode, operation_na
     root = schema.get_root_type(operation.operation)
     if root is None:
         raise SealingWalkError("schema has no root type for the operation")
-    fragments = {d.name.value: d for d in document.definitions
-                 if isinstance(d, FragmentDefinitionNode)}
+    fragments = {
+        d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+    }
     walker = _Walker(schema, fragments, catalogue, seal)
     walker.walk(data, root, [operation.selection_set], [])
     return walker.count
 
 
 class _Walker:
-    def __init__(self, schema: GraphQLSchema, fragments: dict[str, FragmentDefinitionNode],
-                 catalogue: Catalogue, seal: Seal) -> None:
+    def __init__(
+        self,
+        schema: GraphQLSchema,
+        fragments: dict[str, FragmentDefinitionNode],
+        catalogue: Catalogue,
+        seal: Seal,
+    ) -> None:
         self.schema = schema
         self.fragments = fragments
         self.catalogue = catalogue
         self.seal = seal
         self.count = 0
 
-    def walk(self, value: Any, gql_type: Any, selections: list[SelectionSetNode],
-             path: list[str | int]) -> None:
+    def walk(
+        self, value: Any, gql_type: Any, selections: list[SelectionSetNode], path: list[str | int]
+    ) -> None:
         if value is None:
             return
         while isinstance(gql_type, GraphQLNonNull):
@@ -127,8 +140,9 @@ class _Walker:
                         pending.append(fragment.selection_set)
         return fields
 
-    def _runtime_types(self, named: Any, value: dict[str, Any],
-                       fields: dict[str, list[FieldNode]]) -> list[GraphQLObjectType]:
+    def _runtime_types(
+        self, named: Any, value: dict[str, Any], fields: dict[str, list[FieldNode]]
+    ) -> list[GraphQLObjectType]:
         if isinstance(named, GraphQLObjectType):
             return [named]
         if not is_abstract_type(named):

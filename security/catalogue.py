@@ -19,8 +19,18 @@ from security import masking
 CATALOGUE_FILE = Path(__file__).with_name("catalogue.toml")
 
 CLASSES: tuple[str, ...] = (
-    "identity", "contact", "enrollment", "visit", "diagnosis", "prescription", "lab_result",
-    "imaging", "settlement", "filing", "audit", "aggregate",
+    "identity",
+    "contact",
+    "enrollment",
+    "visit",
+    "diagnosis",
+    "prescription",
+    "lab_result",
+    "imaging",
+    "settlement",
+    "filing",
+    "audit",
+    "aggregate",
 )
 
 MASKS: Mapping[str, Callable[[Any], Any]] = {
@@ -115,8 +125,9 @@ def parse(raw: Mapping[str, Any]) -> Catalogue:
         row = spec.get("row")
         if row is not None and row not in fields:
             raise _problem(type_name, f"row field {row!r} is not catalogued")
-        types[type_name] = TypeEntry(type_name, fields, row, spec.get("gate"),
-                                     frozenset(spec.get("links", ())))
+        types[type_name] = TypeEntry(
+            type_name, fields, row, spec.get("gate"), frozenset(spec.get("links", ()))
+        )
     for entry in types.values():
         if entry.gate is not None:
             parent, _, name = entry.gate.partition(".")

@@ -75,9 +75,11 @@ class DocumentStore:
         check_document(text)
         digest = document_hash(text)
         async with self.engine.begin() as conn:
-            added = await insert_if_absent(conn, TrustedDocumentRow.__table__, {
-                "sha256": digest, "name": name, "body": text,
-                "added_at": datetime.now(UTC)})
+            added = await insert_if_absent(
+                conn,
+                TrustedDocumentRow.__table__,
+                {"sha256": digest, "name": name, "body": text, "added_at": datetime.now(UTC)},
+            )
         return digest, added
 
     async def get(self, digest: str) -> TrustedDocument | None:
@@ -88,8 +90,11 @@ class DocumentStore:
             return found
         # Misses go to the database, so a document added while serving works at once.
         async with self.engine.connect() as conn:
-            body = (await conn.execute(select(TrustedDocumentRow.body).where(
-                TrustedDocumentRow.sha256 == digest))).scalar_one_or_none()
+            body = (
+                await conn.execute(
+                    select(TrustedDocumentRow.body).where(TrustedDocumentRow.sha256 == digest)
+                )
+            ).scalar_one_or_none()
         if body is None or document_hash(body) != digest:
             return None
         found = TrustedDocument(digest, body, parse(body))

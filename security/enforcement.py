@@ -46,8 +46,12 @@ class FieldDenied(Exception):
         self.field_name = field_name
         self.reason = reason
         # graphql-core adopts these when the error is raised inside a resolver (gates).
-        self.extensions = {"code": "FORBIDDEN_FIELD", "type": type_name, "field": field_name,
-                           "reason": reason}
+        self.extensions = {
+            "code": "FORBIDDEN_FIELD",
+            "type": type_name,
+            "field": field_name,
+            "reason": reason,
+        }
 
 
 @dataclass
@@ -86,15 +90,22 @@ class FieldGuard:
         decision = self._decisions.get(key)
         if decision is None:
             try:
-                decision = self._decider(self.principal, self.purpose, type_name, field_name,
-                                         relation)
+                decision = self._decider(
+                    self.principal, self.purpose, type_name, field_name, relation
+                )
             except Exception as exc:  # a decision that cannot be made is a denial
                 decision = (Decision.DENY, f"policy error ({type(exc).__name__})")
             self._decisions[key] = decision
         return decision
 
-    def admit(self, type_name: str, field_name: str, relation: Relation,
-              person_ref: str | None, maskable: bool) -> Decision:
+    def admit(
+        self,
+        type_name: str,
+        field_name: str,
+        relation: Relation,
+        person_ref: str | None,
+        maskable: bool,
+    ) -> Decision:
         """Decide and record one value's access: ALLOW (open it), MASK (open and mask it;
         only when ``maskable``), or raise :class:`FieldDenied`. Callers that open values
         themselves (projections, per row) use this; :meth:`read` wraps it."""

@@ -40,8 +40,7 @@ class IdempotencyKeyRow(GatewayBase):
     source: Mapped[str | None] = mapped_column(String(64), nullable=True)
     object_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True),
-                                                          nullable=True)
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 TABLE = IdempotencyKeyRow.__table__
@@ -59,8 +58,13 @@ def caller_digest(issuer: str, subject: str) -> str:
 def request_hash(operation: str, canonical_input: Any) -> str:
     """SHA-256 of the operation and its input as canonical JSON (sorted keys, no spaces).
     ``canonical_input`` must already be plain JSON: strings, numbers, lists, dicts."""
-    text = json.dumps({"operation": operation, "input": canonical_input}, sort_keys=True,
-                      separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    text = json.dumps(
+        {"operation": operation, "input": canonical_input},
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+        allow_nan=False,
+    )
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
@@ -90,23 +94,39 @@ class IdempotencyStore:
 
     async def find(self, caller: str, key: str) -> KeyUse | None:
         async with self._engine.connect() as conn:
-            row = (await conn.execute(
-                select(TABLE).where(TABLE.c.caller == caller, TABLE.c.key == key))).first()
+            row = (
+                await conn.execute(
+                    select(TABLE).where(TABLE.c.caller == caller, TABLE.c.key == key)
+                )
+            ).first()
         if row is None:
             return None
-        return KeyUse(operation=row.operation, request_hash=row.request_hash,
-                      source=row.source, object_id=row.object_id,
-                      completed=row.completed_at is not None)
+        return KeyUse(
+            operation=row.operation,
+            request_hash=row.request_hash,
+            source=row.source,
+            object_id=row.object_id,
+            completed=row.completed_at is not None,
+        )
 
     async def reserve(self, caller: str, key: str, operation: str, hashed: str) -> KeyUse:
         """Claim ``key`` for this request unless it is claimed; return the claim that holds
         (this one, or the one a concurrent request made first)."""
         async with self._engine.begin() as conn:
-            await insert_if_absent(conn, TABLE, {
-                "caller": caller, "key": key, "operation": operation, "request_hash": hashed,
-                "source": None, "object_id": None, "created_at": datetime.now(UTC),
-                "completed_at": None,
-            })
+            await insert_if_absent(
+                conn,
+                TABLE,
+                {
+                    "caller": caller,
+                    "key": key,
+                    "operation": operation,
+                    "request_hash": hashed,
+                    "source": None,
+                    "object_id": None,
+                    "created_at": datetime.now(UTC),
+                    "completed_at": None,
+                },
+            )
         use = await self.find(caller, key)
         assert use is not None
         return use
@@ -115,7 +135,6 @@ class IdempotencyStore:
         async with self._engine.begin() as conn:
             await conn.execute(
                 update(TABLE)
-                .where(TABLE.c.caller == caller, TABLE.c.key == key,
-                       TABLE.c.completed_at.is_(None))
+                .where(TABLE.c.caller == caller, TABLE.c.key == key, TABLE.c.completed_at.is_(None))
                 .values(source=source, object_id=object_id, completed_at=datetime.now(UTC))
             )

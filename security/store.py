@@ -14,9 +14,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import DeclarativeBase
 
 # Modules defining GatewayBase tables; each adds itself here when it is written.
-GATEWAY_MODEL_MODULES: tuple[str, ...] = ("security.audit.models", "security.consent.models",
-                                          "security.idempotency", "security.policy.break_glass",
-                                          "security.documents")
+GATEWAY_MODEL_MODULES: tuple[str, ...] = (
+    "security.audit.models",
+    "security.consent.models",
+    "security.idempotency",
+    "security.policy.break_glass",
+    "security.documents",
+)
 
 
 class GatewayBase(DeclarativeBase):

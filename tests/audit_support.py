@@ -59,8 +59,7 @@ async def verify(fed, services) -> Any:
         await engine.dispose()
 
 
-def append_events(data_dir: Path, count: int, start: int = 0,
-                  profile: str = "standard") -> None:
+def append_events(data_dir: Path, count: int, start: int = 0, profile: str = "standard") -> None:
     """Append events ``start``… through a log on the data directory's gateway database
     (checkpoint every 10), signed under the crypto ``profile``, then close it."""
     from connectors.sql import migrate
@@ -71,8 +70,9 @@ def append_events(data_dir: Path, count: int, start: int = 0,
         spec = load_settings(data_dir=data_dir).gateway_spec
         await migrate.upgrade(spec)
         engine = create_source_engine(spec)
-        log = open_audit_log(engine, data_dir / "keys", AuditLogConfig(checkpoint_every=10),
-                             profile)
+        log = open_audit_log(
+            engine, data_dir / "keys", AuditLogConfig(checkpoint_every=10), profile
+        )
         for n in range(start, start + count):
             await log.append({"n": n, "purpose": "TREATMENT"})
         await log.close()

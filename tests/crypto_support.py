@@ -26,8 +26,12 @@ FILINGS = platform.Filing.__table__
 def write_config(path: Path, specs: list[SourceSpec], profile: str) -> Path:
     lines = ["[crypto]", f'profile = "{profile}"', ""]
     for spec in specs:
-        lines += ["[[sources]]", f'name = "{spec.name}"', f'kind = "{spec.kind}"',
-                  f'url = "{spec.url}"']
+        lines += [
+            "[[sources]]",
+            f'name = "{spec.name}"',
+            f'kind = "{spec.kind}"',
+            f'url = "{spec.url}"',
+        ]
         if spec.schema:
             lines.append(f'schema = "{spec.schema}"')
         if spec.kind == "bureau":
@@ -50,9 +54,13 @@ def id_number(i: int) -> str:
 
 
 def person_values(i: int, version: int = 0) -> dict[str, str]:
-    return {"name": f"张{i}号" + ("" if not version else f"-{version}"),
-            "id_number": id_number(i), "phone": f"138{i:08d}",
-            "birth_date": f"1990-01-{1 + i % 28:02d}", "address": f"杭州市西湖区{i}号"}
+    return {
+        "name": f"张{i}号" + ("" if not version else f"-{version}"),
+        "id_number": id_number(i),
+        "phone": f"138{i:08d}",
+        "birth_date": f"1990-01-{1 + i % 28:02d}",
+        "address": f"杭州市西湖区{i}号",
+    }
 
 
 async def seed_persons(spec: SourceSpec, keyring: KeyRing, n: int) -> dict[str, dict[str, str]]:
@@ -66,13 +74,18 @@ async def seed_persons(spec: SourceSpec, keyring: KeyRing, n: int) -> dict[str, 
         psn = f"P{i:06d}"
         values = person_values(i)
         expected[psn] = values
-        row = {"psn_no": psn, "person_ref": indexer.person_ref(values["id_number"]),
-               "id_number_bidx": indexer.id_number(values["id_number"]),
-               "phone_bidx": indexer.phone(values["phone"]), "gender": "MALE",
-               "insuplc_admdvs": "330100"}
+        row = {
+            "psn_no": psn,
+            "person_ref": indexer.person_ref(values["id_number"]),
+            "id_number_bidx": indexer.id_number(values["id_number"]),
+            "phone_bidx": indexer.phone(values["phone"]),
+            "gender": "MALE",
+            "insuplc_admdvs": "330100",
+        }
         for name in PERSON_FIELDS:
-            row[f"{name}_enc"] = cipher.encrypt(values[name], source=spec.name, table="persons",
-                                                column=f"{name}_enc", row_key=psn)
+            row[f"{name}_enc"] = cipher.encrypt(
+                values[name], source=spec.name, table="persons", column=f"{name}_enc", row_key=psn
+            )
         rows.append(row)
     engine = create_source_engine(spec)
     try:
@@ -91,15 +104,23 @@ async def seed_filings(spec: SourceSpec, keyring: KeyRing, ids: list[int]) -> No
     rows = []
     for i in ids:
         fid = f"F{i:06d}"
-        rows.append({
-            "filing_id": fid, "person_ref": indexer.person_ref(id_number(i)),
-            "id_number_bidx": indexer.id_number(id_number(i)),
-            "name_enc": cipher.encrypt(f"张{i}号", source=spec.name, table="filings",
-                                       column="name_enc", row_key=fid),
-            "insuplc_admdvs": "330100", "mdtrtarea_admvs": "370100", "category": "RESIDENT",
-            "channel": "APP", "status": "ACTIVE", "filed_at": datetime(2025, 1, 1),
-            "valid_from": date(2025, 1, 1),
-        })
+        rows.append(
+            {
+                "filing_id": fid,
+                "person_ref": indexer.person_ref(id_number(i)),
+                "id_number_bidx": indexer.id_number(id_number(i)),
+                "name_enc": cipher.encrypt(
+                    f"张{i}号", source=spec.name, table="filings", column="name_enc", row_key=fid
+                ),
+                "insuplc_admdvs": "330100",
+                "mdtrtarea_admvs": "370100",
+                "category": "RESIDENT",
+                "channel": "APP",
+                "status": "ACTIVE",
+                "filed_at": datetime(2025, 1, 1),
+                "valid_from": date(2025, 1, 1),
+            }
+        )
     engine = create_source_engine(spec)
     try:
         async with engine.begin() as conn:
@@ -123,23 +144,30 @@ class Gateway:
     async def read(self, psn: str) -> dict[str, str]:
         async with self.engine.connect() as conn:
             row = (await conn.execute(select(PERSONS).where(PERSONS.c.psn_no == psn))).one()
-        return {name: self.cipher.decrypt(bytes(getattr(row, f"{name}_enc")), table="persons",
-                                          column=f"{name}_enc", row_key=psn)
-                for name in PERSON_FIELDS}
+        return {
+            name: self.cipher.decrypt(
+                bytes(getattr(row, f"{name}_enc")),
+                table="persons",
+                column=f"{name}_enc",
+                row_key=psn,
+            )
+            for name in PERSON_FIELDS
+        }
 
     async def lookup(self, id_no: str) -> list[str]:
         candidates = self.indexer.id_number_candidates(id_no)
         async with self.engine.connect() as conn:
-            rows = await conn.execute(select(PERSONS.c.psn_no)
-                                      .where(PERSONS.c.id_number_bidx.in_(candidates)))
+            rows = await conn.execute(
+                select(PERSONS.c.psn_no).where(PERSONS.c.id_number_bidx.in_(candidates))
+            )
             return [r[0] for r in rows]
 
     async def rename(self, psn: str, name: str) -> None:
-        blob = self.cipher.encrypt(name, source=self.spec.name, table="persons",
-                                   column="name_enc", row_key=psn)
+        blob = self.cipher.encrypt(
+            name, source=self.spec.name, table="persons", column="name_enc", row_key=psn
+        )
         async with self.engine.begin() as conn:
-            await conn.execute(update(PERSONS).where(PERSONS.c.psn_no == psn)
-                               .values(name_enc=blob))
+            await conn.execute(update(PERSONS).where(PERSONS.c.psn_no == psn).values(name_enc=blob))
 
     async def close(self) -> None:
         await self.engine.dispose()

@@ -17,8 +17,20 @@ def medfed(data_dir: Path, *args: str) -> int:
 
 
 def build(data_dir: Path, persons: int, seed: int = 20201101, *extra: str) -> dict:
-    assert medfed(data_dir, "demo", "build", "--persons", str(persons), "--seed", str(seed),
-                  "--quiet", *extra) == 0
+    assert (
+        medfed(
+            data_dir,
+            "demo",
+            "build",
+            "--persons",
+            str(persons),
+            "--seed",
+            str(seed),
+            "--quiet",
+            *extra,
+        )
+        == 0
+    )
     return json.loads((data_dir / "demo-manifest.json").read_text(encoding="utf-8"))
 
 
@@ -29,6 +41,11 @@ def db(data_dir: Path, source: str) -> sqlite3.Connection:
 
 
 BUREAUS = ("bureau-330000", "bureau-370000", "bureau-220000")
-HOSPITALS = ("hospital-h33010600001", "hospital-h33020300002", "hospital-h37010200003",
-             "hospital-h37020200004", "hospital-h22010200005")
+HOSPITALS = (
+    "hospital-h33010600001",
+    "hospital-h33020300002",
+    "hospital-h37010200003",
+    "hospital-h37020200004",
+    "hospital-h22010200005",
+)
 PHARMACIES = ("pharmacy-p33010600101", "pharmacy-p37010200102")

@@ -54,8 +54,14 @@ def claims(**overrides) -> dict:
     """Valid clinician claims for the demo issuer, issued now for an hour."""
     now = int(time.time())
     payload = {
-        "iss": DEMO_ISSUER, "aud": AUDIENCE, "sub": "dr-wang", "role": "clinician",
-        "org": CLINIC, "purposes": ["TREATMENT"], "iat": now, "exp": now + 3600,
+        "iss": DEMO_ISSUER,
+        "aud": AUDIENCE,
+        "sub": "dr-wang",
+        "role": "clinician",
+        "org": CLINIC,
+        "purposes": ["TREATMENT"],
+        "iat": now,
+        "exp": now + 3600,
         "jti": "t-1",
     }
     for key, value in overrides.items():
@@ -78,12 +84,17 @@ class World:
     calls: list[Request] = field(default_factory=list)
 
     def demo_token(self, **overrides) -> str:
-        return jwt.encode(claims(**overrides), self.demo.private_key, algorithm="EdDSA",
-                          headers={"kid": DEMO_KID})
+        return jwt.encode(
+            claims(**overrides), self.demo.private_key, algorithm="EdDSA", headers={"kid": DEMO_KID}
+        )
 
     def es_token(self, **overrides) -> str:
-        return jwt.encode(claims(iss=ES_ISSUER, **overrides), self.es_key, algorithm="ES256",
-                          headers={"kid": ES_KID})
+        return jwt.encode(
+            claims(iss=ES_ISSUER, **overrides),
+            self.es_key,
+            algorithm="ES256",
+            headers={"kid": ES_KID},
+        )
 
     def demo_public_pem(self) -> bytes:
         return self.demo.public_pem().encode("ascii")
@@ -94,21 +105,32 @@ class World:
             principal = request.state.principal
             if principal is None:
                 return PlainTextResponse("<html>GraphiQL</html>", media_type="text/html")
-            return JSONResponse({"sub": principal.sub, "role": principal.role.value,
-                                 "purpose": request.state.purpose.value,
-                                 "person": principal.person_ref})
+            return JSONResponse(
+                {
+                    "sub": principal.sub,
+                    "role": principal.role.value,
+                    "purpose": request.state.purpose.value,
+                    "person": principal.person_ref,
+                }
+            )
 
         async def healthz(request: Request):
             self.calls.append(request)
             return PlainTextResponse("ok")
 
-        inner = Starlette(routes=[Route("/graphql", graphql, methods=["GET", "POST"]),
-                                  Route("/healthz", healthz)])
-        return AuthMiddleware(inner, RegistryFile(self.issuers_file, min_interval=0),
-                              AUDIENCE, allow_graphiql_page=dev)
+        inner = Starlette(
+            routes=[Route("/graphql", graphql, methods=["GET", "POST"]), Route("/healthz", healthz)]
+        )
+        return AuthMiddleware(
+            inner,
+            RegistryFile(self.issuers_file, min_interval=0),
+            AUDIENCE,
+            allow_graphiql_page=dev,
+        )
 
-    async def request(self, method: str, url: str, *, dev: bool = False, app=None,
-                      **kwargs) -> httpx.Response:
+    async def request(
+        self, method: str, url: str, *, dev: bool = False, app=None, **kwargs
+    ) -> httpx.Response:
         """One HTTP request through the full ASGI stack (``app`` defaults to a fresh one)."""
         transport = httpx.ASGITransport(app=app or self.app(dev=dev))
         async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
@@ -119,8 +141,11 @@ def make_world(data_dir: Path) -> World:
     demo = ensure_demo_issuer(data_dir)
     es_key = ec.generate_private_key(ec.SECP256R1())
     keys = data_dir / "keys"
-    (keys / "es-1.pem").write_bytes(es_key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    (keys / "es-1.pem").write_bytes(
+        es_key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
     issuers_file = keys / "trusted.toml"
     issuers_file.write_text(
         issuers_toml(demo)

@@ -60,7 +60,8 @@ def code(body: dict) -> str:
     return only_error(body)["extensions"]["code"]
 
 
-async def run(fed: Federation, app: Any, token: str, purpose: str, query: str,
-              variables: dict) -> dict:
+async def run(
+    fed: Federation, app: Any, token: str, purpose: str, query: str, variables: dict
+) -> dict:
     async with fed.client(app, token, purpose) as client:
         return await gql(client, query, variables)

@@ -15,15 +15,23 @@ from tests.federation import Federation, make_id_number
 
 ID_NUMBER = make_id_number("330106", seq=654)
 PEER = "peer-sd"
-RECORD = ("query($p: ID!) { person(personId: $p) { name cloudRecord { "
-          "visits(first: 50) { nodes { visitId institutionCode diagnosisText } } "
-          "testResults { nodes { resultId itemName findings } } "
-          "settlements { nodes { settlementId crossProvince total } } } } }")
-LIST = ("query($p: ID!) { settlements(filter: {personId: $p}) { nodes { settlementId total } } }")
+RECORD = (
+    "query($p: ID!) { person(personId: $p) { name cloudRecord { "
+    "visits(first: 50) { nodes { visitId institutionCode diagnosisText } } "
+    "testResults { nodes { resultId itemName findings } } "
+    "settlements { nodes { settlementId crossProvince total } } } } }"
+)
+LIST = "query($p: ID!) { settlements(filter: {personId: $p}) { nodes { settlementId total } } }"
 
 
-def peer_source(peer_url: str, token_file: Path, *, name: str = PEER, cooldown: float = 1.0,
-                tls: dict[str, Path] | None = None) -> str:
+def peer_source(
+    peer_url: str,
+    token_file: Path,
+    *,
+    name: str = PEER,
+    cooldown: float = 1.0,
+    tls: dict[str, Path] | None = None,
+) -> str:
     """One ``[[sources]] kind = "peer"`` table; ``tls`` adds ca_file/client_cert/client_key."""
     lines = "".join(f'{key} = "{path}"\n' for key, path in (tls or {}).items())
     return f'''
@@ -54,26 +62,41 @@ def populate(local_dir: Path, peer_dir: Path) -> dict:
         await local.add_result(ref, reported_at=recent)  # the local clinician treats
         local_visits = await local.add_visits(ref, 1, with_prescriptions=False)
         await peer.add_person(ID_NUMBER, "欧阳远方", source="bureau-370000", region="370102")
-        peer_visits = await peer.add_visits(ref, 2, source="bureau-370000",
-                                            institution="H37010200003", insured="370102",
-                                            text="外省诊断")
-        peer_result = await peer.add_result(ref, source="hospital-h37010200003",
-                                            reported_at=recent)  # the connection treats
-        peer_settlement = await peer.add_cross_settlement(ref, when=datetime(2021, 3, 1, 9),
-                                                          total_fen=88800)
+        peer_visits = await peer.add_visits(
+            ref,
+            2,
+            source="bureau-370000",
+            institution="H37010200003",
+            insured="370102",
+            text="外省诊断",
+        )
+        peer_result = await peer.add_result(
+            ref, source="hospital-h37010200003", reported_at=recent
+        )  # the connection treats
+        peer_settlement = await peer.add_cross_settlement(
+            ref, when=datetime(2021, 3, 1, 9), total_fen=88800
+        )
         token = peer.token("clinician", "H37010200003", purposes=["TREATMENT"])
         caller = local.token("clinician", "H33010600001", purposes=["TREATMENT"])
-        return dict(ref=ref, local_visits=local_visits, peer_visits=peer_visits,
-                    peer_result=peer_result, peer_settlement=peer_settlement, token=token,
-                    caller=caller)
+        return dict(
+            ref=ref,
+            local_visits=local_visits,
+            peer_visits=peer_visits,
+            peer_result=peer_result,
+            peer_settlement=peer_settlement,
+            token=token,
+            caller=caller,
+        )
 
     return asyncio.run(run())
 
 
 def ask(gateway, facts: dict, query: str = RECORD) -> dict:
-    response = httpx.post(gateway.url + "/graphql", timeout=30,
-                          json={"query": query, "variables": {"p": facts["ref"]}},
-                          headers={"Authorization": f"Bearer {facts['caller']}",
-                                   "X-Purpose-Of-Use": "TREATMENT"})
+    response = httpx.post(
+        gateway.url + "/graphql",
+        timeout=30,
+        json={"query": query, "variables": {"p": facts["ref"]}},
+        headers={"Authorization": f"Bearer {facts['caller']}", "X-Purpose-Of-Use": "TREATMENT"},
+    )
     assert response.status_code == 200, response.text
     return response.json()

@@ -34,8 +34,16 @@ def free_port() -> int:
 
 
 class Process:
-    def __init__(self, command: list[str], port: int, log: Path, ready_path: str, *,
-                 scheme: str = "http", verify: ssl.SSLContext | bool = True) -> None:
+    def __init__(
+        self,
+        command: list[str],
+        port: int,
+        log: Path,
+        ready_path: str,
+        *,
+        scheme: str = "http",
+        verify: ssl.SSLContext | bool = True,
+    ) -> None:
         self.command, self.port, self.log, self.ready_path = command, port, log, ready_path
         # For an HTTPS process, `verify` trusts its CA (and presents a client certificate
         # when the process requires one), so the readiness probe speaks its TLS.
@@ -48,15 +56,22 @@ class Process:
 
     def start(self, timeout: float = 40.0) -> Process:
         out = self.log.open("ab")
-        self.proc = subprocess.Popen(self.command, cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
-                                     env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        self.proc = subprocess.Popen(
+            self.command,
+            cwd=REPO,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{self.command[:4]} exited: {self.log.read_text()[-2000:]}")
             try:
-                if httpx.get(self.url + self.ready_path, timeout=1,
-                             verify=self.verify).status_code < 500:
+                if (
+                    httpx.get(self.url + self.ready_path, timeout=1, verify=self.verify).status_code
+                    < 500
+                ):
                     return self
             except httpx.HTTPError:
                 pass
@@ -74,24 +89,57 @@ class Process:
                 self.proc.wait()
 
 
-def medfed(data_dir: Path, *extra: str, port: int | None = None,
-           config: Path | None = None, verify: ssl.SSLContext | bool = True) -> Process:
+def medfed(
+    data_dir: Path,
+    *extra: str,
+    port: int | None = None,
+    config: Path | None = None,
+    verify: ssl.SSLContext | bool = True,
+) -> Process:
     """``extra`` are ``serve`` flags; with ``--tls-cert`` the process is reached over HTTPS."""
     port = port or free_port()
     tls = "--tls-cert" in extra
     # TLS flags carry paths, which cannot be part of a log's name: they go last.
-    plain = extra[:min((i for i, e in enumerate(extra) if e.startswith("--tls")),
-                       default=len(extra))]
+    plain = extra[
+        : min((i for i, e in enumerate(extra) if e.startswith("--tls")), default=len(extra))
+    ]
     name = "-".join(plain).replace("--", "") or ("tls" if tls else "merged")
-    command = [sys.executable, "-m", "gateway.cli", "--config", str(config or REPO / "medfed.toml"),
-               "--data-dir", str(data_dir), "serve", "--host", "127.0.0.1", "--port", str(port),
-               *extra]
-    return Process(command, port, data_dir / f"{name}.log", "/healthz",
-                   scheme="https" if tls else "http", verify=verify)
+    command = [
+        sys.executable,
+        "-m",
+        "gateway.cli",
+        "--config",
+        str(config or REPO / "medfed.toml"),
+        "--data-dir",
+        str(data_dir),
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        *extra,
+    ]
+    return Process(
+        command,
+        port,
+        data_dir / f"{name}.log",
+        "/healthz",
+        scheme="https" if tls else "http",
+        verify=verify,
+    )
 
 
 def hive_gateway(supergraph: Path, log: Path) -> Process:
     port = free_port()
-    command = [str(HIVE), "supergraph", str(supergraph), "--host", "127.0.0.1", "--port",
-               str(port), "--config-path", str(REPO / "tools" / "gateway.config.mjs")]
+    command = [
+        str(HIVE),
+        "supergraph",
+        str(supergraph),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--config-path",
+        str(REPO / "tools" / "gateway.config.mjs"),
+    ]
     return Process(command, port, log, "/healthcheck")

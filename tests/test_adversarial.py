@@ -51,33 +51,53 @@ DEEP = """cloudRecord {
 
 ATTACKS = {
     "plain": (f"query($id: ID!) {{ person(personId: $id) {{ {PERSON_FIELDS} {DEEP} }} }}", {}),
-    "by id number": (f"query($n: String!) {{ person(idNumber: $n) {{ {PERSON_FIELDS} }} }}",
-                     {}),
-    "aliases": ("""query($id: ID!) { a: person(personId: $id) { x: name y: idNumber z: phone
+    "by id number": (f"query($n: String!) {{ person(idNumber: $n) {{ {PERSON_FIELDS} }} }}", {}),
+    "aliases": (
+        """query($id: ID!) { a: person(personId: $id) { x: name y: idNumber z: phone
         w: address r: cloudRecord { v: visits(first: 100) { e: edges { n: node {
         d: diagnosisText } } } t: testResults { n: nodes { f: findings } } } }
-        b: person(personId: $id) { name1: name name2: name } }""", {}),
-    "fragments": ("""query($id: ID!) { person(personId: $id) { ...P cloudRecord { ...C } } }
+        b: person(personId: $id) { name1: name name2: name } }""",
+        {},
+    ),
+    "fragments": (
+        """query($id: ID!) { person(personId: $id) { ...P cloudRecord { ...C } } }
         fragment P on Person { name idNumber phone address birthDate }
         fragment C on CloudRecord { visits { nodes { ...V } } testResults { nodes { ...R } } }
         fragment V on Visit { diagnosisText diagnosisCodes }
-        fragment R on TestResult { findings impression }""", {}),
-    "inline fragments": ("""query($id: ID!) { ... on Query { person(personId: $id) {
+        fragment R on TestResult { findings impression }""",
+        {},
+    ),
+    "inline fragments": (
+        """query($id: ID!) { ... on Query { person(personId: $id) {
         ... on Person { name ... on Person { idNumber phone } }
         cloudRecord { ... on CloudRecord { visits { nodes { ... on Visit { diagnosisText } } }
-        } } } } }""", {}),
-    "top-level lists": ("""query($id: ID!) {
+        } } } } }""",
+        {},
+    ),
+    "top-level lists": (
+        """query($id: ID!) {
         testResults(personId: $id, first: 100) { edges { cursor node { findings impression
             value } } }
         filings(personId: $id) { nodes { name personId } }
-        settlements(filter: {personId: $id}) { nodes { total personId } } }""", {}),
-    "regional lists": ("""{ filings(insuredRegion: "220000") { nodes { name } }
-        settlements(filter: {insuredRegion: "220000"}) { nodes { total personId } } }""", {}),
-    "directives and variables": ("""query($id: ID!, $yes: Boolean = true, $no: Boolean!) {
+        settlements(filter: {personId: $id}) { nodes { total personId } } }""",
+        {},
+    ),
+    "regional lists": (
+        """{ filings(insuredRegion: "220000") { nodes { name } }
+        settlements(filter: {insuredRegion: "220000"}) { nodes { total personId } } }""",
+        {},
+    ),
+    "directives and variables": (
+        """query($id: ID!, $yes: Boolean = true, $no: Boolean!) {
         person(personId: $id) { name @include(if: $yes) idNumber @skip(if: $no)
-        ... @include(if: $yes) { phone address } } }""", {"no": False}),
-    "two operations": ("""query Harmless { institutions { nodes { code } } }
-        query Attack($id: ID!) { person(personId: $id) { name idNumber phone } }""", {}),
+        ... @include(if: $yes) { phone address } } }""",
+        {"no": False},
+    ),
+    "two operations": (
+        """query Harmless { institutions { nodes { code } } }
+        query Attack($id: ID!) { person(personId: $id) { name idNumber phone } }""",
+        {},
+    ),
 }
 
 
@@ -99,21 +119,35 @@ async def world(data_dir):
 
 async def world_rows(fed: Federation) -> str:
     """The victim's rows (shared with the fuzz test); returns their personId."""
-    ref = await fed.add_person(VICTIM_ID, NAME, source="bureau-370000", region="370102",
-                               phone=PHONE, address=ADDRESS)
-    await fed.add_visits(ref, 3, source="bureau-370000", institution="H37010200003",
-                         insured="370102", text=DIAGNOSIS)
+    ref = await fed.add_person(
+        VICTIM_ID, NAME, source="bureau-370000", region="370102", phone=PHONE, address=ADDRESS
+    )
+    await fed.add_visits(
+        ref, 3, source="bureau-370000", institution="H37010200003", insured="370102", text=DIAGNOSIS
+    )
     # Recent imaging at the Jinan hospital: that hospital treats the victim.
-    await fed.add_result(ref, source="hospital-h37010200003", category="IMAGING",
-                         item_code="CT", modality="CT", findings=FINDINGS,
-                         reported_at=datetime.now() - timedelta(days=3))
-    await fed.add_cross_settlement(ref, when=datetime(2024, 3, 5), insured="370102",
-                                   treated="220102", institution="H22010200005")
+    await fed.add_result(
+        ref,
+        source="hospital-h37010200003",
+        category="IMAGING",
+        item_code="CT",
+        modality="CT",
+        findings=FINDINGS,
+        reported_at=datetime.now() - timedelta(days=3),
+    )
+    await fed.add_cross_settlement(
+        ref,
+        when=datetime(2024, 3, 5),
+        insured="370102",
+        treated="220102",
+        institution="H22010200005",
+    )
     return ref
 
 
-async def post(fed, app, role, org, purposes, query, variables, purpose=None, person=None,
-               operation=None):
+async def post(
+    fed, app, role, org, purposes, query, variables, purpose=None, person=None, operation=None
+):
     token = fed.token(role, org, person=person, purposes=purposes)
     async with fed.client(app, token, purpose) as c:
         body = {"query": query, "variables": variables}
@@ -145,17 +179,25 @@ async def test_no_role_without_a_relation_reads_any_plain_value(world, role, org
     for name, (query, extra) in ATTACKS.items():
         variables = {"id": ref, "n": VICTIM_ID, **extra}
         operation = "Attack" if name == "two operations" else None
-        response = await post(fed, app, role, org, purposes, query, variables,
-                              person=person, operation=operation)
+        response = await post(
+            fed, app, role, org, purposes, query, variables, person=person, operation=operation
+        )
         assert_no_leak(response, f"{role} via {name}")
 
 
 async def test_denials_are_forbidden_field_errors_at_their_paths_and_the_rest_answers(world):
     fed, ref, app = world
-    response = await post(fed, app, "insurance_agency", "370100", None,
-                          """query($id: ID!) { person(personId: $id) { personId name
+    response = await post(
+        fed,
+        app,
+        "insurance_agency",
+        "370100",
+        None,
+        """query($id: ID!) { person(personId: $id) { personId name
                           cloudRecord { visits { nodes { visitId diagnosisText } } } } }""",
-                          {"id": ref}, purpose="FUND_SUPERVISION")
+        {"id": ref},
+        purpose="FUND_SUPERVISION",
+    )
     body = response.json()
     person = body["data"]["person"]
     assert person["personId"] == ref and person["name"] == "欧***"
@@ -170,9 +212,13 @@ async def test_denials_are_forbidden_field_errors_at_their_paths_and_the_rest_an
 async def test_a_batched_array_body_is_refused_cleanly(world):
     fed, ref, app = world
     token = fed.token("clinician", "H33010600001")
-    batch = [{"query": "{ institutions { nodes { code } } }"},
-             {"query": "query($id: ID!) { person(personId: $id) { name idNumber } }",
-              "variables": {"id": ref}}]
+    batch = [
+        {"query": "{ institutions { nodes { code } } }"},
+        {
+            "query": "query($id: ID!) { person(personId: $id) { name idNumber } }",
+            "variables": {"id": ref},
+        },
+    ]
     async with fed.client(app, token, "TREATMENT") as c:
         response = await c.post("/graphql", json=batch)
     assert response.status_code == 400
@@ -185,13 +231,22 @@ async def test_entities_representations_pass_the_same_checks(world):
     from schema.build import build_schema
 
     if "_entities" not in build_schema(dev=True)._schema.query_type.fields:
-        pytest.skip("the schema has no _entities yet (federation subgraphs come in their own "
-                    "issue); this test checks it once it does")
+        pytest.skip(
+            "the schema has no _entities yet (federation subgraphs come in their own "
+            "issue); this test checks it once it does"
+        )
     query = """query($r: [_Any!]!) { _entities(representations: $r) {
         ... on Person { name idNumber phone address } } }"""
-    response = await post(fed, app, "clinician", "H33010600001", None, query,
-                          {"r": [{"__typename": "Person", "personId": ref}]},
-                          purpose="TREATMENT")
+    response = await post(
+        fed,
+        app,
+        "clinician",
+        "H33010600001",
+        None,
+        query,
+        {"r": [{"__typename": "Person", "personId": ref}]},
+        purpose="TREATMENT",
+    )
     assert_no_leak(response, "_entities")
 
 
@@ -201,12 +256,21 @@ async def test_the_patient_reads_every_value_of_their_own_record(world):
     for name, (query, extra) in ATTACKS.items():
         if name in ("by id number", "regional lists"):
             continue
-        response = await post(fed, app, "patient", "370102", None, query,
-                              {"id": ref, **extra}, person=ref,
-                              operation="Attack" if name == "two operations" else None)
+        response = await post(
+            fed,
+            app,
+            "patient",
+            "370102",
+            None,
+            query,
+            {"id": ref, **extra},
+            person=ref,
+            operation="Attack" if name == "two operations" else None,
+        )
         assert "errors" not in response.json(), (name, response.json().get("errors"))
-    response = await post(fed, app, "patient", "370102", None, ATTACKS["plain"][0],
-                          {"id": ref}, person=ref)
+    response = await post(
+        fed, app, "patient", "370102", None, ATTACKS["plain"][0], {"id": ref}, person=ref
+    )
     raw = response.content.decode()
     for value in secrets():
         assert leaked(raw, value), value
@@ -214,8 +278,16 @@ async def test_the_patient_reads_every_value_of_their_own_record(world):
 
 async def test_the_treating_hospital_reads_the_clinical_record_identity_masked(world):
     fed, ref, app = world
-    response = await post(fed, app, "clinician", "H37010200003", None, ATTACKS["plain"][0],
-                          {"id": ref}, purpose="TREATMENT")
+    response = await post(
+        fed,
+        app,
+        "clinician",
+        "H37010200003",
+        None,
+        ATTACKS["plain"][0],
+        {"id": ref},
+        purpose="TREATMENT",
+    )
     person = response.json()["data"]["person"]
     assert person["name"] == NAME
     assert person["idNumber"] == VICTIM_ID[:3] + "*" * 11 + VICTIM_ID[-4:]
@@ -232,10 +304,8 @@ async def test_the_pharmacy_sees_the_prescriptions_circulated_to_it_only(world):
     query = """query($id: ID!) { person(personId: $id) { name cloudRecord {
         prescriptions { nodes { prescriptionId circulatedTo items { drugName } } }
         visits { nodes { visitId } } } } }"""
-    mine = (await post(fed, app, "pharmacist", "P33010600101", None, query,
-                       {"id": ref})).json()
-    other = (await post(fed, app, "pharmacist", "P37010200102", None, query,
-                        {"id": ref})).json()
+    mine = (await post(fed, app, "pharmacist", "P33010600101", None, query, {"id": ref})).json()
+    other = (await post(fed, app, "pharmacist", "P37010200102", None, query, {"id": ref})).json()
     nodes = mine["data"]["person"]["cloudRecord"]["prescriptions"]["nodes"]
     assert len(nodes) == 3 and {n["circulatedTo"] for n in nodes} == {"P33010600101"}
     assert nodes[0]["items"][0]["drugName"] == "依那普利片"
@@ -249,16 +319,21 @@ async def test_agencies_and_the_settlement_centre_read_money_of_their_region(wor
     query = """query($id: ID!) { settlements(filter: {personId: $id}) { nodes { total
         insuredRegion treatmentRegion } } person(personId: $id) { cloudRecord {
         testResults { nodes { findings } } } } }"""
-    agency = (await post(fed, app, "insurance_agency", "370100", None, query, {"id": ref},
-                         purpose="SETTLEMENT")).json()
+    agency = (
+        await post(
+            fed, app, "insurance_agency", "370100", None, query, {"id": ref}, purpose="SETTLEMENT"
+        )
+    ).json()
     assert [n["total"] for n in agency["data"]["settlements"]["nodes"]] == ["1000.00"]
     # Results are not the agency's: their rows are not even listed.
     assert agency["data"]["person"]["cloudRecord"]["testResults"]["nodes"] == []
-    centre = (await post(fed, app, "settlement_center", "100000", None, query,
-                         {"id": ref})).json()
+    centre = (await post(fed, app, "settlement_center", "100000", None, query, {"id": ref})).json()
     assert [n["treatmentRegion"] for n in centre["data"]["settlements"]["nodes"]] == ["220102"]
-    elsewhere = (await post(fed, app, "insurance_agency", "330100", None, query,
-                            {"id": ref}, purpose="SETTLEMENT")).json()
+    elsewhere = (
+        await post(
+            fed, app, "insurance_agency", "330100", None, query, {"id": ref}, purpose="SETTLEMENT"
+        )
+    ).json()
     assert elsewhere["data"]["settlements"]["nodes"] == []
 
 
@@ -299,18 +374,31 @@ async def test_expired_consents_and_other_purposes_are_ignored(world):
     services = build_services(fed.settings)
     store = ConsentStore(services.gateway_engine)
     now = datetime.now(UTC)
-    await store.grant(consent_id="C-expired", person_ref=ref, grantee="H33010600001",
-                      data_classes=[DataClass.VISIT, DataClass.DIAGNOSIS],
-                      purpose=Purpose.TREATMENT, valid_from=now - timedelta(days=60),
-                      valid_until=now - timedelta(days=1), now=now - timedelta(days=60))
-    await store.grant(consent_id="C-research", person_ref=ref, grantee="H33010600001",
-                      data_classes=[DataClass.VISIT, DataClass.DIAGNOSIS],
-                      purpose=Purpose.RESEARCH, valid_from=now - timedelta(days=1),
-                      valid_until=now + timedelta(days=30), now=now)
+    await store.grant(
+        consent_id="C-expired",
+        person_ref=ref,
+        grantee="H33010600001",
+        data_classes=[DataClass.VISIT, DataClass.DIAGNOSIS],
+        purpose=Purpose.TREATMENT,
+        valid_from=now - timedelta(days=60),
+        valid_until=now - timedelta(days=1),
+        now=now - timedelta(days=60),
+    )
+    await store.grant(
+        consent_id="C-research",
+        person_ref=ref,
+        grantee="H33010600001",
+        data_classes=[DataClass.VISIT, DataClass.DIAGNOSIS],
+        purpose=Purpose.RESEARCH,
+        valid_from=now - timedelta(days=1),
+        valid_until=now + timedelta(days=30),
+        now=now,
+    )
     await services.gateway_engine.dispose()
     await services.registry.dispose()
-    response = await post(fed, app, "clinician", "H33010600001", None, READ, {"id": ref},
-                          purpose="TREATMENT")
+    response = await post(
+        fed, app, "clinician", "H33010600001", None, READ, {"id": ref}, purpose="TREATMENT"
+    )
     assert DIAGNOSIS not in response.text
 
 
@@ -320,10 +408,20 @@ async def emergency_patients(fed, count: int = 5) -> list[str]:
     seq = itertools.count(900)
     others = []
     for _ in range(count):
-        other = await fed.add_person(make_id_number("370102", seq=next(seq)), "急诊患者",
-                                     source="bureau-370000", region="370102")
-        await fed.add_visits(other, 1, source="bureau-370000", institution="H37010200003",
-                             insured="370102", text="急诊诊断")
+        other = await fed.add_person(
+            make_id_number("370102", seq=next(seq)),
+            "急诊患者",
+            source="bureau-370000",
+            region="370102",
+        )
+        await fed.add_visits(
+            other,
+            1,
+            source="bureau-370000",
+            institution="H37010200003",
+            insured="370102",
+            text="急诊诊断",
+        )
         others.append(other)
     return others
 
@@ -342,8 +440,12 @@ async def test_break_glass_reads_flags_and_is_limited_per_day(world):
     assert notice["persons"] == [ref] and notice["limitPerDay"] == 5
     assert "flagged" in notice["warning"]
     assert again["extensions"]["breakGlass"]["persons"] == [ref]
-    granted = [b for b in bodies if b["data"]["person"]["cloudRecord"]["visits"]["nodes"]
-               and b["data"]["person"]["cloudRecord"]["visits"]["nodes"][0]["diagnosisText"]]
+    granted = [
+        b
+        for b in bodies
+        if b["data"]["person"]["cloudRecord"]["visits"]["nodes"]
+        and b["data"]["person"]["cloudRecord"]["visits"]["nodes"][0]["diagnosisText"]
+    ]
     assert len(granted) == 4  # five persons a day: the victim and four others
     refused = bodies[-1]
     assert refused["extensions"]["breakGlass"]["refused"] == [others[-1]]
@@ -366,7 +468,7 @@ async def test_no_introspection_or_suggestions_outside_dev_mode(data_dir):
     app = fed.app()
     async with fed.client(app, token, "TREATMENT") as c:
         schema = await c.post("/graphql", json={"query": "{ __schema { types { name } } }"})
-        typo = await c.post("/graphql", json={"query": "{ persn(personId: \"x\") { name } }"})
+        typo = await c.post("/graphql", json={"query": '{ persn(personId: "x") { name } }'})
     assert "__schema" in schema.text and '"types"' not in schema.text
     assert schema.json()["errors"]
     assert "Did you mean" not in typo.text and "person" not in typo.text.replace("persn", "")
@@ -386,11 +488,11 @@ async def test_error_messages_never_echo_a_submitted_id_number(world):
     async with fed.client(app, fed.token("clinician", "H33010600001"), "TREATMENT") as c:
         for value in (bad, short):
             for query, variables in (
-                    ("query($n: String!) { person(idNumber: $n) { name } }", {"n": value}),
-                    (f'{{ person(idNumber: "{value}") {{ name }} }}', {}),
-                    ("query($n: Int!) { person(idNumber: $n) { name } }", {"n": value})):
-                response = await c.post("/graphql", json={"query": query,
-                                                          "variables": variables})
+                ("query($n: String!) { person(idNumber: $n) { name } }", {"n": value}),
+                (f'{{ person(idNumber: "{value}") {{ name }} }}', {}),
+                ("query($n: Int!) { person(idNumber: $n) { name } }", {"n": value}),
+            ):
+                response = await c.post("/graphql", json={"query": query, "variables": variables})
                 body = response.json()
                 assert body.get("errors"), body
                 text = str(body["errors"])
@@ -401,10 +503,16 @@ async def test_the_pseudonym_of_an_id_number_is_not_revealed_through_the_cloud_r
     """A caller denied Person.personId must not learn it from CloudRecord.personId, the
     federation key of the same person."""
     fed, ref, app = world
-    response = await post(fed, app, "clinician", "H33010600001", ["TREATMENT"],
-                          """query($n: String!) { person(idNumber: $n) { personId
-                             cloudRecord { personId } } }""", {"n": VICTIM_ID})
+    response = await post(
+        fed,
+        app,
+        "clinician",
+        "H33010600001",
+        ["TREATMENT"],
+        """query($n: String!) { person(idNumber: $n) { personId
+                             cloudRecord { personId } } }""",
+        {"n": VICTIM_ID},
+    )
     assert ref not in response.content.decode()
     codes = {e["extensions"]["code"] for e in response.json()["errors"]}
     assert codes == {"FORBIDDEN_FIELD"}
-

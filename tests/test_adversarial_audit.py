@@ -18,29 +18,44 @@ DOOR = ("UNAUTHENTICATED", "PURPOSE_REQUIRED", "PURPOSE_NOT_ALLOWED", "PURPOSE_U
 
 
 def _denied_in(body: dict) -> set[str]:
-    return {f"{e['extensions']['type']}.{e['extensions']['field']}"
-            for e in body.get("errors") or () if e["extensions"].get("code") == "FORBIDDEN_FIELD"}
+    return {
+        f"{e['extensions']['type']}.{e['extensions']['field']}"
+        for e in body.get("errors") or ()
+        if e["extensions"].get("code") == "FORBIDDEN_FIELD"
+    }
 
 
 @pytest.mark.parametrize("role,org,purposes", ATTACKERS, ids=[a[0] for a in ATTACKERS])
-async def test_every_attack_leaves_at_most_one_event_that_names_its_denials(world, role, org,
-                                                                          purposes):
+async def test_every_attack_leaves_at_most_one_event_that_names_its_denials(
+    world, role, org, purposes
+):
     fed, ref, app = world
     person = fed.indexer.person_ref(make_id_number(seq=1)) if role == "patient" else None
     seen = 0
     for name, (query, extra) in ATTACKS.items():
-        response = await post(fed, app, role, org, purposes, query,
-                              {"id": ref, "n": make_id_number("370102", seq=777), **extra},
-                              person=person,
-                              operation="Attack" if name == "two operations" else None)
+        response = await post(
+            fed,
+            app,
+            role,
+            org,
+            purposes,
+            query,
+            {"id": ref, "n": make_id_number("370102", seq=777), **extra},
+            person=person,
+            operation="Attack" if name == "two operations" else None,
+        )
         events = await logged(fed)
         new, seen = events[seen:], len(events)
         if response.status_code != 200:
-            codes = [e.get("extensions", {}).get("code") for e in
-                     response.json().get("errors", [])] if response.content else []
+            codes = (
+                [e.get("extensions", {}).get("code") for e in response.json().get("errors", [])]
+                if response.content
+                else []
+            )
             if codes and codes[0] in DOOR:  # refused at the door: one authentication event
                 assert [(e["kind"], e["errors"]) for e in new] == [
-                    ("AUTHENTICATION", [codes[0]])], (role, name)
+                    ("AUTHENTICATION", [codes[0]])
+                ], (role, name)
             else:  # refused before execution (malformed request): nothing was read
                 assert new == [], f"{role} via {name}: a refused request logged {new}"
             continue
@@ -57,7 +72,8 @@ async def test_every_attack_leaves_at_most_one_event_that_names_its_denials(worl
         victim = [p for p in event["persons"] if p["personId"] == ref]
         logged_denials = {f["field"] for p in victim for f in p["denied"]}
         assert _denied_in(body) <= logged_denials | {
-            f["field"] for p in event["persons"] for f in p["denied"]}, (role, name)
+            f["field"] for p in event["persons"] for f in p["denied"]
+        }, (role, name)
         # Nothing identifying or clinical of the victim was read without a relation.
         assert not [f for p in victim for f in p["read"] if f["level"] >= 3], (role, name)
     assert (await verify(fed, None)).ok
@@ -66,14 +82,12 @@ async def test_every_attack_leaves_at_most_one_event_that_names_its_denials(worl
 async def test_legitimate_reads_are_logged_as_reads(world):
     fed, ref, app = world
     await post(fed, app, "patient", "370102", None, READ, {"id": ref}, person=ref)
-    await post(fed, app, "clinician", "H37010200003", None, READ, {"id": ref},
-               purpose="TREATMENT")
+    await post(fed, app, "clinician", "H37010200003", None, READ, {"id": ref}, purpose="TREATMENT")
     patient, clinician = await logged(fed)
     for event in (patient, clinician):
         [entry] = event["persons"]
         assert entry["personId"] == ref and event["outcome"] in ("OK", "PARTIAL")
-        assert {"Visit.diagnosisText", "TestResult.findings"} <= {f["field"] for f in
-                                                                  entry["read"]}
+        assert {"Visit.diagnosisText", "TestResult.findings"} <= {f["field"] for f in entry["read"]}
     assert patient["purpose"] == "PATIENT_ACCESS" and clinician["purpose"] == "TREATMENT"
 
 
@@ -81,8 +95,16 @@ async def test_break_glass_requests_are_flagged_and_the_refused_one_is_a_denial(
     fed, ref, app = world
     others = await emergency_patients(fed)
     for target in (ref, ref, *others):
-        await post(fed, app, "clinician", "H33010600001", ["TREATMENT", "EMERGENCY"], READ,
-                   {"id": target}, purpose="EMERGENCY")
+        await post(
+            fed,
+            app,
+            "clinician",
+            "H33010600001",
+            ["TREATMENT", "EMERGENCY"],
+            READ,
+            {"id": target},
+            purpose="EMERGENCY",
+        )
     events = await logged(fed)
     assert len(events) == 7
     assert [e["breakGlass"] for e in events] == [True] * 6 + [False]

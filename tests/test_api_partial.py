@@ -18,8 +18,9 @@ QUERY = """query($id: ID!) { testResults(personId: $id, first: 50) {
 
 
 def _swap_source(fed: Federation, name: str, **changes) -> None:
-    sources = tuple(dataclasses.replace(s, **changes) if s.name == name else s
-                    for s in fed.settings.sources)
+    sources = tuple(
+        dataclasses.replace(s, **changes) if s.name == name else s for s in fed.settings.sources
+    )
     fed.settings = dataclasses.replace(fed.settings, sources=sources)
 
 
@@ -29,8 +30,12 @@ async def test_dead_source_gives_partial_data_and_a_named_error(data_dir):
     kept = await fed.add_result(ref)
     await fed.add_result(ref, source="hospital-h37010200003")
     # The Jinan hospital's database now points at a port where nothing listens.
-    _swap_source(fed, "hospital-h37010200003",
-                 url="postgresql+asyncpg://postgres@127.0.0.1:1/none", schema=None)
+    _swap_source(
+        fed,
+        "hospital-h37010200003",
+        url="postgresql+asyncpg://postgres@127.0.0.1:1/none",
+        schema=None,
+    )
     app = fed.app()
     async with fed.client(app, fed.token("patient", "330106", person=ref)) as c:
         response = await c.post("/graphql", json={"query": QUERY, "variables": {"id": ref}})
@@ -38,8 +43,7 @@ async def test_dead_source_gives_partial_data_and_a_named_error(data_dir):
     body = response.json()
     assert [n["resultId"] for n in body["data"]["testResults"]["nodes"]] == [kept]
     (error,) = body["errors"]
-    assert error["extensions"] == {"code": "SOURCE_UNAVAILABLE",
-                                   "source": "hospital-h37010200003"}
+    assert error["extensions"] == {"code": "SOURCE_UNAVAILABLE", "source": "hospital-h37010200003"}
     assert error["path"] == ["testResults"]
 
 

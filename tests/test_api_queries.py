@@ -38,9 +38,13 @@ async def test_pages_walk_every_visit_once_in_order(fed):
     after = None
     async with fed.client(app, fed.token("patient", "330106", person=ref)) as c:
         for _ in range(5):
-            body = await gql(c, """query($after: String) { me { cloudRecord {
+            body = await gql(
+                c,
+                """query($after: String) { me { cloudRecord {
                 visits(first: 10, after: $after) { nodes { visitId beginDate }
-                  pageInfo { hasNextPage endCursor } } } } }""", {"after": after})
+                  pageInfo { hasNextPage endCursor } } } } }""",
+                {"after": after},
+            )
             page = body["data"]["me"]["cloudRecord"]["visits"]
             seen += [n["visitId"] for n in page["nodes"]]
             if not page["pageInfo"]["hasNextPage"]:
@@ -54,8 +58,9 @@ async def test_pages_walk_every_visit_once_in_order(fed):
 async def test_page_size_is_bounded(fed, first):
     app = fed.app()
     async with await _clinician(fed, app) as c:
-        body = await gql(c, "query($f: Int) { institutions(first: $f) { nodes { code } } }",
-                         {"f": first})
+        body = await gql(
+            c, "query($f: Int) { institutions(first: $f) { nodes { code } } }", {"f": first}
+        )
     assert body["data"] is None
     error = body["errors"][0]
     assert error["extensions"]["code"] == "BAD_USER_INPUT"
@@ -79,15 +84,22 @@ async def test_settlements_merge_bureaus_and_platform_across_pages(fed):
     app = fed.app()
     token = fed.token("settlement_center", "100000")
     async with fed.client(app, token, "SETTLEMENT") as c:
-        first = await gql(c, """{ settlements(first: 4, filter: {crossProvince: true,
+        first = await gql(
+            c,
+            """{ settlements(first: 4, filter: {crossProvince: true,
             settledFrom: "2024-03-01T00:00:00", settledBefore: "2024-04-01T00:00:00"}) {
-            nodes { settledAt crossProvince } pageInfo { hasNextPage endCursor } } }""")
+            nodes { settledAt crossProvince } pageInfo { hasNextPage endCursor } } }""",
+        )
         page = first["data"]["settlements"]
-        second = await gql(c, """query($a: String) { settlements(first: 4, after: $a,
+        second = await gql(
+            c,
+            """query($a: String) { settlements(first: 4, after: $a,
             filter: {crossProvince: true}) { nodes { settledAt } pageInfo { hasNextPage } } }""",
-                           {"a": page["pageInfo"]["endCursor"]})
+            {"a": page["pageInfo"]["endCursor"]},
+        )
     got = [n["settledAt"] for n in page["nodes"]] + [
-        n["settledAt"] for n in second["data"]["settlements"]["nodes"]]
+        n["settledAt"] for n in second["data"]["settlements"]["nodes"]
+    ]
     assert got == [t.isoformat() for t in sorted(times, reverse=True)]
     assert second["data"]["settlements"]["pageInfo"]["hasNextPage"] is False
 
@@ -95,11 +107,17 @@ async def test_settlements_merge_bureaus_and_platform_across_pages(fed):
 async def test_bad_region_filter_lists_every_problem(fed):
     app = fed.app()
     async with await _clinician(fed, app) as c:
-        body = await gql(c, """{ settlements(filter: {insuredRegion: "99", treatmentRegion:
-            "330", institutionCode: "X1"}) { nodes { settlementId } } }""")
+        body = await gql(
+            c,
+            """{ settlements(filter: {insuredRegion: "99", treatmentRegion:
+            "330", institutionCode: "X1"}) { nodes { settlementId } } }""",
+        )
     problems = body["errors"][0]["extensions"]["problems"]
     assert {tuple(p["path"]) for p in problems} == {
-        ("insuredRegion",), ("treatmentRegion",), ("filter", "institutionCode")}
+        ("insuredRegion",),
+        ("treatmentRegion",),
+        ("filter", "institutionCode"),
+    }
 
 
 async def test_recognition_rules(fed):
@@ -108,17 +126,28 @@ async def test_recognition_rules(fed):
     cases = {
         await fed.add_result(ref, reported_at=now - timedelta(days=2)): "RECOGNIZED",
         await fed.add_result(ref, reported_at=now - timedelta(days=30)): "EXPIRED",
-        await fed.add_result(ref, item_code="14682-9",
-                             reported_at=now - timedelta(days=1)): "NOT_IN_CATALOGUE",
-        await fed.add_result(ref, source="hospital-h37020200004",
-                             reported_at=now - timedelta(days=1)): "INSTITUTION_LEVEL_TOO_LOW",
-        await fed.add_result(ref, category="IMAGING", item_code="CT", modality="CT",
-                             reported_at=now - timedelta(days=100)): "RECOGNIZED",
+        await fed.add_result(
+            ref, item_code="14682-9", reported_at=now - timedelta(days=1)
+        ): "NOT_IN_CATALOGUE",
+        await fed.add_result(
+            ref, source="hospital-h37020200004", reported_at=now - timedelta(days=1)
+        ): "INSTITUTION_LEVEL_TOO_LOW",
+        await fed.add_result(
+            ref,
+            category="IMAGING",
+            item_code="CT",
+            modality="CT",
+            reported_at=now - timedelta(days=100),
+        ): "RECOGNIZED",
     }
     app = fed.app()
     async with fed.client(app, fed.token("patient", "330106", person=ref)) as c:
-        body = await gql(c, """query($id: ID!) { testResults(personId: $id, first: 10) {
-            nodes { resultId recognition { recognized reason validUntil } } } }""", {"id": ref})
+        body = await gql(
+            c,
+            """query($id: ID!) { testResults(personId: $id, first: 10) {
+            nodes { resultId recognition { recognized reason validUntil } } } }""",
+            {"id": ref},
+        )
     got = {n["resultId"]: n["recognition"] for n in body["data"]["testResults"]["nodes"]}
     assert {rid: r["reason"] for rid, r in got.items()} == cases
     assert all(r["recognized"] == (r["reason"] == "RECOGNIZED") for r in got.values())
@@ -129,10 +158,12 @@ async def test_patient_reads_only_own_person(fed):
     other = await fed.add_person(make_id_number(seq=103), "孙八")
     app = fed.app()
     async with fed.client(app, fed.token("patient", "330106", person=mine)) as c:
-        denied = await gql(c, "query($id: ID!) { person(personId: $id) { name } }",
-                           {"id": other})
-        results = await gql(c, "query($id: ID!) { testResults(personId: $id) { nodes "
-                               "{ resultId } } }", {"id": other})
+        denied = await gql(c, "query($id: ID!) { person(personId: $id) { name } }", {"id": other})
+        results = await gql(
+            c,
+            "query($id: ID!) { testResults(personId: $id) { nodes { resultId } } }",
+            {"id": other},
+        )
     assert denied["data"]["person"] is None
     assert denied["errors"][0]["extensions"]["code"] == "FORBIDDEN"
     assert results["errors"][0]["extensions"]["code"] == "FORBIDDEN"
@@ -141,22 +172,25 @@ async def test_patient_reads_only_own_person(fed):
 
 async def test_person_by_id_number_joins_two_provinces(fed):
     idn = make_id_number("220102", seq=55)
-    ref = await fed.add_person(idn, "周九", source="bureau-220000", region="220102",
-                               status="ENDED")
+    ref = await fed.add_person(idn, "周九", source="bureau-220000", region="220102", status="ENDED")
     assert ref == await fed.add_person(idn, "周九", source="bureau-330000", region="330106")
     await fed.add_result(ref)  # a recent test at the clinician's hospital: a treating relation
     app = fed.app()
     async with await _clinician(fed, app) as c:
-        body = await gql(c, """query($n: String!) { person(idNumber: $n) { personId
+        body = await gql(
+            c,
+            """query($n: String!) { person(idNumber: $n) { personId
             insuredRegion insuredRegions cloudRecord { enrollments { nodes { poolingRegion
-            status } } } } }""", {"n": idn})
+            status } } } } }""",
+            {"n": idn},
+        )
     person = body["data"]["person"]
     assert person["personId"] == ref
     assert person["insuredRegion"] == "330106"
     assert person["insuredRegions"] == ["220102", "330106"]
-    assert {(e["poolingRegion"], e["status"]) for e in
-            person["cloudRecord"]["enrollments"]["nodes"]} == {("220102", "ENDED"),
-                                                               ("330106", "ACTIVE")}
+    assert {
+        (e["poolingRegion"], e["status"]) for e in person["cloudRecord"]["enrollments"]["nodes"]
+    } == {("220102", "ENDED"), ("330106", "ACTIVE")}
 
 
 async def _statements_for(fed, ref: str) -> int:

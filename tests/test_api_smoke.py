@@ -12,13 +12,16 @@ async def test_patient_reads_own_cloud_record(data_dir):
     await fed.add_cross_settlement(ref, when=datetime(2024, 3, 5))
     app = fed.app()
     async with fed.client(app, fed.token("patient", "330106", person=ref)) as c:
-        body = await gql(c, """{ me { personId name idNumber birthDate cloudRecord {
+        body = await gql(
+            c,
+            """{ me { personId name idNumber birthDate cloudRecord {
             visits(first: 2) { edges { cursor node { visitId diagnosisText institution { name }
               prescriptions { prescriptionId items { drugName } } } }
               pageInfo { hasNextPage endCursor } }
             settlements { nodes { settlementId crossProvince total fundPay } }
             testResults { nodes { itemCode value recognition { recognized reason validUntil } } }
-        } } }""")
+        } } }""",
+        )
     assert "errors" not in body
     me = body["data"]["me"]
     assert me["name"] == "张三" and me["idNumber"] == idn

@@ -24,8 +24,9 @@ READ = "query($id: ID!) { person(personId: $id) { name gender } }"
 @pytest.fixture
 async def world(data_dir):
     fed = await Federation(data_dir).setup()
-    fed.settings = dataclasses.replace(fed.settings, extra={
-        **fed.settings.extra, "audit": {"alerts": {"probing_denials": 3}}})
+    fed.settings = dataclasses.replace(
+        fed.settings, extra={**fed.settings.extra, "audit": {"alerts": {"probing_denials": 3}}}
+    )
     alice = await fed.add_person(make_id_number(seq=101), "王五")
     bob = await fed.add_person(make_id_number(seq=202), "赵六")
     for ref in (alice, bob):  # a recent test at H33010600001: that hospital treats both
@@ -42,8 +43,12 @@ def _auditor(fed, app):
 async def _traffic(fed, app, alice, bob):
     """A treating clinician reads both persons in one request; a stranger is denied Alice."""
     async with fed.client(app, fed.token("clinician", "H33010600001"), "TREATMENT") as c:
-        await gql(c, "query($a: ID!, $b: ID!) { a: person(personId: $a) { name } "
-                     "b: person(personId: $b) { name } }", {"a": alice, "b": bob})
+        await gql(
+            c,
+            "query($a: ID!, $b: ID!) { a: person(personId: $a) { name } "
+            "b: person(personId: $b) { name } }",
+            {"a": alice, "b": bob},
+        )
     async with fed.client(app, fed.token("clinician", "H22010200005"), "TREATMENT") as c:
         await gql(c, READ, {"id": alice})
     async with fed.client(app, fed.token("patient", "330106", person=alice)) as c:
@@ -58,12 +63,15 @@ async def test_audit_events_filters_and_pages(world):
         assert [e["index"] for e in every] == [2, 1, 0]  # newest first
         denied = (await gql(c, EVENTS, {"f": {"outcome": "DENIED"}}))["data"]["auditEvents"]
         assert [e["principal"]["org"] for e in denied["nodes"]] == ["H22010200005"]
-        assert denied["nodes"][0]["persons"][0]["denied"] == [{"field": "Person.gender"},
-                                                          {"field": "Person.name"}]
+        assert denied["nodes"][0]["persons"][0]["denied"] == [
+            {"field": "Person.gender"},
+            {"field": "Person.name"},
+        ]
         by_bob = (await gql(c, EVENTS, {"f": {"person": bob}}))["data"]["auditEvents"]["nodes"]
         assert [e["index"] for e in by_bob] == [0]
-        patients = (await gql(c, EVENTS, {"f": {"role": "patient", "fieldClass": "identity"}})
-                    )["data"]["auditEvents"]["nodes"]
+        patients = (await gql(c, EVENTS, {"f": {"role": "patient", "fieldClass": "identity"}}))[
+            "data"
+        ]["auditEvents"]["nodes"]
         assert [e["purpose"] for e in patients] == ["PATIENT_ACCESS"]
         none = await gql(c, EVENTS, {"f": {"fieldClass": "lab_result"}})
         assert none["data"]["auditEvents"]["nodes"] == []
@@ -78,15 +86,23 @@ async def test_audit_events_filters_and_pages(world):
     assert (await verify(fed, services)).ok
 
 
-@pytest.mark.parametrize("field", ["auditEvents { nodes { index } }", "auditCheckpoint { size }",
-                                   "auditProof(index: 0) { size }",
-                                   "auditAlerts { nodes { rule } }"])
+@pytest.mark.parametrize(
+    "field",
+    [
+        "auditEvents { nodes { index } }",
+        "auditCheckpoint { size }",
+        "auditProof(index: 0) { size }",
+        "auditAlerts { nodes { rule } }",
+    ],
+)
 async def test_only_auditors_may_read_the_log(world, field):
     fed, alice, bob, _services, app = world
     await _traffic(fed, app, alice, bob)
-    for token, purpose in ((fed.token("clinician", "H33010600001"), "TREATMENT"),
-                           (fed.token("patient", "330106", person=alice), None),
-                           (fed.token("admin", "330000"), "AUDIT")):
+    for token, purpose in (
+        (fed.token("clinician", "H33010600001"), "TREATMENT"),
+        (fed.token("patient", "330106", person=alice), None),
+        (fed.token("admin", "330000"), "AUDIT"),
+    ):
         async with fed.client(app, token, purpose) as c:
             body = await gql(c, "{ " + field + " }")
         assert body["data"] is None
@@ -99,12 +115,17 @@ async def test_patient_sees_who_looked_at_their_record_and_nobody_else(world):
     fed, alice, bob, _services, app = world
     await _traffic(fed, app, alice, bob)
     async with fed.client(app, fed.token("patient", "330106", person=alice)) as c:
-        body = await gql(c, """{ myAccessLog { nodes { index outcome clientAddress
-            principal { role org } persons { personId read { field } denied { field } } } } }""")
+        body = await gql(
+            c,
+            """{ myAccessLog { nodes { index outcome clientAddress
+            principal { role org } persons { personId read { field } denied { field } } } } }""",
+        )
     nodes = body["data"]["myAccessLog"]["nodes"]
     assert [(n["principal"]["role"], n["principal"]["org"], n["outcome"]) for n in nodes] == [
-        ("patient", "330106", "OK"), ("clinician", "H22010200005", "DENIED"),
-        ("clinician", "H33010600001", "OK")]
+        ("patient", "330106", "OK"),
+        ("clinician", "H22010200005", "DENIED"),
+        ("clinician", "H33010600001", "OK"),
+    ]
     assert all(p["personId"] == alice for n in nodes for p in n["persons"])
     assert all(n["clientAddress"] is None for n in nodes)
     assert nodes[2]["persons"][0]["read"] == [{"field": "Person.name"}]
@@ -122,12 +143,14 @@ async def test_checkpoint_and_proofs_verify_without_trusting_the_gateway(world):
         note = first["auditCheckpoint"]["note"]
         checkpoint = open_checkpoint(note, [key])
         assert checkpoint.size == first["auditCheckpoint"]["size"] == 3
-        proof = (await gql(c, "{ auditProof(index: 1, size: 3) { leafHash rootHash path } }")
-                 )["data"]["auditProof"]
+        proof = (await gql(c, "{ auditProof(index: 1, size: 3) { leafHash rootHash path } }"))[
+            "data"
+        ]["auditProof"]
         b = base64.b64decode
         assert b(proof["rootHash"]) == checkpoint.root
-        assert merkle.verify_inclusion(1, 3, b(proof["leafHash"]),
-                                       [b(h) for h in proof["path"]], checkpoint.root)
+        assert merkle.verify_inclusion(
+            1, 3, b(proof["leafHash"]), [b(h) for h in proof["path"]], checkpoint.root
+        )
         http = await c.get("/audit/checkpoint")
         # The auditor's own two reads above are logged too, so the log has grown by two.
         assert http.status_code == 200
@@ -138,19 +161,25 @@ async def test_checkpoint_and_proofs_verify_without_trusting_the_gateway(world):
     async with _auditor(fed, app) as c:
         later = (await gql(c, "{ auditCheckpoint { note size } }"))["data"]["auditCheckpoint"]
         newer = open_checkpoint(later["note"], [key])
-        cons = (await gql(c, "{ auditConsistency(fromSize: 3, toSize: 10) { path } }")
-                )["data"]["auditConsistency"]
+        cons = (await gql(c, "{ auditConsistency(fromSize: 3, toSize: 10) { path } }"))["data"][
+            "auditConsistency"
+        ]
     assert newer.size == 10  # 3 accesses, the auditor's 4 reads, 3 more accesses
-    assert merkle.verify_consistency(3, checkpoint.root, 10, newer.root,
-                                     [base64.b64decode(h) for h in cons["path"]])
+    assert merkle.verify_consistency(
+        3, checkpoint.root, 10, newer.root, [base64.b64decode(h) for h in cons["path"]]
+    )
 
 
 async def test_alerts_fire_for_break_glass_and_probing(world):
     fed, alice, bob, services, app = world
     emergency = fed.token("clinician", "H22010200005", purposes=["TREATMENT", "EMERGENCY"])
     async with fed.client(app, emergency, "EMERGENCY") as c:
-        body = await gql(c, "query($id: ID!) { person(personId: $id) { name cloudRecord { "
-                            "visits(first: 5) { nodes { diagnosisText } } } } }", {"id": bob})
+        body = await gql(
+            c,
+            "query($id: ID!) { person(personId: $id) { name cloudRecord { "
+            "visits(first: 5) { nodes { diagnosisText } } } } }",
+            {"id": bob},
+        )
     assert body["data"]["person"]["name"]
     probe = fed.token("clinician", "H37010200003")
     async with fed.client(app, probe, "TREATMENT") as c:
@@ -159,8 +188,9 @@ async def test_alerts_fire_for_break_glass_and_probing(world):
     events = await logged(fed)
     assert events[0]["breakGlass"] is True
     async with _auditor(fed, app) as c:
-        alerts = (await gql(c, "{ auditAlerts { nodes { rule index principal personId } } }")
-                  )["data"]["auditAlerts"]["nodes"]
+        alerts = (await gql(c, "{ auditAlerts { nodes { rule index principal personId } } }"))[
+            "data"
+        ]["auditAlerts"]["nodes"]
         flagged = (await gql(c, EVENTS, {"f": {"breakGlass": True}}))["data"]["auditEvents"]
     assert [(a["rule"], a["index"]) for a in alerts] == [("PROBING", 3), ("BREAK_GLASS", 0)]
     assert alerts[1]["personId"] == bob
@@ -171,18 +201,21 @@ async def test_alerts_fire_for_break_glass_and_probing(world):
 
 @pytest.mark.parametrize("remember", [100_000, 1], ids=["remembers", "forgets"])
 async def test_volume_spike_fires_once_when_a_principal_reads_more_persons(
-        data_dir, monkeypatch, remember):
+    data_dir, monkeypatch, remember
+):
     import functools
 
     from security.audit import alerts
 
     # With a memory of one read, the evaluator forgets and queries the index instead: the
     # alerts must be the same.
-    monkeypatch.setattr(alerts, "AlertEvaluator",
-                        functools.partial(alerts.AlertEvaluator, remember=remember))
+    monkeypatch.setattr(
+        alerts, "AlertEvaluator", functools.partial(alerts.AlertEvaluator, remember=remember)
+    )
     fed = await Federation(data_dir).setup()
-    fed.settings = dataclasses.replace(fed.settings, extra={
-        **fed.settings.extra, "audit": {"alerts": {"volume_persons": 1}}})
+    fed.settings = dataclasses.replace(
+        fed.settings, extra={**fed.settings.extra, "audit": {"alerts": {"volume_persons": 1}}}
+    )
     alice = await fed.add_person(make_id_number(seq=101), "王五")
     bob = await fed.add_person(make_id_number(seq=202), "赵六")
     for ref in (alice, bob):
@@ -193,10 +226,12 @@ async def test_volume_spike_fires_once_when_a_principal_reads_more_persons(
         for ref in (alice, alice, bob, alice, bob):  # the second person is event 2
             assert "errors" not in await gql(c, READ, {"id": ref})
     async with _auditor(fed, app) as c:
-        found = (await gql(c, "{ auditAlerts { nodes { rule index principal } } }")
-                 )["data"]["auditAlerts"]["nodes"]
-    assert found == [{"rule": "VOLUME_SPIKE", "index": 2,
-                      "principal": "demo-clinician-H33010600001"}]
+        found = (await gql(c, "{ auditAlerts { nodes { rule index principal } } }"))["data"][
+            "auditAlerts"
+        ]["nodes"]
+    assert found == [
+        {"rule": "VOLUME_SPIKE", "index": 2, "principal": "demo-clinician-H33010600001"}
+    ]
 
 
 async def test_exports_validate_as_fhir_audit_events_and_match_the_log(world, tmp_path):

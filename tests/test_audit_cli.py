@@ -95,10 +95,18 @@ def _truncate(db) -> None:
     db.execute("DELETE FROM audit_events WHERE idx >= 33")
 
 
-@pytest.mark.parametrize(("tamper", "first_bad"), [
-    (_edit, 17), (_delete, 17), (_reorder, 12), (_insert, 20), (_append_forged, EVENTS),
-    (_renumber_after_delete, 17), (_truncate, 33),
-])
+@pytest.mark.parametrize(
+    ("tamper", "first_bad"),
+    [
+        (_edit, 17),
+        (_delete, 17),
+        (_reorder, 12),
+        (_insert, 20),
+        (_append_forged, EVENTS),
+        (_renumber_after_delete, 17),
+        (_truncate, 33),
+    ],
+)
 def test_tampering_is_named_by_its_first_index(logged, capsys, tamper, first_bad) -> None:
     with _db(logged) as db:
         tamper(db)
@@ -110,8 +118,7 @@ def test_tampering_is_named_by_its_first_index(logged, capsys, tamper, first_bad
 def test_a_rewrite_with_a_recomputed_hash_is_caught_by_the_stored_tree(logged, capsys) -> None:
     with _db(logged) as db:
         _, leaf, entry, _ = _forge(17, 99)
-        db.execute("UPDATE audit_events SET entry = ?, leaf_hash = ? WHERE idx = 17",
-                   (entry, leaf))
+        db.execute("UPDATE audit_events SET entry = ?, leaf_hash = ? WHERE idx = 17", (entry, leaf))
     code, out = _medfed(logged, "verify", capsys=capsys)
     assert code == 1
     assert "first bad event index 16 " in out  # the pair 16-17 is the finest stored subtree
@@ -120,8 +127,10 @@ def test_a_rewrite_with_a_recomputed_hash_is_caught_by_the_stored_tree(logged, c
 def test_an_edited_checkpoint_is_caught(logged, capsys) -> None:
     with _db(logged) as db:
         note = db.execute("SELECT note FROM audit_checkpoints WHERE size = 20").fetchone()[0]
-        db.execute("UPDATE audit_checkpoints SET note = ? WHERE size = 20",
-                   (note.replace("\n20\n", "\n21\n"),))
+        db.execute(
+            "UPDATE audit_checkpoints SET note = ? WHERE size = 20",
+            (note.replace("\n20\n", "\n21\n"),),
+        )
     code, out = _medfed(logged, "verify", capsys=capsys)
     assert code == 1 and "checkpoint at size 20" in out and "does not verify" in out
 
@@ -135,8 +144,7 @@ def test_an_external_checkpoint_is_consistent_with_the_grown_log(logged, capsys,
     key = (logged / "keys" / "audit-log.pub").read_text().strip()
 
     append_events(logged, 13, start=EVENTS)
-    code, out = _medfed(logged, "verify", "--checkpoint", str(kept), "--key", key,
-                        capsys=capsys)
+    code, out = _medfed(logged, "verify", "--checkpoint", str(kept), "--key", key, capsys=capsys)
     assert code == 0
     assert f"your checkpoint of size {EVENTS} is consistent" in out
 
@@ -146,26 +154,42 @@ def test_an_external_checkpoint_is_consistent_with_the_grown_log(logged, capsys,
     (tmp_path / "proof.json").write_text(proof)
     new = tmp_path / "new.note"
     new.write_text(json.loads(proof)["checkpoint"])
-    code, out = _medfed(logged, "check-consistency", str(kept), str(new),
-                        str(tmp_path / "proof.json"), "--key", key, capsys=capsys)
+    code, out = _medfed(
+        logged,
+        "check-consistency",
+        str(kept),
+        str(new),
+        str(tmp_path / "proof.json"),
+        "--key",
+        key,
+        capsys=capsys,
+    )
     assert code == 0 and f"extends your checkpoint at {EVENTS}" in out
 
     forged = json.loads(proof)
     forged["consistency_path"][0] = forged["consistency_path"][1]
     (tmp_path / "forged.json").write_text(json.dumps(forged))
-    code, out = _medfed(logged, "check-consistency", str(kept), str(new),
-                        str(tmp_path / "forged.json"), "--key", key, capsys=capsys)
+    code, out = _medfed(
+        logged,
+        "check-consistency",
+        str(kept),
+        str(new),
+        str(tmp_path / "forged.json"),
+        "--key",
+        key,
+        capsys=capsys,
+    )
     assert code == 1 and "NOT consistent" in out
 
 
 def test_a_forked_external_checkpoint_fails(logged, capsys, tmp_path) -> None:
     """A checkpoint the gateway once showed someone, signed but for other events (a fork)."""
     signer = load_or_create_ed25519(logged / "keys", ORIGIN)
-    fork = sign_checkpoint(Checkpoint(ORIGIN, 30, merkle.leaf_hash(b"another history")),
-                           signer)
+    fork = sign_checkpoint(Checkpoint(ORIGIN, 30, merkle.leaf_hash(b"another history")), signer)
     (tmp_path / "fork.note").write_text(fork)
-    code, out = _medfed(logged, "verify", "--checkpoint", str(tmp_path / "fork.note"),
-                        capsys=capsys)
+    code, out = _medfed(
+        logged, "verify", "--checkpoint", str(tmp_path / "fork.note"), capsys=capsys
+    )
     assert code == 1 and "external checkpoint does not match" in out
 
 
@@ -173,8 +197,9 @@ def test_a_checkpoint_signed_by_another_key_is_refused(logged, capsys, tmp_path)
     other = load_or_create_ed25519(tmp_path / "other-keys", ORIGIN)
     note = sign_checkpoint(Checkpoint(ORIGIN, 5, merkle.EMPTY_ROOT), other)
     (tmp_path / "other.note").write_text(note)
-    code, out = _medfed(logged, "verify", "--checkpoint", str(tmp_path / "other.note"),
-                        capsys=capsys)
+    code, out = _medfed(
+        logged, "verify", "--checkpoint", str(tmp_path / "other.note"), capsys=capsys
+    )
     assert code == 1 and "no signature by a trusted key" in out
 
 

@@ -13,8 +13,10 @@ from tests.federation import Federation, gql, make_id_number
 ID_NUMBER = make_id_number()
 NAME = "李四"
 PHONE = "13912345678"
-RECORD = "{ me { name idNumber phone cloudRecord { visits(first: 5) { nodes { visitId " \
-         "diagnosisText } } } } }"
+RECORD = (
+    "{ me { name idNumber phone cloudRecord { visits(first: 5) { nodes { visitId "
+    "diagnosisText } } } } }"
+)
 
 
 @pytest.fixture
@@ -37,8 +39,12 @@ async def test_patient_reading_their_record_writes_one_event_without_plain_value
     assert event["kind"] == "QUERY" and event["outcome"] == "OK"
     assert event["principal"]["role"] == "patient" and event["purpose"] == "PATIENT_ACCESS"
     assert [p["personId"] for p in event["persons"]] == [ref]
-    assert fields_of(event, ref, "read") >= {"Person.name", "Person.idNumber", "Person.phone",
-                                             "Visit.diagnosisText"}
+    assert fields_of(event, ref, "read") >= {
+        "Person.name",
+        "Person.idNumber",
+        "Person.phone",
+        "Visit.diagnosisText",
+    }
     name = next(f for f in event["persons"][0]["read"] if f["field"] == "Person.name")
     assert (name["class"], name["level"]) == ("identity", 4)
     assert "bureau-330000" in event["sources"]["touched"]
@@ -53,8 +59,9 @@ async def test_variables_are_never_logged(world):
     fed, _ref, _services, app = world
     token = fed.token("clinician", "H33010600001")
     async with fed.client(app, token, "TREATMENT") as c:
-        await gql(c, "query($n: String!) { person(idNumber: $n) { personId gender } }",
-                  {"n": ID_NUMBER})
+        await gql(
+            c, "query($n: String!) { person(idNumber: $n) { personId gender } }", {"n": ID_NUMBER}
+        )
     stored = b"".join(await raw_entries(fed))
     assert stored and ID_NUMBER.encode() not in stored
 
@@ -110,8 +117,9 @@ async def test_audit_off_switch_writes_nothing(data_dir, monkeypatch):
 
     fed = await Federation(data_dir).setup()
     ref = await fed.add_person(ID_NUMBER, NAME)
-    fed.settings = dataclasses.replace(fed.settings,
-                                       extra={**fed.settings.extra, "audit": {"enabled": False}})
+    fed.settings = dataclasses.replace(
+        fed.settings, extra={**fed.settings.extra, "audit": {"enabled": False}}
+    )
     async with fed.client(fed.app(), fed.token("patient", "330106", person=ref)) as c:
         assert (await gql(c, RECORD))["data"]["me"]["name"] == NAME
     assert await logged(fed) == []

@@ -33,8 +33,9 @@ ORIGIN = "medfed.local/audit"
 
 
 def sqlite_spec(data_dir: Path) -> SourceSpec:
-    return SourceSpec(name="gateway", kind="gateway",
-                      url=f"sqlite+aiosqlite:///{data_dir.as_posix()}/gateway.db")
+    return SourceSpec(
+        name="gateway", kind="gateway", url=f"sqlite+aiosqlite:///{data_dir.as_posix()}/gateway.db"
+    )
 
 
 def pg_spec(schema: str) -> SourceSpec:
@@ -56,8 +57,7 @@ async def _open(spec: SourceSpec, data_dir: Path, **config):
 
 async def _entries(engine) -> list[dict]:
     async with engine.connect() as conn:
-        rows = await conn.execute(select(AuditEvent.idx, AuditEvent.entry)
-                                  .order_by(AuditEvent.idx))
+        rows = await conn.execute(select(AuditEvent.idx, AuditEvent.entry).order_by(AuditEvent.idx))
         return [orjson.loads(r.entry) | {"idx": r.idx} for r in rows]
 
 
@@ -110,7 +110,8 @@ async def test_concurrent_appends_share_commits(spec, data_dir) -> None:
 
 @pytest.mark.parametrize("inline", [True, False], ids=["inline", "writer-process"])
 async def test_an_append_waits_for_another_writers_lock_instead_of_failing(
-        data_dir, inline) -> None:
+    data_dir, inline
+) -> None:
     """Inline commits (one request in flight) never wait on the event loop: when another
     process holds SQLite's write lock, the append goes to the writer process and waits."""
     import sqlite3
@@ -145,9 +146,15 @@ async def test_an_append_waits_for_another_writers_lock_instead_of_failing(
 
 @pytest.mark.parametrize("inline", [True, False], ids=["inline", "queued"])
 async def test_a_checkpoint_is_signed_within_checkpoint_seconds_of_new_events(
-        data_dir, inline) -> None:
-    engine, log = await _open(sqlite_spec(data_dir), data_dir, checkpoint_every=0,
-                              checkpoint_seconds=0.3, checkpoint_on_close=False)
+    data_dir, inline
+) -> None:
+    engine, log = await _open(
+        sqlite_spec(data_dir),
+        data_dir,
+        checkpoint_every=0,
+        checkpoint_seconds=0.3,
+        checkpoint_on_close=False,
+    )
     log.inline_when = lambda: inline
     try:
         for n in range(3):  # the first append opens the log; the others may go inline
@@ -199,8 +206,9 @@ async def test_gateway_migrations_match_the_models(spec) -> None:
     engine = create_source_engine(spec)
     try:
         async with engine.connect() as conn:
-            diff = await conn.run_sync(lambda c: compare_metadata(
-                MigrationContext.configure(c), gateway_metadata()))
+            diff = await conn.run_sync(
+                lambda c: compare_metadata(MigrationContext.configure(c), gateway_metadata())
+            )
     finally:
         await engine.dispose()
     assert diff == []
@@ -211,8 +219,13 @@ def _appender(url: str, keys: Path, tag: str, count: int, schema: str | None = N
     command = [sys.executable, "-m", "tests.audit_appender", url, str(keys), tag, str(count)]
     if schema:
         command += ["--schema", schema]
-    return subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    return subprocess.Popen(
+        command,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
 
 
 def _acks(lines: list[str]) -> dict[int, tuple[str, int]]:
@@ -279,7 +292,8 @@ async def test_two_processes_append_one_tree_on_postgres(pg_schema, data_dir) ->
         assert report.size == 300 and report.checkpoints >= 2
         entries = await _entries(engine)
         assert [(e["event"]["tag"], e["event"]["n"]) for e in entries] == [
-            acked[i] for i in range(300)]
+            acked[i] for i in range(300)
+        ]
     finally:
         await log.close()
         await engine.dispose()

@@ -9,9 +9,19 @@ import pytest
 
 from security.audit import merkle
 
-LEAVES = [bytes.fromhex(h) for h in (
-    "", "00", "10", "2021", "3031", "40414243", "5051525354555657",
-    "606162636465666768696a6b6c6d6e6f")]
+LEAVES = [
+    bytes.fromhex(h)
+    for h in (
+        "",
+        "00",
+        "10",
+        "2021",
+        "3031",
+        "40414243",
+        "5051525354555657",
+        "606162636465666768696a6b6c6d6e6f",
+    )
+]
 ROOTS = [
     "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
     "fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125",
@@ -23,13 +33,17 @@ ROOTS = [
     "5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328",
 ]
 # From the Certificate Transparency reference tests (first 8 hex digits of each hash).
-INCLUSION = {(0, 8): ["96a296d2", "5f083f0a", "6b47aaf2"],
-             (5, 8): ["bc1a0643", "ca854ea1", "d37ee418"],
-             (2, 3): ["fac54203"],
-             (1, 5): ["6e340b9c", "5f083f0a", "bc1a0643"]}
-CONSISTENCY = {(1, 8): ["96a296d2", "5f083f0a", "6b47aaf2"],
-               (6, 8): ["0ebc5d34", "ca854ea1", "d37ee418"],
-               (2, 5): ["5f083f0a", "bc1a0643"]}
+INCLUSION = {
+    (0, 8): ["96a296d2", "5f083f0a", "6b47aaf2"],
+    (5, 8): ["bc1a0643", "ca854ea1", "d37ee418"],
+    (2, 3): ["fac54203"],
+    (1, 5): ["6e340b9c", "5f083f0a", "bc1a0643"],
+}
+CONSISTENCY = {
+    (1, 8): ["96a296d2", "5f083f0a", "6b47aaf2"],
+    (6, 8): ["0ebc5d34", "ca854ea1", "d37ee418"],
+    (2, 5): ["5f083f0a", "bc1a0643"],
+}
 
 
 def _mth(data: list[bytes]) -> bytes:
@@ -56,7 +70,8 @@ def _flipped(proof: list[bytes], i: int) -> list[bytes]:
 
 def test_empty_tree_root_is_hash_of_nothing() -> None:
     assert merkle.root_from_leaf_hashes([]).hex() == (
-        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+    )
 
 
 @pytest.mark.parametrize("size", range(1, 9))
@@ -92,10 +107,8 @@ def test_inclusion_proofs_verify_and_fail_when_altered(size: int) -> None:
         proof = merkle.inclusion_proof(index, size, lookup)
         assert merkle.verify_inclusion(index, size, hashes[index], proof, root)
         for i in range(len(proof)):
-            assert not merkle.verify_inclusion(index, size, hashes[index],
-                                               _flipped(proof, i), root)
-        assert not merkle.verify_inclusion(index, size, merkle.leaf_hash(b"forged"), proof,
-                                           root)
+            assert not merkle.verify_inclusion(index, size, hashes[index], _flipped(proof, i), root)
+        assert not merkle.verify_inclusion(index, size, merkle.leaf_hash(b"forged"), proof, root)
         if size > 1:
             other = (index + 1) % size
             assert not merkle.verify_inclusion(other, size, hashes[index], proof, root)
@@ -112,13 +125,13 @@ def test_consistency_proofs_verify_and_fail_when_altered(new: int) -> None:
         proof = merkle.consistency_proof(old, new, lookup)
         assert merkle.verify_consistency(old, old_root, new, new_root, proof), (old, new)
         for i in range(len(proof)):
-            assert not merkle.verify_consistency(old, old_root, new, new_root,
-                                                 _flipped(proof, i))
+            assert not merkle.verify_consistency(old, old_root, new, new_root, _flipped(proof, i))
         if 0 < old < new:
             forged_old = merkle.root_from_leaf_hashes([merkle.leaf_hash(b"x"), *hashes[1:old]])
             assert not merkle.verify_consistency(old, forged_old, new, new_root, proof)
-            assert not merkle.verify_consistency(old, old_root, new, _flipped([new_root], 0)[0],
-                                                 proof)
+            assert not merkle.verify_consistency(
+                old, old_root, new, _flipped([new_root], 0)[0], proof
+            )
             assert not merkle.verify_consistency(old, old_root, new, new_root, [])
 
 
@@ -128,5 +141,5 @@ def test_a_fork_is_not_consistent() -> None:
     forked = [*honest[:4], merkle.leaf_hash(b"rewritten"), *honest[5:]]
     proof = merkle.consistency_proof(7, 12, merkle.list_range_hash(forked))
     assert not merkle.verify_consistency(
-        7, merkle.root_from_leaf_hashes(honest[:7]), 12, merkle.root_from_leaf_hashes(forked),
-        proof)
+        7, merkle.root_from_leaf_hashes(honest[:7]), 12, merkle.root_from_leaf_hashes(forked), proof
+    )

@@ -57,11 +57,14 @@ def test_key_hash_is_the_c2sp_construction(signer) -> None:
     assert key_hash(signer) == expected[:4]
 
 
-@pytest.mark.parametrize("edit", [
-    lambda n: n.replace("\n7\n", "\n8\n"),
-    lambda n: n.replace(ORIGIN + "\n", "evil.example/log\n", 1),
-    lambda n: n.replace("=\n\n", "A\n\n", 1) if "=\n\n" in n else "x" + n,
-])
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda n: n.replace("\n7\n", "\n8\n"),
+        lambda n: n.replace(ORIGIN + "\n", "evil.example/log\n", 1),
+        lambda n: n.replace("=\n\n", "A\n\n", 1) if "=\n\n" in n else "x" + n,
+    ],
+)
 def test_an_edited_note_is_rejected(signer, edit) -> None:
     note = sign_checkpoint(_checkpoint(), signer)
     with pytest.raises(NoteError):
@@ -89,8 +92,16 @@ def test_checkpoint_from_another_log_is_rejected(signer) -> None:
         open_checkpoint(sign_checkpoint(_checkpoint(), signer), [signer], "other/log")
 
 
-@pytest.mark.parametrize("body", ["o\n007\nAAAA\n", "o\n-1\n" + "A" * 44 + "\n", "o\n1\n",
-                                  "o\n1\nnot base64!\n", "\n1\n" + "A" * 43 + "=\n"])
+@pytest.mark.parametrize(
+    "body",
+    [
+        "o\n007\nAAAA\n",
+        "o\n-1\n" + "A" * 44 + "\n",
+        "o\n1\n",
+        "o\n1\nnot base64!\n",
+        "\n1\n" + "A" * 43 + "=\n",
+    ],
+)
 def test_malformed_checkpoints_are_rejected(body: str) -> None:
     with pytest.raises(NoteError):
         parse_checkpoint(body)

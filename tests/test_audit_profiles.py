@@ -64,9 +64,12 @@ def test_the_profile_picks_the_checkpoint_algorithm(data_dir, profile) -> None:
     assert [open_checkpoint(n, [key], ORIGIN).size for n in notes] == [10, 20, 25]
     # Only the chosen algorithm's private key is made.
     assert {p.name for p in (data_dir / "keys").iterdir()} >= {
-        "audit-log.pem" if profile == "standard" else "audit-log.sm2", VERIFIER_KEY_FILE}
-    assert not (data_dir / "keys" / ("audit-log.sm2" if profile == "standard"
-                                     else "audit-log.pem")).exists()
+        "audit-log.pem" if profile == "standard" else "audit-log.sm2",
+        VERIFIER_KEY_FILE,
+    }
+    assert not (
+        data_dir / "keys" / ("audit-log.sm2" if profile == "standard" else "audit-log.pem")
+    ).exists()
 
 
 def test_verify_accepts_the_key_and_names_tampering(data_dir, profile, capsys) -> None:
@@ -75,14 +78,17 @@ def test_verify_accepts_the_key_and_names_tampering(data_dir, profile, capsys) -
     assert code == 0, out
     with sqlite3.connect(data_dir / "gateway.db", isolation_level=None) as db:
         note = db.execute("SELECT note FROM audit_checkpoints WHERE size = 20").fetchone()[0]
-        db.execute("UPDATE audit_checkpoints SET note = ? WHERE size = 20",
-                   (note.replace("\n20\n", "\n21\n"),))
+        db.execute(
+            "UPDATE audit_checkpoints SET note = ? WHERE size = 20",
+            (note.replace("\n20\n", "\n21\n"),),
+        )
     code, out = _medfed(data_dir, "verify", capsys=capsys)
     assert code == 1 and "checkpoint at size 20" in out and "does not verify" in out
 
 
-def test_check_consistency_offline_with_the_profiles_key(data_dir, profile, capsys,
-                                                         tmp_path) -> None:
+def test_check_consistency_offline_with_the_profiles_key(
+    data_dir, profile, capsys, tmp_path
+) -> None:
     append_events(data_dir, profile=profile, count=12)
     code, old = _medfed(data_dir, "checkpoint", capsys=capsys)
     assert code == 0
@@ -95,19 +101,25 @@ def test_check_consistency_offline_with_the_profiles_key(data_dir, profile, caps
     (tmp_path / "proof.json").write_text(proof)
     new = tmp_path / "new.note"
     new.write_text(json.loads(proof)["checkpoint"])
-    code, out = _medfed(data_dir, "check-consistency", str(kept), str(new),
-                        str(tmp_path / "proof.json"), "--key", key, capsys=capsys)
+    code, out = _medfed(
+        data_dir,
+        "check-consistency",
+        str(kept),
+        str(new),
+        str(tmp_path / "proof.json"),
+        "--key",
+        key,
+        capsys=capsys,
+    )
     assert code == 0 and "extends your checkpoint at 12" in out
-    code, out = _medfed(data_dir, "verify", "--checkpoint", str(kept), "--key", key,
-                        capsys=capsys)
+    code, out = _medfed(data_dir, "verify", "--checkpoint", str(kept), "--key", key, capsys=capsys)
     assert code == 0 and "your checkpoint of size 12 is consistent" in out
 
 
 def test_a_key_of_the_other_profile_does_not_verify(data_dir, tmp_path, capsys) -> None:
     append_events(data_dir, profile="national", count=10)
     other = load_or_create_signer(tmp_path / "other", ORIGIN, "standard")
-    code, out = _medfed(data_dir, "verify", "--key", verifier_key_string(other),
-                        capsys=capsys)
+    code, out = _medfed(data_dir, "verify", "--key", verifier_key_string(other), capsys=capsys)
     assert code == 1 and "no signature by a trusted key" in out
 
 
@@ -118,7 +130,7 @@ def test_sm2_verifier_key_string_is_type_0xff_with_its_identifier(tmp_path) -> N
     raw = base64.b64decode(encoded)
     assert name == ORIGIN and len(key_id) == 8
     assert raw[0] == 0xFF and raw[1:].startswith(b"medfed/sm2-sm3\n")
-    assert raw[1 + len(KEY_TYPE_TAG):][:1] == b"\x04" and len(raw) == 1 + 15 + 65
+    assert raw[1 + len(KEY_TYPE_TAG) :][:1] == b"\x04" and len(raw) == 1 + 15 + 65
     parsed = parse_verifier_key(text)
     assert isinstance(parsed, SM2Verifier) and parsed.public_point == signer.public_point
     note = sign_checkpoint(Checkpoint(ORIGIN, 3, bytes(32)), signer)
@@ -146,8 +158,7 @@ def test_malformed_or_mismatched_sm2_keys_are_refused(tmp_path) -> None:
         load_or_create_signer(tmp_path, ORIGIN, "quantum")
 
 
-async def test_the_gateway_serves_sm2_checkpoints_under_the_national_profile(data_dir,
-                                                                            monkeypatch):
+async def test_the_gateway_serves_sm2_checkpoints_under_the_national_profile(data_dir, monkeypatch):
     import dataclasses
 
     from gateway.app import build_services
@@ -155,8 +166,9 @@ async def test_the_gateway_serves_sm2_checkpoints_under_the_national_profile(dat
 
     monkeypatch.delenv("MEDFED_CRYPTO_PROFILE", raising=False)
     fed = await Federation(data_dir).setup()
-    fed.settings = dataclasses.replace(fed.settings, extra={
-        **fed.settings.extra, "crypto": {"profile": "national"}})
+    fed.settings = dataclasses.replace(
+        fed.settings, extra={**fed.settings.extra, "crypto": {"profile": "national"}}
+    )
     alice = await fed.add_person(make_id_number(seq=101), "王五")
     app = fed.app(build_services(fed.settings))
     async with fed.client(app, fed.token("clinician", "H33010600001"), "TREATMENT") as c:
@@ -171,7 +183,8 @@ async def test_the_gateway_serves_sm2_checkpoints_under_the_national_profile(dat
 
 
 def test_a_log_signed_before_and_after_a_profile_switch_verifies_with_both_keys(
-        data_dir, monkeypatch, capsys) -> None:
+    data_dir, monkeypatch, capsys
+) -> None:
     monkeypatch.setenv("MEDFED_CRYPTO_PROFILE", "standard")
     append_events(data_dir, profile="standard", count=10)
     ed25519 = verifier_key_string(_published(data_dir))

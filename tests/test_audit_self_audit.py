@@ -21,7 +21,7 @@ ALICE = "王五"
 READ = "query($id: ID!) { person(personId: $id) { name } }"
 AUDIT_FIELDS = {
     "auditEvents": "query($p: String) { auditEvents(filter: {person: $p}) { nodes { index "
-                   "persons { personId } } } }",
+    "persons { personId } } } }",
     "auditCheckpoint": "{ auditCheckpoint { size note } }",
     "auditProof": "{ auditProof(index: 0) { size path } }",
     "auditConsistency": "{ auditConsistency(fromSize: 1) { path } }",
@@ -55,8 +55,9 @@ async def _new_events(fed, before: int) -> list[dict]:
 async def test_each_auditor_read_leaves_one_audit_event(world, field):
     fed, alice, services, app = world
     async with _auditor(fed, app) as c:
-        body = await gql(c, AUDIT_FIELDS[field], {"p": alice} if "$p" in AUDIT_FIELDS[field]
-                         else None)
+        body = await gql(
+            c, AUDIT_FIELDS[field], {"p": alice} if "$p" in AUDIT_FIELDS[field] else None
+        )
     assert body.get("errors") is None and body["data"][field] is not None
     (event,) = await _new_events(fed, 1)
     assert event["kind"] == "QUERY" and event["outcome"] == "OK"
@@ -102,8 +103,10 @@ async def test_http_audit_endpoints_are_logged_without_their_query(world):
         assert (await c.get("/audit/proof", params={"index": 99})).status_code == 400
     events = await _new_events(fed, 1)
     assert [(e["auditLog"]["read"], e["outcome"]) for e in events] == [
-        (["GET /audit/checkpoint"], "OK"), (["GET /audit/proof"], "OK"),
-        (["GET /audit/proof"], "ERROR")]
+        (["GET /audit/checkpoint"], "OK"),
+        (["GET /audit/proof"], "OK"),
+        (["GET /audit/proof"], "ERROR"),
+    ]
     assert all(e["principal"]["role"] == "auditor" and e["persons"] == [] for e in events)
     assert all("99" not in str(e["request"]) for e in events)
     assert (await verify(fed, services)).ok

@@ -43,8 +43,7 @@ def _gone_within(pid: int, seconds: float) -> bool:
     return True
 
 
-async def test_a_lost_writer_fails_the_append_in_flight_and_a_new_one_takes_over(
-        data_dir) -> None:
+async def test_a_lost_writer_fails_the_append_in_flight_and_a_new_one_takes_over(data_dir) -> None:
     engine, log = await _open(sqlite_spec(data_dir), data_dir, checkpoint_every=0)
     try:
         await log.start()
@@ -97,8 +96,9 @@ async def test_the_writer_exits_when_its_gateway_is_killed(data_dir) -> None:
         assert len(writers) == 1 and _alive(writers[0])
         worker.send_signal(signal.SIGKILL)
         worker.wait()
-        assert await asyncio.to_thread(_gone_within, writers[0], 10.0), \
+        assert await asyncio.to_thread(_gone_within, writers[0], 10.0), (
             "the audit writer outlived its gateway"
+        )
     finally:
         worker.kill()
         worker.wait()

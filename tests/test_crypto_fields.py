@@ -41,14 +41,15 @@ def test_profile_chooses_the_algorithm(ring, profile):
     # The ciphertext body opens with that primitive from `cryptography`, and only with it.
     blob = encrypt(ring, "张三")
     header_end = 2 + blob[1]
-    nonce, body = blob[header_end:header_end + 12], blob[header_end + 12:]
+    nonce, body = blob[header_end : header_end + 12], blob[header_end + 12 :]
     aad = b"%s|persons|name_enc|P000001" % blob[:header_end]
     aead = SM4GCM(key.material) if profile == "national" else AESGCM(key.material)
     assert aead.decrypt(nonce, body, aad).decode() == "张三"
 
 
-@pytest.mark.parametrize("moved", [{"row_key": "P000002"}, {"column": "address_enc"},
-                                   {"table": "patients"}])
+@pytest.mark.parametrize(
+    "moved", [{"row_key": "P000002"}, {"column": "address_enc"}, {"table": "patients"}]
+)
 def test_a_value_moved_to_another_cell_fails(ring, moved):
     blob = encrypt(ring, "张三")
     with pytest.raises(DecryptionError, match="does not open"):
@@ -115,7 +116,9 @@ def test_blind_indexes_are_deterministic_normalised_and_kind_separated(ring):
 def test_same_keys_same_indexes_across_sources(ring, data_dir, profile):
     """Two gateways with the same keyring index a person identically (the federation join)."""
     again = KeyRing.load(data_dir)
-    assert BlindIndexer(again).person_ref("330102199001011234") == BlindIndexer(
-        ring).person_ref("330102199001011234")
+    assert BlindIndexer(again).person_ref("330102199001011234") == BlindIndexer(ring).person_ref(
+        "330102199001011234"
+    )
     assert again.index_key(again.index_current).algorithm == (
-        "HMAC-SM3" if profile == "national" else "HMAC-SHA256")
+        "HMAC-SM3" if profile == "national" else "HMAC-SHA256"
+    )

@@ -73,11 +73,17 @@ def test_both_files_are_owner_only_and_apart(ring, data_dir):
 def test_kek_absent_from_reprs_and_errors(ring, data_dir):
     kek = json.loads(LocalKeyProvider.location(data_dir).read_text())["keys"]["kek-1"]["key"]
     raw = base64.b64decode(kek)
-    texts = [repr(ring), repr(ring.provider), repr(ring.current_key("bureau-zj")),
-             str(ring.data_keys), repr(ring.records)]
+    texts = [
+        repr(ring),
+        repr(ring.provider),
+        repr(ring.current_key("bureau-zj")),
+        str(ring.data_keys),
+        repr(ring.records),
+    ]
     entries = json.loads(ring.path.read_text())
     entries["keys"]["dk-bureau-zj-1"]["wrapped"] = base64.b64encode(
-        b"\x01\x05kek-1" + os.urandom(60)).decode()
+        b"\x01\x05kek-1" + os.urandom(60)
+    ).decode()
     ring.path.write_text(json.dumps(entries))
     with pytest.raises(KeyRingError) as caught:
         KeyRing.load(data_dir)
@@ -98,8 +104,9 @@ def test_a_tampered_wrapped_key_fails_loudly(ring, data_dir, how):
     elif how == "swap":  # a valid wrapped key, moved under another key's id
         keys["dk-bureau-zj-1"]["wrapped"] = keys["dk-hospital-a-1"]["wrapped"]
     else:  # claim another algorithm of the same key size
-        keys["bi-1"]["alg"] = "HMAC-SM3" if keys["bi-1"]["alg"] == "HMAC-SHA256" else (
-            "HMAC-SHA256")
+        keys["bi-1"]["alg"] = (
+            "HMAC-SM3" if keys["bi-1"]["alg"] == "HMAC-SHA256" else ("HMAC-SHA256")
+        )
     ring.path.write_text(json.dumps(raw))
     with pytest.raises(KeyRingError, match=r"dk-bureau-zj-1|bi-1") as caught:
         KeyRing.load(data_dir)
@@ -179,15 +186,27 @@ def v1_keyring(data_dir) -> tuple[bytes, bytes]:
     path.parent.mkdir(parents=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
     with os.fdopen(fd, "w") as handle:
-        json.dump({"format": "medfed-keyring/1",
-                   "linkage": {"id": "lk-1", "key": base64.b64encode(linkage).decode()},
-                   "data_keys": {"dk-bureau-zj-1": {"alg": "AES-256-GCM",
-                                                    "key": base64.b64encode(data_key).decode()}},
-                   "current": {"bureau-zj": "dk-bureau-zj-1"}}, handle)
+        json.dump(
+            {
+                "format": "medfed-keyring/1",
+                "linkage": {"id": "lk-1", "key": base64.b64encode(linkage).decode()},
+                "data_keys": {
+                    "dk-bureau-zj-1": {
+                        "alg": "AES-256-GCM",
+                        "key": base64.b64encode(data_key).decode(),
+                    }
+                },
+                "current": {"bureau-zj": "dk-bureau-zj-1"},
+            },
+            handle,
+        )
     header = b"\x01\x0edk-bureau-zj-1"
     nonce = os.urandom(12)
-    blob = header + nonce + AESGCM(data_key).encrypt(
-        nonce, "张三".encode(), header + b"|persons|name_enc|P1")
+    blob = (
+        header
+        + nonce
+        + AESGCM(data_key).encrypt(nonce, "张三".encode(), header + b"|persons|name_enc|P1")
+    )
     return linkage, blob
 
 

@@ -153,13 +153,13 @@ async def test_interrupted_reencrypt_resumes(world, data_dir):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        await reencrypt_source(bureau, KeyRing.load(data_dir), state, batch=10,
-                               on_batch=interrupt)
+        await reencrypt_source(bureau, KeyRing.load(data_dir), state, batch=10, on_batch=interrupt)
     saved = json.loads(state.path.read_text())["bureau-zj"]
     assert saved == {"target": "dk-bureau-zj-2", "table": "persons", "after": "P000029"}
     assert (await count_by_key(bureau))["dk-bureau-zj-2"] == 30 * 5
-    code, out, err = await cli(config, data_dir, "keys", "reencrypt", "--source", "bureau-zj",
-                               "--batch", "10")
+    code, out, err = await cli(
+        config, data_dir, "keys", "reencrypt", "--source", "bureau-zj", "--batch", "10"
+    )
     assert code == 0, err
     assert "resumed at persons after 'P000029'" in out
     assert f"{(PERSONS - 30) * 5} values rewritten" in out
@@ -191,8 +191,11 @@ async def test_rotate_kek_and_data_keys_together(world, data_dir):
     if bureau.is_sqlite:  # no key of any kind reaches the database file
         kek = json.loads((data_dir / "keys" / "kek.json").read_text())["keys"]["kek-2"]["key"]
         ring = KeyRing.load(data_dir)
-        secrets = [base64.b64decode(kek), ring.linkage_key,
-                   *(k.material for k in ring.data_keys.values())]
+        secrets = [
+            base64.b64decode(kek),
+            ring.linkage_key,
+            *(k.material for k in ring.data_keys.values()),
+        ]
         database = (data_dir / "sources" / "bureau-zj.db").read_bytes()
         for secret in secrets:
             assert secret not in database and secret.hex().encode() not in database
@@ -201,8 +204,9 @@ async def test_rotate_kek_and_data_keys_together(world, data_dir):
 async def test_blind_index_rotation_keeps_lookups_working(world, data_dir):
     bureau, plat, config, expected = world
     ring = KeyRing.load(data_dir)
-    person_refs = {psn: BlindIndexer(ring).person_ref(v["id_number"])
-                   for psn, v in expected.items()}
+    person_refs = {
+        psn: BlindIndexer(ring).person_ref(v["id_number"]) for psn, v in expected.items()
+    }
     gateway = Gateway(bureau, data_dir)
     load = Load(gateway, expected)
     task = asyncio.create_task(load.run())
@@ -243,12 +247,14 @@ async def test_blind_index_rotation_keeps_lookups_working(world, data_dir):
     engine = create_source_engine(plat)
     try:
         async with engine.connect() as conn:
-            rows = (await conn.execute(select(platform.Filing.filing_id,
-                                              platform.Filing.id_number_bidx))).all()
+            rows = (
+                await conn.execute(
+                    select(platform.Filing.filing_id, platform.Filing.id_number_bidx)
+                )
+            ).all()
     finally:
         await engine.dispose()
-    assert rows and all(bidx == indexer.id_number(id_number(int(fid[1:])))
-                        for fid, bidx in rows)
+    assert rows and all(bidx == indexer.id_number(id_number(int(fid[1:]))) for fid, bidx in rows)
 
 
 async def test_recompute_refuses_to_finish_with_unmapped_indexes(make_spec, data_dir, tmp_path):

@@ -86,14 +86,33 @@ def test_signatures_interoperate_with_openssl(signer, tmp_path):
     # (id-ecPublicKey, curve SM2 1.2.156.10197.1.301) before the 65-byte point.
     point = signer.public_point
     spki_prefix = bytes.fromhex(
-        "3059301306072a8648ce3d020106082a811ccf5501822d034200")  # id-ecPublicKey, SM2 curve
+        "3059301306072a8648ce3d020106082a811ccf5501822d034200"
+    )  # id-ecPublicKey, SM2 curve
     (tmp_path / "pub.der").write_bytes(spki_prefix + point)
     (tmp_path / "msg").write_bytes(MESSAGE)
     (tmp_path / "sig").write_bytes(signer.sign(MESSAGE))
     result = subprocess.run(
-        ["openssl", "pkeyutl", "-verify", "-pubin", "-inkey", str(tmp_path / "pub.der"),
-         "-keyform", "DER", "-rawin", "-digest", "sm3", "-pkeyopt", "distid:1234567812345678",
-         "-in", str(tmp_path / "msg"), "-sigfile", str(tmp_path / "sig")],
-        capture_output=True, text=True)
+        [
+            "openssl",
+            "pkeyutl",
+            "-verify",
+            "-pubin",
+            "-inkey",
+            str(tmp_path / "pub.der"),
+            "-keyform",
+            "DER",
+            "-rawin",
+            "-digest",
+            "sm3",
+            "-pkeyopt",
+            "distid:1234567812345678",
+            "-in",
+            str(tmp_path / "msg"),
+            "-sigfile",
+            str(tmp_path / "sig"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr + result.stdout
     assert "Verified Successfully" in result.stdout

@@ -85,20 +85,17 @@ def test_a_ciphertext_moved_to_another_row_or_column_does_not_decrypt(demo, ciph
         conn.commit()
         try:
             for row in (a, b):
-                moved = conn.execute("SELECT name_enc FROM persons WHERE psn_no = ?",
-                                     (row[0],)).fetchone()[0]
+                moved = conn.execute(
+                    "SELECT name_enc FROM persons WHERE psn_no = ?", (row[0],)
+                ).fetchone()[0]
                 with pytest.raises(DecryptionError):
                     fields.decrypt(moved, table="persons", column="name_enc", row_key=row[0])
             with pytest.raises(DecryptionError):  # same row, other column
-                fields.decrypt(c["address_enc"], table="persons", column="name_enc",
-                               row_key=c[0])
-            assert fields.decrypt(c["name_enc"], table="persons", column="name_enc",
-                                  row_key=c[0])
+                fields.decrypt(c["address_enc"], table="persons", column="name_enc", row_key=c[0])
+            assert fields.decrypt(c["name_enc"], table="persons", column="name_enc", row_key=c[0])
         finally:  # put them back for the other tests of this module
-            conn.execute("UPDATE persons SET name_enc = ? WHERE psn_no = ?",
-                         (a["name_enc"], a[0]))
-            conn.execute("UPDATE persons SET name_enc = ? WHERE psn_no = ?",
-                         (b["name_enc"], b[0]))
+            conn.execute("UPDATE persons SET name_enc = ? WHERE psn_no = ?", (a["name_enc"], a[0]))
+            conn.execute("UPDATE persons SET name_enc = ? WHERE psn_no = ?", (b["name_enc"], b[0]))
             conn.commit()
 
 
@@ -109,14 +106,19 @@ def test_blind_index_joins_a_moved_person_across_two_provinces(demo, cipher) -> 
     for source in BUREAUS:
         with db(data_dir, source) as conn:
             for row in conn.execute(
-                    "SELECT p.*, e.status, e.begin_date, e.end_date FROM persons p "
-                    "JOIN enrollments e ON e.psn_no = p.psn_no"):
+                "SELECT p.*, e.status, e.begin_date, e.end_date FROM persons p "
+                "JOIN enrollments e ON e.psn_no = p.psn_no"
+            ):
                 by_bidx[row["id_number_bidx"]].append((source, row))
     moved = {k: v for k, v in by_bidx.items() if len(v) > 1}
     assert moved, "no person insured in two provinces"
     for bidx, rows in moved.items():
-        plain = {fields.decrypt(row["id_number_enc"], table="persons", column="id_number_enc",
-                                row_key=row["psn_no"]) for _, row in rows}
+        plain = {
+            fields.decrypt(
+                row["id_number_enc"], table="persons", column="id_number_enc", row_key=row["psn_no"]
+            )
+            for _, row in rows
+        }
         assert len(plain) == 1 and indexer.id_number(plain.pop()) == bidx
         assert len({row["person_ref"] for _, row in rows}) == 1
         ended = [row for _, row in rows if row["status"] == "ENDED"]
@@ -180,9 +182,14 @@ def test_filings_precede_their_cross_province_settlements_and_clearings_add_up(d
         totals[key][0] += 1
         totals[key][1] += s["total_fen"]
         totals[key][2] += s["fund_pay_fen"]
-    assert {(c["month"], c["payer_province"][:2], c["payee_province"][:2]):
-            [c["settlement_count"], c["total_fen"], c["fund_pay_fen"]]
-            for c in clearings} == dict(totals)
+    assert {
+        (c["month"], c["payer_province"][:2], c["payee_province"][:2]): [
+            c["settlement_count"],
+            c["total_fen"],
+            c["fund_pay_fen"],
+        ]
+        for c in clearings
+    } == dict(totals)
 
 
 def test_codes_ids_and_visit_types_are_valid(demo, cipher) -> None:
@@ -191,11 +198,19 @@ def test_codes_ids_and_visit_types_are_valid(demo, cipher) -> None:
     with db(data_dir, "directory") as conn:
         directory = {r["code"]: r for r in conn.execute("SELECT * FROM institutions")}
     for person in _all(data_dir, BUREAUS, "SELECT * FROM persons"):
-        id_number = fields.decrypt(person["id_number_enc"], table="persons",
-                                   column="id_number_enc", row_key=person["psn_no"])
+        id_number = fields.decrypt(
+            person["id_number_enc"],
+            table="persons",
+            column="id_number_enc",
+            row_key=person["psn_no"],
+        )
         assert codes.validate_id_number(id_number) is None
-        born = fields.decrypt(person["birth_date_enc"], table="persons",
-                              column="birth_date_enc", row_key=person["psn_no"])
+        born = fields.decrypt(
+            person["birth_date_enc"],
+            table="persons",
+            column="birth_date_enc",
+            row_key=person["psn_no"],
+        )
         assert born == codes.birth_date_from_id(id_number).isoformat()
         assert person["gender"] == codes.gender_from_id(id_number)
         assert codes.validate_region(person["insuplc_admdvs"]) is None
@@ -208,14 +223,18 @@ def test_codes_ids_and_visit_types_are_valid(demo, cipher) -> None:
                 types.add(v["visit_type"])
                 inst = directory[v["institution_code"]]
                 assert inst["region"][:2] == source[-6:-4]  # treated in this bureau's province
-                assert all(codes.validate_icd10(c) is None
-                           for c in v["diagnosis_codes"].split(","))
+                assert all(codes.validate_icd10(c) is None for c in v["diagnosis_codes"].split(","))
                 if v["visit_type"] == "INTERNET_REVISIT":
                     assert inst["internet_hospital"]
                 if v["visit_type"] == "PHARMACY":
                     assert inst["kind"] == "PHARMACY"
-    assert types == {"OUTPATIENT", "INPATIENT", "INTERNET_REVISIT", "CHRONIC_OUTPATIENT",
-                     "PHARMACY"}
+    assert types == {
+        "OUTPATIENT",
+        "INPATIENT",
+        "INTERNET_REVISIT",
+        "CHRONIC_OUTPATIENT",
+        "PHARMACY",
+    }
 
 
 def test_results_belong_to_visits_at_their_hospital(demo) -> None:
@@ -253,8 +272,10 @@ def test_dispensings_are_of_prescriptions_circulated_to_that_pharmacy(demo) -> N
                 assert rx[d["rx_id"]]["review_status"] == "APPROVED"
                 assert d["total_fen"] == d["fund_pay_fen"] + d["acct_pay_fen"] + d["cash_pay_fen"]
                 assert d["delivery_fee_fen"] == 0 or d["delivered"]
-                items = conn.execute("SELECT sum(amount_fen) FROM dispensing_items "
-                                     "WHERE dispensing_id = ?", (d["dispensing_id"],))
+                items = conn.execute(
+                    "SELECT sum(amount_fen) FROM dispensing_items WHERE dispensing_id = ?",
+                    (d["dispensing_id"],),
+                )
                 assert items.fetchone()[0] == d["total_fen"]  # the delivery fee is not in it
     assert seen > 0
 
@@ -284,8 +305,15 @@ def test_show_prints_persons_that_exist_and_are_interesting(demo, capsys) -> Non
         assert person["personId"] in refs
         assert codes.validate_id_number(person["idNumber"]) is None and person["name"]
         assert person["provinces"] and person["interesting"]
-        assert set(person["counts"]) >= {"enrollments", "visits", "results", "settlements",
-                                         "crossProvinceSettlements", "filings", "dispensings"}
+        assert set(person["counts"]) >= {
+            "enrollments",
+            "visits",
+            "results",
+            "settlements",
+            "crossProvinceSettlements",
+            "filings",
+            "dispensings",
+        }
         covered.update(person["interesting"])
         if "moved provinces" in person["interesting"]:
             assert len(person["provinces"]) == 2 and person["counts"]["enrollments"] == 2

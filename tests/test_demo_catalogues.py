@@ -21,8 +21,11 @@ def test_every_code_in_the_catalogues_is_valid() -> None:
         assert codes.validate_region(district.code) is None
         assert district.city in regions.CITIES
     for inst in institutions.INSTITUTIONS:
-        check = (codes.validate_institution if inst.kind == institutions.HOSPITAL
-                 else codes.validate_pharmacy)
+        check = (
+            codes.validate_institution
+            if inst.kind == institutions.HOSPITAL
+            else codes.validate_pharmacy
+        )
         assert check(inst.code) is None, inst
         assert inst.province in regions.PROVINCES
     assert len({i.code for i in institutions.INSTITUTIONS}) == len(institutions.INSTITUTIONS)

@@ -25,15 +25,15 @@ PERSONS, SEED = 60, 11
 @pytest.mark.parametrize("backend", ["postgres"])
 async def test_demo_on_postgres_matches_sqlite_and_shows(make_spec, data_dir, tmp_path) -> None:
     base = load_settings(CONFIG, data_dir=data_dir, env={})
-    specs = [make_spec(s.kind, s.name, region=s.region, institution=s.institution)
-             for s in base.sources]
+    specs = [
+        make_spec(s.kind, s.name, region=s.region, institution=s.institution) for s in base.sources
+    ]
     settings = dataclasses.replace(base, sources=tuple(specs))
     await build.migrate_all(specs)
     keyring = open_keyring(settings, create=True)
     for spec in specs:
         keyring.ensure_source(spec.name)
-    report = await build.build(specs, keyring, data_dir, persons=PERSONS, seed=SEED,
-                               progress=False)
+    report = await build.build(specs, keyring, data_dir, persons=PERSONS, seed=SEED, progress=False)
 
     # The command line runs its own event loop, so it gets a thread of its own here.
     on_sqlite = await asyncio.to_thread(build_sqlite, tmp_path / "sqlite", PERSONS, SEED)
@@ -43,8 +43,7 @@ async def test_demo_on_postgres_matches_sqlite_and_shows(make_spec, data_dir, tm
     writer = SourceWriter(specs)
     try:
         assert set(await writer.sources_with_rows()) == {s.name for s in specs}
-        assert await writer.count("platform", "clearings") == report.counts["platform"][
-            "clearings"]
+        assert await writer.count("platform", "clearings") == report.counts["platform"]["clearings"]
     finally:
         await writer.close()
 

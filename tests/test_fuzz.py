@@ -48,12 +48,16 @@ def served(tmp_path_factory):
     fed = Federation(data_dir)
     # One principal sends every example: rate limits would only turn them into 429s.
     fed.settings = dataclasses.replace(
-        fed.settings, extra={**fed.settings.extra, "limits": {"rate_limits": False}})
+        fed.settings, extra={**fed.settings.extra, "limits": {"rate_limits": False}}
+    )
     ref = asyncio.run(_populate(fed))
     # The attacking patient is someone else: a pseudonym that is not the victim's.
-    tokens = {role: fed.token(role, org, purposes=purposes,
-                              person="1" * 32 if role == "patient" else None)
-              for role, org, purposes in ATTACKERS}
+    tokens = {
+        role: fed.token(
+            role, org, purposes=purposes, person="1" * 32 if role == "patient" else None
+        )
+        for role, org, purposes in ATTACKERS
+    }
     errors = _Errors()
     logger = logging.getLogger("medfed.graphql")
     logger.addHandler(errors)
@@ -75,9 +79,10 @@ SCHEMA = build_schema(dev=True, mutation=Mutation)._schema
 # replaces with the victim's personId: generated queries then reach a person the attackers
 # have no relation to.
 PLACEHOLDER = "0" * 32
+
+
 def _field(name: str, value: str) -> graphql.ObjectFieldNode:
-    return graphql.ObjectFieldNode(name=graphql.NameNode(value=name),
-                                   value=gql_nodes.String(value))
+    return graphql.ObjectFieldNode(name=graphql.NameNode(value=name), value=gql_nodes.String(value))
 
 
 def _text(valid: st.SearchStrategy) -> st.SearchStrategy:
@@ -89,30 +94,43 @@ _custom = {
     "ID": st.sampled_from(["x", PLACEHOLDER]).map(gql_nodes.String),
     "Date": _text(st.dates().map(lambda d: d.isoformat())),
     "DateTime": _text(st.datetimes().map(lambda d: d.isoformat())),
-    "Decimal": _text(st.decimals(places=2, allow_nan=False, allow_infinity=False,
-                                 min_value=-10**9, max_value=10**9)),
+    "Decimal": _text(
+        st.decimals(
+            places=2, allow_nan=False, allow_infinity=False, min_value=-(10**9), max_value=10**9
+        )
+    ),
     # Entity representations aimed at the victim (and at a directory institution).
-    "_Any": st.sampled_from([
-        [("__typename", "Person"), ("personId", PLACEHOLDER)],
-        [("__typename", "CloudRecord"), ("personId", PLACEHOLDER)],
-        [("__typename", "Institution"), ("code", "H37010200003")],
-    ]).map(lambda pairs: gql_nodes.Object([_field(k, v) for k, v in pairs])),
+    "_Any": st.sampled_from(
+        [
+            [("__typename", "Person"), ("personId", PLACEHOLDER)],
+            [("__typename", "CloudRecord"), ("personId", PLACEHOLDER)],
+            [("__typename", "Institution"), ("code", "H37010200003")],
+        ]
+    ).map(lambda pairs: gql_nodes.Object([_field(k, v) for k, v in pairs])),
 }
-OPERATIONS = st.one_of(queries(SCHEMA, custom_scalars=_custom),
-                       mutations(SCHEMA, custom_scalars=_custom))
+OPERATIONS = st.one_of(
+    queries(SCHEMA, custom_scalars=_custom), mutations(SCHEMA, custom_scalars=_custom)
+)
 
 
-@settings(max_examples=EXAMPLES, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
-                                 HealthCheck.filter_too_much])
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.filter_too_much,
+    ],
+)
 @given(data=st.data())
 def test_random_operations_never_fail_or_leak(served, data):
     client, tokens, ref, errors = served
     role = data.draw(st.sampled_from(sorted(tokens)), label="role")
     operation = data.draw(OPERATIONS, label="operation").replace(PLACEHOLDER, ref)
     before = len(errors.records)
-    response = client.post("/graphql", json={"query": operation},
-                           headers={"Authorization": f"Bearer {tokens[role]}"})
+    response = client.post(
+        "/graphql", json={"query": operation}, headers={"Authorization": f"Bearer {tokens[role]}"}
+    )
     assert response.status_code < 500, (role, operation, response.text[:300])
     raw = response.content.decode("utf-8", "replace")
     for value in secrets():

@@ -34,18 +34,15 @@ def code_of(response) -> str:
     return response.json()["errors"][0]["extensions"]["code"]
 
 
-async def post(fed, app, query, variables=None, role="settlement_center", org="330000",
-               **body):
+async def post(fed, app, query, variables=None, role="settlement_center", org="330000", **body):
     token = fed.token(role, org)
     async with fed.client(app, token) as c:
-        return await c.post("/graphql", json={"query": query, "variables": variables or {},
-                                              **body})
+        return await c.post("/graphql", json={"query": query, "variables": variables or {}, **body})
 
 
 async def test_the_cloud_record_with_first_100_lists_passes_every_default_limit(world):
     fed, ref = world
-    response = await post(fed, fed.app(), LEGIT, {"id": ref}, role="clinician",
-                          org="H33010600001")
+    response = await post(fed, fed.app(), LEGIT, {"id": ref}, role="clinician", org="H33010600001")
     assert response.status_code == 200
     body = response.json()
     codes = {e.get("extensions", {}).get("code") for e in body.get("errors", [])}
@@ -84,22 +81,34 @@ async def test_alias_bomb_and_directive_pileup_are_refused(world):
 async def test_deep_nesting_and_huge_lists_are_refused(world):
     fed, ref = world
     app = fed.app()
-    deep = ("{ institutions { nodes { code } } " + "__typename " * 1 + "}")
+    deep = "{ institutions { nodes { code } } " + "__typename " * 1 + "}"
     assert (await post(fed, app, deep)).status_code == 200
-    nested = ("query($id: ID!) { person(personId: $id) { cloudRecord { visits { nodes { "
-              "prescriptions { items { drugName } } } } } } }")
+    nested = (
+        "query($id: ID!) { person(personId: $id) { cloudRecord { visits { nodes { "
+        "prescriptions { items { drugName } } } } } } }"
+    )
     assert "errors" not in (await post(fed, app, nested, {"id": ref})).json() or True
-    huge = " ".join(f"v{i}: visits(first: 100) {{ nodes {{ prescriptions {{ items {{ drugName "
-                    f"dosage }} }} }} }}" for i in range(10))
-    response = await post(fed, app, f"query($id: ID!) {{ person(personId: $id) {{ cloudRecord "
-                          f"{{ {huge} }} }} }}", {"id": ref})
+    huge = " ".join(
+        f"v{i}: visits(first: 100) {{ nodes {{ prescriptions {{ items {{ drugName "
+        f"dosage }} }} }} }}"
+        for i in range(10)
+    )
+    response = await post(
+        fed,
+        app,
+        f"query($id: ID!) {{ person(personId: $id) {{ cloudRecord {{ {huge} }} }} }}",
+        {"id": ref},
+    )
     assert code_of(response) == "QUERY_TOO_COSTLY"
     # `first` from a variable without a default counts as the maximum page, 100.
-    by_variable = ("query($id: ID!, $n: Int) { person(personId: $id) { cloudRecord { "
-                   + " ".join(f"v{i}: visits(first: $n) {{ nodes {{ visitId }} }}"
-                              for i in range(150)) + " } } }")
-    response = await post(fed, app_with(fed, limits={"max_aliases": 500}), by_variable,
-                          {"id": ref, "n": 1})
+    by_variable = (
+        "query($id: ID!, $n: Int) { person(personId: $id) { cloudRecord { "
+        + " ".join(f"v{i}: visits(first: $n) {{ nodes {{ visitId }} }}" for i in range(150))
+        + " } } }"
+    )
+    response = await post(
+        fed, app_with(fed, limits={"max_aliases": 500}), by_variable, {"id": ref, "n": 1}
+    )
     assert code_of(response) == "QUERY_TOO_COSTLY"
 
 
@@ -133,16 +142,22 @@ async def test_malformed_bodies_and_wrong_content_types(world):
             (b'{"query": "{ __typename }"', "application/json", 400, "MALFORMED_REQUEST"),
             (b'{"query": "\xff\xfe"}', "application/json", 400, "MALFORMED_REQUEST"),
             (b'"just a string"', "application/json", 400, "MALFORMED_REQUEST"),
-            (b"query={__typename}", "application/x-www-form-urlencoded", 415,
-             "UNSUPPORTED_MEDIA_TYPE"),
+            (
+                b"query={__typename}",
+                "application/x-www-form-urlencoded",
+                415,
+                "UNSUPPORTED_MEDIA_TYPE",
+            ),
             (b'{"query": "{ __typename }"}', "text/plain", 415, "UNSUPPORTED_MEDIA_TYPE"),
             (b"--x\r\n", "multipart/form-data; boundary=x", 415, "UNSUPPORTED_MEDIA_TYPE"),
         ]:
-            response = await c.post("/graphql", content=content,
-                                    headers={"content-type": ctype})
+            response = await c.post("/graphql", content=content, headers={"content-type": ctype})
             assert (response.status_code, code_of(response)) == (status, code), content
-        ok = await c.post("/graphql", content=b'{"query": "{ __typename }"}',
-                          headers={"content-type": "application/graphql-response+json"})
+        ok = await c.post(
+            "/graphql",
+            content=b'{"query": "{ __typename }"}',
+            headers={"content-type": "application/graphql-response+json"},
+        )
         assert ok.status_code == 200 and ok.json()["data"] == {"__typename": "Query"}
 
 
@@ -155,15 +170,21 @@ async def test_no_operations_over_get_and_the_edge_headers(world):
         assert get.status_code == 405 and code_of(get) == "METHOD_NOT_ALLOWED"
         get = await c.get("/graphql", params={"query": "{ __typename }"})
         assert get.status_code == 405
-        response = await c.post("/graphql", json={"query": "{ __typename }"},
-                                headers={"X-Request-Id": "client-chosen-id-1"})
+        response = await c.post(
+            "/graphql",
+            json={"query": "{ __typename }"},
+            headers={"X-Request-Id": "client-chosen-id-1"},
+        )
         assert response.headers["x-request-id"] == "client-chosen-id-1"
         assert response.headers["x-content-type-options"] == "nosniff"
         assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
         assert response.headers["cache-control"] == "no-store"
         assert response.headers["referrer-policy"] == "no-referrer"
-        generated = await c.post("/graphql", json={"query": "{ __typename }"},
-                                 headers={"X-Request-Id": "bad id <script>"})
+        generated = await c.post(
+            "/graphql",
+            json={"query": "{ __typename }"},
+            headers={"X-Request-Id": "bad id <script>"},
+        )
         assert len(generated.headers["x-request-id"]) == 32
 
 
@@ -172,16 +193,22 @@ async def test_cors_allow_list(world):
     app = app_with(fed, cors={"origins": ["https://app.example.cn"]})
     token = fed.token("settlement_center", "330000")
     async with fed.client(app, token) as c:
-        pre = await c.options("/graphql", headers={
-            "Origin": "https://app.example.cn", "Access-Control-Request-Method": "POST"})
+        pre = await c.options(
+            "/graphql",
+            headers={"Origin": "https://app.example.cn", "Access-Control-Request-Method": "POST"},
+        )
         assert pre.status_code == 204
         assert pre.headers["access-control-allow-origin"] == "https://app.example.cn"
-        ok = await c.post("/graphql", json={"query": "{ __typename }"},
-                          headers={"Origin": "https://app.example.cn"})
+        ok = await c.post(
+            "/graphql",
+            json={"query": "{ __typename }"},
+            headers={"Origin": "https://app.example.cn"},
+        )
         assert ok.status_code == 200
         assert ok.headers["access-control-allow-origin"] == "https://app.example.cn"
-        evil = await c.post("/graphql", json={"query": "{ __typename }"},
-                            headers={"Origin": "https://evil.example"})
+        evil = await c.post(
+            "/graphql", json={"query": "{ __typename }"}, headers={"Origin": "https://evil.example"}
+        )
         assert evil.status_code == 403 and code_of(evil) == "ORIGIN_NOT_ALLOWED"
         assert "access-control-allow-origin" not in evil.headers
 
@@ -196,8 +223,7 @@ async def test_trusted_documents_for_partner_roles(world):
     persisted = {"persistedQuery": {"version": 1, "sha256Hash": digest}}
     free = await post(fed, app, text, role="researcher", org="110000")
     assert free.status_code == 403 and code_of(free) == "PERSISTED_QUERY_NOT_TRUSTED"
-    unknown = await post(fed, app, None, role="researcher", org="110000",
-                         extensions=persisted)
+    unknown = await post(fed, app, None, role="researcher", org="110000", extensions=persisted)
     assert code_of(unknown) == "PERSISTED_QUERY_NOT_FOUND"
     from connectors.sql.engine import create_source_engine
 
@@ -206,8 +232,9 @@ async def test_trusted_documents_for_partner_roles(world):
     await engine.dispose()
     ok = await post(fed, app, None, role="researcher", org="110000", extensions=persisted)
     assert ok.status_code == 200 and len(ok.json()["data"]["institutions"]["nodes"]) == 5
-    mismatch = await post(fed, app, text + " ", role="researcher", org="110000",
-                          extensions=persisted)
+    mismatch = await post(
+        fed, app, text + " ", role="researcher", org="110000", extensions=persisted
+    )
     assert code_of(mismatch) == "PERSISTED_QUERY_HASH_MISMATCH"
     # Roles not listed still send free-form operations.
     assert (await post(fed, app, text)).json()["data"] is not None
@@ -263,8 +290,9 @@ async def test_per_organisation_rate_limit(world):
     for sub in range(3):  # three principals of one organisation
         token = fed.token("settlement_center", "330000")
         async with fed.client(app, token) as c:
-            statuses.append((await c.post("/graphql",
-                                          json={"query": "{ __typename }"})).status_code)
+            statuses.append(
+                (await c.post("/graphql", json={"query": "{ __typename }"})).status_code
+            )
     assert statuses == [200, 200, 429]
 
 

@@ -48,8 +48,12 @@ def _now() -> int:
 
 
 def _other_ed25519(world: World, **overrides) -> str:
-    return jwt.encode(claims(**overrides), ed25519.Ed25519PrivateKey.generate(),
-                      algorithm="EdDSA", headers={"kid": DEMO_KID})
+    return jwt.encode(
+        claims(**overrides),
+        ed25519.Ed25519PrivateKey.generate(),
+        algorithm="EdDSA",
+        headers={"kid": DEMO_KID},
+    )
 
 
 def _rsa(world: World) -> str:
@@ -69,79 +73,112 @@ BAD_TOKENS = {
     "malformed: header not JSON": (lambda w: "bm90LWpzb24.e30.c2ln", "header is malformed"),
     "forged: signed by another Ed25519 key": (_other_ed25519, "signature does not verify"),
     "forged: payload swapped after signing": (
-        lambda w: ".".join([w.demo_token().split(".")[0],
-                            w.demo_token(role="admin").split(".")[1],
-                            w.demo_token().split(".")[2]]),
-        "signature does not verify"),
-    "alg none": (lambda w: unsigned({"alg": "none", "typ": "JWT", "kid": DEMO_KID}, claims()),
-                 "algorithm 'none' is not accepted"),
-    "alg None": (lambda w: unsigned({"alg": "None", "kid": DEMO_KID}, claims()),
-                 "is not accepted"),
+        lambda w: ".".join(
+            [
+                w.demo_token().split(".")[0],
+                w.demo_token(role="admin").split(".")[1],
+                w.demo_token().split(".")[2],
+            ]
+        ),
+        "signature does not verify",
+    ),
+    "alg none": (
+        lambda w: unsigned({"alg": "none", "typ": "JWT", "kid": DEMO_KID}, claims()),
+        "algorithm 'none' is not accepted",
+    ),
+    "alg None": (lambda w: unsigned({"alg": "None", "kid": DEMO_KID}, claims()), "is not accepted"),
     "alg missing": (lambda w: unsigned({"kid": DEMO_KID}, claims(), b"x"), "is not accepted"),
     "HS256 keyed with the issuer's public key PEM": (
         lambda w: hs256_with(w.demo_public_pem(), {"alg": "HS256", "kid": DEMO_KID}, claims()),
-        "algorithm 'HS256' is not accepted"),
+        "algorithm 'HS256' is not accepted",
+    ),
     "HS256 keyed with the issuer's raw public key": (
-        lambda w: hs256_with(w.demo.private_key.public_key().public_bytes_raw(),
-                             {"alg": "HS256", "kid": DEMO_KID}, claims()),
-        "algorithm 'HS256' is not accepted"),
+        lambda w: hs256_with(
+            w.demo.private_key.public_key().public_bytes_raw(),
+            {"alg": "HS256", "kid": DEMO_KID},
+            claims(),
+        ),
+        "algorithm 'HS256' is not accepted",
+    ),
     "RS256": (_rsa, "algorithm 'RS256' is not accepted"),
     "ES384": (_es384, "algorithm 'ES384' is not accepted"),
     "ES256 against the Ed25519 key": (
         lambda w: jwt.encode(claims(), w.es_key, algorithm="ES256", headers={"kid": DEMO_KID}),
-        "does not match key 'demo-1' (EdDSA)"),
+        "does not match key 'demo-1' (EdDSA)",
+    ),
     "EdDSA against the ES256 key": (
-        lambda w: jwt.encode(claims(iss=ES_ISSUER), w.demo.private_key, algorithm="EdDSA",
-                             headers={"kid": ES_KID}),
-        "does not match key 'es-1' (ES256)"),
-    "no kid": (lambda w: jwt.encode(claims(), w.demo.private_key, algorithm="EdDSA"),
-               "no key id"),
+        lambda w: jwt.encode(
+            claims(iss=ES_ISSUER), w.demo.private_key, algorithm="EdDSA", headers={"kid": ES_KID}
+        ),
+        "does not match key 'es-1' (ES256)",
+    ),
+    "no kid": (lambda w: jwt.encode(claims(), w.demo.private_key, algorithm="EdDSA"), "no key id"),
     "unknown kid": (
-        lambda w: jwt.encode(claims(), w.demo.private_key, algorithm="EdDSA",
-                             headers={"kid": "demo-2"}),
-        "has no key 'demo-2'"),
-    "unknown issuer": (lambda w: w.demo_token(iss="https://evil.example"),
-                       "issuer 'https://evil.example' is not trusted"),
+        lambda w: jwt.encode(
+            claims(), w.demo.private_key, algorithm="EdDSA", headers={"kid": "demo-2"}
+        ),
+        "has no key 'demo-2'",
+    ),
+    "unknown issuer": (
+        lambda w: w.demo_token(iss="https://evil.example"),
+        "issuer 'https://evil.example' is not trusted",
+    ),
     "expired": (lambda w: w.demo_token(iat=_now() - 7200, exp=_now() - 3600), "token expired at"),
-    "not yet valid beyond skew": (lambda w: w.demo_token(nbf=_now() + 300),
-                                  "not valid before"),
-    "issued in the future": (lambda w: w.demo_token(iat=_now() + 300, exp=_now() + 3900),
-                             "issued in the future"),
-    "lifetime too long": (lambda w: w.demo_token(exp=_now() + 13 * 3600),
-                          "lifetime 13h exceeds the maximum of 12h"),
-    "expires before issued": (lambda w: w.demo_token(iat=_now(), exp=_now() - 10),
-                              "expires before it was issued"),
+    "not yet valid beyond skew": (lambda w: w.demo_token(nbf=_now() + 300), "not valid before"),
+    "issued in the future": (
+        lambda w: w.demo_token(iat=_now() + 300, exp=_now() + 3900),
+        "issued in the future",
+    ),
+    "lifetime too long": (
+        lambda w: w.demo_token(exp=_now() + 13 * 3600),
+        "lifetime 13h exceeds the maximum of 12h",
+    ),
+    "expires before issued": (
+        lambda w: w.demo_token(iat=_now(), exp=_now() - 10),
+        "expires before it was issued",
+    ),
     "exp not a number": (lambda w: w.demo_token(exp="tomorrow"), "claim 'exp' must be a time"),
     "exp a boolean": (lambda w: w.demo_token(exp=True), "claim 'exp' must be a time"),
-    "wrong audience": (lambda w: w.demo_token(aud="someone-else"),
-                       "not for audience 'medfed'"),
+    "wrong audience": (lambda w: w.demo_token(aud="someone-else"), "not for audience 'medfed'"),
     "bad role": (lambda w: w.demo_token(role="superuser"), "'superuser' is not one of patient"),
     "role in capitals": (lambda w: w.demo_token(role="CLINICIAN"), "is not one of"),
     "purposes empty": (lambda w: w.demo_token(purposes=[]), "at least one purpose"),
-    "purposes unknown": (lambda w: w.demo_token(purposes=["TREATMENT", "MARKETING"]),
-                         "'MARKETING' is not one of"),
+    "purposes unknown": (
+        lambda w: w.demo_token(purposes=["TREATMENT", "MARKETING"]),
+        "'MARKETING' is not one of",
+    ),
     "purposes a string": (lambda w: w.demo_token(purposes="TREATMENT"), "must be a list"),
-    "purposes an object": (lambda w: w.demo_token(purposes={"TREATMENT": True}),
-                           "must be a list"),
-    "org not a code": (lambda w: w.demo_token(org="Hangzhou Hospital"),
-                       "claim 'org' 'Hangzhou Hospital' is neither"),
+    "purposes an object": (lambda w: w.demo_token(purposes={"TREATMENT": True}), "must be a list"),
+    "org not a code": (
+        lambda w: w.demo_token(org="Hangzhou Hospital"),
+        "claim 'org' 'Hangzhou Hospital' is neither",
+    ),
     "org one digit short": (lambda w: w.demo_token(org="H3301060000"), "claim 'org'"),
     "org region with 0 prefix": (lambda w: w.demo_token(org="030106"), "claim 'org'"),
     "patient without person": (
         lambda w: w.demo_token(role="patient", org="330106", purposes=["PATIENT_ACCESS"]),
-        "'person' is required in a patient token"),
+        "'person' is required in a patient token",
+    ),
     "patient with a malformed person": (
-        lambda w: w.demo_token(role="patient", org="330106", purposes=["PATIENT_ACCESS"],
-                               person="330106199001011234"),
-        "'person' must be a personId pseudonym"),
+        lambda w: w.demo_token(
+            role="patient", org="330106", purposes=["PATIENT_ACCESS"], person="330106199001011234"
+        ),
+        "'person' must be a personId pseudonym",
+    ),
     "patient with another purpose": (
-        lambda w: w.demo_token(role="patient", org="330106", person=PERSON,
-                               purposes=["PATIENT_ACCESS", "RESEARCH"]),
-        "may only be PATIENT_ACCESS"),
-    "non-patient with person": (lambda w: w.demo_token(person=PERSON),
-                                "'person' is only for patient tokens, not clinician"),
-    "subject is an ID number": (lambda w: w.demo_token(sub="33010619900101123X"),
-                                "looks like a citizen ID number"),
+        lambda w: w.demo_token(
+            role="patient", org="330106", person=PERSON, purposes=["PATIENT_ACCESS", "RESEARCH"]
+        ),
+        "may only be PATIENT_ACCESS",
+    ),
+    "non-patient with person": (
+        lambda w: w.demo_token(person=PERSON),
+        "'person' is only for patient tokens, not clinician",
+    ),
+    "subject is an ID number": (
+        lambda w: w.demo_token(sub="33010619900101123X"),
+        "looks like a citizen ID number",
+    ),
     "too long": (lambda w: w.demo_token(sub="x" * 100, pad="y" * 9000), "longer than"),
 }
 for _claim in ("exp", "iat", "iss", "aud", "sub", "role", "org", "purposes"):
@@ -165,8 +202,12 @@ def _assert_refused(world: World, response, status: int, code: str) -> dict:
 async def test_bad_token_is_401_and_never_reaches_the_app(world, case):
     make, reason = BAD_TOKENS[case]
     token = make(world)
-    response = await world.request("POST", "/graphql", headers={"Authorization": f"Bearer {token}"},
-                                   json={"query": "{ me { personId } }"})
+    response = await world.request(
+        "POST",
+        "/graphql",
+        headers={"Authorization": f"Bearer {token}"},
+        json={"query": "{ me { personId } }"},
+    )
     error = _assert_refused(world, response, 401, "UNAUTHENTICATED")
     assert reason in error["message"]
     challenge = response.headers["www-authenticate"]
@@ -184,12 +225,15 @@ async def test_no_authorization_header_is_401_with_a_bare_challenge(world):
     assert response.headers["www-authenticate"] == 'Bearer realm="medfed"'
 
 
-@pytest.mark.parametrize("value, reason", [
-    ("Basic ZHI6c2VjcmV0", "must use the Bearer scheme"),
-    ("Token abc.def.ghi", "must use the Bearer scheme"),
-    ("Bearer", "carries no token"),
-    ("Bearer    ", "carries no token"),
-])
+@pytest.mark.parametrize(
+    "value, reason",
+    [
+        ("Basic ZHI6c2VjcmV0", "must use the Bearer scheme"),
+        ("Token abc.def.ghi", "must use the Bearer scheme"),
+        ("Bearer", "carries no token"),
+        ("Bearer    ", "carries no token"),
+    ],
+)
 async def test_authorization_that_is_not_a_bearer_token_is_401(world, value, reason):
     response = await world.request("GET", "/graphql", headers={"Authorization": value})
     error = _assert_refused(world, response, 401, "UNAUTHENTICATED")
@@ -199,23 +243,32 @@ async def test_authorization_that_is_not_a_bearer_token_is_401(world, value, rea
 
 async def test_two_authorization_headers_are_refused(world):
     token = world.demo_token()
-    response = await world.request("GET", "/graphql", headers=[("Authorization", f"Bearer {token}"),
-                                                       ("Authorization", f"Bearer {token}")])
+    response = await world.request(
+        "GET",
+        "/graphql",
+        headers=[("Authorization", f"Bearer {token}"), ("Authorization", f"Bearer {token}")],
+    )
     _assert_refused(world, response, 401, "UNAUTHENTICATED")
 
 
 async def test_valid_ed25519_token_reaches_the_app_with_principal_and_purpose(world):
     response = await world.request(
-        "POST", "/graphql", headers={"Authorization": f"Bearer {world.demo_token()}"}, json={})
+        "POST", "/graphql", headers={"Authorization": f"Bearer {world.demo_token()}"}, json={}
+    )
     assert response.status_code == 200
-    assert response.json() == {"sub": "dr-wang", "role": "clinician", "purpose": "TREATMENT",
-                               "person": None}
+    assert response.json() == {
+        "sub": "dr-wang",
+        "role": "clinician",
+        "purpose": "TREATMENT",
+        "person": None,
+    }
     assert len(world.calls) == 1
 
 
 async def test_valid_es256_token_from_a_key_file_reaches_the_app(world):
     response = await world.request(
-        "POST", "/graphql", headers={"Authorization": f"bearer {world.es_token()}"}, json={})
+        "POST", "/graphql", headers={"Authorization": f"bearer {world.es_token()}"}, json={}
+    )
     assert response.status_code == 200, response.text
     assert response.json()["role"] == "clinician"
 
@@ -233,15 +286,21 @@ async def test_expiry_within_the_clock_skew_is_tolerated(world):
 
 
 async def test_patient_token_carries_the_person_pseudonym(world):
-    token = world.demo_token(role="patient", org="330106", purposes=["PATIENT_ACCESS"],
-                             person=PERSON, sub="app-user-77")
+    token = world.demo_token(
+        role="patient", org="330106", purposes=["PATIENT_ACCESS"], person=PERSON, sub="app-user-77"
+    )
     response = await world.request("GET", "/graphql", headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 200
-    assert response.json() == {"sub": "app-user-77", "role": "patient",
-                               "purpose": "PATIENT_ACCESS", "person": PERSON}
+    assert response.json() == {
+        "sub": "app-user-77",
+        "role": "patient",
+        "purpose": "PATIENT_ACCESS",
+        "person": PERSON,
+    }
 
 
 # -- purpose of use -------------------------------------------------------------------------
+
 
 def _multi(world: World) -> dict[str, str]:
     token = world.demo_token(purposes=["TREATMENT", "EMERGENCY"])
@@ -257,28 +316,34 @@ async def test_purpose_is_required_when_the_token_allows_several(world):
 
 @pytest.mark.parametrize("header", ["EMERGENCY", "emergency", " EMERGENCY "])
 async def test_named_purpose_is_used(world, header):
-    response = await world.request("GET", "/graphql",
-                                  headers={**_multi(world), "X-Purpose-Of-Use": header})
+    response = await world.request(
+        "GET", "/graphql", headers={**_multi(world), "X-Purpose-Of-Use": header}
+    )
     assert response.status_code == 200
     assert response.json()["purpose"] == "EMERGENCY"
 
 
 async def test_purpose_the_token_does_not_allow_is_403(world):
-    response = await world.request("GET", "/graphql",
-                                  headers={**_multi(world), "X-Purpose-Of-Use": "RESEARCH"})
+    response = await world.request(
+        "GET", "/graphql", headers={**_multi(world), "X-Purpose-Of-Use": "RESEARCH"}
+    )
     error = _assert_refused(world, response, 403, "PURPOSE_NOT_ALLOWED")
     assert "does not allow purpose RESEARCH" in error["message"]
 
 
 async def test_single_purpose_token_may_still_not_claim_another(world):
-    response = await world.request("GET", "/graphql", headers={
-        "Authorization": f"Bearer {world.demo_token()}", "X-Purpose-Of-Use": "SETTLEMENT"})
+    response = await world.request(
+        "GET",
+        "/graphql",
+        headers={"Authorization": f"Bearer {world.demo_token()}", "X-Purpose-Of-Use": "SETTLEMENT"},
+    )
     _assert_refused(world, response, 403, "PURPOSE_NOT_ALLOWED")
 
 
 async def test_unknown_purpose_is_400(world):
-    response = await world.request("GET", "/graphql",
-                                  headers={**_multi(world), "X-Purpose-Of-Use": "MARKETING"})
+    response = await world.request(
+        "GET", "/graphql", headers={**_multi(world), "X-Purpose-Of-Use": "MARKETING"}
+    )
     error = _assert_refused(world, response, 400, "PURPOSE_UNKNOWN")
     assert "'MARKETING' is not a purpose of use" in error["message"]
 
@@ -290,6 +355,7 @@ async def test_bad_token_is_401_even_with_a_purpose_header(world):
 
 # -- paths without a token ------------------------------------------------------------------
 
+
 async def test_health_checks_need_no_token(world):
     assert (await world.request("GET", "/healthz")).status_code == 200
     assert len(world.calls) == 1
@@ -300,16 +366,23 @@ async def test_graphiql_page_opens_without_a_token_in_dev_mode_only(world):
     response = await world.request("GET", "/graphql", dev=True, headers=html)
     assert response.status_code == 200 and "GraphiQL" in response.text
     world.calls.clear()
-    _assert_refused(world, await world.request("GET", "/graphql", dev=False, headers=html), 401,
-                    "UNAUTHENTICATED")
+    _assert_refused(
+        world,
+        await world.request("GET", "/graphql", dev=False, headers=html),
+        401,
+        "UNAUTHENTICATED",
+    )
 
 
-@pytest.mark.parametrize("method, url, headers", [
-    ("GET", "/graphql?query={__typename}", {"Accept": "text/html"}),
-    ("GET", "/graphql", {"Accept": "application/json"}),
-    ("POST", "/graphql", {"Accept": "text/html"}),
-    ("GET", "/graphql/", {"Accept": "text/html"}),
-])
+@pytest.mark.parametrize(
+    "method, url, headers",
+    [
+        ("GET", "/graphql?query={__typename}", {"Accept": "text/html"}),
+        ("GET", "/graphql", {"Accept": "application/json"}),
+        ("POST", "/graphql", {"Accept": "text/html"}),
+        ("GET", "/graphql/", {"Accept": "text/html"}),
+    ],
+)
 async def test_dev_mode_lets_nothing_else_through(world, method, url, headers):
     response = await world.request(method, url, dev=True, headers=headers)
     _assert_refused(world, response, 401, "UNAUTHENTICATED")
@@ -317,13 +390,15 @@ async def test_dev_mode_lets_nothing_else_through(world, method, url, headers):
 
 # -- the trusted-issuer file at run time ----------------------------------------------------
 
+
 async def test_withdrawn_issuer_is_refused_without_a_restart(world):
     app = world.app()  # one long-running gateway: the change must be seen without a restart
     bearer = {"Authorization": f"Bearer {world.es_token()}"}
     assert (await world.request("GET", "/graphql", app=app, headers=bearer)).status_code == 200
     text = world.issuers_file.read_text(encoding="utf-8")
-    world.issuers_file.write_text(text.split(f'\n[[issuers]]\niss = "{ES_ISSUER}"')[0],
-                                  encoding="utf-8")
+    world.issuers_file.write_text(
+        text.split(f'\n[[issuers]]\niss = "{ES_ISSUER}"')[0], encoding="utf-8"
+    )
     world.calls.clear()
     response = await world.request("GET", "/graphql", app=app, headers=bearer)
     error = _assert_refused(world, response, 401, "UNAUTHENTICATED")
@@ -344,6 +419,7 @@ async def test_unreadable_issuer_file_refuses_everyone(world):
 
 
 # -- verify_token directly: clock, lifetime and what the Principal holds ----------------------
+
 
 def _registry(world: World) -> IssuerRegistry:
     return IssuerRegistry.load(world.issuers_file)
@@ -382,8 +458,7 @@ def test_maximum_lifetime_is_configurable(world):
     token = world.demo_token(iat=iat, exp=iat + 7200)
     verify_token(token, _registry(world), audience=AUDIENCE, now=iat)
     with pytest.raises(AuthenticationError, match="lifetime 2h exceeds the maximum of 1h"):
-        verify_token(token, _registry(world), audience=AUDIENCE, now=iat,
-                     max_lifetime_seconds=3600)
+        verify_token(token, _registry(world), audience=AUDIENCE, now=iat, max_lifetime_seconds=3600)
 
 
 def test_issuer_must_be_trusted_for_our_audience(world):
@@ -397,6 +472,7 @@ def test_issuer_must_be_trusted_for_our_audience(world):
 
 
 # -- other ASGI traffic and start-up wiring -------------------------------------------------
+
 
 async def _raw(app, scope: dict) -> list[dict]:
     sent: list[dict] = []
@@ -454,14 +530,17 @@ def test_auth_options_outside_dev_needs_an_issuers_file(tmp_path, monkeypatch):
     assert not (tmp_path / "data" / "keys" / "demo-issuer.pem").exists()
 
 
-@pytest.mark.parametrize("claim, value, reason", [
-    ("exp", 1e308, "claim 'exp' must be a time"),
-    ("iat", -1, "claim 'iat' must be a time"),
-    ("nbf", float("inf"), "claim 'nbf' must be a time"),
-    ("jti", "a\nb", "claim 'jti' must be at most 128 printable characters"),
-    ("jti", "j" * 129, "claim 'jti' must be at most 128 printable characters"),
-    ("sub", "", "claim 'sub' must be a non-empty string"),
-])
+@pytest.mark.parametrize(
+    "claim, value, reason",
+    [
+        ("exp", 1e308, "claim 'exp' must be a time"),
+        ("iat", -1, "claim 'iat' must be a time"),
+        ("nbf", float("inf"), "claim 'nbf' must be a time"),
+        ("jti", "a\nb", "claim 'jti' must be at most 128 printable characters"),
+        ("jti", "j" * 129, "claim 'jti' must be at most 128 printable characters"),
+        ("sub", "", "claim 'sub' must be a non-empty string"),
+    ],
+)
 def test_absurd_claim_values_are_refused_with_a_reason(world, claim, value, reason):
     with pytest.raises(AuthenticationError) as caught:
         verify_token(world.demo_token(**{claim: value}), _registry(world), audience=AUDIENCE)

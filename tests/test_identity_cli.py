@@ -53,9 +53,20 @@ def test_round_trip_prints_only_the_token(config, capsys):
 
 
 def test_options_end_up_in_the_token(config, capsys):
-    code, out, _ = _mint(config, capsys, "--role", "insurance_agency", "--org", "330100",
-                         "--purposes", "settlement, emergency", "--ttl", "30m",
-                         "--sub", "agent-007")
+    code, out, _ = _mint(
+        config,
+        capsys,
+        "--role",
+        "insurance_agency",
+        "--org",
+        "330100",
+        "--purposes",
+        "settlement, emergency",
+        "--ttl",
+        "30m",
+        "--sub",
+        "agent-007",
+    )
     assert code == 0
     principal = verify_token(out.strip(), _registry(config), audience="medfed")
     assert principal.purposes == {Purpose.SETTLEMENT, Purpose.EMERGENCY}
@@ -64,8 +75,9 @@ def test_options_end_up_in_the_token(config, capsys):
 
 
 def test_patient_token_links_the_person_pseudonym(config, capsys):
-    code, out, _ = _mint(config, capsys, "--role", "patient", "--org", "330106",
-                         "--person", PERSON.upper())
+    code, out, _ = _mint(
+        config, capsys, "--role", "patient", "--org", "330106", "--person", PERSON.upper()
+    )
     assert code == 0
     principal = verify_token(out.strip(), _registry(config), audience="medfed")
     assert principal.person_ref == PERSON
@@ -85,15 +97,18 @@ async def test_minted_token_opens_the_gateway(config, capsys, tmp_path):
     code, out, _ = _mint(config, capsys, "--role", "pharmacist", "--org", "P33010600007")
     assert code == 0
     world: World = make_world(tmp_path / "data")  # trusts the key the command made
-    response = await world.request("POST", "/graphql", json={},
-                                   headers={"Authorization": f"Bearer {out.strip()}"})
+    response = await world.request(
+        "POST", "/graphql", json={}, headers={"Authorization": f"Bearer {out.strip()}"}
+    )
     assert response.status_code == 200, response.text
     assert response.json()["role"] == "pharmacist"
 
 
 def test_configured_audience_and_lifetime_are_honoured(config, capsys):
-    config.write_text(config.read_text() + '\n[identity]\naudience = "medfed-staging"\n'
-                      "max_lifetime_seconds = 1800\n")
+    config.write_text(
+        config.read_text() + '\n[identity]\naudience = "medfed-staging"\n'
+        "max_lifetime_seconds = 1800\n"
+    )
     code, out, _ = _mint(config, capsys, "--role", "auditor", "--org", "330000", "--ttl", "900")
     assert code == 0
     assert verify_token(out.strip(), _registry(config), audience="medfed-staging")
@@ -102,28 +117,48 @@ def test_configured_audience_and_lifetime_are_honoured(config, capsys):
     assert "identity.max_lifetime_seconds = 1800" in err
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--role", "nurse", "--org", CLINIC], "--role 'nurse' is not one of patient"),
-    (["--role", "clinician", "--org", "Hangzhou"], "--org 'HANGZHOU' is neither"),
-    (["--role", "clinician", "--org", CLINIC, "--ttl", "soon"], "--ttl 'soon' is not a lifetime"),
-    (["--role", "clinician", "--org", CLINIC, "--ttl", "0"], "--ttl '0' is not a lifetime"),
-    (["--role", "clinician", "--org", CLINIC, "--ttl", "13h"], "is longer than the gateway"),
-    (["--role", "clinician", "--org", CLINIC, "--purposes", "TREATMENT,GOSSIP"],
-     "--purposes 'GOSSIP' is not one of"),
-    (["--role", "clinician", "--org", CLINIC, "--purposes", " , "],
-     "--purposes must name at least one purpose"),
-    (["--role", "patient", "--org", "330106"], "--person is required in a patient token"),
-    (["--role", "patient", "--org", "330106", "--person", "abc"],
-     "--person must be a personId pseudonym"),
-    (["--role", "patient", "--org", "330106", "--person", "33010619900101123X"],
-     "never an ID number"),
-    (["--role", "patient", "--org", "330106", "--person", PERSON, "--purposes", "TREATMENT"],
-     "--purposes of a patient token may only be PATIENT_ACCESS"),
-    (["--role", "clinician", "--org", CLINIC, "--person", PERSON],
-     "--person is only for patient tokens"),
-    (["--role", "clinician", "--org", CLINIC, "--sub", "330106199001011234"],
-     "--sub looks like a citizen ID number"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--role", "nurse", "--org", CLINIC], "--role 'nurse' is not one of patient"),
+        (["--role", "clinician", "--org", "Hangzhou"], "--org 'HANGZHOU' is neither"),
+        (
+            ["--role", "clinician", "--org", CLINIC, "--ttl", "soon"],
+            "--ttl 'soon' is not a lifetime",
+        ),
+        (["--role", "clinician", "--org", CLINIC, "--ttl", "0"], "--ttl '0' is not a lifetime"),
+        (["--role", "clinician", "--org", CLINIC, "--ttl", "13h"], "is longer than the gateway"),
+        (
+            ["--role", "clinician", "--org", CLINIC, "--purposes", "TREATMENT,GOSSIP"],
+            "--purposes 'GOSSIP' is not one of",
+        ),
+        (
+            ["--role", "clinician", "--org", CLINIC, "--purposes", " , "],
+            "--purposes must name at least one purpose",
+        ),
+        (["--role", "patient", "--org", "330106"], "--person is required in a patient token"),
+        (
+            ["--role", "patient", "--org", "330106", "--person", "abc"],
+            "--person must be a personId pseudonym",
+        ),
+        (
+            ["--role", "patient", "--org", "330106", "--person", "33010619900101123X"],
+            "never an ID number",
+        ),
+        (
+            ["--role", "patient", "--org", "330106", "--person", PERSON, "--purposes", "TREATMENT"],
+            "--purposes of a patient token may only be PATIENT_ACCESS",
+        ),
+        (
+            ["--role", "clinician", "--org", CLINIC, "--person", PERSON],
+            "--person is only for patient tokens",
+        ),
+        (
+            ["--role", "clinician", "--org", CLINIC, "--sub", "330106199001011234"],
+            "--sub looks like a citizen ID number",
+        ),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_2(config, capsys, args, message):
     code, out, err = _mint(config, capsys, *args)
     assert (code, out) == (2, "")

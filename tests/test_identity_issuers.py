@@ -25,21 +25,28 @@ from security.identity.demo_issuer import GENERATED_MARK
 
 
 def _pem(key) -> str:
-    return key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    ).decode("ascii")
+    return (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode("ascii")
+    )
 
 
 ED = _pem(ed25519.Ed25519PrivateKey.generate())
 P256 = _pem(ec.generate_private_key(ec.SECP256R1()))
 P384 = _pem(ec.generate_private_key(ec.SECP384R1()))
-PRIVATE = ed25519.Ed25519PrivateKey.generate().private_bytes(
-    serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-).decode("ascii")
+PRIVATE = (
+    ed25519.Ed25519PrivateKey.generate()
+    .private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    .decode("ascii")
+)
 
 
-def _issuer(key_lines: str, head: str = 'iss = "https://idp.example"\naudiences = ["medfed"]'
-            ) -> str:
+def _issuer(
+    key_lines: str, head: str = 'iss = "https://idp.example"\naudiences = ["medfed"]'
+) -> str:
     return f"[[issuers]]\n{head}\n\n[[issuers.keys]]\n{key_lines}\n"
 
 
@@ -48,8 +55,9 @@ def _key(alg: str = "EdDSA", pem: str = ED, kid: str = "k1") -> str:
 
 
 def test_a_good_file_lists_issuers_and_keys():
-    text = _issuer(_key()) + _issuer(_key("ES256", P256, "k2"),
-                                     'iss = "https://b.example"\naudiences = ["medfed", "x"]')
+    text = _issuer(_key()) + _issuer(
+        _key("ES256", P256, "k2"), 'iss = "https://b.example"\naudiences = ["medfed", "x"]'
+    )
     registry = IssuerRegistry.from_toml(text)
     assert set(registry.issuers) == {"https://idp.example", "https://b.example"}
     assert registry.key_for("https://b.example", "k2").alg == "ES256"
@@ -60,40 +68,70 @@ def test_a_good_file_lists_issuers_and_keys():
 BAD_FILES = {
     "not TOML": ("[[issuers]\n", "is not valid TOML"),
     "empty": ("", "issuers: must list at least one [[issuers]] table"),
-    "unknown top-level key": ('trust_everyone = true\n' + _issuer(_key()),
-                              "trust_everyone: is not a setting"),
-    "missing iss": (_issuer(_key(), 'audiences = ["medfed"]'),
-                    "issuers[0].iss: must be a non-empty string"),
-    "empty audiences": (_issuer(_key(), 'iss = "https://a"\naudiences = []'),
-                        "issuers[0].audiences: must be a non-empty list"),
-    "no keys": ('[[issuers]]\niss = "https://a"\naudiences = ["medfed"]\n',
-                "issuers[0].keys: must list at least one"),
+    "unknown top-level key": (
+        "trust_everyone = true\n" + _issuer(_key()),
+        "trust_everyone: is not a setting",
+    ),
+    "missing iss": (
+        _issuer(_key(), 'audiences = ["medfed"]'),
+        "issuers[0].iss: must be a non-empty string",
+    ),
+    "empty audiences": (
+        _issuer(_key(), 'iss = "https://a"\naudiences = []'),
+        "issuers[0].audiences: must be a non-empty list",
+    ),
+    "no keys": (
+        '[[issuers]]\niss = "https://a"\naudiences = ["medfed"]\n',
+        "issuers[0].keys: must list at least one",
+    ),
     "HS256": (_issuer(_key("HS256")), "issuers[0].keys[0].alg: 'HS256' is not supported"),
     "RS256": (_issuer(_key("RS256")), "issuers[0].keys[0].alg: 'RS256' is not supported"),
     "none": (_issuer(_key("none")), "issuers[0].keys[0].alg: 'none' is not supported"),
-    "no kid": (_issuer('alg = "EdDSA"\npublic_key = "x"'),
-               "issuers[0].keys[0].kid: must be a non-empty string"),
-    "unknown key setting": (_issuer(_key() + '\nsecret = "s"'),
-                            "issuers[0].keys[0].secret: is not a setting"),
-    "no public key": (_issuer('kid = "k"\nalg = "EdDSA"'),
-                      "issuers[0].keys[0].public_key: give exactly one of"),
-    "both public key forms": (_issuer(_key() + '\npublic_key_file = "k.pem"'),
-                              "issuers[0].keys[0].public_key: give exactly one of"),
-    "garbage key": (_issuer(_key(pem="hello")),
-                    "issuers[0].keys[0].public_key: is not a PEM public key"),
-    "private key instead of public": (_issuer(_key(pem=PRIVATE)),
-                                      "issuers[0].keys[0].public_key: is not a PEM public key"),
-    "EdDSA with a P-256 key": (_issuer(_key("EdDSA", P256)),
-                               "issuers[0].keys[0].public_key: is not an Ed25519 key"),
-    "ES256 with an Ed25519 key": (_issuer(_key("ES256", ED)),
-                                  "issuers[0].keys[0].public_key: is not a P-256 EC key"),
-    "ES256 with a P-384 key": (_issuer(_key("ES256", P384)),
-                               "issuers[0].keys[0].public_key: is not a P-256 EC key"),
-    "duplicate kid": ("[[issuers]]\niss = \"https://a\"\naudiences = [\"m\"]\n"
-                      f"[[issuers.keys]]\n{_key()}\n[[issuers.keys]]\n{_key()}\n",
-                      "issuers[0].keys[1].kid: 'k1' is listed twice"),
-    "duplicate issuer": (_issuer(_key()) + _issuer(_key()),
-                         "issuers[1].iss: 'https://idp.example' is listed twice"),
+    "no kid": (
+        _issuer('alg = "EdDSA"\npublic_key = "x"'),
+        "issuers[0].keys[0].kid: must be a non-empty string",
+    ),
+    "unknown key setting": (
+        _issuer(_key() + '\nsecret = "s"'),
+        "issuers[0].keys[0].secret: is not a setting",
+    ),
+    "no public key": (
+        _issuer('kid = "k"\nalg = "EdDSA"'),
+        "issuers[0].keys[0].public_key: give exactly one of",
+    ),
+    "both public key forms": (
+        _issuer(_key() + '\npublic_key_file = "k.pem"'),
+        "issuers[0].keys[0].public_key: give exactly one of",
+    ),
+    "garbage key": (
+        _issuer(_key(pem="hello")),
+        "issuers[0].keys[0].public_key: is not a PEM public key",
+    ),
+    "private key instead of public": (
+        _issuer(_key(pem=PRIVATE)),
+        "issuers[0].keys[0].public_key: is not a PEM public key",
+    ),
+    "EdDSA with a P-256 key": (
+        _issuer(_key("EdDSA", P256)),
+        "issuers[0].keys[0].public_key: is not an Ed25519 key",
+    ),
+    "ES256 with an Ed25519 key": (
+        _issuer(_key("ES256", ED)),
+        "issuers[0].keys[0].public_key: is not a P-256 EC key",
+    ),
+    "ES256 with a P-384 key": (
+        _issuer(_key("ES256", P384)),
+        "issuers[0].keys[0].public_key: is not a P-256 EC key",
+    ),
+    "duplicate kid": (
+        '[[issuers]]\niss = "https://a"\naudiences = ["m"]\n'
+        f"[[issuers.keys]]\n{_key()}\n[[issuers.keys]]\n{_key()}\n",
+        "issuers[0].keys[1].kid: 'k1' is listed twice",
+    ),
+    "duplicate issuer": (
+        _issuer(_key()) + _issuer(_key()),
+        "issuers[1].iss: 'https://idp.example' is listed twice",
+    ),
 }
 
 
@@ -115,8 +153,11 @@ def test_public_key_file_is_read_relative_to_the_issuers_file(tmp_path: Path):
     path.write_text(_issuer('kid = "k"\nalg = "ES256"\npublic_key_file = "idp.pem"'))
     assert IssuerRegistry.load(path).key_for("https://idp.example", "k").alg == "ES256"
     (tmp_path / "idp.pem").unlink()
-    with pytest.raises(IssuerConfigError, match=r"issuers\[0\]\.keys\[0\]\.public_key_file: "
-                                                r".*idp.pem does not exist"):
+    with pytest.raises(
+        IssuerConfigError,
+        match=r"issuers\[0\]\.keys\[0\]\.public_key_file: "
+        r".*idp.pem does not exist",
+    ):
         IssuerRegistry.load(path)
 
 
@@ -135,9 +176,10 @@ def test_missing_issuers_file_is_one_line(tmp_path: Path):
 
 # -- [identity] settings --------------------------------------------------------------------
 
+
 def _identity(tmp_path: Path, table: str):
     config = tmp_path / "medfed.toml"
-    config.write_text(f"[data]\ndir = \"{tmp_path / 'data'}\"\n\n[identity]\n{table}\n")
+    config.write_text(f'[data]\ndir = "{tmp_path / "data"}"\n\n[identity]\n{table}\n')
     settings = load_settings(config, env={})
     return load_identity_settings(settings.extra.get("identity"), settings.data_dir)
 
@@ -148,30 +190,42 @@ def test_identity_defaults(tmp_path: Path, monkeypatch):
     identity = load_identity_settings(settings.extra.get("identity"), settings.data_dir)
     assert identity.issuers_file == tmp_path / "d" / "keys" / "issuers.toml"
     assert (identity.audience, identity.leeway_seconds, identity.max_lifetime_seconds) == (
-        "medfed", 60, 43200)
+        "medfed",
+        60,
+        43200,
+    )
     assert identity.uses_default_issuers_file
 
 
 def test_identity_table_is_read_from_medfed_toml(tmp_path: Path):
-    identity = _identity(tmp_path, 'issuers_file = "{data_dir}/trust/idps.toml"\n'
-                                   'audience = "medfed-prod"\nleeway_seconds = 30\n'
-                                   "max_lifetime_seconds = 3600")
+    identity = _identity(
+        tmp_path,
+        'issuers_file = "{data_dir}/trust/idps.toml"\n'
+        'audience = "medfed-prod"\nleeway_seconds = 30\n'
+        "max_lifetime_seconds = 3600",
+    )
     assert identity.issuers_file == tmp_path / "data" / "trust" / "idps.toml"
     assert not identity.uses_default_issuers_file
     assert (identity.audience, identity.leeway_seconds, identity.max_lifetime_seconds) == (
-        "medfed-prod", 30, 3600)
+        "medfed-prod",
+        30,
+        3600,
+    )
 
 
-@pytest.mark.parametrize("table, key, problem", [
-    ("leeway_seconds = 600", "identity.leeway_seconds", "600 is outside 0-300"),
-    ('leeway_seconds = "60"', "identity.leeway_seconds", "is not a whole number"),
-    ("leeway_seconds = true", "identity.leeway_seconds", "is not a whole number"),
-    ("max_lifetime_seconds = 10", "identity.max_lifetime_seconds", "is outside 60-86400"),
-    ("max_lifetime_seconds = 604800", "identity.max_lifetime_seconds", "is outside 60-86400"),
-    ('audience = ""', "identity.audience", "must be a non-empty string"),
-    ("issuers_file = 5", "identity.issuers_file", "must be a file path"),
-    ("trust_all = true", "identity.trust_all", "is not an identity setting"),
-])
+@pytest.mark.parametrize(
+    "table, key, problem",
+    [
+        ("leeway_seconds = 600", "identity.leeway_seconds", "600 is outside 0-300"),
+        ('leeway_seconds = "60"', "identity.leeway_seconds", "is not a whole number"),
+        ("leeway_seconds = true", "identity.leeway_seconds", "is not a whole number"),
+        ("max_lifetime_seconds = 10", "identity.max_lifetime_seconds", "is outside 60-86400"),
+        ("max_lifetime_seconds = 604800", "identity.max_lifetime_seconds", "is outside 60-86400"),
+        ('audience = ""', "identity.audience", "must be a non-empty string"),
+        ("issuers_file = 5", "identity.issuers_file", "must be a file path"),
+        ("trust_all = true", "identity.trust_all", "is not an identity setting"),
+    ],
+)
 def test_bad_identity_setting_names_the_key(tmp_path: Path, table, key, problem):
     with pytest.raises(IdentityConfigError) as caught:
         _identity(tmp_path, table)
@@ -182,6 +236,7 @@ def test_bad_identity_setting_names_the_key(tmp_path: Path, table, key, problem)
 
 
 # -- the demo issuer's key files -----------------------------------------------------------
+
 
 def _mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)

@@ -41,19 +41,25 @@ def patient(fed, ref: str | None = None) -> str:
 
 
 def consent(**changes) -> dict:
-    data = {"grantee": "H37010200003", "dataClasses": ["LAB_RESULT", "IMAGING"],
-            "purpose": "TREATMENT", "validUntil": (NOW + timedelta(days=30)).isoformat()}
+    data = {
+        "grantee": "H37010200003",
+        "dataClasses": ["LAB_RESULT", "IMAGING"],
+        "purpose": "TREATMENT",
+        "validUntil": (NOW + timedelta(days=30)).isoformat(),
+    }
     return {**data, **changes}
 
 
-async def grant(fed, app, key: str, data: dict, token: str | None = None,
-                purpose: str = "PATIENT_ACCESS") -> dict:
+async def grant(
+    fed, app, key: str, data: dict, token: str | None = None, purpose: str = "PATIENT_ACCESS"
+) -> dict:
     return await run(fed, app, token or patient(fed), purpose, GRANT, {"key": key, "input": data})
 
 
 async def revoke(fed, app, key: str, consent_id: str, token: str | None = None) -> dict:
-    return await run(fed, app, token or patient(fed), "PATIENT_ACCESS", REVOKE,
-                     {"key": key, "id": consent_id})
+    return await run(
+        fed, app, token or patient(fed), "PATIENT_ACCESS", REVOKE, {"key": key, "id": consent_id}
+    )
 
 
 @pytest.fixture
@@ -91,8 +97,10 @@ async def test_grant_list_and_revoke(fed, consents):
     # Revoking again (another key) changes nothing: the first revocation time stays.
     twice = await revoke(fed, app, "r-2", c["consentId"])
     assert "errors" not in twice
-    assert (twice["data"]["revokeConsent"]["consent"]["revokedAt"]
-            == gone["data"]["revokeConsent"]["consent"]["revokedAt"])
+    assert (
+        twice["data"]["revokeConsent"]["consent"]["revokedAt"]
+        == gone["data"]["revokeConsent"]["consent"]["revokedAt"]
+    )
 
 
 async def test_consent_opens_results_to_another_hospital_until_revoked(fed):
@@ -113,39 +121,70 @@ async def test_consent_opens_results_to_another_hospital_until_revoked(fed):
 
 async def test_every_bad_field_is_listed_in_one_error_and_nothing_is_written(fed):
     app = fed.app()
-    body = await grant(fed, app, "g 1", consent(
-        grantee="X123", dataClasses=[], purpose="EMERGENCY",
-        validFrom=(NOW + timedelta(days=40)).isoformat()))
-    assert problem_paths(body) == {("idempotencyKey",), ("input", "grantee"),
-                                   ("input", "dataClasses"), ("input", "purpose"),
-                                   ("input", "validUntil")}
+    body = await grant(
+        fed,
+        app,
+        "g 1",
+        consent(
+            grantee="X123",
+            dataClasses=[],
+            purpose="EMERGENCY",
+            validFrom=(NOW + timedelta(days=40)).isoformat(),
+        ),
+    )
+    assert problem_paths(body) == {
+        ("idempotencyKey",),
+        ("input", "grantee"),
+        ("input", "dataClasses"),
+        ("input", "purpose"),
+        ("input", "validUntil"),
+    }
     body = await grant(fed, app, "g-1", consent(grantee="H33010600099"))  # not in directory
     assert problem_paths(body) == {("input", "grantee")}
-    body = await grant(fed, app, "g-1", consent(
-        validUntil=(NOW + timedelta(days=6 * 365)).isoformat()))
+    body = await grant(
+        fed, app, "g-1", consent(validUntil=(NOW + timedelta(days=6 * 365)).isoformat())
+    )
     assert problem_paths(body) == {("input", "validUntil")}
-    body = await grant(fed, app, "g-1", consent(
-        validFrom=(NOW - timedelta(days=9)).isoformat(),
-        validUntil=(NOW - timedelta(days=1)).isoformat()))
+    body = await grant(
+        fed,
+        app,
+        "g-1",
+        consent(
+            validFrom=(NOW - timedelta(days=9)).isoformat(),
+            validUntil=(NOW - timedelta(days=1)).isoformat(),
+        ),
+    )
     assert problem_paths(body) == {("input", "validUntil")}
     assert await count(fed, "gateway", ConsentRow) == 0
 
 
 async def test_a_consent_that_has_not_begun_is_pending(fed, consents):
     app = fed.app()
-    body = await grant(fed, app, "g-1", consent(
-        grantee="P33010600101", dataClasses=["PRESCRIPTION"],
-        validFrom=(NOW + timedelta(days=1)).isoformat()))
+    body = await grant(
+        fed,
+        app,
+        "g-1",
+        consent(
+            grantee="P33010600101",
+            dataClasses=["PRESCRIPTION"],
+            validFrom=(NOW + timedelta(days=1)).isoformat(),
+        ),
+    )
     assert body["data"]["grantConsent"]["consent"]["status"] == "PENDING"
     assert await consents.active_consents(fed.ref, datetime.now()) == []
 
 
 async def test_an_expired_consent_is_not_active(fed, consents):
     stored = await consents.grant(
-        consent_id="C" + "0" * 31, person_ref=fed.ref, grantee="H37010200003",
-        data_classes=[DataClass.VISIT], purpose=Purpose.TREATMENT,
-        valid_from=NOW - timedelta(days=10), valid_until=NOW - timedelta(days=1),
-        now=NOW - timedelta(days=10))
+        consent_id="C" + "0" * 31,
+        person_ref=fed.ref,
+        grantee="H37010200003",
+        data_classes=[DataClass.VISIT],
+        purpose=Purpose.TREATMENT,
+        valid_from=NOW - timedelta(days=10),
+        valid_until=NOW - timedelta(days=1),
+        now=NOW - timedelta(days=10),
+    )
     assert stored.status(datetime.now()) is ConsentStatus.EXPIRED
     assert await consents.active_consents(fed.ref, datetime.now()) == []
     # ...but it was active while its period ran.
@@ -158,8 +197,10 @@ async def test_same_key_grants_once_and_refuses_other_input(fed):
     # The same classes in another order are the same input.
     again = await grant(fed, app, "once", consent(dataClasses=["IMAGING", "LAB_RESULT"]))
     assert again["data"]["grantConsent"]["replayed"] is True
-    assert (again["data"]["grantConsent"]["consent"]["consentId"]
-            == first["data"]["grantConsent"]["consent"]["consentId"])
+    assert (
+        again["data"]["grantConsent"]["consent"]["consentId"]
+        == first["data"]["grantConsent"]["consent"]["consentId"]
+    )
     other = await grant(fed, app, "once", consent(purpose="RESEARCH"))
     assert code(other) == "IDEMPOTENCY_KEY_REUSED"
     assert await count(fed, "gateway", ConsentRow) == 1
@@ -168,12 +209,19 @@ async def test_same_key_grants_once_and_refuses_other_input(fed):
 async def test_my_consents_pages(fed):
     app = fed.app()
     for i in range(3):
-        await grant(fed, app, f"g-{i}", consent(dataClasses=["VISIT"], grantee=[
-            "H33010600001", "H33020300002", "H37010200003"][i]))
+        await grant(
+            fed,
+            app,
+            f"g-{i}",
+            consent(
+                dataClasses=["VISIT"], grantee=["H33010600001", "H33020300002", "H37010200003"][i]
+            ),
+        )
     seen, after = [], None
     for _ in range(3):
-        body = await run(fed, app, patient(fed), "PATIENT_ACCESS", MINE,
-                         {"first": 2, "after": after})
+        body = await run(
+            fed, app, patient(fed), "PATIENT_ACCESS", MINE, {"first": 2, "after": after}
+        )
         page = body["data"]["myConsents"]
         seen += [n["grantee"] for n in page["nodes"]]
         if not page["pageInfo"]["hasNextPage"]:

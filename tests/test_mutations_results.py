@@ -42,10 +42,17 @@ async def fed(data_dir):
 
 
 def lab(**changes) -> dict:
-    data = {"category": "LAB", "itemName": "葡萄糖", "loincCode": "2345-7", "value": 7.2,
-            "unit": "mmol/L", "referenceRange": {"low": 3.9, "high": 6.1},
-            "collectedAt": (RECENT - timedelta(hours=2)).isoformat(),
-            "reportedAt": RECENT.isoformat(), "orderingDoctor": "D330106000123"}
+    data = {
+        "category": "LAB",
+        "itemName": "葡萄糖",
+        "loincCode": "2345-7",
+        "value": 7.2,
+        "unit": "mmol/L",
+        "referenceRange": {"low": 3.9, "high": 6.1},
+        "collectedAt": (RECENT - timedelta(hours=2)).isoformat(),
+        "reportedAt": RECENT.isoformat(),
+        "orderingDoctor": "D330106000123",
+    }
     return {**data, **changes}
 
 
@@ -54,8 +61,9 @@ def clinician(fed, org: str = "H33010600001") -> str:
 
 
 async def publish(fed, app, key: str, data: dict, token: str | None = None) -> dict:
-    return await run(fed, app, token or clinician(fed), "TREATMENT", PUBLISH,
-                     {"key": key, "input": data})
+    return await run(
+        fed, app, token or clinician(fed), "TREATMENT", PUBLISH, {"key": key, "input": data}
+    )
 
 
 async def test_published_lab_result_is_stored_encrypted_and_readable_by_another_hospital(fed):
@@ -73,11 +81,21 @@ async def test_published_lab_result_is_stored_encrypted_and_readable_by_another_
     # The hospital did not know the person: a patient-index row now links them, its name and
     # ID number sealed under the hospital's key and bound to that row.
     (patient,) = await rows(fed, HOSPITAL, hospital.Patient, person_ref=fed.ref)
-    assert fed.cipher.decrypt(patient["name_enc"], table="patients", column="name_enc",
-                              row_key=patient["patient_no"]) == "王五"
-    assert fed.cipher.decrypt(patient["id_number_enc"], table="patients",
-                              column="id_number_enc",
-                              row_key=patient["patient_no"]) == fed.id_number
+    assert (
+        fed.cipher.decrypt(
+            patient["name_enc"], table="patients", column="name_enc", row_key=patient["patient_no"]
+        )
+        == "王五"
+    )
+    assert (
+        fed.cipher.decrypt(
+            patient["id_number_enc"],
+            table="patients",
+            column="id_number_enc",
+            row_key=patient["patient_no"],
+        )
+        == fed.id_number
+    )
 
     # Readable through testResults: by the hospital (it performed the test, so it treats the
     # person) and by the patient; other hospitals need a consent (test_mutations_consents).
@@ -93,11 +111,20 @@ async def test_published_lab_result_is_stored_encrypted_and_readable_by_another_
 
 async def test_published_imaging_result_keeps_findings_encrypted(fed):
     app = fed.app()
-    data = {"category": "IMAGING", "personId": fed.ref, "itemName": "胸部CT",
-            "modality": "CT", "bodyPart": "胸部", "findings": "右肺上叶见小结节",
-            "impression": "右肺小结节，建议随访", "studyUid": "1.2.156.112605.14.2026.1",
-            "collectedAt": RECENT.isoformat(), "reportedAt": RECENT.isoformat(),
-            "orderingDoctor": "DH33010600001007", "visitId": fed.visit_ids[0]}
+    data = {
+        "category": "IMAGING",
+        "personId": fed.ref,
+        "itemName": "胸部CT",
+        "modality": "CT",
+        "bodyPart": "胸部",
+        "findings": "右肺上叶见小结节",
+        "impression": "右肺小结节，建议随访",
+        "studyUid": "1.2.156.112605.14.2026.1",
+        "collectedAt": RECENT.isoformat(),
+        "reportedAt": RECENT.isoformat(),
+        "orderingDoctor": "DH33010600001007",
+        "visitId": fed.visit_ids[0],
+    }
     body = await publish(fed, app, "ct-1", data)
     assert "errors" not in body, body
     result = body["data"]["publishTestResult"]["testResult"]
@@ -105,23 +132,46 @@ async def test_published_imaging_result_keeps_findings_encrypted(fed):
     assert result["itemCode"] == "CT" and result["visitId"] == fed.visit_ids[0]
     (row,) = await rows(fed, HOSPITAL, hospital.TestResult, result_id=result["resultId"])
     assert "右肺".encode() not in row["findings_enc"]
-    assert fed.cipher.decrypt(row["impression_enc"], table="test_results",
-                              column="impression_enc", row_key=row["result_id"]) \
+    assert (
+        fed.cipher.decrypt(
+            row["impression_enc"],
+            table="test_results",
+            column="impression_enc",
+            row_key=row["result_id"],
+        )
         == "右肺小结节，建议随访"
+    )
 
 
 async def test_every_bad_field_is_listed_in_one_error_and_nothing_is_written(fed):
     app = fed.app()
     bad_id = fed.id_number[:17] + ("0" if fed.id_number[17] != "0" else "1")
     future = (RECENT + timedelta(days=5)).isoformat()
-    body = await publish(fed, app, "bad key!", lab(
-        idNumber=bad_id, loincCode="2345-8", referenceRange={"low": 7.0, "high": 3.0},
-        collectedAt=future, reportedAt=future, orderingDoctor="dr who",
-        studyUid="1.2.3", unit=""))
+    body = await publish(
+        fed,
+        app,
+        "bad key!",
+        lab(
+            idNumber=bad_id,
+            loincCode="2345-8",
+            referenceRange={"low": 7.0, "high": 3.0},
+            collectedAt=future,
+            reportedAt=future,
+            orderingDoctor="dr who",
+            studyUid="1.2.3",
+            unit="",
+        ),
+    )
     assert problem_paths(body) == {
-        ("idempotencyKey",), ("input", "idNumber"), ("input", "loincCode"),
-        ("input", "unit"), ("input", "referenceRange", "high"), ("input", "studyUid"),
-        ("input", "collectedAt"), ("input", "reportedAt"), ("input", "orderingDoctor"),
+        ("idempotencyKey",),
+        ("input", "idNumber"),
+        ("input", "loincCode"),
+        ("input", "unit"),
+        ("input", "referenceRange", "high"),
+        ("input", "studyUid"),
+        ("input", "collectedAt"),
+        ("input", "reportedAt"),
+        ("input", "orderingDoctor"),
     }
     assert bad_id not in str(body)  # reasons never repeat personal values
     assert await count(fed, HOSPITAL, hospital.TestResult) == 0
@@ -131,16 +181,33 @@ async def test_every_bad_field_is_listed_in_one_error_and_nothing_is_written(fed
 
 async def test_category_rules_person_choice_times_and_flag_are_checked(fed):
     app = fed.app()
-    body = await publish(fed, app, "mixed", {
-        "category": "IMAGING", "personId": fed.ref, "idNumber": fed.id_number,
-        "itemName": "x" * 65, "loincCode": "2345-7", "modality": "MR", "bodyPart": "头部",
-        "findings": " ", "impression": "未见异常", "studyUid": "1.02.3",
-        "collectedAt": RECENT.isoformat(),
-        "reportedAt": (RECENT - timedelta(hours=1)).isoformat(),
-        "orderingDoctor": "D330106000123"})
+    body = await publish(
+        fed,
+        app,
+        "mixed",
+        {
+            "category": "IMAGING",
+            "personId": fed.ref,
+            "idNumber": fed.id_number,
+            "itemName": "x" * 65,
+            "loincCode": "2345-7",
+            "modality": "MR",
+            "bodyPart": "头部",
+            "findings": " ",
+            "impression": "未见异常",
+            "studyUid": "1.02.3",
+            "collectedAt": RECENT.isoformat(),
+            "reportedAt": (RECENT - timedelta(hours=1)).isoformat(),
+            "orderingDoctor": "D330106000123",
+        },
+    )
     assert problem_paths(body) == {
-        ("input", "personId"), ("input", "itemName"), ("input", "loincCode"),
-        ("input", "findings"), ("input", "studyUid"), ("input", "collectedAt"),
+        ("input", "personId"),
+        ("input", "itemName"),
+        ("input", "loincCode"),
+        ("input", "findings"),
+        ("input", "studyUid"),
+        ("input", "collectedAt"),
     }
     body = await publish(fed, app, "flag", lab(personId=fed.ref, flag="N"))
     assert problem_paths(body) == {("input", "flag")}
@@ -164,8 +231,10 @@ async def test_same_key_same_input_publishes_once(fed):
     again = await publish(fed, app, "once", lab(personId=fed.ref))
     assert "errors" not in again, again
     assert again["data"]["publishTestResult"]["replayed"] is True
-    assert (again["data"]["publishTestResult"]["testResult"]
-            == first["data"]["publishTestResult"]["testResult"])
+    assert (
+        again["data"]["publishTestResult"]["testResult"]
+        == first["data"]["publishTestResult"]["testResult"]
+    )
     assert await count(fed, HOSPITAL, hospital.TestResult) == 1
     assert await count(fed, "gateway", IdempotencyKeyRow) == 1
 
@@ -180,8 +249,9 @@ async def test_same_key_other_input_is_refused(fed):
 
 async def test_racing_twins_converge_on_one_row(fed):
     app = fed.app()
-    answers = await asyncio.gather(*(publish(fed, app, "race", lab(personId=fed.ref))
-                                     for _ in range(4)))
+    answers = await asyncio.gather(
+        *(publish(fed, app, "race", lab(personId=fed.ref)) for _ in range(4))
+    )
     ids = {a["data"]["publishTestResult"]["testResult"]["resultId"] for a in answers}
     assert len(ids) == 1
     assert await count(fed, HOSPITAL, hospital.TestResult) == 1
@@ -197,22 +267,28 @@ async def test_keys_belong_to_their_caller(fed):
     first = await publish(fed, app, "k", lab(personId=fed.ref), dr_wang)
     second = await publish(fed, app, "k", lab(personId=fed.ref, value=5.0), dr_li)
     assert "errors" not in first and "errors" not in second, second
-    assert (first["data"]["publishTestResult"]["testResult"]["resultId"]
-            != second["data"]["publishTestResult"]["testResult"]["resultId"])
+    assert (
+        first["data"]["publishTestResult"]["testResult"]["resultId"]
+        != second["data"]["publishTestResult"]["testResult"]["resultId"]
+    )
     assert await count(fed, HOSPITAL, hospital.TestResult) == 2
 
 
-@pytest.mark.parametrize(("role", "org", "person"), [
-    ("patient", "330106", True),
-    ("pharmacist", "P33010600101", False),
-    ("clinician", "H11010100009", False),  # a hospital that is no source of this federation
-])
+@pytest.mark.parametrize(
+    ("role", "org", "person"),
+    [
+        ("patient", "330106", True),
+        ("pharmacist", "P33010600101", False),
+        ("clinician", "H11010100009", False),  # a hospital that is no source of this federation
+    ],
+)
 async def test_only_clinicians_of_a_source_hospital_publish(fed, role, org, person):
     app = fed.app()
     token = fed.token(role, org, person=fed.ref if person else None)
     purpose = "PATIENT_ACCESS" if role == "patient" else "TREATMENT"
-    body = await run(fed, app, token, purpose, PUBLISH, {"key": "k", "input": lab(
-        personId=fed.ref)})
+    body = await run(
+        fed, app, token, purpose, PUBLISH, {"key": "k", "input": lab(personId=fed.ref)}
+    )
     assert code(body) == "FORBIDDEN"
     assert await count(fed, HOSPITAL, hospital.TestResult) == 0
 
@@ -230,8 +306,10 @@ async def test_a_retry_after_a_crash_converges_on_the_first_row(fed):
         await engine.dispose()
     retry = await publish(fed, app, "crash", lab(personId=fed.ref))
     assert "errors" not in retry, retry
-    assert (retry["data"]["publishTestResult"]["testResult"]["resultId"]
-            == first["data"]["publishTestResult"]["testResult"]["resultId"])
+    assert (
+        retry["data"]["publishTestResult"]["testResult"]["resultId"]
+        == first["data"]["publishTestResult"]["testResult"]["resultId"]
+    )
     assert await count(fed, HOSPITAL, hospital.TestResult) == 1
     (key,) = await rows(fed, "gateway", IdempotencyKeyRow)
     assert key["completed_at"] is not None
@@ -243,10 +321,10 @@ async def test_racing_twins_converge_on_postgresql(data_dir, pg_schema):
         await fed.setup()
         ref = await fed.add_person(make_id_number(), "王五")
         app = fed.app()
-        answers = await asyncio.gather(*(publish(fed, app, "race", lab(personId=ref))
-                                         for _ in range(4)))
-        assert len({a["data"]["publishTestResult"]["testResult"]["resultId"]
-                    for a in answers}) == 1
+        answers = await asyncio.gather(
+            *(publish(fed, app, "race", lab(personId=ref)) for _ in range(4))
+        )
+        assert len({a["data"]["publishTestResult"]["testResult"]["resultId"] for a in answers}) == 1
         assert await count(fed, HOSPITAL, hospital.TestResult) == 1
         assert await count(fed, HOSPITAL, hospital.Patient) == 1
     finally:

@@ -30,42 +30,75 @@ async def fed(data_dir):
     # treated in Hangzhou, which is cross-province.
     fed.local = await fed.add_person(make_id_number(), "张三")
     (fed.local_visit,) = await fed.add_visits(fed.local, 1, with_prescriptions=False)
-    fed.remote = await fed.add_person(make_id_number("220102", seq=456), "李四",
-                                      source="bureau-220000", region="220102")
-    (fed.remote_visit,) = await fed.add_visits(fed.remote, 1, insured="220102",
-                                               with_prescriptions=False)
+    fed.remote = await fed.add_person(
+        make_id_number("220102", seq=456), "李四", source="bureau-220000", region="220102"
+    )
+    (fed.remote_visit,) = await fed.add_visits(
+        fed.remote, 1, insured="220102", with_prescriptions=False
+    )
     return fed
 
 
 def local(fed, **changes) -> dict:
-    data = {"personId": fed.local, "visitId": fed.local_visit, "institutionCode": "H33010600001",
-            "medicalType": "OUTPATIENT", "settledAt": RECENT.isoformat(),
-            "insuredRegion": "330106", "treatmentRegion": "330106", "total": "320.50",
-            "inPolicy": "300.00", "fundPay": "200.00", "accountPay": "50.5", "cashPay": "70.00"}
+    data = {
+        "personId": fed.local,
+        "visitId": fed.local_visit,
+        "institutionCode": "H33010600001",
+        "medicalType": "OUTPATIENT",
+        "settledAt": RECENT.isoformat(),
+        "insuredRegion": "330106",
+        "treatmentRegion": "330106",
+        "total": "320.50",
+        "inPolicy": "300.00",
+        "fundPay": "200.00",
+        "accountPay": "50.5",
+        "cashPay": "70.00",
+    }
     return {**data, **changes}
 
 
 def remote(fed, **changes) -> dict:
-    return local(fed, personId=fed.remote, visitId=fed.remote_visit, insuredRegion="220102",
-                 medicalType="INPATIENT", **changes)
+    return local(
+        fed,
+        personId=fed.remote,
+        visitId=fed.remote_visit,
+        insuredRegion="220102",
+        medicalType="INPATIENT",
+        **changes,
+    )
 
 
 def agency(fed, org: str = "330000") -> str:
     return fed.token("insurance_agency", org)
 
 
-async def record(fed, app, key: str, data: dict, token: str | None = None,
-                 purpose: str = "SETTLEMENT") -> dict:
+async def record(
+    fed, app, key: str, data: dict, token: str | None = None, purpose: str = "SETTLEMENT"
+) -> dict:
     return await run(fed, app, token or agency(fed), purpose, RECORD, {"key": key, "input": data})
 
 
 async def file_for(fed, app, ref: str) -> str:
     """File 李四 for temporary care in Zhejiang, as the patient does in the app."""
     token = fed.token("patient", "220102", person=ref)
-    body = await run(fed, app, token, "PATIENT_ACCESS", FILE, {"key": "filing", "input": {
-        "insuredRegion": "220102", "destination": "330000", "category": "TEMPORARY",
-        "channel": "APP", "validFrom": (RECENT.date() - timedelta(days=10)).isoformat(),
-        "validUntil": (RECENT.date() + timedelta(days=80)).isoformat()}})
+    body = await run(
+        fed,
+        app,
+        token,
+        "PATIENT_ACCESS",
+        FILE,
+        {
+            "key": "filing",
+            "input": {
+                "insuredRegion": "220102",
+                "destination": "330000",
+                "category": "TEMPORARY",
+                "channel": "APP",
+                "validFrom": (RECENT.date() - timedelta(days=10)).isoformat(),
+                "validUntil": (RECENT.date() + timedelta(days=80)).isoformat(),
+            },
+        },
+    )
     assert "errors" not in body, body
     return body["data"]["fileForCrossRegionCare"]["filing"]["filingId"]
 
@@ -79,40 +112,74 @@ async def test_in_province_settlement_is_written_to_the_treatment_bureau(fed):
     assert s["crossProvince"] is False and s["clearingStatus"] == "PENDING"
     (row,) = await rows(fed, "bureau-330000", bureau.Settlement)
     assert row["setl_id"] == s["settlementId"]
-    assert (row["total_fen"], row["fund_pay_fen"], row["acct_pay_fen"], row["cash_pay_fen"]) \
-        == (32050, 20000, 5050, 7000)
+    assert (row["total_fen"], row["fund_pay_fen"], row["acct_pay_fen"], row["cash_pay_fen"]) == (
+        32050,
+        20000,
+        5050,
+        7000,
+    )
     assert await count(fed, "platform", platform.CrossSettlement) == 0
 
-    listed = await run(fed, app, agency(fed), "SETTLEMENT", """query($id: ID!) {
+    listed = await run(
+        fed,
+        app,
+        agency(fed),
+        "SETTLEMENT",
+        """query($id: ID!) {
         settlements(filter: {personId: $id}) { nodes { settlementId total } } }""",
-                       {"id": fed.local})
+        {"id": fed.local},
+    )
     assert listed["data"]["settlements"]["nodes"] == [
-        {"settlementId": s["settlementId"], "total": "320.50"}]
+        {"settlementId": s["settlementId"], "total": "320.50"}
+    ]
 
 
 async def test_amounts_that_do_not_add_up_name_each_field(fed):
     app = fed.app()
     body = await record(fed, app, "s-1", local(fed, total="321.00", inPolicy="400"))
-    assert problem_paths(body) == {("input", "total"), ("input", "fundPay"),
-                                   ("input", "accountPay"), ("input", "cashPay"),
-                                   ("input", "inPolicy")}
-    body = await record(fed, app, "s-1", local(fed, fundPay="-1", cashPay="70.001",
-                                               accountPay="NaN"))
-    assert problem_paths(body) == {("input", "fundPay"), ("input", "cashPay"),
-                                   ("input", "accountPay")}
+    assert problem_paths(body) == {
+        ("input", "total"),
+        ("input", "fundPay"),
+        ("input", "accountPay"),
+        ("input", "cashPay"),
+        ("input", "inPolicy"),
+    }
+    body = await record(
+        fed, app, "s-1", local(fed, fundPay="-1", cashPay="70.001", accountPay="NaN")
+    )
+    assert problem_paths(body) == {
+        ("input", "fundPay"),
+        ("input", "cashPay"),
+        ("input", "accountPay"),
+    }
     assert await count(fed, "bureau-330000", bureau.Settlement) == 0
     assert await count(fed, "gateway", IdempotencyKeyRow) == 0
 
 
 async def test_every_bad_field_is_listed_in_one_error(fed):
     app = fed.app()
-    body = await record(fed, app, "s-1", local(
-        fed, personId="not-a-person", visitId="MD/1", institutionCode="H3301060000",
-        insuredRegion="990000", treatmentRegion="33010",
-        settledAt=(RECENT + timedelta(days=9)).isoformat()))
+    body = await record(
+        fed,
+        app,
+        "s-1",
+        local(
+            fed,
+            personId="not-a-person",
+            visitId="MD/1",
+            institutionCode="H3301060000",
+            insuredRegion="990000",
+            treatmentRegion="33010",
+            settledAt=(RECENT + timedelta(days=9)).isoformat(),
+        ),
+    )
     assert problem_paths(body) == {
-        ("input", "personId"), ("input", "visitId"), ("input", "institutionCode"),
-        ("input", "insuredRegion"), ("input", "treatmentRegion"), ("input", "settledAt")}
+        ("input", "personId"),
+        ("input", "visitId"),
+        ("input", "institutionCode"),
+        ("input", "insuredRegion"),
+        ("input", "treatmentRegion"),
+        ("input", "settledAt"),
+    }
     assert await count(fed, "bureau-330000", bureau.Settlement) == 0
 
 
@@ -158,8 +225,9 @@ async def test_a_filing_outside_its_validity_does_not_cover(fed):
     app = fed.app()
     await file_for(fed, app, fed.remote)
     late = (RECENT - timedelta(days=30)).isoformat()  # before the filing's first day
-    body = await record(fed, app, "x-1", remote(fed, settledAt=late),
-                        fed.token("settlement_center", "100000"))
+    body = await record(
+        fed, app, "x-1", remote(fed, settledAt=late), fed.token("settlement_center", "100000")
+    )
     assert problem_paths(body) == {("input", "treatmentRegion")}
 
 
@@ -168,8 +236,10 @@ async def test_same_key_records_once_and_refuses_other_input(fed):
     first = await record(fed, app, "once", local(fed))
     again = await record(fed, app, "once", local(fed, accountPay="50.50"))  # same amount
     assert again["data"]["recordSettlement"]["replayed"] is True
-    assert (again["data"]["recordSettlement"]["settlement"]
-            == first["data"]["recordSettlement"]["settlement"])
+    assert (
+        again["data"]["recordSettlement"]["settlement"]
+        == first["data"]["recordSettlement"]["settlement"]
+    )
     other = await record(fed, app, "once", local(fed, total="330.50", cashPay="80.00"))
     assert code(other) == "IDEMPOTENCY_KEY_REUSED"
     assert await count(fed, "bureau-330000", bureau.Settlement) == 1
@@ -183,11 +253,14 @@ async def test_an_agency_settles_only_in_its_own_region(fed):
     assert "errors" not in body, body
 
 
-@pytest.mark.parametrize(("role", "org", "purpose"), [
-    ("clinician", "H33010600001", "TREATMENT"),
-    ("patient", "330106", "PATIENT_ACCESS"),
-    ("researcher", "330000", "RESEARCH"),
-])
+@pytest.mark.parametrize(
+    ("role", "org", "purpose"),
+    [
+        ("clinician", "H33010600001", "TREATMENT"),
+        ("patient", "330106", "PATIENT_ACCESS"),
+        ("researcher", "330000", "RESEARCH"),
+    ],
+)
 async def test_only_settlement_roles_record(fed, role, org, purpose):
     app = fed.app()
     token = fed.token(role, org, person=fed.local if role == "patient" else None)

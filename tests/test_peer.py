@@ -50,12 +50,19 @@ def test_the_peer_rows_join_the_local_answers(pair):
     assert facts["peer_result"] in {r["resultId"] for r in record["testResults"]["nodes"]}
     # A clinician's treatment purpose does not reach settlements, at the peer or here: the
     # peer's policy and ours agree, and the list names no peer settlement either.
-    assert facts["peer_settlement"] not in {s["settlementId"]
-                                            for s in record["settlements"]["nodes"]}
-    listed = ask(local, facts, LIST)
     assert facts["peer_settlement"] not in {
-        s["settlementId"] for s in (listed.get("data") or {}).get("settlements", {})
-        .get("nodes", [])} if listed.get("data") and listed["data"].get("settlements") else True
+        s["settlementId"] for s in record["settlements"]["nodes"]
+    }
+    listed = ask(local, facts, LIST)
+    assert (
+        facts["peer_settlement"]
+        not in {
+            s["settlementId"]
+            for s in (listed.get("data") or {}).get("settlements", {}).get("nodes", [])
+        }
+        if listed.get("data") and listed["data"].get("settlements")
+        else True
+    )
     assert peer_state(local)["breaker"] == "closed"
 
 
@@ -64,18 +71,15 @@ def test_a_stopped_peer_degrades_answers_opens_the_breaker_and_recovers(pair):
     peer.stop()
     for _ in range(4):  # mid-load: every answer still comes, without the peer's rows
         answer = ask(local, facts)
-        codes = {(e["extensions"]["code"], e["extensions"].get("source"))
-                 for e in answer["errors"]}
+        codes = {(e["extensions"]["code"], e["extensions"].get("source")) for e in answer["errors"]}
         assert codes == {("SOURCE_UNAVAILABLE", PEER)}
-        visits = {v["visitId"] for v in answer["data"]["person"]["cloudRecord"]["visits"]
-                  ["nodes"]}
+        visits = {v["visitId"] for v in answer["data"]["person"]["cloudRecord"]["visits"]["nodes"]}
         assert visits == set(facts["local_visits"])
     assert peer_state(local)["breaker"] == "open"
     ready = httpx.get(local.url + "/readyz", timeout=10)
     assert ready.status_code == 200  # a remote province down does not unready this gateway
 
-    restarted = medfed(Path(peer.command[peer.command.index("--data-dir") + 1]),
-                       port=peer.port)
+    restarted = medfed(Path(peer.command[peer.command.index("--data-dir") + 1]), port=peer.port)
     restarted.start()
     try:
         recovered = None
@@ -87,8 +91,9 @@ def test_a_stopped_peer_degrades_answers_opens_the_breaker_and_recovers(pair):
                 break
             time.sleep(0.3)
         assert recovered is not None, "the breaker never let the restarted peer back"
-        visits = {v["visitId"] for v in recovered["data"]["person"]["cloudRecord"]["visits"]
-                  ["nodes"]}
+        visits = {
+            v["visitId"] for v in recovered["data"]["person"]["cloudRecord"]["visits"]["nodes"]
+        }
         assert set(facts["peer_visits"]) <= visits
         assert peer_state(local)["breaker"] == "closed"
     finally:

@@ -33,11 +33,26 @@ def world(tmp_path_factory) -> Iterator[dict]:
     token_file.write_text(facts["token"])
     probe = ssl.create_default_context(cafile=str(ca.cert))
     probe.load_cert_chain(str(client.cert), str(client.key))
-    peer = medfed(peer_dir, "--tls-cert", str(server.cert), "--tls-key", str(server.key),
-                  "--tls-client-ca", str(ca.cert), verify=probe).start()
+    peer = medfed(
+        peer_dir,
+        "--tls-cert",
+        str(server.cert),
+        "--tls-key",
+        str(server.key),
+        "--tls-client-ca",
+        str(ca.cert),
+        verify=probe,
+    ).start()
     try:
-        yield dict(facts=facts, peer=peer, local_dir=local_dir, token_file=token_file, ca=ca,
-                   stranger=stranger, client=client)
+        yield dict(
+            facts=facts,
+            peer=peer,
+            local_dir=local_dir,
+            token_file=token_file,
+            ca=ca,
+            stranger=stranger,
+            client=client,
+        )
     finally:
         peer.stop()
 
@@ -49,8 +64,9 @@ def local_gateway(world: dict, name: str, **tls: Path) -> Iterator[Process]:
     peer: Process = world["peer"]
     assert peer.url.startswith("https://127.0.0.1:")
     config = world["local_dir"] / f"medfed-{name}.toml"
-    config.write_text((REPO / "medfed.toml").read_text()
-                      + peer_source(peer.url, world["token_file"], tls=tls))
+    config.write_text(
+        (REPO / "medfed.toml").read_text() + peer_source(peer.url, world["token_file"], tls=tls)
+    )
     local = medfed(world["local_dir"], config=config).start()
     try:
         yield local
@@ -70,8 +86,9 @@ def assert_peer_unavailable(answer: dict, facts: dict) -> None:
 
 def test_the_peer_rows_arrive_over_mutual_tls(world):
     facts, ca, client = world["facts"], world["ca"], world["client"]
-    with local_gateway(world, "mtls", ca_file=ca.cert, client_cert=client.cert,
-                       client_key=client.key) as local:
+    with local_gateway(
+        world, "mtls", ca_file=ca.cert, client_cert=client.cert, client_key=client.key
+    ) as local:
         answer = ask(local, facts)
     assert "errors" not in answer, answer
     assert visits_of(answer) == {*facts["local_visits"], *facts["peer_visits"]}
@@ -86,8 +103,13 @@ def test_a_peer_certificate_from_another_ca_is_not_trusted(world):
     stranger.load_cert_chain(str(client.cert), str(client.key))
     with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
         httpx.get(world["peer"].url + "/healthz", verify=stranger, timeout=5)
-    with local_gateway(world, "stranger", ca_file=world["stranger"].cert,
-                       client_cert=client.cert, client_key=client.key) as local:
+    with local_gateway(
+        world,
+        "stranger",
+        ca_file=world["stranger"].cert,
+        client_cert=client.cert,
+        client_key=client.key,
+    ) as local:
         assert_peer_unavailable(ask(local, facts), facts)
 
 

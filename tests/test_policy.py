@@ -30,8 +30,16 @@ ALLOW, MASK, DENY = Decision.ALLOW, Decision.MASK, Decision.DENY
 
 
 def who(role: Role, *purposes: Purpose, org: str = "H33010600001") -> Principal:
-    return Principal(sub="t", role=role, org=org, issuer="t", purposes=frozenset(purposes),
-                     person_ref=None, token_id="-", expires_at=datetime.now(UTC))
+    return Principal(
+        sub="t",
+        role=role,
+        org=org,
+        issuer="t",
+        purposes=frozenset(purposes),
+        person_ref=None,
+        token_id="-",
+        expires_at=datetime.now(UTC),
+    )
 
 
 def d(principal: Principal, purpose: Purpose, path: str, relation: Relation) -> Decision:
@@ -76,8 +84,12 @@ def test_diagnosis_and_level_four_need_treating_or_consent_for_every_role():
             principal = who(role, purpose)
             for relation in set(Relation) - strong:
                 for path in sensitive:
-                    assert d(principal, purpose, path, relation) is not ALLOW, \
-                        (role, purpose, relation, path)
+                    assert d(principal, purpose, path, relation) is not ALLOW, (
+                        role,
+                        purpose,
+                        relation,
+                        path,
+                    )
 
 
 def test_pharmacist_sees_only_prescriptions_circulated_to_it():
@@ -92,8 +104,7 @@ def test_pharmacist_sees_only_prescriptions_circulated_to_it():
 
 @pytest.mark.parametrize("purpose", [Purpose.SETTLEMENT, Purpose.FUND_SUPERVISION])
 def test_agency_reads_settlements_and_filings_of_its_region_not_lab_values(purpose):
-    agency = who(Role.INSURANCE_AGENCY, Purpose.SETTLEMENT, Purpose.FUND_SUPERVISION,
-                 org="330100")
+    agency = who(Role.INSURANCE_AGENCY, Purpose.SETTLEMENT, Purpose.FUND_SUPERVISION, org="330100")
     for path in personal_fields("settlement", "filing"):
         assert d(agency, purpose, path, Relation.REGION) is ALLOW, path
         assert d(agency, purpose, path, Relation.NONE) is DENY, path
@@ -106,15 +117,21 @@ def test_settlement_centre_reads_cross_province_money_and_filings_no_clinical_co
     centre = who(Role.SETTLEMENT_CENTER, Purpose.SETTLEMENT, org="100000")
     for path in personal_fields("settlement", "filing"):
         assert d(centre, Purpose.SETTLEMENT, path, Relation.REGION) is ALLOW, path
-    for path in personal_fields("visit", "diagnosis", "prescription", "lab_result", "imaging",
-                                "contact", "enrollment"):
+    for path in personal_fields(
+        "visit", "diagnosis", "prescription", "lab_result", "imaging", "contact", "enrollment"
+    ):
         assert d(centre, Purpose.SETTLEMENT, path, Relation.REGION) is DENY, path
 
 
-@pytest.mark.parametrize("role,purpose", [(Role.RESEARCHER, Purpose.RESEARCH),
-                                          (Role.COMMERCIAL_INSURER, Purpose.UNDERWRITING),
-                                          (Role.AUDITOR, Purpose.AUDIT),
-                                          (Role.ADMIN, Purpose.AUDIT)])
+@pytest.mark.parametrize(
+    "role,purpose",
+    [
+        (Role.RESEARCHER, Purpose.RESEARCH),
+        (Role.COMMERCIAL_INSURER, Purpose.UNDERWRITING),
+        (Role.AUDITOR, Purpose.AUDIT),
+        (Role.ADMIN, Purpose.AUDIT),
+    ],
+)
 def test_researchers_insurers_and_auditors_never_read_personal_rows(role, purpose):
     principal = who(role, purpose)
     for path in personal_fields(*[c for c in CAT.classes_in_use() if c != "audit"]):
@@ -142,13 +159,17 @@ def test_masks_match_the_issue_formats():
 # -- failing closed ------------------------------------------------------------------------------
 def test_unknown_fields_and_ungranted_purposes_are_denied():
     patient = who(Role.PATIENT, Purpose.PATIENT_ACCESS)
-    assert decide(patient, Purpose.PATIENT_ACCESS, "Person", "shoeSize", Relation.SELF,
-                  CAT, POL)[0] is DENY
-    assert decide(patient, Purpose.PATIENT_ACCESS, "Nope", "name", Relation.SELF,
-                  CAT, POL)[0] is DENY
+    assert (
+        decide(patient, Purpose.PATIENT_ACCESS, "Person", "shoeSize", Relation.SELF, CAT, POL)[0]
+        is DENY
+    )
+    assert (
+        decide(patient, Purpose.PATIENT_ACCESS, "Nope", "name", Relation.SELF, CAT, POL)[0] is DENY
+    )
     doc = who(Role.CLINICIAN, Purpose.TREATMENT)
-    decision, reason = decide(doc, Purpose.EMERGENCY, "Visit", "visitType", Relation.TREATING,
-                              CAT, POL)
+    decision, reason = decide(
+        doc, Purpose.EMERGENCY, "Visit", "visitType", Relation.TREATING, CAT, POL
+    )
     assert decision is DENY and "not granted" in reason
 
 
@@ -159,8 +180,7 @@ def test_a_decider_that_raises_denies_and_each_decision_is_made_once():
         calls.append(args)
         raise RuntimeError("policy store down")
 
-    guard = FieldGuard(who(Role.PATIENT, Purpose.PATIENT_ACCESS), Purpose.PATIENT_ACCESS,
-                       broken)
+    guard = FieldGuard(who(Role.PATIENT, Purpose.PATIENT_ACCESS), Purpose.PATIENT_ACCESS, broken)
     for _ in range(100):
         assert guard.decide("Person", "name", Relation.SELF)[0] is DENY
     assert len(calls) == 1
@@ -177,8 +197,17 @@ def test_the_guard_uses_the_real_decider_once_per_field_and_relation():
     guard = FieldGuard(who(Role.CLINICIAN, Purpose.TREATMENT), Purpose.TREATMENT, counting)
     for _ in range(50):
         assert guard.read("Person", "name", Relation.TREATING, "p1", lambda: "张三") == "张三"
-        assert guard.read("Person", "phone", Relation.TREATING, "p1", lambda: "13812345678",
-                          lambda v: v[:3] + "****" + v[-4:]) == "138****5678"
+        assert (
+            guard.read(
+                "Person",
+                "phone",
+                Relation.TREATING,
+                "p1",
+                lambda: "13812345678",
+                lambda v: v[:3] + "****" + v[-4:],
+            )
+            == "138****5678"
+        )
     assert len(seen) == 2
     assert guard.accesses["p1"].read == {"Person.name"}
     assert guard.accesses["p1"].masked == {"Person.phone"}
@@ -186,13 +215,21 @@ def test_the_guard_uses_the_real_decider_once_per_field_and_relation():
 
 def test_malformed_policy_and_catalogue_files_are_refused():
     with pytest.raises(PolicyError):
-        parse_policy({"floor": {"relations": ["SELF"]},
-                      "rules": [{"roles": ["surgeon"], "purposes": "*", "relations": "*",
-                                 "decision": "ALLOW"}]})
+        parse_policy(
+            {
+                "floor": {"relations": ["SELF"]},
+                "rules": [
+                    {"roles": ["surgeon"], "purposes": "*", "relations": "*", "decision": "ALLOW"}
+                ],
+            }
+        )
     with pytest.raises(PolicyError):
-        parse_policy({"floor": {"relations": ["SELF"]},
-                      "rules": [{"roles": "*", "purposes": "*", "relations": "*",
-                                 "decision": "MAYBE"}]})
+        parse_policy(
+            {
+                "floor": {"relations": ["SELF"]},
+                "rules": [{"roles": "*", "purposes": "*", "relations": "*", "decision": "MAYBE"}],
+            }
+        )
     with pytest.raises(CatalogueError):
         parse_catalogue({"types": {"T": {"fields": {"f": {"class": "gossip", "level": 3}}}}})
     with pytest.raises(CatalogueError):
@@ -202,8 +239,11 @@ def test_malformed_policy_and_catalogue_files_are_refused():
 # -- the catalogue covers the schema -------------------------------------------------------------
 def _object_types():
     schema = build_schema(dev=True, mutation=Mutation)
-    return schema, {name: t for name, t in schema._schema.type_map.items()
-                    if isinstance(t, GraphQLObjectType) and not name.startswith("__")}
+    return schema, {
+        name: t
+        for name, t in schema._schema.type_map.items()
+        if isinstance(t, GraphQLObjectType) and not name.startswith("__")
+    }
 
 
 def test_every_field_of_every_personal_type_is_catalogued_and_nothing_more():
@@ -216,13 +256,17 @@ def test_every_field_of_every_personal_type_is_catalogued_and_nothing_more():
         if entry is None:
             unknown_types.append(name)
             continue
-        missing += [f"{name}.{f}" for f in gql_type.fields
-                    if f not in entry.fields and f not in entry.links]
+        missing += [
+            f"{name}.{f}" for f in gql_type.fields if f not in entry.fields and f not in entry.links
+        ]
     assert not unknown_types, f"types neither catalogued nor public: {unknown_types}"
     assert not missing, f"fields missing from security/catalogue.toml: {missing}"
-    stale = [f"{t}.{f}" for t, entry in CAT.types.items()
-             for f in (*entry.fields, *entry.links)
-             if t not in types or f not in types[t].fields]
+    stale = [
+        f"{t}.{f}"
+        for t, entry in CAT.types.items()
+        for f in (*entry.fields, *entry.links)
+        if t not in types or f not in types[t].fields
+    ]
     assert not stale, f"catalogue names fields the schema lacks: {stale}"
 
 
@@ -232,7 +276,8 @@ def test_the_sdl_shows_each_fields_class_and_level():
     assert re.search(r"National citizen ID number \(身份证号\)\. Class: identity, level 4\.", sdl)
     assert "Diagnosis as written by the doctor (诊断描述). Class: diagnosis, level 4." in sdl
     assert len(re.findall(r"Class: [a-z_]+, level [1-5]\.", sdl)) == sum(
-        len(entry.fields) for entry in CAT.types.values())
+        len(entry.fields) for entry in CAT.types.values()
+    )
 
 
 # -- the README table ----------------------------------------------------------------------------
@@ -245,8 +290,8 @@ def test_policy_table_command_prints_the_generated_table(capsys):
 
 def test_readme_carries_the_current_policy_table():
     text = README.read_text(encoding="utf-8")
-    block = re.search(r"<!-- policy-table:start -->\n(.*?)<!-- policy-table:end -->", text,
-                      re.S)
+    block = re.search(r"<!-- policy-table:start -->\n(.*?)<!-- policy-table:end -->", text, re.S)
     assert block, "README.md lacks the policy-table markers"
-    assert block.group(1) == markdown(CAT, POL), \
+    assert block.group(1) == markdown(CAT, POL), (
         "README policy table is stale: run `medfed policy table` and paste it between markers"
+    )

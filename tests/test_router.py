@@ -19,22 +19,30 @@ pytestmark = pytest.mark.skipif(router_missing() is not None, reason=router_miss
 NAME, PHONE, FINDINGS = "司马保密", "13900001111", "机密影像所见丙"
 ID_NUMBER = make_id_number("330106", seq=321)
 
-ME = ("{ me { name insuredRegions cloudRecord { enrollments { nodes { poolingRegion "
-      "insuranceType status beginDate } } visits(first: 3) { nodes { visitType beginDate "
-      "diagnosisCodes institution { name level } } pageInfo { hasNextPage endCursor } } "
-      "settlements(first: 3) { nodes { settledAt medicalType total fundPay cashPay "
-      "crossProvince } } filings { nodes { destination category status validFrom } } "
-      "testResults { nodes { itemName value } } } } }")
-GRANT = ("mutation($until: DateTime!) { grantConsent(idempotencyKey: \"router-consent\", input: "
-         "{grantee: \"H33010600001\", dataClasses: [LAB_RESULT, IMAGING], purpose: TREATMENT, "
-         "validUntil: $until}) { consent { status } } }")
-RESULTS = ("query($p: ID!) { testResults(personId: $p, first: 5) { nodes { itemName value unit "
-           "flag reportedAt performingInstitution { name level } recognition { recognized "
-           "reason validUntil } } pageInfo { hasNextPage endCursor } } }")
-SETTLEMENTS = ("{ settlements(first: 5, filter: {crossProvince: true, settledFrom: "
-               "\"2020-10-01T00:00:00\", settledBefore: \"2020-11-01T00:00:00\"}) { nodes { "
-               "settlementId settledAt insuredRegion treatmentRegion medicalType total fundPay "
-               "clearingMonth clearingStatus } pageInfo { hasNextPage endCursor } } }")
+ME = (
+    "{ me { name insuredRegions cloudRecord { enrollments { nodes { poolingRegion "
+    "insuranceType status beginDate } } visits(first: 3) { nodes { visitType beginDate "
+    "diagnosisCodes institution { name level } } pageInfo { hasNextPage endCursor } } "
+    "settlements(first: 3) { nodes { settledAt medicalType total fundPay cashPay "
+    "crossProvince } } filings { nodes { destination category status validFrom } } "
+    "testResults { nodes { itemName value } } } } }"
+)
+GRANT = (
+    'mutation($until: DateTime!) { grantConsent(idempotencyKey: "router-consent", input: '
+    '{grantee: "H33010600001", dataClasses: [LAB_RESULT, IMAGING], purpose: TREATMENT, '
+    "validUntil: $until}) { consent { status } } }"
+)
+RESULTS = (
+    "query($p: ID!) { testResults(personId: $p, first: 5) { nodes { itemName value unit "
+    "flag reportedAt performingInstitution { name level } recognition { recognized "
+    "reason validUntil } } pageInfo { hasNextPage endCursor } } }"
+)
+SETTLEMENTS = (
+    "{ settlements(first: 5, filter: {crossProvince: true, settledFrom: "
+    '"2020-10-01T00:00:00", settledBefore: "2020-11-01T00:00:00"}) { nodes { '
+    "settlementId settledAt insuredRegion treatmentRegion medicalType total fundPay "
+    "clearingMonth clearingStatus } pageInfo { hasNextPage endCursor } } }"
+)
 
 
 @pytest.fixture(scope="module")
@@ -45,42 +53,65 @@ def stack(tmp_path_factory):
         fed = await Federation(data_dir).setup()
         ref = await fed.add_person(ID_NUMBER, NAME, phone=PHONE)
         await fed.add_visits(ref, 4, institution="H37010200003")
-        await fed.add_result(ref, source="hospital-h37010200003", category="IMAGING",
-                             modality="CT", findings=FINDINGS)
+        await fed.add_result(
+            ref,
+            source="hospital-h37010200003",
+            category="IMAGING",
+            modality="CT",
+            findings=FINDINGS,
+        )
         await fed.add_result(ref, source="hospital-h37010200003")
         for day in (3, 17):
             await fed.add_cross_settlement(ref, when=datetime(2020, 10, day, 9))
         return fed, ref
 
     fed, ref = asyncio.run(populate())
-    processes = [medfed(data_dir, "--subgraph", name)
-                 for name in ("records", "results", "settlement")]
+    processes = [
+        medfed(data_dir, "--subgraph", name) for name in ("records", "results", "settlement")
+    ]
     processes.append(medfed(data_dir))
     try:
         for process in processes:
             process.start()
         records, results, settlement, _merged = processes
         supergraph = data_dir / "supergraph.graphql"
-        supergraph.write_text(compose({"records": records.url + "/graphql",
-                                       "results": results.url + "/graphql",
-                                       "settlement": settlement.url + "/graphql"}))
+        supergraph.write_text(
+            compose(
+                {
+                    "records": records.url + "/graphql",
+                    "results": results.url + "/graphql",
+                    "settlement": settlement.url + "/graphql",
+                }
+            )
+        )
         router = hive_gateway(supergraph, data_dir / "hive.log")
         processes.append(router)
         router.start(timeout=50)
-        yield fed, ref, {p: processes[i] for i, p in enumerate(
-            ("records", "results", "settlement", "merged", "router"))}
+        yield (
+            fed,
+            ref,
+            {
+                p: processes[i]
+                for i, p in enumerate(("records", "results", "settlement", "merged", "router"))
+            },
+        )
     finally:
         for process in processes:
             process.stop()
 
 
-def post(url: str, token: str, query: str, variables: dict | None = None,
-         purpose: str | None = None) -> dict:
+def post(
+    url: str, token: str, query: str, variables: dict | None = None, purpose: str | None = None
+) -> dict:
     headers = {"Authorization": f"Bearer {token}"}
     if purpose:
         headers["X-Purpose-Of-Use"] = purpose
-    response = httpx.post(url + "/graphql", json={"query": query, "variables": variables or {}},
-                          headers=headers, timeout=30)
+    response = httpx.post(
+        url + "/graphql",
+        json={"query": query, "variables": variables or {}},
+        headers=headers,
+        timeout=30,
+    )
     assert response.status_code == 200, response.text
     return response.json()
 
@@ -122,22 +153,32 @@ def test_a_denied_field_is_denied_through_the_router_too(stack):
     assert {e["extensions"]["code"] for e in answer["errors"]} == {"FORBIDDEN_FIELD"}
 
 
-@pytest.mark.parametrize("subgraph, typename, selection", [
-    ("records", "Person", "name idNumber phone address"),
-    ("results", "Person", "testResults { nodes { findings value itemName } }"),
-    ("results", "CloudRecord", "testResults { nodes { findings value itemName } }"),
-    ("settlement", "CloudRecord", "settlements { nodes { total insuredRegion } }"),
-])
+@pytest.mark.parametrize(
+    "subgraph, typename, selection",
+    [
+        ("records", "Person", "name idNumber phone address"),
+        ("results", "Person", "testResults { nodes { findings value itemName } }"),
+        ("results", "CloudRecord", "testResults { nodes { findings value itemName } }"),
+        ("settlement", "CloudRecord", "settlements { nodes { total insuredRegion } }"),
+    ],
+)
 def test_entities_on_a_subgraph_bypassing_the_router_is_still_authorized(
-        stack, subgraph, typename, selection):
+    stack, subgraph, typename, selection
+):
     fed, ref, procs = stack
-    query = (f"query($r: [_Any!]!) {{ _entities(representations: $r) {{ ... on {typename} "
-             f"{{ {selection} }} }} }}")
+    query = (
+        f"query($r: [_Any!]!) {{ _entities(representations: $r) {{ ... on {typename} "
+        f"{{ {selection} }} }} }}"
+    )
     variables = {"r": [{"__typename": typename, "personId": ref}]}
     url = procs[subgraph].url
     # No token: the subgraph's own door refuses.
-    assert httpx.post(url + "/graphql", json={"query": query, "variables": variables},
-                      timeout=10).status_code == 401
+    assert (
+        httpx.post(
+            url + "/graphql", json={"query": query, "variables": variables}, timeout=10
+        ).status_code
+        == 401
+    )
     # A clinician of a hospital with no relation to the person reads nothing personal.
     stranger = fed.token("clinician", "H22010200005")
     answer = post(url, stranger, query, variables, purpose="TREATMENT")

@@ -42,8 +42,23 @@ async def world(data_dir):
 
 def keygen(fed, kem: str, out: Path, org: str = ORG) -> Path:
     before = set(out.glob("*.key")) if out.exists() else set()
-    assert medfed(["--data-dir", str(fed.data_dir), "partner", "keygen", "--org", org,
-                   "--kem", kem, "--out", str(out)]) == 0
+    assert (
+        medfed(
+            [
+                "--data-dir",
+                str(fed.data_dir),
+                "partner",
+                "keygen",
+                "--org",
+                org,
+                "--kem",
+                kem,
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     (path,) = set(out.glob("*.key")) - before
     return path
 
@@ -52,8 +67,9 @@ async def ask(fed, app, ref: str, kid: str | None = None, org: str = ORG):
     client = fed.client(app, fed.token("clinician", org), "TREATMENT")
     headers = {"X-Seal-To": kid} if kid else {}
     async with client as c:
-        return await c.post("/graphql", json={"query": QUERY, "variables": {"id": ref}},
-                            headers=headers)
+        return await c.post(
+            "/graphql", json={"query": QUERY, "variables": {"id": ref}}, headers=headers
+        )
 
 
 def escaped(text: str) -> str:
@@ -116,8 +132,7 @@ async def test_a_sealed_value_moved_to_another_path_or_request_does_not_open(wor
         unseal_response(first, other)
 
 
-async def test_unknown_kid_and_another_orgs_kid_are_refused_before_anything_runs(world,
-                                                                                 tmp_path):
+async def test_unknown_kid_and_another_orgs_kid_are_refused_before_anything_runs(world, tmp_path):
     fed, ref = world
     theirs = load_private_key(keygen(fed, "X25519", tmp_path, org="H37010200003"))
     app = fed.app()

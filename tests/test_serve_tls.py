@@ -26,8 +26,7 @@ def pki(tmp_path_factory) -> dict[str, Path]:
 
 
 def args(**flags: object) -> argparse.Namespace:
-    return argparse.Namespace(**{"tls_cert": None, "tls_key": None, "tls_client_ca": None,
-                                 **flags})
+    return argparse.Namespace(**{"tls_cert": None, "tls_key": None, "tls_client_ca": None, **flags})
 
 
 def settings(tmp_path: Path, server: str = "") -> object:
@@ -41,18 +40,23 @@ def test_no_tls_is_plain_http(tmp_path):
 
 
 def test_flags_pass_uvicorn_the_files_and_a_client_ca_requires_certificates(tmp_path, pki):
-    plain = _tls_options(args(tls_cert=str(pki["cert"]), tls_key=str(pki["key"])),
-                         settings(tmp_path))
+    plain = _tls_options(
+        args(tls_cert=str(pki["cert"]), tls_key=str(pki["key"])), settings(tmp_path)
+    )
     assert plain == {"ssl_certfile": str(pki["cert"]), "ssl_keyfile": str(pki["key"])}
-    mutual = _tls_options(args(tls_cert=str(pki["cert"]), tls_key=str(pki["key"]),
-                               tls_client_ca=str(pki["ca"])), settings(tmp_path))
+    mutual = _tls_options(
+        args(tls_cert=str(pki["cert"]), tls_key=str(pki["key"]), tls_client_ca=str(pki["ca"])),
+        settings(tmp_path),
+    )
     assert mutual["ssl_ca_certs"] == str(pki["ca"])
     assert mutual["ssl_cert_reqs"] == ssl.CERT_REQUIRED
 
 
 def test_the_config_file_keys_are_used_and_a_flag_overrides_its_key(tmp_path, pki):
-    configured = settings(tmp_path, f'tls_cert = "{pki["cert"]}"\ntls_key = "{pki["key"]}"\n'
-                                    f'tls_client_ca = "{pki["junk"]}"\n')
+    configured = settings(
+        tmp_path,
+        f'tls_cert = "{pki["cert"]}"\ntls_key = "{pki["key"]}"\ntls_client_ca = "{pki["junk"]}"\n',
+    )
     with pytest.raises(cli.UsageError, match=r"^server\.tls_client_ca: "):
         _tls_options(args(), configured)
     options = _tls_options(args(tls_client_ca=str(pki["ca"])), configured)
@@ -60,36 +64,53 @@ def test_the_config_file_keys_are_used_and_a_flag_overrides_its_key(tmp_path, pk
     assert options["ssl_certfile"] == str(pki["cert"])
 
 
-@pytest.mark.parametrize(("server", "key", "words"), [
-    ('tls_cert = "a.pem"\n', "server.tls_key", "set together"),
-    ('tls_key = "a.pem"\n', "server.tls_cert", "set together"),
-    ('tls_client_ca = "ca.pem"\n', "server.tls_client_ca", "needs tls_cert"),
-    ("tls_cert = 3\ntls_key = 'k'\n", "server.tls_cert", "file path"),
-])
+@pytest.mark.parametrize(
+    ("server", "key", "words"),
+    [
+        ('tls_cert = "a.pem"\n', "server.tls_key", "set together"),
+        ('tls_key = "a.pem"\n', "server.tls_cert", "set together"),
+        ('tls_client_ca = "ca.pem"\n', "server.tls_client_ca", "needs tls_cert"),
+        ("tls_cert = 3\ntls_key = 'k'\n", "server.tls_cert", "file path"),
+    ],
+)
 def test_half_a_tls_setting_names_the_key(tmp_path, server, key, words):
     with pytest.raises(ConfigError) as err:
         settings(tmp_path, server)
     assert err.value.key == key and words in str(err.value)
 
 
-@pytest.mark.parametrize(("flags", "named"), [
-    (["--tls-cert", "{missing}", "--tls-key", "{key}"], "--tls-cert: cannot read"),
-    (["--tls-cert", "{cert}", "--tls-key", "{missing}"], "--tls-key: cannot read"),
-    (["--tls-cert", "{cert}"], "--tls-key: required with --tls-cert"),
-    (["--tls-client-ca", "{ca}"], "--tls-cert: required with --tls-client-ca"),
-    (["--tls-cert", "{cert}", "--tls-key", "{key}", "--tls-client-ca", "{missing}"],
-     "--tls-client-ca: cannot read"),
-    (["--tls-cert", "{junk}", "--tls-key", "{key}"], "--tls-cert/--tls-key: "),
-    (["--tls-cert", "{cert}", "--tls-key", "{key}", "--tls-client-ca", "{junk}"],
-     "--tls-client-ca: "),
-])
-def test_bad_files_stop_serve_with_one_line_naming_the_flag(tmp_path, capsys, pki, flags,
-                                                             named):
+@pytest.mark.parametrize(
+    ("flags", "named"),
+    [
+        (["--tls-cert", "{missing}", "--tls-key", "{key}"], "--tls-cert: cannot read"),
+        (["--tls-cert", "{cert}", "--tls-key", "{missing}"], "--tls-key: cannot read"),
+        (["--tls-cert", "{cert}"], "--tls-key: required with --tls-cert"),
+        (["--tls-client-ca", "{ca}"], "--tls-cert: required with --tls-client-ca"),
+        (
+            ["--tls-cert", "{cert}", "--tls-key", "{key}", "--tls-client-ca", "{missing}"],
+            "--tls-client-ca: cannot read",
+        ),
+        (["--tls-cert", "{junk}", "--tls-key", "{key}"], "--tls-cert/--tls-key: "),
+        (
+            ["--tls-cert", "{cert}", "--tls-key", "{key}", "--tls-client-ca", "{junk}"],
+            "--tls-client-ca: ",
+        ),
+    ],
+)
+def test_bad_files_stop_serve_with_one_line_naming_the_flag(tmp_path, capsys, pki, flags, named):
     values = {**{k: str(v) for k, v in pki.items()}, "missing": str(tmp_path / "nope.pem")}
     config = tmp_path / "medfed.toml"
     config.write_text("[server]\n", encoding="utf-8")
-    code = cli.main(["--config", str(config), "--data-dir", str(tmp_path / "data"), "serve",
-                     *(f.format(**values) for f in flags)])
+    code = cli.main(
+        [
+            "--config",
+            str(config),
+            "--data-dir",
+            str(tmp_path / "data"),
+            "serve",
+            *(f.format(**values) for f in flags),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2
     assert err.startswith(f"medfed: {named}") and err.count("\n") == 1, err

@@ -22,22 +22,39 @@ VISITS = bureau.Visit.__table__
 
 
 def _visit(i: int, person: str, *, end: date | None, cross: bool, text: bytes | None) -> dict:
-    return {"mdtrt_id": f"V{i:05d}", "person_ref": person, "institution_code": "H33010600001",
-            "visit_type": "OUTPATIENT", "begin_date": date(2024, 3, i % 28 + 1),
-            "end_date": end, "diagnosis_codes": "J06.9,R50.9", "diagnosis_text_enc": text,
-            "doctor_code": "D001", "insuplc_admdvs": "330106", "mdtrtarea_admvs": "330106",
-            "cross_region": cross}
+    return {
+        "mdtrt_id": f"V{i:05d}",
+        "person_ref": person,
+        "institution_code": "H33010600001",
+        "visit_type": "OUTPATIENT",
+        "begin_date": date(2024, 3, i % 28 + 1),
+        "end_date": end,
+        "diagnosis_codes": "J06.9,R50.9",
+        "diagnosis_text_enc": text,
+        "doctor_code": "D001",
+        "insuplc_admdvs": "330106",
+        "mdtrtarea_admvs": "330106",
+        "cross_region": cross,
+    }
 
 
 @pytest.fixture
 async def bureau_source(tmp_path: Path):
-    spec = SourceSpec(name="bureau-t", kind="bureau",
-                      url=f"sqlite+aiosqlite:///{tmp_path.as_posix()}/bureau.db")
+    spec = SourceSpec(
+        name="bureau-t", kind="bureau", url=f"sqlite+aiosqlite:///{tmp_path.as_posix()}/bureau.db"
+    )
     await migrate.upgrade(spec)
     source = open_source(spec)
-    rows = [_visit(i, "A" if i % 2 else "B", end=None if i % 3 else date(2024, 4, 1),
-                   cross=bool(i % 2), text=None if i % 4 else bytes([i, 0, 255]))
-            for i in range(1, 41)]
+    rows = [
+        _visit(
+            i,
+            "A" if i % 2 else "B",
+            end=None if i % 3 else date(2024, 4, 1),
+            cross=bool(i % 2),
+            text=None if i % 4 else bytes([i, 0, 255]),
+        )
+        for i in range(1, 41)
+    ]
     async with source.engine.begin() as conn:
         await conn.execute(insert(VISITS), rows)
     yield source
@@ -47,10 +64,12 @@ async def bureau_source(tmp_path: Path):
 
 async def test_reader_rows_equal_the_engine_rows_value_for_value(bureau_source):
     assert bureau_source.reader is not None, "a SQLite file source reads through its reader"
-    through_reader = await bureau_source.fetch_in(VISITS, "person_ref", ["A", "B", "A"],
-                                                  order_by=("mdtrt_id",))
-    through_engine = await fetch_in(bureau_source.engine, VISITS, "person_ref", ["A", "B"],
-                                    order_by=("mdtrt_id",))
+    through_reader = await bureau_source.fetch_in(
+        VISITS, "person_ref", ["A", "B", "A"], order_by=("mdtrt_id",)
+    )
+    through_engine = await fetch_in(
+        bureau_source.engine, VISITS, "person_ref", ["A", "B"], order_by=("mdtrt_id",)
+    )
     assert len(through_reader) == 40
     assert through_reader == through_engine
     first = through_reader[0]
@@ -74,8 +93,9 @@ async def test_reader_connections_cannot_write(bureau_source):
     await reader.fetch_in(VISITS, "person_ref", ["A"])  # opens the thread's connection
     loop = asyncio.get_running_loop()
     with pytest.raises(sqlite3.OperationalError, match=r"readonly|read-only|query_only"):
-        await loop.run_in_executor(reader._executor, lambda: reader._connection().execute(
-            "DELETE FROM visits"))
+        await loop.run_in_executor(
+            reader._executor, lambda: reader._connection().execute("DELETE FROM visits")
+        )
 
 
 async def test_a_missing_database_file_is_an_error_not_a_new_file(tmp_path: Path):
@@ -106,17 +126,18 @@ async def test_a_closed_reader_refuses_reads(bureau_source):
         await bureau_source.fetch_in(VISITS, "person_ref", ["A"])
 
 
-async def test_a_read_over_the_inline_budget_is_finished_by_a_reader_thread(bureau_source,
-                                                                             monkeypatch):
+async def test_a_read_over_the_inline_budget_is_finished_by_a_reader_thread(
+    bureau_source, monkeypatch
+):
     import threading
 
-    rows = [_visit(1000 + i, f"P{i % 300}", end=None, cross=False, text=None)
-            for i in range(3000)]
+    rows = [_visit(1000 + i, f"P{i % 300}", end=None, cross=False, text=None) for i in range(3000)]
     async with bureau_source.engine.begin() as conn:
         await conn.execute(insert(VISITS), rows)
     reader = bureau_source.reader
-    expected = await fetch_in(bureau_source.engine, VISITS, "person_ref",
-                              [f"P{i}" for i in range(300)])
+    expected = await fetch_in(
+        bureau_source.engine, VISITS, "person_ref", [f"P{i}" for i in range(300)]
+    )
     threads: list[str] = []
     original = SqliteReader._run
 
@@ -127,8 +148,7 @@ async def test_a_read_over_the_inline_budget_is_finished_by_a_reader_thread(bure
     monkeypatch.setattr(SqliteReader, "_run", spy)
     reader.inline_budget = 1e-9  # every inline attempt is over budget at its first check
     got = await bureau_source.fetch_in(VISITS, "person_ref", [f"P{i}" for i in range(300)])
-    assert sorted(got, key=lambda r: r["mdtrt_id"]) == sorted(expected,
-                                                              key=lambda r: r["mdtrt_id"])
+    assert sorted(got, key=lambda r: r["mdtrt_id"]) == sorted(expected, key=lambda r: r["mdtrt_id"])
     assert len(got) == 3000
     assert threads and threads[0].startswith("read-")  # finished off the event loop
     reader.inline_budget = 0.01

@@ -45,13 +45,19 @@ def _shapes() -> dict[str, _TableShape]:
             blind = [(n, "person_ref") for n in names if n == "person_ref"]
             blind += [(n, n.removesuffix("_bidx")) for n in names if n.endswith("_bidx")]
             processors = tuple(
-                (position, process) for position, column in enumerate(table.columns)
+                (position, process)
+                for position, column in enumerate(table.columns)
                 # bytes go to sqlite3 as they are; LargeBinary's processor only re-wraps them
                 if not isinstance(column.type, LargeBinary)
-                and (process := column.type.dialect_impl(_SQLITE).bind_processor(_SQLITE)))
+                and (process := column.type.dialect_impl(_SQLITE).bind_processor(_SQLITE))
+            )
             shapes[table.name] = _TableShape(
-                pk.name, tuple(n for n in names if n.endswith("_enc")), tuple(blind),
-                tuple(names), processors)
+                pk.name,
+                tuple(n for n in names if n.endswith("_enc")),
+                tuple(blind),
+                tuple(names),
+                processors,
+            )
     return shapes
 
 
@@ -62,8 +68,12 @@ class Encoder:
     names; records for a destination that is not configured are dropped.
     """
 
-    def __init__(self, keyring: KeyRing, destinations: dict[str, str],
-                 sqlite_sources: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self,
+        keyring: KeyRing,
+        destinations: dict[str, str],
+        sqlite_sources: frozenset[str] = frozenset(),
+    ) -> None:
         self._sqlite_sources = sqlite_sources
         self._cipher = FieldCipher(keyring)
         self._indexer = BlindIndexer(keyring)
@@ -101,8 +111,9 @@ class Encoder:
                 row_key = str(row[shape.primary_key])
                 for column in shape.encrypted:
                     if row[column] is not None:
-                        row[column] = encrypt(row[column], source=source, table=table,
-                                              column=column, row_key=row_key)
+                        row[column] = encrypt(
+                            row[column], source=source, table=table, column=column, row_key=row_key
+                        )
             if source in self._sqlite_sources:
                 stored = [row[c] for c in shape.columns]
                 for position, process in shape.sqlite_processors:

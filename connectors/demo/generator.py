@@ -41,10 +41,21 @@ def bureau(province: str) -> str:
 
 
 def directory_records() -> list[Record]:
-    return [("directory", "institutions", {
-        "code": i.code, "name": i.name, "level": i.level, "kind": i.kind, "region": i.region,
-        "internet_hospital": i.internet,
-    }) for i in institutions.INSTITUTIONS]
+    return [
+        (
+            "directory",
+            "institutions",
+            {
+                "code": i.code,
+                "name": i.name,
+                "level": i.level,
+                "kind": i.kind,
+                "region": i.region,
+                "internet_hospital": i.internet,
+            },
+        )
+        for i in institutions.INSTITUTIONS
+    ]
 
 
 @dataclass
@@ -123,8 +134,10 @@ class PersonGenerator:
         body = f"{birth_district.code}{self.born:%Y%m%d}{order}"
         self.id_number = body + id_check_digit(body)
         self.name = names.person_name(rng, self.male)
-        self.phone = f"1{rng.choice('3578')}{_below(rng, 10)}" + \
-            f"{(self.index * 7_919 + self.seed) % 100_000_000:08d}"
+        self.phone = (
+            f"1{rng.choice('3578')}{_below(rng, 10)}"
+            + f"{(self.index * 7_919 + self.seed) % 100_000_000:08d}"
+        )
         self.chronic = self._chronic_codes()
         self.enrolments = self._enrolments(first, last, birth_district)
         for enrolment in self.enrolments:
@@ -163,34 +176,65 @@ class PersonGenerator:
             return [Enrolment(first, residence(first), insutype, start, None, psn_no(first))]
         # Moved: insured at home first, ended on moving, insured at the new place since.
         start = max(adult, date(2008, 1, 1) + timedelta(days=_below(rng, 3000)))
-        moved_on = max(start + timedelta(days=200), date(2018, 3, 1)
-                       + timedelta(days=_below(rng, 640)))
+        moved_on = max(
+            start + timedelta(days=200), date(2018, 3, 1) + timedelta(days=_below(rng, 640))
+        )
         return [
             Enrolment(first, residence(first), insutype, start, moved_on, psn_no(first)),
-            Enrolment(last, residence(last), insutype,
-                      moved_on + timedelta(days=_randint(rng, 1, 45)), None, psn_no(last)),
+            Enrolment(
+                last,
+                residence(last),
+                insutype,
+                moved_on + timedelta(days=_randint(rng, 1, 45)),
+                None,
+                psn_no(last),
+            ),
         ]
 
     def _person_rows(self, e: Enrolment) -> None:
         rng = self.rng
-        address = (f"{regions.full_place(e.residence)}{rng.choice(regions.STREETS)}"
-                   f"{_randint(rng, 1, 399)}号{_randint(rng, 1, 30)}幢{_randint(rng, 1, 28)}"
-                   f"{_randint(rng, 1, 4):02d}室")
-        self.records.append((bureau(e.province), "persons", {
-            "psn_no": e.psn_no, "person_ref": self.id_number, "id_number_bidx": self.id_number,
-            "phone_bidx": self.phone, "name_enc": self.name, "id_number_enc": self.id_number,
-            "phone_enc": self.phone, "birth_date_enc": self.born.isoformat(),
-            "address_enc": address, "gender": "MALE" if self.male else "FEMALE",
-            "insuplc_admdvs": e.pool,
-        }))
+        address = (
+            f"{regions.full_place(e.residence)}{rng.choice(regions.STREETS)}"
+            f"{_randint(rng, 1, 399)}号{_randint(rng, 1, 30)}幢{_randint(rng, 1, 28)}"
+            f"{_randint(rng, 1, 4):02d}室"
+        )
+        self.records.append(
+            (
+                bureau(e.province),
+                "persons",
+                {
+                    "psn_no": e.psn_no,
+                    "person_ref": self.id_number,
+                    "id_number_bidx": self.id_number,
+                    "phone_bidx": self.phone,
+                    "name_enc": self.name,
+                    "id_number_enc": self.id_number,
+                    "phone_enc": self.phone,
+                    "birth_date_enc": self.born.isoformat(),
+                    "address_enc": address,
+                    "gender": "MALE" if self.male else "FEMALE",
+                    "insuplc_admdvs": e.pool,
+                },
+            )
+        )
         balance = _randint(rng, 50_000, 3_000_000) if e.insutype == "EMPLOYEE" else 0
-        self.records.append((bureau(e.province), "enrollments", {
-            "enrollment_id": f"E{e.province[:2]}{self.index:010d}01", "psn_no": e.psn_no,
-            "person_ref": self.id_number, "insutype": e.insutype, "pool_admdvs": e.pool,
-            "begin_date": e.begin, "end_date": e.end,
-            "status": "ENDED" if e.end else "ACTIVE",
-            "account_balance_fen": 0 if e.end else balance,
-        }))
+        self.records.append(
+            (
+                bureau(e.province),
+                "enrollments",
+                {
+                    "enrollment_id": f"E{e.province[:2]}{self.index:010d}01",
+                    "psn_no": e.psn_no,
+                    "person_ref": self.id_number,
+                    "insutype": e.insutype,
+                    "pool_admdvs": e.pool,
+                    "begin_date": e.begin,
+                    "end_date": e.end,
+                    "status": "ENDED" if e.end else "ACTIVE",
+                    "account_balance_fen": 0 if e.end else balance,
+                },
+            )
+        )
 
     # -- care at home -------------------------------------------------------------------------
     def _window(self, e: Enrolment) -> tuple[date, date] | None:
@@ -208,8 +252,10 @@ class PersonGenerator:
         inpatient_p = 0.10 if age >= 65 else 0.04
         hospitals = institutions.HOSPITALS_BY_PROVINCE[e.province]
         weights = institutions.HOSPITAL_WEIGHTS[e.province]
-        days = sorted(first + timedelta(days=_below(rng, (last - first).days))
-                      for _ in range(_poisson(rng, rate * years)))
+        days = sorted(
+            first + timedelta(days=_below(rng, (last - first).days))
+            for _ in range(_poisson(rng, rate * years))
+        )
         for day in days:
             if rng.random() < inpatient_p:
                 dx = (_weighted(rng, clinical.INPATIENT_DX),)
@@ -253,16 +299,21 @@ class PersonGenerator:
             return
         others = [p for p in regions.PROVINCES if p != e.province]
         home_before = self.enrolments[0].province if self.moved else None
-        destination_province = (home_before if home_before in others and rng.random() < 0.5
-                                else rng.choice(others))
+        destination_province = (
+            home_before if home_before in others and rng.random() < 0.5 else rng.choice(others)
+        )
         hospitals = institutions.HOSPITALS_BY_PROVINCE[destination_province]
         weights = institutions.HOSPITAL_WEIGHTS[destination_province]
         if self.age >= 60 and rng.random() < 0.5:
             category, days_valid, whole_province = "RETIRED_RESETTLED", 730, True
         else:
-            category, days_valid, whole_province = rng.choice((
-                ("REFERRAL", 180, False), ("TEMPORARY", 180, False),
-                ("LONG_TERM_RESIDENT", 365, True)))
+            category, days_valid, whole_province = rng.choice(
+                (
+                    ("REFERRAL", 180, False),
+                    ("TEMPORARY", 180, False),
+                    ("LONG_TERM_RESIDENT", 365, True),
+                )
+            )
         if category == "REFERRAL":  # referrals go to a higher-level hospital
             pool = [h for h in hospitals if h.level == institutions.TERTIARY]
             inst = rng.choice(pool)
@@ -276,21 +327,37 @@ class PersonGenerator:
         filing = Filing(
             filing_id=f"F{e.province[:2]}{self.index:010d}{self._next():03d}",
             destination=destination_province if whole_province else inst.city,
-            valid_from=filed, valid_until=filed + timedelta(days=days_valid))
+            valid_from=filed,
+            valid_until=filed + timedelta(days=days_valid),
+        )
         filed_at = _at(filed, rng, 7, 22)
-        self.records.append(("platform", "filings", {
-            "filing_id": filing.filing_id, "person_ref": self.id_number,
-            "id_number_bidx": self.id_number, "name_enc": self.name,
-            "insuplc_admdvs": e.pool, "mdtrtarea_admvs": filing.destination,
-            "category": category,
-            "channel": rng.choices(("APP", "MINI_PROGRAM", "PHONE", "COUNTER"), (5, 3, 1, 2))[0],
-            "status": "ACTIVE" if filing.valid_until >= DEMO_END else "EXPIRED",
-            "filed_at": filed_at, "valid_from": filing.valid_from,
-            "valid_until": filing.valid_until,
-        }))
+        self.records.append(
+            (
+                "platform",
+                "filings",
+                {
+                    "filing_id": filing.filing_id,
+                    "person_ref": self.id_number,
+                    "id_number_bidx": self.id_number,
+                    "name_enc": self.name,
+                    "insuplc_admdvs": e.pool,
+                    "mdtrtarea_admvs": filing.destination,
+                    "category": category,
+                    "channel": rng.choices(
+                        ("APP", "MINI_PROGRAM", "PHONE", "COUNTER"), (5, 3, 1, 2)
+                    )[0],
+                    "status": "ACTIVE" if filing.valid_until >= DEMO_END else "EXPIRED",
+                    "filed_at": filed_at,
+                    "valid_from": filing.valid_from,
+                    "valid_until": filing.valid_until,
+                },
+            )
+        )
         end = min(filing.valid_until, last)
-        visits = sorted(filed + timedelta(days=_randint(rng, 1, max(1, (end - filed).days - 1)))
-                        for _ in range(_randint(rng, 1, 3)))
+        visits = sorted(
+            filed + timedelta(days=_randint(rng, 1, max(1, (end - filed).days - 1)))
+            for _ in range(_randint(rng, 1, 3))
+        )
         for day in visits:
             if day >= end:
                 continue
@@ -308,8 +375,16 @@ class PersonGenerator:
         self._seq += 1
         return self._seq
 
-    def _visit(self, e: Enrolment, inst: Institution, vtype: str, day: date,
-               dx: tuple[str, ...], *, filing: Filing | None = None) -> None:
+    def _visit(
+        self,
+        e: Enrolment,
+        inst: Institution,
+        vtype: str,
+        day: date,
+        dx: tuple[str, ...],
+        *,
+        filing: Filing | None = None,
+    ) -> None:
         rng = self.rng
         dx = tuple(dict.fromkeys(dx))  # de-duplicated, in order
         where = inst.province
@@ -319,18 +394,31 @@ class PersonGenerator:
         end = day
         if vtype == "INPATIENT":
             end = min(day + timedelta(days=_randint(rng, 3, 14)), DEMO_END)
-        self.records.append((bureau(where), "visits", {
-            "mdtrt_id": mdtrt_id, "person_ref": self.id_number, "institution_code": inst.code,
-            "visit_type": vtype, "begin_date": day, "end_date": end,
-            "diagnosis_codes": ",".join(dx),
-            "diagnosis_text_enc": "；".join(clinical.DIAGNOSES[c].text for c in dx),
-            "doctor_code": doctor, "insuplc_admdvs": e.pool, "mdtrtarea_admvs": inst.city,
-            "cross_region": inst.city != e.pool,
-        }))
+        self.records.append(
+            (
+                bureau(where),
+                "visits",
+                {
+                    "mdtrt_id": mdtrt_id,
+                    "person_ref": self.id_number,
+                    "institution_code": inst.code,
+                    "visit_type": vtype,
+                    "begin_date": day,
+                    "end_date": end,
+                    "diagnosis_codes": ",".join(dx),
+                    "diagnosis_text_enc": "；".join(clinical.DIAGNOSES[c].text for c in dx),
+                    "doctor_code": doctor,
+                    "insuplc_admdvs": e.pool,
+                    "mdtrtarea_admvs": inst.city,
+                    "cross_region": inst.city != e.pool,
+                },
+            )
+        )
         cost = self._fees(rng, inst, vtype, day, end)
         cost += self._tests(inst, vtype, day, dx, mdtrt_id, doctor)
-        cost += self._prescription(e, inst, vtype, day, dx, suffix, doctor, mdtrt_id,
-                                   circulate=filing is None)
+        cost += self._prescription(
+            e, inst, vtype, day, dx, suffix, doctor, mdtrt_id, circulate=filing is None
+        )
         self._settle(e, inst, vtype, end, suffix, mdtrt_id, cost, filing)
 
     @staticmethod
@@ -343,24 +431,36 @@ class PersonGenerator:
         low, high = consult.get(vtype, (1_500, 5_000))
         return _randint(rng, low, high) + (1_000 if inst.level == institutions.TERTIARY else 0)
 
-    def _tests(self, inst: Institution, vtype: str, day: date, dx: tuple[str, ...],
-               mdtrt_id: str, doctor: str) -> int:
+    def _tests(
+        self,
+        inst: Institution,
+        vtype: str,
+        day: date,
+        dx: tuple[str, ...],
+        mdtrt_id: str,
+        doctor: str,
+    ) -> int:
         """Lab panels and imaging for a visit; the results are recorded where the hospital
         has its own LIS/PACS (a source), and every test is billed either way."""
         if vtype == "INTERNET_REVISIT":
             return 0
         rng = self.rng
         lab_p, imaging_p = {"INPATIENT": (1.0, 0.7), "CHRONIC_OUTPATIENT": (0.7, 0.1)}.get(
-            vtype, (0.55, 0.25))
+            vtype, (0.55, 0.25)
+        )
         panels = [p for c in dx for p in clinical.DIAGNOSES[c].panels]
         exams = [x for c in dx for x in clinical.DIAGNOSES[c].imaging]
-        chosen_panels = (sorted(set(rng.sample(panels, min(len(panels), _randint(rng, 1, 2)))))
-                         if panels and rng.random() < lab_p else [])
+        chosen_panels = (
+            sorted(set(rng.sample(panels, min(len(panels), _randint(rng, 1, 2)))))
+            if panels and rng.random() < lab_p
+            else []
+        )
         chosen_exam = rng.choice(exams) if exams and rng.random() < imaging_p else None
         cost = sum(_randint(rng, 4_000, 9_000) for _ in chosen_panels)
         if chosen_exam:
             cost += {"CT": 35_000, "MR": 70_000, "DR": 12_000, "US": 15_000}[
-                clinical.IMAGING[chosen_exam].modality]
+                clinical.IMAGING[chosen_exam].modality
+            ]
         if not inst.source:
             return cost
         high = {item for c in dx for item in clinical.DIAGNOSES[c].high}
@@ -370,29 +470,58 @@ class PersonGenerator:
             self._patient(inst, patient_no)
         for panel in chosen_panels:
             for loinc in clinical.PANELS[panel]:
-                self._lab(inst, patient_no, mdtrt_id, doctor, clinical.LAB_ITEMS[loinc],
-                          collected, loinc in high)
+                self._lab(
+                    inst,
+                    patient_no,
+                    mdtrt_id,
+                    doctor,
+                    clinical.LAB_ITEMS[loinc],
+                    collected,
+                    loinc in high,
+                )
         if chosen_exam:
-            self._imaging(inst, patient_no, mdtrt_id, doctor, clinical.IMAGING[chosen_exam],
-                          collected + timedelta(minutes=_randint(rng, 20, 240)))
+            self._imaging(
+                inst,
+                patient_no,
+                mdtrt_id,
+                doctor,
+                clinical.IMAGING[chosen_exam],
+                collected + timedelta(minutes=_randint(rng, 20, 240)),
+            )
         return cost
 
     def _patient(self, inst: Institution, patient_no: str) -> None:
         if inst.code in self._patients:
             return
         self._patients.add(inst.code)
-        self.records.append((f"hospital:{inst.code}", "patients", {
-            "patient_no": patient_no, "person_ref": self.id_number,
-            "id_number_bidx": self.id_number, "name_enc": self.name,
-            "id_number_enc": self.id_number,
-        }))
+        self.records.append(
+            (
+                f"hospital:{inst.code}",
+                "patients",
+                {
+                    "patient_no": patient_no,
+                    "person_ref": self.id_number,
+                    "id_number_bidx": self.id_number,
+                    "name_enc": self.name,
+                    "id_number_enc": self.id_number,
+                },
+            )
+        )
 
     def _result_id(self, kind: str, inst: Institution) -> str:
         self._results += 1
         return f"{kind}{inst.serial}{self.index:010d}{self._results:04d}"
 
-    def _lab(self, inst: Institution, patient_no: str, mdtrt_id: str, doctor: str,
-             item: clinical.LabItem, collected: datetime, pushed_high: bool) -> None:
+    def _lab(
+        self,
+        inst: Institution,
+        patient_no: str,
+        mdtrt_id: str,
+        doctor: str,
+        item: clinical.LabItem,
+        collected: datetime,
+        pushed_high: bool,
+    ) -> None:
         rng = self.rng
         span = item.high - item.low
         roll = rng.random()
@@ -403,39 +532,93 @@ class PersonGenerator:
         else:
             value, flag = rng.uniform(item.low + 0.05 * span, item.high - 0.05 * span), "N"
         value = round(max(value, 0.0), item.decimals)
-        self.records.append((f"hospital:{inst.code}", "test_results", {
-            "result_id": self._result_id("L", inst), "person_ref": self.id_number,
-            "patient_no": patient_no, "institution_code": inst.code, "mdtrt_id": mdtrt_id,
-            "category": "LAB", "item_code": item.loinc, "item_name": item.name,
-            "value": value, "unit": item.unit, "ref_low": item.low, "ref_high": item.high,
-            "flag": flag, "modality": None, "body_part": None, "findings_enc": None,
-            "impression_enc": None, "study_uid": None, "ordering_doctor": doctor,
-            "collected_at": collected,
-            "reported_at": collected + timedelta(minutes=_randint(rng, 90, 1_440)),
-        }))
+        self.records.append(
+            (
+                f"hospital:{inst.code}",
+                "test_results",
+                {
+                    "result_id": self._result_id("L", inst),
+                    "person_ref": self.id_number,
+                    "patient_no": patient_no,
+                    "institution_code": inst.code,
+                    "mdtrt_id": mdtrt_id,
+                    "category": "LAB",
+                    "item_code": item.loinc,
+                    "item_name": item.name,
+                    "value": value,
+                    "unit": item.unit,
+                    "ref_low": item.low,
+                    "ref_high": item.high,
+                    "flag": flag,
+                    "modality": None,
+                    "body_part": None,
+                    "findings_enc": None,
+                    "impression_enc": None,
+                    "study_uid": None,
+                    "ordering_doctor": doctor,
+                    "collected_at": collected,
+                    "reported_at": collected + timedelta(minutes=_randint(rng, 90, 1_440)),
+                },
+            )
+        )
 
-    def _imaging(self, inst: Institution, patient_no: str, mdtrt_id: str, doctor: str,
-                 exam: clinical.ImagingExam, collected: datetime) -> None:
+    def _imaging(
+        self,
+        inst: Institution,
+        patient_no: str,
+        mdtrt_id: str,
+        doctor: str,
+        exam: clinical.ImagingExam,
+        collected: datetime,
+    ) -> None:
         rng = self.rng
-        findings, impression = (rng.choice(exam.abnormal) if rng.random() < 0.45
-                                else exam.normal)
+        findings, impression = rng.choice(exam.abnormal) if rng.random() < 0.45 else exam.normal
         result_id = self._result_id("I", inst)
         # 1.2.156 is China's ISO country arc; the rest makes the UID unique per study.
-        uid = (f"1.2.156.600734.{int(inst.serial)}.{collected:%Y%m%d}.{self.index}."
-               f"{self._results}")
-        self.records.append((f"hospital:{inst.code}", "test_results", {
-            "result_id": result_id, "person_ref": self.id_number, "patient_no": patient_no,
-            "institution_code": inst.code, "mdtrt_id": mdtrt_id, "category": "IMAGING",
-            "item_code": exam.code, "item_name": exam.name, "value": None, "unit": None,
-            "ref_low": None, "ref_high": None, "flag": None, "modality": exam.modality,
-            "body_part": exam.body_part, "findings_enc": findings, "impression_enc": impression,
-            "study_uid": uid, "ordering_doctor": doctor, "collected_at": collected,
-            "reported_at": collected + timedelta(minutes=_randint(rng, 60, 2_880)),
-        }))
+        uid = f"1.2.156.600734.{int(inst.serial)}.{collected:%Y%m%d}.{self.index}.{self._results}"
+        self.records.append(
+            (
+                f"hospital:{inst.code}",
+                "test_results",
+                {
+                    "result_id": result_id,
+                    "person_ref": self.id_number,
+                    "patient_no": patient_no,
+                    "institution_code": inst.code,
+                    "mdtrt_id": mdtrt_id,
+                    "category": "IMAGING",
+                    "item_code": exam.code,
+                    "item_name": exam.name,
+                    "value": None,
+                    "unit": None,
+                    "ref_low": None,
+                    "ref_high": None,
+                    "flag": None,
+                    "modality": exam.modality,
+                    "body_part": exam.body_part,
+                    "findings_enc": findings,
+                    "impression_enc": impression,
+                    "study_uid": uid,
+                    "ordering_doctor": doctor,
+                    "collected_at": collected,
+                    "reported_at": collected + timedelta(minutes=_randint(rng, 60, 2_880)),
+                },
+            )
+        )
 
-    def _prescription(self, e: Enrolment, inst: Institution, vtype: str, day: date,
-                      dx: tuple[str, ...], suffix: str, doctor: str, mdtrt_id: str, *,
-                      circulate: bool) -> int:
+    def _prescription(
+        self,
+        e: Enrolment,
+        inst: Institution,
+        vtype: str,
+        day: date,
+        dx: tuple[str, ...],
+        suffix: str,
+        doctor: str,
+        mdtrt_id: str,
+        *,
+        circulate: bool,
+    ) -> int:
         """An e-prescription; returns what its drugs cost if the hospital dispensed them
         (a circulated prescription is paid at the pharmacy instead)."""
         rng = self.rng
@@ -459,99 +642,226 @@ class PersonGenerator:
             drug = DRUGS[name]
             quantity = _randint(rng, 1, 3) if chronic else _randint(rng, 1, 2)
             days = 30 * quantity if chronic else _randint(rng, 3, 7)
-            items.append({"item_id": f"{rx_id}{j:02d}", "rx_id": rx_id, "drug_code": drug.code,
-                          "drug_name": drug.name, "quantity": quantity, "unit": drug.unit,
-                          "dosage": drug.dosage, "days": days})
+            items.append(
+                {
+                    "item_id": f"{rx_id}{j:02d}",
+                    "rx_id": rx_id,
+                    "drug_code": drug.code,
+                    "drug_name": drug.name,
+                    "quantity": quantity,
+                    "unit": drug.unit,
+                    "dosage": drug.dosage,
+                    "days": days,
+                }
+            )
             cost += drug.price_fen * quantity
         signature = hashlib.sha256(f"{rx_id}|{doctor}|{issued:%Y%m%d%H%M}".encode()).hexdigest()
         reviewed = review != "PENDING"
-        self.records.append((bureau(inst.province), "prescriptions", {
-            "rx_id": rx_id, "mdtrt_id": mdtrt_id, "person_ref": self.id_number,
-            "institution_code": inst.code, "doctor_code": doctor,
-            "doctor_signature": f"SM2:{signature}", "issued_at": issued,
-            "review_status": review,
-            "reviewed_by": f"Y{inst.code}{_randint(rng, 1, 9):03d}" if reviewed else None,
-            "reviewed_at": issued + timedelta(minutes=_randint(rng, 2, 30)) if reviewed else None,
-            "circulated_to": circulated.code if circulated else None,
-        }))
+        self.records.append(
+            (
+                bureau(inst.province),
+                "prescriptions",
+                {
+                    "rx_id": rx_id,
+                    "mdtrt_id": mdtrt_id,
+                    "person_ref": self.id_number,
+                    "institution_code": inst.code,
+                    "doctor_code": doctor,
+                    "doctor_signature": f"SM2:{signature}",
+                    "issued_at": issued,
+                    "review_status": review,
+                    "reviewed_by": f"Y{inst.code}{_randint(rng, 1, 9):03d}" if reviewed else None,
+                    "reviewed_at": issued + timedelta(minutes=_randint(rng, 2, 30))
+                    if reviewed
+                    else None,
+                    "circulated_to": circulated.code if circulated else None,
+                },
+            )
+        )
         for item in items:
             self.records.append((bureau(inst.province), "prescription_items", item))
         if review == "REJECTED":
             return 0
         if circulated is None:
             return cost
-        self._dispense(e, circulated, rx_id, issued, items, cost, dx,
-                       delivered=vtype == "INTERNET_REVISIT" and rng.random() < 0.7)
+        self._dispense(
+            e,
+            circulated,
+            rx_id,
+            issued,
+            items,
+            cost,
+            dx,
+            delivered=vtype == "INTERNET_REVISIT" and rng.random() < 0.7,
+        )
         return 0
 
-    def _dispense(self, e: Enrolment, pharmacy: Institution, rx_id: str, issued: datetime,
-                  items: list[dict], cost: int, dx: tuple[str, ...], *, delivered: bool) -> None:
+    def _dispense(
+        self,
+        e: Enrolment,
+        pharmacy: Institution,
+        rx_id: str,
+        issued: datetime,
+        items: list[dict],
+        cost: int,
+        dx: tuple[str, ...],
+        *,
+        delivered: bool,
+    ) -> None:
         rng = self.rng
         when = issued + timedelta(hours=_randint(rng, 1, 72))
         day = min(when.date(), DEMO_END)
-        split = money.split(rng, cost, level=pharmacy.level, insutype=e.insutype, cross=False,
-                            inpatient=False)
+        split = money.split(
+            rng, cost, level=pharmacy.level, insutype=e.insutype, cross=False, inpatient=False
+        )
         if pharmacy.source:
             dispensing_id = f"D{rx_id[1:]}"
-            self.records.append((f"pharmacy:{pharmacy.code}", "dispensings", {
-                "dispensing_id": dispensing_id, "rx_id": rx_id, "person_ref": self.id_number,
-                "pharmacy_code": pharmacy.code,
-                "pharmacist_code": f"Y{pharmacy.code}{_randint(rng, 1, 5):03d}",
-                "dispensed_at": when, "total_fen": split.total, "fund_pay_fen": split.fund,
-                "acct_pay_fen": split.acct, "cash_pay_fen": split.cash, "delivered": delivered,
-                # Delivery is paid by the patient on top of the bill, never by the fund.
-                "delivery_fee_fen": rng.choice((600, 800, 1_000, 1_200)) if delivered else 0,
-            }))
+            self.records.append(
+                (
+                    f"pharmacy:{pharmacy.code}",
+                    "dispensings",
+                    {
+                        "dispensing_id": dispensing_id,
+                        "rx_id": rx_id,
+                        "person_ref": self.id_number,
+                        "pharmacy_code": pharmacy.code,
+                        "pharmacist_code": f"Y{pharmacy.code}{_randint(rng, 1, 5):03d}",
+                        "dispensed_at": when,
+                        "total_fen": split.total,
+                        "fund_pay_fen": split.fund,
+                        "acct_pay_fen": split.acct,
+                        "cash_pay_fen": split.cash,
+                        "delivered": delivered,
+                        # Delivery is paid by the patient on top of the bill, never by the fund.
+                        "delivery_fee_fen": rng.choice((600, 800, 1_000, 1_200))
+                        if delivered
+                        else 0,
+                    },
+                )
+            )
             for j, item in enumerate(items, 1):
-                self.records.append((f"pharmacy:{pharmacy.code}", "dispensing_items", {
-                    "item_id": f"{dispensing_id}{j:02d}", "dispensing_id": dispensing_id,
-                    "drug_code": item["drug_code"], "drug_name": item["drug_name"],
-                    "quantity": item["quantity"], "unit": item["unit"],
-                    "amount_fen": DRUGS[item["drug_name"]].price_fen * item["quantity"],
-                }))
+                self.records.append(
+                    (
+                        f"pharmacy:{pharmacy.code}",
+                        "dispensing_items",
+                        {
+                            "item_id": f"{dispensing_id}{j:02d}",
+                            "dispensing_id": dispensing_id,
+                            "drug_code": item["drug_code"],
+                            "drug_name": item["drug_name"],
+                            "quantity": item["quantity"],
+                            "unit": item["unit"],
+                            "amount_fen": DRUGS[item["drug_name"]].price_fen * item["quantity"],
+                        },
+                    )
+                )
         # The purchase is also a PHARMACY visit, settled by the bureau with the same split.
         suffix = f"{pharmacy.province[:2]}{self.index:010d}{self._next():03d}"
-        self.records.append((bureau(pharmacy.province), "visits", {
-            "mdtrt_id": f"V{suffix}", "person_ref": self.id_number,
-            "institution_code": pharmacy.code, "visit_type": "PHARMACY", "begin_date": day,
-            "end_date": day, "diagnosis_codes": ",".join(dx),
-            "diagnosis_text_enc": "；".join(clinical.DIAGNOSES[c].text for c in dx),
-            "doctor_code": f"Y{pharmacy.code}001", "insuplc_admdvs": e.pool,
-            "mdtrtarea_admvs": pharmacy.city, "cross_region": pharmacy.city != e.pool,
-        }))
+        self.records.append(
+            (
+                bureau(pharmacy.province),
+                "visits",
+                {
+                    "mdtrt_id": f"V{suffix}",
+                    "person_ref": self.id_number,
+                    "institution_code": pharmacy.code,
+                    "visit_type": "PHARMACY",
+                    "begin_date": day,
+                    "end_date": day,
+                    "diagnosis_codes": ",".join(dx),
+                    "diagnosis_text_enc": "；".join(clinical.DIAGNOSES[c].text for c in dx),
+                    "doctor_code": f"Y{pharmacy.code}001",
+                    "insuplc_admdvs": e.pool,
+                    "mdtrtarea_admvs": pharmacy.city,
+                    "cross_region": pharmacy.city != e.pool,
+                },
+            )
+        )
         self._settlement_row(e, pharmacy, "PHARMACY", when, suffix, f"V{suffix}", split)
 
-    def _settle(self, e: Enrolment, inst: Institution, vtype: str, end: date, suffix: str,
-                mdtrt_id: str, cost: int, filing: Filing | None) -> None:
+    def _settle(
+        self,
+        e: Enrolment,
+        inst: Institution,
+        vtype: str,
+        end: date,
+        suffix: str,
+        mdtrt_id: str,
+        cost: int,
+        filing: Filing | None,
+    ) -> None:
         rng = self.rng
-        split = money.split(rng, cost, level=inst.level, insutype=e.insutype,
-                            cross=filing is not None, inpatient=vtype == "INPATIENT")
+        split = money.split(
+            rng,
+            cost,
+            level=inst.level,
+            insutype=e.insutype,
+            cross=filing is not None,
+            inpatient=vtype == "INPATIENT",
+        )
         when = _at(end, rng, 9, 20)
         if filing is None:
             self._settlement_row(e, inst, vtype, when, suffix, mdtrt_id, split)
             return
         month = f"{when:%Y-%m}"
-        self.records.append(("platform", "cross_settlements", {
-            "setl_id": f"X{suffix}", "mdtrt_id": mdtrt_id, "filing_id": filing.filing_id,
-            "person_ref": self.id_number, "institution_code": inst.code, "med_type": vtype,
-            "setl_time": when, "insuplc_admdvs": e.pool, "mdtrtarea_admvs": inst.city,
-            "total_fen": split.total, "in_policy_fen": split.in_policy,
-            "fund_pay_fen": split.fund, "acct_pay_fen": split.acct, "cash_pay_fen": split.cash,
-            "clearing_status": "PENDING" if month >= CURRENT_MONTH else "CLEARED",
-            "clearing_month": month,
-        }))
+        self.records.append(
+            (
+                "platform",
+                "cross_settlements",
+                {
+                    "setl_id": f"X{suffix}",
+                    "mdtrt_id": mdtrt_id,
+                    "filing_id": filing.filing_id,
+                    "person_ref": self.id_number,
+                    "institution_code": inst.code,
+                    "med_type": vtype,
+                    "setl_time": when,
+                    "insuplc_admdvs": e.pool,
+                    "mdtrtarea_admvs": inst.city,
+                    "total_fen": split.total,
+                    "in_policy_fen": split.in_policy,
+                    "fund_pay_fen": split.fund,
+                    "acct_pay_fen": split.acct,
+                    "cash_pay_fen": split.cash,
+                    "clearing_status": "PENDING" if month >= CURRENT_MONTH else "CLEARED",
+                    "clearing_month": month,
+                },
+            )
+        )
 
-    def _settlement_row(self, e: Enrolment, inst: Institution, vtype: str, when: datetime,
-                        suffix: str, mdtrt_id: str, split: money.Split) -> None:
-        self.records.append((bureau(inst.province), "settlements", {
-            "setl_id": f"S{suffix}", "mdtrt_id": mdtrt_id, "person_ref": self.id_number,
-            "institution_code": inst.code, "med_type": vtype, "setl_time": when,
-            "insuplc_admdvs": e.pool, "mdtrtarea_admvs": inst.city,
-            "total_fen": split.total, "in_policy_fen": split.in_policy,
-            "fund_pay_fen": split.fund, "acct_pay_fen": split.acct, "cash_pay_fen": split.cash,
-            "cross_province": False,
-            "clearing_status": "PENDING" if f"{when:%Y-%m}" >= CURRENT_MONTH else "CLEARED",
-        }))
+    def _settlement_row(
+        self,
+        e: Enrolment,
+        inst: Institution,
+        vtype: str,
+        when: datetime,
+        suffix: str,
+        mdtrt_id: str,
+        split: money.Split,
+    ) -> None:
+        self.records.append(
+            (
+                bureau(inst.province),
+                "settlements",
+                {
+                    "setl_id": f"S{suffix}",
+                    "mdtrt_id": mdtrt_id,
+                    "person_ref": self.id_number,
+                    "institution_code": inst.code,
+                    "med_type": vtype,
+                    "setl_time": when,
+                    "insuplc_admdvs": e.pool,
+                    "mdtrtarea_admvs": inst.city,
+                    "total_fen": split.total,
+                    "in_policy_fen": split.in_policy,
+                    "fund_pay_fen": split.fund,
+                    "acct_pay_fen": split.acct,
+                    "cash_pay_fen": split.cash,
+                    "cross_province": False,
+                    "clearing_status": "PENDING" if f"{when:%Y-%m}" >= CURRENT_MONTH else "CLEARED",
+                },
+            )
+        )
 
 
 def _randint(rng: random.Random, low: int, high: int) -> int:
@@ -567,11 +877,19 @@ def _weighted(rng: random.Random, table: tuple[tuple[str, int], ...]) -> str:
     return rng.choices([c for c, _ in table], [w for _, w in table])[0]
 
 
-def _pick(rng: random.Random, hospitals: tuple[Institution, ...], weights: tuple[float, ...],
-          *, inpatient: bool = False) -> Institution:
+def _pick(
+    rng: random.Random,
+    hospitals: tuple[Institution, ...],
+    weights: tuple[float, ...],
+    *,
+    inpatient: bool = False,
+) -> Institution:
     if inpatient:  # community centres (PRIMARY) rarely admit
-        pairs = [(h, w) for h, w in zip(hospitals, weights, strict=True)
-                 if h.level != institutions.PRIMARY]
+        pairs = [
+            (h, w)
+            for h, w in zip(hospitals, weights, strict=True)
+            if h.level != institutions.PRIMARY
+        ]
         hospitals, weights = tuple(h for h, _ in pairs), tuple(w for _, w in pairs)
     return rng.choices(hospitals, weights)[0]
 
@@ -582,15 +900,29 @@ def generate_person(seed: int, index: int) -> list[Record]:
 
 def clearing_key(values: dict[str, object]) -> tuple[str, str, str]:
     """(month, payer province, payee province) of a cross-province settlement."""
-    return (str(values["clearing_month"]), str(values["insuplc_admdvs"])[:2] + "0000",
-            str(values["mdtrtarea_admvs"])[:2] + "0000")
+    return (
+        str(values["clearing_month"]),
+        str(values["insuplc_admdvs"])[:2] + "0000",
+        str(values["mdtrtarea_admvs"])[:2] + "0000",
+    )
 
 
 def clearing_records(totals: dict[tuple[str, str, str], list[int]]) -> list[Record]:
     """The platform's monthly clearings, aggregated from its cross-province settlements."""
-    return [("platform", "clearings", {
-        "clearing_id": f"C{month.replace('-', '')}{payer[:2]}{payee[:2]}", "month": month,
-        "payer_province": payer, "payee_province": payee, "settlement_count": count,
-        "total_fen": total, "fund_pay_fen": fund,
-        "status": "OPEN" if month >= CURRENT_MONTH else "CLEARED",
-    }) for (month, payer, payee), (count, total, fund) in sorted(totals.items())]
+    return [
+        (
+            "platform",
+            "clearings",
+            {
+                "clearing_id": f"C{month.replace('-', '')}{payer[:2]}{payee[:2]}",
+                "month": month,
+                "payer_province": payer,
+                "payee_province": payee,
+                "settlement_count": count,
+                "total_fen": total,
+                "fund_pay_fen": fund,
+                "status": "OPEN" if month >= CURRENT_MONTH else "CLEARED",
+            },
+        )
+        for (month, payer, payee), (count, total, fund) in sorted(totals.items())
+    ]

@@ -16,15 +16,24 @@ from connectors.demo.institutions import NONE, PRIMARY, SECONDARY, TERTIARY
 
 # Share of the in-policy amount the pooled fund pays, by (insurance type, level).
 _IN_PROVINCE = {
-    ("EMPLOYEE", PRIMARY): 0.90, ("EMPLOYEE", SECONDARY): 0.83, ("EMPLOYEE", TERTIARY): 0.76,
-    ("RESIDENT", PRIMARY): 0.80, ("RESIDENT", SECONDARY): 0.73, ("RESIDENT", TERTIARY): 0.66,
-    ("EMPLOYEE", NONE): 0.70, ("RESIDENT", NONE): 0.55,  # retail pharmacy (门诊统筹 at 药店)
+    ("EMPLOYEE", PRIMARY): 0.90,
+    ("EMPLOYEE", SECONDARY): 0.83,
+    ("EMPLOYEE", TERTIARY): 0.76,
+    ("RESIDENT", PRIMARY): 0.80,
+    ("RESIDENT", SECONDARY): 0.73,
+    ("RESIDENT", TERTIARY): 0.66,
+    ("EMPLOYEE", NONE): 0.70,
+    ("RESIDENT", NONE): 0.55,  # retail pharmacy (门诊统筹 at 药店)
 }
 # Cross-province care: lower ratios (insured-place rules for care elsewhere), calibrated so that
 # the demo's aggregate fund share lands near the national 59 %.
 _CROSS_PROVINCE = {
-    ("EMPLOYEE", PRIMARY): 0.79, ("EMPLOYEE", SECONDARY): 0.72, ("EMPLOYEE", TERTIARY): 0.65,
-    ("RESIDENT", PRIMARY): 0.74, ("RESIDENT", SECONDARY): 0.67, ("RESIDENT", TERTIARY): 0.60,
+    ("EMPLOYEE", PRIMARY): 0.79,
+    ("EMPLOYEE", SECONDARY): 0.72,
+    ("EMPLOYEE", TERTIARY): 0.65,
+    ("RESIDENT", PRIMARY): 0.74,
+    ("RESIDENT", SECONDARY): 0.67,
+    ("RESIDENT", TERTIARY): 0.60,
 }
 # Above this, a personal account is not drawn on for one bill (demo rule).
 _ACCOUNT_CAP_FEN = 200_000
@@ -39,8 +48,9 @@ class Split:
     cash: int
 
 
-def split(rng: random.Random, total: int, *, level: str, insutype: str, cross: bool,
-          inpatient: bool) -> Split:
+def split(
+    rng: random.Random, total: int, *, level: str, insutype: str, cross: bool, inpatient: bool
+) -> Split:
     """Split ``total`` fen exactly: total = fund + acct + cash, in_policy <= total."""
     in_policy = total - int(total * rng.uniform(0.04, 0.14))  # self-paid items (自费)
     rate = (_CROSS_PROVINCE if cross else _IN_PROVINCE)[(insutype, level)]

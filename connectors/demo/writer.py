@@ -39,8 +39,7 @@ class SourceWriter:
         return METADATA_BY_KIND[self.specs[source].kind].sorted_tables  # parents first
 
     async def write(self, rows: Rows) -> None:
-        await asyncio.gather(*(self._write_one(source, tables)
-                               for source, tables in rows.items()))
+        await asyncio.gather(*(self._write_one(source, tables) for source, tables in rows.items()))
 
     async def _write_one(self, source: str, tables: dict[str, list]) -> None:
         async with self._engines[source].begin() as conn:
@@ -59,8 +58,9 @@ class SourceWriter:
         for source, engine in self._engines.items():
             async with engine.connect() as conn:
                 for table in self._tables(source):
-                    if await conn.scalar(select(func.count()).select_from(
-                            select(table).limit(1).subquery())):
+                    if await conn.scalar(
+                        select(func.count()).select_from(select(table).limit(1).subquery())
+                    ):
                         found.append(source)
                         break
         return found

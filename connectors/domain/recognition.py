@@ -30,16 +30,16 @@ class Recognition:
 
 DEFAULT_ITEMS = (
     # lab (LOINC): routine chemistry and blood counts are recognised widely
-    CatalogueItem("718-7", "SECONDARY", 30),    # haemoglobin
-    CatalogueItem("6690-2", "SECONDARY", 30),   # leukocytes
-    CatalogueItem("777-3", "SECONDARY", 30),    # platelets
-    CatalogueItem("2345-7", "SECONDARY", 14),   # glucose
-    CatalogueItem("4548-4", "SECONDARY", 90),   # HbA1c
-    CatalogueItem("2093-3", "SECONDARY", 90),   # cholesterol
-    CatalogueItem("2571-8", "SECONDARY", 90),   # triglycerides
-    CatalogueItem("2160-0", "SECONDARY", 30),   # creatinine
-    CatalogueItem("1742-6", "SECONDARY", 30),   # ALT
-    CatalogueItem("1920-8", "SECONDARY", 30),   # AST
+    CatalogueItem("718-7", "SECONDARY", 30),  # haemoglobin
+    CatalogueItem("6690-2", "SECONDARY", 30),  # leukocytes
+    CatalogueItem("777-3", "SECONDARY", 30),  # platelets
+    CatalogueItem("2345-7", "SECONDARY", 14),  # glucose
+    CatalogueItem("4548-4", "SECONDARY", 90),  # HbA1c
+    CatalogueItem("2093-3", "SECONDARY", 90),  # cholesterol
+    CatalogueItem("2571-8", "SECONDARY", 90),  # triglycerides
+    CatalogueItem("2160-0", "SECONDARY", 30),  # creatinine
+    CatalogueItem("1742-6", "SECONDARY", 30),  # ALT
+    CatalogueItem("1920-8", "SECONDARY", 30),  # AST
     # imaging: by modality
     CatalogueItem("CT", "SECONDARY", 180),
     CatalogueItem("MR", "TERTIARY", 180),
@@ -61,20 +61,23 @@ class RecognitionCatalogue:
         for i, entry in enumerate(raw.get("items", [])):
             key = f"recognition.items[{i}]"
             try:
-                item = CatalogueItem(str(entry["code"]), str(entry["min_level"]),
-                                     int(entry["validity_days"]))
+                item = CatalogueItem(
+                    str(entry["code"]), str(entry["min_level"]), int(entry["validity_days"])
+                )
             except (KeyError, TypeError, ValueError):
                 raise ValueError(f"{key}: needs code, min_level and validity_days") from None
             if item.min_level not in LEVEL_RANK:
-                raise ValueError(f"{key}.min_level: '{item.min_level}' is not one of "
-                                 f"{', '.join(LEVEL_RANK)}")
+                raise ValueError(
+                    f"{key}.min_level: '{item.min_level}' is not one of {', '.join(LEVEL_RANK)}"
+                )
             if item.validity_days <= 0:
                 raise ValueError(f"{key}.validity_days: must be positive")
             items.append(item)
         return cls(tuple(items))
 
-    def assess(self, item_code: str, institution_level: str | None, reported_at: datetime,
-               now: datetime) -> Recognition:
+    def assess(
+        self, item_code: str, institution_level: str | None, reported_at: datetime, now: datetime
+    ) -> Recognition:
         item = self.items.get(item_code)
         if item is None:
             return Recognition(False, "NOT_IN_CATALOGUE", None)

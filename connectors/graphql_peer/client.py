@@ -28,11 +28,15 @@ class PeerClient:
             # Only the configured CA: a certificate from any public CA is not this peer.
             verify = ssl.create_default_context(cafile=str(spec.ca_file))
             if spec.client_cert is not None:
-                verify.load_cert_chain(str(spec.client_cert),
-                                       str(spec.client_key) if spec.client_key else None)
+                verify.load_cert_chain(
+                    str(spec.client_cert), str(spec.client_key) if spec.client_key else None
+                )
         self.http = httpx.AsyncClient(
-            verify=verify, timeout=spec.timeout_seconds, follow_redirects=False,
-            limits=httpx.Limits(max_connections=50, max_keepalive_connections=20))
+            verify=verify,
+            timeout=spec.timeout_seconds,
+            follow_redirects=False,
+            limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
+        )
 
     @property
     def name(self) -> str:
@@ -49,8 +53,9 @@ class PeerClient:
             self._token = (stamp, value)
         return self._token[1]
 
-    async def query(self, document: str, variables: dict[str, Any], remaining: float,
-                    *, idempotent: bool = True) -> dict[str, Any]:
+    async def query(
+        self, document: str, variables: dict[str, Any], remaining: float, *, idempotent: bool = True
+    ) -> dict[str, Any]:
         """The ``data`` of one GraphQL query, within ``remaining`` seconds. Retries happen
         only for idempotent reads and only while the deadline leaves room."""
         try:
@@ -65,7 +70,7 @@ class PeerClient:
             try:
                 data = await self._once(document, variables, min(left, self.spec.timeout_seconds))
             except PeerError:
-                backoff = random.uniform(0.05, 0.15) * (2 ** attempt)  # jitter: no herd
+                backoff = random.uniform(0.05, 0.15) * (2**attempt)  # jitter: no herd
                 if attempt + 1 < attempts and until - loop.time() > backoff + 0.1:
                     await asyncio.sleep(backoff)
                     continue
@@ -82,11 +87,14 @@ class PeerClient:
     async def _once(self, document: str, variables: dict[str, Any], budget: float) -> dict:
         if budget <= 0:
             raise PeerError("deadline exceeded")
-        headers = {"Authorization": f"Bearer {self.token()}",
-                   "X-Purpose-Of-Use": self.spec.purpose}
+        headers = {"Authorization": f"Bearer {self.token()}", "X-Purpose-Of-Use": self.spec.purpose}
         try:
-            response = await self.http.post(self.spec.url, headers=headers, timeout=budget,
-                                            json={"query": document, "variables": variables})
+            response = await self.http.post(
+                self.spec.url,
+                headers=headers,
+                timeout=budget,
+                json={"query": document, "variables": variables},
+            )
         except httpx.HTTPError as exc:
             raise PeerError(type(exc).__name__) from None
         if response.status_code != 200:

@@ -6,11 +6,32 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-PURPOSES = ("TREATMENT", "SETTLEMENT", "FUND_SUPERVISION", "PATIENT_ACCESS", "RESEARCH",
-            "UNDERWRITING", "AUDIT", "EMERGENCY")
+PURPOSES = (
+    "TREATMENT",
+    "SETTLEMENT",
+    "FUND_SUPERVISION",
+    "PATIENT_ACCESS",
+    "RESEARCH",
+    "UNDERWRITING",
+    "AUDIT",
+    "EMERGENCY",
+)
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
-KEYS = {"name", "kind", "url", "token_file", "ca_file", "client_cert", "client_key", "purpose",
-        "region", "timeout_seconds", "retries", "breaker_failures", "breaker_cooldown_seconds"}
+KEYS = {
+    "name",
+    "kind",
+    "url",
+    "token_file",
+    "ca_file",
+    "client_cert",
+    "client_key",
+    "purpose",
+    "region",
+    "timeout_seconds",
+    "retries",
+    "breaker_failures",
+    "breaker_cooldown_seconds",
+}
 
 
 class PeerConfigError(ValueError):
@@ -70,25 +91,40 @@ def parse_peer(key: str, raw: dict, name: str, base: Path) -> PeerSpec:
     token_file = _file(f"{key}.token_file", raw["token_file"], base)
     ca_file = _file(f"{key}.ca_file", raw["ca_file"], base) if "ca_file" in raw else None
     if parts.scheme == "https" and ca_file is None:
-        raise PeerConfigError(f"{key}.ca_file", "an https peer needs the CA that signs its "
-                                                 "certificate")
+        raise PeerConfigError(
+            f"{key}.ca_file", "an https peer needs the CA that signs its certificate"
+        )
     cert = _file(f"{key}.client_cert", raw["client_cert"], base) if "client_cert" in raw else None
-    cert_key = (_file(f"{key}.client_key", raw["client_key"], base)
-                if "client_key" in raw else None)
+    cert_key = _file(f"{key}.client_key", raw["client_key"], base) if "client_key" in raw else None
     if cert_key is not None and cert is None:
         raise PeerConfigError(f"{key}.client_key", "is set without client_cert")
     purpose = raw.get("purpose")
     if purpose not in PURPOSES:
         raise PeerConfigError(f"{key}.purpose", f"'{purpose}' is not one of {', '.join(PURPOSES)}")
     return PeerSpec(
-        name=name, url=url, token_file=token_file, purpose=purpose, ca_file=ca_file,
-        client_cert=cert, client_key=cert_key, region=raw.get("region"),
-        timeout_seconds=float(_number(f"{key}.timeout_seconds",
-                                      raw.get("timeout_seconds", 3.0), 0.1, 120)),
+        name=name,
+        url=url,
+        token_file=token_file,
+        purpose=purpose,
+        ca_file=ca_file,
+        client_cert=cert,
+        client_key=cert_key,
+        region=raw.get("region"),
+        timeout_seconds=float(
+            _number(f"{key}.timeout_seconds", raw.get("timeout_seconds", 3.0), 0.1, 120)
+        ),
         retries=int(_number(f"{key}.retries", raw.get("retries", 1), 0, 5, integer=True)),
-        breaker_failures=int(_number(f"{key}.breaker_failures", raw.get("breaker_failures", 3),
-                                     1, 1000, integer=True)),
-        breaker_cooldown_seconds=float(_number(f"{key}.breaker_cooldown_seconds",
-                                               raw.get("breaker_cooldown_seconds", 10.0),
-                                               0.1, 3600)),
+        breaker_failures=int(
+            _number(
+                f"{key}.breaker_failures", raw.get("breaker_failures", 3), 1, 1000, integer=True
+            )
+        ),
+        breaker_cooldown_seconds=float(
+            _number(
+                f"{key}.breaker_cooldown_seconds",
+                raw.get("breaker_cooldown_seconds", 10.0),
+                0.1,
+                3600,
+            )
+        ),
     )

@@ -60,15 +60,17 @@ def encrypted_tables(kind: str) -> list[EncryptedTable]:
         enc = tuple(c for c in table.c if c.name.endswith("_enc"))
         bidx = tuple(
             (c, table.c.get(f"{c.name[:-5]}_enc"), _INDEX_KINDS[c.name[:-5]])
-            for c in table.c if c.name.endswith("_bidx")
+            for c in table.c
+            if c.name.endswith("_bidx")
         )
         if enc or bidx:
             found.append(EncryptedTable(table, pk, enc, bidx))
     return found
 
 
-async def _batches(engine: AsyncEngine, et: EncryptedTable, columns: Sequence[Column],
-                   after: Any, size: int) -> AsyncIterator[list[Any]]:
+async def _batches(
+    engine: AsyncEngine, et: EncryptedTable, columns: Sequence[Column], after: Any, size: int
+) -> AsyncIterator[list[Any]]:
     while True:
         query = select(et.pk, *columns).order_by(et.pk).limit(size)
         if after is not None:
@@ -185,8 +187,12 @@ async def reencrypt_source(
     try:
         for _ in range(_MAX_PASSES):
             total = await _row_count(engine, tables)
-            with tqdm(total=total, unit="row", desc=f"re-encrypt {spec.name}",
-                      disable=None if progress is None else not progress) as bar:
+            with tqdm(
+                total=total,
+                unit="row",
+                desc=f"re-encrypt {spec.name}",
+                disable=None if progress is None else not progress,
+            ) as bar:
                 skipping = entry is not None
                 for et in tables:
                     after = None
@@ -196,8 +202,10 @@ async def reencrypt_source(
                         skipping, after = False, entry["after"]
                     async for rows in _batches(engine, et, et.enc, after, batch):
                         await _reencrypt_rows(engine, et, rows, cipher, target, result)
-                        state.put(spec.name, {"target": target, "table": et.table.name,
-                                              "after": rows[-1][0]})
+                        state.put(
+                            spec.name,
+                            {"target": target, "table": et.table.name, "after": rows[-1][0]},
+                        )
                         bar.update(len(rows))
                         done += len(rows)
                         if on_batch is not None:
@@ -222,8 +230,14 @@ async def _old_values(spec: SourceSpec, target: str) -> Counter[str]:
     return counts
 
 
-async def _reencrypt_rows(engine: AsyncEngine, et: EncryptedTable, rows: list[Any],
-                          cipher: FieldCipher, target: str, result: ReencryptResult) -> None:
+async def _reencrypt_rows(
+    engine: AsyncEngine,
+    et: EncryptedTable,
+    rows: list[Any],
+    cipher: FieldCipher,
+    target: str,
+    result: ReencryptResult,
+) -> None:
     changes = []
     for row in rows:
         row_key = str(row[0])
@@ -254,10 +268,12 @@ async def _reencrypt_rows(engine: AsyncEngine, et: EncryptedTable, rows: list[An
         groups.setdefault(tuple(new_values), []).append(params)
     async with engine.begin() as conn:
         for names, params in groups.items():
-            guard = and_(et.pk == bindparam("_pk"),
-                         *(et.table.c[n] == bindparam(f"_old_{n}") for n in names))
-            statement = update(et.table).where(guard).values(
-                {n: bindparam(f"_new_{n}") for n in names})
+            guard = and_(
+                et.pk == bindparam("_pk"), *(et.table.c[n] == bindparam(f"_old_{n}") for n in names)
+            )
+            statement = (
+                update(et.table).where(guard).values({n: bindparam(f"_new_{n}") for n in names})
+            )
             outcome = await conn.execute(statement, params)
             if conn.dialect.supports_sane_multi_rowcount or len(params) == 1:
                 result.rewritten += outcome.rowcount * len(names)
@@ -274,9 +290,14 @@ class RecomputeResult:
     finished: str | None = None  # the previous index key, retired when nothing is left
 
 
-async def recompute_indexes(specs: Sequence[SourceSpec], keyring: KeyRing, *, batch: int = 500,
-                            progress: bool | None = None,
-                            grace: float = 2 * REFRESH_SECONDS) -> RecomputeResult:
+async def recompute_indexes(
+    specs: Sequence[SourceSpec],
+    keyring: KeyRing,
+    *,
+    batch: int = 500,
+    progress: bool | None = None,
+    grace: float = 2 * REFRESH_SECONDS,
+) -> RecomputeResult:
     """Rewrite every blind index of ``specs`` under the current index key, then end the
     index rotation once a sweep finds nothing left to change. Pass every configured source:
     indexes without plaintext beside them are mapped from what the others reveal."""
@@ -304,8 +325,9 @@ async def recompute_indexes(specs: Sequence[SourceSpec], keyring: KeyRing, *, ba
     return result
 
 
-async def _recompute_sweep(specs: Sequence[SourceSpec], keyring: KeyRing, batch: int,
-                           progress: bool | None) -> RecomputeResult:
+async def _recompute_sweep(
+    specs: Sequence[SourceSpec], keyring: KeyRing, batch: int, progress: bool | None
+) -> RecomputeResult:
     result = RecomputeResult()
     current = keyring.index_key(keyring.index_current)
     previous = keyring.index_key(keyring.index_previous or "")
@@ -320,15 +342,18 @@ async def _recompute_sweep(specs: Sequence[SourceSpec], keyring: KeyRing, batch:
             if not direct:
                 continue
 
-            def recompute(row: Any, et: EncryptedTable = et,
-                          direct: list = direct) -> dict[str, str]:
+            def recompute(
+                row: Any, et: EncryptedTable = et, direct: list = direct
+            ) -> dict[str, str]:
                 new = {}
                 for (index_col, plain_col, kind), (stored, blob) in zip(
-                        direct, _pairs(row), strict=True):
+                    direct, _pairs(row), strict=True
+                ):
                     if blob is None:
                         continue
-                    plain = cipher.decrypt(bytes(blob), table=et.table.name,
-                                           column=plain_col.name, row_key=str(row[0]))
+                    plain = cipher.decrypt(
+                        bytes(blob), table=et.table.name, column=plain_col.name, row_key=str(row[0])
+                    )
                     fresh = indexer.index_with(current, kind, plain)
                     mapping[kind][indexer.index_with(previous, kind, plain)] = fresh
                     if stored != fresh:
@@ -362,14 +387,24 @@ def _pairs(row: Any) -> list[tuple[Any, Any]]:
     return [(values[i], values[i + 1]) for i in range(0, len(values), 2)]
 
 
-async def _rewrite(spec: SourceSpec, et: EncryptedTable, columns: list[Column],
-                   compute: Callable[[Any], dict[str, str]], batch: int,
-                   progress: bool | None, result: RecomputeResult) -> None:
+async def _rewrite(
+    spec: SourceSpec,
+    et: EncryptedTable,
+    columns: list[Column],
+    compute: Callable[[Any], dict[str, str]],
+    batch: int,
+    progress: bool | None,
+    result: RecomputeResult,
+) -> None:
     engine = create_source_engine(spec)
     try:
         total = await _row_count(engine, [et])
-        with tqdm(total=total, unit="row", desc=f"recompute {spec.name}.{et.table.name}",
-                  disable=None if progress is None else not progress) as bar:
+        with tqdm(
+            total=total,
+            unit="row",
+            desc=f"recompute {spec.name}.{et.table.name}",
+            disable=None if progress is None else not progress,
+        ) as bar:
             async for rows in _batches(engine, et, columns, None, batch):
                 changes = []
                 for row in rows:
@@ -380,10 +415,10 @@ async def _rewrite(spec: SourceSpec, et: EncryptedTable, columns: list[Column],
                 if changes:
                     async with engine.begin() as conn:
                         for pk, new, old in changes:
-                            guard = and_(et.pk == pk,
-                                         *(et.table.c[k] == v for k, v in old.items()))
+                            guard = and_(et.pk == pk, *(et.table.c[k] == v for k, v in old.items()))
                             outcome = await conn.execute(
-                                update(et.table).where(guard).values(**new))
+                                update(et.table).where(guard).values(**new)
+                            )
                             result.updated += len(new) if outcome.rowcount == 1 else 0
                 bar.update(len(rows))
     finally:

@@ -63,17 +63,23 @@ class SqliteReader:
     releases the GIL while it steps, so concurrent requests read in parallel.
     """
 
-    def __init__(self, path: Path, dialect: Dialect, *, name: str = "sqlite",
-                 threads: int = 2, busy_timeout_ms: int = 5000,
-                 inline_budget: float = INLINE_BUDGET) -> None:
+    def __init__(
+        self,
+        path: Path,
+        dialect: Dialect,
+        *,
+        name: str = "sqlite",
+        threads: int = 2,
+        busy_timeout_ms: int = 5000,
+        inline_budget: float = INLINE_BUDGET,
+    ) -> None:
         self.path = path
         self.dialect = dialect
         self.busy_timeout_ms = busy_timeout_ms
         self.inline_budget = inline_budget  # seconds; 0 sends every read to a thread
         self._inline: sqlite3.Connection | None = None
         self._inline_until = 0.0
-        self._executor = ThreadPoolExecutor(max_workers=threads,
-                                            thread_name_prefix=f"read-{name}")
+        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=f"read-{name}")
         self._local = threading.local()
         self._opened: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
@@ -84,8 +90,9 @@ class SqliteReader:
         self.statements = 0
 
     # -- the statement ---------------------------------------------------------------------
-    async def fetch_in(self, table: Table, column: str, keys: Sequence[Any],
-                       order_by: Sequence[str] = ()) -> list[Row]:
+    async def fetch_in(
+        self, table: Table, column: str, keys: Sequence[Any], order_by: Sequence[str] = ()
+    ) -> list[Row]:
         """Rows of ``table`` whose ``column`` is one of ``keys`` (already de-duplicated)."""
         if self._closed:
             raise sqlite3.ProgrammingError("the reader is closed")
@@ -99,7 +106,8 @@ class SqliteReader:
                 pass
         running: list[sqlite3.Connection] = []
         future = asyncio.get_running_loop().run_in_executor(
-            self._executor, self._run, plan, params, running)
+            self._executor, self._run, plan, params, running
+        )
         try:
             return await future
         except asyncio.CancelledError:
@@ -131,8 +139,7 @@ class SqliteReader:
             return 1
         return 0
 
-    def _run(self, plan: _Plan, params: list[Any],
-             running: list[sqlite3.Connection]) -> list[Row]:
+    def _run(self, plan: _Plan, params: list[Any], running: list[sqlite3.Connection]) -> list[Row]:
         conn = self._connection()
         running.append(conn)
         return self._convert(plan, conn.execute(plan.sql, params).fetchall())
@@ -143,8 +150,13 @@ class SqliteReader:
         if not any(plan.processors):
             return [dict(zip(names, r, strict=True)) for r in rows]
         procs = plan.processors
-        return [{n: (v if p is None or v is None else p(v))
-                 for n, p, v in zip(names, procs, r, strict=True)} for r in rows]
+        return [
+            {
+                n: (v if p is None or v is None else p(v))
+                for n, p, v in zip(names, procs, r, strict=True)
+            }
+            for r in rows
+        ]
 
     def _connection(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -156,8 +168,9 @@ class SqliteReader:
         # mode=rw: a missing file is an error (the source is unavailable), not a new empty
         # database. check_same_thread=False only so that close() and interrupt() may come
         # from another thread; each connection runs statements on one thread alone.
-        conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=rw", uri=True,
-                               check_same_thread=False)
+        conn = sqlite3.connect(
+            f"{self.path.resolve().as_uri()}?mode=rw", uri=True, check_same_thread=False
+        )
         conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         conn.execute("PRAGMA query_only=ON")
         with self._lock:
@@ -172,19 +185,20 @@ class SqliteReader:
             plan = self._plans[key] = self._build_plan(table, column, order_by, n)
         return plan
 
-    def _build_plan(self, table: Table, column: str, order_by: tuple[str, ...],
-                    n: int) -> _Plan:
+    def _build_plan(self, table: Table, column: str, order_by: tuple[str, ...], n: int) -> _Plan:
         quote = self.dialect.identifier_preparer.quote
         cols = list(table.columns)
         names = tuple(c.name for c in cols)
         where = table.c[column]  # KeyError for a column the table lacks
-        sql = (f"SELECT {', '.join(quote(c) for c in names)} FROM {quote(table.name)} "  # noqa: S608
-               f"WHERE {quote(where.name)} IN ({', '.join('?' * n)})")
+        sql = (
+            f"SELECT {', '.join(quote(c) for c in names)} FROM {quote(table.name)} "  # noqa: S608
+            f"WHERE {quote(where.name)} IN ({', '.join('?' * n)})"
+        )
         if order_by:
             sql += " ORDER BY " + ", ".join(quote(table.c[c].name) for c in order_by)
         processors = tuple(
-            c.type.dialect_impl(self.dialect).result_processor(self.dialect, None)
-            for c in cols)
+            c.type.dialect_impl(self.dialect).result_processor(self.dialect, None) for c in cols
+        )
         bind = where.type.dialect_impl(self.dialect).bind_processor(self.dialect)
         return _Plan(sql, names, processors, bind)
 

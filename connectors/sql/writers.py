@@ -33,8 +33,9 @@ async def read_row(engine: AsyncEngine, table: Table, column: str, value: Any) -
     return None if found is None else dict(found._mapping)
 
 
-async def write_test_result(engine: AsyncEngine, result: Row,
-                            new_patient: Row | None = None) -> None:
+async def write_test_result(
+    engine: AsyncEngine, result: Row, new_patient: Row | None = None
+) -> None:
     """A lab or imaging result at a hospital, with the patient-index row it needs when the
     hospital did not know the person yet."""
     rows: list[tuple[Table, Row]] = []

@@ -16,5 +16,8 @@ def add_common(parser: argparse.ArgumentParser) -> None:
     """Let ``--config``/``--data-dir`` also follow the sub-command (``medfed demo build
     --data-dir X``), as users type them."""
     parser.add_argument("--config", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
-    parser.add_argument("--data-dir", default=argparse.SUPPRESS,
-                        help="data directory (default ./data, env MEDFED_DATA_DIR)")
+    parser.add_argument(
+        "--data-dir",
+        default=argparse.SUPPRESS,
+        help="data directory (default ./data, env MEDFED_DATA_DIR)",
+    )

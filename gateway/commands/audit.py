@@ -18,48 +18,82 @@ from gateway.config import Settings
 
 
 def register(subparsers) -> None:
-    audit = subparsers.add_parser("audit", help="verify the audit log; print checkpoints "
-                                  "and proofs")
+    audit = subparsers.add_parser(
+        "audit", help="verify the audit log; print checkpoints and proofs"
+    )
     actions = audit.add_subparsers(dest="action", required=True, metavar="ACTION")
 
-    verify = actions.add_parser("verify", help="recompute the whole log and check every "
-                                "event, subtree and signed checkpoint")
-    verify.add_argument("--checkpoint", type=Path, metavar="FILE",
-                        help="a checkpoint note you kept: check the log still extends it")
+    verify = actions.add_parser(
+        "verify",
+        help="recompute the whole log and check every event, subtree and signed checkpoint",
+    )
+    verify.add_argument(
+        "--checkpoint",
+        type=Path,
+        metavar="FILE",
+        help="a checkpoint note you kept: check the log still extends it",
+    )
     _add_key(verify)
     verify.set_defaults(handler=_verify)
 
-    checkpoint = actions.add_parser("checkpoint", help="sign (if needed) and print the "
-                                    "checkpoint of the current log")
+    checkpoint = actions.add_parser(
+        "checkpoint", help="sign (if needed) and print the checkpoint of the current log"
+    )
     checkpoint.set_defaults(handler=_checkpoint)
 
-    proof = actions.add_parser("proof", help="print an inclusion proof (--index) or a "
-                               "consistency proof (--from) as JSON")
+    proof = actions.add_parser(
+        "proof", help="print an inclusion proof (--index) or a consistency proof (--from) as JSON"
+    )
     which = proof.add_mutually_exclusive_group(required=True)
     which.add_argument("--index", type=int, help="the event to prove")
-    which.add_argument("--from", dest="old_size", type=int, metavar="SIZE",
-                       help="the size of an older checkpoint to prove consistency with")
-    proof.add_argument("--size", type=int, help="the tree size to prove against (default: "
-                       "a checkpoint of the whole log, signed now if needed)")
+    which.add_argument(
+        "--from",
+        dest="old_size",
+        type=int,
+        metavar="SIZE",
+        help="the size of an older checkpoint to prove consistency with",
+    )
+    proof.add_argument(
+        "--size",
+        type=int,
+        help="the tree size to prove against (default: "
+        "a checkpoint of the whole log, signed now if needed)",
+    )
     proof.set_defaults(handler=_proof)
 
-    check = actions.add_parser("check-consistency", help="offline: check that a newer "
-                               "checkpoint extends an older one, given a consistency proof")
+    check = actions.add_parser(
+        "check-consistency",
+        help="offline: check that a newer "
+        "checkpoint extends an older one, given a consistency proof",
+    )
     check.add_argument("old", type=Path, help="the older checkpoint note")
     check.add_argument("new", type=Path, help="the newer checkpoint note")
     check.add_argument("proof", type=Path, help="the proof JSON (`audit proof --from`)")
     _add_key(check)
     check.set_defaults(handler=_check_consistency)
 
-    export = actions.add_parser("export", help="write the logged events as FHIR R4 "
-                                "AuditEvent resources (a Bundle) or as JSON lines")
+    export = actions.add_parser(
+        "export",
+        help="write the logged events as FHIR R4 AuditEvent resources (a Bundle) or as JSON lines",
+    )
     export.add_argument("--format", choices=("fhir", "jsonl"), default="jsonl")
-    export.add_argument("--from", dest="since", type=_when, metavar="TIME",
-                        help="only events logged at or after this ISO time (UTC if no zone)")
-    export.add_argument("--to", dest="until", type=_when, metavar="TIME",
-                        help="only events logged before this ISO time")
-    export.add_argument("--output", "-o", type=Path, metavar="FILE",
-                        help="write here instead of standard output")
+    export.add_argument(
+        "--from",
+        dest="since",
+        type=_when,
+        metavar="TIME",
+        help="only events logged at or after this ISO time (UTC if no zone)",
+    )
+    export.add_argument(
+        "--to",
+        dest="until",
+        type=_when,
+        metavar="TIME",
+        help="only events logged before this ISO time",
+    )
+    export.add_argument(
+        "--output", "-o", type=Path, metavar="FILE", help="write here instead of standard output"
+    )
     export.set_defaults(handler=_export)
 
     for sub in (verify, checkpoint, proof, check, export):
@@ -67,10 +101,14 @@ def register(subparsers) -> None:
 
 
 def _add_key(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--key", metavar="KEY", action="append",
-                        help="a verifier key, or a file holding it (default <data-dir>/keys/"
-                        "audit-log.pub); repeat it for a log signed under several keys, "
-                        "e.g. before and after a switch of crypto profile")
+    parser.add_argument(
+        "--key",
+        metavar="KEY",
+        action="append",
+        help="a verifier key, or a file holding it (default <data-dir>/keys/"
+        "audit-log.pub); repeat it for a log signed under several keys, "
+        "e.g. before and after a switch of crypto profile",
+    )
 
 
 def _usage(message: str) -> Exception:
@@ -104,8 +142,9 @@ def _verifiers(args: argparse.Namespace, settings: Settings) -> list:
     if not keys:
         path = settings.data_dir / "keys" / VERIFIER_KEY_FILE
         if not path.exists():
-            raise _usage(f"no verifier key at {path}; pass --key (the log writes it when it "
-                         "first signs)")
+            raise _usage(
+                f"no verifier key at {path}; pass --key (the log writes it when it first signs)"
+            )
         keys = [_read(path, "verifier key")]
     found = []
     for key in keys:
@@ -145,10 +184,15 @@ def _verify(args: argparse.Namespace) -> int:
             # What an outside party would be served: a proof from the stored subtrees,
             # checked against their root and the root recomputed from the events.
             proof = await consistency_proof(engine, old.size, report.size)
-            if not (proof.verify() and proof.old_root == old.root
-                    and proof.new_root == report.root):
-                report.add("tree", None, f"no valid consistency proof from your checkpoint "
-                           f"of size {old.size} to the log's {report.size} events")
+            if not (
+                proof.verify() and proof.old_root == old.root and proof.new_root == report.root
+            ):
+                report.add(
+                    "tree",
+                    None,
+                    f"no valid consistency proof from your checkpoint "
+                    f"of size {old.size} to the log's {report.size} events",
+                )
         return report
 
     try:
@@ -164,8 +208,9 @@ def _open_log(settings: Settings, engine):
     from gateway.startup import crypto_profile
     from security.audit import open_audit_log
 
-    return open_audit_log(engine, settings.data_dir / "keys", _config(settings),
-                          crypto_profile(settings))
+    return open_audit_log(
+        engine, settings.data_dir / "keys", _config(settings), crypto_profile(settings)
+    )
 
 
 def _checkpoint(args: argparse.Namespace) -> int:
@@ -223,12 +268,17 @@ def _check_consistency(args: argparse.Namespace) -> int:
         return 1
     # The proof's own roots are not trusted: only the signed ones are used.
     if (proof.old_size, proof.new_size) == (old.size, new.size) and ConsistencyProof(
-            old.size, old.root, new.size, new.root, proof.path).verify():
-        print(f"consistent: {new.origin} at {new.size} events extends your checkpoint at "
-              f"{old.size}")
+        old.size, old.root, new.size, new.root, proof.path
+    ).verify():
+        print(
+            f"consistent: {new.origin} at {new.size} events extends your checkpoint at {old.size}"
+        )
         return 0
-    print(f"NOT consistent: the checkpoint at {new.size} events does not extend the one at "
-          f"{old.size} with this proof", file=sys.stderr)
+    print(
+        f"NOT consistent: the checkpoint at {new.size} events does not extend the one at "
+        f"{old.size} with this proof",
+        file=sys.stderr,
+    )
     return 1
 
 
@@ -257,9 +307,14 @@ def _export(args: argparse.Namespace) -> int:
                 out.write(entry.decode("utf-8") + "\n")
             else:
                 resource = fhir_audit_event(*entry_parts(entry))
-                out.write(("," if count else "\n") + json.dumps(
-                    {"fullUrl": f"urn:medfed:audit:{resource['id']}", "resource": resource},
-                    ensure_ascii=False) + "\n")
+                out.write(
+                    ("," if count else "\n")
+                    + json.dumps(
+                        {"fullUrl": f"urn:medfed:audit:{resource['id']}", "resource": resource},
+                        ensure_ascii=False,
+                    )
+                    + "\n"
+                )
             count += 1
         if args.format == "fhir":
             out.write("]}\n")

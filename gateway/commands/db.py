@@ -20,8 +20,7 @@ def register(subparsers) -> None:
         add_common(sub)
         sub.add_argument("--source", action="append", help="only this source (repeatable)")
         if name != "current":
-            sub.add_argument("revision", nargs="?", default="head" if name == "upgrade"
-                             else "base")
+            sub.add_argument("revision", nargs="?", default="head" if name == "upgrade" else "base")
         sub.set_defaults(handler=_run)
 
 

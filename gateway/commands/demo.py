@@ -17,15 +17,29 @@ def register(subparsers) -> None:
     actions = demo.add_subparsers(dest="action", required=True, metavar="ACTION")
     build = actions.add_parser("build", help="generate the demo into every configured source")
     add_common(build)
-    build.add_argument("--persons", type=int, default=DEFAULT_PERSONS,
-                       help=f"number of persons (default {DEFAULT_PERSONS})")
-    build.add_argument("--seed", type=int, default=DEFAULT_SEED,
-                       help=f"random seed; same seed and persons, same data (default "
-                            f"{DEFAULT_SEED})")
-    build.add_argument("--force", action="store_true",
-                       help="empty sources that hold data and rebuild (keys are kept)")
-    build.add_argument("--workers", type=int, default=None,
-                       help="generator processes (default: by size and CPU count)")
+    build.add_argument(
+        "--persons",
+        type=int,
+        default=DEFAULT_PERSONS,
+        help=f"number of persons (default {DEFAULT_PERSONS})",
+    )
+    build.add_argument(
+        "--seed",
+        type=int,
+        default=DEFAULT_SEED,
+        help=f"random seed; same seed and persons, same data (default {DEFAULT_SEED})",
+    )
+    build.add_argument(
+        "--force",
+        action="store_true",
+        help="empty sources that hold data and rebuild (keys are kept)",
+    )
+    build.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="generator processes (default: by size and CPU count)",
+    )
     build.add_argument("--quiet", action="store_true", help="no progress bar")
     build.set_defaults(handler=_build)
     show = actions.add_parser("show", help="print interesting demo persons as JSON lines")
@@ -56,8 +70,10 @@ def _build(args: argparse.Namespace) -> int:
             if full and not args.force:
                 more = f" and {len(full) - 3} more" if len(full) > 3 else ""
                 named = ", ".join(full[:3]) + more
-                raise UsageError(f"the sources {named} already hold data; run `medfed demo "
-                                 f"build --force` to empty them and rebuild (keys are kept)")
+                raise UsageError(
+                    f"the sources {named} already hold data; run `medfed demo "
+                    f"build --force` to empty them and rebuild (keys are kept)"
+                )
             if full:
                 await writer.empty()
         finally:
@@ -69,14 +85,26 @@ def _build(args: argparse.Namespace) -> int:
     asyncio.run(make_room())
     for spec in specs:
         keyring.ensure_source(spec.name)
-    report = asyncio.run(build.build(
-        specs, keyring, settings.data_dir, persons=args.persons, seed=args.seed,
-        workers=args.workers, progress=not args.quiet))
+    report = asyncio.run(
+        build.build(
+            specs,
+            keyring,
+            settings.data_dir,
+            persons=args.persons,
+            seed=args.seed,
+            workers=args.workers,
+            progress=not args.quiet,
+        )
+    )
     rows = sum(sum(tables.values()) for tables in report.counts.values())
-    print(f"demo: {report.persons} persons, {rows} rows in {len(specs)} sources, "
-          f"{report.seconds:.1f} s ({report.persons / max(report.seconds, 1e-9):.0f} persons/s)")
-    print(f"content hash {report.content_hash} (seed {report.seed}); "
-          f"manifest in {settings.data_dir / build.MANIFEST}")
+    print(
+        f"demo: {report.persons} persons, {rows} rows in {len(specs)} sources, "
+        f"{report.seconds:.1f} s ({report.persons / max(report.seconds, 1e-9):.0f} persons/s)"
+    )
+    print(
+        f"content hash {report.content_hash} (seed {report.seed}); "
+        f"manifest in {settings.data_dir / build.MANIFEST}"
+    )
     return 0
 
 

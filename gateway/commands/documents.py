@@ -14,10 +14,13 @@ from gateway.commands import add_common, settings_from
 def register(subparsers) -> None:
     documents = subparsers.add_parser("documents", help="register trusted documents")
     actions = documents.add_subparsers(dest="action", required=True, metavar="ACTION")
-    add = actions.add_parser("add", help="register GraphQL documents; print their hashes",
-                             description="Register each FILE (one GraphQL document with its "
-                             "operations and fragments) in the gateway database. Registering "
-                             "the same text again changes nothing.")
+    add = actions.add_parser(
+        "add",
+        help="register GraphQL documents; print their hashes",
+        description="Register each FILE (one GraphQL document with its "
+        "operations and fragments) in the gateway database. Registering "
+        "the same text again changes nothing.",
+    )
     add_common(add)
     add.add_argument("files", nargs="+", type=Path, metavar="FILE")
     add.set_defaults(handler=_add)

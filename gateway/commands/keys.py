@@ -22,12 +22,16 @@ def register(subparsers) -> None:
 
     rotate = actions.add_parser("rotate", help="new data key per source, current at once")
     rotate.add_argument("--source", action="append", help="only this source (repeatable)")
-    rotate.add_argument("--kek", action="store_true",
-                        help="also make a new key-encryption key and re-wrap every key under it")
+    rotate.add_argument(
+        "--kek",
+        action="store_true",
+        help="also make a new key-encryption key and re-wrap every key under it",
+    )
     rotate.set_defaults(handler=_rotate)
 
     reencrypt = actions.add_parser(
-        "reencrypt", help="rewrite values still under old data keys (resumable, online)")
+        "reencrypt", help="rewrite values still under old data keys (resumable, online)"
+    )
     reencrypt.add_argument("--source", action="append", help="only this source (repeatable)")
     reencrypt.add_argument("--batch", type=int, default=500, help="rows per batch (500)")
     reencrypt.set_defaults(handler=_reencrypt)
@@ -40,11 +44,13 @@ def register(subparsers) -> None:
     retire.set_defaults(handler=_retire)
 
     rotate_index = actions.add_parser(
-        "rotate-index", help="new blind-index key; lookups accept old and new until recompute")
+        "rotate-index", help="new blind-index key; lookups accept old and new until recompute"
+    )
     rotate_index.set_defaults(handler=_rotate_index)
 
     recompute = actions.add_parser(
-        "recompute", help="rewrite blind indexes under the new index key, then end dual lookup")
+        "recompute", help="rewrite blind indexes under the new index key, then end dual lookup"
+    )
     recompute.add_argument("--batch", type=int, default=500, help="rows per batch (500)")
     recompute.set_defaults(handler=_recompute)
 
@@ -109,9 +115,11 @@ def _reencrypt(args: argparse.Namespace) -> int:
             resumed = f", resumed at {result.resumed_from}" if result.resumed_from else ""
             left = sum(result.remaining.values())
             incomplete += left
-            print(f"{spec.name:28} -> {result.target}: {result.rewritten} values rewritten, "
-                  f"{result.conflicts} rows changed concurrently{resumed}"
-                  + (f"; {left} still under old keys, run again" if left else ""))
+            print(
+                f"{spec.name:28} -> {result.target}: {result.rewritten} values rewritten, "
+                f"{result.conflicts} rows changed concurrently{resumed}"
+                + (f"; {left} still under old keys, run again" if left else "")
+            )
 
     asyncio.run(run())
     return 1 if incomplete else 0
@@ -131,10 +139,14 @@ def _status(args: argparse.Namespace) -> int:
 
     settings, keyring = _context(args)
     counts = asyncio.run(_counts(_encrypted_sources(settings, None)))
-    print(f"profile {keyring.profile.name}; key provider "
-          f"{getattr(keyring.provider, 'name', '?')}, current KEK {keyring.provider.kek_id}")
-    print(f"{'KEY':26} {'PURPOSE':10} {'SOURCE':22} {'ALGORITHM':12} {'KEK':8} {'STATE':10} "
-          f"{'VALUES':>8}")
+    print(
+        f"profile {keyring.profile.name}; key provider "
+        f"{getattr(keyring.provider, 'name', '?')}, current KEK {keyring.provider.kek_id}"
+    )
+    print(
+        f"{'KEY':26} {'PURPOSE':10} {'SOURCE':22} {'ALGORITHM':12} {'KEK':8} {'STATE':10} "
+        f"{'VALUES':>8}"
+    )
     current = set(keyring.current.values())
     for record in keyring.records.values():
         if record.retired:
@@ -142,20 +154,31 @@ def _status(args: argparse.Namespace) -> int:
         elif record.purpose == DATA:
             state = "current" if record.key_id in current else "old"
         elif record.purpose == INDEX:
-            state = ("current" if record.key_id == keyring.index_current
-                     else "previous" if record.key_id == keyring.index_previous else "old")
+            state = (
+                "current"
+                if record.key_id == keyring.index_current
+                else "previous"
+                if record.key_id == keyring.index_previous
+                else "old"
+            )
         else:
             state = "permanent"
         values = str(counts.pop(record.key_id, 0)) if record.purpose == DATA else "-"
-        print(f"{record.key_id:26} {record.purpose:10} {record.source or '-':22} "
-              f"{record.algorithm:12} {record.kek or '-':8} {state:10} {values:>8}")
+        print(
+            f"{record.key_id:26} {record.purpose:10} {record.source or '-':22} "
+            f"{record.algorithm:12} {record.kek or '-':8} {state:10} {values:>8}"
+        )
     for key_id, n in sorted(counts.items()):
         print(f"{key_id:26} {'data':10} {'?':22} {'?':12} {'-':8} {'MISSING':10} {n:>8}")
     if keyring.index_previous:
-        print(f"index rotation under way: lookups accept {keyring.index_current} and "
-              f"{keyring.index_previous}; run `medfed keys recompute` to finish it")
-    print(f"personId key {keyring.linkage_key_id} ({PERSON_REF}) never rotates: partners "
-          f"store personIds")
+        print(
+            f"index rotation under way: lookups accept {keyring.index_current} and "
+            f"{keyring.index_previous}; run `medfed keys recompute` to finish it"
+        )
+    print(
+        f"personId key {keyring.linkage_key_id} ({PERSON_REF}) never rotates: partners "
+        f"store personIds"
+    )
     return 1 if counts else 0
 
 
@@ -171,8 +194,9 @@ def _retire(args: argparse.Namespace) -> int:
         provider = keyring.provider
         users = [r.key_id for r in keyring.records.values() if r.kek == key_id]
         if users:
-            raise UsageError(f"KEK {key_id} still wraps {len(users)} keys; run "
-                             f"`medfed keys rotate --kek` first")
+            raise UsageError(
+                f"KEK {key_id} still wraps {len(users)} keys; run `medfed keys rotate --kek` first"
+            )
         if not isinstance(provider, RotatingKeyProvider):
             raise UsageError("this key provider's KEKs are retired in the key service")
         try:
@@ -186,11 +210,15 @@ def _retire(args: argparse.Namespace) -> int:
     if record.purpose == DATA:
         protected = asyncio.run(_counts(_encrypted_sources(settings, None))).get(key_id, 0)
         if protected:
-            raise UsageError(f"{key_id} still protects {protected} values; run `medfed keys "
-                             f"reencrypt` first (refusing: retiring it would lose them)")
+            raise UsageError(
+                f"{key_id} still protects {protected} values; run `medfed keys "
+                f"reencrypt` first (refusing: retiring it would lose them)"
+            )
     if record.purpose == INDEX and key_id == keyring.index_previous:
-        raise UsageError(f"{key_id} is still accepted by lookups; `medfed keys recompute` "
-                         f"retires it once every index is rewritten")
+        raise UsageError(
+            f"{key_id} is still accepted by lookups; `medfed keys recompute` "
+            f"retires it once every index is rewritten"
+        )
     keyring.retire(key_id)
     print(f"retired {key_id}: its material is destroyed, its id kept as a tombstone")
     return 0
@@ -200,8 +228,10 @@ def _rotate_index(args: argparse.Namespace) -> int:
     _, keyring = _context(args)
     previous = keyring.index_current
     key = keyring.rotate_index()
-    print(f"blind-index key {previous} -> {key.key_id} ({key.algorithm}); lookups accept both "
-          f"until `medfed keys recompute` finishes; personIds do not change")
+    print(
+        f"blind-index key {previous} -> {key.key_id} ({key.algorithm}); lookups accept both "
+        f"until `medfed keys recompute` finishes; personIds do not change"
+    )
     return 0
 
 
@@ -215,10 +245,14 @@ def _recompute(args: argparse.Namespace) -> int:
     specs = [s for s in settings.sources if any(et.bidx for et in encrypted_tables(s.kind))]
     result = asyncio.run(recompute_indexes(specs, keyring, batch=_batch(args.batch)))
     if result.unmapped:
-        print(f"{result.updated} indexes rewritten; {result.unmapped} indexes have no plaintext "
-              f"beside them and match no person in the configured sources: the previous key "
-              f"stays accepted; configure the missing sources and run again")
+        print(
+            f"{result.updated} indexes rewritten; {result.unmapped} indexes have no plaintext "
+            f"beside them and match no person in the configured sources: the previous key "
+            f"stays accepted; configure the missing sources and run again"
+        )
         return 1
-    print(f"{result.updated} indexes rewritten; {result.finished} retired, lookups use "
-          f"{keyring.index_current} only")
+    print(
+        f"{result.updated} indexes rewritten; {result.finished} retired, lookups use "
+        f"{keyring.index_current} only"
+    )
     return 0

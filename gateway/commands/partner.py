@@ -13,12 +13,14 @@ def register(subparsers) -> None:
     partner = subparsers.add_parser("partner", help="partner keys for sealed responses")
     actions = partner.add_subparsers(dest="action", required=True, metavar="ACTION")
     keygen = actions.add_parser(
-        "keygen", help="new key pair for a partner organisation; registers the public key")
+        "keygen", help="new key pair for a partner organisation; registers the public key"
+    )
     keygen.add_argument("--org", required=True, help="the partner's organisation code")
     keygen.add_argument("--kem", required=True, choices=("X25519", "MLKEM768-X25519"))
     keygen.add_argument("--kid", help="key id (default <org>-<kem>-<random>)")
-    keygen.add_argument("--out", default=".",
-                        help="directory for the private key file <kid>.key (default .)")
+    keygen.add_argument(
+        "--out", default=".", help="directory for the private key file <kid>.key (default .)"
+    )
     keygen.set_defaults(handler=_keygen)
     listing = actions.add_parser("list", help="registered partner keys")
     listing.set_defaults(handler=_list)

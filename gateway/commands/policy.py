@@ -10,13 +10,16 @@ def register(subparsers) -> None:
     policy = subparsers.add_parser("policy", help="show the field-level policy")
     actions = policy.add_subparsers(dest="action", required=True, metavar="ACTION")
     table = actions.add_parser(
-        "table", help="print role x purpose x data class -> ALLOW/MASK/DENY as Markdown",
+        "table",
+        help="print role x purpose x data class -> ALLOW/MASK/DENY as Markdown",
         description="Print what each role, for each of its purposes, gets from each class of "
-                    "data, per row relation where that changes the answer. Generated from the "
-                    "policy and catalogue files, so the README's copy cannot drift.")
+        "data, per row relation where that changes the answer. Generated from the "
+        "policy and catalogue files, so the README's copy cannot drift.",
+    )
     table.add_argument("--policy", type=Path, help="policy file (default security/policy.toml)")
-    table.add_argument("--catalogue", type=Path,
-                       help="catalogue file (default security/catalogue.toml)")
+    table.add_argument(
+        "--catalogue", type=Path, help="catalogue file (default security/catalogue.toml)"
+    )
     table.set_defaults(handler=_table)
 
 

@@ -22,26 +22,44 @@ def register(subparsers) -> None:
     serve.add_argument("--host", help="listen address (default from config, 127.0.0.1)")
     serve.add_argument("--port", type=int, help="listen port (default from config, 8000)")
     serve.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
-    serve.add_argument("--subgraph", choices=sorted(SUBGRAPH_NAMES),
-                       help="serve one Apollo Federation 2 subgraph instead of the merged schema")
-    serve.add_argument("--tls-cert", metavar="FILE",
-                       help="serve HTTPS with this PEM certificate chain (with --tls-key; "
-                            "default [server] tls_cert)")
-    serve.add_argument("--tls-key", metavar="FILE",
-                       help="the PEM private key of --tls-cert (default [server] tls_key)")
-    serve.add_argument("--tls-client-ca", metavar="FILE",
-                       help="mutual TLS: refuse clients without a certificate signed by this "
-                            "PEM CA (default [server] tls_client_ca)")
+    serve.add_argument(
+        "--subgraph",
+        choices=sorted(SUBGRAPH_NAMES),
+        help="serve one Apollo Federation 2 subgraph instead of the merged schema",
+    )
+    serve.add_argument(
+        "--tls-cert",
+        metavar="FILE",
+        help="serve HTTPS with this PEM certificate chain (with --tls-key; "
+        "default [server] tls_cert)",
+    )
+    serve.add_argument(
+        "--tls-key",
+        metavar="FILE",
+        help="the PEM private key of --tls-cert (default [server] tls_key)",
+    )
+    serve.add_argument(
+        "--tls-client-ca",
+        metavar="FILE",
+        help="mutual TLS: refuse clients without a certificate signed by this "
+        "PEM CA (default [server] tls_client_ca)",
+    )
     serve.set_defaults(handler=_run)
     # Registered beside serve: it composes what `serve --subgraph` serves.
     supergraph = subparsers.add_parser(
-        "supergraph", help="compose the three subgraphs into a supergraph for a router")
+        "supergraph", help="compose the three subgraphs into a supergraph for a router"
+    )
     add_common(supergraph)
     supergraph.add_argument("--output", help="write here instead of standard output")
-    supergraph.add_argument("--url", action="append", default=[], metavar="NAME=URL",
-                            help="where the router reaches a subgraph (default "
-                                 "http://127.0.0.1:800N/graphql, records 8001, results 8002, "
-                                 "settlement 8003); repeat per subgraph")
+    supergraph.add_argument(
+        "--url",
+        action="append",
+        default=[],
+        metavar="NAME=URL",
+        help="where the router reaches a subgraph (default "
+        "http://127.0.0.1:800N/graphql, records 8001, results 8002, "
+        "settlement 8003); repeat per subgraph",
+    )
     supergraph.set_defaults(handler=_supergraph)
 
 
@@ -75,15 +93,18 @@ def _tls_options(args: argparse.Namespace, settings: Any) -> dict[str, Any]:
     try:
         context.load_cert_chain(str(cert[0]), str(key[0]))
     except (ssl.SSLError, ValueError) as exc:
-        raise UsageError(f"{cert[1]}/{key[1]}: '{cert[0]}' and '{key[0]}' are not a PEM "
-                         f"certificate and its private key ({exc})") from None
+        raise UsageError(
+            f"{cert[1]}/{key[1]}: '{cert[0]}' and '{key[0]}' are not a PEM "
+            f"certificate and its private key ({exc})"
+        ) from None
     options: dict[str, Any] = {"ssl_certfile": str(cert[0]), "ssl_keyfile": str(key[0])}
     if client_ca is not None:
         try:
             context.load_verify_locations(cafile=str(client_ca[0]))
         except (ssl.SSLError, ValueError) as exc:
-            raise UsageError(f"{client_ca[1]}: '{client_ca[0]}' holds no PEM CA certificate "
-                             f"({exc})") from None
+            raise UsageError(
+                f"{client_ca[1]}: '{client_ca[0]}' holds no PEM CA certificate ({exc})"
+            ) from None
         options.update(ssl_ca_certs=str(client_ca[0]), ssl_cert_reqs=ssl.CERT_REQUIRED)
     return options
 
@@ -107,8 +128,11 @@ def _run(args: argparse.Namespace) -> int:
     what = f"subgraph {args.subgraph}" if args.subgraph else "gateway"
     scheme = "https" if tls else "http"
     mutual = " (mutual TLS: client certificate required)" if "ssl_ca_certs" in tls else ""
-    print(f"medfed: serving {what} on {scheme}://{host}:{port}/graphql{mutual}"
-          f"{' (dev mode: GraphiQL on)' if settings.dev else ''}", flush=True)
+    print(
+        f"medfed: serving {what} on {scheme}://{host}:{port}/graphql{mutual}"
+        f"{' (dev mode: GraphiQL on)' if settings.dev else ''}",
+        flush=True,
+    )
     if args.workers > 1:
         # Each worker process builds its own app from the same settings, passed by environment.
         if settings.config_path is not None:
@@ -116,8 +140,16 @@ def _run(args: argparse.Namespace) -> int:
         os.environ["MEDFED_DATA_DIR"] = str(settings.data_dir)
         if args.subgraph:
             os.environ["MEDFED_SUBGRAPH"] = args.subgraph
-        uvicorn.run("gateway.app:app_from_environment", factory=True, host=host, port=port,
-                    workers=args.workers, log_level="info", access_log=False, **tls)
+        uvicorn.run(
+            "gateway.app:app_from_environment",
+            factory=True,
+            host=host,
+            port=port,
+            workers=args.workers,
+            log_level="info",
+            access_log=False,
+            **tls,
+        )
         return 0
     uvicorn.run(app, host=host, port=port, log_level="info", access_log=False, **tls)
     return 0
@@ -131,8 +163,10 @@ def _supergraph(args: argparse.Namespace) -> int:
     for item in args.url:
         name, sep, url = item.partition("=")
         if not sep or name not in urls or not url.startswith(("http://", "https://")):
-            raise UsageError(f"--url {item!r}: expected NAME=http(s)://..., NAME one of "
-                             f"{', '.join(SUBGRAPH_NAMES)}")
+            raise UsageError(
+                f"--url {item!r}: expected NAME=http(s)://..., NAME one of "
+                f"{', '.join(SUBGRAPH_NAMES)}"
+            )
         urls[name] = url
     try:
         sdl = compose(urls)

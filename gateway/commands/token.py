@@ -19,20 +19,31 @@ _TTL_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600}
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "token", help="mint a demo bearer token",
+        "token",
+        help="mint a demo bearer token",
         description="Mint a token signed by the demo issuer (<data-dir>/keys/demo-issuer.pem, "
-                    "made on first use) and print it alone on stdout.",
+        "made on first use) and print it alone on stdout.",
     )
     add_common(parser)
-    parser.add_argument("--role", required=True,
-                        help="patient, clinician, pharmacist, insurance_agency, "
-                             "settlement_center, researcher, commercial_insurer, auditor, admin")
-    parser.add_argument("--org", required=True,
-                        help="institution code (H/P + 11 digits) or six-digit region code")
-    parser.add_argument("--person", metavar="PERSON_ID",
-                        help="the patient's personId pseudonym (32 hex characters); patients only")
-    parser.add_argument("--purposes", metavar="P1,P2",
-                        help="allowed purposes of use, comma-separated (default: the role's own)")
+    parser.add_argument(
+        "--role",
+        required=True,
+        help="patient, clinician, pharmacist, insurance_agency, "
+        "settlement_center, researcher, commercial_insurer, auditor, admin",
+    )
+    parser.add_argument(
+        "--org", required=True, help="institution code (H/P + 11 digits) or six-digit region code"
+    )
+    parser.add_argument(
+        "--person",
+        metavar="PERSON_ID",
+        help="the patient's personId pseudonym (32 hex characters); patients only",
+    )
+    parser.add_argument(
+        "--purposes",
+        metavar="P1,P2",
+        help="allowed purposes of use, comma-separated (default: the role's own)",
+    )
     parser.add_argument("--ttl", default="1h", help="lifetime: 3600, 90s, 30m or 1h (default 1h)")
     parser.add_argument("--sub", help="subject (default: demo-<role>-<org or person>)")
     parser.set_defaults(handler=_run)
@@ -74,12 +85,15 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     ttl = parse_ttl(args.ttl)
     if ttl > identity.max_lifetime_seconds:
-        raise UsageError(f"--ttl {args.ttl} is longer than the gateway accepts "
-                         f"(identity.max_lifetime_seconds = {identity.max_lifetime_seconds})")
+        raise UsageError(
+            f"--ttl {args.ttl} is longer than the gateway accepts "
+            f"(identity.max_lifetime_seconds = {identity.max_lifetime_seconds})"
+        )
     person = args.person.strip().lower() if args.person else None
     if person is not None and re.fullmatch(r"\d{17}[\dx]", person):
-        raise UsageError("--person takes the personId pseudonym (32 hex characters), "
-                         "never an ID number")
+        raise UsageError(
+            "--person takes the personId pseudonym (32 hex characters), never an ID number"
+        )
     try:
         if identity.uses_default_issuers_file:
             issuer = ensure_demo_issuer(settings.data_dir, audience=identity.audience)
@@ -87,8 +101,12 @@ def _run(args: argparse.Namespace) -> int:
             issuer = open_demo_issuer(settings.data_dir)
             _warn_if_untrusted(issuer, identity)
         token = issuer.mint(
-            role=args.role.strip().lower(), org=args.org.strip().upper(),
-            purposes=_purposes(args.purposes), person=person, sub=args.sub, ttl_seconds=ttl,
+            role=args.role.strip().lower(),
+            org=args.org.strip().upper(),
+            purposes=_purposes(args.purposes),
+            person=person,
+            sub=args.sub,
+            ttl_seconds=ttl,
             audience=identity.audience,
         )
     except ClaimError as exc:
@@ -112,7 +130,14 @@ def _warn_if_untrusted(issuer: DemoIssuer, identity: IdentitySettings) -> None:
     registry = IssuerRegistry.load(identity.issuers_file)
     trusted = registry.issuer(DEMO_ISSUER)
     key = registry.key_for(DEMO_ISSUER, DEMO_KID)
-    if (trusted is None or key is None or identity.audience not in trusted.audiences
-            or key.public_key != issuer.private_key.public_key()):
-        print(f"medfed: warning: {identity.issuers_file} does not trust this demo key; "
-              "the gateway will refuse the token", file=sys.stderr)
+    if (
+        trusted is None
+        or key is None
+        or identity.audience not in trusted.audiences
+        or key.public_key != issuer.private_key.public_key()
+    ):
+        print(
+            f"medfed: warning: {identity.issuers_file} does not trust this demo key; "
+            "the gateway will refuse the token",
+            file=sys.stderr,
+        )

@@ -14,8 +14,9 @@ from pathlib import Path
 def register(subparsers) -> None:
     unseal = subparsers.add_parser("unseal", help="open a sealed response (partner side)")
     unseal.add_argument("--key", required=True, help="the partner's private key file")
-    unseal.add_argument("file", nargs="?", default="-",
-                        help="the response JSON (default - : standard input)")
+    unseal.add_argument(
+        "file", nargs="?", default="-", help="the response JSON (default - : standard input)"
+    )
     unseal.set_defaults(handler=_unseal)
 
 

@@ -6,5 +6,4 @@ from gateway.edge.middleware import EdgeMiddleware
 from gateway.edge.ratelimit import RateLimitMiddleware, make_limiter
 from gateway.edge.settings import EdgeSettings, edge_settings
 
-__all__ = ["EdgeMiddleware", "EdgeSettings", "RateLimitMiddleware", "edge_settings",
-           "make_limiter"]
+__all__ = ["EdgeMiddleware", "EdgeSettings", "RateLimitMiddleware", "edge_settings", "make_limiter"]

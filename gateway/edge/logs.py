@@ -12,8 +12,9 @@ import json
 import logging
 from datetime import UTC, datetime
 
-REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("medfed_request_id",
-                                                                         default=None)
+REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "medfed_request_id", default=None
+)
 access_log = logging.getLogger("medfed.access")
 
 

@@ -46,8 +46,9 @@ IN_FLIGHT = InFlight()
 
 
 class EdgeMiddleware:
-    def __init__(self, app: ASGIApp, settings: EdgeSettings,
-                 graphql_path: str = "/graphql") -> None:
+    def __init__(
+        self, app: ASGIApp, settings: EdgeSettings, graphql_path: str = "/graphql"
+    ) -> None:
         self.app = app
         self.settings = settings
         self.graphql_path = graphql_path
@@ -61,8 +62,10 @@ class EdgeMiddleware:
         request_id = offered if _REQUEST_ID_RE.match(offered) else uuid.uuid4().hex
         token = REQUEST_ID.set(request_id)
         note: dict[str, Any] = {}
-        scope = {**scope, "state": {**scope.get("state", {}), STATE_REQUEST_ID: request_id,
-                                    STATE_EDGE: note}}
+        scope = {
+            **scope,
+            "state": {**scope.get("state", {}), STATE_REQUEST_ID: request_id, STATE_EDGE: note},
+        }
         origin = headers.get("origin")
         allowed_origin = origin if origin and self._origin_allowed(origin, headers) else None
         status_seen: list[int] = []
@@ -76,26 +79,39 @@ class EdgeMiddleware:
                 if scope["path"].startswith(NO_STORE_PREFIXES):
                     extra.append((b"cache-control", b"no-store"))
                 if allowed_origin is not None:
-                    extra += [(b"access-control-allow-origin", allowed_origin.encode("latin-1")),
-                              (b"vary", b"Origin"),
-                              (b"access-control-expose-headers",
-                               b"X-Request-Id, Retry-After")]
-                kept = [(k, v) for k, v in message.get("headers", [])
-                        if k.lower() not in {name for name, _ in extra}]
+                    extra += [
+                        (b"access-control-allow-origin", allowed_origin.encode("latin-1")),
+                        (b"vary", b"Origin"),
+                        (b"access-control-expose-headers", b"X-Request-Id, Retry-After"),
+                    ]
+                kept = [
+                    (k, v)
+                    for k, v in message.get("headers", [])
+                    if k.lower() not in {name for name, _ in extra}
+                ]
                 message = {**message, "headers": kept + extra}
             await send(message)
 
         try:
-            replay = await self._screen(scope, receive, send_with_headers, headers, origin,
-                                        allowed_origin)
+            replay = await self._screen(
+                scope, receive, send_with_headers, headers, origin, allowed_origin
+            )
             if replay is not None:
                 await self.app(scope, replay, send_with_headers)
         finally:
-            access_log.info("request", extra={"fields": {
-                "method": scope.get("method"), "path": scope["path"],
-                "status": status_seen[0] if status_seen else None,
-                "ms": round((time.perf_counter() - started) * 1000, 1),
-                "role": note.get("role"), "org": note.get("org")}})
+            access_log.info(
+                "request",
+                extra={
+                    "fields": {
+                        "method": scope.get("method"),
+                        "path": scope["path"],
+                        "status": status_seen[0] if status_seen else None,
+                        "ms": round((time.perf_counter() - started) * 1000, 1),
+                        "role": note.get("role"),
+                        "org": note.get("org"),
+                    }
+                },
+            )
             REQUEST_ID.reset(token)
             IN_FLIGHT.count -= 1
 
@@ -107,14 +123,24 @@ class EdgeMiddleware:
         host = headers.get("host", "").lower()
         return bool(host) and origin in (f"http://{host}", f"https://{host}")
 
-    async def _screen(self, scope: Scope, receive: Receive, send: Send,
-                      headers: dict[str, str], origin: str | None,
-                      allowed_origin: str | None) -> Receive | None:
+    async def _screen(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        headers: dict[str, str],
+        origin: str | None,
+        allowed_origin: str | None,
+    ) -> Receive | None:
         """The ``receive`` to run the app with, or None once a refusal has been sent."""
         method = scope.get("method", "GET")
         if origin is not None and allowed_origin is None:
-            await refuse(send, 403, "ORIGIN_NOT_ALLOWED",
-                         "requests from this origin are not allowed (CORS allow-list)")
+            await refuse(
+                send,
+                403,
+                "ORIGIN_NOT_ALLOWED",
+                "requests from this origin are not allowed (CORS allow-list)",
+            )
             return None
         if method == "OPTIONS" and allowed_origin is not None:
             await self._preflight(send)
@@ -124,30 +150,53 @@ class EdgeMiddleware:
         if method == "GET":
             if scope.get("query_string"):
                 # Operations over GET are off: a link or an <img> must never run one.
-                await refuse(send, 405, "METHOD_NOT_ALLOWED",
-                             "send operations with POST; GET requests do not run operations",
-                             headers=(("allow", "POST"),))
+                await refuse(
+                    send,
+                    405,
+                    "METHOD_NOT_ALLOWED",
+                    "send operations with POST; GET requests do not run operations",
+                    headers=(("allow", "POST"),),
+                )
                 return None
             return receive  # the GraphiQL page in dev mode; otherwise a 404
         if method != "POST":
-            await refuse(send, 405, "METHOD_NOT_ALLOWED", "send operations with POST",
-                         headers=(("allow", "POST"),))
+            await refuse(
+                send,
+                405,
+                "METHOD_NOT_ALLOWED",
+                "send operations with POST",
+                headers=(("allow", "POST"),),
+            )
             return None
         media = headers.get("content-type", "").split(";")[0].strip().lower()
         if media not in JSON_TYPES:
-            await refuse(send, 415, "UNSUPPORTED_MEDIA_TYPE",
-                         "send the operation as JSON (Content-Type: application/json)")
+            await refuse(
+                send,
+                415,
+                "UNSUPPORTED_MEDIA_TYPE",
+                "send the operation as JSON (Content-Type: application/json)",
+            )
             return None
         declared = headers.get("content-length")
         limit = self.settings.max_body_bytes
         if declared is not None and (not declared.isdigit() or int(declared) > limit):
-            await refuse(send, 413, "PAYLOAD_TOO_LARGE",
-                         f"the request body is over {limit} bytes", limit=limit)
+            await refuse(
+                send,
+                413,
+                "PAYLOAD_TOO_LARGE",
+                f"the request body is over {limit} bytes",
+                limit=limit,
+            )
             return None
         body = await _read_body(receive, limit)
         if body is None:
-            await refuse(send, 413, "PAYLOAD_TOO_LARGE",
-                         f"the request body is over {limit} bytes", limit=limit)
+            await refuse(
+                send,
+                413,
+                "PAYLOAD_TOO_LARGE",
+                f"the request body is over {limit} bytes",
+                limit=limit,
+            )
             return None
         problem = _body_problem(body)
         if problem is not None:
@@ -161,19 +210,26 @@ class EdgeMiddleware:
         return _replay(body, receive)
 
     async def _preflight(self, send: Send) -> None:
-        await send({"type": "http.response.start", "status": 204, "headers": [
-            (b"access-control-allow-methods", b"POST"),
-            (b"access-control-allow-headers",
-             b"Authorization, Content-Type, X-Purpose-Of-Use, X-Request-Id"),
-            (b"access-control-max-age", b"600"),
-        ]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 204,
+                "headers": [
+                    (b"access-control-allow-methods", b"POST"),
+                    (
+                        b"access-control-allow-headers",
+                        b"Authorization, Content-Type, X-Purpose-Of-Use, X-Request-Id",
+                    ),
+                    (b"access-control-max-age", b"600"),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": b""})
 
 
 def _headers(scope: Scope) -> dict[str, str]:
     # Repeated headers: the last wins, which is what every check below needs.
-    return {k.decode("latin-1").lower(): v.decode("latin-1")
-            for k, v in scope.get("headers", ())}
+    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", ())}
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes | None:
@@ -203,8 +259,7 @@ def _body_problem(body: bytes) -> tuple[str, str] | None:
         return "MALFORMED_REQUEST", "the request body is not valid JSON"
     if isinstance(data, list):
         # Batching is off: at most one operation per request.
-        return "BATCHING_NOT_SUPPORTED", ("Batching is not enabled: send one operation per "
-                                          "request")
+        return "BATCHING_NOT_SUPPORTED", ("Batching is not enabled: send one operation per request")
     if not isinstance(data, dict):
         return "MALFORMED_REQUEST", "the request body must be a JSON object"
     return None

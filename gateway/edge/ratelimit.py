@@ -24,8 +24,8 @@ log = logging.getLogger("medfed.edge")
 
 @dataclass(frozen=True)
 class Bucket:
-    rate: float   # tokens per second
-    burst: int    # capacity
+    rate: float  # tokens per second
+    burst: int  # capacity
 
 
 class Limiter(Protocol):
@@ -84,14 +84,12 @@ class RedisLimiter:
     def __init__(self, url: str, prefix: str = "medfed:rl:") -> None:
         import redis.asyncio as aioredis
 
-        self.client: Any = aioredis.from_url(url, socket_timeout=1.0,
-                                             socket_connect_timeout=1.0)
+        self.client: Any = aioredis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
         self.script = self.client.register_script(_TAKE)
         self.prefix = prefix
 
     async def take(self, key: str, bucket: Bucket) -> float:
-        return float(await self.script(keys=[self.prefix + key],
-                                       args=[bucket.rate, bucket.burst]))
+        return float(await self.script(keys=[self.prefix + key], args=[bucket.rate, bucket.burst]))
 
     async def close(self) -> None:
         await self.client.aclose()
@@ -126,19 +124,29 @@ class RateLimitMiddleware:
             note.update(role=principal.role.value, org=principal.org)
         if self.limiter is not None:
             try:
-                wait = await self.limiter.take(f"p:{principal.issuer}|{principal.sub}",
-                                               self.principal_bucket)
+                wait = await self.limiter.take(
+                    f"p:{principal.issuer}|{principal.sub}", self.principal_bucket
+                )
                 if wait == 0:  # a refused caller does not also drain the organisation's bucket
                     wait = await self.limiter.take(f"o:{principal.org}", self.org_bucket)
             except Exception as exc:
                 log.error("rate limiter unavailable, refusing: %s", type(exc).__name__)
-                await refuse(send, 503, "RATE_LIMIT_UNAVAILABLE",
-                             "the gateway cannot check rate limits right now")
+                await refuse(
+                    send,
+                    503,
+                    "RATE_LIMIT_UNAVAILABLE",
+                    "the gateway cannot check rate limits right now",
+                )
                 return
             if wait > 0:
                 retry = max(1, math.ceil(wait))
-                await refuse(send, 429, "RATE_LIMITED",
-                             f"too many requests; retry after {retry} s",
-                             headers=(("retry-after", str(retry)),), retryAfter=retry)
+                await refuse(
+                    send,
+                    429,
+                    "RATE_LIMITED",
+                    f"too many requests; retry after {retry} s",
+                    headers=(("retry-after", str(retry)),),
+                    retryAfter=retry,
+                )
                 return
         await self.app(scope, receive, send)

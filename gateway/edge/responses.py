@@ -9,13 +9,20 @@ from starlette.types import Send
 
 
 def error_body(code: str, message: str, **extensions: Any) -> bytes:
-    return json.dumps({"errors": [{"message": message,
-                                   "extensions": {"code": code, **extensions}}]},
-                      ensure_ascii=False).encode("utf-8")
+    return json.dumps(
+        {"errors": [{"message": message, "extensions": {"code": code, **extensions}}]},
+        ensure_ascii=False,
+    ).encode("utf-8")
 
 
-async def refuse(send: Send, status: int, code: str, message: str,
-                 headers: tuple[tuple[str, str], ...] = (), **extensions: Any) -> None:
+async def refuse(
+    send: Send,
+    status: int,
+    code: str,
+    message: str,
+    headers: tuple[tuple[str, str], ...] = (),
+    **extensions: Any,
+) -> None:
     body = error_body(code, message, **extensions)
     raw_headers = [
         (b"content-type", b"application/json"),

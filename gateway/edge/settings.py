@@ -16,7 +16,7 @@ _OPERATION_KEYS = frozenset(OperationLimits.__dataclass_fields__)
 class EdgeSettings:
     max_body_bytes: int = 100_000
     rate_limits: bool = True
-    principal_rate: float = 20.0    # requests per second, refilled continuously
+    principal_rate: float = 20.0  # requests per second, refilled continuously
     principal_burst: int = 60
     org_rate: float = 200.0
     org_burst: int = 600
@@ -57,8 +57,7 @@ def edge_settings(settings: Settings) -> EdgeSettings:
         values["redis_url"] = url
     origins = cors.get("origins", [])
     if not isinstance(origins, list) or not all(isinstance(o, str) for o in origins):
-        raise ConfigError("cors.origins", "must be a list of origins like "
-                          "\"https://app.example.cn\"")
+        raise ConfigError("cors.origins", 'must be a list of origins like "https://app.example.cn"')
     if "*" in origins:
         # Credentials (bearer tokens) are in play: a wildcard would let any site read answers.
         raise ConfigError("cors.origins", "'*' is not allowed; list the front-end origins")

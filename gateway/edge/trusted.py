@@ -14,29 +14,41 @@ class Refusal(Exception):
         self.status, self.code, self.message = status, code, message
 
 
-async def resolve_trusted(request_data: Any, principal: Any, store: DocumentStore | None,
-                          policy: DocumentPolicy) -> Any:
+async def resolve_trusted(
+    request_data: Any, principal: Any, store: DocumentStore | None, policy: DocumentPolicy
+) -> Any:
     """The registered document the request names (its text put in ``request_data.query``),
     None for a free-form operation the caller may send; raises Refusal otherwise."""
     digest = persisted_hash(getattr(request_data, "extensions", None))
     restricted = principal is not None and principal.role.value in policy.trusted_only_roles
     if digest is None:
         if restricted:
-            raise Refusal(403, "PERSISTED_QUERY_NOT_TRUSTED",
-                          f"role {principal.role.value} may only run registered operations: "
-                          "send extensions.persistedQuery.sha256Hash")
+            raise Refusal(
+                403,
+                "PERSISTED_QUERY_NOT_TRUSTED",
+                f"role {principal.role.value} may only run registered operations: "
+                "send extensions.persistedQuery.sha256Hash",
+            )
         return None
     if digest is False:
-        raise Refusal(400, "PERSISTED_QUERY_NOT_FOUND",
-                      "extensions.persistedQuery.sha256Hash must be 64 lowercase hex digits")
+        raise Refusal(
+            400,
+            "PERSISTED_QUERY_NOT_FOUND",
+            "extensions.persistedQuery.sha256Hash must be 64 lowercase hex digits",
+        )
     if request_data.query and document_hash(request_data.query) != digest:
-        raise Refusal(400, "PERSISTED_QUERY_HASH_MISMATCH",
-                      "the query text does not match extensions.persistedQuery.sha256Hash")
+        raise Refusal(
+            400,
+            "PERSISTED_QUERY_HASH_MISMATCH",
+            "the query text does not match extensions.persistedQuery.sha256Hash",
+        )
     found = await store.get(digest) if store is not None else None
     if found is None:
         # Final, unlike Apollo's automatic persisted queries: nothing registers on the fly.
-        raise Refusal(400, "PERSISTED_QUERY_NOT_FOUND",
-                      "no registered operation has this hash (register it with "
-                      "`medfed documents add FILE`)")
+        raise Refusal(
+            400,
+            "PERSISTED_QUERY_NOT_FOUND",
+            "no registered operation has this hash (register it with `medfed documents add FILE`)",
+        )
     request_data.query = found.text
     return found

@@ -54,8 +54,18 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("size"),
     )
     # The one row every writer locks; an empty tree's root is SHA-256 of nothing.
-    op.bulk_insert(head, [{"id": 1, "size": 0, "root": sha256(b"").digest(), "frontier": b"",
-                           "updated_at": datetime.now(UTC)}])
+    op.bulk_insert(
+        head,
+        [
+            {
+                "id": 1,
+                "size": 0,
+                "root": sha256(b"").digest(),
+                "frontier": b"",
+                "updated_at": datetime.now(UTC),
+            }
+        ],
+    )
 
 
 def downgrade() -> None:

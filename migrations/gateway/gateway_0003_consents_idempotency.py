@@ -31,8 +31,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("consent_id"),
     )
     with op.batch_alter_table("consents") as batch_op:
-        batch_op.create_index("ix_consents_person_granted",
-                              ["person_ref", "granted_at", "consent_id"], unique=False)
+        batch_op.create_index(
+            "ix_consents_person_granted", ["person_ref", "granted_at", "consent_id"], unique=False
+        )
     op.create_table(
         "idempotency_keys",
         sa.Column("caller", sa.String(length=64), nullable=False),

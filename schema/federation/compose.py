@@ -32,11 +32,16 @@ def compose(urls: Mapping[str, str]) -> str:
         raise CompositionError("node is not installed (the composer is a Node package)")
     if not (REPO / "node_modules" / "@theguild" / "federation-composition").is_dir():
         raise CompositionError("the composer is not installed: run `npm ci` in the repository")
-    services = [{"name": name, "url": urls[name], "sdl": subgraph_sdl(name)}
-                for name in SUBGRAPHS]
+    services = [{"name": name, "url": urls[name], "sdl": subgraph_sdl(name)} for name in SUBGRAPHS]
     # A fixed argv (no shell); the SDL goes in on stdin.
-    done = subprocess.run([node, str(COMPOSER)], input=json.dumps(services),  # noqa: S603
-                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(  # noqa: S603
+        [node, str(COMPOSER)],
+        input=json.dumps(services),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     if done.returncode != 0:
         raise CompositionError(f"the subgraphs do not compose: {done.stderr.strip()}")
     return done.stdout

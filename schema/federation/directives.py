@@ -56,8 +56,11 @@ def annotate_protected_fields(catalogue: Catalogue | None = None) -> None:
                 continue
             if any(isinstance(d, RequiresScopes) for d in field.directives):
                 continue
-            field.directives = [*field.directives, RequiresScopes(scopes=scopes_for(entry.level)),
-                                Policy(policies=policies_for(entry.data_class))]
+            field.directives = [
+                *field.directives,
+                RequiresScopes(scopes=scopes_for(entry.level)),
+                Policy(policies=policies_for(entry.data_class)),
+            ]
     _annotated = True
 
 

@@ -47,8 +47,18 @@ SUBGRAPHS: Mapping[str, Cut] = {
     "records": Cut(
         query=REST,  # me, person, consents, the audit log
         mutation=("grantConsent", "revokeConsent"),
-        person=("personId", "name", "idNumber", "gender", "birthDate", "phone", "address",
-                "insuredRegion", "insuredRegions", "cloudRecord"),
+        person=(
+            "personId",
+            "name",
+            "idNumber",
+            "gender",
+            "birthDate",
+            "phone",
+            "address",
+            "insuredRegion",
+            "insuredRegions",
+            "cloudRecord",
+        ),
         cloud_record=("personId", "enrollments", "visits", "prescriptions", "drugPurchases"),
     ),
     "results": Cut(
@@ -96,8 +106,12 @@ def _cut(cls: type, names: tuple[str, ...], swap: Mapping[type, type]) -> type |
     missing = set(names) - {_graphql_name(f) for f in fields}
     if missing:
         raise LookupError(f"{definition.name} has no field(s) {sorted(missing)}")
-    cut = create_type(definition.name, fields, description=definition.description,
-                      directives=definition.directives)
+    cut = create_type(
+        definition.name,
+        fields,
+        description=definition.description,
+        directives=definition.directives,
+    )
     if hasattr(cls, "resolve_reference"):
         original = cls.resolve_reference
 
@@ -124,8 +138,11 @@ def subgraph_types(name: str) -> tuple[type, type | None]:
     query_names = cut.query
     if query_names == REST:
         taken = {n for other in SUBGRAPHS.values() if other.query != REST for n in other.query}
-        query_names = tuple(_graphql_name(f) for f in get_object_definition(Query, strict=True)
-                            .fields if _graphql_name(f) not in taken)
+        query_names = tuple(
+            _graphql_name(f)
+            for f in get_object_definition(Query, strict=True).fields
+            if _graphql_name(f) not in taken
+        )
     query = _cut(Query, query_names, swap)
     mutation = _cut(Mutation, cut.mutation, swap)
     # Entities reachable only through `_entities` (CloudRecord in results and settlement)
@@ -144,5 +161,6 @@ def build_subgraph(name: str, *, dev: bool, **options: Any) -> strawberry.Schema
         raise KeyError(f"unknown subgraph '{name}' (one of {', '.join(SUBGRAPHS)})")
     annotate_protected_fields()
     query, mutation = subgraph_types(name)
-    return build_schema(dev=dev, query=query, mutation=mutation,
-                        types=query.__medfed_entities__, **options)
+    return build_schema(
+        dev=dev, query=query, mutation=mutation, types=query.__medfed_entities__, **options
+    )

@@ -21,35 +21,42 @@ from schema.mutations.results import PublishTestResultPayload, publish_test_resu
 from schema.mutations.settlements import RecordSettlementPayload, record_settlement
 
 
-@strawberry.type(description="The write entry points of medfed. Each is idempotent under a "
-                             "client-chosen `idempotencyKey`: the same key with the same input "
-                             "returns the first result and writes nothing new; the same key "
-                             "with another input fails with IDEMPOTENCY_KEY_REUSED.")
+@strawberry.type(
+    description="The write entry points of medfed. Each is idempotent under a "
+    "client-chosen `idempotencyKey`: the same key with the same input "
+    "returns the first result and writes nothing new; the same key "
+    "with another input fails with IDEMPOTENCY_KEY_REUSED."
+)
 class Mutation:
     publish_test_result: PublishTestResultPayload = strawberry.mutation(
         resolver=publish_test_result,
         description="Publish a lab or imaging result (检验检查结果) to the calling clinician's "
-                    "hospital, for every other hospital to read. Clinicians of a hospital "
-                    "that is a source only.")
+        "hospital, for every other hospital to read. Clinicians of a hospital "
+        "that is a source only.",
+    )
     record_settlement: RecordSettlementPayload = strawberry.mutation(
         resolver=record_settlement,
         description="Record the settlement (结算) of a visit, at the bureau of the treatment "
-                    "province or, cross-province (跨省直接结算), at the national platform. "
-                    "Settlement centres, and insurance agencies for their own region.")
+        "province or, cross-province (跨省直接结算), at the national platform. "
+        "Settlement centres, and insurance agencies for their own region.",
+    )
     file_for_cross_region_care: FileForCrossRegionCarePayload = strawberry.mutation(
         resolver=file_for_cross_region_care,
         description="File for care in another region (异地就医备案) with the national "
-                    "platform. Patients for themselves, insurance agencies for persons "
-                    "insured in their region.")
+        "platform. Patients for themselves, insurance agencies for persons "
+        "insured in their region.",
+    )
     grant_consent: GrantConsentPayload = strawberry.mutation(
         resolver=grant_consent,
         description="Consent (知情同意) to an institution reading some classes of the calling "
-                    "patient's data for one purpose during a period. Effective from the next "
-                    "request. Patients only.")
+        "patient's data for one purpose during a period. Effective from the next "
+        "request. Patients only.",
+    )
     revoke_consent: RevokeConsentPayload = strawberry.mutation(
         resolver=revoke_consent,
         description="Revoke one of the calling patient's consents, effective immediately. "
-                    "Revoking twice changes nothing. Patients only.")
+        "Revoking twice changes nothing. Patients only.",
+    )
 
 
 __all__ = ["ConsentQuery", "Mutation"]

@@ -28,21 +28,23 @@ NOT_CONSENTABLE = frozenset({Purpose.PATIENT_ACCESS, Purpose.EMERGENCY, Purpose.
 MAX_PERIOD = timedelta(days=5 * 366)
 
 
-@strawberry.type(name="Consent", description="A patient's consent (知情同意) for one "
-                                             "institution to read some classes of their data "
-                                             "for one purpose during a period.")
+@strawberry.type(
+    name="Consent",
+    description="A patient's consent (知情同意) for one "
+    "institution to read some classes of their data "
+    "for one purpose during a period.",
+)
 class ConsentNode:
     consent_id: strawberry.ID = strawberry.field(description="Consent identifier.")
-    grantee: str = strawberry.field(description="Code of the institution that holds the "
-                                                "consent.")
-    data_classes: list[DataClassEnum] = strawberry.field(description="Classes of data it "
-                                                                     "covers.")
+    grantee: str = strawberry.field(description="Code of the institution that holds the consent.")
+    data_classes: list[DataClassEnum] = strawberry.field(description="Classes of data it covers.")
     purpose: PurposeOfUse = strawberry.field(description="The one purpose it covers.")
     valid_from: datetime = strawberry.field(description="When it begins (UTC).")
     valid_until: datetime = strawberry.field(description="When it ends (UTC), exclusive.")
     granted_at: datetime = strawberry.field(description="When it was granted (UTC).")
-    revoked_at: datetime | None = strawberry.field(description="When it was revoked (UTC), if "
-                                                               "it was.")
+    revoked_at: datetime | None = strawberry.field(
+        description="When it was revoked (UTC), if it was."
+    )
     status: ConsentStatusEnum = strawberry.field(description="Where it stands now.")
 
     @strawberry.field(description="The institution that holds the consent.")
@@ -51,45 +53,58 @@ class ConsentNode:
 
     @classmethod
     def of(cls, consent: Consent, now: datetime) -> ConsentNode:
-        return cls(consent_id=strawberry.ID(consent.consent_id), grantee=consent.grantee,
-                   data_classes=[DataClassEnum(c.value) for c in DataClass
-                                 if c in consent.data_classes],
-                   purpose=PurposeOfUse(consent.purpose.value), valid_from=consent.valid_from,
-                   valid_until=consent.valid_until, granted_at=consent.granted_at,
-                   revoked_at=consent.revoked_at,
-                   status=ConsentStatusEnum(consent.status(now).value))
+        return cls(
+            consent_id=strawberry.ID(consent.consent_id),
+            grantee=consent.grantee,
+            data_classes=[DataClassEnum(c.value) for c in DataClass if c in consent.data_classes],
+            purpose=PurposeOfUse(consent.purpose.value),
+            valid_from=consent.valid_from,
+            valid_until=consent.valid_until,
+            granted_at=consent.granted_at,
+            revoked_at=consent.revoked_at,
+            status=ConsentStatusEnum(consent.status(now).value),
+        )
 
 
-@strawberry.input(description="A consent to grant. Times without an offset are China "
-                              "Standard Time.")
+@strawberry.input(
+    description="A consent to grant. Times without an offset are China Standard Time."
+)
 class GrantConsentInput:
-    grantee: str = strawberry.field(description="Institution to consent to: a hospital (H…) "
-                                                "or pharmacy (P…) code in the directory.")
-    data_classes: list[DataClassEnum] = strawberry.field(description="Classes of data it "
-                                                                     "covers; at least one.")
-    purpose: PurposeOfUse = strawberry.field(description="The purpose it covers; not "
-                                                         "PATIENT_ACCESS, EMERGENCY or AUDIT.")
-    valid_until: datetime = strawberry.field(description="When it ends: in the future, at "
-                                                         "most five years after it begins.")
-    valid_from: datetime | None = strawberry.field(default=None,
-                                                   description="When it begins; now when left "
-                                                               "out.")
+    grantee: str = strawberry.field(
+        description="Institution to consent to: a hospital (H…) "
+        "or pharmacy (P…) code in the directory."
+    )
+    data_classes: list[DataClassEnum] = strawberry.field(
+        description="Classes of data it covers; at least one."
+    )
+    purpose: PurposeOfUse = strawberry.field(
+        description="The purpose it covers; not PATIENT_ACCESS, EMERGENCY or AUDIT."
+    )
+    valid_until: datetime = strawberry.field(
+        description="When it ends: in the future, at most five years after it begins."
+    )
+    valid_from: datetime | None = strawberry.field(
+        default=None, description="When it begins; now when left out."
+    )
 
 
 @strawberry.type(description="What grantConsent did.")
 class GrantConsentPayload:
     consent: ConsentNode | None = strawberry.field(description="The consent.")
-    replayed: bool = strawberry.field(description="True when this idempotencyKey had already "
-                                                  "granted this input: nothing new was "
-                                                  "written and the first consent is "
-                                                  "returned.")
+    replayed: bool = strawberry.field(
+        description="True when this idempotencyKey had already "
+        "granted this input: nothing new was "
+        "written and the first consent is "
+        "returned."
+    )
 
 
 @strawberry.type(description="What revokeConsent did.")
 class RevokeConsentPayload:
     consent: ConsentNode | None = strawberry.field(description="The consent, now REVOKED.")
-    replayed: bool = strawberry.field(description="True when this idempotencyKey had already "
-                                                  "revoked it.")
+    replayed: bool = strawberry.field(
+        description="True when this idempotencyKey had already revoked it."
+    )
 
 
 def _store(ctx: Any) -> ConsentStore:
@@ -126,9 +141,13 @@ def _check(p: v.Problems, i: GrantConsentInput, now: datetime) -> tuple[datetime
 
 def _canonical(i: GrantConsentInput) -> dict[str, Any]:
     begins = None if i.valid_from is None else _aware(i.valid_from).astimezone(UTC)
-    return {"grantee": i.grantee, "data_classes": {c.value for c in i.data_classes},
-            "purpose": i.purpose, "valid_from": begins,
-            "valid_until": _aware(i.valid_until).astimezone(UTC)}
+    return {
+        "grantee": i.grantee,
+        "data_classes": {c.value for c in i.data_classes},
+        "purpose": i.purpose,
+        "valid_from": begins,
+        "valid_until": _aware(i.valid_until).astimezone(UTC),
+    }
 
 
 async def _load(ctx: Any, created: Created, now: datetime) -> ConsentNode | None:
@@ -136,8 +155,9 @@ async def _load(ctx: Any, created: Created, now: datetime) -> ConsentNode | None
     return None if consent is None else ConsentNode.of(consent, now)
 
 
-KEY_DESCRIPTION = "Client-chosen key (1-64 of A-Z a-z 0-9 _ -): the same key with the same " \
-                  "input acts once."
+KEY_DESCRIPTION = (
+    "Client-chosen key (1-64 of A-Z a-z 0-9 _ -): the same key with the same input acts once."
+)
 
 
 async def grant_consent(
@@ -159,9 +179,15 @@ async def grant_consent(
     if (twin := await call.claim()) is not None:
         return GrantConsentPayload(consent=await _load(ctx, twin, now), replayed=True)
     consent = await _store(ctx).grant(
-        consent_id=call.new_id("C", 32), person_ref=ref, grantee=input.grantee,
+        consent_id=call.new_id("C", 32),
+        person_ref=ref,
+        grantee=input.grantee,
         data_classes=[DataClass(c.value) for c in input.data_classes],
-        purpose=Purpose(input.purpose.value), valid_from=begins, valid_until=ends, now=now)
+        purpose=Purpose(input.purpose.value),
+        valid_from=begins,
+        valid_until=ends,
+        now=now,
+    )
     await call.done(Created(GATEWAY, consent.consent_id))
     return GrantConsentPayload(consent=ConsentNode.of(consent, now), replayed=False)
 
@@ -169,8 +195,12 @@ async def grant_consent(
 async def revoke_consent(
     info: strawberry.Info,
     idempotency_key: Annotated[str, strawberry.argument(description=KEY_DESCRIPTION)],
-    consent_id: Annotated[strawberry.ID, strawberry.argument(
-        description="The consent to revoke; revoking a revoked consent changes nothing.")],
+    consent_id: Annotated[
+        strawberry.ID,
+        strawberry.argument(
+            description="The consent to revoke; revoking a revoked consent changes nothing."
+        ),
+    ],
 ) -> RevokeConsentPayload:
     ctx = info.context
     ref = _patient(ctx, "revokeConsent")
@@ -183,8 +213,9 @@ async def revoke_consent(
     store = _store(ctx)
     consent = await store.get(str(consent_id))
     if consent is None:
-        raise GraphQLError("revokeConsent: no consent has this consentId",
-                           extensions={"code": NOT_FOUND})
+        raise GraphQLError(
+            "revokeConsent: no consent has this consentId", extensions={"code": NOT_FOUND}
+        )
     if consent.person_ref != ref:
         raise forbidden("a patient may only revoke their own consents")
     await call.claim()
@@ -198,16 +229,22 @@ async def revoke_consent(
 
 @strawberry.type(description="Consent entry points.")
 class ConsentQuery:
-    @strawberry.field(description="The calling patient's consents in every state (who holds "
-                                  "consent, for what, until when), newest first. Patients "
-                                  "only. first: at most 100 (default 20); after: a cursor "
-                                  "from pageInfo.endCursor.")
+    @strawberry.field(
+        description="The calling patient's consents in every state (who holds "
+        "consent, for what, until when), newest first. Patients "
+        "only. first: at most 100 (default 20); after: a cursor "
+        "from pageInfo.endCursor."
+    )
     async def my_consents(
-        self, info: strawberry.Info,
-        first: Annotated[int | None, strawberry.argument(
-            description="Page size, 1-100 (default 20).")] = None,
-        after: Annotated[str | None, strawberry.argument(
-            description="Cursor from pageInfo.endCursor of the previous page.")] = None,
+        self,
+        info: strawberry.Info,
+        first: Annotated[
+            int | None, strawberry.argument(description="Page size, 1-100 (default 20).")
+        ] = None,
+        after: Annotated[
+            str | None,
+            strawberry.argument(description="Cursor from pageInfo.endCursor of the previous page."),
+        ] = None,
     ) -> Connection[ConsentNode]:
         ctx = info.context
         ref = _patient(ctx, "myConsents")
@@ -215,5 +252,6 @@ class ConsentQuery:
         cursor = decode_cursor(after, (datetime, str))
         consents = await _store(ctx).list_for(ref, limit=limit + 1, after=cursor)
         now = ctx.now.astimezone(UTC)
-        return connection([((c.granted_at, c.consent_id), ConsentNode.of(c, now))
-                           for c in consents], limit)
+        return connection(
+            [((c.granted_at, c.consent_id), ConsentNode.of(c, now)) for c in consents], limit
+        )

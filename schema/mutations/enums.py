@@ -14,16 +14,21 @@ from security.identity.roles import Purpose
 @strawberry.enum(description="Category of a cross-region filing (备案类别).")
 class FilingCategory(Enum):
     RELOCATED_RETIREE = strawberry.enum_value(
-        "RELOCATED_RETIREE", description="Retiree resettled in another region (异地安置退休).")
+        "RELOCATED_RETIREE", description="Retiree resettled in another region (异地安置退休)."
+    )
     LONG_TERM_RESIDENT = strawberry.enum_value(
-        "LONG_TERM_RESIDENT", description="Long-term resident elsewhere (异地长期居住).")
+        "LONG_TERM_RESIDENT", description="Long-term resident elsewhere (异地长期居住)."
+    )
     REFERRAL = strawberry.enum_value(
-        "REFERRAL", description="Referred by a hospital for treatment elsewhere (转诊转院). "
-                                "At most one year.")
+        "REFERRAL",
+        description="Referred by a hospital for treatment elsewhere (转诊转院). At most one year.",
+    )
     TEMPORARY = strawberry.enum_value(
-        "TEMPORARY", description="Temporary stay elsewhere (临时外出就医). At most one year.")
+        "TEMPORARY", description="Temporary stay elsewhere (临时外出就医). At most one year."
+    )
     EMERGENCY = strawberry.enum_value(
-        "EMERGENCY", description="Emergency care elsewhere (急诊抢救). At most one year.")
+        "EMERGENCY", description="Emergency care elsewhere (急诊抢救). At most one year."
+    )
 
 
 @strawberry.enum(description="Where a filing was made (备案渠道).")
@@ -35,8 +40,9 @@ class FilingChannel(Enum):
     WEB = strawberry.enum_value("WEB", description="The agency's website.")
 
 
-@strawberry.enum(name="DataClass", description="A class of personal data a consent can cover "
-                                                "(数据类别).")
+@strawberry.enum(
+    name="DataClass", description="A class of personal data a consent can cover (数据类别)."
+)
 class DataClassEnum(Enum):
     IDENTITY = strawberry.enum_value("IDENTITY", description="Identity (身份信息).")
     CONTACT = strawberry.enum_value("CONTACT", description="Contact details (联系方式).")
@@ -50,21 +56,27 @@ class DataClassEnum(Enum):
     FILING = strawberry.enum_value("FILING", description="Cross-region filings (异地就医备案).")
 
 
-@strawberry.enum(name="PurposeOfUse", description="Why data is read (使用目的), as in the "
-                                                  "X-Purpose-Of-Use header.")
+@strawberry.enum(
+    name="PurposeOfUse",
+    description="Why data is read (使用目的), as in the X-Purpose-Of-Use header.",
+)
 class PurposeOfUse(Enum):
     TREATMENT = strawberry.enum_value("TREATMENT", description="Treatment (诊疗).")
     SETTLEMENT = strawberry.enum_value("SETTLEMENT", description="Settlement (结算).")
-    FUND_SUPERVISION = strawberry.enum_value("FUND_SUPERVISION",
-                                             description="Fund supervision (基金监管).")
-    PATIENT_ACCESS = strawberry.enum_value("PATIENT_ACCESS",
-                                           description="The patient's own access (本人查询).")
+    FUND_SUPERVISION = strawberry.enum_value(
+        "FUND_SUPERVISION", description="Fund supervision (基金监管)."
+    )
+    PATIENT_ACCESS = strawberry.enum_value(
+        "PATIENT_ACCESS", description="The patient's own access (本人查询)."
+    )
     RESEARCH = strawberry.enum_value("RESEARCH", description="Research (科研).")
-    UNDERWRITING = strawberry.enum_value("UNDERWRITING",
-                                         description="Commercial underwriting (商保核保).")
+    UNDERWRITING = strawberry.enum_value(
+        "UNDERWRITING", description="Commercial underwriting (商保核保)."
+    )
     AUDIT = strawberry.enum_value("AUDIT", description="Audit (审计).")
-    EMERGENCY = strawberry.enum_value("EMERGENCY", description="Break-glass emergency access "
-                                                               "(紧急访问).")
+    EMERGENCY = strawberry.enum_value(
+        "EMERGENCY", description="Break-glass emergency access (紧急访问)."
+    )
 
 
 @strawberry.enum(name="ConsentStatus", description="Where a consent stands now.")
@@ -76,6 +88,9 @@ class ConsentStatusEnum(Enum):
 
 
 # The API's enums mirror the ones security decides with; they must never drift apart.
-for _api, _stored in ((DataClassEnum, StoredDataClass), (PurposeOfUse, Purpose),
-                      (ConsentStatusEnum, StoredConsentStatus)):
+for _api, _stored in (
+    (DataClassEnum, StoredDataClass),
+    (PurposeOfUse, Purpose),
+    (ConsentStatusEnum, StoredConsentStatus),
+):
     assert {m.value for m in _api} == {m.value for m in _stored}, _api

@@ -21,8 +21,10 @@ T = TypeVar("T")
 
 
 def unavailable(source: str, reason: str) -> GraphQLError:
-    return GraphQLError(f"Source '{source}' did not answer ({reason}); nothing was written",
-                        extensions={"code": SOURCE_UNAVAILABLE, "source": source})
+    return GraphQLError(
+        f"Source '{source}' did not answer ({reason}); nothing was written",
+        extensions={"code": SOURCE_UNAVAILABLE, "source": source},
+    )
 
 
 async def ask(ctx: Any, source: Source, query: Callable[[AsyncEngine], Awaitable[T]]) -> T:
@@ -36,8 +38,9 @@ async def ask(ctx: Any, source: Source, query: Callable[[AsyncEngine], Awaitable
         raise unavailable(source.name, type(exc).__name__) from exc
 
 
-async def ask_all(ctx: Any, sources: Iterable[Source],
-                  query: Callable[[AsyncEngine], Awaitable[T]]) -> dict[str, T]:
+async def ask_all(
+    ctx: Any, sources: Iterable[Source], query: Callable[[AsyncEngine], Awaitable[T]]
+) -> dict[str, T]:
     """Run ``query`` on every source at once; a write must not be decided on partial facts,
     so any source that fails fails the request."""
     results, failures = await fan_out(sources, lambda s: query(s.engine), ctx.deadline)
@@ -46,8 +49,9 @@ async def ask_all(ctx: Any, sources: Iterable[Source],
     return results
 
 
-async def read_created(ctx: Any, source_name: str, table: Any, key_column: str,
-                       object_id: str) -> Row | None:
+async def read_created(
+    ctx: Any, source_name: str, table: Any, key_column: str, object_id: str
+) -> Row | None:
     """Read back the row a mutation wrote, ready to build through the policy: tagged with its
     source, with the writer's relation to the person prepared (it sees what policy allows)."""
     source = ctx.registry.get(source_name)
@@ -70,8 +74,9 @@ def platform_source(ctx: Any) -> Source | None:
 
 
 def hospital_of(ctx: Any, institution: str) -> Source | None:
-    return next((s for s in ctx.registry.of_kind("hospital")
-                 if s.spec.institution == institution), None)
+    return next(
+        (s for s in ctx.registry.of_kind("hospital") if s.spec.institution == institution), None
+    )
 
 
 async def institution_row(ctx: Any, code: str) -> Row | None:
@@ -79,21 +84,24 @@ async def institution_row(ctx: Any, code: str) -> Row | None:
     source = ctx.registry.directory()
     if source is None:
         return None
-    rows = await ask(ctx, source, lambda e: fetch_in(
-        e, directory.Institution.__table__, "code", [code]))
+    rows = await ask(
+        ctx, source, lambda e: fetch_in(e, directory.Institution.__table__, "code", [code])
+    )
     return rows[0] if rows else None
 
 
 async def persons_at(ctx: Any, sources: Iterable[Source], ref: str) -> list[Row]:
     """The person's rows at the given bureaus, each tagged with its ``_source``."""
-    found = await ask_all(ctx, sources, lambda e: fetch_in(
-        e, bureau.Person.__table__, "person_ref", [ref]))
+    found = await ask_all(
+        ctx, sources, lambda e: fetch_in(e, bureau.Person.__table__, "person_ref", [ref])
+    )
     return [{**row, "_source": name} for name, rows in found.items() for row in rows]
 
 
 async def visit_at(ctx: Any, source: Source, visit_id: str) -> Row | None:
-    rows = await ask(ctx, source, lambda e: fetch_in(e, bureau.Visit.__table__, "mdtrt_id",
-                                                     [visit_id]))
+    rows = await ask(
+        ctx, source, lambda e: fetch_in(e, bureau.Visit.__table__, "mdtrt_id", [visit_id])
+    )
     return rows[0] if rows else None
 
 
@@ -101,8 +109,11 @@ async def settlements_of_visit(ctx: Any, sources: Iterable[Source], visit_id: st
     """Settlements of a visit at the given bureaus and platform."""
 
     def query(source: Source):
-        table = (platform.CrossSettlement.__table__ if source.spec.kind == "platform"
-                 else bureau.Settlement.__table__)
+        table = (
+            platform.CrossSettlement.__table__
+            if source.spec.kind == "platform"
+            else bureau.Settlement.__table__
+        )
         return lambda e: fetch_in(e, table, "mdtrt_id", [visit_id])
 
     out: list[Row] = []
@@ -112,19 +123,25 @@ async def settlements_of_visit(ctx: Any, sources: Iterable[Source], visit_id: st
 
 
 async def filings_of(ctx: Any, source: Source, ref: str) -> list[Row]:
-    return await ask(ctx, source, lambda e: fetch_in(e, platform.Filing.__table__,
-                                                     "person_ref", [ref]))
+    return await ask(
+        ctx, source, lambda e: fetch_in(e, platform.Filing.__table__, "person_ref", [ref])
+    )
 
 
 async def patient_at(ctx: Any, source: Source, ref: str) -> Row | None:
     """The hospital's patient-index row of a person, if the hospital knows them."""
-    rows = await ask(ctx, source, lambda e: fetch_in(e, hospital.Patient.__table__,
-                                                     "person_ref", [ref],
-                                                     order_by=("patient_no",)))
+    rows = await ask(
+        ctx,
+        source,
+        lambda e: fetch_in(
+            e, hospital.Patient.__table__, "person_ref", [ref], order_by=("patient_no",)
+        ),
+    )
     return rows[0] if rows else None
 
 
 def decrypt_person_field(ctx: Any, row: Row, column: str) -> str:
     """A bureau person row's encrypted field, opened to copy it to another source."""
-    return ctx.cipher.decrypt(row[column], table="persons", column=column,
-                              row_key=str(row["psn_no"]))
+    return ctx.cipher.decrypt(
+        row[column], table="persons", column=column, row_key=str(row["psn_no"])
+    )

@@ -31,68 +31,87 @@ DOCTOR_RE = re.compile(r"^D[0-9A-Z]{8,15}$")
 DICOM_UID_RE = re.compile(r"^(0|[1-9]\d*)(\.(0|[1-9]\d*))+$")
 
 
-@strawberry.input(description="Reference range (参考范围) of a lab value, in the value's unit. "
-                              "Either limit may be left out.")
+@strawberry.input(
+    description="Reference range (参考范围) of a lab value, in the value's unit. "
+    "Either limit may be left out."
+)
 class ReferenceRangeInput:
     low: float | None = strawberry.field(default=None, description="Lower limit.")
-    high: float | None = strawberry.field(default=None, description="Upper limit; at least "
-                                                                    "`low`.")
+    high: float | None = strawberry.field(default=None, description="Upper limit; at least `low`.")
 
 
-@strawberry.input(description="A lab or imaging result to publish. Give the person by exactly "
-                              "one of `personId` and `idNumber`. LAB results take `loincCode`, "
-                              "`value`, `unit`, `referenceRange` and `flag`; IMAGING results "
-                              "take `modality`, `bodyPart`, `findings`, `impression` and "
-                              "`studyUid`. Times without an offset are China Standard Time.")
+@strawberry.input(
+    description="A lab or imaging result to publish. Give the person by exactly "
+    "one of `personId` and `idNumber`. LAB results take `loincCode`, "
+    "`value`, `unit`, `referenceRange` and `flag`; IMAGING results "
+    "take `modality`, `bodyPart`, `findings`, `impression` and "
+    "`studyUid`. Times without an offset are China Standard Time."
+)
 class PublishTestResultInput:
     category: TestCategory = strawberry.field(description="LAB (检验) or IMAGING (检查).")
-    item_name: str = strawberry.field(description="Item name (项目名称), at most 64 "
-                                                  "characters.")
-    collected_at: datetime = strawberry.field(description="Specimen collection or "
-                                                          "examination time; not after "
-                                                          "`reportedAt`.")
+    item_name: str = strawberry.field(description="Item name (项目名称), at most 64 characters.")
+    collected_at: datetime = strawberry.field(
+        description="Specimen collection or examination time; not after `reportedAt`."
+    )
     reported_at: datetime = strawberry.field(description="Report time; not in the future.")
-    ordering_doctor: str = strawberry.field(description="Ordering doctor's national code "
-                                                        "(医师代码, D followed by 8-15 digits "
-                                                        "or capital letters).")
+    ordering_doctor: str = strawberry.field(
+        description="Ordering doctor's national code "
+        "(医师代码, D followed by 8-15 digits "
+        "or capital letters)."
+    )
     person_id: strawberry.ID | None = strawberry.field(
-        default=None, description="The person's pseudonymous personId.")
+        default=None, description="The person's pseudonymous personId."
+    )
     id_number: str | None = strawberry.field(
-        default=None, description="The person's national citizen ID number (身份证号), "
-                                  "checked by its check digit.")
+        default=None,
+        description="The person's national citizen ID number (身份证号), "
+        "checked by its check digit.",
+    )
     visit_id: strawberry.ID | None = strawberry.field(
-        default=None, description="The visit (mdtrt_id) it was ordered in, which must be a "
-                                  "visit of this person at the publishing hospital.")
-    loinc_code: str | None = strawberry.field(default=None, description="LAB: LOINC code, "
-                                                                        "with check digit.")
+        default=None,
+        description="The visit (mdtrt_id) it was ordered in, which must be a "
+        "visit of this person at the publishing hospital.",
+    )
+    loinc_code: str | None = strawberry.field(
+        default=None, description="LAB: LOINC code, with check digit."
+    )
     value: float | None = strawberry.field(default=None, description="LAB: the value.")
-    unit: str | None = strawberry.field(default=None, description="LAB: UCUM unit, at most "
-                                                                  "16 characters.")
+    unit: str | None = strawberry.field(
+        default=None, description="LAB: UCUM unit, at most 16 characters."
+    )
     reference_range: ReferenceRangeInput | None = strawberry.field(
-        default=None, description="LAB: reference range (参考范围).")
+        default=None, description="LAB: reference range (参考范围)."
+    )
     flag: ResultFlag | None = strawberry.field(
-        default=None, description="LAB: abnormal flag. Derived from the value and range when "
-                                  "left out; checked against them when given.")
-    modality: Modality | None = strawberry.field(default=None,
-                                                 description="IMAGING: modality.")
-    body_part: str | None = strawberry.field(default=None, description="IMAGING: body part "
-                                                                       "(检查部位).")
-    findings: str | None = strawberry.field(default=None, description="IMAGING: findings "
-                                                                      "(影像所见).")
-    impression: str | None = strawberry.field(default=None, description="IMAGING: impression "
-                                                                        "(诊断意见).")
-    study_uid: str | None = strawberry.field(default=None, description="IMAGING: DICOM Study "
-                                                                       "Instance UID (an "
-                                                                       "OID).")
+        default=None,
+        description="LAB: abnormal flag. Derived from the value and range when "
+        "left out; checked against them when given.",
+    )
+    modality: Modality | None = strawberry.field(default=None, description="IMAGING: modality.")
+    body_part: str | None = strawberry.field(
+        default=None, description="IMAGING: body part (检查部位)."
+    )
+    findings: str | None = strawberry.field(
+        default=None, description="IMAGING: findings (影像所见)."
+    )
+    impression: str | None = strawberry.field(
+        default=None, description="IMAGING: impression (诊断意见)."
+    )
+    study_uid: str | None = strawberry.field(
+        default=None, description="IMAGING: DICOM Study Instance UID (an OID)."
+    )
 
 
 @strawberry.type(description="What publishTestResult did.")
 class PublishTestResultPayload:
-    test_result: TestResult | None = strawberry.field(description="The published result, as "
-                                                                  "`testResults` returns it.")
-    replayed: bool = strawberry.field(description="True when this idempotencyKey had already "
-                                                  "published this input: nothing new was "
-                                                  "written and the first result is returned.")
+    test_result: TestResult | None = strawberry.field(
+        description="The published result, as `testResults` returns it."
+    )
+    replayed: bool = strawberry.field(
+        description="True when this idempotencyKey had already "
+        "published this input: nothing new was "
+        "written and the first result is returned."
+    )
 
 
 def derived_flag(value: float, low: float | None, high: float | None) -> ResultFlag | None:
@@ -109,14 +128,21 @@ def _caller_hospital(ctx: Any) -> Source:
     principal = ctx.principal
     source = lookups.hospital_of(ctx, principal.org)
     if principal.role != Role.CLINICIAN or source is None:
-        raise forbidden("publishTestResult is for clinicians of a hospital that is a source of "
-                        "this federation")
+        raise forbidden(
+            "publishTestResult is for clinicians of a hospital that is a source of this federation"
+        )
     return source
 
 
 def _check_lab(p: v.Problems, i: PublishTestResultInput) -> dict[str, Any]:
-    out: dict[str, Any] = {"item_code": None, "value": None, "unit": None, "ref_low": None,
-                           "ref_high": None, "flag": None}
+    out: dict[str, Any] = {
+        "item_code": None,
+        "value": None,
+        "unit": None,
+        "ref_low": None,
+        "ref_high": None,
+        "flag": None,
+    }
     if i.loinc_code is None:
         p.add(["input", "loincCode"], "is required for a LAB result")
     elif problem := codes.validate_loinc(i.loinc_code):
@@ -133,16 +159,25 @@ def _check_lab(p: v.Problems, i: PublishTestResultInput) -> dict[str, Any]:
         if low is not None and high is not None and low > high:
             p.add(["input", "referenceRange", "high"], "must not be below `low`")
     out["ref_low"], out["ref_high"] = low, high
-    derived = (None if i.value is None or p.at("input", "referenceRange", "high")
-               else derived_flag(i.value, low, high))
+    derived = (
+        None
+        if i.value is None or p.at("input", "referenceRange", "high")
+        else derived_flag(i.value, low, high)
+    )
     if i.flag is not None and derived is not None and i.flag != derived:
-        p.add(["input", "flag"], f"does not agree with the value and reference range "
-                                 f"(they give {derived.value})")
+        p.add(
+            ["input", "flag"],
+            f"does not agree with the value and reference range (they give {derived.value})",
+        )
     flag = i.flag or derived
     out["flag"] = None if flag is None else flag.value
-    for name, value in (("modality", i.modality), ("bodyPart", i.body_part),
-                        ("findings", i.findings), ("impression", i.impression),
-                        ("studyUid", i.study_uid)):
+    for name, value in (
+        ("modality", i.modality),
+        ("bodyPart", i.body_part),
+        ("findings", i.findings),
+        ("impression", i.impression),
+        ("studyUid", i.study_uid),
+    ):
         v.absent(p, ["input", name], value, "for a LAB result")
     return out
 
@@ -157,12 +192,20 @@ def _check_imaging(p: v.Problems, i: PublishTestResultInput) -> dict[str, Any]:
     out["impression"] = v.text(p, ["input", "impression"], i.impression, 4000)
     uid = v.text(p, ["input", "studyUid"], i.study_uid, 64)
     if uid is not None and not DICOM_UID_RE.match(uid):
-        p.add(["input", "studyUid"], "is not a DICOM UID (dot-separated numbers without "
-                                     "leading zeros, e.g. 1.2.156.112605.1)")
+        p.add(
+            ["input", "studyUid"],
+            "is not a DICOM UID (dot-separated numbers without "
+            "leading zeros, e.g. 1.2.156.112605.1)",
+        )
         uid = None
     out["study_uid"] = uid
-    for name, value in (("loincCode", i.loinc_code), ("value", i.value), ("unit", i.unit),
-                        ("referenceRange", i.reference_range), ("flag", i.flag)):
+    for name, value in (
+        ("loincCode", i.loinc_code),
+        ("value", i.value),
+        ("unit", i.unit),
+        ("referenceRange", i.reference_range),
+        ("flag", i.flag),
+    ):
         v.absent(p, ["input", name], value, "for an IMAGING result")
     return out
 
@@ -187,8 +230,10 @@ def _check_static(p: v.Problems, i: PublishTestResultInput, now: datetime) -> di
         p.add(["input", "collectedAt"], "must not be after reportedAt")
     fields["collected_at"], fields["reported_at"] = collected, reported
     if not DOCTOR_RE.match(i.ordering_doctor):
-        p.add(["input", "orderingDoctor"], "is not a doctor code (D followed by 8-15 digits "
-                                           "or capital letters)")
+        p.add(
+            ["input", "orderingDoctor"],
+            "is not a doctor code (D followed by 8-15 digits or capital letters)",
+        )
     if i.visit_id is not None:
         v.source_id(p, ["input", "visitId"], str(i.visit_id))
     return fields
@@ -205,14 +250,17 @@ def _canonical(ctx: Any, i: PublishTestResultInput) -> dict[str, Any]:
     return data
 
 
-async def _person(ctx: Any, p: v.Problems, i: PublishTestResultInput, source: Source,
-                  ) -> tuple[str | None, dict | None, dict | None]:
+async def _person(
+    ctx: Any,
+    p: v.Problems,
+    i: PublishTestResultInput,
+    source: Source,
+) -> tuple[str | None, dict | None, dict | None]:
     """The person's ref, the hospital's patient row if it knows them, else a bureau row."""
     if p.at("input", "personId") or p.at("input", "idNumber"):
         return None, None, None
     path = ["input", "personId" if i.person_id is not None else "idNumber"]
-    ref = (str(i.person_id) if i.person_id is not None
-           else ctx.indexer.person_ref(i.id_number))
+    ref = str(i.person_id) if i.person_id is not None else ctx.indexer.person_ref(i.id_number)
     patient = await lookups.patient_at(ctx, source, ref)
     if patient is not None:
         return ref, patient, None
@@ -223,8 +271,9 @@ async def _person(ctx: Any, p: v.Problems, i: PublishTestResultInput, source: So
     return ref, None, rows[0]
 
 
-async def _check_visit(ctx: Any, p: v.Problems, i: PublishTestResultInput, ref: str | None,
-                       source: Source) -> None:
+async def _check_visit(
+    ctx: Any, p: v.Problems, i: PublishTestResultInput, ref: str | None, source: Source
+) -> None:
     if i.visit_id is None or p.at("input", "visitId") or ref is None:
         return
     institution = source.spec.institution or ""
@@ -244,35 +293,41 @@ def _new_patient(ctx: Any, source: Source, ref: str, bureau_row: dict) -> dict[s
     id_number = lookups.decrypt_person_field(ctx, bureau_row, "id_number_enc")
 
     def seal(column: str, value: str) -> bytes:
-        return ctx.cipher.encrypt(value, source=source.name, table="patients", column=column,
-                                  row_key=patient_no)
+        return ctx.cipher.encrypt(
+            value, source=source.name, table="patients", column=column, row_key=patient_no
+        )
 
-    return {"patient_no": patient_no, "person_ref": ref,
-            "id_number_bidx": ctx.indexer.id_number(id_number),
-            "name_enc": seal("name_enc", name), "id_number_enc": seal("id_number_enc", id_number)}
+    return {
+        "patient_no": patient_no,
+        "person_ref": ref,
+        "id_number_bidx": ctx.indexer.id_number(id_number),
+        "name_enc": seal("name_enc", name),
+        "id_number_enc": seal("id_number_enc", id_number),
+    }
 
 
 async def _load(ctx: Any, info: strawberry.Info, created: Created) -> TestResult | None:
-    row = await lookups.read_created(ctx, created.source, RESULTS, "result_id",
-                                     created.object_id)
+    row = await lookups.read_created(ctx, created.source, RESULTS, "result_id", created.object_id)
     return None if row is None else TEST_RESULT.build(ctx, row, requested(info, "testResult"))
 
 
 async def publish_test_result(
     info: strawberry.Info,
-    idempotency_key: Annotated[str, strawberry.argument(
-        description="Client-chosen key (1-64 of A-Z a-z 0-9 _ -): the same key with the same "
-                    "input publishes once.")],
-    input: Annotated[PublishTestResultInput, strawberry.argument(
-        description="The result.")],
+    idempotency_key: Annotated[
+        str,
+        strawberry.argument(
+            description="Client-chosen key (1-64 of A-Z a-z 0-9 _ -): the same key with the same "
+            "input publishes once."
+        ),
+    ],
+    input: Annotated[PublishTestResultInput, strawberry.argument(description="The result.")],
 ) -> PublishTestResultPayload:
     ctx = info.context
     source = _caller_hospital(ctx)
     p = v.Problems()
     call = IdempotentCall(ctx, OPERATION, idempotency_key, p)
     if (earlier := await call.earlier(_canonical(ctx, input))) is not None:
-        return PublishTestResultPayload(test_result=await _load(ctx, info, earlier),
-                                        replayed=True)
+        return PublishTestResultPayload(test_result=await _load(ctx, info, earlier), replayed=True)
     fields = _check_static(p, input, v.beijing_now(ctx.now))
     ref, patient, bureau_row = await _person(ctx, p, input, source)
     await _check_visit(ctx, p, input, ref, source)
@@ -289,25 +344,37 @@ async def publish_test_result(
         patient = new_patient
 
     def seal(column: str, value: str | None) -> bytes | None:
-        return None if value is None else ctx.cipher.encrypt(
-            value, source=source.name, table="test_results", column=column, row_key=result_id)
+        return (
+            None
+            if value is None
+            else ctx.cipher.encrypt(
+                value, source=source.name, table="test_results", column=column, row_key=result_id
+            )
+        )
 
     imaging = input.category == TestCategory.IMAGING
     row = {
-        "result_id": result_id, "person_ref": ref, "patient_no": patient["patient_no"],
+        "result_id": result_id,
+        "person_ref": ref,
+        "patient_no": patient["patient_no"],
         "institution_code": source.spec.institution,
         "mdtrt_id": None if input.visit_id is None else str(input.visit_id),
         "category": input.category.value,
         "item_code": fields["modality"] if imaging else fields["item_code"],
         "item_name": fields["item_name"],
-        "value": fields.get("value"), "unit": fields.get("unit"),
-        "ref_low": fields.get("ref_low"), "ref_high": fields.get("ref_high"),
-        "flag": fields.get("flag"), "modality": fields.get("modality"),
+        "value": fields.get("value"),
+        "unit": fields.get("unit"),
+        "ref_low": fields.get("ref_low"),
+        "ref_high": fields.get("ref_high"),
+        "flag": fields.get("flag"),
+        "modality": fields.get("modality"),
         "body_part": fields.get("body_part"),
         "findings_enc": seal("findings_enc", fields.get("findings")),
         "impression_enc": seal("impression_enc", fields.get("impression")),
-        "study_uid": fields.get("study_uid"), "ordering_doctor": input.ordering_doctor,
-        "collected_at": fields["collected_at"], "reported_at": fields["reported_at"],
+        "study_uid": fields.get("study_uid"),
+        "ordering_doctor": input.ordering_doctor,
+        "collected_at": fields["collected_at"],
+        "reported_at": fields["reported_at"],
     }
     await lookups.ask(ctx, source, lambda e: writers.write_test_result(e, row, new_patient))
     created = Created(source.name, result_id)

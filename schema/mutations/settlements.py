@@ -24,51 +24,66 @@ from security.identity.roles import Role
 
 OPERATION = "recordSettlement"
 # (GraphQL name, input attribute, column in fen)
-AMOUNTS = (("total", "total", "total_fen"), ("inPolicy", "in_policy", "in_policy_fen"),
-           ("fundPay", "fund_pay", "fund_pay_fen"), ("accountPay", "account_pay", "acct_pay_fen"),
-           ("cashPay", "cash_pay", "cash_pay_fen"))
+AMOUNTS = (
+    ("total", "total", "total_fen"),
+    ("inPolicy", "in_policy", "in_policy_fen"),
+    ("fundPay", "fund_pay", "fund_pay_fen"),
+    ("accountPay", "account_pay", "acct_pay_fen"),
+    ("cashPay", "cash_pay", "cash_pay_fen"),
+)
 
 
-@strawberry.input(description="A settlement to record. Amounts are in yuan with at most two "
-                              "decimals, none negative; `total = fundPay + accountPay + "
-                              "cashPay` exactly and `inPolicy <= total`. A settlement whose "
-                              "insured and treatment provinces differ is cross-province and "
-                              "needs an ACTIVE filing (备案) covering the treatment region on "
-                              "the settlement date. Times without an offset are China "
-                              "Standard Time.")
+@strawberry.input(
+    description="A settlement to record. Amounts are in yuan with at most two "
+    "decimals, none negative; `total = fundPay + accountPay + "
+    "cashPay` exactly and `inPolicy <= total`. A settlement whose "
+    "insured and treatment provinces differ is cross-province and "
+    "needs an ACTIVE filing (备案) covering the treatment region on "
+    "the settlement date. Times without an offset are China "
+    "Standard Time."
+)
 class RecordSettlementInput:
     person_id: strawberry.ID = strawberry.field(description="The settled person's personId.")
-    visit_id: strawberry.ID = strawberry.field(description="The settled visit (mdtrt_id), "
-                                                           "known to the bureau of the "
-                                                           "treatment province.")
-    institution_code: str = strawberry.field(description="Treating institution, as in the "
-                                                         "directory (定点医药机构编码).")
+    visit_id: strawberry.ID = strawberry.field(
+        description="The settled visit (mdtrt_id), known to the bureau of the treatment province."
+    )
+    institution_code: str = strawberry.field(
+        description="Treating institution, as in the directory (定点医药机构编码)."
+    )
     medical_type: VisitType = strawberry.field(description="Medical type (医疗类别).")
-    settled_at: datetime = strawberry.field(description="When it was settled; not in the "
-                                                        "future.")
-    insured_region: str = strawberry.field(description="Insured place (参保地, "
-                                                       "insuplc_admdvs), as on the visit.")
-    treatment_region: str = strawberry.field(description="Treatment place (就医地, "
-                                                         "mdtrtarea_admvs), as on the visit.")
+    settled_at: datetime = strawberry.field(description="When it was settled; not in the future.")
+    insured_region: str = strawberry.field(
+        description="Insured place (参保地, insuplc_admdvs), as on the visit."
+    )
+    treatment_region: str = strawberry.field(
+        description="Treatment place (就医地, mdtrtarea_admvs), as on the visit."
+    )
     total: Decimal = strawberry.field(description="Total medical cost (医疗费总额), yuan.")
-    in_policy: Decimal = strawberry.field(description="Cost within the policy scope "
-                                                      "(符合政策范围金额), yuan.")
-    fund_pay: Decimal = strawberry.field(description="Paid by the pooled fund (统筹基金支付), "
-                                                     "yuan.")
-    account_pay: Decimal = strawberry.field(description="Paid from the personal account "
-                                                        "(个人账户支付), yuan.")
-    cash_pay: Decimal = strawberry.field(description="Paid in cash by the person "
-                                                     "(个人现金支付), yuan.")
+    in_policy: Decimal = strawberry.field(
+        description="Cost within the policy scope (符合政策范围金额), yuan."
+    )
+    fund_pay: Decimal = strawberry.field(
+        description="Paid by the pooled fund (统筹基金支付), yuan."
+    )
+    account_pay: Decimal = strawberry.field(
+        description="Paid from the personal account (个人账户支付), yuan."
+    )
+    cash_pay: Decimal = strawberry.field(
+        description="Paid in cash by the person (个人现金支付), yuan."
+    )
 
 
 @strawberry.type(description="What recordSettlement did.")
 class RecordSettlementPayload:
-    settlement: Settlement | None = strawberry.field(description="The recorded settlement, as "
-                                                                 "`settlements` returns it.")
-    replayed: bool = strawberry.field(description="True when this idempotencyKey had already "
-                                                  "recorded this input: nothing new was "
-                                                  "written and the first settlement is "
-                                                  "returned.")
+    settlement: Settlement | None = strawberry.field(
+        description="The recorded settlement, as `settlements` returns it."
+    )
+    replayed: bool = strawberry.field(
+        description="True when this idempotencyKey had already "
+        "recorded this input: nothing new was "
+        "written and the first settlement is "
+        "returned."
+    )
 
 
 def _check_role(ctx: Any) -> None:
@@ -84,8 +99,10 @@ def _check_scope(ctx: Any, insured: str | None, treatment: str | None) -> None:
         return
     org = principal.org
     if codes.validate_region(org) or not (v.covers(org, insured) or v.covers(org, treatment)):
-        raise forbidden("an insurance agency may only record settlements whose insured or "
-                        "treatment region lies in its own region")
+        raise forbidden(
+            "an insurance agency may only record settlements whose insured or "
+            "treatment region lies in its own region"
+        )
 
 
 def _check_static(p: v.Problems, i: RecordSettlementInput, now: datetime) -> dict[str, Any]:
@@ -97,22 +114,25 @@ def _check_static(p: v.Problems, i: RecordSettlementInput, now: datetime) -> dic
         "insured": v.region(p, ["input", "insuredRegion"], i.insured_region),
         "treatment": v.region(p, ["input", "treatmentRegion"], i.treatment_region),
     }
-    fen = {column: v.money(p, ["input", name], getattr(i, attr))
-           for name, attr, column in AMOUNTS}
+    fen = {column: v.money(p, ["input", name], getattr(i, attr)) for name, attr, column in AMOUNTS}
     out["fen"] = fen
     parts = (fen["fund_pay_fen"], fen["acct_pay_fen"], fen["cash_pay_fen"])
     if fen["total_fen"] is not None and None not in parts and fen["total_fen"] != sum(parts):
         p.add(["input", "total"], "must equal fundPay + accountPay + cashPay exactly")
         for name in ("fundPay", "accountPay", "cashPay"):
             p.add(["input", name], "fundPay + accountPay + cashPay must equal total exactly")
-    if (fen["in_policy_fen"] is not None and fen["total_fen"] is not None
-            and fen["in_policy_fen"] > fen["total_fen"]):
+    if (
+        fen["in_policy_fen"] is not None
+        and fen["total_fen"] is not None
+        and fen["in_policy_fen"] > fen["total_fen"]
+    ):
         p.add(["input", "inPolicy"], "must not exceed total")
     return out
 
 
-async def _check_sources(ctx: Any, p: v.Problems, i: RecordSettlementInput,
-                         facts: dict[str, Any], setl_id: str) -> dict[str, Any]:
+async def _check_sources(
+    ctx: Any, p: v.Problems, i: RecordSettlementInput, facts: dict[str, Any], setl_id: str
+) -> dict[str, Any]:
     """What only the sources can tell: the institution, the visit, the filing."""
     plan: dict[str, Any] = {}
     insured, treatment = facts["insured"], facts["treatment"]
@@ -126,16 +146,17 @@ async def _check_sources(ctx: Any, p: v.Problems, i: RecordSettlementInput,
         return plan
     target = lookups.bureau_of(ctx, codes.province_of(treatment))
     if target is None:
-        p.add(["input", "treatmentRegion"], "no bureau of this province is part of the "
-                                            "federation")
+        p.add(["input", "treatmentRegion"], "no bureau of this province is part of the federation")
         return plan
     plan["bureau"] = target
     if p.at("input", "visitId") or p.at("input", "personId"):
         return plan
     visit = await lookups.visit_at(ctx, target, str(i.visit_id))
     if visit is None or visit["person_ref"] != str(i.person_id):
-        p.add(["input", "visitId"], "is not a visit of this person known to the bureau of "
-                                    "the treatment province")
+        p.add(
+            ["input", "visitId"],
+            "is not a visit of this person known to the bureau of the treatment province",
+        )
         return plan
     if visit["institution_code"] != i.institution_code:
         p.add(["input", "institutionCode"], "must be the institution of the visit")
@@ -147,54 +168,75 @@ async def _check_sources(ctx: Any, p: v.Problems, i: RecordSettlementInput,
     plan["cross"] = cross
     platform_source = lookups.platform_source(ctx)
     where = [target] + ([platform_source] if platform_source else [])
-    others = [s for s in await lookups.settlements_of_visit(ctx, where, str(i.visit_id))
-              if s["setl_id"] != setl_id]
+    others = [
+        s
+        for s in await lookups.settlements_of_visit(ctx, where, str(i.visit_id))
+        if s["setl_id"] != setl_id
+    ]
     if others:
         p.add(["input", "visitId"], "is already settled")
     if cross:
         if platform_source is None:
-            p.add(["input", "insuredRegion"], "cross-province settlement needs the national "
-                                              "platform, which is not part of the federation")
+            p.add(
+                ["input", "insuredRegion"],
+                "cross-province settlement needs the national "
+                "platform, which is not part of the federation",
+            )
             return plan
         plan["platform"] = platform_source
         plan["filing"] = _covering_filing(
             await lookups.filings_of(ctx, platform_source, str(i.person_id)),
-            insured, treatment, facts["settled_at"])
+            insured,
+            treatment,
+            facts["settled_at"],
+        )
         if plan["filing"] is None:
-            p.add(["input", "treatmentRegion"], "cross-province settlement needs an ACTIVE "
-                                                "filing (备案) of this person covering this "
-                                                "region on the settlement date")
+            p.add(
+                ["input", "treatmentRegion"],
+                "cross-province settlement needs an ACTIVE "
+                "filing (备案) of this person covering this "
+                "region on the settlement date",
+            )
     return plan
 
 
-def _covering_filing(filings: list[dict], insured: str, treatment: str,
-                     settled_at: datetime) -> dict | None:
+def _covering_filing(
+    filings: list[dict], insured: str, treatment: str, settled_at: datetime
+) -> dict | None:
     day = settled_at.date()
     for filing in sorted(filings, key=lambda f: f["filed_at"], reverse=True):
-        if (filing["status"] == "ACTIVE"
-                and codes.province_of(filing["insuplc_admdvs"]) == codes.province_of(insured)
-                and v.covers(filing["mdtrtarea_admvs"], treatment)
-                and filing["valid_from"] <= day
-                and (filing["valid_until"] is None or day <= filing["valid_until"])):
+        if (
+            filing["status"] == "ACTIVE"
+            and codes.province_of(filing["insuplc_admdvs"]) == codes.province_of(insured)
+            and v.covers(filing["mdtrtarea_admvs"], treatment)
+            and filing["valid_from"] <= day
+            and (filing["valid_until"] is None or day <= filing["valid_until"])
+        ):
             return filing
     return None
 
 
 async def _load(ctx: Any, info: strawberry.Info, created: Created) -> Settlement | None:
     source = ctx.registry.get(created.source)
-    table = (platform.CrossSettlement.__table__ if source.spec.kind == "platform"
-             else bureau.Settlement.__table__)
+    table = (
+        platform.CrossSettlement.__table__
+        if source.spec.kind == "platform"
+        else bureau.Settlement.__table__
+    )
     row = await lookups.read_created(ctx, created.source, table, "setl_id", created.object_id)
     return None if row is None else SETTLEMENT.build(ctx, row, requested(info, "settlement"))
 
 
 async def record_settlement(
     info: strawberry.Info,
-    idempotency_key: Annotated[str, strawberry.argument(
-        description="Client-chosen key (1-64 of A-Z a-z 0-9 _ -): the same key with the same "
-                    "input records once.")],
-    input: Annotated[RecordSettlementInput, strawberry.argument(
-        description="The settlement.")],
+    idempotency_key: Annotated[
+        str,
+        strawberry.argument(
+            description="Client-chosen key (1-64 of A-Z a-z 0-9 _ -): the same key with the same "
+            "input records once."
+        ),
+    ],
+    input: Annotated[RecordSettlementInput, strawberry.argument(description="The settlement.")],
 ) -> RecordSettlementPayload:
     ctx = info.context
     _check_role(ctx)
@@ -202,8 +244,7 @@ async def record_settlement(
     call = IdempotentCall(ctx, OPERATION, idempotency_key, p)
     canonical = {**strawberry.asdict(input), "settled_at": v.beijing(input.settled_at)}
     if (earlier := await call.earlier(canonical)) is not None:
-        return RecordSettlementPayload(settlement=await _load(ctx, info, earlier),
-                                       replayed=True)
+        return RecordSettlementPayload(settlement=await _load(ctx, info, earlier), replayed=True)
     facts = _check_static(p, input, v.beijing_now(ctx.now))
     _check_scope(ctx, facts["insured"], facts["treatment"])
     setl_id = call.new_id("S", 24)
@@ -213,15 +254,23 @@ async def record_settlement(
         return RecordSettlementPayload(settlement=await _load(ctx, info, twin), replayed=True)
 
     row = {
-        "setl_id": setl_id, "mdtrt_id": str(input.visit_id), "person_ref": str(input.person_id),
-        "institution_code": input.institution_code, "med_type": input.medical_type.value,
-        "setl_time": facts["settled_at"], "insuplc_admdvs": facts["insured"],
-        "mdtrtarea_admvs": facts["treatment"], **facts["fen"], "clearing_status": "PENDING",
+        "setl_id": setl_id,
+        "mdtrt_id": str(input.visit_id),
+        "person_ref": str(input.person_id),
+        "institution_code": input.institution_code,
+        "med_type": input.medical_type.value,
+        "setl_time": facts["settled_at"],
+        "insuplc_admdvs": facts["insured"],
+        "mdtrtarea_admvs": facts["treatment"],
+        **facts["fen"],
+        "clearing_status": "PENDING",
     }
     if plan["cross"]:
         source = plan["platform"]
-        row |= {"filing_id": plan["filing"]["filing_id"],
-                "clearing_month": f"{facts['settled_at']:%Y-%m}"}
+        row |= {
+            "filing_id": plan["filing"]["filing_id"],
+            "clearing_month": f"{facts['settled_at']:%Y-%m}",
+        }
         await lookups.ask(ctx, source, lambda e: writers.write_cross_settlement(e, row))
     else:
         source = plan["bureau"]

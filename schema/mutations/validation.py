@@ -44,10 +44,12 @@ class Problems:
     def raise_if_any(self, operation: str) -> None:
         if not self.items:
             return
-        listed = "; ".join(f"{'.'.join(str(s) for s in p['path'])}: {p['reason']}"
-                           for p in self.items)
-        raise bad_input(f"{operation}: the input has {len(self.items)} problem(s): {listed}",
-                        self.items)
+        listed = "; ".join(
+            f"{'.'.join(str(s) for s in p['path'])}: {p['reason']}" for p in self.items
+        )
+        raise bad_input(
+            f"{operation}: the input has {len(self.items)} problem(s): {listed}", self.items
+        )
 
 
 def beijing(moment: datetime) -> datetime:
@@ -62,8 +64,13 @@ def beijing_now(now: datetime) -> datetime:
     return now.astimezone(BEIJING).replace(tzinfo=None)
 
 
-def text(problems: Problems, path: Sequence[PathPart], value: str | None, max_len: int,
-         required: bool = True) -> str | None:
+def text(
+    problems: Problems,
+    path: Sequence[PathPart],
+    value: str | None,
+    max_len: int,
+    required: bool = True,
+) -> str | None:
     """A trimmed free-text value, required unless told otherwise."""
     if value is None or not value.strip():
         if required:
@@ -92,8 +99,9 @@ def institution(problems: Problems, path: Sequence[PathPart], code: str) -> str 
     """A hospital (H…) or pharmacy (P…) code in the national format."""
     check = codes.validate_pharmacy if code.startswith("P") else codes.validate_institution
     if problem := check(code):
-        problems.add(path, problem.replace("an institution code", "an institution or pharmacy "
-                                           "code"))
+        problems.add(
+            path, problem.replace("an institution code", "an institution or pharmacy code")
+        )
         return None
     return code
 
@@ -113,8 +121,9 @@ def source_id(problems: Problems, path: Sequence[PathPart], value: str) -> str |
     return value
 
 
-def not_future(problems: Problems, path: Sequence[PathPart], moment: datetime,
-               now: datetime) -> datetime:
+def not_future(
+    problems: Problems, path: Sequence[PathPart], moment: datetime, now: datetime
+) -> datetime:
     local = beijing(moment)
     if local > now + CLOCK_SKEW:
         problems.add(path, "must not be in the future")

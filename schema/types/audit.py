@@ -52,18 +52,22 @@ class AuditField:
 @strawberry.type(description="What one request did with one person's data.")
 class AuditPerson:
     person_id: str | None = strawberry.field(description="The person's pseudonym (personId).")
-    relation: str | None = strawberry.field(description="The caller's relation to the "
-                                                        "person where a field was denied.")
+    relation: str | None = strawberry.field(
+        description="The caller's relation to the person where a field was denied."
+    )
     read: list[AuditField]
     masked: list[AuditField]
     denied: list[AuditField]
 
     @classmethod
     def of(cls, raw: dict[str, Any]) -> AuditPerson:
-        return cls(person_id=raw.get("personId"), relation=raw.get("relation"),
-                   read=[AuditField.of(f) for f in raw.get("read", [])],
-                   masked=[AuditField.of(f) for f in raw.get("masked", [])],
-                   denied=[AuditField.of(f) for f in raw.get("denied", [])])
+        return cls(
+            person_id=raw.get("personId"),
+            relation=raw.get("relation"),
+            read=[AuditField.of(f) for f in raw.get("read", [])],
+            masked=[AuditField.of(f) for f in raw.get("masked", [])],
+            denied=[AuditField.of(f) for f in raw.get("denied", [])],
+        )
 
 
 @strawberry.type(name="AuditEvent", description="One event of the tamper-evident audit log.")
@@ -76,8 +80,7 @@ class AuditEventNode:
     principal: AuditPrincipal | None
     purpose: str | None
     break_glass: bool
-    outcome: str = strawberry.field(description="OK, PARTIAL, DENIED, ERROR or "
-                                                "UNAUTHENTICATED.")
+    outcome: str = strawberry.field(description="OK, PARTIAL, DENIED, ERROR or UNAUTHENTICATED.")
     persons: list[AuditPerson]
     sources_touched: list[str]
     sources_failed: list[str]
@@ -88,8 +91,9 @@ class AuditEventNode:
     reason: str | None = strawberry.field(description="Why an authentication was refused.")
 
     @classmethod
-    def of(cls, idx: int, event: dict[str, Any], logged_at: str,
-           only_person: str | None = None) -> AuditEventNode:
+    def of(
+        cls, idx: int, event: dict[str, Any], logged_at: str, only_person: str | None = None
+    ) -> AuditEventNode:
         principal = event.get("principal")
         persons = event.get("persons") or []
         if only_person is not None:
@@ -97,16 +101,24 @@ class AuditEventNode:
         operation = event.get("operation") or {}
         sources = event.get("sources") or {}
         return cls(
-            index=idx, time=datetime.fromisoformat(event["time"]), logged_at=logged_at,
-            kind=event.get("kind", ""), request_id=event.get("requestId", ""),
+            index=idx,
+            time=datetime.fromisoformat(event["time"]),
+            logged_at=logged_at,
+            kind=event.get("kind", ""),
+            request_id=event.get("requestId", ""),
             principal=AuditPrincipal(**principal) if principal else None,
-            purpose=event.get("purpose"), break_glass=bool(event.get("breakGlass")),
-            outcome=event.get("outcome", ""), persons=[AuditPerson.of(p) for p in persons],
-            sources_touched=sources.get("touched", []), sources_failed=sources.get("failed", []),
+            purpose=event.get("purpose"),
+            break_glass=bool(event.get("breakGlass")),
+            outcome=event.get("outcome", ""),
+            persons=[AuditPerson.of(p) for p in persons],
+            sources_touched=sources.get("touched", []),
+            sources_failed=sources.get("failed", []),
             error_codes=event.get("errors", []),
             client_address=None if only_person is not None else event.get("client"),
-            operation_name=operation.get("name"), operation_sha256=operation.get("sha256"),
-            reason=(event.get("request") or {}).get("reason"))
+            operation_name=operation.get("name"),
+            operation_sha256=operation.get("sha256"),
+            reason=(event.get("request") or {}).get("reason"),
+        )
 
 
 @strawberry.input(description="Which audit events to list; every given condition must hold.")
@@ -118,13 +130,13 @@ class AuditEventFilter:
     purpose: str | None = None
     outcome: str | None = None
     break_glass: bool | None = None
-    field_class: str | None = strawberry.field(default=None, description="A data class "
-                                               "(identity, diagnosis, ...) read, masked or "
-                                               "denied.")
-    from_: datetime | None = strawberry.field(default=None, name="from",
-                                              description="Events at or after this time.")
-    to: datetime | None = strawberry.field(default=None, description="Events before this "
-                                                                     "time.")
+    field_class: str | None = strawberry.field(
+        default=None, description="A data class (identity, diagnosis, ...) read, masked or denied."
+    )
+    from_: datetime | None = strawberry.field(
+        default=None, name="from", description="Events at or after this time."
+    )
+    to: datetime | None = strawberry.field(default=None, description="Events before this time.")
 
 
 @strawberry.type(description="A signed checkpoint (C2SP signed note) of the audit log.")
@@ -152,14 +164,12 @@ class AuditConsistencyProof:
     path: list[str]
 
 
-@strawberry.type(name="AuditAlert", description="An alert raised by a rule as events "
-                                               "arrived.")
+@strawberry.type(name="AuditAlert", description="An alert raised by a rule as events arrived.")
 class AuditAlertNode:
     id: int
     index: int = strawberry.field(description="The log index of the event that fired it.")
     time: datetime
-    rule: str = strawberry.field(description="BREAK_GLASS, VOLUME_SPIKE, PROBING or "
-                                             "OFF_HOURS.")
+    rule: str = strawberry.field(description="BREAK_GLASS, VOLUME_SPIKE, PROBING or OFF_HOURS.")
     principal: str | None
     org: str | None
     person_id: str | None
@@ -184,40 +194,59 @@ def _utc(value: datetime | None) -> datetime | None:
     return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)
 
 
-async def _events(ctx: Any, flt: index.EventFilter, first: int | None, after: str | None,
-                  only_person: str | None = None) -> Connection[AuditEventNode]:
+async def _events(
+    ctx: Any,
+    flt: index.EventFilter,
+    first: int | None,
+    after: str | None,
+    only_person: str | None = None,
+) -> Connection[AuditEventNode]:
     recorder = _recorder(ctx)
     limit = page_size(first)
     cursor = decode_cursor(after, (int,))
     await recorder.log()  # opens the log and brings the index up to date with it
     await recorder.settled()
-    found = await index.find_events(recorder.engine, flt, cursor[0] if cursor else None,
-                                    limit + 1)
-    return connection([((i,), AuditEventNode.of(i, e, at, only_person))
-                       for i, e, at in found], limit)
+    found = await index.find_events(recorder.engine, flt, cursor[0] if cursor else None, limit + 1)
+    return connection(
+        [((i,), AuditEventNode.of(i, e, at, only_person)) for i, e, at in found], limit
+    )
 
 
 @strawberry.type
 class AuditQuery:
     @strawberry.field(description="Audit events, newest first (auditors only). " + PAGE_ARGS)
-    async def audit_events(self, info: strawberry.Info,
-                           filter: AuditEventFilter | None = None,
-                           first: int | None = None, after: str | None = None
-                           ) -> Connection[AuditEventNode]:
+    async def audit_events(
+        self,
+        info: strawberry.Info,
+        filter: AuditEventFilter | None = None,
+        first: int | None = None,
+        after: str | None = None,
+    ) -> Connection[AuditEventNode]:
         ctx = info.context
         note_audit_read(ctx, "Query.auditEvents")
         _auditor(ctx, "auditEvents")
         f = filter or AuditEventFilter()
         flt = index.EventFilter(
-            person=f.person, org=f.org, principal=f.principal, role=f.role,
-            purpose=f.purpose, outcome=f.outcome, break_glass=f.break_glass,
-            field_class=f.field_class, since=_utc(f.from_), until=_utc(f.to))
+            person=f.person,
+            org=f.org,
+            principal=f.principal,
+            role=f.role,
+            purpose=f.purpose,
+            outcome=f.outcome,
+            break_glass=f.break_glass,
+            field_class=f.field_class,
+            since=_utc(f.from_),
+            until=_utc(f.to),
+        )
         return await _events(ctx, flt, first, after)
 
-    @strawberry.field(description="Who read, or tried to read, the calling patient's record, "
-                                  "newest first (patients only). " + PAGE_ARGS)
-    async def my_access_log(self, info: strawberry.Info, first: int | None = None,
-                            after: str | None = None) -> Connection[AuditEventNode]:
+    @strawberry.field(
+        description="Who read, or tried to read, the calling patient's record, "
+        "newest first (patients only). " + PAGE_ARGS
+    )
+    async def my_access_log(
+        self, info: strawberry.Info, first: int | None = None, after: str | None = None
+    ) -> Connection[AuditEventNode]:
         ctx = info.context
         note_audit_read(ctx, "Query.myAccessLog")
         ref = ctx.principal.person_ref
@@ -225,8 +254,10 @@ class AuditQuery:
             raise forbidden("myAccessLog is only for patients")
         return await _events(ctx, index.EventFilter(person=ref), first, after, only_person=ref)
 
-    @strawberry.field(description="The latest signed checkpoint, signing one now if events "
-                                  "are unsigned (auditors only).")
+    @strawberry.field(
+        description="The latest signed checkpoint, signing one now if events "
+        "are unsigned (auditors only)."
+    )
     async def audit_checkpoint(self, info: strawberry.Info) -> AuditCheckpoint:
         ctx = info.context
         note_audit_read(ctx, "Query.auditCheckpoint")
@@ -237,10 +268,13 @@ class AuditQuery:
             raise forbidden(f"no checkpoint: {exc}") from None
         return AuditCheckpoint(note=signed.note, size=signed.size, root_hash=_b64(signed.root))
 
-    @strawberry.field(description="Inclusion proof of event `index` in the tree of `size` "
-                                  "events (default: the whole log) (auditors only).")
-    async def audit_proof(self, info: strawberry.Info, index: int,
-                          size: int | None = None) -> AuditInclusionProof:
+    @strawberry.field(
+        description="Inclusion proof of event `index` in the tree of `size` "
+        "events (default: the whole log) (auditors only)."
+    )
+    async def audit_proof(
+        self, info: strawberry.Info, index: int, size: int | None = None
+    ) -> AuditInclusionProof:
         ctx = info.context
         note_audit_read(ctx, "Query.auditProof")
         _auditor(ctx, "auditProof")
@@ -248,14 +282,21 @@ class AuditQuery:
             proof = await (await _recorder(ctx).log()).inclusion_proof(index, size)
         except AuditLogError as exc:
             raise bad_input(str(exc), [{"path": ["index"], "reason": str(exc)}]) from None
-        return AuditInclusionProof(index=proof.index, size=proof.size,
-                                   leaf_hash=_b64(proof.leaf_hash), root_hash=_b64(proof.root),
-                                   path=[_b64(h) for h in proof.path])
+        return AuditInclusionProof(
+            index=proof.index,
+            size=proof.size,
+            leaf_hash=_b64(proof.leaf_hash),
+            root_hash=_b64(proof.root),
+            path=[_b64(h) for h in proof.path],
+        )
 
-    @strawberry.field(description="Consistency proof that the tree of `toSize` extends the "
-                                  "one of `fromSize` (auditors only).")
-    async def audit_consistency(self, info: strawberry.Info, from_size: int,
-                                to_size: int | None = None) -> AuditConsistencyProof:
+    @strawberry.field(
+        description="Consistency proof that the tree of `toSize` extends the "
+        "one of `fromSize` (auditors only)."
+    )
+    async def audit_consistency(
+        self, info: strawberry.Info, from_size: int, to_size: int | None = None
+    ) -> AuditConsistencyProof:
         ctx = info.context
         note_audit_read(ctx, "Query.auditConsistency")
         _auditor(ctx, "auditConsistency")
@@ -263,16 +304,22 @@ class AuditQuery:
             proof = await (await _recorder(ctx).log()).consistency_proof(from_size, to_size)
         except AuditLogError as exc:
             raise bad_input(str(exc), [{"path": ["fromSize"], "reason": str(exc)}]) from None
-        return AuditConsistencyProof(from_size=proof.old_size, from_root=_b64(proof.old_root),
-                                     to_size=proof.new_size, to_root=_b64(proof.new_root),
-                                     path=[_b64(h) for h in proof.path])
+        return AuditConsistencyProof(
+            from_size=proof.old_size,
+            from_root=_b64(proof.old_root),
+            to_size=proof.new_size,
+            to_root=_b64(proof.new_root),
+            path=[_b64(h) for h in proof.path],
+        )
 
     @strawberry.field(description="Alerts, newest first (auditors only). " + PAGE_ARGS)
-    async def audit_alerts(self, info: strawberry.Info, first: int | None = None,
-                           after: str | None = None,
-                           rule: Annotated[str | None, strawberry.argument(
-                               description="Only this rule.")] = None,
-                           ) -> Connection[AuditAlertNode]:
+    async def audit_alerts(
+        self,
+        info: strawberry.Info,
+        first: int | None = None,
+        after: str | None = None,
+        rule: Annotated[str | None, strawberry.argument(description="Only this rule.")] = None,
+    ) -> Connection[AuditAlertNode]:
         ctx = info.context
         note_audit_read(ctx, "Query.auditAlerts")
         _auditor(ctx, "auditAlerts")
@@ -288,6 +335,22 @@ class AuditQuery:
             query = query.where(table.c.rule == rule)
         async with recorder.engine.connect() as conn:
             rows = (await conn.execute(query)).mappings().all()
-        return connection([((r["id"],), AuditAlertNode(
-            id=r["id"], index=r["idx"], time=r["at"], rule=r["rule"], principal=r["sub"],
-            org=r["org"], person_id=r["person"], detail=r["detail"])) for r in rows], limit)
+        return connection(
+            [
+                (
+                    (r["id"],),
+                    AuditAlertNode(
+                        id=r["id"],
+                        index=r["idx"],
+                        time=r["at"],
+                        rule=r["rule"],
+                        principal=r["sub"],
+                        org=r["org"],
+                        person_id=r["person"],
+                        detail=r["detail"],
+                    ),
+                )
+                for r in rows
+            ],
+            limit,
+        )

@@ -12,16 +12,19 @@ from schema.projection import F, Projection, col, enc
 from schema.types.common import Row, field, yuan
 
 
-@strawberry.type(description="A filing (备案) that lets an insured person be treated in "
-                             "another region with direct settlement.")
+@strawberry.type(
+    description="A filing (备案) that lets an insured person be treated in "
+    "another region with direct settlement."
+)
 class Filing:
     filing_id: strawberry.ID | None = field("Filing identifier at the national platform.")
     person_id: strawberry.ID | None = field("The filed person's pseudonymous identifier.")
     name: str | None = field("Name of the filed person (姓名).")
     insured_region: str | None = field("Insured place (参保地).")
     destination: str | None = field("Destination region (就医地), city or province code.")
-    category: str | None = field("Filing category, e.g. RELOCATED_RETIREE, LONG_TERM_RESIDENT, "
-                                 "REFERRAL, TEMPORARY.")
+    category: str | None = field(
+        "Filing category, e.g. RELOCATED_RETIREE, LONG_TERM_RESIDENT, REFERRAL, TEMPORARY."
+    )
     channel: str | None = field("Where it was filed: APP, MINI_PROGRAM, PHONE, COUNTER, WEB.")
     status: FilingStatus | None = field("Filing status.")
     filed_at: datetime | None = field("When it was filed.")
@@ -31,23 +34,30 @@ class Filing:
     _ref: strawberry.Private[str] = None
 
 
-FILING = Projection("Filing", Filing, [
-    F("filingId", "filing_id", col("filing_id"), personal=False),
-    F("personId", "person_id", col("person_ref")),
-    F("name", "name", enc("filings", "name_enc", "filing_id")),
-    F("insuredRegion", "insured_region", col("insuplc_admdvs")),
-    F("destination", "destination", col("mdtrtarea_admvs")),
-    F("category", "category", col("category")),
-    F("channel", "channel", col("channel")),
-    F("status", "status", col("status", lambda v: enum_or_none(FilingStatus, v))),
-    F("filedAt", "filed_at", col("filed_at")),
-    F("validFrom", "valid_from", col("valid_from")),
-    F("validUntil", "valid_until", col("valid_until")),
-], lambda row: row["person_ref"])
+FILING = Projection(
+    "Filing",
+    Filing,
+    [
+        F("filingId", "filing_id", col("filing_id"), personal=False),
+        F("personId", "person_id", col("person_ref")),
+        F("name", "name", enc("filings", "name_enc", "filing_id")),
+        F("insuredRegion", "insured_region", col("insuplc_admdvs")),
+        F("destination", "destination", col("mdtrtarea_admvs")),
+        F("category", "category", col("category")),
+        F("channel", "channel", col("channel")),
+        F("status", "status", col("status", lambda v: enum_or_none(FilingStatus, v))),
+        F("filedAt", "filed_at", col("filed_at")),
+        F("validFrom", "valid_from", col("valid_from")),
+        F("validUntil", "valid_until", col("valid_until")),
+    ],
+    lambda row: row["person_ref"],
+)
 
 
-@strawberry.type(description="What one province owes another for a month of cross-province "
-                             "settlements (清算). Aggregate data, no persons.")
+@strawberry.type(
+    description="What one province owes another for a month of cross-province "
+    "settlements (清算). Aggregate data, no persons."
+)
 class Clearing:
     clearing_id: strawberry.ID = strawberry.field(description="Clearing identifier.")
     month: str = strawberry.field(description="Month, YYYY-MM.")
@@ -60,7 +70,13 @@ class Clearing:
 
     @classmethod
     def from_row(cls, row: Row) -> Clearing:
-        return cls(clearing_id=row["clearing_id"], month=row["month"],
-                   payer_province=row["payer_province"], payee_province=row["payee_province"],
-                   settlement_count=row["settlement_count"], total=yuan(row["total_fen"]),
-                   fund_pay=yuan(row["fund_pay_fen"]), status=row["status"])
+        return cls(
+            clearing_id=row["clearing_id"],
+            month=row["month"],
+            payer_province=row["payer_province"],
+            payee_province=row["payee_province"],
+            settlement_count=row["settlement_count"],
+            total=yuan(row["total_fen"]),
+            fund_pay=yuan(row["fund_pay_fen"]),
+            status=row["status"],
+        )

@@ -9,13 +9,15 @@ from schema.types.common import Row
 
 
 @strawberry.federation.type(
-    keys=["code"], shareable=True,
+    keys=["code"],
+    shareable=True,
     description="A designated hospital, internet hospital or pharmacy (定点医药机构). Public "
-                "directory data, level 1.")
+    "directory data, level 1.",
+)
 class Institution:
     code: str = strawberry.field(
         description="National institution code: H (hospital) or P (pharmacy) + six-digit "
-                    "region + five digits."
+        "region + five digits."
     )
     name: str = strawberry.field(description="Registered name (机构名称).")
     level: InstitutionLevel | None = strawberry.field(description="Hospital level (医院等级).")
@@ -32,10 +34,12 @@ class Institution:
     @classmethod
     def from_row(cls, row: Row) -> Institution:
         return cls(
-            code=row["code"], name=row["name"],
+            code=row["code"],
+            name=row["name"],
             level=enum_or_none(InstitutionLevel, row["level"]),
             kind=enum_or_none(InstitutionKind, row["kind"]),
-            region=row["region"], internet_hospital=bool(row["internet_hospital"]),
+            region=row["region"],
+            internet_hospital=bool(row["internet_hospital"]),
         )
 
 

@@ -31,8 +31,17 @@ from schema.types.results import TEST_RESULT, TestResult
 PAGE_ARGS = "first: at most 100 (default 20); after: a cursor from pageInfo.endCursor."
 
 
-async def _person_list(info, loader, ref: str, projection: Projection, key, shape,
-                       first: int | None, after: str | None, keep=None):
+async def _person_list(
+    info,
+    loader,
+    ref: str,
+    projection: Projection,
+    key,
+    shape,
+    first: int | None,
+    after: str | None,
+    keep=None,
+):
     ctx = info.context
     limit = page_size(first)
     cursor = decode_cursor(after, shape)
@@ -53,13 +62,15 @@ def _settlement_key(row: Row) -> tuple[datetime, str]:
 @strawberry.federation.type(
     keys=["personId"],
     description="The lifetime medical-insurance record of one person (医保云档案), across every "
-                "province where they were insured or treated. Every list is a page; ask for "
-                "more with `after`. Each federation subgraph contributes its own lists.")
+    "province where they were insured or treated. Every list is a page; ask for "
+    "more with `after`. Each federation subgraph contributes its own lists.",
+)
 class CloudRecord:
     _ref: strawberry.Private[str] = None
 
-    @strawberry.field(name="personId",
-                      description="The person's pseudonymous identifier (the record's key).")
+    @strawberry.field(
+        name="personId", description="The person's pseudonymous identifier (the record's key)."
+    )
     def person_id(self, info: strawberry.Info) -> strawberry.ID | None:
         # The same value as Person.personId, so the same decision: otherwise a caller denied
         # the pseudonym on Person would read it here (e.g. after person(idNumber:)).
@@ -67,48 +78,84 @@ class CloudRecord:
         return strawberry.ID(self._ref)
 
     @classmethod
-    async def resolve_reference(cls, info: strawberry.Info, personId: strawberry.ID
-                                ) -> CloudRecord:
+    async def resolve_reference(cls, info: strawberry.Info, personId: strawberry.ID) -> CloudRecord:
         # `_entities` bypasses `person`/`me`: a patient reaches only their own record here too.
         ref = own_person_only(info, str(personId))
         await info.context.prepare_relations([ref])
         return CloudRecord(_ref=ref)
 
     @strawberry.field(description="Enrollment periods, newest first. " + PAGE_ARGS)
-    async def enrollments(self, info: strawberry.Info, first: int | None = None,
-                          after: str | None = None) -> Connection[Enrollment]:
+    async def enrollments(
+        self, info: strawberry.Info, first: int | None = None, after: str | None = None
+    ) -> Connection[Enrollment]:
         return await _person_list(
-            info, info.context.loaders.enrollments, self._ref, ENROLLMENT,
-            lambda r: (r["begin_date"], r["enrollment_id"]), (date, str), first, after)
+            info,
+            info.context.loaders.enrollments,
+            self._ref,
+            ENROLLMENT,
+            lambda r: (r["begin_date"], r["enrollment_id"]),
+            (date, str),
+            first,
+            after,
+        )
 
     @strawberry.field(description="Visits, newest first, optionally of one type. " + PAGE_ARGS)
-    async def visits(self, info: strawberry.Info, first: int | None = None,
-                     after: str | None = None,
-                     visit_type: VisitType | None = None) -> Connection[Visit]:
+    async def visits(
+        self,
+        info: strawberry.Info,
+        first: int | None = None,
+        after: str | None = None,
+        visit_type: VisitType | None = None,
+    ) -> Connection[Visit]:
         keep = None if visit_type is None else (lambda r: r["visit_type"] == visit_type.value)
         return await _person_list(
-            info, info.context.loaders.visits, self._ref, VISIT,
-            lambda r: (r["begin_date"], r["mdtrt_id"]), (date, str), first, after, keep)
+            info,
+            info.context.loaders.visits,
+            self._ref,
+            VISIT,
+            lambda r: (r["begin_date"], r["mdtrt_id"]),
+            (date, str),
+            first,
+            after,
+            keep,
+        )
 
     @strawberry.field(description="E-prescriptions, newest first. " + PAGE_ARGS)
-    async def prescriptions(self, info: strawberry.Info, first: int | None = None,
-                            after: str | None = None) -> Connection[Prescription]:
+    async def prescriptions(
+        self, info: strawberry.Info, first: int | None = None, after: str | None = None
+    ) -> Connection[Prescription]:
         return await _person_list(
-            info, info.context.loaders.prescriptions, self._ref, PRESCRIPTION,
-            lambda r: (r["issued_at"], r["rx_id"]), (datetime, str), first, after)
+            info,
+            info.context.loaders.prescriptions,
+            self._ref,
+            PRESCRIPTION,
+            lambda r: (r["issued_at"], r["rx_id"]),
+            (datetime, str),
+            first,
+            after,
+        )
 
-    @strawberry.field(description="Drug purchases at pharmacies (购药), newest first. "
-                                  + PAGE_ARGS)
-    async def drug_purchases(self, info: strawberry.Info, first: int | None = None,
-                             after: str | None = None) -> Connection[DrugPurchase]:
+    @strawberry.field(description="Drug purchases at pharmacies (购药), newest first. " + PAGE_ARGS)
+    async def drug_purchases(
+        self, info: strawberry.Info, first: int | None = None, after: str | None = None
+    ) -> Connection[DrugPurchase]:
         return await _person_list(
-            info, info.context.loaders.dispensings, self._ref, DRUG_PURCHASE,
-            lambda r: (r["dispensed_at"], r["dispensing_id"]), (datetime, str), first, after)
+            info,
+            info.context.loaders.dispensings,
+            self._ref,
+            DRUG_PURCHASE,
+            lambda r: (r["dispensed_at"], r["dispensing_id"]),
+            (datetime, str),
+            first,
+            after,
+        )
 
-    @strawberry.field(description="Settlements in the province and cross-province, newest "
-                                  "first. " + PAGE_ARGS)
-    async def settlements(self, info: strawberry.Info, first: int | None = None,
-                          after: str | None = None) -> Connection[Settlement]:
+    @strawberry.field(
+        description="Settlements in the province and cross-province, newest first. " + PAGE_ARGS
+    )
+    async def settlements(
+        self, info: strawberry.Info, first: int | None = None, after: str | None = None
+    ) -> Connection[Settlement]:
         ctx = info.context
         limit = page_size(first)
         cursor = decode_cursor(after, (datetime, str))
@@ -120,30 +167,57 @@ class CloudRecord:
         rows = SETTLEMENT.keep_visible(ctx, [*local, *cross])
         page = page_in_memory(rows, _settlement_key, True, cursor, limit + 1)
         wanted = requested_nodes(info)
-        return connection([(_settlement_key(r), SETTLEMENT.build(ctx, r, wanted))
-                           for r in page], limit)
+        return connection(
+            [(_settlement_key(r), SETTLEMENT.build(ctx, r, wanted)) for r in page], limit
+        )
 
     @strawberry.field(description="Cross-region filings (备案), newest first. " + PAGE_ARGS)
-    async def filings(self, info: strawberry.Info, first: int | None = None,
-                      after: str | None = None) -> Connection[Filing]:
+    async def filings(
+        self, info: strawberry.Info, first: int | None = None, after: str | None = None
+    ) -> Connection[Filing]:
         return await _person_list(
-            info, info.context.loaders.filings, self._ref, FILING,
-            lambda r: (r["filed_at"], r["filing_id"]), (datetime, str), first, after)
+            info,
+            info.context.loaders.filings,
+            self._ref,
+            FILING,
+            lambda r: (r["filed_at"], r["filing_id"]),
+            (datetime, str),
+            first,
+            after,
+        )
 
-    @strawberry.field(description="Lab and imaging results from every hospital, newest first. "
-                                  + PAGE_ARGS)
-    async def test_results(self, info: strawberry.Info, first: int | None = None,
-                           after: str | None = None,
-                           category: TestCategory | None = None) -> Connection[TestResult]:
+    @strawberry.field(
+        description="Lab and imaging results from every hospital, newest first. " + PAGE_ARGS
+    )
+    async def test_results(
+        self,
+        info: strawberry.Info,
+        first: int | None = None,
+        after: str | None = None,
+        category: TestCategory | None = None,
+    ) -> Connection[TestResult]:
         return await _test_results(info, self._ref, first, after, category)
 
 
-async def _test_results(info: strawberry.Info, ref: str, first: int | None, after: str | None,
-                        category: TestCategory | None) -> Connection[TestResult]:
+async def _test_results(
+    info: strawberry.Info,
+    ref: str,
+    first: int | None,
+    after: str | None,
+    category: TestCategory | None,
+) -> Connection[TestResult]:
     keep = None if category is None else (lambda r: r["category"] == category.value)
     return await _person_list(
-        info, info.context.loaders.test_results, ref, TEST_RESULT,
-        lambda r: (r["collected_at"], r["result_id"]), (datetime, str), first, after, keep)
+        info,
+        info.context.loaders.test_results,
+        ref,
+        TEST_RESULT,
+        lambda r: (r["collected_at"], r["result_id"]),
+        (datetime, str),
+        first,
+        after,
+        keep,
+    )
 
 
 def own_person_only(info: strawberry.Info, person_id: str) -> str:
@@ -157,7 +231,8 @@ def own_person_only(info: strawberry.Info, person_id: str) -> str:
 @strawberry.federation.type(
     keys=["personId"],
     description="An insured person (参保人), joined across sources by a blind index of the "
-                "national ID number; `personId` is a stable pseudonym that reveals nothing.")
+    "national ID number; `personId` is a stable pseudonym that reveals nothing.",
+)
 class Person:
     person_id: strawberry.ID | None = field("Federation-wide pseudonymous identifier.")
     name: str | None = field("Full name (姓名).")
@@ -167,14 +242,16 @@ class Person:
     phone: str | None = field("Mobile phone number (手机号).")
     address: str | None = field("Home address (住址).")
     insured_region: str | None = field("Current insured place (参保地), GB/T 2260 code.")
-    insured_regions: list[str] | None = field("Every region where the person was ever "
-                                              "insured, from every bureau.")
+    insured_regions: list[str] | None = field(
+        "Every region where the person was ever insured, from every bureau."
+    )
     _row: strawberry.Private[Row] = None
     _ref: strawberry.Private[str] = None
 
     @classmethod
-    async def resolve_reference(cls, info: strawberry.Info, personId: strawberry.ID
-                                ) -> Person | None:
+    async def resolve_reference(
+        cls, info: strawberry.Info, personId: strawberry.ID
+    ) -> Person | None:
         # The same path as `person(personId:)`: rows through PERSON and prepare_relations.
         ref = own_person_only(info, str(personId))
         rows = await info.context.load(info.context.loaders.persons, ref, info)
@@ -184,25 +261,36 @@ class Person:
     def cloud_record(self) -> CloudRecord:
         return CloudRecord(_ref=self._ref)
 
-    @strawberry.field(description="Lab and imaging results from every hospital, newest first "
-                                  "(the same list as `cloudRecord.testResults`). " + PAGE_ARGS)
-    async def test_results(self, info: strawberry.Info, first: int | None = None,
-                           after: str | None = None,
-                           category: TestCategory | None = None) -> Connection[TestResult]:
+    @strawberry.field(
+        description="Lab and imaging results from every hospital, newest first "
+        "(the same list as `cloudRecord.testResults`). " + PAGE_ARGS
+    )
+    async def test_results(
+        self,
+        info: strawberry.Info,
+        first: int | None = None,
+        after: str | None = None,
+        category: TestCategory | None = None,
+    ) -> Connection[TestResult]:
         return await _test_results(info, self._ref, first, after, category)
 
 
-PERSON = Projection("Person", Person, [
-    F("personId", "person_id", col("person_ref"), personal=False),
-    F("name", "name", enc("persons", "name_enc", "psn_no")),
-    F("idNumber", "id_number", enc("persons", "id_number_enc", "psn_no")),
-    F("gender", "gender", col("gender", lambda v: enum_or_none(Gender, v))),
-    F("birthDate", "birth_date", enc("persons", "birth_date_enc", "psn_no", iso_date)),
-    F("phone", "phone", enc("persons", "phone_enc", "psn_no")),
-    F("address", "address", enc("persons", "address_enc", "psn_no")),
-    F("insuredRegion", "insured_region", col("insuplc_admdvs")),
-    F("insuredRegions", "insured_regions", lambda _c, r: r["_all_regions"]),
-], lambda row: row["person_ref"])
+PERSON = Projection(
+    "Person",
+    Person,
+    [
+        F("personId", "person_id", col("person_ref"), personal=False),
+        F("name", "name", enc("persons", "name_enc", "psn_no")),
+        F("idNumber", "id_number", enc("persons", "id_number_enc", "psn_no")),
+        F("gender", "gender", col("gender", lambda v: enum_or_none(Gender, v))),
+        F("birthDate", "birth_date", enc("persons", "birth_date_enc", "psn_no", iso_date)),
+        F("phone", "phone", enc("persons", "phone_enc", "psn_no")),
+        F("address", "address", enc("persons", "address_enc", "psn_no")),
+        F("insuredRegion", "insured_region", col("insuplc_admdvs")),
+        F("insuredRegions", "insured_regions", lambda _c, r: r["_all_regions"]),
+    ],
+    lambda row: row["person_ref"],
+)
 
 
 async def person_from_rows(info: strawberry.Info, rows: list[Row]) -> Person | None:
@@ -214,8 +302,9 @@ async def person_from_rows(info: strawberry.Info, rows: list[Row]) -> Person | N
     primary = rows[0]
     if len(rows) > 1:
         enrollments = await ctx.load(ctx.loaders.enrollments, primary["person_ref"], info)
-        latest = max(enrollments, key=lambda e: (e["status"] == "ACTIVE", e["begin_date"]),
-                     default=None)
+        latest = max(
+            enrollments, key=lambda e: (e["status"] == "ACTIVE", e["begin_date"]), default=None
+        )
         if latest is not None:
             primary = next((r for r in rows if r["_source"] == latest["_source"]), primary)
     primary = {**primary, "_all_regions": sorted({r["insuplc_admdvs"] for r in rows})}

@@ -26,14 +26,16 @@ def _ref(row: Row) -> str:
     return row["person_ref"]
 
 
-async def _gated_items(info: strawberry.Info, type_name: str, parent: Any, loader: str,
-                       key_column: str) -> list[Row]:
+async def _gated_items(
+    info: strawberry.Info, type_name: str, parent: Any, loader: str, key_column: str
+) -> list[Row]:
     """The item rows of a prescription or purchase, in item order, once the parent's ``items``
     field passes the policy; items come from the same source as their parent."""
     ctx = info.context
     ctx.check(type_name, "items", parent._ref, parent._row)
-    rows = await ctx.load(getattr(ctx.loaders, loader),
-                          (parent._row["_source"], parent._row[key_column]), info)
+    rows = await ctx.load(
+        getattr(ctx.loaders, loader), (parent._row["_source"], parent._row[key_column]), info
+    )
     return sorted(rows, key=lambda r: r["item_id"])
 
 
@@ -51,15 +53,24 @@ class Enrollment:
     _ref: strawberry.Private[str] = None
 
 
-ENROLLMENT = Projection("Enrollment", Enrollment, [
-    F("enrollmentId", "enrollment_id", col("enrollment_id"), personal=False),
-    F("insuranceType", "insurance_type", col("insutype", lambda v: enum_or_none(InsuranceType, v))),
-    F("poolingRegion", "pooling_region", col("pool_admdvs")),
-    F("beginDate", "begin_date", col("begin_date")),
-    F("endDate", "end_date", col("end_date")),
-    F("status", "status", col("status", lambda v: enum_or_none(EnrollmentStatus, v))),
-    F("accountBalance", "account_balance", col("account_balance_fen", yuan)),
-], _ref)
+ENROLLMENT = Projection(
+    "Enrollment",
+    Enrollment,
+    [
+        F("enrollmentId", "enrollment_id", col("enrollment_id"), personal=False),
+        F(
+            "insuranceType",
+            "insurance_type",
+            col("insutype", lambda v: enum_or_none(InsuranceType, v)),
+        ),
+        F("poolingRegion", "pooling_region", col("pool_admdvs")),
+        F("beginDate", "begin_date", col("begin_date")),
+        F("endDate", "end_date", col("end_date")),
+        F("status", "status", col("status", lambda v: enum_or_none(EnrollmentStatus, v))),
+        F("accountBalance", "account_balance", col("account_balance_fen", yuan)),
+    ],
+    _ref,
+)
 
 
 # -- prescription -----------------------------------------------------------------------------
@@ -73,9 +84,11 @@ class PrescriptionItem:
     days: int = strawberry.field(description="Days of supply.")
 
 
-@strawberry.type(description="An e-prescription (电子处方): signed by the doctor, reviewed by "
-                             "a pharmacist before it takes effect, optionally circulated "
-                             "(处方流转) to a designated pharmacy.")
+@strawberry.type(
+    description="An e-prescription (电子处方): signed by the doctor, reviewed by "
+    "a pharmacist before it takes effect, optionally circulated "
+    "(处方流转) to a designated pharmacy."
+)
 class Prescription:
     prescription_id: strawberry.ID | None = field("Prescription identifier.")
     visit_id: strawberry.ID | None = field("The visit it was written in.")
@@ -93,29 +106,47 @@ class Prescription:
     @strawberry.field(description="The drugs prescribed (at most five by national rules).")
     async def items(self, info: strawberry.Info) -> list[PrescriptionItem] | None:
         rows = await _gated_items(info, "Prescription", self, "rx_items", "rx_id")
-        return [PrescriptionItem(drug_code=r["drug_code"], drug_name=r["drug_name"],
-                                 quantity=r["quantity"], unit=r["unit"], dosage=r["dosage"],
-                                 days=r["days"]) for r in rows]
+        return [
+            PrescriptionItem(
+                drug_code=r["drug_code"],
+                drug_name=r["drug_name"],
+                quantity=r["quantity"],
+                unit=r["unit"],
+                dosage=r["dosage"],
+                days=r["days"],
+            )
+            for r in rows
+        ]
 
 
-PRESCRIPTION = Projection("Prescription", Prescription, [
-    F("prescriptionId", "prescription_id", col("rx_id"), personal=False),
-    F("visitId", "visit_id", col("mdtrt_id"), personal=False),
-    F("institutionCode", "institution_code", col("institution_code")),
-    F("doctorCode", "doctor_code", col("doctor_code")),
-    F("doctorSignature", "doctor_signature", col("doctor_signature")),
-    F("issuedAt", "issued_at", col("issued_at")),
-    F("reviewStatus", "review_status", col("review_status",
-                                           lambda v: enum_or_none(ReviewStatus, v))),
-    F("reviewedBy", "reviewed_by", col("reviewed_by")),
-    F("reviewedAt", "reviewed_at", col("reviewed_at")),
-    F("circulatedTo", "circulated_to", col("circulated_to")),
-], _ref)
+PRESCRIPTION = Projection(
+    "Prescription",
+    Prescription,
+    [
+        F("prescriptionId", "prescription_id", col("rx_id"), personal=False),
+        F("visitId", "visit_id", col("mdtrt_id"), personal=False),
+        F("institutionCode", "institution_code", col("institution_code")),
+        F("doctorCode", "doctor_code", col("doctor_code")),
+        F("doctorSignature", "doctor_signature", col("doctor_signature")),
+        F("issuedAt", "issued_at", col("issued_at")),
+        F(
+            "reviewStatus",
+            "review_status",
+            col("review_status", lambda v: enum_or_none(ReviewStatus, v)),
+        ),
+        F("reviewedBy", "reviewed_by", col("reviewed_by")),
+        F("reviewedAt", "reviewed_at", col("reviewed_at")),
+        F("circulatedTo", "circulated_to", col("circulated_to")),
+    ],
+    _ref,
+)
 
 
 # -- visit ------------------------------------------------------------------------------------
-@strawberry.type(description="A visit (就诊): outpatient, inpatient, internet revisit, chronic "
-                             "outpatient or pharmacy, at a designated institution.")
+@strawberry.type(
+    description="A visit (就诊): outpatient, inpatient, internet revisit, chronic "
+    "outpatient or pharmacy, at a designated institution."
+)
 class Visit:
     visit_id: strawberry.ID | None = field("Visit identifier (mdtrt_id).")
     institution_code: str | None = field("Treating institution's code.")
@@ -139,28 +170,37 @@ class Visit:
     @strawberry.field(description="E-prescriptions written in this visit.")
     async def prescriptions(self, info: strawberry.Info) -> list[Prescription]:
         ctx = info.context
-        rows = await ctx.load(ctx.loaders.prescriptions_by_visit,
-                              (self._row["_source"], self._row["mdtrt_id"]), info)
+        rows = await ctx.load(
+            ctx.loaders.prescriptions_by_visit, (self._row["_source"], self._row["mdtrt_id"]), info
+        )
         await ctx.prepare_relations([self._ref])
         rows = PRESCRIPTION.keep_visible(ctx, rows)
         rows.sort(key=lambda r: (r["issued_at"], r["rx_id"]))
         return PRESCRIPTION.build_all(ctx, rows, requested(info))
 
 
-VISIT = Projection("Visit", Visit, [
-    F("visitId", "visit_id", col("mdtrt_id"), personal=False),
-    F("institutionCode", "institution_code", col("institution_code")),
-    F("visitType", "visit_type", col("visit_type", lambda v: enum_or_none(VisitType, v))),
-    F("beginDate", "begin_date", col("begin_date")),
-    F("endDate", "end_date", col("end_date")),
-    F("diagnosisCodes", "diagnosis_codes",
-      col("diagnosis_codes", lambda v: [c for c in v.split(",") if c])),
-    F("diagnosisText", "diagnosis_text", enc("visits", "diagnosis_text_enc", "mdtrt_id")),
-    F("doctorCode", "doctor_code", col("doctor_code")),
-    F("insuredRegion", "insured_region", col("insuplc_admdvs")),
-    F("treatmentRegion", "treatment_region", col("mdtrtarea_admvs")),
-    F("crossRegion", "cross_region", col("cross_region", bool)),
-], _ref)
+VISIT = Projection(
+    "Visit",
+    Visit,
+    [
+        F("visitId", "visit_id", col("mdtrt_id"), personal=False),
+        F("institutionCode", "institution_code", col("institution_code")),
+        F("visitType", "visit_type", col("visit_type", lambda v: enum_or_none(VisitType, v))),
+        F("beginDate", "begin_date", col("begin_date")),
+        F("endDate", "end_date", col("end_date")),
+        F(
+            "diagnosisCodes",
+            "diagnosis_codes",
+            col("diagnosis_codes", lambda v: [c for c in v.split(",") if c]),
+        ),
+        F("diagnosisText", "diagnosis_text", enc("visits", "diagnosis_text_enc", "mdtrt_id")),
+        F("doctorCode", "doctor_code", col("doctor_code")),
+        F("insuredRegion", "insured_region", col("insuplc_admdvs")),
+        F("treatmentRegion", "treatment_region", col("mdtrtarea_admvs")),
+        F("crossRegion", "cross_region", col("cross_region", bool)),
+    ],
+    _ref,
+)
 
 
 # -- drug purchase ----------------------------------------------------------------------------
@@ -173,9 +213,11 @@ class DrugPurchaseItem:
     amount: Decimal = strawberry.field(description="Amount in yuan.")
 
 
-@strawberry.type(description="A drug purchase (购药) at a designated pharmacy, usually of a "
-                             "circulated prescription. Delivery fees are never paid by the "
-                             "fund.")
+@strawberry.type(
+    description="A drug purchase (购药) at a designated pharmacy, usually of a "
+    "circulated prescription. Delivery fees are never paid by the "
+    "fund."
+)
 class DrugPurchase:
     purchase_id: strawberry.ID | None = field("Purchase identifier at the pharmacy.")
     prescription_id: strawberry.ID | None = field("The circulated prescription, if any.")
@@ -193,32 +235,45 @@ class DrugPurchase:
 
     @strawberry.field(description="The drugs bought.")
     async def items(self, info: strawberry.Info) -> list[DrugPurchaseItem] | None:
-        rows = await _gated_items(info, "DrugPurchase", self, "dispensing_items",
-                                  "dispensing_id")
-        return [DrugPurchaseItem(drug_code=r["drug_code"], drug_name=r["drug_name"],
-                                 quantity=r["quantity"], unit=r["unit"],
-                                 amount=yuan(r["amount_fen"])) for r in rows]
+        rows = await _gated_items(info, "DrugPurchase", self, "dispensing_items", "dispensing_id")
+        return [
+            DrugPurchaseItem(
+                drug_code=r["drug_code"],
+                drug_name=r["drug_name"],
+                quantity=r["quantity"],
+                unit=r["unit"],
+                amount=yuan(r["amount_fen"]),
+            )
+            for r in rows
+        ]
 
 
-DRUG_PURCHASE = Projection("DrugPurchase", DrugPurchase, [
-    F("purchaseId", "purchase_id", col("dispensing_id"), personal=False),
-    F("prescriptionId", "prescription_id", col("rx_id")),
-    F("pharmacyCode", "pharmacy_code", col("pharmacy_code")),
-    F("pharmacistCode", "pharmacist_code", col("pharmacist_code")),
-    F("purchasedAt", "purchased_at", col("dispensed_at")),
-    F("total", "total", col("total_fen", yuan)),
-    F("fundPay", "fund_pay", col("fund_pay_fen", yuan)),
-    F("accountPay", "account_pay", col("acct_pay_fen", yuan)),
-    F("cashPay", "cash_pay", col("cash_pay_fen", yuan)),
-    F("delivered", "delivered", col("delivered", bool)),
-    F("deliveryFee", "delivery_fee", col("delivery_fee_fen", yuan)),
-], _ref)
+DRUG_PURCHASE = Projection(
+    "DrugPurchase",
+    DrugPurchase,
+    [
+        F("purchaseId", "purchase_id", col("dispensing_id"), personal=False),
+        F("prescriptionId", "prescription_id", col("rx_id")),
+        F("pharmacyCode", "pharmacy_code", col("pharmacy_code")),
+        F("pharmacistCode", "pharmacist_code", col("pharmacist_code")),
+        F("purchasedAt", "purchased_at", col("dispensed_at")),
+        F("total", "total", col("total_fen", yuan)),
+        F("fundPay", "fund_pay", col("fund_pay_fen", yuan)),
+        F("accountPay", "account_pay", col("acct_pay_fen", yuan)),
+        F("cashPay", "cash_pay", col("cash_pay_fen", yuan)),
+        F("delivered", "delivered", col("delivered", bool)),
+        F("deliveryFee", "delivery_fee", col("delivery_fee_fen", yuan)),
+    ],
+    _ref,
+)
 
 
 # -- settlement -------------------------------------------------------------------------------
-@strawberry.type(description="A settlement (结算) of a visit: what the fund, the personal "
-                             "account and the person paid. `total = fundPay + accountPay + "
-                             "cashPay` always holds.")
+@strawberry.type(
+    description="A settlement (结算) of a visit: what the fund, the personal "
+    "account and the person paid. `total = fundPay + accountPay + "
+    "cashPay` always holds."
+)
 class Settlement:
     settlement_id: strawberry.ID | None = field("Settlement identifier (setl_id).")
     visit_id: strawberry.ID | None = field("The settled visit (mdtrt_id).")
@@ -236,8 +291,9 @@ class Settlement:
     cross_province: bool | None = field("Cross-province direct settlement (跨省直接结算).")
     clearing_status: ClearingStatus | None = field("Clearing between regions (清算).")
     clearing_month: str | None = field("Month it is cleared in (YYYY-MM), cross-province only.")
-    filing_id: strawberry.ID | None = field("The filing (备案) it was made under, "
-                                            "cross-province only.")
+    filing_id: strawberry.ID | None = field(
+        "The filing (备案) it was made under, cross-province only."
+    )
     _row: strawberry.Private[Row] = None
     _ref: strawberry.Private[str] = None
 
@@ -257,24 +313,35 @@ def _opt(column: str, convert=None):
     return read
 
 
-SETTLEMENT = Projection("Settlement", Settlement, [
-    F("settlementId", "settlement_id", col("setl_id"), personal=False),
-    F("visitId", "visit_id", col("mdtrt_id")),
-    F("personId", "person_id", col("person_ref")),
-    F("institutionCode", "institution_code", col("institution_code")),
-    F("medicalType", "medical_type", col("med_type", lambda v: enum_or_none(VisitType, v))),
-    F("settledAt", "settled_at", col("setl_time")),
-    F("insuredRegion", "insured_region", col("insuplc_admdvs")),
-    F("treatmentRegion", "treatment_region", col("mdtrtarea_admvs")),
-    F("total", "total", col("total_fen", yuan)),
-    F("inPolicy", "in_policy", col("in_policy_fen", yuan)),
-    F("fundPay", "fund_pay", col("fund_pay_fen", yuan)),
-    F("accountPay", "account_pay", col("acct_pay_fen", yuan)),
-    F("cashPay", "cash_pay", col("cash_pay_fen", yuan)),
-    F("crossProvince", "cross_province",
-      lambda _c, r: bool(r.get("cross_province", "clearing_month" in r))),
-    F("clearingStatus", "clearing_status",
-      col("clearing_status", lambda v: enum_or_none(ClearingStatus, v))),
-    F("clearingMonth", "clearing_month", _opt("clearing_month")),
-    F("filingId", "filing_id", _opt("filing_id")),
-], _ref)
+SETTLEMENT = Projection(
+    "Settlement",
+    Settlement,
+    [
+        F("settlementId", "settlement_id", col("setl_id"), personal=False),
+        F("visitId", "visit_id", col("mdtrt_id")),
+        F("personId", "person_id", col("person_ref")),
+        F("institutionCode", "institution_code", col("institution_code")),
+        F("medicalType", "medical_type", col("med_type", lambda v: enum_or_none(VisitType, v))),
+        F("settledAt", "settled_at", col("setl_time")),
+        F("insuredRegion", "insured_region", col("insuplc_admdvs")),
+        F("treatmentRegion", "treatment_region", col("mdtrtarea_admvs")),
+        F("total", "total", col("total_fen", yuan)),
+        F("inPolicy", "in_policy", col("in_policy_fen", yuan)),
+        F("fundPay", "fund_pay", col("fund_pay_fen", yuan)),
+        F("accountPay", "account_pay", col("acct_pay_fen", yuan)),
+        F("cashPay", "cash_pay", col("cash_pay_fen", yuan)),
+        F(
+            "crossProvince",
+            "cross_province",
+            lambda _c, r: bool(r.get("cross_province", "clearing_month" in r)),
+        ),
+        F(
+            "clearingStatus",
+            "clearing_status",
+            col("clearing_status", lambda v: enum_or_none(ClearingStatus, v)),
+        ),
+        F("clearingMonth", "clearing_month", _opt("clearing_month")),
+        F("filingId", "filing_id", _opt("filing_id")),
+    ],
+    _ref,
+)

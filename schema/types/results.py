@@ -18,8 +18,10 @@ class ReferenceRange:
     high: float | None = strawberry.field(description="Upper limit, in the value's unit.")
 
 
-@strawberry.type(description="Whether other designated institutions accept this result "
-                             "without repeating it (检查检验结果互认).")
+@strawberry.type(
+    description="Whether other designated institutions accept this result "
+    "without repeating it (检查检验结果互认)."
+)
 class Recognition:
     recognized: bool = strawberry.field(description="Accepted by other institutions now.")
     reason: RecognitionReason = strawberry.field(description="Why, or why not.")
@@ -68,9 +70,11 @@ class TestResult:
         verdict = ctx.services.recognition.assess(
             code, institution["level"] if institution else None, row["reported_at"], ctx.now
         )
-        return Recognition(recognized=verdict.recognized,
-                           reason=RecognitionReason(verdict.reason),
-                           valid_until=verdict.valid_until)
+        return Recognition(
+            recognized=verdict.recognized,
+            reason=RecognitionReason(verdict.reason),
+            valid_until=verdict.valid_until,
+        )
 
 
 def _range(_ctx, row: Row) -> ReferenceRange | None:
@@ -79,24 +83,29 @@ def _range(_ctx, row: Row) -> ReferenceRange | None:
     return ReferenceRange(low=row["ref_low"], high=row["ref_high"])
 
 
-TEST_RESULT = Projection("TestResult", TestResult, [
-    F("resultId", "result_id", col("result_id"), personal=False),
-    F("personId", "person_id", col("person_ref")),
-    F("category", "category", col("category", lambda v: enum_or_none(TestCategory, v))),
-    F("itemCode", "item_code", col("item_code")),
-    F("itemName", "item_name", col("item_name")),
-    F("value", "value", col("value")),
-    F("unit", "unit", col("unit")),
-    F("referenceRange", "reference_range", _range),
-    F("flag", "flag", col("flag", lambda v: enum_or_none(ResultFlag, v))),
-    F("modality", "modality", col("modality", lambda v: enum_or_none(Modality, v))),
-    F("bodyPart", "body_part", col("body_part")),
-    F("findings", "findings", enc("test_results", "findings_enc", "result_id")),
-    F("impression", "impression", enc("test_results", "impression_enc", "result_id")),
-    F("studyUid", "study_uid", col("study_uid")),
-    F("performingInstitutionCode", "performing_institution_code", col("institution_code")),
-    F("visitId", "visit_id", col("mdtrt_id")),
-    F("orderingDoctor", "ordering_doctor", col("ordering_doctor")),
-    F("collectedAt", "collected_at", col("collected_at")),
-    F("reportedAt", "reported_at", col("reported_at")),
-], lambda row: row["person_ref"])
+TEST_RESULT = Projection(
+    "TestResult",
+    TestResult,
+    [
+        F("resultId", "result_id", col("result_id"), personal=False),
+        F("personId", "person_id", col("person_ref")),
+        F("category", "category", col("category", lambda v: enum_or_none(TestCategory, v))),
+        F("itemCode", "item_code", col("item_code")),
+        F("itemName", "item_name", col("item_name")),
+        F("value", "value", col("value")),
+        F("unit", "unit", col("unit")),
+        F("referenceRange", "reference_range", _range),
+        F("flag", "flag", col("flag", lambda v: enum_or_none(ResultFlag, v))),
+        F("modality", "modality", col("modality", lambda v: enum_or_none(Modality, v))),
+        F("bodyPart", "body_part", col("body_part")),
+        F("findings", "findings", enc("test_results", "findings_enc", "result_id")),
+        F("impression", "impression", enc("test_results", "impression_enc", "result_id")),
+        F("studyUid", "study_uid", col("study_uid")),
+        F("performingInstitutionCode", "performing_institution_code", col("institution_code")),
+        F("visitId", "visit_id", col("mdtrt_id")),
+        F("orderingDoctor", "ordering_doctor", col("ordering_doctor")),
+        F("collectedAt", "collected_at", col("collected_at")),
+        F("reportedAt", "reported_at", col("reported_at")),
+    ],
+    lambda row: row["person_ref"],
+)

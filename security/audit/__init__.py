@@ -65,9 +65,12 @@ __all__ = [
 ]
 
 
-def open_audit_log(engine: AsyncEngine, keys_dir: Path,
-                   config: AuditLogConfig | None = None, profile: str = "standard"
-                   ) -> AuditLog:
+def open_audit_log(
+    engine: AsyncEngine,
+    keys_dir: Path,
+    config: AuditLogConfig | None = None,
+    profile: str = "standard",
+) -> AuditLog:
     """The log on ``engine`` signing checkpoints with the crypto profile's key in
     ``keys_dir`` (Ed25519 ``audit-log.pem``, or SM2 ``audit-log.sm2`` under "national"; made
     on first use, its verifier key published as ``audit-log.pub``)."""

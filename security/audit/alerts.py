@@ -35,13 +35,19 @@ INDEX = AuditIndexRow.__table__
 
 def _read_persons(event: Mapping[str, Any]) -> list[str]:
     """Pseudonyms of the persons whose fields the event read or masked."""
-    return [p["personId"] for p in event.get("persons") or ()
-            if (p.get("read") or p.get("masked")) and p.get("personId")]
+    return [
+        p["personId"]
+        for p in event.get("persons") or ()
+        if (p.get("read") or p.get("masked")) and p.get("personId")
+    ]
 
 
 async def _recent_alert(conn: AsyncConnection, rule: str, sub: str, since: datetime) -> bool:
-    found = await conn.execute(select(ALERTS.c.id).where(
-        ALERTS.c.rule == rule, ALERTS.c.sub == sub, ALERTS.c.at >= since).limit(1))
+    found = await conn.execute(
+        select(ALERTS.c.id)
+        .where(ALERTS.c.rule == rule, ALERTS.c.sub == sub, ALERTS.c.at >= since)
+        .limit(1)
+    )
     return found.first() is not None
 
 
@@ -64,8 +70,9 @@ class AlertEvaluator:
         self._remember = remember
         self._reads: OrderedDict[tuple[str, str], datetime] = OrderedDict()
 
-    async def evaluate(self, engine: AsyncEngine, batch: Sequence[tuple[int, Mapping[str, Any]]]
-                       ) -> list[dict[str, Any]]:
+    async def evaluate(
+        self, engine: AsyncEngine, batch: Sequence[tuple[int, Mapping[str, Any]]]
+    ) -> list[dict[str, Any]]:
         """Store and return the alerts the events of ``batch`` fire, in index order. Call
         after their index rows exist. A connection is opened only if a rule needs one."""
         async with contextlib.AsyncExitStack() as stack:
@@ -83,8 +90,9 @@ class AlertEvaluator:
                 conn = await connect()
                 await conn.execute(insert(ALERTS), fired)
         for alert in fired:
-            log.warning("audit alert %s at event %d: %s", alert["rule"], alert["idx"],
-                        alert["detail"])
+            log.warning(
+                "audit alert %s at event %d: %s", alert["rule"], alert["idx"], alert["detail"]
+            )
         return fired
 
     def _new_reads(self, sub: str, persons: list[str], at: datetime, since: datetime) -> bool:
@@ -102,8 +110,9 @@ class AlertEvaluator:
             self._reads.popitem(last=False)
         return new
 
-    async def _evaluate(self, connect: Connect, idx: int, event: Mapping[str, Any]
-                        ) -> list[dict[str, Any]]:
+    async def _evaluate(
+        self, connect: Connect, idx: int, event: Mapping[str, Any]
+    ) -> list[dict[str, Any]]:
         rules = self.rules
         principal = event.get("principal") or {}
         sub, org = principal.get("sub"), principal.get("org")
@@ -111,37 +120,74 @@ class AlertEvaluator:
         fired: list[dict[str, Any]] = []
 
         def fire(rule: str, detail: str, person: str | None = None) -> None:
-            fired.append({"idx": idx, "at": at, "rule": rule, "sub": sub, "org": org,
-                          "person": person, "detail": detail})
+            fired.append(
+                {
+                    "idx": idx,
+                    "at": at,
+                    "rule": rule,
+                    "sub": sub,
+                    "org": org,
+                    "person": person,
+                    "detail": detail,
+                }
+            )
 
         persons = event.get("persons") or []
         if rules.break_glass and event.get("breakGlass"):
             refs = [p["personId"] for p in persons if p.get("personId")]
-            fire("BREAK_GLASS", f"emergency access by {sub} ({org}) to {len(refs)} person(s)",
-                 refs[0] if len(refs) == 1 else None)
+            fire(
+                "BREAK_GLASS",
+                f"emergency access by {sub} ({org}) to {len(refs)} person(s)",
+                refs[0] if len(refs) == 1 else None,
+            )
 
         read = _read_persons(event)
         since = at - timedelta(seconds=rules.volume_window_seconds)
         if sub and read and self._new_reads(sub, read, at, since):
             conn = await connect()
-            count = (await conn.execute(select(func.count(func.distinct(INDEX.c.person))).where(
-                and_(INDEX.c.sub == sub, INDEX.c.at >= since, INDEX.c.person.is_not(None),
-                     INDEX.c.field_classes != ",")))).scalar_one()
+            count = (
+                await conn.execute(
+                    select(func.count(func.distinct(INDEX.c.person))).where(
+                        and_(
+                            INDEX.c.sub == sub,
+                            INDEX.c.at >= since,
+                            INDEX.c.person.is_not(None),
+                            INDEX.c.field_classes != ",",
+                        )
+                    )
+                )
+            ).scalar_one()
             if count > rules.volume_persons and not await _recent_alert(
-                    conn, "VOLUME_SPIKE", sub, since):
-                fire("VOLUME_SPIKE", f"{sub} read {count} distinct persons within "
-                     f"{rules.volume_window_seconds}s (threshold {rules.volume_persons})")
+                conn, "VOLUME_SPIKE", sub, since
+            ):
+                fire(
+                    "VOLUME_SPIKE",
+                    f"{sub} read {count} distinct persons within "
+                    f"{rules.volume_window_seconds}s (threshold {rules.volume_persons})",
+                )
 
         if sub and any(p.get("denied") and p.get("relation") == "NONE" for p in persons):
             conn = await connect()
             since = at - timedelta(seconds=rules.probing_window_seconds)
-            count = (await conn.execute(select(func.count()).where(
-                and_(INDEX.c.sub == sub, INDEX.c.at >= since,
-                     INDEX.c.denied_unrelated.is_(True))))).scalar_one()
+            count = (
+                await conn.execute(
+                    select(func.count()).where(
+                        and_(
+                            INDEX.c.sub == sub,
+                            INDEX.c.at >= since,
+                            INDEX.c.denied_unrelated.is_(True),
+                        )
+                    )
+                )
+            ).scalar_one()
             if count >= rules.probing_denials and not await _recent_alert(
-                    conn, "PROBING", sub, since):
-                fire("PROBING", f"{sub} was denied {count} times on unrelated persons within "
-                     f"{rules.probing_window_seconds}s (threshold {rules.probing_denials})")
+                conn, "PROBING", sub, since
+            ):
+                fire(
+                    "PROBING",
+                    f"{sub} was denied {count} times on unrelated persons within "
+                    f"{rules.probing_window_seconds}s (threshold {rules.probing_denials})",
+                )
 
         hours = rules.working_hours()
         if hours is not None and read:
@@ -149,6 +195,8 @@ class AlertEvaluator:
             start, end = hours
             inside = start <= local < end if start <= end else (local >= start or local < end)
             if not inside:
-                fire("OFF_HOURS", f"personal data read at {local:%H:%M} {rules.timezone}, "
-                     f"outside {rules.hours}")
+                fire(
+                    "OFF_HOURS",
+                    f"personal data read at {local:%H:%M} {rules.timezone}, outside {rules.hours}",
+                )
         return fired

@@ -23,8 +23,13 @@ AUDIT_CLASS = "audit"
 # Codes that mean "the caller may not have this": the request counts as a denial.
 DENIAL_CODES = frozenset({"FORBIDDEN_FIELD", "FORBIDDEN"})
 # Codes that are answers, not failures of the gateway.
-ANSWER_CODES = DENIAL_CODES | {"BAD_USER_INPUT", "NOT_FOUND", "SOURCE_UNAVAILABLE",
-                               "IDEMPOTENCY_KEY_REUSED", "DATA_INTEGRITY"}
+ANSWER_CODES = DENIAL_CODES | {
+    "BAD_USER_INPUT",
+    "NOT_FOUND",
+    "SOURCE_UNAVAILABLE",
+    "IDEMPOTENCY_KEY_REUSED",
+    "DATA_INTEGRITY",
+}
 
 
 class Outcome(StrEnum):
@@ -62,9 +67,13 @@ def _fields(paths: Iterable[str], catalogue: Any) -> list[dict[str, Any]]:
     for path in sorted(paths):
         type_name, _, field_name = path.partition(".")
         entry = catalogue.field(type_name, field_name) if catalogue is not None else None
-        out.append({"field": path,
-                    "class": entry.data_class if entry else None,
-                    "level": entry.level if entry else None})
+        out.append(
+            {
+                "field": path,
+                "class": entry.data_class if entry else None,
+                "level": entry.level if entry else None,
+            }
+        )
     return out
 
 
@@ -136,20 +145,24 @@ def audit_log_part(reads: Iterable[str]) -> dict[str, Any]:
 def principal_of(principal: Any) -> dict[str, Any] | None:
     if principal is None:
         return None
-    return {"sub": principal.sub, "role": str(principal.role), "org": principal.org,
-            "issuer": principal.issuer}
+    return {
+        "sub": principal.sub,
+        "role": str(principal.role),
+        "org": principal.org,
+        "issuer": principal.issuer,
+    }
 
 
-def request_event(ctx: Any, operation: Operation, errors: Iterable[Any] | None,
-                  has_data: bool, client: str | None) -> dict[str, Any] | None:
+def request_event(
+    ctx: Any, operation: Operation, errors: Iterable[Any] | None, has_data: bool, client: str | None
+) -> dict[str, Any] | None:
     """The event of one GraphQL request, or None when nothing in it needs auditing (no
     personal data touched, nothing denied, not a mutation)."""
     persons = persons_of(ctx)
     codes = error_codes(errors)
     denied = any(code in DENIAL_CODES for code in codes)
     audit_reads = getattr(ctx, "audit_reads", None)
-    if (not persons and not denied and not audit_reads
-            and operation.kind is not Kind.MUTATION):
+    if not persons and not denied and not audit_reads and operation.kind is not Kind.MUTATION:
         return None
     deadline = getattr(ctx, "deadline", None)
     failed = sorted(getattr(ctx, "failures", {}) or {})
@@ -163,11 +176,11 @@ def request_event(ctx: Any, operation: Operation, errors: Iterable[Any] | None,
         "purpose": str(ctx.purpose) if ctx.purpose is not None else None,
         "breakGlass": bool(getattr(guard, "break_glass", False)),
         # Persons for whom break-glass was asked but refused (the daily limit was reached).
-        "breakGlassRefused": sorted(getattr(getattr(ctx, "_relations", None),
-                                            "break_glass_refused", ()) or ()),
+        "breakGlassRefused": sorted(
+            getattr(getattr(ctx, "_relations", None), "break_glass_refused", ()) or ()
+        ),
         "persons": persons,
-        "sources": {"touched": sorted(getattr(deadline, "touched", ()) or ()),
-                    "failed": failed},
+        "sources": {"touched": sorted(getattr(deadline, "touched", ()) or ()), "failed": failed},
         "outcome": str(outcome_of(codes, has_data, persons)),
         "errors": sorted(set(codes)),
         "client": client,
@@ -178,14 +191,23 @@ def request_event(ctx: Any, operation: Operation, errors: Iterable[Any] | None,
     return event
 
 
-def audit_endpoint_event(*, principal: Any, purpose: Any, client: str | None, method: str,
-                         path: str, status: int, request_id: str) -> dict[str, Any]:
+def audit_endpoint_event(
+    *,
+    principal: Any,
+    purpose: Any,
+    client: str | None,
+    method: str,
+    path: str,
+    status: int,
+    request_id: str,
+) -> dict[str, Any]:
     """A read of the audit log over HTTP (``/audit/*``): who, why, which endpoint, result.
 
     The query string is left out: it names events, and the event text is not repeated.
     """
-    outcome = (Outcome.OK if status < 400 else
-               Outcome.DENIED if status in (401, 403) else Outcome.ERROR)
+    outcome = (
+        Outcome.OK if status < 400 else Outcome.DENIED if status in (401, 403) else Outcome.ERROR
+    )
     return {
         "v": EVENT_VERSION,
         "kind": str(Kind.QUERY),
@@ -204,8 +226,16 @@ def audit_endpoint_event(*, principal: Any, purpose: Any, client: str | None, me
     }
 
 
-def authentication_event(*, client: str | None, path: str, method: str, status: int,
-                         code: str, reason: str, request_id: str) -> dict[str, Any]:
+def authentication_event(
+    *,
+    client: str | None,
+    path: str,
+    method: str,
+    status: int,
+    code: str,
+    reason: str,
+    request_id: str,
+) -> dict[str, Any]:
     """A refused authentication: where from, what path, why. Never anything of the token."""
     return {
         "v": EVENT_VERSION,

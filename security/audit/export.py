@@ -26,17 +26,23 @@ DCM = "http://dicom.nema.org/resources/ontology/DCM"
 ACT_REASON = "http://terminology.hl7.org/CodeSystem/v3-ActReason"
 # The nearest HL7 purpose of use for each of ours; ours stays beside it, exact.
 PURPOSE_OF_USE = {
-    "TREATMENT": "TREAT", "EMERGENCY": "ETREAT", "PATIENT_ACCESS": "PATRQT",
-    "SETTLEMENT": "HPAYMT", "FUND_SUPERVISION": "HOPERAT", "RESEARCH": "HRESCH",
-    "UNDERWRITING": "COVERAGE", "AUDIT": "HSYSADMIN",
+    "TREATMENT": "TREAT",
+    "EMERGENCY": "ETREAT",
+    "PATIENT_ACCESS": "PATRQT",
+    "SETTLEMENT": "HPAYMT",
+    "FUND_SUPERVISION": "HOPERAT",
+    "RESEARCH": "HRESCH",
+    "UNDERWRITING": "COVERAGE",
+    "AUDIT": "HSYSADMIN",
 }
 # AuditEvent.outcome: 0 success, 4 minor failure (refused or partial), 8 serious failure.
 OUTCOME = {"OK": "0", "PARTIAL": "4", "DENIED": "4", "UNAUTHENTICATED": "4", "ERROR": "8"}
 ACTION = {"QUERY": "R", "MUTATION": "U", "AUTHENTICATION": "E"}
 
 
-async def leaves(engine: AsyncEngine, since: datetime | None = None,
-                 until: datetime | None = None) -> AsyncIterator[bytes]:
+async def leaves(
+    engine: AsyncEngine, since: datetime | None = None, until: datetime | None = None
+) -> AsyncIterator[bytes]:
     """Stored leaves in log order, optionally only those logged in [since, until)."""
     after = -1
     while True:
@@ -65,8 +71,12 @@ def _details(person: Mapping[str, Any]) -> list[dict[str, Any]]:
     details = []
     for kind in ("read", "masked", "denied"):
         for f in person.get(kind, ()):
-            details.append({"type": kind, "valueString":
-                            f"{f['field']} (class {f.get('class')}, level {f.get('level')})"})
+            details.append(
+                {
+                    "type": kind,
+                    "valueString": f"{f['field']} (class {f.get('class')}, level {f.get('level')})",
+                }
+            )
     if person.get("relation"):
         details.append({"type": "relation", "valueString": person["relation"]})
     return details
@@ -79,8 +89,10 @@ def fhir_audit_event(index: int, event: Mapping[str, Any], logged_at: str) -> di
     auth = kind == "AUTHENTICATION"
     agent: dict[str, Any] = {"requestor": True}
     if principal:
-        agent["who"] = {"identifier": {"system": principal["issuer"], "value": principal["sub"]},
-                        "display": f"{principal['role']} at {principal['org']}"}
+        agent["who"] = {
+            "identifier": {"system": principal["issuer"], "value": principal["sub"]},
+            "display": f"{principal['role']} at {principal['org']}",
+        }
         agent["role"] = [{"coding": [_coding(f"{MEDFED}/role", principal["role"])]}]
         agent["altId"] = principal["org"]
     else:
@@ -90,18 +102,26 @@ def fhir_audit_event(index: int, event: Mapping[str, Any], logged_at: str) -> di
     resource: dict[str, Any] = {
         "resourceType": "AuditEvent",
         "id": f"medfed-audit-{index}",
-        "type": _coding(DCM, "110114", "User Authentication") if auth else _coding(
-            "http://terminology.hl7.org/CodeSystem/audit-event-type", "rest",
-            "RESTful Operation"),
+        "type": _coding(DCM, "110114", "User Authentication")
+        if auth
+        else _coding(
+            "http://terminology.hl7.org/CodeSystem/audit-event-type", "rest", "RESTful Operation"
+        ),
         "subtype": [_coding(f"{MEDFED}/event-kind", kind)],
         "action": ACTION.get(kind, "E"),
         "recorded": event["time"],
         "outcome": OUTCOME.get(event.get("outcome", ""), "8"),
         "outcomeDesc": event.get("outcome", ""),
         "agent": [agent],
-        "source": {"site": "medfed", "observer": {"display": "medfed gateway"},
-                   "type": [_coding("http://terminology.hl7.org/CodeSystem/"
-                                    "security-source-type", "3", "Web Server")]},
+        "source": {
+            "site": "medfed",
+            "observer": {"display": "medfed gateway"},
+            "type": [
+                _coding(
+                    "http://terminology.hl7.org/CodeSystem/security-source-type", "3", "Web Server"
+                )
+            ],
+        },
         "entity": [],
     }
     purpose = event.get("purpose")
@@ -113,22 +133,27 @@ def fhir_audit_event(index: int, event: Mapping[str, Any], logged_at: str) -> di
         agent["purposeOfUse"] = [{"coding": codings}]
     for person in event.get("persons") or ():
         entity: dict[str, Any] = {
-            "what": {"identifier": {"system": f"{MEDFED}/personId",
-                                    "value": person.get("personId") or "unknown"}},
-            "type": _coding("http://terminology.hl7.org/CodeSystem/audit-entity-type", "1",
-                            "Person"),
-            "role": _coding("http://terminology.hl7.org/CodeSystem/object-role", "1",
-                            "Patient"),
+            "what": {
+                "identifier": {
+                    "system": f"{MEDFED}/personId",
+                    "value": person.get("personId") or "unknown",
+                }
+            },
+            "type": _coding(
+                "http://terminology.hl7.org/CodeSystem/audit-entity-type", "1", "Person"
+            ),
+            "role": _coding("http://terminology.hl7.org/CodeSystem/object-role", "1", "Patient"),
         }
         details = _details(person)
         if details:
             entity["detail"] = details
         resource["entity"].append(entity)
-    log_details = [{"type": "logIndex", "valueString": str(index)},
-                   {"type": "loggedAt", "valueString": logged_at},
-                   {"type": "requestId", "valueString": event.get("requestId", "")},
-                   {"type": "breakGlass", "valueString": str(bool(event.get("breakGlass")))
-                    .lower()}]
+    log_details = [
+        {"type": "logIndex", "valueString": str(index)},
+        {"type": "loggedAt", "valueString": logged_at},
+        {"type": "requestId", "valueString": event.get("requestId", "")},
+        {"type": "breakGlass", "valueString": str(bool(event.get("breakGlass"))).lower()},
+    ]
     operation = event.get("operation") or {}
     if operation.get("sha256"):
         log_details.append({"type": "operationSha256", "valueString": operation["sha256"]})
@@ -140,12 +165,15 @@ def fhir_audit_event(index: int, event: Mapping[str, Any], logged_at: str) -> di
     request = event.get("request") or {}
     if request.get("reason"):
         log_details.append({"type": "reason", "valueString": request["reason"]})
-    resource["entity"].append({
-        "what": {"display": operation.get("name") or request.get("path") or "graphql"},
-        "type": _coding("http://terminology.hl7.org/CodeSystem/audit-entity-type", "2",
-                        "System Object"),
-        "detail": log_details,
-    })
+    resource["entity"].append(
+        {
+            "what": {"display": operation.get("name") or request.get("path") or "graphql"},
+            "type": _coding(
+                "http://terminology.hl7.org/CodeSystem/audit-entity-type", "2", "System Object"
+            ),
+            "detail": log_details,
+        }
+    )
     if event.get("breakGlass"):
         resource["subtype"].append(_coding(f"{MEDFED}/event-kind", "BREAK_GLASS"))
     return resource

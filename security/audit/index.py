@@ -25,8 +25,12 @@ CATCH_UP_CHUNK = 5000
 
 
 def _classes(person: Mapping[str, Any]) -> str:
-    classes = {f["class"] for key in ("read", "masked", "denied") for f in person.get(key, ())
-               if f.get("class")}
+    classes = {
+        f["class"]
+        for key in ("read", "masked", "denied")
+        for f in person.get(key, ())
+        if f.get("class")
+    }
     return "," + "".join(f"{c}," for c in sorted(classes))
 
 
@@ -51,11 +55,16 @@ def index_rows(idx: int, event: Mapping[str, Any]) -> list[dict[str, Any]]:
     }
     persons = event.get("persons") or []
     if not persons:
-        return [{**base, "person": None, "field_classes": "," + own,
-                 "denied_unrelated": False}]
-    return [{**base, "person": p.get("personId"), "field_classes": _classes(p) + own,
-             "denied_unrelated": bool(p.get("denied")) and p.get("relation") == "NONE"}
-            for p in persons]
+        return [{**base, "person": None, "field_classes": "," + own, "denied_unrelated": False}]
+    return [
+        {
+            **base,
+            "person": p.get("personId"),
+            "field_classes": _classes(p) + own,
+            "denied_unrelated": bool(p.get("denied")) and p.get("relation") == "NONE",
+        }
+        for p in persons
+    ]
 
 
 def derived_rows(idx: int, event: Mapping[str, Any]) -> list[tuple[Any, dict[str, Any]]]:
@@ -80,9 +89,14 @@ async def catch_up(engine: AsyncEngine) -> int:
         async with engine.begin() as conn:
             high = (await conn.execute(select(func.max(INDEX.c.idx)))).scalar()
             start = -1 if high is None else high
-            rows = (await conn.execute(
-                select(EVENTS.c.idx, EVENTS.c.entry).where(EVENTS.c.idx > start)
-                .order_by(EVENTS.c.idx).limit(CATCH_UP_CHUNK))).all()
+            rows = (
+                await conn.execute(
+                    select(EVENTS.c.idx, EVENTS.c.entry)
+                    .where(EVENTS.c.idx > start)
+                    .order_by(EVENTS.c.idx)
+                    .limit(CATCH_UP_CHUNK)
+                )
+            ).all()
             for idx, entry in rows:
                 _, event, _ = event_of_entry(entry)
                 await write_rows(conn, idx, event)
@@ -107,10 +121,15 @@ class EventFilter:
     def where(self) -> list[Any]:
         c = INDEX.c
         out: list[Any] = []
-        for column, value in ((c.person, self.person), (c.org, self.org),
-                              (c.sub, self.principal), (c.role, self.role),
-                              (c.purpose, self.purpose), (c.outcome, self.outcome),
-                              (c.break_glass, self.break_glass)):
+        for column, value in (
+            (c.person, self.person),
+            (c.org, self.org),
+            (c.sub, self.principal),
+            (c.role, self.role),
+            (c.purpose, self.purpose),
+            (c.outcome, self.outcome),
+            (c.break_glass, self.break_glass),
+        ):
             if value is not None:
                 out.append(column == value)
         if self.field_class is not None:
@@ -126,24 +145,37 @@ class EventFilter:
         return out
 
 
-async def find_events(engine: AsyncEngine, flt: EventFilter, before: int | None,
-                      limit: int) -> list[tuple[int, dict[str, Any], str]]:
+async def find_events(
+    engine: AsyncEngine, flt: EventFilter, before: int | None, limit: int
+) -> list[tuple[int, dict[str, Any], str]]:
     """Up to ``limit`` logged events matching ``flt``, newest first, with index < before."""
     where = flt.where()
     if before is not None:
         where.append(INDEX.c.idx < before)
     async with engine.connect() as conn:
-        ids = (await conn.execute(
-            select(INDEX.c.idx).where(and_(True, *where)).distinct()
-            .order_by(INDEX.c.idx.desc()).limit(limit))).scalars().all()
+        ids = (
+            (
+                await conn.execute(
+                    select(INDEX.c.idx)
+                    .where(and_(True, *where))
+                    .distinct()
+                    .order_by(INDEX.c.idx.desc())
+                    .limit(limit)
+                )
+            )
+            .scalars()
+            .all()
+        )
         return await read_events(conn, ids)
 
 
-async def read_events(conn: AsyncConnection, ids: Sequence[int]
-                      ) -> list[tuple[int, dict[str, Any], str]]:
+async def read_events(
+    conn: AsyncConnection, ids: Sequence[int]
+) -> list[tuple[int, dict[str, Any], str]]:
     if not ids:
         return []
-    rows = (await conn.execute(select(EVENTS.c.idx, EVENTS.c.entry)
-                               .where(EVENTS.c.idx.in_(list(ids))))).all()
+    rows = (
+        await conn.execute(select(EVENTS.c.idx, EVENTS.c.entry).where(EVENTS.c.idx.in_(list(ids))))
+    ).all()
     by_idx = {idx: event_of_entry(entry) for idx, entry in rows}
     return [by_idx[i] for i in ids if i in by_idx]

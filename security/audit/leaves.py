@@ -54,8 +54,7 @@ def make_entry(event_json: bytes, index: int, logged_at: str) -> bytes:
     Hashing the index into the leaf lets ``verify`` name a moved or inserted row exactly;
     hashing the time makes the log's own clock part of the evidence.
     """
-    return b'{"event":%s,"index":%d,"logged_at":"%s"}' % (event_json, index,
-                                                           logged_at.encode())
+    return b'{"event":%s,"index":%d,"logged_at":"%s"}' % (event_json, index, logged_at.encode())
 
 
 def timestamp(now: datetime) -> str:
@@ -66,8 +65,9 @@ def split_hashes(blob: bytes) -> list[bytes]:
     return [blob[i : i + merkle.HASH_SIZE] for i in range(0, len(blob), merkle.HASH_SIZE)]
 
 
-def extend(size: int, frontier_blob: bytes, event_jsons: Sequence[bytes], now: datetime,
-           created: Any) -> Extension:
+def extend(
+    size: int, frontier_blob: bytes, event_jsons: Sequence[bytes], now: datetime, created: Any
+) -> Extension:
     """The rows that append ``event_jsons`` to the tree whose head (``size``, right edge
     ``frontier_blob``) was just read under the log's lock; ``created`` is ``now`` bound
     for the driver."""
@@ -89,8 +89,9 @@ def extend(size: int, frontier_blob: bytes, event_jsons: Sequence[bytes], now: d
     return ext
 
 
-def derived(derive: Derive | None, receipts: Sequence[Receipt],
-            events: Sequence[Mapping[str, Any]]) -> dict[Any, list[dict[str, Any]]]:
+def derived(
+    derive: Derive | None, receipts: Sequence[Receipt], events: Sequence[Mapping[str, Any]]
+) -> dict[Any, list[dict[str, Any]]]:
     """Derived rows by table, for the events just given their indexes."""
     if derive is None or not events:
         return {}

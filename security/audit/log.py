@@ -53,8 +53,16 @@ from security.audit.sqlite_append import LOCK_PATIENCE as SQLITE_LOCK_PATIENCE
 from security.audit.sqlite_append import Appended, SqliteAppender, is_locked
 from security.audit.writer_process import WriterError, WriterProcess
 
-__all__ = ["AuditLog", "AuditLogConfig", "AuditLogError", "AuditWriteError", "Derive",
-           "Receipt", "canonical_event", "make_entry"]
+__all__ = [
+    "AuditLog",
+    "AuditLogConfig",
+    "AuditLogError",
+    "AuditWriteError",
+    "Derive",
+    "Receipt",
+    "canonical_event",
+    "make_entry",
+]
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -112,12 +120,16 @@ class InclusionProof:
     path: list[bytes] = field(default_factory=list)
 
     def verify(self) -> bool:
-        return merkle.verify_inclusion(self.index, self.size, self.leaf_hash, self.path,
-                                       self.root)
+        return merkle.verify_inclusion(self.index, self.size, self.leaf_hash, self.path, self.root)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"index": self.index, "size": self.size, "leaf_hash": _b64(self.leaf_hash),
-                "root": _b64(self.root), "inclusion_path": [_b64(h) for h in self.path]}
+        return {
+            "index": self.index,
+            "size": self.size,
+            "leaf_hash": _b64(self.leaf_hash),
+            "root": _b64(self.root),
+            "inclusion_path": [_b64(h) for h in self.path],
+        }
 
 
 @dataclass(frozen=True)
@@ -129,20 +141,30 @@ class ConsistencyProof:
     path: list[bytes] = field(default_factory=list)
 
     def verify(self) -> bool:
-        return merkle.verify_consistency(self.old_size, self.old_root, self.new_size,
-                                         self.new_root, self.path)
+        return merkle.verify_consistency(
+            self.old_size, self.old_root, self.new_size, self.new_root, self.path
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"old_size": self.old_size, "old_root": _b64(self.old_root),
-                "new_size": self.new_size, "new_root": _b64(self.new_root),
-                "consistency_path": [_b64(h) for h in self.path]}
+        return {
+            "old_size": self.old_size,
+            "old_root": _b64(self.old_root),
+            "new_size": self.new_size,
+            "new_root": _b64(self.new_root),
+            "consistency_path": [_b64(h) for h in self.path],
+        }
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> ConsistencyProof:
         """Parse a proof received from elsewhere; raises ``ValueError`` if malformed."""
         try:
-            return cls(int(raw["old_size"]), _unb64(raw["old_root"]), int(raw["new_size"]),
-                       _unb64(raw["new_root"]), [_unb64(h) for h in raw["consistency_path"]])
+            return cls(
+                int(raw["old_size"]),
+                _unb64(raw["old_root"]),
+                int(raw["new_size"]),
+                _unb64(raw["new_root"]),
+                [_unb64(h) for h in raw["consistency_path"]],
+            )
         except (KeyError, TypeError, binascii.Error) as exc:
             raise ValueError(f"not a consistency proof: {exc}") from None
 
@@ -167,8 +189,9 @@ class AuditLog:
     appends finish and a final checkpoint is signed.
     """
 
-    def __init__(self, engine: AsyncEngine, signer: Signer,
-                 config: AuditLogConfig | None = None) -> None:
+    def __init__(
+        self, engine: AsyncEngine, signer: Signer, config: AuditLogConfig | None = None
+    ) -> None:
         self.engine = engine
         self.signer = signer
         self.config = config or AuditLogConfig()
@@ -188,10 +211,12 @@ class AuditLog:
         self._unsigned = False  # this process appended since its last checkpoint
         self._last_checkpoint_at = time.monotonic()
         dialect = engine.dialect
-        self._bind_time = DateTime(timezone=True).dialect_impl(dialect).bind_processor(
-            dialect) or (lambda value: value)
-        self._insert_events_sql = driver_insert(dialect, "audit_events",
-                                                ("idx", "leaf_hash", "entry", "created_at"))
+        self._bind_time = DateTime(timezone=True).dialect_impl(dialect).bind_processor(dialect) or (
+            lambda value: value
+        )
+        self._insert_events_sql = driver_insert(
+            dialect, "audit_events", ("idx", "leaf_hash", "entry", "created_at")
+        )
         self._insert_nodes_sql = driver_insert(dialect, "audit_nodes", ("level", "idx", "hash"))
         database = engine.url.database if self._is_sqlite else None
         # A SQLite file is written by this log's own writer process (writer_process.py);
@@ -211,8 +236,12 @@ class AuditLog:
         if self._task is None or self._task.done():  # it also signs timed checkpoints
             self._wakeup = asyncio.Event()
             self._task = loop.create_task(self._flusher(), name="audit-log-flusher")
-        if not self._pending and self._sqlite_file is not None \
-                and self.inline_when is not None and self.inline_when():
+        if (
+            not self._pending
+            and self._sqlite_file is not None
+            and self.inline_when is not None
+            and self.inline_when()
+        ):
             # Nothing queued: commit now, right here (see inline_when). The head row first,
             # or the log's very first event would start the writer process for nothing.
             await self._ensure_head()
@@ -233,10 +262,13 @@ class AuditLog:
         assert self._sqlite_file is not None
         try:
             if self._inline is None:
-                self._inline = SqliteAppender(self._sqlite_file,
-                                              full_sync=self.config.sqlite_full_sync,
-                                              checkpoint_every=self.config.checkpoint_every,
-                                              derive=self.derive, patience=0)
+                self._inline = SqliteAppender(
+                    self._sqlite_file,
+                    full_sync=self.config.sqlite_full_sync,
+                    checkpoint_every=self.config.checkpoint_every,
+                    derive=self.derive,
+                    patience=0,
+                )
             done = self._inline.append([event_json], [event])
         except sqlite3.OperationalError as exc:
             if is_locked(exc):
@@ -272,10 +304,12 @@ class AuditLog:
     def _sqlite_writer(self) -> WriterProcess:
         assert self._sqlite_file is not None
         if self._writer is None:
-            self._writer = WriterProcess(self._sqlite_file,
-                                         full_sync=self.config.sqlite_full_sync,
-                                         checkpoint_every=self.config.checkpoint_every,
-                                         derive=self.derive)
+            self._writer = WriterProcess(
+                self._sqlite_file,
+                full_sync=self.config.sqlite_full_sync,
+                checkpoint_every=self.config.checkpoint_every,
+                derive=self.derive,
+            )
         return self._writer
 
     async def append_many(self, events: Iterable[Mapping[str, Any]]) -> list[Receipt]:
@@ -324,8 +358,9 @@ class AuditLog:
             if not self._pending and not self._closed:
                 wakeup.clear()
             try:
-                receipts = await self._write([data for data, _, _ in batch],
-                                             [event for _, event, _ in batch])
+                receipts = await self._write(
+                    [data for data, _, _ in batch], [event for _, event, _ in batch]
+                )
             except Exception as exc:
                 log.exception("audit write of %d events failed", len(batch))
                 error = AuditWriteError(f"the audit log could not record the event: {exc}")
@@ -362,13 +397,15 @@ class AuditLog:
 
     # --- the write transaction ---------------------------------------------------------
 
-    async def _write(self, event_jsons: Sequence[bytes],
-                     events: Sequence[Mapping[str, Any]] = ()) -> list[Receipt]:
+    async def _write(
+        self, event_jsons: Sequence[bytes], events: Sequence[Mapping[str, Any]] = ()
+    ) -> list[Receipt]:
         if self._sqlite_file is not None:
             receipts, signed = await self._write_sqlite(event_jsons)
         else:  # PostgreSQL, or an in-memory SQLite database: through the engine
             receipts, signed = await self._locked(
-                lambda conn: self._write_locked(conn, event_jsons, events))
+                lambda conn: self._write_locked(conn, event_jsons, events)
+            )
         self._wrote(signed)
         return receipts
 
@@ -408,8 +445,9 @@ class AuditLog:
         async with self.engine.connect() as conn:
             return await self._locked_here(conn, work)
 
-    async def _locked_here(self, conn: AsyncConnection,
-                           work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+    async def _locked_here(
+        self, conn: AsyncConnection, work: Callable[[AsyncConnection], Awaitable[T]]
+    ) -> T:
         await self._begin_locked(conn)
         result = await work(conn)
         await conn.commit()
@@ -439,20 +477,31 @@ class AuditLog:
                 await asyncio.sleep(0.01)
 
     async def _lock_head(self, conn: AsyncConnection):
-        row = (await conn.execute(
-            select(HEAD.c.size, HEAD.c.root, HEAD.c.frontier,
-                   # In the same round trip: is a checkpoint due?
-                   select(func.coalesce(func.max(CHECKPOINTS.c.size), 0))
-                   .scalar_subquery().label("signed_size"))
-            .where(HEAD.c.id == HEAD_ID)
-            .with_for_update())).one_or_none()
+        row = (
+            await conn.execute(
+                select(
+                    HEAD.c.size,
+                    HEAD.c.root,
+                    HEAD.c.frontier,
+                    # In the same round trip: is a checkpoint due?
+                    select(func.coalesce(func.max(CHECKPOINTS.c.size), 0))
+                    .scalar_subquery()
+                    .label("signed_size"),
+                )
+                .where(HEAD.c.id == HEAD_ID)
+                .with_for_update()
+            )
+        ).one_or_none()
         if row is None:
             raise AuditLogError("the audit log has no head row; run `medfed db upgrade`")
         return row
 
-    async def _write_locked(self, conn: AsyncConnection, event_jsons: Sequence[bytes],
-                            events: Sequence[Mapping[str, Any]] = ()
-                            ) -> tuple[list[Receipt], bool]:
+    async def _write_locked(
+        self,
+        conn: AsyncConnection,
+        event_jsons: Sequence[bytes],
+        events: Sequence[Mapping[str, Any]] = (),
+    ) -> tuple[list[Receipt], bool]:
         row = await self._lock_head(conn)
         now = datetime.now(UTC)
         ext = extend(row.size, row.frontier, event_jsons, now, self._bind_time(now))
@@ -463,9 +512,16 @@ class AuditLog:
             await conn.exec_driver_sql(self._insert_nodes_sql, ext.nodes)
         for table, rows in derived(self.derive, ext.receipts, events).items():
             await conn.execute(table.insert(), rows)
-        await conn.execute(update(HEAD).where(HEAD.c.id == HEAD_ID).values(
-            size=ext.frontier.size, root=ext.root,
-            frontier=b"".join(ext.frontier.hashes()), updated_at=now))
+        await conn.execute(
+            update(HEAD)
+            .where(HEAD.c.id == HEAD_ID)
+            .values(
+                size=ext.frontier.size,
+                root=ext.root,
+                frontier=b"".join(ext.frontier.hashes()),
+                updated_at=now,
+            )
+        )
         if checkpoint_due(self.config.checkpoint_every, ext.frontier.size, row.signed_size):
             await self._insert_checkpoint(conn, ext.frontier.size, ext.root, now)
             return ext.receipts, True
@@ -474,21 +530,32 @@ class AuditLog:
     async def _ensure_head(self) -> None:
         if self._ready:
             return
-        stmt = _insert(self.engine, HEAD).values(
-            id=HEAD_ID, size=0, root=merkle.EMPTY_ROOT, frontier=b"",
-            updated_at=datetime.now(UTC)).on_conflict_do_nothing(index_elements=["id"])
+        stmt = (
+            _insert(self.engine, HEAD)
+            .values(
+                id=HEAD_ID,
+                size=0,
+                root=merkle.EMPTY_ROOT,
+                frontier=b"",
+                updated_at=datetime.now(UTC),
+            )
+            .on_conflict_do_nothing(index_elements=["id"])
+        )
         async with self.engine.begin() as conn:
             await conn.execute(stmt)
         self._ready = True
 
     # --- checkpoints -------------------------------------------------------------------
 
-    async def _insert_checkpoint(self, conn: AsyncConnection, size: int, root: bytes,
-                                 now: datetime) -> None:
+    async def _insert_checkpoint(
+        self, conn: AsyncConnection, size: int, root: bytes, now: datetime
+    ) -> None:
         note = sign_checkpoint(Checkpoint(self.config.origin, size, root), self.signer)
-        await conn.execute(_insert(self.engine, CHECKPOINTS).values(
-            size=size, root=root, note=note, created_at=now
-        ).on_conflict_do_nothing(index_elements=["size"]))
+        await conn.execute(
+            _insert(self.engine, CHECKPOINTS)
+            .values(size=size, root=root, note=note, created_at=now)
+            .on_conflict_do_nothing(index_elements=["size"])
+        )
 
     async def checkpoint(self) -> SignedCheckpoint:
         """Sign the current tree head unless a checkpoint of that size exists, and return
@@ -509,12 +576,13 @@ class AuditLog:
         self._unsigned = False
         return signed
 
-    async def _checkpoint_row(self, conn: AsyncConnection, size: int
-                              ) -> SignedCheckpoint | None:
-        row = (await conn.execute(
-            select(CHECKPOINTS).where(CHECKPOINTS.c.size == size))).one_or_none()
-        return None if row is None else SignedCheckpoint(row.size, row.root, row.note,
-                                                         row.created_at)
+    async def _checkpoint_row(self, conn: AsyncConnection, size: int) -> SignedCheckpoint | None:
+        row = (
+            await conn.execute(select(CHECKPOINTS).where(CHECKPOINTS.c.size == size))
+        ).one_or_none()
+        return (
+            None if row is None else SignedCheckpoint(row.size, row.root, row.note, row.created_at)
+        )
 
     async def latest_checkpoint(self) -> SignedCheckpoint | None:
         return await latest_checkpoint(self.engine)
@@ -537,31 +605,30 @@ class AuditLog:
     async def inclusion_proof(self, index: int, size: int | None = None) -> InclusionProof:
         return await inclusion_proof(self.engine, index, size)
 
-    async def consistency_proof(self, old_size: int, new_size: int | None = None
-                                ) -> ConsistencyProof:
+    async def consistency_proof(
+        self, old_size: int, new_size: int | None = None
+    ) -> ConsistencyProof:
         return await consistency_proof(self.engine, old_size, new_size)
 
 
 async def latest_checkpoint(engine: AsyncEngine) -> SignedCheckpoint | None:
     async with engine.connect() as conn:
-        row = (await conn.execute(
-            select(CHECKPOINTS).order_by(CHECKPOINTS.c.size.desc()).limit(1))).one_or_none()
-    return None if row is None else SignedCheckpoint(row.size, row.root, row.note,
-                                                     row.created_at)
+        row = (
+            await conn.execute(select(CHECKPOINTS).order_by(CHECKPOINTS.c.size.desc()).limit(1))
+        ).one_or_none()
+    return None if row is None else SignedCheckpoint(row.size, row.root, row.note, row.created_at)
 
 
 async def log_size(engine: AsyncEngine) -> int:
     async with engine.connect() as conn:
-        size = (await conn.execute(
-            select(HEAD.c.size).where(HEAD.c.id == HEAD_ID))).scalar()
+        size = (await conn.execute(select(HEAD.c.size).where(HEAD.c.id == HEAD_ID))).scalar()
     return size or 0
 
 
 async def read_entry(engine: AsyncEngine, index: int) -> bytes:
     """The stored leaf data of event ``index`` (canonical JSON, event inside)."""
     async with engine.connect() as conn:
-        entry = (await conn.execute(
-            select(EVENTS.c.entry).where(EVENTS.c.idx == index))).scalar()
+        entry = (await conn.execute(select(EVENTS.c.entry).where(EVENTS.c.idx == index))).scalar()
     if entry is None:
         raise AuditLogError(f"no audit event {index}")
     return entry
@@ -574,8 +641,9 @@ async def tree_root(engine: AsyncEngine, size: int | None = None) -> bytes:
     return root
 
 
-async def inclusion_proof(engine: AsyncEngine, index: int, size: int | None = None
-                          ) -> InclusionProof:
+async def inclusion_proof(
+    engine: AsyncEngine, index: int, size: int | None = None
+) -> InclusionProof:
     """Proof that event ``index`` is in the tree of ``size`` events (default: all)."""
     async with engine.connect() as conn:
         size = await _checked_size(conn, size)
@@ -586,8 +654,9 @@ async def inclusion_proof(engine: AsyncEngine, index: int, size: int | None = No
     return InclusionProof(index, size, hashes[0], hashes[1], hashes[2:])
 
 
-async def consistency_proof(engine: AsyncEngine, old_size: int, new_size: int | None = None
-                            ) -> ConsistencyProof:
+async def consistency_proof(
+    engine: AsyncEngine, old_size: int, new_size: int | None = None
+) -> ConsistencyProof:
     """Proof that the tree of ``new_size`` events (default: all) extends ``old_size``."""
     async with engine.connect() as conn:
         new_size = await _checked_size(conn, new_size)
@@ -599,8 +668,7 @@ async def consistency_proof(engine: AsyncEngine, old_size: int, new_size: int | 
 
 
 async def _checked_size(conn: AsyncConnection, size: int | None) -> int:
-    current = (await conn.execute(
-        select(HEAD.c.size).where(HEAD.c.id == HEAD_ID))).scalar() or 0
+    current = (await conn.execute(select(HEAD.c.size).where(HEAD.c.id == HEAD_ID))).scalar() or 0
     if size is None:
         return current
     if not 0 <= size <= current:
@@ -608,8 +676,7 @@ async def _checked_size(conn: AsyncConnection, size: int | None) -> int:
     return size
 
 
-async def range_hashes(conn: AsyncConnection, ranges: Sequence[tuple[int, int]]
-                       ) -> list[bytes]:
+async def range_hashes(conn: AsyncConnection, ranges: Sequence[tuple[int, int]]) -> list[bytes]:
     """MTH of each leaf range, from O(log n) stored subtrees per range."""
     plans = [merkle.aligned_subtrees(s, e) for s, e in ranges]
     wanted = {key for plan in plans for key in plan}
@@ -617,20 +684,31 @@ async def range_hashes(conn: AsyncConnection, ranges: Sequence[tuple[int, int]]
     leaves = [j for level, j in wanted if level == 0]
     if leaves:
         rows = await conn.execute(
-            select(EVENTS.c.idx, EVENTS.c.leaf_hash).where(EVENTS.c.idx.in_(leaves)))
+            select(EVENTS.c.idx, EVENTS.c.leaf_hash).where(EVENTS.c.idx.in_(leaves))
+        )
         found.update(((0, r.idx), r.leaf_hash) for r in rows)
     by_level: dict[int, list[int]] = {}
     for level, j in wanted:
         if level:
             by_level.setdefault(level, []).append(j)
     if by_level:
-        rows = await conn.execute(select(NODES.c.level, NODES.c.idx, NODES.c.hash).where(
-            or_(*(and_(NODES.c.level == level, NODES.c.idx.in_(js))
-                  for level, js in by_level.items()))))
+        rows = await conn.execute(
+            select(NODES.c.level, NODES.c.idx, NODES.c.hash).where(
+                or_(
+                    *(
+                        and_(NODES.c.level == level, NODES.c.idx.in_(js))
+                        for level, js in by_level.items()
+                    )
+                )
+            )
+        )
         found.update(((r.level, r.idx), r.hash) for r in rows)
     missing = wanted - found.keys()
     if missing:
-        raise AuditLogError(f"the stored tree lacks subtree {sorted(missing)[0]}; "
-                            "run `medfed audit verify`")
-    return [merkle.fold_subtrees([found[k] for k in plan]) if plan else merkle.EMPTY_ROOT
-            for plan in plans]
+        raise AuditLogError(
+            f"the stored tree lacks subtree {sorted(missing)[0]}; run `medfed audit verify`"
+        )
+    return [
+        merkle.fold_subtrees([found[k] for k in plan]) if plan else merkle.EMPTY_ROOT
+        for plan in plans
+    ]

@@ -52,13 +52,13 @@ class Frontier:
     def __init__(self, size: int = 0, hashes: Sequence[bytes] = ()) -> None:
         levels = [bit for bit in range(size.bit_length() - 1, -1, -1) if size >> bit & 1]
         if len(levels) != len(hashes):
-            raise ValueError(f"a tree of size {size} has {len(levels)} frontier hashes, "
-                             f"not {len(hashes)}")
+            raise ValueError(
+                f"a tree of size {size} has {len(levels)} frontier hashes, not {len(hashes)}"
+            )
         self.size = size
         self._stack: list[tuple[int, bytes]] = list(zip(levels, hashes, strict=True))
 
-    def append(self, leaf: bytes, on_node: Callable[[int, int, bytes], None] | None = None
-               ) -> None:
+    def append(self, leaf: bytes, on_node: Callable[[int, int, bytes], None] | None = None) -> None:
         """Add a leaf hash; ``on_node(level, index, hash)`` sees every subtree it completes."""
         level, h, index = 0, leaf, self.size
         stack = self._stack
@@ -177,8 +177,9 @@ def list_range_hash(leaf_hashes: Sequence[bytes]) -> RangeHash:
 # --- proof verification (RFC 9162 section 2.1.3.2 and 2.1.4.2) --------------------------
 
 
-def root_from_inclusion_proof(index: int, size: int, leaf: bytes, proof: Iterable[bytes]
-                              ) -> bytes | None:
+def root_from_inclusion_proof(
+    index: int, size: int, leaf: bytes, proof: Iterable[bytes]
+) -> bytes | None:
     """The root that ``proof`` implies for ``leaf`` at ``index``, or ``None`` if malformed."""
     if not 0 <= index < size:
         return None
@@ -199,15 +200,17 @@ def root_from_inclusion_proof(index: int, size: int, leaf: bytes, proof: Iterabl
     return r if sn == 0 else None
 
 
-def verify_inclusion(index: int, size: int, leaf: bytes, proof: Sequence[bytes],
-                     root: bytes) -> bool:
+def verify_inclusion(
+    index: int, size: int, leaf: bytes, proof: Sequence[bytes], root: bytes
+) -> bool:
     """True only if ``proof`` shows the leaf hash at ``index`` in the tree ``(size, root)``."""
     computed = root_from_inclusion_proof(index, size, leaf, proof)
     return computed is not None and computed == root
 
 
-def verify_consistency(old_size: int, old_root: bytes, new_size: int, new_root: bytes,
-                       proof: Sequence[bytes]) -> bool:
+def verify_consistency(
+    old_size: int, old_root: bytes, new_size: int, new_root: bytes, proof: Sequence[bytes]
+) -> bool:
     """True only if the tree ``(new_size, new_root)`` extends ``(old_size, old_root)``."""
     if not 0 <= old_size <= new_size or any(len(p) != HASH_SIZE for p in proof):
         return False

@@ -34,8 +34,12 @@ class Checkpoint:
     extensions: tuple[str, ...] = ()
 
     def body(self) -> str:
-        lines = [self.origin, str(self.size), base64.b64encode(self.root).decode(),
-                 *self.extensions]
+        lines = [
+            self.origin,
+            str(self.size),
+            base64.b64encode(self.root).decode(),
+            *self.extensions,
+        ]
         return "".join(f"{line}\n" for line in lines)
 
 
@@ -87,8 +91,10 @@ def open_note(note: str, verifiers: Iterable[Verifier]) -> str:
         if verifier is None:
             continue
         if not verifier.verify(text.encode("utf-8"), raw[4:]):
-            raise NoteError(f"the signature by {name} does not verify: the note was altered "
-                            f"or signed by another key")
+            raise NoteError(
+                f"the signature by {name} does not verify: the note was altered "
+                f"or signed by another key"
+            )
         verified += 1
     if not verified:
         raise NoteError("no signature by a trusted key")
@@ -119,8 +125,9 @@ def sign_checkpoint(checkpoint: Checkpoint, signer: Signer) -> str:
     return sign_note(checkpoint.body(), [signer])
 
 
-def open_checkpoint(note: str, verifiers: Iterable[Verifier],
-                    origin: str | None = None) -> Checkpoint:
+def open_checkpoint(
+    note: str, verifiers: Iterable[Verifier], origin: str | None = None
+) -> Checkpoint:
     """A checkpoint from a signed note, after checking signature and (optionally) origin."""
     checkpoint = parse_checkpoint(open_note(note, verifiers))
     if origin is not None and checkpoint.origin != origin:

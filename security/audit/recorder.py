@@ -29,9 +29,14 @@ log = logging.getLogger("medfed.audit")
 
 
 class AuditRecorder:
-    def __init__(self, engine: AsyncEngine, keys_dir: Path, settings: AuditSettings,
-                 profile: str = "standard",
-                 inline_when: Callable[[], bool] | None = None) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        keys_dir: Path,
+        settings: AuditSettings,
+        profile: str = "standard",
+        inline_when: Callable[[], bool] | None = None,
+    ) -> None:
         self.engine = engine
         self.keys_dir = keys_dir
         self.settings = settings
@@ -52,8 +57,9 @@ class AuditRecorder:
                     from security.audit import open_audit_log
 
                     try:
-                        opened = open_audit_log(self.engine, self.keys_dir, self.settings.log,
-                                                self.profile)
+                        opened = open_audit_log(
+                            self.engine, self.keys_dir, self.settings.log, self.profile
+                        )
                         opened.derive = index.derived_rows
                         opened.inline_when = self._inline_when
                         await index.catch_up(self.engine)
@@ -91,8 +97,9 @@ class AuditRecorder:
             except Exception:
                 # The events are durable in the log, which is the evidence; the index and
                 # alerts are derived, and `index.catch_up` rebuilds the index at next start.
-                log.exception("audit events %d-%d logged but not indexed", batch[0][0],
-                              batch[-1][0])
+                log.exception(
+                    "audit events %d-%d logged but not indexed", batch[0][0], batch[-1][0]
+                )
             finally:
                 for _ in batch:
                     pending.task_done()

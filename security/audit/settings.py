@@ -59,11 +59,15 @@ class AuditSettings:
         alerts = raw.pop("alerts", {})
         if not isinstance(alerts, Mapping):
             raise ValueError("audit.alerts must be a table")
-        return cls(enabled=enabled, log=AuditLogConfig.from_mapping(raw),
-                   alerts=AlertRules.from_mapping(alerts))
+        return cls(
+            enabled=enabled,
+            log=AuditLogConfig.from_mapping(raw),
+            alerts=AlertRules.from_mapping(alerts),
+        )
 
 
 def log_config(raw: Mapping[str, Any] | None) -> AuditLogConfig:
     """The log's own settings from an ``[audit]`` table that may hold gateway keys too."""
-    return AuditLogConfig.from_mapping({k: v for k, v in dict(raw or {}).items()
-                                        if k not in GATEWAY_KEYS})
+    return AuditLogConfig.from_mapping(
+        {k: v for k, v in dict(raw or {}).items() if k not in GATEWAY_KEYS}
+    )

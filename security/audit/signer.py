@@ -64,8 +64,9 @@ def check_key_name(name: str) -> str:
 
 def key_hash(verifier: Verifier) -> bytes:
     """The 4-byte key id C2SP puts in front of every signature."""
-    material = (verifier.name.encode() + b"\n" + bytes([verifier.algorithm_id])
-                + verifier.public_key_bytes)
+    material = (
+        verifier.name.encode() + b"\n" + bytes([verifier.algorithm_id]) + verifier.public_key_bytes
+    )
     return hashlib.sha256(material).digest()[:4]
 
 
@@ -82,7 +83,8 @@ class Ed25519Verifier:
         self.name = check_key_name(name)
         self._public = public_key
         self.public_key_bytes = public_key.public_bytes(
-            serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw
+        )
 
     def verify(self, message: bytes, signature: bytes) -> bool:
         try:
@@ -114,8 +116,7 @@ def parse_verifier_key(text: str) -> Verifier:
         raw = base64.b64decode(encoded, validate=True)
         expected_hash = bytes.fromhex(hash_hex)
     except ValueError:
-        raise AuditKeyError("verifier key: the key hash or key is not valid hex/base64"
-                            ) from None
+        raise AuditKeyError("verifier key: the key hash or key is not valid hex/base64") from None
     check_key_name(name)
     verifier = _verifier_of(name, raw)
     if len(expected_hash) != 4 or key_hash(verifier) != expected_hash:
@@ -134,8 +135,10 @@ def _verifier_of(name: str, raw: bytes) -> Verifier:
                 return SM2Verifier.from_public_key_bytes(name, raw[1:])
             except SM2KeyError as exc:
                 raise AuditKeyError(f"verifier key: {exc}") from None
-    raise AuditKeyError("verifier key: only Ed25519 (type 0x01, 32 bytes) and SM2 (type "
-                        "0xff, identifier medfed/sm2-sm3) keys are supported")
+    raise AuditKeyError(
+        "verifier key: only Ed25519 (type 0x01, 32 bytes) and SM2 (type "
+        "0xff, identifier medfed/sm2-sm3) keys are supported"
+    )
 
 
 SIGNER_PROFILES = ("standard", "national")
@@ -159,17 +162,23 @@ def load_or_create_signer(keys_dir: Path, name: str, profile: str = "standard") 
             raise AuditKeyError(str(exc)) from None
         publish_verifier_key(keys_dir, signer)
         return signer
-    raise AuditKeyError(f"no checkpoint signer for crypto profile {profile!r} "
-                        f"(use {' or '.join(SIGNER_PROFILES)})")
+    raise AuditKeyError(
+        f"no checkpoint signer for crypto profile {profile!r} (use {' or '.join(SIGNER_PROFILES)})"
+    )
 
 
 def load_or_create_ed25519(keys_dir: Path, name: str) -> Ed25519Signer:
     """The log's signing key, generated on first use; safe when processes race to create it."""
     check_key_name(name)
     path = keys_dir / PRIVATE_KEY_FILE
-    create_private_once(path, lambda: Ed25519PrivateKey.generate().private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption()))
+    create_private_once(
+        path,
+        lambda: Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ),
+    )
     if problem := exposure(path):
         raise AuditKeyError(problem)
     try:

@@ -38,11 +38,15 @@ from security.audit.models import HEAD_ID
 
 log = logging.getLogger("medfed.audit.writer")
 LOCK_PATIENCE = 30.0  # seconds an append keeps asking SQLite for the write lock
-_HEAD = ("SELECT size, root, frontier, (SELECT coalesce(max(size), 0) FROM "
-         "audit_checkpoints) FROM audit_head WHERE id = ?")
+_HEAD = (
+    "SELECT size, root, frontier, (SELECT coalesce(max(size), 0) FROM "
+    "audit_checkpoints) FROM audit_head WHERE id = ?"
+)
 _MOVE_HEAD = "UPDATE audit_head SET size = ?, root = ?, frontier = ?, updated_at = ? WHERE id = ?"
-_CHECKPOINT = ("INSERT INTO audit_checkpoints (size, root, note, created_at) "
-               "VALUES (?, ?, ?, ?) ON CONFLICT (size) DO NOTHING")
+_CHECKPOINT = (
+    "INSERT INTO audit_checkpoints (size, root, note, created_at) "
+    "VALUES (?, ?, ?, ?) ON CONFLICT (size) DO NOTHING"
+)
 
 
 class NoHead(Exception):
@@ -63,39 +67,60 @@ class Appended:
         return [Receipt(self.first + i, leaf) for i, leaf in enumerate(self.leaves)]
 
     def to_json(self) -> bytes:
-        return orjson.dumps({"first": self.first, "leaves": [h.hex() for h in self.leaves],
-                             "size": self.size, "root": self.root.hex(),
-                             "due": self.checkpoint_due})
+        return orjson.dumps(
+            {
+                "first": self.first,
+                "leaves": [h.hex() for h in self.leaves],
+                "size": self.size,
+                "root": self.root.hex(),
+                "due": self.checkpoint_due,
+            }
+        )
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> Appended:
-        return cls(raw["first"], [bytes.fromhex(h) for h in raw["leaves"]], raw["size"],
-                   bytes.fromhex(raw["root"]), raw["due"])
+        return cls(
+            raw["first"],
+            [bytes.fromhex(h) for h in raw["leaves"]],
+            raw["size"],
+            bytes.fromhex(raw["root"]),
+            raw["due"],
+        )
 
 
 class SqliteAppender:
-    def __init__(self, path: Path, *, full_sync: bool, checkpoint_every: int,
-                 derive: Derive | None = None, patience: float = LOCK_PATIENCE) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        full_sync: bool,
+        checkpoint_every: int,
+        derive: Derive | None = None,
+        patience: float = LOCK_PATIENCE,
+    ) -> None:
         self.checkpoint_every = checkpoint_every
         self.derive = derive
         self.patience = patience
         dialect = SQLiteDialect_pysqlite()
         self._dialect = dialect
         self._bind_time = DateTime(timezone=True).dialect_impl(dialect).bind_processor(dialect)
-        self._insert_events = driver_insert(dialect, "audit_events",
-                                            ("idx", "leaf_hash", "entry", "created_at"))
+        self._insert_events = driver_insert(
+            dialect, "audit_events", ("idx", "leaf_hash", "entry", "created_at")
+        )
         self._insert_nodes = driver_insert(dialect, "audit_nodes", ("level", "idx", "hash"))
         self._binders: dict[tuple[str, str], Any] = {}
         # mode=rw: a missing database is an error (run `medfed db upgrade`), not a new file.
-        self.db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=rw", uri=True,
-                                  isolation_level=None)
+        self.db = sqlite3.connect(
+            f"{path.resolve().as_uri()}?mode=rw", uri=True, isolation_level=None
+        )
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute(f"PRAGMA synchronous={'FULL' if full_sync else 'NORMAL'}")
         # No busy timeout: begin_immediate retries itself, so the patience is ours to set.
         self.db.execute("PRAGMA busy_timeout=0")
 
-    def append(self, event_jsons: Sequence[bytes],
-               events: Sequence[Mapping[str, Any]] | None = None) -> Appended:
+    def append(
+        self, event_jsons: Sequence[bytes], events: Sequence[Mapping[str, Any]] | None = None
+    ) -> Appended:
         """Commit ``event_jsons``; ``events`` are the same events as mappings, when the
         caller has them (else they are parsed, and only if derived rows need them)."""
         if events is None:
@@ -115,14 +140,21 @@ class SqliteAppender:
                 db.executemany(self._insert_nodes, ext.nodes)
             for table, rows in derived(self.derive, ext.receipts, events).items():
                 self._insert_rows(table, rows)
-            db.execute(_MOVE_HEAD, (ext.frontier.size, ext.root,
-                                    b"".join(ext.frontier.hashes()), stamp, HEAD_ID))
+            db.execute(
+                _MOVE_HEAD,
+                (ext.frontier.size, ext.root, b"".join(ext.frontier.hashes()), stamp, HEAD_ID),
+            )
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
-        return Appended(size, [r.leaf_hash for r in ext.receipts], ext.frontier.size, ext.root,
-                        checkpoint_due(self.checkpoint_every, ext.frontier.size, signed_size))
+        return Appended(
+            size,
+            [r.leaf_hash for r in ext.receipts],
+            ext.frontier.size,
+            ext.root,
+            checkpoint_due(self.checkpoint_every, ext.frontier.size, signed_size),
+        )
 
     def add_checkpoint(self, size: int, root: bytes, note: str) -> None:
         """Store a signed checkpoint (a no-op if one of that size exists)."""
@@ -138,10 +170,13 @@ class SqliteAppender:
         """Plain-driver executemany of dict rows, values bound as SQLAlchemy would."""
         columns = list(rows[0])
         binds = [self._binder(table, name) for name in columns]
-        self.db.executemany(driver_insert(self._dialect, table.name, columns),
-                            [tuple(bind(row[name]) for bind, name in zip(binds, columns,
-                                                                         strict=True))
-                             for row in rows])
+        self.db.executemany(
+            driver_insert(self._dialect, table.name, columns),
+            [
+                tuple(bind(row[name]) for bind, name in zip(binds, columns, strict=True))
+                for row in rows
+            ],
+        )
 
     def _binder(self, table: Any, name: str) -> Any:
         key = (table.name, name)
@@ -149,7 +184,8 @@ class SqliteAppender:
         if found is None:
             column_type = table.c[name].type
             found = column_type.dialect_impl(self._dialect).bind_processor(self._dialect) or (
-                lambda value: value)
+                lambda value: value
+            )
             self._binders[key] = found
         return found
 

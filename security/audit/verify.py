@@ -59,22 +59,25 @@ class VerifyReport:
         self.problem_count += 1
         if len(self.problems) < MAX_LISTED:
             self.problems.append(Problem(kind, index, detail))
-        elif index is not None and (self.first_bad_index is None
-                                    or index < self.first_bad_index):
+        elif index is not None and (self.first_bad_index is None or index < self.first_bad_index):
             # Keep the earliest index even when the list is full.
             self.problems[-1] = Problem(kind, index, detail)
 
     def summary(self) -> str:
         if self.ok:
-            text = (f"audit log intact: {self.size} events, root "
-                    f"{self.root.hex()}, {self.checkpoints} signed checkpoints verified")
+            text = (
+                f"audit log intact: {self.size} events, root "
+                f"{self.root.hex()}, {self.checkpoints} signed checkpoints verified"
+            )
             if self.external is not None:
-                text += (f"; your checkpoint of size {self.external.size} is consistent "
-                         f"with the log")
+                text += f"; your checkpoint of size {self.external.size} is consistent with the log"
             return text
         first = self.first_bad_index
-        lead = (f"audit log damaged: first bad event index {first}" if first is not None
-                else "audit log damaged")
+        lead = (
+            f"audit log damaged: first bad event index {first}"
+            if first is not None
+            else "audit log damaged"
+        )
         lines = [f"{lead} ({self.problem_count} problems, {self.size} events read)"]
         lines += [f"  {p.kind}: {p.detail}" for p in self.problems]
         return "\n".join(lines)
@@ -92,8 +95,9 @@ def _nodes_filter(start: int, end: int, max_level: int):
 
 
 class _Checker:
-    def __init__(self, verifiers: list[Verifier], origin: str | None,
-                 external: Checkpoint | None) -> None:
+    def __init__(
+        self, verifiers: list[Verifier], origin: str | None, external: Checkpoint | None
+    ) -> None:
         self.verifiers = verifiers
         self.origin = origin
         self.external = external
@@ -114,8 +118,11 @@ class _Checker:
         if self.tree_trusted and stored != h:
             start = idx << level
             what = "is missing" if stored is None else "disagrees with the events"
-            self.report.add("tree", start, f"stored subtree of events {start}.."
-                            f"{start + (1 << level) - 1} {what}")
+            self.report.add(
+                "tree",
+                start,
+                f"stored subtree of events {start}..{start + (1 << level) - 1} {what}",
+            )
 
     def row(self, idx: int, leaf: bytes, entry: bytes | str) -> None:
         report = self.report
@@ -123,21 +130,32 @@ class _Checker:
             # A hand edit can turn the BLOB into text; judge it by its bytes all the same.
             entry = str(entry).encode("utf-8")
         if idx != self.expected:
-            report.add("missing", self.expected,
-                       f"events {self.expected}..{idx - 1} are missing" if idx > self.expected
-                       else f"event {idx} is out of order")
+            report.add(
+                "missing",
+                self.expected,
+                f"events {self.expected}..{idx - 1} are missing"
+                if idx > self.expected
+                else f"event {idx} is out of order",
+            )
             self.expected = idx
         computed = merkle.leaf_hash(entry)
         if computed != leaf:
-            report.add("tampered", idx, f"event {idx} does not match its leaf hash "
-                       "(its content was changed)")
+            report.add(
+                "tampered",
+                idx,
+                f"event {idx} does not match its leaf hash (its content was changed)",
+            )
         claimed = _claimed_index(entry)
         if claimed is None:
             report.add("tampered", idx, f"event {idx} is not a log entry")
         elif claimed != idx:
             kind = "inserted" if claimed < idx else "reordered"
-            report.add(kind, min(idx, claimed), f"the row at index {idx} holds event "
-                       f"{claimed} (rows were moved, inserted or deleted)")
+            report.add(
+                kind,
+                min(idx, claimed),
+                f"the row at index {idx} holds event "
+                f"{claimed} (rows were moved, inserted or deleted)",
+            )
         self.frontier.append(computed, self._on_node)
         self.expected += 1
 
@@ -149,8 +167,11 @@ class _Checker:
             report.add("checkpoint", None, f"checkpoint at size {size}: {exc}")
             return
         if signed.size != size or signed.root != root:
-            report.add("checkpoint", None, f"checkpoint at size {size}: the stored size or "
-                       "root differs from the signed note")
+            report.add(
+                "checkpoint",
+                None,
+                f"checkpoint at size {size}: the stored size or root differs from the signed note",
+            )
             return
         report.checkpoints += 1
         self.compare_root(signed, f"signed checkpoint at size {size}")
@@ -161,10 +182,13 @@ class _Checker:
         if self.frontier.root() == checkpoint.root:
             self.last_good_checkpoint = checkpoint.size
         elif self.tree_trusted:
-            self.report.add("tree", self.last_good_checkpoint,
-                            f"the {what} does not match the events: an event after index "
-                            f"{self.last_good_checkpoint - 1} was rewritten together with "
-                            "its hash")
+            self.report.add(
+                "tree",
+                self.last_good_checkpoint,
+                f"the {what} does not match the events: an event after index "
+                f"{self.last_good_checkpoint - 1} was rewritten together with "
+                "its hash",
+            )
 
 
 # The envelope is canonical JSON whose last members are the index and the time, so the
@@ -180,27 +204,37 @@ def _claimed_index(entry: bytes) -> int | None:
 
 
 async def _checkpoints_in(conn: AsyncConnection, low: int, high: int | None):
-    query = select(CHECKPOINTS.c.size, CHECKPOINTS.c.root, CHECKPOINTS.c.note).where(
-        CHECKPOINTS.c.size >= low).order_by(CHECKPOINTS.c.size)
+    query = (
+        select(CHECKPOINTS.c.size, CHECKPOINTS.c.root, CHECKPOINTS.c.note)
+        .where(CHECKPOINTS.c.size >= low)
+        .order_by(CHECKPOINTS.c.size)
+    )
     if high is not None:
         query = query.where(CHECKPOINTS.c.size <= high)
     return (await conn.execute(query)).all()
 
 
-async def verify_log(engine: AsyncEngine, verifiers: Verifier | Iterable[Verifier], *,
-                     origin: str | None = None, external_note: str | None = None,
-                     chunk: int = CHUNK) -> VerifyReport:
+async def verify_log(
+    engine: AsyncEngine,
+    verifiers: Verifier | Iterable[Verifier],
+    *,
+    origin: str | None = None,
+    external_note: str | None = None,
+    chunk: int = CHUNK,
+) -> VerifyReport:
     """Verify the whole stored log; ``external_note`` is a checkpoint kept outside the
     gateway, which must match the events too. Raises ``NoteError`` if that note itself does
     not verify (a problem with the caller's input, not the log)."""
     trusted = [verifiers] if isinstance(verifiers, Verifier) else list(verifiers)
-    external = (open_checkpoint(external_note, trusted, origin)
-                if external_note is not None else None)
+    external = (
+        open_checkpoint(external_note, trusted, origin) if external_note is not None else None
+    )
     checker = _Checker(trusted, origin, external)
     report = checker.report
     async with engine.connect() as conn:
-        head = (await conn.execute(select(HEAD.c.size, HEAD.c.root).where(
-            HEAD.c.id == HEAD_ID))).one_or_none()
+        head = (
+            await conn.execute(select(HEAD.c.size, HEAD.c.root).where(HEAD.c.id == HEAD_ID))
+        ).one_or_none()
         max_level = max((head.size if head else 0).bit_length(), 1) + 1
         for size, root, note in await _checkpoints_in(conn, 0, 0):
             checker.checkpoint(size, root, note)
@@ -208,9 +242,14 @@ async def verify_log(engine: AsyncEngine, verifiers: Verifier | Iterable[Verifie
             checker.compare_root(external, "external checkpoint")
         last_idx = -1
         while True:
-            rows = (await conn.execute(
-                select(EVENTS.c.idx, EVENTS.c.leaf_hash, EVENTS.c.entry)
-                .where(EVENTS.c.idx > last_idx).order_by(EVENTS.c.idx).limit(chunk))).all()
+            rows = (
+                await conn.execute(
+                    select(EVENTS.c.idx, EVENTS.c.leaf_hash, EVENTS.c.entry)
+                    .where(EVENTS.c.idx > last_idx)
+                    .order_by(EVENTS.c.idx)
+                    .limit(chunk)
+                )
+            ).all()
             if not rows:
                 break
             start = checker.frontier.size
@@ -218,8 +257,11 @@ async def verify_log(engine: AsyncEngine, verifiers: Verifier | Iterable[Verifie
             nodes = _nodes_filter(start, end, max(max_level, end.bit_length() + 1))
             if nodes is not None:
                 checker.stored_nodes = {
-                    (r.level, r.idx): r.hash for r in await conn.execute(
-                        select(NODES.c.level, NODES.c.idx, NODES.c.hash).where(nodes))}
+                    (r.level, r.idx): r.hash
+                    for r in await conn.execute(
+                        select(NODES.c.level, NODES.c.idx, NODES.c.hash).where(nodes)
+                    )
+                }
             pending = list(await _checkpoints_in(conn, start + 1, end))
             for idx, leaf, entry in rows:
                 checker.row(idx, leaf, entry)
@@ -234,11 +276,19 @@ async def verify_log(engine: AsyncEngine, verifiers: Verifier | Iterable[Verifie
         report.root = checker.frontier.root()
         for size, root, note in await _checkpoints_in(conn, report.size + 1, None):
             checker.checkpoint(size, root, note)
-            report.add("missing", report.size, f"a checkpoint signed {size} events but only "
-                       f"{report.size} are stored: events from {report.size} on are missing")
+            report.add(
+                "missing",
+                report.size,
+                f"a checkpoint signed {size} events but only "
+                f"{report.size} are stored: events from {report.size} on are missing",
+            )
     if external is not None and external.size > report.size:
-        report.add("missing", report.size, f"your checkpoint has {external.size} events but "
-                   f"only {report.size} are stored: the log was truncated")
+        report.add(
+            "missing",
+            report.size,
+            f"your checkpoint has {external.size} events but "
+            f"only {report.size} are stored: the log was truncated",
+        )
     _check_head(report, head)
     return report
 
@@ -247,10 +297,17 @@ def _check_head(report: VerifyReport, head) -> None:
     if head is None:
         report.add("head", None, "the log has no head row")
     elif head.size > report.size:
-        report.add("missing", report.size, f"the log recorded {head.size} events but only "
-                   f"{report.size} are stored")
+        report.add(
+            "missing",
+            report.size,
+            f"the log recorded {head.size} events but only {report.size} are stored",
+        )
     elif head.size < report.size:
-        report.add("inserted", head.size, f"events {head.size}..{report.size - 1} were "
-                   f"added outside the log (it recorded {head.size} events)")
+        report.add(
+            "inserted",
+            head.size,
+            f"events {head.size}..{report.size - 1} were "
+            f"added outside the log (it recorded {head.size} events)",
+        )
     elif head.root != report.root and report.ok:
         report.add("head", None, "the stored head root differs from the recomputed root")

@@ -70,8 +70,11 @@ def write_frame(out: BinaryIO, payload: bytes) -> None:
 
 
 def main(argv: list[str]) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s "
-                        "%(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
     # Ctrl-C and a service manager's SIGTERM reach the whole process group; the gateway
     # then drains its pending appends through this process and closes its stdin.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -82,9 +85,12 @@ def main(argv: list[str]) -> int:
     requests = sys.stdin.buffer
     try:
         config = orjson.loads(argv[0])
-        appender = SqliteAppender(Path(config["path"]), full_sync=config["full_sync"],
-                                  checkpoint_every=config["checkpoint_every"],
-                                  derive=resolve(config["derive"]))
+        appender = SqliteAppender(
+            Path(config["path"]),
+            full_sync=config["full_sync"],
+            checkpoint_every=config["checkpoint_every"],
+            derive=resolve(config["derive"]),
+        )
     except Exception as exc:
         write_frame(replies, orjson.dumps({"error": f"{type(exc).__name__}: {exc}"}))
         return 1

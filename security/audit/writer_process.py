@@ -60,8 +60,9 @@ class WriterProcess:
     """The gateway side: one child per instance, started on first use, one request at a
     time (replies come back in order)."""
 
-    def __init__(self, path: Path, *, full_sync: bool, checkpoint_every: int,
-                 derive: Derive | None = None) -> None:
+    def __init__(
+        self, path: Path, *, full_sync: bool, checkpoint_every: int, derive: Derive | None = None
+    ) -> None:
         self.path = path
         self.full_sync = full_sync
         self.checkpoint_every = checkpoint_every
@@ -110,15 +111,27 @@ class WriterProcess:
         if self._proc is not None and self._proc.returncode is None:
             return self._proc
         await self._discard()
-        config = orjson.dumps({"path": str(self.path), "full_sync": self.full_sync,
-                               "checkpoint_every": self.checkpoint_every,
-                               "derive": _callable_path(self.derive)})
+        config = orjson.dumps(
+            {
+                "path": str(self.path),
+                "full_sync": self.full_sync,
+                "checkpoint_every": self.checkpoint_every,
+                "derive": _callable_path(self.derive),
+            }
+        )
         env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_PROJECT_ROOT),
-                                                          env.get("PYTHONPATH")]))
+        env["PYTHONPATH"] = os.pathsep.join(
+            filter(None, [str(_PROJECT_ROOT), env.get("PYTHONPATH")])
+        )
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-c", _CHILD, config,
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=env)
+            sys.executable,
+            "-c",
+            _CHILD,
+            config,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            env=env,
+        )
         assert proc.stdout is not None
         try:
             hello = await _read_frame(proc.stdout)

@@ -11,5 +11,12 @@ from security.consent.store import (
     covering,
 )
 
-__all__ = ["Consent", "ConsentNotFound", "ConsentStatus", "ConsentStore", "DataClass",
-           "NotYourConsent", "covering"]
+__all__ = [
+    "Consent",
+    "ConsentNotFound",
+    "ConsentStatus",
+    "ConsentStore",
+    "DataClass",
+    "NotYourConsent",
+    "covering",
+]

@@ -64,28 +64,42 @@ class Consent:
     def is_active(self, now: datetime) -> bool:
         return self.status(now) is ConsentStatus.ACTIVE
 
-    def covers(self, institution: str, data_class: DataClass | str, purpose: Purpose | str,
-               now: datetime) -> bool:
+    def covers(
+        self, institution: str, data_class: DataClass | str, purpose: Purpose | str, now: datetime
+    ) -> bool:
         """Whether this consent lets ``institution`` read ``data_class`` for ``purpose`` now.
         Classes match whatever their case (the catalogue writes ``lab_result``); a class no
         consent can name (``audit``, ``aggregate``) is never covered."""
         wanted = str(data_class).upper()
-        return (self.grantee == institution and wanted in {c.value for c in self.data_classes}
-                and self.purpose == str(purpose).upper() and self.is_active(now))
+        return (
+            self.grantee == institution
+            and wanted in {c.value for c in self.data_classes}
+            and self.purpose == str(purpose).upper()
+            and self.is_active(now)
+        )
 
     @classmethod
     def from_row(cls, row: Any) -> Consent:
         return cls(
-            consent_id=row.consent_id, person_ref=row.person_ref, grantee=row.grantee,
+            consent_id=row.consent_id,
+            person_ref=row.person_ref,
+            grantee=row.grantee,
             data_classes=frozenset(DataClass(c) for c in row.data_classes.split(",") if c),
-            purpose=Purpose(row.purpose), valid_from=_from_db(row.valid_from),
-            valid_until=_from_db(row.valid_until), granted_at=_from_db(row.granted_at),
+            purpose=Purpose(row.purpose),
+            valid_from=_from_db(row.valid_from),
+            valid_until=_from_db(row.valid_until),
+            granted_at=_from_db(row.granted_at),
             revoked_at=_from_db(row.revoked_at),
         )
 
 
-def covering(consents: Iterable[Consent], institution: str, data_class: DataClass | str,
-             purpose: Purpose | str, now: datetime) -> Consent | None:
+def covering(
+    consents: Iterable[Consent],
+    institution: str,
+    data_class: DataClass | str,
+    purpose: Purpose | str,
+    now: datetime,
+) -> Consent | None:
     """The first of ``consents`` that covers (institution, data class, purpose) now."""
     for consent in consents:
         if consent.covers(institution, data_class, purpose, now):
@@ -105,19 +119,33 @@ class ConsentStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 
-    async def grant(self, *, consent_id: str, person_ref: str, grantee: str,
-                    data_classes: Iterable[DataClass], purpose: Purpose,
-                    valid_from: datetime, valid_until: datetime, now: datetime) -> Consent:
+    async def grant(
+        self,
+        *,
+        consent_id: str,
+        person_ref: str,
+        grantee: str,
+        data_classes: Iterable[DataClass],
+        purpose: Purpose,
+        valid_from: datetime,
+        valid_until: datetime,
+        now: datetime,
+    ) -> Consent:
         """Store a consent unless one with ``consent_id`` exists; return the stored one.
 
         ``consent_id`` is derived from the caller's idempotency key, so a retry returns the
         consent the first attempt stored rather than a second copy.
         """
         row = {
-            "consent_id": consent_id, "person_ref": person_ref, "grantee": grantee,
+            "consent_id": consent_id,
+            "person_ref": person_ref,
+            "grantee": grantee,
             "data_classes": ",".join(sorted({DataClass(c).value for c in data_classes})),
-            "purpose": Purpose(purpose).value, "valid_from": utc(valid_from),
-            "valid_until": utc(valid_until), "granted_at": utc(now), "revoked_at": None,
+            "purpose": Purpose(purpose).value,
+            "valid_from": utc(valid_from),
+            "valid_until": utc(valid_until),
+            "granted_at": utc(now),
+            "revoked_at": None,
         }
         async with self._engine.begin() as conn:
             await insert_if_absent(conn, TABLE, row)
@@ -127,8 +155,9 @@ class ConsentStore:
 
     async def get(self, consent_id: str) -> Consent | None:
         async with self._engine.connect() as conn:
-            row = (await conn.execute(
-                select(TABLE).where(TABLE.c.consent_id == consent_id))).first()
+            row = (
+                await conn.execute(select(TABLE).where(TABLE.c.consent_id == consent_id))
+            ).first()
         return None if row is None else Consent.from_row(row)
 
     async def revoke(self, consent_id: str, *, person_ref: str, now: datetime) -> Consent:
@@ -150,8 +179,9 @@ class ConsentStore:
             assert consent is not None
         return consent
 
-    async def list_for(self, person_ref: str, *, limit: int,
-                       after: tuple[datetime, str] | None = None) -> list[Consent]:
+    async def list_for(
+        self, person_ref: str, *, limit: int, after: tuple[datetime, str] | None = None
+    ) -> list[Consent]:
         """A person's consents in every state, newest grant first, keyset-paged by
         (granted_at, consent_id)."""
         key = tuple_(TABLE.c.granted_at, TABLE.c.consent_id)
@@ -167,17 +197,24 @@ class ConsentStore:
         found = await self.active_consents_for([person_ref], now)
         return found.get(person_ref, [])
 
-    async def active_consents_for(self, person_refs: Iterable[str],
-                                  now: datetime) -> dict[str, list[Consent]]:
+    async def active_consents_for(
+        self, person_refs: Iterable[str], now: datetime
+    ) -> dict[str, list[Consent]]:
         """Active consents of many persons in one statement (for per-request loaders)."""
         refs = list(dict.fromkeys(person_refs))
         if not refs:
             return {}
         moment = utc(now)
-        stmt = select(TABLE).where(
-            TABLE.c.person_ref.in_(refs), TABLE.c.revoked_at.is_(None),
-            TABLE.c.valid_from <= moment, TABLE.c.valid_until > moment,
-        ).order_by(TABLE.c.person_ref, TABLE.c.granted_at, TABLE.c.consent_id)
+        stmt = (
+            select(TABLE)
+            .where(
+                TABLE.c.person_ref.in_(refs),
+                TABLE.c.revoked_at.is_(None),
+                TABLE.c.valid_from <= moment,
+                TABLE.c.valid_until > moment,
+            )
+            .order_by(TABLE.c.person_ref, TABLE.c.granted_at, TABLE.c.consent_id)
+        )
         out: dict[str, list[Consent]] = {}
         async with self._engine.connect() as conn:
             for row in await conn.execute(stmt):

@@ -70,8 +70,11 @@ class SM4GCM:
 def aead_for(algorithm: str, key: bytes) -> Aead:
     """The AEAD for a key of ``algorithm``; ``ValueError`` for an unknown name or bad length."""
     if AEAD_KEY_BYTES.get(algorithm) != len(key):
-        raise ValueError(f"not a {algorithm} key" if algorithm in AEAD_KEY_BYTES
-                         else f"unknown encryption algorithm {algorithm}")
+        raise ValueError(
+            f"not a {algorithm} key"
+            if algorithm in AEAD_KEY_BYTES
+            else f"unknown encryption algorithm {algorithm}"
+        )
     return AESGCM(key) if algorithm == AES_256_GCM else SM4GCM(key)
 
 
@@ -110,6 +113,4 @@ def profile(name: str | None) -> Profile:
     try:
         return PROFILES[name or DEFAULT_PROFILE]
     except KeyError:
-        raise ValueError(
-            f"unknown crypto profile '{name}' (use {' or '.join(PROFILES)})"
-        ) from None
+        raise ValueError(f"unknown crypto profile '{name}' (use {' or '.join(PROFILES)})") from None

@@ -49,14 +49,15 @@ class BlindIndexer:
         subkey = self._subkeys.get((key.key_id, kind))
         if subkey is None:
             subkey = self._subkeys[(key.key_id, kind)] = HKDF(
-                algorithm=hash_for(key.algorithm), length=32, salt=None,
+                algorithm=hash_for(key.algorithm),
+                length=32,
+                salt=None,
                 info=f"medfed/{kind}".encode(),
             ).derive(key.material)
         return subkey
 
     def index_with(self, key: DataKey, kind: str, value: str) -> str:
-        digest = mac(key.algorithm, self._subkey(key, kind),
-                     normalise(kind, value).encode("utf-8"))
+        digest = mac(key.algorithm, self._subkey(key, kind), normalise(kind, value).encode("utf-8"))
         return digest[:_DIGEST_BYTES].hex()
 
     def index(self, kind: str, value: str) -> str:

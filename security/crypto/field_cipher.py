@@ -54,11 +54,11 @@ class FieldCipher:
 
     def encrypt(self, value: str, *, source: str, table: str, column: str, row_key: str) -> bytes:
         key_id = self._keyring.current_key(source).key_id
-        return self.encrypt_with(value, key_id=key_id, table=table, column=column,
-                                 row_key=row_key)
+        return self.encrypt_with(value, key_id=key_id, table=table, column=column, row_key=row_key)
 
-    def encrypt_with(self, value: str, *, key_id: str, table: str, column: str,
-                     row_key: str) -> bytes:
+    def encrypt_with(
+        self, value: str, *, key_id: str, table: str, column: str, row_key: str
+    ) -> bytes:
         """Encrypt under a named key (re-encryption targets the key it was started for)."""
         raw_id = key_id.encode("ascii")
         header = bytes((VERSION, len(raw_id))) + raw_id
@@ -70,8 +70,7 @@ class FieldCipher:
 
     def decrypt(self, blob: bytes, *, table: str, column: str, row_key: str) -> str:
         where = f"{table}.{column}[{row_key}]"
-        if (len(blob) < 2 or blob[0] != VERSION
-                or len(blob) < 2 + blob[1] + NONCE_BYTES + TAG_BYTES):
+        if len(blob) < 2 or blob[0] != VERSION or len(blob) < 2 + blob[1] + NONCE_BYTES + TAG_BYTES:
             raise DecryptionError(f"{where}: not a medfed v1 ciphertext")
         end = 2 + blob[1]
         header, nonce, sealed = blob[:end], blob[end : end + NONCE_BYTES], blob[end + NONCE_BYTES :]

@@ -60,8 +60,7 @@ def suite(kem: str) -> hpke.Suite:
 def info(kid: str, request_id: str, path: Path) -> bytes:
     # Hashed so arbitrarily deep paths stay within every HPKE implementation's info limit;
     # JSON keeps ["a.b"] and ["a", "b"] (and "0" vs 0) distinct.
-    canonical = json.dumps([kid, request_id, list(path)], separators=(",", ":"),
-                           ensure_ascii=False)
+    canonical = json.dumps([kid, request_id, list(path)], separators=(",", ":"), ensure_ascii=False)
     return b"medfed-sealed:v1:" + hashlib.sha256(canonical.encode()).digest()
 
 
@@ -73,6 +72,7 @@ def dotted(path: Path) -> str:
 # X25519: the 32-byte key. Hybrid: ML-KEM-768 public key (1184 bytes) || X25519 public key;
 # private: ML-KEM-768 seed (64 bytes) || X25519 private key.
 
+
 def public_from_bytes(kem: str, raw: bytes) -> PublicKey:
     try:
         if kem == X25519:
@@ -80,7 +80,8 @@ def public_from_bytes(kem: str, raw: bytes) -> PublicKey:
         if kem == HYBRID and len(raw) == _MLKEM768_PUBLIC_LEN + _X25519_LEN:
             return hpke.MLKEM768X25519PublicKey(
                 mlkem.MLKEM768PublicKey.from_public_bytes(raw[:_MLKEM768_PUBLIC_LEN]),
-                x25519.X25519PublicKey.from_public_bytes(raw[_MLKEM768_PUBLIC_LEN:]))
+                x25519.X25519PublicKey.from_public_bytes(raw[_MLKEM768_PUBLIC_LEN:]),
+            )
     except ValueError:
         pass
     suite(kem)  # names an unknown kem
@@ -94,7 +95,8 @@ def private_from_bytes(kem: str, raw: bytes) -> PrivateKey:
         if kem == HYBRID and len(raw) == _MLKEM768_SEED_LEN + _X25519_LEN:
             return hpke.MLKEM768X25519PrivateKey(
                 mlkem.MLKEM768PrivateKey.from_seed_bytes(raw[:_MLKEM768_SEED_LEN]),
-                x25519.X25519PrivateKey.from_private_bytes(raw[_MLKEM768_SEED_LEN:]))
+                x25519.X25519PrivateKey.from_private_bytes(raw[_MLKEM768_SEED_LEN:]),
+            )
     except ValueError:
         pass
     suite(kem)
@@ -115,8 +117,11 @@ def generate(kem: str) -> KeyPair:
         return KeyPair(kem, x.private_bytes_raw(), x_pub)
     if kem == HYBRID:
         m = mlkem.MLKEM768PrivateKey.generate()
-        return KeyPair(kem, m.private_bytes_raw() + x.private_bytes_raw(),
-                       m.public_key().public_bytes_raw() + x_pub)
+        return KeyPair(
+            kem,
+            m.private_bytes_raw() + x.private_bytes_raw(),
+            m.public_key().public_bytes_raw() + x_pub,
+        )
     suite(kem)
     raise AssertionError("unreachable")
 
@@ -130,12 +135,12 @@ def b64decode(text: str, what: str) -> bytes:
 
 # -- sealing and opening ---------------------------------------------------------------------
 
+
 def plaintext(value: Any) -> bytes:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def seal(kem: str, public_key: PublicKey, kid: str, request_id: str, path: Path,
-         value: Any) -> str:
+def seal(kem: str, public_key: PublicKey, kid: str, request_id: str, path: Path, value: Any) -> str:
     sealed = suite(kem).encrypt(plaintext(value), public_key, info=info(kid, request_id, path))
     return PREFIX + kid + ":" + base64.urlsafe_b64encode(sealed).rstrip(b"=").decode()
 
@@ -144,10 +149,11 @@ def is_envelope(value: Any) -> bool:
     return isinstance(value, str) and value.startswith(PREFIX)
 
 
-def open_envelope(envelope: str, kem: str, private_key: PrivateKey, kid: str,
-                  request_id: str, path: Path) -> Any:
+def open_envelope(
+    envelope: str, kem: str, private_key: PrivateKey, kid: str, request_id: str, path: Path
+) -> Any:
     where = dotted(path)
-    env_kid, sep, body = envelope[len(PREFIX):].partition(":")
+    env_kid, sep, body = envelope[len(PREFIX) :].partition(":")
     if not sep:
         raise SealingError(f"{where}: malformed sealed value")
     if env_kid != kid:
@@ -159,6 +165,7 @@ def open_envelope(envelope: str, kem: str, private_key: PrivateKey, kid: str,
     try:
         plain = suite(kem).decrypt(sealed, private_key, info=info(kid, request_id, path))
     except (InvalidTag, ValueError):
-        raise SealingError(f"{where}: sealed value does not open here (wrong key, path or "
-                           "request, or tampered)") from None
+        raise SealingError(
+            f"{where}: sealed value does not open here (wrong key, path or request, or tampered)"
+        ) from None
     return json.loads(plain)

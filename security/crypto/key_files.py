@@ -35,6 +35,5 @@ def exposure(path: Path) -> str | None:
     """Why ``path`` is unsafe to hold a private key (group or others may use it), or None."""
     mode = path.stat().st_mode
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        return (f"{path} is readable by others (mode {stat.S_IMODE(mode):o}); "
-                f"run: chmod 600 {path}")
+        return f"{path} is readable by others (mode {stat.S_IMODE(mode):o}); run: chmod 600 {path}"
     return None

@@ -144,8 +144,8 @@ class LocalKeyProvider:
         kek_id = self._current.encode("ascii")
         header = bytes((WRAP_VERSION, len(kek_id))) + kek_id
         nonce = os.urandom(NONCE_BYTES)
-        return header + nonce + self._aead(self._current).encrypt(
-            nonce, dek, _context(header, key_id)
+        return (
+            header + nonce + self._aead(self._current).encrypt(nonce, dek, _context(header, key_id))
         )
 
     def unwrap(self, key_id: str, wrapped: bytes) -> bytes:
@@ -154,7 +154,8 @@ class LocalKeyProvider:
         nonce = wrapped[header_len : header_len + NONCE_BYTES]
         try:
             return self._aead(kek_id).decrypt(
-                nonce, wrapped[header_len + NONCE_BYTES :],
+                nonce,
+                wrapped[header_len + NONCE_BYTES :],
                 _context(wrapped[:header_len], key_id),
             )
         except InvalidTag:
@@ -229,14 +230,17 @@ class LocalKeyProvider:
         self._keks, self._current = keks, current
 
     def _save(self) -> None:
-        write_private_json(self.path, {
-            "format": KEK_FORMAT,
-            "current": self._current,
-            "keys": {
-                kid: {"alg": alg, "key": base64.b64encode(material).decode("ascii")}
-                for kid, (alg, material) in self._keks.items()
+        write_private_json(
+            self.path,
+            {
+                "format": KEK_FORMAT,
+                "current": self._current,
+                "keys": {
+                    kid: {"alg": alg, "key": base64.b64encode(material).decode("ascii")}
+                    for kid, (alg, material) in self._keks.items()
+                },
             },
-        })
+        )
 
 
 def _context(header: bytes, key_id: str) -> bytes:

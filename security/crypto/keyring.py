@@ -108,8 +108,10 @@ class KeyRing:
         self._checked = 0.0
 
     def __repr__(self) -> str:
-        return (f"KeyRing(path={str(self.path)!r}, profile={self.profile.name!r}, "
-                f"keys={sorted(self.records)!r}, provider={self.provider!r})")
+        return (
+            f"KeyRing(path={str(self.path)!r}, profile={self.profile.name!r}, "
+            f"keys={sorted(self.records)!r}, provider={self.provider!r})"
+        )
 
     # -- lookup ---------------------------------------------------------------------------------
     @property
@@ -168,8 +170,9 @@ class KeyRing:
         if source not in self.current:
             self.refresh(force=True)
         if source not in self.current:
-            self._mutate(lambda ring: ring._add_data_key(source) if source not in ring.current
-                         else None)
+            self._mutate(
+                lambda ring: ring._add_data_key(source) if source not in ring.current else None
+            )
         return self.current_key(source)
 
     def rotate(self, source: str, *, algorithm: str | None = None) -> DataKey:
@@ -215,8 +218,13 @@ class KeyRing:
             if key_id == ring.index_previous:
                 ring.index_previous = None
             ring.records[key_id] = KeyRecord(
-                key_id, record.purpose, record.algorithm, record.source, record.created,
-                kek=None, retired=_now(),
+                key_id,
+                record.purpose,
+                record.algorithm,
+                record.source,
+                record.created,
+                kek=None,
+                retired=_now(),
             )
             ring.data_keys.pop(key_id, None)
             ring.index_keys.pop(key_id, None)
@@ -256,21 +264,26 @@ class KeyRing:
     def is_v1(cls, data_dir: Path) -> bool:
         """Whether the keyring is still format 1 (plain keys, wrapped on the next load)."""
         path = cls.location(data_dir)
-        return path.exists() and read_private_json(path, "keyring", KeyRingError).get(
-            "format") == FORMAT_V1
+        return (
+            path.exists()
+            and read_private_json(path, "keyring", KeyRingError).get("format") == FORMAT_V1
+        )
 
     @classmethod
-    def _provider_for(cls, data_dir: Path, provider: KeyProvider | None, *, create: bool,
-                      chosen: Profile) -> KeyProvider:
+    def _provider_for(
+        cls, data_dir: Path, provider: KeyProvider | None, *, create: bool, chosen: Profile
+    ) -> KeyProvider:
         if provider is not None:
             return provider
         with _provider_errors():
-            return LocalKeyProvider(LocalKeyProvider.location(data_dir), create=create,
-                                    algorithm=chosen.kek)
+            return LocalKeyProvider(
+                LocalKeyProvider.location(data_dir), create=create, algorithm=chosen.kek
+            )
 
     @classmethod
-    def create(cls, data_dir: Path, *, profile: str | None = None,
-               provider: KeyProvider | None = None) -> KeyRing:
+    def create(
+        cls, data_dir: Path, *, profile: str | None = None, provider: KeyProvider | None = None
+    ) -> KeyRing:
         path = cls.location(data_dir)
         if path.exists():
             raise KeyRingError(f"{path} exists already; refusing to overwrite keys")
@@ -287,21 +300,27 @@ class KeyRing:
         return ring
 
     @classmethod
-    def load(cls, data_dir: Path, *, profile: str | None = None,
-             provider: KeyProvider | None = None) -> KeyRing:
+    def load(
+        cls, data_dir: Path, *, profile: str | None = None, provider: KeyProvider | None = None
+    ) -> KeyRing:
         path = cls.location(data_dir)
         raw = read_private_json(path, "keyring", KeyRingError)
         if raw.get("format") == FORMAT_V1:
             return cls._migrate_v1(data_dir, raw, profile, provider)
         chosen = _profile(profile or raw.get("profile"))
-        ring = cls(path, cls._provider_for(data_dir, provider, create=False, chosen=chosen),
-                   chosen)
+        ring = cls(path, cls._provider_for(data_dir, provider, create=False, chosen=chosen), chosen)
         ring.refresh(force=True)
         return ring
 
     @classmethod
-    def open(cls, data_dir: Path, *, create: bool, profile: str | None = None,
-             provider: KeyProvider | None = None) -> KeyRing:
+    def open(
+        cls,
+        data_dir: Path,
+        *,
+        create: bool,
+        profile: str | None = None,
+        provider: KeyProvider | None = None,
+    ) -> KeyRing:
         if cls.location(data_dir).exists() or not create:
             return cls.load(data_dir, profile=profile, provider=provider)
         return cls.create(data_dir, profile=profile, provider=provider)
@@ -334,10 +353,18 @@ class KeyRing:
         if algorithm not in sizes:
             raise KeyRingError(f"{algorithm} is not an algorithm for {purpose} keys")
         stem = f"{prefix}-{source}-" if source else f"{prefix}-"
-        taken = [int(k[len(stem):]) for k in self.records
-                 if k.startswith(stem) and k[len(stem):].isdigit()]
-        key = DataKey(f"{stem}{1 + max(taken, default=0)}", algorithm,
-                      secrets.token_bytes(sizes[algorithm]), source, purpose)
+        taken = [
+            int(k[len(stem) :])
+            for k in self.records
+            if k.startswith(stem) and k[len(stem) :].isdigit()
+        ]
+        key = DataKey(
+            f"{stem}{1 + max(taken, default=0)}",
+            algorithm,
+            secrets.token_bytes(sizes[algorithm]),
+            source,
+            purpose,
+        )
         self._install(key, _now(), kek="")
         return key
 
@@ -346,8 +373,9 @@ class KeyRing:
         self.current[source] = key.key_id
 
     def _install(self, key: DataKey, created: str, kek: str) -> None:
-        self.records[key.key_id] = KeyRecord(key.key_id, key.purpose, key.algorithm, key.source,
-                                             created, kek)
+        self.records[key.key_id] = KeyRecord(
+            key.key_id, key.purpose, key.algorithm, key.source, created, kek
+        )
         if key.purpose == DATA:
             self.data_keys[key.key_id] = key
         elif key.purpose == INDEX:
@@ -387,8 +415,13 @@ class KeyRing:
         try:
             for key_id, entry in raw["keys"].items():
                 records[key_id] = KeyRecord(
-                    key_id, entry["purpose"], entry["alg"], entry.get("source", ""),
-                    entry["created"], entry.get("kek"), entry.get("retired"),
+                    key_id,
+                    entry["purpose"],
+                    entry["alg"],
+                    entry.get("source", ""),
+                    entry["created"],
+                    entry.get("kek"),
+                    entry.get("retired"),
                 )
                 if not entry.get("retired"):
                     wrapped = base64.b64decode(entry["wrapped"], validate=True)
@@ -398,18 +431,28 @@ class KeyRing:
             rotated_at = float(raw["index"].get("rotated_at", 0.0))
             person_ref = raw["person_ref"]
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise KeyRingError(f"the keyring {self.path} is damaged ({type(exc).__name__})"
-                               ) from None
-        for name, key_id in [*current.items(), ("index", index_current),
-                             ("index (previous)", index_previous), ("person", person_ref)]:
+            raise KeyRingError(
+                f"the keyring {self.path} is damaged ({type(exc).__name__})"
+            ) from None
+        for name, key_id in [
+            *current.items(),
+            ("index", index_current),
+            ("index (previous)", index_previous),
+            ("person", person_ref),
+        ]:
             if key_id is not None and key_id not in keys:
-                raise KeyRingError(f"the keyring {self.path} names '{key_id}' for {name} "
-                                   f"but holds no live key of that id")
+                raise KeyRingError(
+                    f"the keyring {self.path} names '{key_id}' for {name} "
+                    f"but holds no live key of that id"
+                )
         self.records, self.data_keys, self.index_keys = records, {}, {}
         for key, created in keys.values():
             self._install(key, created, records[key.key_id].kek or "")
         self.current, self.index_current, self.index_previous = (
-            current, index_current, index_previous)
+            current,
+            index_current,
+            index_previous,
+        )
         self.index_rotated_at = rotated_at
         self.generation += 1
 
@@ -433,8 +476,11 @@ class KeyRing:
         old = _entries_of(self.path) if self.path.exists() else {}
         entries = {}
         for key_id, record in self.records.items():
-            entry: dict[str, str] = {"purpose": record.purpose, "alg": record.algorithm,
-                                     "created": record.created}
+            entry: dict[str, str] = {
+                "purpose": record.purpose,
+                "alg": record.algorithm,
+                "created": record.created,
+            }
             if record.source:
                 entry["source"] = record.source
             if record.retired:
@@ -445,24 +491,32 @@ class KeyRing:
                 key = live[key_id]
                 with _provider_errors():
                     wrapped = self.provider.wrap(
-                        key_id, key.algorithm.encode("ascii") + b"\x00" + key.material)
+                        key_id, key.algorithm.encode("ascii") + b"\x00" + key.material
+                    )
                     entry["kek"] = self.provider.kek_of(wrapped)
                 entry["wrapped"] = base64.b64encode(wrapped).decode("ascii")
             entries[key_id] = entry
-        write_private_json(self.path, {
-            "format": FORMAT,
-            "profile": self.profile.name,
-            "kek_provider": getattr(self.provider, "name", type(self.provider).__name__),
-            "person_ref": self._person_ref().key_id,
-            "index": {"current": self.index_current, "previous": self.index_previous,
-                      "rotated_at": self.index_rotated_at},
-            "current": self.current,
-            "keys": entries,
-        })
+        write_private_json(
+            self.path,
+            {
+                "format": FORMAT,
+                "profile": self.profile.name,
+                "kek_provider": getattr(self.provider, "name", type(self.provider).__name__),
+                "person_ref": self._person_ref().key_id,
+                "index": {
+                    "current": self.index_current,
+                    "previous": self.index_previous,
+                    "rotated_at": self.index_rotated_at,
+                },
+                "current": self.current,
+                "keys": entries,
+            },
+        )
 
     @classmethod
-    def _migrate_v1(cls, data_dir: Path, raw: dict, profile: str | None,
-                    provider: KeyProvider | None) -> KeyRing:
+    def _migrate_v1(
+        cls, data_dir: Path, raw: dict, profile: str | None, provider: KeyProvider | None
+    ) -> KeyRing:
         """Wrap a format-1 keyring's plain keys under a KEK and rewrite it as format 2.
 
         The v1 linkage key becomes the person-pseudonym key and, with the same material, the
@@ -470,8 +524,7 @@ class KeyRing:
         """
         path = cls.location(data_dir)
         chosen = _profile(profile)
-        ring = cls(path, cls._provider_for(data_dir, provider, create=True, chosen=chosen),
-                   chosen)
+        ring = cls(path, cls._provider_for(data_dir, provider, create=True, chosen=chosen), chosen)
         try:
             owner = {key_id: source for source, key_id in raw["current"].items()}
             linkage_id, linkage = raw["linkage"]["id"], base64.b64decode(raw["linkage"]["key"])
@@ -481,8 +534,11 @@ class KeyRing:
             ring.index_current = "bi-1"
             for key_id, entry in raw["data_keys"].items():
                 source = owner.get(key_id) or key_id.removeprefix("dk-").rsplit("-", 1)[0]
-                ring._install(DataKey(key_id, entry["alg"], base64.b64decode(entry["key"]),
-                                      source, DATA), created, "")
+                ring._install(
+                    DataKey(key_id, entry["alg"], base64.b64decode(entry["key"]), source, DATA),
+                    created,
+                    "",
+                )
             ring.current = dict(raw["current"])
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise KeyRingError(f"the keyring {path} is damaged ({type(exc).__name__})") from None

@@ -28,8 +28,10 @@ from security.crypto import hpke_seal
 from security.crypto.hpke_seal import KEM_NAMES, KID_PATTERN, PublicKey, SealingError
 
 DEFAULT_FILE = "keys/partners.toml"
-_HEADER = ("# medfed partner public keys: a request with `X-Seal-To: <kid>` from the key's org\n"
-           "# gets its level-4+ values HPKE-sealed to that key. Managed by `medfed partner`.\n")
+_HEADER = (
+    "# medfed partner public keys: a request with `X-Seal-To: <kid>` from the key's org\n"
+    "# gets its level-4+ values HPKE-sealed to that key. Managed by `medfed partner`.\n"
+)
 
 
 class PartnerKeyError(ValueError):
@@ -90,7 +92,7 @@ def _public_text(entry: dict[str, Any], path: Path, name: str) -> str:
             return file.read_text()
         except OSError as exc:
             raise PartnerKeyError(f"{name}: cannot read {file}: {exc.strerror}") from None
-    raise PartnerKeyError(f"{name}: needs public = \"<base64>\" or public_file = \"path\"")
+    raise PartnerKeyError(f'{name}: needs public = "<base64>" or public_file = "path"')
 
 
 def load(path: Path) -> dict[str, PartnerKey]:
@@ -148,8 +150,10 @@ def register(path: Path, org: str, kid: str, kem: str, public_raw: bytes) -> Non
     if '"' in org or "\\" in org or "\n" in org:
         raise PartnerKeyError(f"key {kid!r}: org {org!r} has characters not allowed")
 
-    block = (f'\n[[keys]]\norg = "{org}"\nkid = "{kid}"\nkem = "{kem}"\n'
-             f'public = "{base64.b64encode(public_raw).decode()}"\n')
+    block = (
+        f'\n[[keys]]\norg = "{org}"\nkid = "{kid}"\nkem = "{kem}"\n'
+        f'public = "{base64.b64encode(public_raw).decode()}"\n'
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     fresh = not path.exists()
     with path.open("a", encoding="utf-8") as fh:

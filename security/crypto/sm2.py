@@ -65,11 +65,12 @@ class SM2Verifier:
         self._sm2 = SM2(pk=self.public_point, uid=uid)
 
     @classmethod
-    def from_public_key_bytes(cls, name: str, data: bytes, *, uid: bytes = DEFAULT_UID
-                              ) -> SM2Verifier:
+    def from_public_key_bytes(
+        cls, name: str, data: bytes, *, uid: bytes = DEFAULT_UID
+    ) -> SM2Verifier:
         if not data.startswith(KEY_TYPE_TAG):
             raise SM2KeyError("not a medfed SM2 public key (missing its type tag)")
-        return cls(name, data[len(KEY_TYPE_TAG):], uid=uid)
+        return cls(name, data[len(KEY_TYPE_TAG) :], uid=uid)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, public={self.public_point.hex()[:16]}…)"
@@ -117,7 +118,8 @@ def load_or_create_sm2(keys_dir: Path, name: str) -> SM2Signer:
     processes race to create it (the first link wins)."""
     path = Path(keys_dir) / PRIVATE_KEY_FILE
     create_private_once(
-        path, lambda: (SM2Signer.generate(name).private_key_bytes().hex() + "\n").encode("ascii"))
+        path, lambda: (SM2Signer.generate(name).private_key_bytes().hex() + "\n").encode("ascii")
+    )
     if problem := exposure(path):
         raise SM2KeyError(problem)
     try:

@@ -21,8 +21,13 @@ from typing import Any
 from security.crypto import hpke_seal
 from security.crypto.hpke_seal import PrivateKey, SealingError
 
-__all__ = ["PartnerPrivateKey", "SealingError", "load_private_key", "private_key_text",
-           "unseal_response"]
+__all__ = [
+    "PartnerPrivateKey",
+    "SealingError",
+    "load_private_key",
+    "private_key_text",
+    "unseal_response",
+]
 
 
 @dataclass(frozen=True)
@@ -33,9 +38,11 @@ class PartnerPrivateKey:
 
 
 def private_key_text(kid: str, kem: str, org: str, private_raw: bytes) -> bytes:
-    return (f'# medfed partner private key: keep it secret, never send it to the gateway\n'
-            f'kid = "{kid}"\nkem = "{kem}"\norg = "{org}"\n'
-            f'private = "{base64.b64encode(private_raw).decode()}"\n').encode()
+    return (
+        f"# medfed partner private key: keep it secret, never send it to the gateway\n"
+        f'kid = "{kid}"\nkem = "{kem}"\norg = "{org}"\n'
+        f'private = "{base64.b64encode(private_raw).decode()}"\n'
+    ).encode()
 
 
 def load_private_key(path: str | Path) -> PartnerPrivateKey:
@@ -56,11 +63,18 @@ def load_private_key(path: str | Path) -> PartnerPrivateKey:
     return PartnerPrivateKey(kid, kem, key)
 
 
-def unseal_response(response_json: dict[str, Any] | str | bytes, private_key: PartnerPrivateKey,
-                    *, request_id: str | None = None) -> dict[str, Any]:
+def unseal_response(
+    response_json: dict[str, Any] | str | bytes,
+    private_key: PartnerPrivateKey,
+    *,
+    request_id: str | None = None,
+) -> dict[str, Any]:
     """The response with every sealed value opened and ``extensions.sealing`` removed."""
-    response = (json.loads(response_json) if isinstance(response_json, str | bytes)
-                else json.loads(json.dumps(response_json)))  # a copy: the input stays intact
+    response = (
+        json.loads(response_json)
+        if isinstance(response_json, str | bytes)
+        else json.loads(json.dumps(response_json))
+    )  # a copy: the input stays intact
     extensions = response.get("extensions") or {}
     sealing = extensions.pop("sealing", None) or {}
     if request_id is None:
@@ -68,8 +82,9 @@ def unseal_response(response_json: dict[str, Any] | str | bytes, private_key: Pa
     if not isinstance(request_id, str):
         raise SealingError("no request id: not a sealed medfed response")
     if sealing.get("kid", private_key.kid) != private_key.kid:
-        raise SealingError(f"response is sealed to key {sealing.get('kid')!r}, "
-                           f"not {private_key.kid!r}")
+        raise SealingError(
+            f"response is sealed to key {sealing.get('kid')!r}, not {private_key.kid!r}"
+        )
     if "extensions" in response and not extensions:
         del response["extensions"]
     response["data"] = _open(response.get("data"), private_key, request_id, [])

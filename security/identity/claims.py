@@ -79,8 +79,9 @@ def check_purposes(value: object) -> frozenset[Purpose]:
     return frozenset(purposes)
 
 
-def check_person(role: Role, purposes: frozenset[Purpose], person: object,
-                 has_person: bool) -> str | None:
+def check_person(
+    role: Role, purposes: frozenset[Purpose], person: object, has_person: bool
+) -> str | None:
     """The patient link: required for patients (with PATIENT_ACCESS only), absent otherwise."""
     if role is not Role.PATIENT:
         if has_person:

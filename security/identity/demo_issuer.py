@@ -43,9 +43,13 @@ class DemoIssuer:
     private_key: Ed25519PrivateKey = field(repr=False)
 
     def public_pem(self) -> str:
-        return self.private_key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        ).decode("ascii")
+        return (
+            self.private_key.public_key()
+            .public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+            .decode("ascii")
+        )
 
     def mint(
         self,
@@ -80,8 +84,9 @@ class DemoIssuer:
             raise ValueError("ttl_seconds must be a positive whole number")
         issued = int((now or datetime.now(UTC)).timestamp())
         payload.update(iat=issued, exp=issued + ttl_seconds, jti=uuid.uuid4().hex)
-        return jwt.encode(payload, self.private_key, algorithm=DEMO_ALG,
-                          headers={"kid": DEMO_KID, "typ": "JWT"})
+        return jwt.encode(
+            payload, self.private_key, algorithm=DEMO_ALG, headers={"kid": DEMO_KID, "typ": "JWT"}
+        )
 
 
 def _default_sub(role: str, org: str, person: str | None) -> str:
@@ -124,7 +129,7 @@ def ensure_demo_issuer(data_dir: Path, *, audience: str = DEFAULT_AUDIENCE) -> D
 def issuers_toml(issuer: DemoIssuer, audience: str = DEFAULT_AUDIENCE) -> str:
     return (
         f"{GENERATED_MARK}\n"
-        "# Trusted token issuers: see the README, section \"Identity and tokens\".\n\n"
+        '# Trusted token issuers: see the README, section "Identity and tokens".\n\n'
         "[[issuers]]\n"
         f'iss = "{DEMO_ISSUER}"\n'
         f"audiences = [{json.dumps(audience, ensure_ascii=True)}]\n\n"
@@ -137,7 +142,8 @@ def issuers_toml(issuer: DemoIssuer, audience: str = DEFAULT_AUDIENCE) -> str:
 
 def _create_key(path: Path) -> None:
     pem = Ed25519PrivateKey.generate().private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
     _write_private(path, pem, replace=False)

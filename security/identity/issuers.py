@@ -82,8 +82,9 @@ class IssuerRegistry:
         return cls.from_toml(text, source=str(path), base_dir=path.parent)
 
     @classmethod
-    def from_toml(cls, text: str, *, source: str = "issuers", base_dir: Path | None = None
-                  ) -> IssuerRegistry:
+    def from_toml(
+        cls, text: str, *, source: str = "issuers", base_dir: Path | None = None
+    ) -> IssuerRegistry:
         try:
             raw = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
@@ -119,8 +120,9 @@ class RegistryFile:
             except FileNotFoundError:
                 raise IssuerConfigError(str(self.path), "", "does not exist") from None
             except OSError as exc:
-                raise IssuerConfigError(str(self.path), "",
-                                        f"cannot be read ({exc.strerror})") from None
+                raise IssuerConfigError(
+                    str(self.path), "", f"cannot be read ({exc.strerror})"
+                ) from None
             self._stamp = (st.st_mtime_ns, st.st_size, st.st_ino, st.st_mode)
             if self._stamp != stamp or self._previous is None:
                 self._previous = None
@@ -130,6 +132,7 @@ class RegistryFile:
 
 
 # -- parsing --------------------------------------------------------------------------------
+
 
 def _check_not_writable_by_others(path: Path, source: str, key: str) -> None:
     # Whoever can write this file decides who may sign tokens: refuse group/world-writable.
@@ -143,7 +146,8 @@ def _check_not_writable_by_others(path: Path, source: str, key: str) -> None:
         raise IssuerConfigError(source, key, f"{named}cannot be read ({exc.strerror})") from None
     if mode & (stat.S_IWGRP | stat.S_IWOTH):
         raise IssuerConfigError(
-            source, key,
+            source,
+            key,
             f"{named}is writable by others (mode {stat.S_IMODE(mode):o}); run: chmod 644 {path}",
         )
 
@@ -158,7 +162,8 @@ def _table_keys(source: str, key: str, table: dict, allowed: set[str]) -> None:
     unknown = sorted(set(table) - allowed)
     if unknown:
         raise IssuerConfigError(
-            source, f"{key}.{unknown[0]}" if key else unknown[0],
+            source,
+            f"{key}.{unknown[0]}" if key else unknown[0],
             f"is not a setting (expected one of {', '.join(sorted(allowed))})",
         )
 
@@ -183,10 +188,14 @@ def _issuer(source: str, key: str, entry: object, base_dir: Path) -> TrustedIssu
     _table_keys(source, key, entry, {"iss", "audiences", "keys"})
     iss = _string(source, f"{key}.iss", entry.get("iss"))
     audiences = entry.get("audiences")
-    if (not isinstance(audiences, list) or not audiences
-            or not all(isinstance(a, str) and a.strip() for a in audiences)):
-        raise IssuerConfigError(source, f"{key}.audiences",
-                                "must be a non-empty list of audience names")
+    if (
+        not isinstance(audiences, list)
+        or not audiences
+        or not all(isinstance(a, str) and a.strip() for a in audiences)
+    ):
+        raise IssuerConfigError(
+            source, f"{key}.audiences", "must be a non-empty list of audience names"
+        )
     raw_keys = entry.get("keys")
     if not isinstance(raw_keys, list) or not raw_keys:
         raise IssuerConfigError(source, f"{key}.keys", "must list at least one [[issuers.keys]]")
@@ -194,8 +203,9 @@ def _issuer(source: str, key: str, entry: object, base_dir: Path) -> TrustedIssu
     for j, raw_key in enumerate(raw_keys):
         trusted = _key(source, f"{key}.keys[{j}]", raw_key, base_dir)
         if trusted.kid in keys:
-            raise IssuerConfigError(source, f"{key}.keys[{j}].kid",
-                                    f"'{trusted.kid}' is listed twice for {iss}")
+            raise IssuerConfigError(
+                source, f"{key}.keys[{j}].kid", f"'{trusted.kid}' is listed twice for {iss}"
+            )
         keys[trusted.kid] = trusted
     return TrustedIssuer(iss=iss, audiences=frozenset(audiences), keys=MappingProxyType(keys))
 
@@ -207,12 +217,14 @@ def _key(source: str, key: str, entry: object, base_dir: Path) -> TrustedKey:
     kid = _string(source, f"{key}.kid", entry.get("kid"))
     alg = entry.get("alg")
     if alg not in SUPPORTED_ALGS:
-        raise IssuerConfigError(source, f"{key}.alg",
-                                f"'{alg}' is not supported (use {' or '.join(SUPPORTED_ALGS)})")
+        raise IssuerConfigError(
+            source, f"{key}.alg", f"'{alg}' is not supported (use {' or '.join(SUPPORTED_ALGS)})"
+        )
     has_inline, has_file = "public_key" in entry, "public_key_file" in entry
     if has_inline == has_file:
-        raise IssuerConfigError(source, f"{key}.public_key",
-                                "give exactly one of public_key or public_key_file")
+        raise IssuerConfigError(
+            source, f"{key}.public_key", "give exactly one of public_key or public_key_file"
+        )
     if has_inline:
         pem_key = f"{key}.public_key"
         pem = _string(source, pem_key, entry["public_key"]).encode("ascii", "replace")
@@ -224,15 +236,18 @@ def _key(source: str, key: str, entry: object, base_dir: Path) -> TrustedKey:
         try:
             pem = pem_path.read_bytes()
         except OSError as exc:
-            raise IssuerConfigError(source, pem_key,
-                                    f"{pem_path} cannot be read ({exc.strerror})") from None
+            raise IssuerConfigError(
+                source, pem_key, f"{pem_path} cannot be read ({exc.strerror})"
+            ) from None
     try:
         public_key = load_pem_public_key(pem)
     except (ValueError, TypeError, UnsupportedAlgorithm):
         raise IssuerConfigError(source, pem_key, "is not a PEM public key") from None
     if alg == "EdDSA" and not isinstance(public_key, ed25519.Ed25519PublicKey):
         raise IssuerConfigError(source, pem_key, "is not an Ed25519 key (alg is EdDSA)")
-    if alg == "ES256" and not (isinstance(public_key, ec.EllipticCurvePublicKey)
-                               and isinstance(public_key.curve, ec.SECP256R1)):
+    if alg == "ES256" and not (
+        isinstance(public_key, ec.EllipticCurvePublicKey)
+        and isinstance(public_key.curve, ec.SECP256R1)
+    ):
         raise IssuerConfigError(source, pem_key, "is not a P-256 EC key (alg is ES256)")
     return TrustedKey(kid=kid, alg=alg, public_key=public_key)

@@ -41,14 +41,16 @@ PATIENT_PURPOSES: frozenset[Purpose] = frozenset({Purpose.PATIENT_ACCESS})
 
 # What `medfed token` grants when no --purposes is given: the everyday purpose of each role.
 # Break-glass (EMERGENCY) is never a default; it must be asked for explicitly.
-DEFAULT_PURPOSES: Mapping[Role, frozenset[Purpose]] = MappingProxyType({
-    Role.PATIENT: PATIENT_PURPOSES,
-    Role.CLINICIAN: frozenset({Purpose.TREATMENT}),
-    Role.PHARMACIST: frozenset({Purpose.TREATMENT}),
-    Role.INSURANCE_AGENCY: frozenset({Purpose.SETTLEMENT, Purpose.FUND_SUPERVISION}),
-    Role.SETTLEMENT_CENTER: frozenset({Purpose.SETTLEMENT}),
-    Role.RESEARCHER: frozenset({Purpose.RESEARCH}),
-    Role.COMMERCIAL_INSURER: frozenset({Purpose.UNDERWRITING}),
-    Role.AUDITOR: frozenset({Purpose.AUDIT}),
-    Role.ADMIN: frozenset({Purpose.AUDIT}),
-})
+DEFAULT_PURPOSES: Mapping[Role, frozenset[Purpose]] = MappingProxyType(
+    {
+        Role.PATIENT: PATIENT_PURPOSES,
+        Role.CLINICIAN: frozenset({Purpose.TREATMENT}),
+        Role.PHARMACIST: frozenset({Purpose.TREATMENT}),
+        Role.INSURANCE_AGENCY: frozenset({Purpose.SETTLEMENT, Purpose.FUND_SUPERVISION}),
+        Role.SETTLEMENT_CENTER: frozenset({Purpose.SETTLEMENT}),
+        Role.RESEARCHER: frozenset({Purpose.RESEARCH}),
+        Role.COMMERCIAL_INSURER: frozenset({Purpose.UNDERWRITING}),
+        Role.AUDITOR: frozenset({Purpose.AUDIT}),
+        Role.ADMIN: frozenset({Purpose.AUDIT}),
+    }
+)

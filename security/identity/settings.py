@@ -1,10 +1,10 @@
 """The ``[identity]`` table of ``medfed.toml``::
 
-    [identity]
-    issuers_file = "{data_dir}/keys/issuers.toml"   # trusted issuers and their public keys
-    audience = "medfed"                             # the aud every token must carry
-    leeway_seconds = 60                             # tolerated clock skew, 0-300
-    max_lifetime_seconds = 43200                    # longest exp - iat accepted, 60-86400
+[identity]
+issuers_file = "{data_dir}/keys/issuers.toml"   # trusted issuers and their public keys
+audience = "medfed"                             # the aud every token must carry
+leeway_seconds = 60                             # tolerated clock skew, 0-300
+max_lifetime_seconds = 43200                    # longest exp - iat accepted, 60-86400
 """
 
 from __future__ import annotations
@@ -53,8 +53,9 @@ def load_identity_settings(raw: object, data_dir: Path) -> IdentitySettings:
     allowed = ("issuers_file", "audience", "leeway_seconds", "max_lifetime_seconds")
     for key in raw:
         if key not in allowed:
-            raise IdentityConfigError(f"identity.{key}",
-                                      f"is not an identity setting (use {', '.join(allowed)})")
+            raise IdentityConfigError(
+                f"identity.{key}", f"is not an identity setting (use {', '.join(allowed)})"
+            )
     default_file = default_issuers_file(data_dir)
     issuers_file = default_file
     if "issuers_file" in raw:
@@ -66,11 +67,20 @@ def load_identity_settings(raw: object, data_dir: Path) -> IdentitySettings:
     if not isinstance(audience, str) or not audience.strip():
         raise IdentityConfigError("identity.audience", "must be a non-empty string")
     leeway = _bounded_int(raw, "leeway_seconds", DEFAULT_LEEWAY_SECONDS, 0, MAX_LEEWAY_SECONDS)
-    lifetime = _bounded_int(raw, "max_lifetime_seconds", DEFAULT_MAX_LIFETIME_SECONDS,
-                            MIN_LIFETIME_SECONDS, MAX_LIFETIME_SECONDS)
-    return IdentitySettings(issuers_file=issuers_file, audience=audience,
-                            leeway_seconds=leeway, max_lifetime_seconds=lifetime,
-                            uses_default_issuers_file=issuers_file == default_file)
+    lifetime = _bounded_int(
+        raw,
+        "max_lifetime_seconds",
+        DEFAULT_MAX_LIFETIME_SECONDS,
+        MIN_LIFETIME_SECONDS,
+        MAX_LIFETIME_SECONDS,
+    )
+    return IdentitySettings(
+        issuers_file=issuers_file,
+        audience=audience,
+        leeway_seconds=leeway,
+        max_lifetime_seconds=lifetime,
+        uses_default_issuers_file=issuers_file == default_file,
+    )
 
 
 def _bounded_int(raw: Mapping, key: str, default: int, low: int, high: int) -> int:

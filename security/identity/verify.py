@@ -73,9 +73,7 @@ def verify_token(
         raise AuthenticationError(f"issuer {claims.shown(iss, 80)} is not trusted")
     key = issuer.keys.get(kid)
     if key is None:
-        raise AuthenticationError(
-            f"issuer {claims.shown(iss, 80)} has no key {claims.shown(kid)}"
-        )
+        raise AuthenticationError(f"issuer {claims.shown(iss, 80)} has no key {claims.shown(kid)}")
     if alg != key.alg:
         raise AuthenticationError(
             f"token algorithm {alg} does not match key {claims.shown(kid)} ({key.alg})"
@@ -113,8 +111,7 @@ def _unverified_claims(token: str) -> dict:
     return payload
 
 
-def _verified_claims(token: str, public_key: object, alg: str, audience: str, iss: str
-                     ) -> dict:
+def _verified_claims(token: str, public_key: object, alg: str, audience: str, iss: str) -> dict:
     try:
         return jwt.decode(
             token,
@@ -166,8 +163,12 @@ def _numeric_date(payload: dict, claim: str) -> float:
     value = payload.get(claim)
     # bool is an int in Python; NaN, infinities and absurd magnitudes compare or convert in
     # ways that would open the door, so only real calendar times are accepted.
-    if (isinstance(value, bool) or not isinstance(value, int | float)
-            or not math.isfinite(value) or not 0 <= value < _YEAR_10000):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or not 0 <= value < _YEAR_10000
+    ):
         raise AuthenticationError(f"claim '{claim}' must be a time in seconds since 1970")
     return float(value)
 
@@ -212,9 +213,18 @@ def _principal(token: str, payload: dict, iss: str, expires_at: datetime) -> Pri
     person = claims.check_person(role, purposes, payload.get("person"), "person" in payload)
     jti = payload.get("jti")
     # The token id lands in audit logs: keep it short and printable.
-    if jti is not None and (not isinstance(jti, str) or not 0 < len(jti) <= _JTI_MAX
-                            or not jti.isprintable()):
+    if jti is not None and (
+        not isinstance(jti, str) or not 0 < len(jti) <= _JTI_MAX or not jti.isprintable()
+    ):
         raise claims.ClaimError("jti", f"must be at most {_JTI_MAX} printable characters")
     token_id = jti or "sha256:" + hashlib.sha256(token.encode("ascii")).hexdigest()[:32]
-    return Principal(sub=sub, role=role, org=org, issuer=iss, purposes=purposes,
-                     person_ref=person, token_id=token_id, expires_at=expires_at)
+    return Principal(
+        sub=sub,
+        role=role,
+        org=org,
+        issuer=iss,
+        purposes=purposes,
+        person_ref=person,
+        token_id=token_id,
+        expires_at=expires_at,
+    )

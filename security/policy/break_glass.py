@@ -22,8 +22,7 @@ from security.store import GatewayBase
 
 class BreakGlassGrant(GatewayBase):
     __tablename__ = "break_glass_grants"
-    __table_args__ = (UniqueConstraint("clinician", "day", "slot",
-                                       name="uq_break_glass_slot"),)
+    __table_args__ = (UniqueConstraint("clinician", "day", "slot", name="uq_break_glass_slot"),)
 
     clinician: Mapped[str] = mapped_column(String(255), primary_key=True)  # issuer|sub
     day: Mapped[str] = mapped_column(String(10), primary_key=True)  # YYYY-MM-DD, local
@@ -55,8 +54,9 @@ class BreakGlassLedger:
         self.persons_per_day = persons_per_day
         self.duration = timedelta(hours=hours)
 
-    async def grant(self, clinician: str, org: str, person_refs: Iterable[str],
-                    now: datetime) -> BreakGlassOutcome:
+    async def grant(
+        self, clinician: str, org: str, person_refs: Iterable[str], now: datetime
+    ) -> BreakGlassOutcome:
         """Grant break-glass for each person unless the clinician's daily limit is spent.
 
         A person already granted today costs no new slot; once their grant has run out it is
@@ -68,36 +68,55 @@ class BreakGlassLedger:
                 return await self._grant_once(clinician, org, refs, now)
             except IntegrityError:
                 continue  # another worker took the slot we chose: count again
-        return BreakGlassOutcome(frozenset(), frozenset(refs), self.persons_per_day,
-                                 self.persons_per_day)
+        return BreakGlassOutcome(
+            frozenset(), frozenset(refs), self.persons_per_day, self.persons_per_day
+        )
 
-    async def _grant_once(self, clinician: str, org: str, refs: list[str],
-                          now: datetime) -> BreakGlassOutcome:
+    async def _grant_once(
+        self, clinician: str, org: str, refs: list[str], now: datetime
+    ) -> BreakGlassOutcome:
         day = now.astimezone().strftime("%Y-%m-%d")
         moment = now.astimezone(UTC)
         granted: set[str] = set()
         refused: set[str] = set()
         async with self._engine.begin() as conn:
-            rows = (await conn.execute(select(TABLE).where(
-                TABLE.c.clinician == clinician, TABLE.c.day == day))).all()
+            rows = (
+                await conn.execute(
+                    select(TABLE).where(TABLE.c.clinician == clinician, TABLE.c.day == day)
+                )
+            ).all()
             held = {r.person_ref: r for r in rows}
             next_slot = max((r.slot for r in rows), default=0) + 1
             for ref in refs:
                 row = held.get(ref)
                 if row is not None:
                     if _aware(row.expires_at) <= moment:
-                        await conn.execute(update(TABLE).where(
-                            TABLE.c.clinician == clinician, TABLE.c.day == day,
-                            TABLE.c.person_ref == ref,
-                        ).values(granted_at=moment, expires_at=moment + self.duration))
+                        await conn.execute(
+                            update(TABLE)
+                            .where(
+                                TABLE.c.clinician == clinician,
+                                TABLE.c.day == day,
+                                TABLE.c.person_ref == ref,
+                            )
+                            .values(granted_at=moment, expires_at=moment + self.duration)
+                        )
                     granted.add(ref)
                 elif next_slot <= self.persons_per_day:
-                    await conn.execute(insert(TABLE).values(
-                        clinician=clinician, day=day, person_ref=ref, slot=next_slot, org=org,
-                        granted_at=moment, expires_at=moment + self.duration))
+                    await conn.execute(
+                        insert(TABLE).values(
+                            clinician=clinician,
+                            day=day,
+                            person_ref=ref,
+                            slot=next_slot,
+                            org=org,
+                            granted_at=moment,
+                            expires_at=moment + self.duration,
+                        )
+                    )
                     next_slot += 1
                     granted.add(ref)
                 else:
                     refused.add(ref)
-        return BreakGlassOutcome(frozenset(granted), frozenset(refused), next_slot - 1,
-                                 self.persons_per_day)
+        return BreakGlassOutcome(
+            frozenset(granted), frozenset(refused), next_slot - 1, self.persons_per_day
+        )

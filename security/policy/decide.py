@@ -11,8 +11,15 @@ from security.identity.roles import Purpose
 from security.policy.rules import Policy
 
 
-def decide(principal: Principal, purpose: Purpose, type_name: str, field_name: str,
-           relation: Relation, catalogue: Catalogue, policy: Policy) -> tuple[Decision, str]:
+def decide(
+    principal: Principal,
+    purpose: Purpose,
+    type_name: str,
+    field_name: str,
+    relation: Relation,
+    catalogue: Catalogue,
+    policy: Policy,
+) -> tuple[Decision, str]:
     """Decide one (type, field) for this caller, purpose and row relation.
 
     Pure: the same inputs always give the same answer, so the guard may cache it per
@@ -35,11 +42,16 @@ def decide(principal: Principal, purpose: Purpose, type_name: str, field_name: s
             decision, why = rule.decision, rule.why
             break
     else:
-        return Decision.DENY, (f"no rule lets {role.value} read {entry.data_class} for "
-                               f"{purpose.value} on a {relation.value} row")
+        return Decision.DENY, (
+            f"no rule lets {role.value} read {entry.data_class} for "
+            f"{purpose.value} on a {relation.value} row"
+        )
     floor = policy.floor
-    if decision is Decision.ALLOW and relation not in floor.relations and (
-            entry.level >= floor.level or entry.data_class in floor.classes):
+    if (
+        decision is Decision.ALLOW
+        and relation not in floor.relations
+        and (entry.level >= floor.level or entry.data_class in floor.classes)
+    ):
         decision, why = Decision.MASK, floor.why
     if decision is Decision.MASK and entry.mask is None:
         return Decision.DENY, f"{why} (no mask for this field)"
@@ -51,7 +63,14 @@ def make_decider(catalogue: Catalogue, policy: Policy) -> Decider:
     return partial(_decide_bound, catalogue=catalogue, policy=policy)
 
 
-def _decide_bound(principal: Principal, purpose: Purpose, type_name: str, field_name: str,
-                  relation: Relation, *, catalogue: Catalogue, policy: Policy
-                  ) -> tuple[Decision, str]:
+def _decide_bound(
+    principal: Principal,
+    purpose: Purpose,
+    type_name: str,
+    field_name: str,
+    relation: Relation,
+    *,
+    catalogue: Catalogue,
+    policy: Policy,
+) -> tuple[Decision, str]:
     return decide(principal, purpose, type_name, field_name, relation, catalogue, policy)

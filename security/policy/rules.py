@@ -33,8 +33,15 @@ class Rule:
     decision: Decision
     why: str
 
-    def matches(self, role: Role, purpose: Purpose, relation: Relation, path: str,
-                data_class: str, level: int) -> bool:
+    def matches(
+        self,
+        role: Role,
+        purpose: Purpose,
+        relation: Relation,
+        path: str,
+        data_class: str,
+        level: int,
+    ) -> bool:
         if role not in self.roles or purpose not in self.purposes:
             return False
         if relation not in self.relations:
@@ -77,7 +84,7 @@ def _set(where: str, raw: Any, enum: Any, allow_any: bool = True) -> frozenset:
     if raw == ANY and allow_any:
         return frozenset(enum)
     if not isinstance(raw, list) or not raw:
-        raise PolicyError(f"{where}: expected a non-empty list or \"*\"")
+        raise PolicyError(f'{where}: expected a non-empty list or "*"')
     try:
         return frozenset(enum(v) for v in raw)
     except ValueError as exc:
@@ -92,16 +99,25 @@ def _classes(where: str, raw: Any) -> frozenset[str]:
 
 def _rule(i: int, raw: Mapping[str, Any]) -> Rule:
     where = f"rules[{i}]"
-    unknown = set(raw) - {"roles", "purposes", "relations", "classes", "fields", "max_level",
-                          "decision", "why"}
+    unknown = set(raw) - {
+        "roles",
+        "purposes",
+        "relations",
+        "classes",
+        "fields",
+        "max_level",
+        "decision",
+        "why",
+    }
     if unknown:
         raise PolicyError(f"{where}: unknown keys {', '.join(sorted(unknown))}")
     classes_raw = raw.get("classes", ANY if "fields" not in raw else None)
     classes = None if classes_raw in (ANY, None) else _classes(where, classes_raw)
     fields = raw.get("fields")
-    if fields is not None and (not isinstance(fields, list) or
-                               not all(isinstance(f, str) and "." in f for f in fields)):
-        raise PolicyError(f"{where}: fields must be a list of \"Type.field\"")
+    if fields is not None and (
+        not isinstance(fields, list) or not all(isinstance(f, str) and "." in f for f in fields)
+    ):
+        raise PolicyError(f'{where}: fields must be a list of "Type.field"')
     max_level = raw.get("max_level")
     if max_level is not None and (not isinstance(max_level, int) or not 1 <= max_level <= 5):
         raise PolicyError(f"{where}: max_level must be 1-5")
@@ -130,26 +146,39 @@ def parse(raw: Mapping[str, Any], overrides: Mapping[str, Any] | None = None) ->
         why=str(floor_raw.get("why", "level too high for this relation")),
     )
     denials = tuple(
-        Denial(_set(f"deny[{i}].roles", d.get("roles"), Role, False),
-               _classes(f"deny[{i}].except_classes", d.get("except_classes", [])),
-               str(d.get("why", "denied")))
+        Denial(
+            _set(f"deny[{i}].roles", d.get("roles"), Role, False),
+            _classes(f"deny[{i}].except_classes", d.get("except_classes", [])),
+            str(d.get("why", "denied")),
+        )
         for i, d in enumerate(raw.get("deny", []))
     )
     rules = tuple(_rule(i, r) for i, r in enumerate(raw.get("rules", [])))
     relations = {**raw.get("relations", {}), **(overrides or {})}
     glass = raw.get("break_glass", {})
     window = relations.get("treating_window_days", 180)
-    per_day = (overrides or {}).get("break_glass_persons_per_day",
-                                    glass.get("persons_per_day", 5))
+    per_day = (overrides or {}).get("break_glass_persons_per_day", glass.get("persons_per_day", 5))
     hours = (overrides or {}).get("break_glass_hours", glass.get("hours", 4))
-    for key, value, low, high in (("treating_window_days", window, 1, 3650),
-                                  ("break_glass persons_per_day", per_day, 0, 1000),
-                                  ("break_glass hours", hours, 0.01, 168)):
-        if not isinstance(value, int | float) or isinstance(value, bool) or \
-                not low <= value <= high:
+    for key, value, low, high in (
+        ("treating_window_days", window, 1, 3650),
+        ("break_glass persons_per_day", per_day, 0, 1000),
+        ("break_glass hours", hours, 0.01, 168),
+    ):
+        if (
+            not isinstance(value, int | float)
+            or isinstance(value, bool)
+            or not low <= value <= high
+        ):
             raise PolicyError(f"{key}: {value!r} must be {low}-{high}")
-    return Policy(rules, denials, floor, int(window),
-                  frozenset(relations.get("national_orgs", [])), int(per_day), float(hours))
+    return Policy(
+        rules,
+        denials,
+        floor,
+        int(window),
+        frozenset(relations.get("national_orgs", [])),
+        int(per_day),
+        float(hours),
+    )
 
 
 def load(path: Path = POLICY_FILE, overrides: Mapping[str, Any] | None = None) -> Policy:

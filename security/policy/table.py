@@ -41,16 +41,26 @@ def _summary(decisions: dict[str, Decision]) -> str:
     return f"{common.value} ({'; '.join(others)})"
 
 
-def cell(role: Role, purpose: Purpose, data_class: str, catalogue: Catalogue,
-         policy: Policy) -> str:
-    principal = Principal(sub="table", role=role, org="table", issuer="table",
-                          purposes=frozenset({purpose}), person_ref=None, token_id="-",  # noqa: S106
-                          expires_at=datetime.max.replace(tzinfo=UTC))
+def cell(
+    role: Role, purpose: Purpose, data_class: str, catalogue: Catalogue, policy: Policy
+) -> str:
+    principal = Principal(
+        sub="table",
+        role=role,
+        org="table",
+        issuer="table",
+        purposes=frozenset({purpose}),
+        person_ref=None,
+        token_id="-",  # noqa: S106
+        expires_at=datetime.max.replace(tzinfo=UTC),
+    )
     fields = [f for f in catalogue.fields() if f.data_class == data_class]
     by_relation: dict[Relation, str] = {}
     for relation in Relation:
-        decisions = {f.name: decide(principal, purpose, f.type_name, f.name, relation,
-                                    catalogue, policy)[0] for f in fields}
+        decisions = {
+            f.name: decide(principal, purpose, f.type_name, f.name, relation, catalogue, policy)[0]
+            for f in fields
+        }
         by_relation[relation] = _summary(decisions)
     groups: dict[str, list[Relation]] = {}
     for relation, summary in by_relation.items():
@@ -58,16 +68,21 @@ def cell(role: Role, purpose: Purpose, data_class: str, catalogue: Catalogue,
     if len(groups) == 1:
         return next(iter(groups))
     rest = max(groups, key=lambda s: (len(groups[s]), s == Decision.DENY.value))
-    parts = [f"{', '.join(r.value for r in rels)}: {summary}"
-             for summary, rels in groups.items() if summary != rest]
+    parts = [
+        f"{', '.join(r.value for r in rels)}: {summary}"
+        for summary, rels in groups.items()
+        if summary != rest
+    ]
     parts.append(f"otherwise {rest}")
     return " · ".join(parts)
 
 
 def markdown(catalogue: Catalogue, policy: Policy) -> str:
     classes = catalogue.classes_in_use()
-    lines = ["| role | purpose | " + " | ".join(classes) + " |",
-             "|---|---|" + "---|" * len(classes)]
+    lines = [
+        "| role | purpose | " + " | ".join(classes) + " |",
+        "|---|---|" + "---|" * len(classes),
+    ]
     for role in Role:
         for purpose in purposes_of(role, policy):
             cells = [cell(role, purpose, c, catalogue, policy) for c in classes]

@@ -18,5 +18,12 @@ METADATA_BY_KIND = {
 }
 assert set(METADATA_BY_KIND) == set(SOURCE_KINDS)
 
-__all__ = ["METADATA_BY_KIND", "SOURCE_KINDS", "bureau", "directory", "hospital", "pharmacy",
-           "platform"]
+__all__ = [
+    "METADATA_BY_KIND",
+    "SOURCE_KINDS",
+    "bureau",
+    "directory",
+    "hospital",
+    "pharmacy",
+    "platform",
+]

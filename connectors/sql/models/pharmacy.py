@@ -35,8 +35,7 @@ class Dispensing(Base):
 class DispensingItem(Base):
     __tablename__ = "dispensing_items"
     item_id: Mapped[str] = mapped_column(String(28), primary_key=True)
-    dispensing_id: Mapped[str] = mapped_column(ForeignKey("dispensings.dispensing_id"),
-                                               index=True)
+    dispensing_id: Mapped[str] = mapped_column(ForeignKey("dispensings.dispensing_id"), index=True)
     drug_code: Mapped[str] = mapped_column(String(24))
     drug_name: Mapped[str] = mapped_column(String(64))
     quantity: Mapped[int] = mapped_column(Integer)
