@@ -12,7 +12,7 @@ import httpx
 
 from bench.common import bench_config, demo_dir, demo_persons, patient_tokens, percentiles, table
 from schema.federation.compose import compose
-from tests.processes import hive_gateway, medfed, router_missing
+from tests.support.processes import hive_gateway, medfed, router_missing
 
 QUERY = (
     "query($p: ID!) { person(personId: $p) { name cloudRecord { enrollments { nodes { "

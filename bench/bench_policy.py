@@ -32,7 +32,7 @@ QUERY = """query($id: ID!) { person(personId: $id) { personId name idNumber gend
 
 
 async def _world(data_dir: Path, visits: int, results: int, settlements: int):
-    from tests.federation import Federation, make_id_number
+    from tests.support.federation import Federation, make_id_number
 
     fed = await Federation(data_dir).setup()
     ref = await fed.add_person(make_id_number(seq=321), "张三")

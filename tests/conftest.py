@@ -9,8 +9,6 @@ the server does not answer, those tests are skipped with the reason shown.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
-import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -18,42 +16,7 @@ from pathlib import Path
 import pytest
 
 from connectors.sources import SourceSpec
-
-PG_URL = os.environ.get("MEDFED_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
-
-
-def _asyncpg_dsn(url: str) -> str:
-    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
-
-
-async def _pg_execute(sql: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(_asyncpg_dsn(PG_URL), timeout=3)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
-def _run(coro):
-    # A thread of its own, so this works from inside a running event loop (async tests) too.
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, coro).result()
-
-
-_pg_problem: list[str | None] = []
-
-
-def pg_unavailable() -> str | None:
-    """Why PostgreSQL cannot be used, or ``None`` if it answers (checked once per run)."""
-    if not _pg_problem:
-        try:
-            _run(_pg_execute("SELECT 1"))
-            _pg_problem.append(None)
-        except Exception as exc:  # any failure to connect means: skip, and say why
-            _pg_problem.append(f"PostgreSQL at {PG_URL} does not answer: {exc!r}")
-    return _pg_problem[0]
+from tests.support.postgres import PG_URL, pg_execute, pg_unavailable, run_sync
 
 
 @pytest.fixture
@@ -63,16 +26,16 @@ def pg_schema() -> Iterator[str]:
     if problem:
         pytest.skip(problem)
     schema = f"t_{uuid.uuid4().hex[:12]}"
-    _run(_pg_execute(f'CREATE SCHEMA "{schema}"'))
+    run_sync(pg_execute(f'CREATE SCHEMA "{schema}"'))
     yield schema
-    _run(_pg_execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    run_sync(pg_execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
 
 
 @pytest.fixture(autouse=True)
 async def _close_built_apps(request) -> AsyncIterator[None]:
     yield
     if asyncio.iscoroutinefunction(request.function):  # a sync test's apps ran a lifespan
-        from tests.federation import close_built
+        from tests.support.federation import close_built
 
         await close_built()
 
@@ -101,7 +64,8 @@ def make_spec(backend: str, data_dir: Path, request) -> Callable[..., SourceSpec
             url = f"sqlite+aiosqlite:///{data_dir.as_posix()}/sources/{name}.db"
             return SourceSpec(name=name, kind=kind, url=url, **fields)
         schema = f"{base}_{name.replace('-', '_')}"
-        request.addfinalizer(lambda: _run(_pg_execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')))
+        drop = f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'
+        request.addfinalizer(lambda: run_sync(pg_execute(drop)))
         return SourceSpec(name=name, kind=kind, url=PG_URL, schema=schema, **fields)
 
     return make
