@@ -1,4 +1,4 @@
-"""The benchmark suite of the README: one table for two demo sizes (10,000 and 100,000
+"""The benchmark suite of docs/performance.md: one table for two demo sizes (10,000 and 100,000
 persons; ``--quick``: 2,000 and 10,000), with the targets beside the figures.
 
 * served (``medfed serve``, rate limits off, audit on): a small lookup and the cloud record,

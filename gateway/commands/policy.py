@@ -1,4 +1,4 @@
-"""``medfed policy table``: the field policy as the README's Markdown table."""
+"""``medfed policy table``: the field policy as the Markdown table of docs/policy.md."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ def register(subparsers) -> None:
         help="print role x purpose x data class -> ALLOW/MASK/DENY as Markdown",
         description="Print what each role, for each of its purposes, gets from each class of "
         "data, per row relation where that changes the answer. Generated from the "
-        "policy and catalogue files, so the README's copy cannot drift.",
+        "policy and catalogue files, so the copy in docs/policy.md cannot drift.",
     )
     table.add_argument("--policy", type=Path, help="policy file (default security/policy.toml)")
     table.add_argument(

@@ -1,5 +1,5 @@
 """The field policy as a pure function: each default the issue names, the floor, fail-closed
-behaviour, the catalogue's coverage of the schema, and the README's generated table."""
+behaviour, the catalogue's coverage of the schema, and the generated table in docs/policy.md."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from tests.support import REPO
 
 CAT = default_catalogue()
 POL = default_policy()
-README = REPO / "README.md"
+POLICY_DOC = REPO / "docs" / "policy.md"
 
 ALLOW, MASK, DENY = Decision.ALLOW, Decision.MASK, Decision.DENY
 
@@ -280,7 +280,7 @@ def test_the_sdl_shows_each_fields_class_and_level():
     )
 
 
-# -- the README table ----------------------------------------------------------------------------
+# -- the table in docs/policy.md ----------------------------------------------------------------------------
 def test_policy_table_command_prints_the_generated_table(capsys):
     assert cli_main(["policy", "table"]) == 0
     out = capsys.readouterr().out
@@ -289,9 +289,9 @@ def test_policy_table_command_prints_the_generated_table(capsys):
 
 
 def test_readme_carries_the_current_policy_table():
-    text = README.read_text(encoding="utf-8")
+    text = POLICY_DOC.read_text(encoding="utf-8")
     block = re.search(r"<!-- policy-table:start -->\n(.*?)<!-- policy-table:end -->", text, re.S)
-    assert block, "README.md lacks the policy-table markers"
+    assert block, "docs/policy.md lacks the policy-table markers"
     assert block.group(1) == markdown(CAT, POL), (
-        "README policy table is stale: run `medfed policy table` and paste it between markers"
+        "docs/policy.md policy table is stale: run `medfed policy table` and paste it between markers"
     )
