@@ -280,7 +280,7 @@ def test_the_sdl_shows_each_fields_class_and_level():
     )
 
 
-# -- the table in docs/policy.md ----------------------------------------------------------------------------
+# -- the table in docs/policy.md ---------------------------------------------------------------
 def test_policy_table_command_prints_the_generated_table(capsys):
     assert cli_main(["policy", "table"]) == 0
     out = capsys.readouterr().out
@@ -293,5 +293,5 @@ def test_readme_carries_the_current_policy_table():
     block = re.search(r"<!-- policy-table:start -->\n(.*?)<!-- policy-table:end -->", text, re.S)
     assert block, "docs/policy.md lacks the policy-table markers"
     assert block.group(1) == markdown(CAT, POL), (
-        "docs/policy.md policy table is stale: run `medfed policy table` and paste it between markers"
+        "docs/policy.md: the policy table is stale; paste `medfed policy table` between the markers"
     )
