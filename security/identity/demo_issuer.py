@@ -129,7 +129,7 @@ def ensure_demo_issuer(data_dir: Path, *, audience: str = DEFAULT_AUDIENCE) -> D
 def issuers_toml(issuer: DemoIssuer, audience: str = DEFAULT_AUDIENCE) -> str:
     return (
         f"{GENERATED_MARK}\n"
-        '# Trusted token issuers: see docs/identity.md.\n\n'
+        "# Trusted token issuers: see docs/identity.md.\n\n"
         "[[issuers]]\n"
         f'iss = "{DEMO_ISSUER}"\n'
         f"audiences = [{json.dumps(audience, ensure_ascii=True)}]\n\n"
