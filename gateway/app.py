@@ -31,6 +31,7 @@ from gateway.audit_http import (
 from gateway.auth import AuthMiddleware, auth_options
 from gateway.config import ConfigError, Settings
 from gateway.edge import EdgeMiddleware, RateLimitMiddleware, edge_settings, make_limiter
+from gateway.edge.middleware import request_ids
 from gateway.edge.responses import error_body
 from gateway.edge.settings import operation_limits
 from gateway.edge.trusted import Refusal, resolve_trusted
@@ -133,6 +134,7 @@ class MedfedGraphQL(GraphQL):
     async def get_context(self, request: Request, response: Any) -> RequestContext:
         principal = request.state.principal
         purpose = request.state.purpose
+        request_id, client_request_id = request_ids(request.scope)
         request.state.medfed_context = context = RequestContext(
             services=self.services,
             principal=principal,
@@ -141,7 +143,8 @@ class MedfedGraphQL(GraphQL):
             deadline=Deadline(self.services.deadline_seconds),
             request=request,
             # The edge's id: the same in the X-Request-Id header, the logs and the audit.
-            **({"request_id": rid} if (rid := getattr(request.state, "request_id", None)) else {}),
+            request_id=request_id,
+            client_request_id=client_request_id,
         )
         return context
 

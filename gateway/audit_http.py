@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import uuid
 from typing import Any
 
 from graphql import OperationType, parse
@@ -20,6 +19,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import Scope
 
 from gateway.config import ConfigError, Settings
+from gateway.edge.middleware import request_ids
 from security.audit import AuditLogError, AuditWriteError
 from security.audit.events import (
     Operation,
@@ -105,6 +105,8 @@ def on_auth_denied(recorder: AuditRecorder):
     """The ``AuthMiddleware`` callback: log a refused authentication."""
 
     async def record(scope: Scope, status: int, code: str, reason: str) -> None:
+        # The id the caller gets back in X-Request-Id, so a refusal can be found by it.
+        request_id, client_request_id = request_ids(scope)
         event = authentication_event(
             client=client_of(scope),
             path=scope.get("path", ""),
@@ -112,7 +114,8 @@ def on_auth_denied(recorder: AuditRecorder):
             status=status,
             code=code,
             reason=reason,
-            request_id=uuid.uuid4().hex,
+            request_id=request_id,
+            client_request_id=client_request_id,
         )
         await recorder.record(event)
 
@@ -187,6 +190,7 @@ def audited(recorder: AuditRecorder | None, endpoint):
         response = await endpoint(request)
         if recorder is None:
             return response
+        request_id, client_request_id = request_ids(request.scope)
         event = audit_endpoint_event(
             principal=getattr(request.state, "principal", None),
             purpose=getattr(request.state, "purpose", None),
@@ -194,7 +198,8 @@ def audited(recorder: AuditRecorder | None, endpoint):
             method=request.method,
             path=request.url.path,
             status=response.status_code,
-            request_id=getattr(request.state, "request_id", None) or uuid.uuid4().hex,
+            request_id=request_id,
+            client_request_id=client_request_id,
         )
         try:
             await recorder.record(event)

@@ -245,7 +245,8 @@ def _purpose(values: list[str], principal: Principal) -> Purpose | Denial:
         return Denial(
             400,
             "PURPOSE_UNKNOWN",
-            f"X-Purpose-Of-Use {_quotable(raw[:40])!r} is not a purpose of use "
+            # Never the submitted value: this message is logged and audited.
+            "X-Purpose-Of-Use is not a purpose of use "
             f"(one of {', '.join(p.value for p in Purpose)})",
             {"allowedPurposes": allowed},
         )

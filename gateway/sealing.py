@@ -73,7 +73,7 @@ class SealingGate:
             return None, (
                 400,
                 "SEAL_KEY_UNKNOWN",
-                f"X-Seal-To: no key {kid[:64]!r} registered for your organisation",
+                "X-Seal-To: no key with this id is registered for your organisation",
             )
         return key, None
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import uuid
+import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -56,7 +56,11 @@ class RequestContext:
     guard: FieldGuard
     deadline: Deadline
     request: Any = None
-    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    # The server's own id of this request (the edge's, as in the X-Request-Id answered): unique
+    # and unpredictable, so the audit log and sealed answers may bind to it.
+    request_id: str = field(default_factory=lambda: secrets.token_hex(16))
+    # What the client offered in its X-Request-Id, if anything: kept beside ours, never trusted.
+    client_request_id: str | None = None
     now: datetime = field(default_factory=datetime.now)
     failures: dict[str, tuple[SourceFailure, list | None]] = field(default_factory=dict)
     _loaders: Any = None

@@ -15,6 +15,10 @@ from datetime import UTC, datetime
 REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "medfed_request_id", default=None
 )
+# The id the client offered in its own X-Request-Id, logged beside ours (never instead).
+CLIENT_REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "medfed_client_request_id", default=None
+)
 access_log = logging.getLogger("medfed.access")
 
 
@@ -29,6 +33,9 @@ class JsonFormatter(logging.Formatter):
         request_id = REQUEST_ID.get()
         if request_id:
             line["request_id"] = request_id
+        client_request_id = CLIENT_REQUEST_ID.get()
+        if client_request_id:
+            line["client_request_id"] = client_request_id
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
             line.update(fields)

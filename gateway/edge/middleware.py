@@ -1,4 +1,5 @@
-"""``EdgeMiddleware``: the outermost layer. It names every request (``X-Request-Id``), adds
+"""``EdgeMiddleware``: the outermost layer. It names every request (``X-Request-Id``: always
+our own random id; one the client offers is kept beside it, ``X-Client-Request-Id``), adds
 the security headers to every answer, answers CORS for the allow-listed origins, and refuses
 before authentication what no GraphQL client legitimately sends to ``/graphql``: bodies over
 the size limit, methods other than POST (and the GraphiQL page's bare GET in dev mode),
@@ -10,18 +11,20 @@ from __future__ import annotations
 
 import logging
 import re
+import secrets
 import time
-import uuid
 from typing import Any
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.edge.logs import REQUEST_ID, access_log
+from gateway.edge.logs import CLIENT_REQUEST_ID, REQUEST_ID, access_log
 from gateway.edge.responses import refuse
 from gateway.edge.settings import EdgeSettings
 
 STATE_REQUEST_ID = "request_id"
+STATE_CLIENT_REQUEST_ID = "client_request_id"
+CLIENT_REQUEST_ID_HEADER = b"x-client-request-id"
 STATE_EDGE = "edge"  # a dict shared with inner layers: they note the role and organisation
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 JSON_TYPES = ("application/json", "application/graphql-response+json")
@@ -32,6 +35,9 @@ SECURITY_HEADERS = (
     (b"referrer-policy", b"no-referrer"),
 )
 NO_STORE_PREFIXES = ("/graphql", "/audit")
+# Request headers a browser partner may send (the preflight allows exactly these).
+ALLOWED_REQUEST_HEADERS = b"Authorization, Content-Type, X-Purpose-Of-Use, X-Request-Id, X-Seal-To"
+EXPOSED_HEADERS = b"X-Request-Id, X-Client-Request-Id, Retry-After"
 log = logging.getLogger("medfed.edge")
 
 
@@ -58,13 +64,22 @@ class EdgeMiddleware:
             await self.app(scope, receive, send)
             return
         headers = _headers(scope)
+        # Ours is always new and unguessable, so audit ids are unique and sealing binds to a
+        # value no client picked; the client's own id is only kept beside it.
+        request_id = new_request_id()
         offered = headers.get("x-request-id", "")
-        request_id = offered if _REQUEST_ID_RE.match(offered) else uuid.uuid4().hex
+        client_id = offered if _REQUEST_ID_RE.match(offered) else None
         token = REQUEST_ID.set(request_id)
+        client_token = CLIENT_REQUEST_ID.set(client_id)
         note: dict[str, Any] = {}
         scope = {
             **scope,
-            "state": {**scope.get("state", {}), STATE_REQUEST_ID: request_id, STATE_EDGE: note},
+            "state": {
+                **scope.get("state", {}),
+                STATE_REQUEST_ID: request_id,
+                STATE_CLIENT_REQUEST_ID: client_id,
+                STATE_EDGE: note,
+            },
         }
         origin = headers.get("origin")
         allowed_origin = origin if origin and self._origin_allowed(origin, headers) else None
@@ -76,13 +91,15 @@ class EdgeMiddleware:
             if message["type"] == "http.response.start":
                 status_seen.append(message["status"])
                 extra = [(b"x-request-id", request_id.encode("ascii")), *SECURITY_HEADERS]
+                if client_id is not None:
+                    extra.append((CLIENT_REQUEST_ID_HEADER, client_id.encode("ascii")))
                 if scope["path"].startswith(NO_STORE_PREFIXES):
                     extra.append((b"cache-control", b"no-store"))
                 if allowed_origin is not None:
                     extra += [
                         (b"access-control-allow-origin", allowed_origin.encode("latin-1")),
                         (b"vary", b"Origin"),
-                        (b"access-control-expose-headers", b"X-Request-Id, Retry-After"),
+                        (b"access-control-expose-headers", EXPOSED_HEADERS),
                     ]
                 kept = [
                     (k, v)
@@ -112,6 +129,7 @@ class EdgeMiddleware:
                     }
                 },
             )
+            CLIENT_REQUEST_ID.reset(client_token)
             REQUEST_ID.reset(token)
             IN_FLIGHT.count -= 1
 
@@ -216,15 +234,24 @@ class EdgeMiddleware:
                 "status": 204,
                 "headers": [
                     (b"access-control-allow-methods", b"POST"),
-                    (
-                        b"access-control-allow-headers",
-                        b"Authorization, Content-Type, X-Purpose-Of-Use, X-Request-Id",
-                    ),
+                    (b"access-control-allow-headers", ALLOWED_REQUEST_HEADERS),
                     (b"access-control-max-age", b"600"),
                 ],
             }
         )
         await send({"type": "http.response.body", "body": b""})
+
+
+def new_request_id() -> str:
+    """128 random bits in hex: unique and unpredictable."""
+    return secrets.token_hex(16)
+
+
+def request_ids(scope: Scope) -> tuple[str, str | None]:
+    """(our id, the client's offered id) of a request the edge has named; a fresh id of our
+    own where it has not (an app run without the edge)."""
+    state = scope.get("state") or {}
+    return state.get(STATE_REQUEST_ID) or new_request_id(), state.get(STATE_CLIENT_REQUEST_ID)
 
 
 def _headers(scope: Scope) -> dict[str, str]:

@@ -76,7 +76,13 @@ class AuditEventNode:
     time: datetime
     logged_at: str
     kind: str = strawberry.field(description="QUERY, MUTATION or AUTHENTICATION.")
-    request_id: str
+    request_id: str = strawberry.field(
+        description="The gateway's id of the request (the X-Request-Id it answered)."
+    )
+    client_request_id: str | None = strawberry.field(
+        description="The X-Request-Id the client offered, if any (chosen by the client, so "
+        "not unique)."
+    )
     principal: AuditPrincipal | None
     purpose: str | None
     break_glass: bool
@@ -106,6 +112,7 @@ class AuditEventNode:
             logged_at=logged_at,
             kind=event.get("kind", ""),
             request_id=event.get("requestId", ""),
+            client_request_id=event.get("clientRequestId"),
             principal=AuditPrincipal(**principal) if principal else None,
             purpose=event.get("purpose"),
             break_glass=bool(event.get("breakGlass")),

@@ -172,6 +172,7 @@ def request_event(
         "kind": str(operation.kind),
         "time": now_iso(),
         "requestId": ctx.request_id,
+        **client_request_id_part(getattr(ctx, "client_request_id", None)),
         "principal": principal_of(ctx.principal),
         "purpose": str(ctx.purpose) if ctx.purpose is not None else None,
         "breakGlass": bool(getattr(guard, "break_glass", False)),
@@ -191,6 +192,12 @@ def request_event(
     return event
 
 
+def client_request_id_part(client_request_id: str | None) -> dict[str, str]:
+    """The id the client offered for its request, beside ours: it helps the client find its
+    own request, and is not unique (clients choose it), so it never replaces ``requestId``."""
+    return {"clientRequestId": client_request_id} if client_request_id else {}
+
+
 def audit_endpoint_event(
     *,
     principal: Any,
@@ -200,6 +207,7 @@ def audit_endpoint_event(
     path: str,
     status: int,
     request_id: str,
+    client_request_id: str | None = None,
 ) -> dict[str, Any]:
     """A read of the audit log over HTTP (``/audit/*``): who, why, which endpoint, result.
 
@@ -213,6 +221,7 @@ def audit_endpoint_event(
         "kind": str(Kind.QUERY),
         "time": now_iso(),
         "requestId": request_id,
+        **client_request_id_part(client_request_id),
         "principal": principal_of(principal),
         "purpose": str(purpose) if purpose is not None else None,
         "breakGlass": False,
@@ -235,6 +244,7 @@ def authentication_event(
     code: str,
     reason: str,
     request_id: str,
+    client_request_id: str | None = None,
 ) -> dict[str, Any]:
     """A refused authentication: where from, what path, why. Never anything of the token."""
     return {
@@ -242,6 +252,7 @@ def authentication_event(
         "kind": str(Kind.AUTHENTICATION),
         "time": now_iso(),
         "requestId": request_id,
+        **client_request_id_part(client_request_id),
         "principal": None,
         "purpose": None,
         "breakGlass": False,
