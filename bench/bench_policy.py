@@ -18,7 +18,7 @@ import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from security.enforcement import allow_all
+from bench.common import allow_all
 
 QUERY = """query($id: ID!) { person(personId: $id) { personId name idNumber gender birthDate
   phone cloudRecord {

@@ -82,8 +82,8 @@ class _InProcess:
     """The real app (or a variant of it) behind an in-process ASGI transport."""
 
     def __init__(self, data: Path, *, audit: bool, allow_all: bool = False) -> None:
+        from bench.common import allow_all as allow_everything
         from gateway.app import build_services, create_app
-        from security.enforcement import allow_all as allow_everything
 
         self.services = build_services(_settings(data, audit=audit))
         if allow_all:

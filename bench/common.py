@@ -139,3 +139,11 @@ def table(headers: list[str], rows: list[list]) -> None:
     print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     for row in rows:
         print("| " + " | ".join(str(x).ljust(w) for x, w in zip(row, widths, strict=True)) + " |")
+
+
+def allow_all(_principal, _purpose, _type: str, _field: str, _relation):
+    """A decider that allows every field: the baseline the policy's cost is measured against.
+    It lives here, not in ``security``, so no production path can fall back to it."""
+    from security.enforcement import Decision
+
+    return Decision.ALLOW, "allowed (benchmark baseline)"

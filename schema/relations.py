@@ -144,14 +144,14 @@ class Relations:
             log.exception("consent lookup failed; treating the persons as not consented")
             return {}
         out: dict[str, frozenset[str]] = {}
+        ctx = self.ctx
         for ref, consents in active.items():
+            # The one consent check (``Consent.covers``), per class the consent names.
             classes = {
                 c.value.lower()
                 for consent in consents
-                if consent.grantee == self.org
-                and consent.purpose == self.ctx.purpose
-                and consent.is_active(self.ctx.now)
                 for c in consent.data_classes
+                if consent.covers(self.org, c, ctx.purpose, ctx.now)
             }
             if classes:
                 out[ref] = frozenset(classes)

@@ -66,14 +66,18 @@ class AccessRecord:
 Decider = Callable[[Principal, Purpose, str, str, Relation], tuple[Decision, str]]
 
 
-def allow_all(
+NO_POLICY = "no policy decides this field"
+
+
+def deny_all(
     _principal: Principal, _purpose: Purpose, _type: str, _field: str, _relation: Relation
 ) -> tuple[Decision, str]:
-    return Decision.ALLOW, "allowed"
+    """The decider of a guard built without one: nothing opens (fail closed)."""
+    return Decision.DENY, NO_POLICY
 
 
 class FieldGuard:
-    def __init__(self, principal: Principal, purpose: Purpose, decider: Decider = allow_all):
+    def __init__(self, principal: Principal, purpose: Purpose, decider: Decider = deny_all):
         self.principal = principal
         self.purpose = purpose
         self._decider = decider

@@ -1,6 +1,7 @@
 """Patient consent (知情同意): who may read which classes of a patient's data, why, and until
 when. The policy engine asks :meth:`ConsentStore.active_consents` (or its batched form) and
-checks :meth:`Consent.covers`; the API grants, lists and revokes."""
+checks :meth:`Consent.covers` (``schema.relations`` does, per class); the API grants, lists
+and revokes."""
 
 from security.consent.classes import ConsentStatus, DataClass
 from security.consent.store import (
@@ -8,7 +9,6 @@ from security.consent.store import (
     ConsentNotFound,
     ConsentStore,
     NotYourConsent,
-    covering,
 )
 
 __all__ = [
@@ -18,5 +18,4 @@ __all__ = [
     "ConsentStore",
     "DataClass",
     "NotYourConsent",
-    "covering",
 ]

@@ -93,20 +93,6 @@ class Consent:
         )
 
 
-def covering(
-    consents: Iterable[Consent],
-    institution: str,
-    data_class: DataClass | str,
-    purpose: Purpose | str,
-    now: datetime,
-) -> Consent | None:
-    """The first of ``consents`` that covers (institution, data class, purpose) now."""
-    for consent in consents:
-        if consent.covers(institution, data_class, purpose, now):
-            return consent
-    return None
-
-
 class ConsentNotFound(LookupError):
     """No consent has this identifier."""
 
