@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 DATA_DIR ?= data
 DEMO_PERSONS ?= 3000
 
-.PHONY: serve test bench lint fuzz demo clean-data install
+.PHONY: serve test bench lint fuzz key-race demo clean-data install
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,9 @@ bench: $(STAMP) $(NODE_STAMP)
 
 fuzz: $(STAMP)
 	MEDFED_FUZZ_EXAMPLES=$${MEDFED_FUZZ_EXAMPLES:-2000} $(BIN)/pytest -ra -m fuzz
+
+key-race: $(STAMP)
+	MEDFED_KEY_RACE_ROUNDS=$${MEDFED_KEY_RACE_ROUNDS:-200} $(BIN)/pytest -ra tests/security/crypto/test_crypto_key_race.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

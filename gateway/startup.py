@@ -111,5 +111,8 @@ def open_keyring(settings: Settings, *, create: bool) -> KeyRing:
     if not create:
         raise KeyRingError(f"no keyring at {location}; run `medfed demo build` or restore it")
     return KeyRing.create(
-        settings.data_dir, profile=chosen, provider=key_provider(settings, create=True)
+        settings.data_dir,
+        profile=chosen,
+        provider=key_provider(settings, create=True),
+        exist_ok=True,  # a process started beside this one may have created it meanwhile
     )

@@ -184,24 +184,15 @@ def _status(args: argparse.Namespace) -> int:
 
 def _retire(args: argparse.Namespace) -> int:
     from gateway.cli import UsageError
-    from security.crypto.key_provider import KeyProviderError, RotatingKeyProvider
-    from security.crypto.keyring import DATA, INDEX
+    from security.crypto.keyring import DATA, INDEX, KeyRingError
 
     settings, keyring = _context(args)
     key_id = args.key_id
     record = keyring.records.get(key_id)
     if record is None and key_id.startswith("kek-"):
-        provider = keyring.provider
-        users = [r.key_id for r in keyring.records.values() if r.kek == key_id]
-        if users:
-            raise UsageError(
-                f"KEK {key_id} still wraps {len(users)} keys; run `medfed keys rotate --kek` first"
-            )
-        if not isinstance(provider, RotatingKeyProvider):
-            raise UsageError("this key provider's KEKs are retired in the key service")
         try:
-            provider.retire(key_id)
-        except KeyProviderError as exc:
+            keyring.retire_kek(key_id)
+        except KeyRingError as exc:
             raise UsageError(str(exc)) from None
         print(f"retired KEK {key_id}")
         return 0

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -29,7 +28,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from security.crypto.key_files import create_private_once, exposure
+from security.crypto.key_files import create_private_once, exposure, replace_file
 
 ED25519 = 0x01  # C2SP signed-note signature type for Ed25519
 OTHER = 0xFF  # C2SP: "no assigned byte"; the key continues with its own identifier (SM2)
@@ -196,8 +195,5 @@ def publish_verifier_key(keys_dir: Path, verifier: Verifier) -> Path:
     path = keys_dir / VERIFIER_KEY_FILE
     text = verifier_key_string(verifier) + "\n"
     if not path.exists() or path.read_text(encoding="utf-8") != text:
-        tmp = keys_dir / f".{VERIFIER_KEY_FILE}.{os.getpid()}"
-        tmp.write_text(text, encoding="utf-8")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
+        replace_file(path, text.encode("utf-8"), mode=0o644)
     return path

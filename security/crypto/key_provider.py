@@ -34,6 +34,7 @@ from typing import Protocol, runtime_checkable
 from cryptography.exceptions import InvalidTag
 
 from security.crypto.algorithms import AEAD_KEY_BYTES, AES_256_GCM, aead_for
+from security.crypto.key_files import create_private_once, locked, replace_file
 
 KEK_FORMAT = "medfed-kek/1"
 KEK_FILE = "kek.json"
@@ -72,17 +73,16 @@ class RotatingKeyProvider(KeyProvider, Protocol):
     def kek_ids(self) -> list[str]: ...
 
 
+def private_json(payload: dict) -> bytes:
+    return json.dumps(payload, indent=2).encode("utf-8")
+
+
 def write_private_json(path: Path, payload: dict) -> None:
-    """Write ``payload`` owner-only, beside then renamed, so a crash never leaves half a file."""
+    """Write ``payload`` owner-only, beside under a unique name then renamed, and the
+    directory fsynced: a crash leaves the old file or the new one, never half of one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     os.chmod(path.parent, 0o700)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(payload, handle, indent=2)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    replace_file(path, private_json(payload))
 
 
 def read_private_json(path: Path, what: str, error: type[Exception]) -> dict:
@@ -109,6 +109,11 @@ class LocalKeyProvider:
 
     Wrapped layout: ``0x01 | len(kek_id) | kek_id | nonce (12) | ciphertext + tag`` with the
     header and the data key's id as associated data.
+
+    Several processes may start at once on a data directory without a KEK file: each makes a
+    candidate, the first ``link()`` wins (:func:`create_private_once`) and every process then
+    reads the file back, so all of them wrap under the winner's KEK. ``rotate`` and ``retire``
+    are read-modify-writes under ``<kek file>.lock``.
     """
 
     name = "local"
@@ -117,11 +122,14 @@ class LocalKeyProvider:
         self.path = Path(path)
         self._keks: dict[str, tuple[str, bytes]] = {}
         self._current = ""
+        if not self.path.exists() and create:
+            self._add(algorithm)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            os.chmod(self.path.parent, 0o700)
+            create_private_once(self.path, lambda: private_json(self._payload()))
+            self._keks, self._current = {}, ""  # ours or not, what counts is the file
         if self.path.exists():
             self._load()
-        elif create:
-            self._add(algorithm)
-            self._save()
         else:
             raise KeyProviderError(
                 f"the key-encryption key file {self.path} is missing; restore it from its "
@@ -174,19 +182,21 @@ class LocalKeyProvider:
 
     # -- rotation -------------------------------------------------------------------------------
     def rotate(self, algorithm: str | None = None) -> str:
-        self._load()  # another process may have rotated since we read the file
-        kek_id = self._add(algorithm or self._keks[self._current][0])
-        self._save()
+        with self._locked():
+            self._load()  # another process may have rotated since we read the file
+            kek_id = self._add(algorithm or self._keks[self._current][0])
+            self._save()
         return kek_id
 
     def retire(self, kek_id: str) -> None:
-        self._load()
-        if kek_id == self._current:
-            raise KeyProviderError(f"KEK '{kek_id}' is current; rotate the KEK first")
-        if kek_id not in self._keks:
-            raise KeyProviderError(f"no KEK '{kek_id}' in {self.path}")
-        del self._keks[kek_id]
-        self._save()
+        with self._locked():
+            self._load()
+            if kek_id == self._current:
+                raise KeyProviderError(f"KEK '{kek_id}' is current; rotate the KEK first")
+            if kek_id not in self._keks:
+                raise KeyProviderError(f"no KEK '{kek_id}' in {self.path}")
+            del self._keks[kek_id]
+            self._save()
 
     def kek_ids(self) -> list[str]:
         return list(self._keks)
@@ -229,18 +239,21 @@ class LocalKeyProvider:
             raise KeyProviderError(f"the key-encryption key file {self.path} is damaged") from None
         self._keks, self._current = keks, current
 
-    def _save(self) -> None:
-        write_private_json(
-            self.path,
-            {
-                "format": KEK_FORMAT,
-                "current": self._current,
-                "keys": {
-                    kid: {"alg": alg, "key": base64.b64encode(material).decode("ascii")}
-                    for kid, (alg, material) in self._keks.items()
-                },
+    def _locked(self):
+        return locked(self.path.with_name(self.path.name + ".lock"))
+
+    def _payload(self) -> dict:
+        return {
+            "format": KEK_FORMAT,
+            "current": self._current,
+            "keys": {
+                kid: {"alg": alg, "key": base64.b64encode(material).decode("ascii")}
+                for kid, (alg, material) in self._keks.items()
             },
-        )
+        }
+
+    def _save(self) -> None:
+        write_private_json(self.path, self._payload())
 
 
 def _context(header: bytes, key_id: str) -> bytes:

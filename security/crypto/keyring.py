@@ -24,11 +24,10 @@ ciphertext under a key it has not seen yet makes it re-read the file at once.
 from __future__ import annotations
 
 import base64
-import fcntl
 import secrets
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,6 +42,7 @@ from security.crypto.algorithms import (
 from security.crypto.algorithms import (
     profile as profile_named,
 )
+from security.crypto.key_files import fsync_dir, locked, replace_file
 from security.crypto.key_provider import (
     KeyProvider,
     KeyProviderError,
@@ -56,6 +56,7 @@ FORMAT_V1 = "medfed-keyring/1"
 FORMAT = "medfed-keyring/2"
 KEY_FILE = "keyring.json"
 LOCK_FILE = "keyring.lock"
+V1_BACKUP = "keyring.v1-backup.json"  # the first-format file, kept until its successor opens
 REFRESH_SECONDS = 1.0
 DATA, INDEX, PERSON_REF = "data", "index", "person-ref"
 
@@ -282,21 +283,33 @@ class KeyRing:
 
     @classmethod
     def create(
-        cls, data_dir: Path, *, profile: str | None = None, provider: KeyProvider | None = None
+        cls,
+        data_dir: Path,
+        *,
+        profile: str | None = None,
+        provider: KeyProvider | None = None,
+        exist_ok: bool = False,
     ) -> KeyRing:
+        """A new keyring; with ``exist_ok`` a keyring another process created meanwhile (on a
+        start-up race) is opened instead of refused."""
         path = cls.location(data_dir)
-        if path.exists():
+        if path.exists() and not exist_ok:
             raise KeyRingError(f"{path} exists already; refusing to overwrite keys")
         chosen = _profile(profile)
+        # The provider makes its KEK file exclusively and re-reads the winner's, so racing
+        # processes all wrap under one KEK.
         ring = cls(path, cls._provider_for(data_dir, provider, create=True, chosen=chosen), chosen)
-
-        def change(ring: KeyRing) -> None:
-            if ring.records:  # another process created it while we waited for the lock
-                raise KeyRingError(f"{path} exists already; refusing to overwrite keys")
-            ring.person_ref_key = ring._add_key(PERSON_REF, "lk", chosen.index)
-            ring.index_current = ring._add_key(INDEX, "bi", chosen.index).key_id
-
-        ring._mutate(change)
+        with ring._locked():
+            if path.exists():
+                if not exist_ok:
+                    raise KeyRingError(f"{path} exists already; refusing to overwrite keys")
+            else:
+                ring.person_ref_key = ring._add_key(PERSON_REF, "lk", chosen.index)
+                ring.index_current = ring._add_key(INDEX, "bi", chosen.index).key_id
+                ring._write()
+        if exist_ok and cls.is_v1(data_dir):
+            return cls.load(data_dir, profile=profile, provider=ring.provider)
+        ring.refresh(force=True)
         return ring
 
     @classmethod
@@ -305,8 +318,8 @@ class KeyRing:
     ) -> KeyRing:
         path = cls.location(data_dir)
         raw = read_private_json(path, "keyring", KeyRingError)
-        if raw.get("format") == FORMAT_V1:
-            return cls._migrate_v1(data_dir, raw, profile, provider)
+        if raw.get("format") == FORMAT_V1 or path.with_name(V1_BACKUP).exists():
+            return cls._migrate_v1(data_dir, profile, provider)
         chosen = _profile(profile or raw.get("profile"))
         ring = cls(path, cls._provider_for(data_dir, provider, create=False, chosen=chosen), chosen)
         ring.refresh(force=True)
@@ -323,7 +336,7 @@ class KeyRing:
     ) -> KeyRing:
         if cls.location(data_dir).exists() or not create:
             return cls.load(data_dir, profile=profile, provider=provider)
-        return cls.create(data_dir, profile=profile, provider=provider)
+        return cls.create(data_dir, profile=profile, provider=provider, exist_ok=True)
 
     def refresh(self, *, force: bool = False) -> bool:
         """Re-read the file if another process changed it; True if it did. Cheap: one ``stat``
@@ -383,17 +396,8 @@ class KeyRing:
         else:
             self.person_ref_key = key
 
-    @contextmanager
-    def _locked(self) -> Iterator[None]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        lock = self.path.with_name(LOCK_FILE)
-        with open(lock, "a") as handle:
-            lock.chmod(0o600)
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+    def _locked(self) -> AbstractContextManager[None]:
+        return locked(self.path.with_name(LOCK_FILE))
 
     def _mutate(self, change: Callable[[KeyRing], None], *, rewrap: bool = False) -> None:
         """Locked read-modify-write, so two processes changing keys never lose one another's
@@ -470,9 +474,7 @@ class KeyRing:
         return DataKey(record.key_id, record.algorithm, material, record.source, record.purpose)
 
     def _write(self, *, rewrap: bool = False) -> None:
-        live = {**self.data_keys, **self.index_keys}
-        if self.person_ref_key is not None:
-            live[self.person_ref_key.key_id] = self.person_ref_key
+        live = self._live()
         old = _entries_of(self.path) if self.path.exists() else {}
         entries = {}
         for key_id, record in self.records.items():
@@ -515,39 +517,106 @@ class KeyRing:
 
     @classmethod
     def _migrate_v1(
-        cls, data_dir: Path, raw: dict, profile: str | None, provider: KeyProvider | None
+        cls, data_dir: Path, profile: str | None, provider: KeyProvider | None
     ) -> KeyRing:
         """Wrap a format-1 keyring's plain keys under a KEK and rewrite it as format 2.
 
         The v1 linkage key becomes the person-pseudonym key and, with the same material, the
         first index key: every personId and every stored blind index stays valid.
+
+        Under the keyring lock, so of several processes starting together exactly one
+        migrates and the others open its result. The first-format file is copied to
+        :data:`V1_BACKUP` before anything is replaced and removed only once the new file,
+        reopened from disk under a fresh provider, yields every key of the copy; a crash in
+        between leaves the copy, and the next start checks again (or migrates again from it).
         """
         path = cls.location(data_dir)
+        backup = path.with_name(V1_BACKUP)
         chosen = _profile(profile)
         ring = cls(path, cls._provider_for(data_dir, provider, create=True, chosen=chosen), chosen)
+        with ring._locked():
+            raw = read_private_json(path, "keyring", KeyRingError)
+            if raw.get("format") == FORMAT_V1:
+                replace_file(backup, path.read_bytes())
+                v1 = raw
+            elif backup.exists():
+                v1 = read_private_json(backup, "first-format keyring copy", KeyRingError)
+            else:  # another process migrated it while we waited
+                v1 = None
+            if v1 is not None:
+                expected = ring._install_v1(v1)
+                if raw.get("format") == FORMAT_V1 or not ring._reopens_with(expected):
+                    ring._write(rewrap=True)
+                    if not ring._reopens_with(expected):
+                        replace_file(path, backup.read_bytes())
+                        raise KeyRingError(
+                            f"migrating {path} to {FORMAT} failed: the new file did not reopen "
+                            f"with every key; the first-format keyring was put back"
+                        )
+                backup.unlink()
+                fsync_dir(path.parent)
+        ring.refresh(force=True)
+        return ring
+
+    def _install_v1(self, raw: dict) -> dict[str, tuple[str, bytes]]:
+        """Install a format-1 keyring's keys; return them by id as (algorithm, material)."""
         try:
             owner = {key_id: source for source, key_id in raw["current"].items()}
             linkage_id, linkage = raw["linkage"]["id"], base64.b64decode(raw["linkage"]["key"])
             created = _now()
-            ring._install(DataKey(linkage_id, HMAC_SHA256, linkage, "", PERSON_REF), created, "")
-            ring._install(DataKey("bi-1", HMAC_SHA256, linkage, "", INDEX), created, "")
-            ring.index_current = "bi-1"
+            self._install(DataKey(linkage_id, HMAC_SHA256, linkage, "", PERSON_REF), created, "")
+            self._install(DataKey("bi-1", HMAC_SHA256, linkage, "", INDEX), created, "")
+            self.index_current = "bi-1"
             for key_id, entry in raw["data_keys"].items():
                 source = owner.get(key_id) or key_id.removeprefix("dk-").rsplit("-", 1)[0]
-                ring._install(
+                self._install(
                     DataKey(key_id, entry["alg"], base64.b64decode(entry["key"]), source, DATA),
                     created,
                     "",
                 )
-            ring.current = dict(raw["current"])
+            self.current = dict(raw["current"])
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise KeyRingError(f"the keyring {path} is damaged ({type(exc).__name__})") from None
-        with ring._locked():
-            still_v1 = read_private_json(path, "keyring", KeyRingError).get("format") == FORMAT_V1
-            if still_v1:  # else another process migrated it while we waited
-                ring._write(rewrap=True)
-        ring.refresh(force=True)
-        return ring
+            raise KeyRingError(
+                f"the keyring {self.path} is damaged ({type(exc).__name__})"
+            ) from None
+        return {k: (v.algorithm, v.material) for k, v in self._live().items()}
+
+    def _reopens_with(self, expected: dict[str, tuple[str, bytes]]) -> bool:
+        """Whether the file on disk, read under a fresh provider, holds ``expected``."""
+        fresh = self.provider
+        if isinstance(fresh, LocalKeyProvider):
+            fresh = LocalKeyProvider(fresh.path)
+        check = KeyRing(self.path, fresh, self.profile)
+        try:
+            check._read()
+        except KeyRingError:
+            return False
+        found = {k: (v.algorithm, v.material) for k, v in check._live().items()}
+        return all(found.get(k) == v for k, v in expected.items())
+
+    def _live(self) -> dict[str, DataKey]:
+        live = {**self.data_keys, **self.index_keys}
+        if self.person_ref_key is not None:
+            live[self.person_ref_key.key_id] = self.person_ref_key
+        return live
+
+    def retire_kek(self, kek_id: str) -> None:
+        """Destroy a KEK that wraps no key any more. Under the keyring lock, so a KEK that a
+        concurrent ``rotate --kek`` just made current, or that a key was re-wrapped under,
+        is never dropped."""
+        provider = self.provider
+        if not isinstance(provider, RotatingKeyProvider):
+            raise KeyRingError("this key provider's KEKs are retired in the key service")
+        with self._locked():
+            self._read()
+            users = [r.key_id for r in self.records.values() if r.kek == kek_id]
+            if users:
+                raise KeyRingError(
+                    f"KEK {kek_id} still wraps {len(users)} keys; run `medfed keys rotate "
+                    f"--kek` first"
+                )
+            with _provider_errors():
+                provider.retire(kek_id)
 
 
 @contextmanager

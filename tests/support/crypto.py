@@ -3,12 +3,16 @@ configuration naming them, and run ``medfed`` commands in-process."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import io
+import json
+import os
 import random
 from datetime import date, datetime
 from pathlib import Path
 
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import insert, select, update
 
 from connectors.sources import SourceSpec
@@ -175,3 +179,34 @@ class Gateway:
 
 def pick(rng: random.Random, expected: dict) -> str:
     return rng.choice(sorted(expected))
+
+
+def v1_keyring(data_dir) -> tuple[bytes, bytes]:
+    """A keyring as the foundation wrote it, and a ciphertext under it."""
+    data_key, linkage = os.urandom(32), os.urandom(32)
+    path = KeyRing.location(data_dir)
+    path.parent.mkdir(parents=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(
+            {
+                "format": "medfed-keyring/1",
+                "linkage": {"id": "lk-1", "key": base64.b64encode(linkage).decode()},
+                "data_keys": {
+                    "dk-bureau-zj-1": {
+                        "alg": "AES-256-GCM",
+                        "key": base64.b64encode(data_key).decode(),
+                    }
+                },
+                "current": {"bureau-zj": "dk-bureau-zj-1"},
+            },
+            handle,
+        )
+    header = b"\x01\x0edk-bureau-zj-1"
+    nonce = os.urandom(12)
+    blob = (
+        header
+        + nonce
+        + AESGCM(data_key).encrypt(nonce, "张三".encode(), header + b"|persons|name_enc|P1")
+    )
+    return linkage, blob
