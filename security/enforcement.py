@@ -61,6 +61,7 @@ class AccessRecord:
     read: set[str] = field(default_factory=set)
     masked: set[str] = field(default_factory=set)
     denied: set[str] = field(default_factory=set)
+    reasons: dict[str, str] = field(default_factory=dict)  # why each denied field was denied
 
 
 Decider = Callable[[Principal, Purpose, str, str, Relation], tuple[Decision, str]]
@@ -128,6 +129,7 @@ class FieldGuard:
             record.masked.add(path)
         else:
             record.denied.add(path)
+            record.reasons.setdefault(path, reason)
             raise FieldDenied(type_name, field_name, reason)
         if relation is Relation.BREAK_GLASS:
             self._flag_break_glass(person_ref)

@@ -43,10 +43,18 @@ class AuditField:
     field: str = strawberry.field(description="Type.field, e.g. Person.name.")
     data_class: str | None = strawberry.field(description="Data class from the catalogue.")
     level: int | None = strawberry.field(description="GB/T 39725 level from the catalogue.")
+    reason: str | None = strawberry.field(
+        default=None, description="Why a denied field was denied (the policy's reason)."
+    )
 
     @classmethod
     def of(cls, raw: dict[str, Any]) -> AuditField:
-        return cls(field=raw["field"], data_class=raw.get("class"), level=raw.get("level"))
+        return cls(
+            field=raw["field"],
+            data_class=raw.get("class"),
+            level=raw.get("level"),
+            reason=raw.get("reason"),
+        )
 
 
 @strawberry.type(description="What one request did with one person's data.")

@@ -62,18 +62,22 @@ def now_iso(now: datetime | None = None) -> str:
     return (now or datetime.now(UTC)).astimezone(UTC).isoformat(timespec="microseconds")
 
 
-def _fields(paths: Iterable[str], catalogue: Any) -> list[dict[str, Any]]:
+def _fields(
+    paths: Iterable[str], catalogue: Any, reasons: Mapping[str, str] | None = None
+) -> list[dict[str, Any]]:
     out = []
     for path in sorted(paths):
         type_name, _, field_name = path.partition(".")
         entry = catalogue.field(type_name, field_name) if catalogue is not None else None
-        out.append(
-            {
-                "field": path,
-                "class": entry.data_class if entry else None,
-                "level": entry.level if entry else None,
-            }
-        )
+        item: dict[str, Any] = {
+            "field": path,
+            "class": entry.data_class if entry else None,
+            "level": entry.level if entry else None,
+        }
+        if reasons is not None:
+            # The policy's reason (a rule's ``why``), as the caller's FORBIDDEN_FIELD said.
+            item["reason"] = reasons.get(path)
+        out.append(item)
     return out
 
 
@@ -96,7 +100,7 @@ def persons_of(ctx: Any) -> list[dict[str, Any]]:
             "personId": ref or None,
             "read": _fields(record.read, catalogue),
             "masked": _fields(record.masked, catalogue),
-            "denied": _fields(record.denied, catalogue),
+            "denied": _fields(record.denied, catalogue, record.reasons),
         }
         if record.denied and ref:
             entry["relation"] = _relation(ctx, ref)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -91,10 +92,36 @@ def _set(where: str, raw: Any, enum: Any, allow_any: bool = True) -> frozenset:
         raise PolicyError(f"{where}: {exc}") from None
 
 
-def _classes(where: str, raw: Any) -> frozenset[str]:
-    if not isinstance(raw, list) or any(c not in CLASSES for c in raw):
-        raise PolicyError(f"{where}: classes must be a list of {', '.join(CLASSES)}")
+def _classes(where: str, raw: Any, *, allow_empty: bool = True) -> frozenset[str]:
+    if (
+        not isinstance(raw, list)
+        or (not raw and not allow_empty)
+        or any(c not in CLASSES for c in raw)
+    ):
+        many = "a list" if allow_empty else "a non-empty list"
+        raise PolicyError(f"{where}: classes must be {many} of {', '.join(CLASSES)}")
     return frozenset(raw)
+
+
+# "Type.field" as the schema spells them: a type name, one dot, a field name.
+FIELD_PATH = re.compile(r"[A-Z][A-Za-z0-9]*\.[a-z][A-Za-z0-9]*")
+
+
+def _fields(where: str, raw: Any) -> frozenset[str]:
+    # An empty list would make a rule that matches nothing: a typo, not a policy.
+    if (
+        not isinstance(raw, list)
+        or not raw
+        or not all(isinstance(f, str) and FIELD_PATH.fullmatch(f) for f in raw)
+    ):
+        raise PolicyError(f'{where}: fields must be a non-empty list of "Type.field"')
+    return frozenset(raw)
+
+
+def _level(where: str, raw: Any) -> int:
+    if not isinstance(raw, int) or isinstance(raw, bool) or not 1 <= raw <= 5:
+        raise PolicyError(f"{where}: must be a level 1-5, not {raw!r}")
+    return raw
 
 
 def _rule(i: int, raw: Mapping[str, Any]) -> Rule:
@@ -111,16 +138,19 @@ def _rule(i: int, raw: Mapping[str, Any]) -> Rule:
     }
     if unknown:
         raise PolicyError(f"{where}: unknown keys {', '.join(sorted(unknown))}")
-    classes_raw = raw.get("classes", ANY if "fields" not in raw else None)
-    classes = None if classes_raw in (ANY, None) else _classes(where, classes_raw)
-    fields = raw.get("fields")
-    if fields is not None and (
-        not isinstance(fields, list) or not all(isinstance(f, str) and "." in f for f in fields)
-    ):
-        raise PolicyError(f'{where}: fields must be a list of "Type.field"')
+    if "fields" in raw and "classes" in raw:
+        # With fields the classes are not consulted; both would say two different things.
+        raise PolicyError(f"{where}: give fields or classes, not both")
+    classes_raw = raw.get("classes", ANY)
+    fields = _fields(where, raw["fields"]) if "fields" in raw else None
+    classes = (
+        None
+        if fields is not None or classes_raw == ANY
+        else _classes(where, classes_raw, allow_empty=False)
+    )
     max_level = raw.get("max_level")
-    if max_level is not None and (not isinstance(max_level, int) or not 1 <= max_level <= 5):
-        raise PolicyError(f"{where}: max_level must be 1-5")
+    if max_level is not None:
+        max_level = _level(f"{where}.max_level", max_level)
     try:
         decision = Decision(raw["decision"])
     except (KeyError, ValueError):
@@ -130,7 +160,7 @@ def _rule(i: int, raw: Mapping[str, Any]) -> Rule:
         purposes=_set(f"{where}.purposes", raw.get("purposes"), Purpose),
         relations=_set(f"{where}.relations", raw.get("relations"), Relation),
         classes=classes,
-        fields=None if fields is None else frozenset(fields),
+        fields=fields,
         max_level=max_level,
         decision=decision,
         why=str(raw.get("why") or decision.value.lower()),
@@ -140,7 +170,7 @@ def _rule(i: int, raw: Mapping[str, Any]) -> Rule:
 def parse(raw: Mapping[str, Any], overrides: Mapping[str, Any] | None = None) -> Policy:
     floor_raw = raw.get("floor", {})
     floor = Floor(
-        level=int(floor_raw.get("level", 4)),
+        level=_level("floor.level", floor_raw.get("level", 4)),
         classes=_classes("floor.classes", floor_raw.get("classes", [])),
         relations=_set("floor.relations", floor_raw.get("relations"), Relation, False),
         why=str(floor_raw.get("why", "level too high for this relation")),
