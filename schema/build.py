@@ -15,8 +15,10 @@ from strawberry.extensions import (
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
+from schema.input_errors import tag_input_errors
 from schema.limits import LIMIT_CODES, OperationLimits, limit_extensions
 from schema.queries import Query
+from schema.scalars import SCALAR_OVERRIDES
 from security.catalogue import Catalogue, default_catalogue
 
 log = logging.getLogger("medfed.graphql")
@@ -97,6 +99,9 @@ class MedfedSchema(strawberry.federation.Schema):
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
+        # Errors about the client's values become BAD_USER_INPUT at their path first: they
+        # are answers like any validation error, never a logged incident.
+        tag_input_errors(errors, execution_context.graphql_document if execution_context else None)
         # Expected errors are answers, not incidents: logging a traceback for each would cost
         # more than the policy itself on long lists, and could write values into logs.
         for error in errors:
@@ -134,6 +139,8 @@ def build_schema(
         mutation=mutation,
         extensions=extensions,
         config=StrawberryConfig(disable_field_suggestions=not dev),
+        # Date, DateTime and Decimal refuse what later arithmetic could not hold.
+        scalar_overrides=SCALAR_OVERRIDES,
         # Every schema is also a Federation 2 subgraph; 2.7 is the newest link version the
         # committed composer (@theguild/federation-composition 0.27) accepts.
         federation_version="2.7",

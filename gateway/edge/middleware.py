@@ -15,9 +15,9 @@ import secrets
 import time
 from typing import Any
 
-import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.edge import body as json_body
 from gateway.edge.logs import CLIENT_REQUEST_ID, REQUEST_ID, access_log
 from gateway.edge.responses import refuse
 from gateway.edge.settings import EdgeSettings
@@ -216,7 +216,7 @@ class EdgeMiddleware:
                 limit=limit,
             )
             return None
-        problem = _body_problem(body)
+        problem = _body_problem(body, self.settings.max_json_depth)
         if problem is not None:
             code, message = problem
             await refuse(send, 400, code, message)
@@ -275,20 +275,18 @@ async def _read_body(receive: Receive, limit: int) -> bytes | None:
             return b"".join(chunks)
 
 
-def _body_problem(body: bytes) -> tuple[str, str] | None:
+def _body_problem(body: bytes, max_depth: int) -> tuple[str, str] | None:
+    """Why the body is refused, or None; the parse is kept for the GraphQL view."""
     try:
-        body.decode("utf-8")
-    except UnicodeDecodeError:
-        return "MALFORMED_REQUEST", "the request body is not valid UTF-8"
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return "MALFORMED_REQUEST", "the request body is not valid JSON"
+        data = json_body.parse(body, max_depth)
+    except json_body.BodyRefused as refused:
+        return refused.code, refused.message
     if isinstance(data, list):
         # Batching is off: at most one operation per request.
         return "BATCHING_NOT_SUPPORTED", ("Batching is not enabled: send one operation per request")
     if not isinstance(data, dict):
         return "MALFORMED_REQUEST", "the request body must be a JSON object"
+    json_body.remember(body, data)
     return None
 
 

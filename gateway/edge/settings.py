@@ -15,6 +15,7 @@ _OPERATION_KEYS = frozenset(OperationLimits.__dataclass_fields__)
 @dataclass(frozen=True)
 class EdgeSettings:
     max_body_bytes: int = 100_000
+    max_json_depth: int = 32  # objects and arrays nested in the body (one limit, one parse)
     rate_limits: bool = True
     principal_rate: float = 20.0  # requests per second, refilled continuously
     principal_burst: int = 60
@@ -40,6 +41,11 @@ def edge_settings(settings: Settings) -> EdgeSettings:
     if unknown:
         raise ConfigError(f"limits.{sorted(unknown)[0]}", "is not a limit setting")
     values: dict[str, Any] = {}
+    if "max_json_depth" in raw:
+        depth = raw["max_json_depth"]
+        if isinstance(depth, bool) or not isinstance(depth, int) or not 2 <= depth <= 512:
+            raise ConfigError("limits.max_json_depth", f"'{depth}' must be an integer 2-512")
+        values["max_json_depth"] = depth
     for key in ("max_body_bytes", "principal_burst", "org_burst"):
         if key in raw:
             values[key] = _positive(key, raw[key], int)
