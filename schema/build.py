@@ -34,6 +34,7 @@ EXPECTED_CODES = (
             "SOURCE_UNAVAILABLE",
             "IDEMPOTENCY_KEY_REUSED",
             "DATA_INTEGRITY",
+            "PRIVACY_BUDGET_EXHAUSTED",
         }
     )
     | LIMIT_CODES

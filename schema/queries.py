@@ -28,6 +28,7 @@ from schema.pagination import Connection, connection, decode_cursor, merge_pages
 from schema.projection import Projection
 from schema.relations import region_prefix
 from schema.selection import requested_nodes
+from schema.statistics import StatisticsQuery
 from schema.types.audit import AuditQuery
 from schema.types.filings import FILING, Filing
 from schema.types.institution import Institution
@@ -175,7 +176,7 @@ class SettlementFilter:
 
 
 @strawberry.type(description="The read entry points of medfed.")
-class Query(ConsentQuery, AuditQuery):
+class Query(ConsentQuery, AuditQuery, StatisticsQuery):
     @strawberry.field(description="The calling patient's own record (patients only).")
     async def me(self, info: strawberry.Info) -> Person | None:
         ctx = info.context

@@ -20,6 +20,7 @@ GATEWAY_MODEL_MODULES: tuple[str, ...] = (
     "security.idempotency",
     "security.policy.break_glass",
     "security.documents",
+    "security.privacy.ledger",
 )
 
 

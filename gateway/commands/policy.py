@@ -11,10 +11,11 @@ def register(subparsers) -> None:
     actions = policy.add_subparsers(dest="action", required=True, metavar="ACTION")
     table = actions.add_parser(
         "table",
-        help="print role x purpose x data class -> ALLOW/MASK/DENY as Markdown",
+        help="print role x purpose x data class -> ALLOW/MASK/DENY, and the opening grades",
         description="Print what each role, for each of its purposes, gets from each class of "
-        "data, per row relation where that changes the answer. Generated from the "
-        "policy and catalogue files, so the copy in docs/policy.md cannot drift.",
+        "data, per row relation where that changes the answer, then the opening grade of "
+        "its statistics and extracts. Generated from the policy and catalogue files, so "
+        "the copies in docs/policy.md cannot drift.",
     )
     table.add_argument("--policy", type=Path, help="policy file (default security/policy.toml)")
     table.add_argument(
@@ -27,6 +28,7 @@ def _table(args: argparse.Namespace) -> int:
     from gateway.cli import UsageError
     from security import catalogue as cat
     from security import policy as pol
+    from security.policy.grades import markdown as grades_markdown
     from security.policy.table import markdown
 
     try:
@@ -35,4 +37,6 @@ def _table(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         raise UsageError(str(exc)) from None
     print(markdown(catalogue, policy), end="")
+    print()
+    print(grades_markdown(policy.grades), end="")
     return 0

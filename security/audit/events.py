@@ -21,7 +21,7 @@ EVENT_VERSION = 1
 AUDIT_CLASS = "audit"
 
 # Codes that mean "the caller may not have this": the request counts as a denial.
-DENIAL_CODES = frozenset({"FORBIDDEN_FIELD", "FORBIDDEN"})
+DENIAL_CODES = frozenset({"FORBIDDEN_FIELD", "FORBIDDEN", "PRIVACY_BUDGET_EXHAUSTED"})
 # Codes that are answers, not failures of the gateway.
 ANSWER_CODES = DENIAL_CODES | {
     "BAD_USER_INPUT",
@@ -44,6 +44,8 @@ class Kind(StrEnum):
     QUERY = "QUERY"
     MUTATION = "MUTATION"
     AUTHENTICATION = "AUTHENTICATION"
+    PRIVACY_SPEND = "PRIVACY_SPEND"  # epsilon charged to a partner's privacy budget
+    EXTRACT = "EXTRACT"  # a de-identified extract requested, approved, refused or written
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +142,16 @@ def note_audit_read(ctx: Any, what: str) -> None:
     reads.add(what)
 
 
+def note_open_data(ctx: Any, entry: Mapping[str, Any]) -> None:
+    """Mark that this request asked for a statistic (which, at what grade, what it cost):
+    the request is then audited although it read no personal row."""
+    notes = getattr(ctx, "open_data", None)
+    if notes is None:
+        notes = []
+        ctx.open_data = notes
+    notes.append(dict(entry))
+
+
 def audit_log_part(reads: Iterable[str]) -> dict[str, Any]:
     """What of the log was read: names only, never a filter value or an answered event,
     so reading another person's trail copies none of it into the log."""
@@ -166,7 +178,14 @@ def request_event(
     codes = error_codes(errors)
     denied = any(code in DENIAL_CODES for code in codes)
     audit_reads = getattr(ctx, "audit_reads", None)
-    if not persons and not denied and not audit_reads and operation.kind is not Kind.MUTATION:
+    open_data = getattr(ctx, "open_data", None)
+    if (
+        not persons
+        and not denied
+        and not audit_reads
+        and not open_data
+        and operation.kind is not Kind.MUTATION
+    ):
         return None
     deadline = getattr(ctx, "deadline", None)
     failed = sorted(getattr(ctx, "failures", {}) or {})
@@ -193,6 +212,8 @@ def request_event(
     }
     if audit_reads:
         event["auditLog"] = audit_log_part(audit_reads)
+    if open_data:
+        event["openData"] = open_data
     return event
 
 
@@ -266,4 +287,65 @@ def authentication_event(
         "errors": [code],
         "client": client,
         "request": {"method": method, "path": path, "status": status, "reason": reason},
+    }
+
+
+def privacy_spend_event(
+    *,
+    principal: Any,
+    purpose: Any,
+    partner: str,
+    period: str,
+    statistic: str,
+    question: str,
+    epsilon_micro: int,
+    spent_micro: int,
+    budget_micro: int,
+    request_id: str,
+) -> dict[str, Any]:
+    """One charge to a privacy budget: the ledger's entry, written to the Merkle log too, so
+    the ledger can be checked against a log nobody can quietly change. The question is named
+    by its SHA-256 only (its filter values may be narrow)."""
+    return {
+        "v": EVENT_VERSION,
+        "kind": str(Kind.PRIVACY_SPEND),
+        "time": now_iso(),
+        "requestId": request_id,
+        "principal": principal_of(principal),
+        "purpose": str(purpose) if purpose is not None else None,
+        "breakGlass": False,
+        "persons": [],
+        "sources": {"touched": [], "failed": []},
+        "outcome": str(Outcome.OK),
+        "errors": [],
+        "privacySpend": {
+            "partner": partner,
+            "period": period,
+            "statistic": statistic,
+            "question": question,
+            "epsilonMicro": epsilon_micro,
+            "spentMicro": spent_micro,
+            "budgetMicro": budget_micro,
+        },
+    }
+
+
+def extract_event(
+    *, principal: Any, purpose: Any, action: str, extract: Mapping[str, Any], request_id: str
+) -> dict[str, Any]:
+    """A de-identified extract requested, approved, refused or written, with its parameters
+    (grade, classes, k, l, format, row and class counts); never a row of it."""
+    return {
+        "v": EVENT_VERSION,
+        "kind": str(Kind.EXTRACT),
+        "time": now_iso(),
+        "requestId": request_id,
+        "principal": principal_of(principal),
+        "purpose": str(purpose) if purpose is not None else None,
+        "breakGlass": False,
+        "persons": [],
+        "sources": {"touched": [], "failed": []},
+        "outcome": str(Outcome.OK),
+        "errors": [],
+        "extract": {"action": action, **extract},
     }

@@ -13,6 +13,7 @@ from typing import Any
 from security.catalogue import CLASSES
 from security.enforcement import Decision, Relation
 from security.identity.roles import Purpose, Role
+from security.policy.grades import Grade, GradeError, parse_grades
 
 POLICY_FILE = Path(__file__).resolve().parents[1] / "policy.toml"
 
@@ -79,6 +80,8 @@ class Policy:
     national_orgs: frozenset[str] = frozenset()
     break_glass_persons_per_day: int = 5
     break_glass_hours: float = 4.0
+    # Opening grades of the statistics and extracts (security.policy.grades).
+    grades: tuple[Grade, ...] = ()
 
 
 def _set(where: str, raw: Any, enum: Any, allow_any: bool = True) -> frozenset:
@@ -200,6 +203,10 @@ def parse(raw: Mapping[str, Any], overrides: Mapping[str, Any] | None = None) ->
             or not low <= value <= high
         ):
             raise PolicyError(f"{key}: {value!r} must be {low}-{high}")
+    try:
+        grades = parse_grades(raw.get("grades"))
+    except GradeError as exc:
+        raise PolicyError(str(exc)) from None
     return Policy(
         rules,
         denials,
@@ -208,6 +215,7 @@ def parse(raw: Mapping[str, Any], overrides: Mapping[str, Any] | None = None) ->
         frozenset(relations.get("national_orgs", [])),
         int(per_day),
         float(hours),
+        grades,
     )
 
 

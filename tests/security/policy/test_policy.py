@@ -275,7 +275,9 @@ def test_the_sdl_shows_each_fields_class_and_level():
 def test_policy_table_command_prints_the_generated_table(capsys):
     assert cli_main(["policy", "table"]) == 0
     out = capsys.readouterr().out
-    assert out == markdown(CAT, POL)
+    from security.policy.grades import markdown as grades_markdown
+
+    assert out == markdown(CAT, POL) + "\n" + grades_markdown(POL.grades)
     assert "| clinician | EMERGENCY |" in out and "BREAK_GLASS" in out
 
 

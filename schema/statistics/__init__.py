@@ -1,0 +1,161 @@
+"""Statistics entry points: settlements, filings, internet+ care, mutual recognition, and the
+caller's privacy budget. Every answer is an aggregate, graded by the policy file."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import strawberry
+
+from connectors.statistics.catalogue import STATISTICS
+from schema.errors import forbidden
+from schema.statistics.grading import Ask, answer, partner_of
+from schema.statistics.types import (
+    DrugDimension,
+    FilingDimension,
+    InternetHospitalDimension,
+    InternetServiceDimension,
+    OpeningGrade,
+    PrivacyBudget,
+    RecognitionDimension,
+    SettlementDimension,
+    StatisticsAnswer,
+    StatisticsFilter,
+)
+from security.policy.grades import STATISTICS as GRADED
+from security.policy.grades import Opening
+from security.privacy import dp
+from security.privacy.ledger import PrivacyLedger, period_end, period_of
+
+# The policy file names statistic families; every one must exist here.
+assert {name.split(".")[0] for name in STATISTICS} == set(GRADED), "grades and statistics differ"
+
+EPSILON = "Epsilon to spend (DP grades only; default and maximum from the grade)."
+
+
+def _ask(statistic: str, group_by: list, f: StatisticsFilter | None, epsilon) -> Ask:
+    f = f or StatisticsFilter()
+    months = None
+    if f.month_from or f.month_to:
+        months = (f.month_from or f.month_to or "", f.month_to or f.month_from or "")
+    return Ask(
+        statistic=statistic,
+        group_by=tuple(d.value for d in group_by),
+        equals={e.dimension: e.value for e in f.equals or []},
+        months=months,
+        region=f.region,
+        epsilon=epsilon,
+    )
+
+
+async def _answer(info: strawberry.Info, statistic: str, group_by, f, epsilon) -> StatisticsAnswer:
+    return StatisticsAnswer.of(await answer(info.context, _ask(statistic, group_by, f, epsilon)))
+
+
+@strawberry.type(description="Internet+ care (互联网+医疗服务, seed 000 §七(二)): three tables.")
+class InternetCareStatistics:
+    filter: strawberry.Private[Any]
+    epsilon: strawberry.Private[Any]
+
+    @strawberry.field(description="Internet revisits settled: volume, cost and fund spending.")
+    async def services(
+        self, info: strawberry.Info, group_by: list[InternetServiceDimension]
+    ) -> StatisticsAnswer:
+        return await _answer(info, "internetCare.services", group_by, self.filter, self.epsilon)
+
+    @strawberry.field(description="Drugs of circulated prescriptions by class: items and cost.")
+    async def drugs(self, info: strawberry.Info, group_by: list[DrugDimension]) -> StatisticsAnswer:
+        return await _answer(info, "internetCare.drugs", group_by, self.filter, self.epsilon)
+
+    @strawberry.field(description="Internet hospitals in the directory (public, exact).")
+    async def institutions(
+        self, info: strawberry.Info, group_by: list[InternetHospitalDimension]
+    ) -> StatisticsAnswer:
+        return await _answer(info, "internetCare.institutions", group_by, None, None)
+
+
+@strawberry.type(description="Statistics entry points (open data, 分级分类开放).")
+class StatisticsQuery:
+    @strawberry.field(
+        description="Settlements from every bureau and the national platform: count, persons, "
+        "total and in-policy cost, fund payment and fund share, grouped as asked."
+    )
+    async def settlement_statistics(
+        self,
+        info: strawberry.Info,
+        group_by: list[SettlementDimension],
+        filter: StatisticsFilter | None = None,
+        epsilon: Annotated[float | None, strawberry.argument(description=EPSILON)] = None,
+    ) -> StatisticsAnswer:
+        return await _answer(info, "settlement", group_by, filter, epsilon)
+
+    @strawberry.field(description="Filings (备案) by destination, category, channel and status.")
+    async def filing_statistics(
+        self,
+        info: strawberry.Info,
+        group_by: list[FilingDimension],
+        filter: StatisticsFilter | None = None,
+        epsilon: Annotated[float | None, strawberry.argument(description=EPSILON)] = None,
+    ) -> StatisticsAnswer:
+        return await _answer(info, "filing", group_by, filter, epsilon)
+
+    @strawberry.field(
+        description="Results shared by the hospitals, and the share other hospitals recognise "
+        "(互认), by item and level."
+    )
+    async def recognition_statistics(
+        self,
+        info: strawberry.Info,
+        group_by: list[RecognitionDimension],
+        filter: StatisticsFilter | None = None,
+        epsilon: Annotated[float | None, strawberry.argument(description=EPSILON)] = None,
+    ) -> StatisticsAnswer:
+        return await _answer(info, "recognition", group_by, filter, epsilon)
+
+    @strawberry.field(
+        description="Internet+ care: internet hospitals, service volume and cost, drug classes "
+        "and cost, fund spending. Each table is answered (and, under DP, charged) on its own."
+    )
+    def internet_care_statistics(
+        self,
+        filter: StatisticsFilter | None = None,
+        epsilon: Annotated[float | None, strawberry.argument(description=EPSILON)] = None,
+    ) -> InternetCareStatistics:
+        return InternetCareStatistics(filter=filter, epsilon=epsilon)
+
+    @strawberry.field(
+        description="What is left of the caller's privacy budget this period (DP grades)."
+    )
+    async def privacy_budget(self, info: strawberry.Info) -> PrivacyBudget:
+        ctx = info.context
+        grades = [
+            g
+            for g in ctx.services.policy.grades
+            if g.opening is Opening.DP
+            and ctx.principal.role in g.roles
+            and ctx.purpose in g.purposes
+        ]
+        if not grades:
+            raise forbidden("no differentially private grade for this role and purpose")
+        grade = grades[0]
+        engine = ctx.services.gateway_engine
+        if engine is None:
+            raise forbidden("the privacy budget needs the gateway database")
+        ledger = PrivacyLedger(engine)
+        partner = partner_of(ctx, grade)
+        now = ctx.now if ctx.now.tzinfo else ctx.now.astimezone()
+        period = period_of(now, grade.period)
+        spent = await ledger.spent(partner, period)
+        budget = dp.epsilon_micro(grade.budget)
+        return PrivacyBudget(
+            partner=partner,
+            grade=OpeningGrade.DP,
+            period=period,
+            budget=budget / dp.MICRO,
+            spent=spent / dp.MICRO,
+            remaining=max(0, budget - spent) / dp.MICRO,
+            questions=await ledger.questions(partner, period),
+            renews_at=period_end(now, grade.period).isoformat(),
+            default_epsilon=grade.epsilon,
+            max_epsilon=grade.max_epsilon,
+        )
