@@ -45,6 +45,15 @@ class VerifyReport:
     external: Checkpoint | None = None
     problems: list[Problem] = field(default_factory=list)
     problem_count: int = 0
+    # The size of the last checkpoint (stored or external) the events matched: the events
+    # after it are vouched for by no signature, so their deletion shows only against the head
+    # row, which whoever can delete rows can rewrite too.
+    signed_size: int = 0
+
+    @property
+    def unsigned(self) -> int:
+        """Events after the last checkpoint the events matched."""
+        return max(0, self.size - self.signed_size)
 
     @property
     def ok(self) -> bool:
@@ -71,6 +80,12 @@ class VerifyReport:
             )
             if self.external is not None:
                 text += f"; your checkpoint of size {self.external.size} is consistent with the log"
+            if self.unsigned:
+                text += (
+                    f"\n  unsigned tail: {self.unsigned} events after the last verified checkpoint "
+                    f"(size {self.signed_size}) are covered by no signature; events deleted there "
+                    "show only against a checkpoint kept outside this database"
+                )
             return text
         first = self.first_bad_index
         lead = (
@@ -80,6 +95,8 @@ class VerifyReport:
         )
         lines = [f"{lead} ({self.problem_count} problems, {self.size} events read)"]
         lines += [f"  {p.kind}: {p.detail}" for p in self.problems]
+        if self.problem_count > len(self.problems):
+            lines.append(f"  ... and {self.problem_count - len(self.problems)} more not listed")
         return "\n".join(lines)
 
 
@@ -159,22 +176,24 @@ class _Checker:
         self.frontier.append(computed, self._on_node)
         self.expected += 1
 
-    def checkpoint(self, size: int, root: bytes, note: str) -> None:
+    def checkpoint(self, size: int, root: bytes, note: str) -> Checkpoint | None:
+        """Check one stored checkpoint row; the signed note it holds, if that verifies."""
         report = self.report
         try:
             signed = open_checkpoint(note, self.verifiers, self.origin)
         except NoteError as exc:
             report.add("checkpoint", None, f"checkpoint at size {size}: {exc}")
-            return
+            return None
         if signed.size != size or signed.root != root:
             report.add(
                 "checkpoint",
                 None,
                 f"checkpoint at size {size}: the stored size or root differs from the signed note",
             )
-            return
+            return None
         report.checkpoints += 1
         self.compare_root(signed, f"signed checkpoint at size {size}")
+        return signed
 
     def compare_root(self, checkpoint: Checkpoint, what: str) -> None:
         if self.frontier.size != checkpoint.size:
@@ -275,13 +294,15 @@ async def verify_log(
         report.size = checker.frontier.size
         report.root = checker.frontier.root()
         for size, root, note in await _checkpoints_in(conn, report.size + 1, None):
-            checker.checkpoint(size, root, note)
-            report.add(
-                "missing",
-                report.size,
-                f"a checkpoint signed {size} events but only "
-                f"{report.size} are stored: events from {report.size} on are missing",
-            )
+            # Only a note that verifies proves events are missing; an edited size column
+            # is reported as the checkpoint problem it is.
+            if checker.checkpoint(size, root, note) is not None:
+                report.add(
+                    "missing",
+                    report.size,
+                    f"a checkpoint signed {size} events but only "
+                    f"{report.size} are stored: events from {report.size} on are missing",
+                )
     if external is not None and external.size > report.size:
         report.add(
             "missing",
@@ -290,6 +311,7 @@ async def verify_log(
             f"only {report.size} are stored: the log was truncated",
         )
     _check_head(report, head)
+    report.signed_size = checker.last_good_checkpoint
     return report
 
 

@@ -34,6 +34,9 @@ class FieldCipher:
         self._generation = keyring.generation
 
     def _aead(self, key_id: str) -> Aead:
+        # A key retired by another process (``medfed keys retire``) must stop opening values
+        # here too: look at the file now and then (one ``stat`` a second at most).
+        self._keyring.refresh()
         if self._generation != self._keyring.generation:
             # The keyring was re-read: a key may have been retired, so forget every cached one.
             self._aeads.clear()
@@ -90,10 +93,12 @@ class FieldCipher:
 
     @staticmethod
     def key_id_of(blob: bytes) -> str:
-        """The data key a ciphertext names (no key needed); ``DecryptionError`` if malformed."""
-        if len(blob) < 2 or blob[0] != VERSION or len(blob) < 2 + blob[1]:
+        """The data key a ciphertext names (no key needed, and the header alone will do: key
+        counting reads only that); ``DecryptionError`` if it is not a v1 header naming a key
+        in printable ASCII."""
+        if len(blob) < 3 or blob[0] != VERSION or blob[1] == 0 or len(blob) < 2 + blob[1]:
             raise DecryptionError("not a medfed v1 ciphertext")
-        try:
-            return blob[2 : 2 + blob[1]].decode("ascii")
-        except UnicodeDecodeError:
-            raise DecryptionError("not a medfed v1 ciphertext") from None
+        raw = blob[2 : 2 + blob[1]]
+        if not raw.isascii() or not raw.decode("ascii").isprintable():
+            raise DecryptionError("not a medfed v1 ciphertext")
+        return raw.decode("ascii")

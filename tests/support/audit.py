@@ -59,9 +59,18 @@ async def verify(fed, services) -> Any:
         await engine.dispose()
 
 
-def append_events(data_dir: Path, count: int, start: int = 0, profile: str = "standard") -> None:
+def append_events(
+    data_dir: Path,
+    count: int,
+    start: int = 0,
+    profile: str = "standard",
+    *,
+    checkpoint_every: int = 10,
+    checkpoint_on_close: bool = True,
+) -> None:
     """Append events ``start``… through a log on the data directory's gateway database
-    (checkpoint every 10), signed under the crypto ``profile``, then close it."""
+    (checkpoint every 10), signed under the crypto ``profile``, then close it (without a
+    final checkpoint if not ``checkpoint_on_close``: a gateway stopped between two)."""
     from connectors.sql import migrate
     from gateway.config import load_settings
     from security.audit import AuditLogConfig, open_audit_log
@@ -71,7 +80,12 @@ def append_events(data_dir: Path, count: int, start: int = 0, profile: str = "st
         await migrate.upgrade(spec)
         engine = create_source_engine(spec)
         log = open_audit_log(
-            engine, data_dir / "keys", AuditLogConfig(checkpoint_every=10), profile
+            engine,
+            data_dir / "keys",
+            AuditLogConfig(
+                checkpoint_every=checkpoint_every, checkpoint_on_close=checkpoint_on_close
+            ),
+            profile,
         )
         for n in range(start, start + count):
             await log.append({"n": n, "purpose": "TREATMENT"})

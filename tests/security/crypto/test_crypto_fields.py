@@ -103,6 +103,72 @@ def test_a_retired_key_no_longer_decrypts(ring):
         FieldCipher(ring).decrypt(blob, **CELL)
 
 
+def test_a_long_lived_cipher_stops_opening_values_under_a_key_retired_in_process(ring):
+    """The gateway's cipher lives for the whole process and caches each key's primitive; a
+    retirement must empty that cache, not only a fresh cipher's."""
+    cipher = FieldCipher(ring)
+    old = cipher.encrypt("张三", source="bureau-zj", **CELL)
+    assert cipher.decrypt(old, **CELL) == "张三"  # the old key's primitive is cached now
+    ring.rotate("bureau-zj")
+    new = cipher.encrypt("李四", source="bureau-zj", **CELL)
+    assert cipher.decrypt(old, **CELL) == "张三"  # a rotation alone keeps the old key working
+    ring.retire("dk-bureau-zj-1")
+    with pytest.raises(DecryptionError, match="retired"):
+        cipher.decrypt(old, **CELL)
+    assert cipher.decrypt(new, **CELL) == "李四"  # the current key still opens its values
+
+
+def test_a_long_lived_cipher_follows_a_retirement_by_another_process(ring, data_dir, monkeypatch):
+    import security.crypto.keyring as keyring_module
+
+    cipher = FieldCipher(ring)
+    old = cipher.encrypt("张三", source="bureau-zj", **CELL)
+    assert cipher.decrypt(old, **CELL) == "张三"
+    # `medfed keys rotate` and `retire` run elsewhere, on their own keyring object.
+    other = KeyRing.load(data_dir)
+    other.rotate("bureau-zj")
+    other.retire("dk-bureau-zj-1")
+    # The gateway looks at the file at most once a second; make "a second later" now.
+    monkeypatch.setattr(keyring_module, "REFRESH_SECONDS", 0.0)
+    with pytest.raises(DecryptionError, match="retired"):
+        cipher.decrypt(old, **CELL)
+    assert cipher.encrypt("x", source="bureau-zj", **CELL)[2:16] == b"dk-bureau-zj-2"
+
+
+MALFORMED_BLOBS = {
+    "empty": b"",
+    "version only": b"\x01",
+    "no key named": b"\x01\x00",
+    "no key named, long": b"\x01\x00" + b"\x00" * 40,
+    "version 2": b"\x02\x03abc" + b"\x00" * 28,
+    "version 0": b"\x00\x03abc",
+    "id past the end": b"\x01\x05abc",
+    "id 255 past the end": b"\x01\xffabc",
+    "not ASCII": b"\x01\x02\xc3\xa9" + b"\x00" * 28,
+    "control character": b"\x01\x03a\x00c" + b"\x00" * 28,
+    "UTF-16 text": "\x01\x03abc".encode("utf-16"),
+}
+
+
+@pytest.mark.parametrize("blob", MALFORMED_BLOBS.values(), ids=MALFORMED_BLOBS.keys())
+def test_key_id_of_refuses_a_malformed_blob(blob):
+    with pytest.raises(DecryptionError, match="not a medfed v1 ciphertext"):
+        FieldCipher.key_id_of(blob)
+
+
+def test_key_id_of_reads_the_header_alone_at_its_boundaries(ring):
+    """Key counting reads only the first 257 bytes; the header is enough, of any id length."""
+    blob = encrypt(ring, "张三")
+    header = blob[: 2 + blob[1]]
+    assert FieldCipher.key_id_of(header) == "dk-bureau-zj-1"
+    assert FieldCipher.key_id_of(blob[:257]) == "dk-bureau-zj-1"
+    with pytest.raises(DecryptionError):
+        FieldCipher.key_id_of(header[:-1])
+    assert FieldCipher.key_id_of(b"\x01\x01k") == "k"
+    longest = b"\x01\xff" + b"k" * 255
+    assert FieldCipher.key_id_of(longest) == "k" * 255
+
+
 def test_blind_indexes_are_deterministic_normalised_and_kind_separated(ring):
     indexer = BlindIndexer(ring)
     id_no = "33010219900101123x"
