@@ -40,6 +40,7 @@ from gateway.sealing import PARTNERS, SealingGate, SealingRefused, seal_result
 from gateway.startup import open_keyring
 from schema.build import build_schema
 from schema.context import RequestContext, Services
+from schema.extracts.produce import EXTRACTS_DIR, KEYRING
 from schema.mutations import Mutation
 from security.audit import AuditWriteError
 from security.crypto import BlindIndexer, FieldCipher
@@ -73,7 +74,11 @@ def build_services(settings: Settings) -> Services:
         recognition=recognition,
         deadline_seconds=gateway_options(settings)["deadline_seconds"],
         gateway_engine=gateway_engine,
-        extras={RECORDER: make_recorder(settings, gateway_engine)},
+        extras={
+            RECORDER: make_recorder(settings, gateway_engine),
+            KEYRING: keyring,
+            EXTRACTS_DIR: settings.data_dir / "extracts",
+        },
     )
 
 

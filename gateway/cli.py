@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "partner",
     "unseal",
     "documents",
+    "extract",
 )
 
 

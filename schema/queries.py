@@ -24,6 +24,7 @@ from schema.enums import (
 )
 from schema.errors import bad_input, forbidden
 from schema.mutations.consents import ConsentQuery
+from schema.mutations.extracts import ExtractQuery
 from schema.pagination import Connection, connection, decode_cursor, merge_pages, page_size
 from schema.projection import Projection
 from schema.relations import region_prefix
@@ -176,7 +177,7 @@ class SettlementFilter:
 
 
 @strawberry.type(description="The read entry points of medfed.")
-class Query(ConsentQuery, AuditQuery, StatisticsQuery):
+class Query(ConsentQuery, AuditQuery, StatisticsQuery, ExtractQuery):
     @strawberry.field(description="The calling patient's own record (patients only).")
     async def me(self, info: strawberry.Info) -> Person | None:
         ctx = info.context

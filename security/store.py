@@ -21,6 +21,7 @@ GATEWAY_MODEL_MODULES: tuple[str, ...] = (
     "security.policy.break_glass",
     "security.documents",
     "security.privacy.ledger",
+    "security.privacy.extract_jobs",
 )
 
 

@@ -12,6 +12,9 @@ from datetime import date
 REGION_RE = re.compile(r"^[1-8]\d{5}$")
 INSTITUTION_RE = re.compile(r"^H(\d{6})(\d{5})$")
 PHARMACY_RE = re.compile(r"^P(\d{6})(\d{5})$")
+# Open-data partners, in the same shape: R for a research institute (高校院所), C for a
+# commercial insurer (商业保险公司).
+PARTNER_RE = re.compile(r"^([RC])(\d{6})(\d{5})$")
 ICD10_RE = re.compile(r"^[A-TV-Z]\d{2}(\.\d{1,4})?$")
 LOINC_RE = re.compile(r"^(\d{1,7})-(\d)$")
 ID_NUMBER_RE = re.compile(r"^\d{17}[\dX]$")
@@ -89,6 +92,17 @@ def validate_institution(code: str) -> str | None:
     if not match:
         return f"'{code}' is not an institution code (H + six-digit region + five digits)"
     return validate_region(match.group(1))
+
+
+def validate_partner(code: str) -> str | None:
+    """A research institute (R…) or commercial insurer (C…) code."""
+    match = PARTNER_RE.match(code) if isinstance(code, str) else None
+    if not match:
+        return (
+            f"'{code}' is not a research institute or insurer code (R or C + six-digit "
+            "region + five digits)"
+        )
+    return validate_region(match.group(2))
 
 
 def validate_pharmacy(code: str) -> str | None:

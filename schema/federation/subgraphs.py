@@ -46,7 +46,13 @@ REST = ("*",)
 SUBGRAPHS: Mapping[str, Cut] = {
     "records": Cut(
         query=REST,  # me, person, consents, the audit log
-        mutation=("grantConsent", "revokeConsent"),
+        mutation=(
+            "grantConsent",
+            "revokeConsent",
+            "requestExtract",
+            "approveExtract",
+            "refuseExtract",
+        ),
         person=(
             "personId",
             "name",

@@ -16,6 +16,12 @@ from schema.mutations.consents import (
     grant_consent,
     revoke_consent,
 )
+from schema.mutations.extracts import (
+    ExtractJobPayload,
+    approve_extract,
+    refuse_extract,
+    request_extract,
+)
 from schema.mutations.filings import FileForCrossRegionCarePayload, file_for_cross_region_care
 from schema.mutations.results import PublishTestResultPayload, publish_test_result
 from schema.mutations.settlements import RecordSettlementPayload, record_settlement
@@ -51,6 +57,19 @@ class Mutation:
         description="Consent (知情同意) to an institution reading some classes of the calling "
         "patient's data for one purpose during a period. Effective from the next "
         "request. Patients only.",
+    )
+    request_extract: ExtractJobPayload = strawberry.mutation(
+        resolver=request_extract,
+        description="Ask for a de-identified extract (research partners): classes the grade "
+        "opens, Parquet or CSV. An administrator approves or refuses it.",
+    )
+    approve_extract: ExtractJobPayload = strawberry.mutation(
+        resolver=approve_extract,
+        description="Approve a requested extract and write it (administrators).",
+    )
+    refuse_extract: ExtractJobPayload = strawberry.mutation(
+        resolver=refuse_extract,
+        description="Refuse a requested extract (administrators).",
     )
     revoke_consent: RevokeConsentPayload = strawberry.mutation(
         resolver=revoke_consent,

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import strawberry
 from graphql import GraphQLError
 
+from connectors.domain import codes
 from schema.errors import NOT_FOUND, forbidden
 from schema.mutations import lookups
 from schema.mutations import validation as v
@@ -71,8 +72,9 @@ class ConsentNode:
 )
 class GrantConsentInput:
     grantee: str = strawberry.field(
-        description="Institution to consent to: a hospital (H…) "
-        "or pharmacy (P…) code in the directory."
+        description="Institution to consent to: a hospital (H…) or pharmacy (P…) code in the "
+        "directory; for research use a research institute (R…) or a commercial insurer "
+        "(C…, also for UNDERWRITING)."
     )
     data_classes: list[DataClassEnum] = strawberry.field(
         description="Classes of data it covers; at least one."
@@ -122,8 +124,28 @@ def _aware(moment: datetime) -> datetime:
     return moment.replace(tzinfo=v.BEIJING) if moment.tzinfo is None else moment
 
 
+# Who may hold a consent for research use (科研) or underwriting: a research institute (R…)
+# may hold RESEARCH, a commercial insurer (C…) RESEARCH or UNDERWRITING. Either then sees the
+# consented person with more detail in de-identified extracts (docs/open-data.md).
+PARTNER_PURPOSES = {
+    "R": frozenset({Purpose.RESEARCH}),
+    "C": frozenset({Purpose.RESEARCH, Purpose.UNDERWRITING}),
+}
+
+
+def is_partner(code: str) -> bool:
+    return code[:1] in PARTNER_PURPOSES
+
+
 def _check(p: v.Problems, i: GrantConsentInput, now: datetime) -> tuple[datetime, datetime]:
-    v.institution(p, ["input", "grantee"], i.grantee)
+    if is_partner(i.grantee):
+        if problem := codes.validate_partner(i.grantee):
+            p.add(["input", "grantee"], problem)
+        elif Purpose(i.purpose.value) not in PARTNER_PURPOSES[i.grantee[0]]:
+            allowed = " or ".join(sorted(x.value for x in PARTNER_PURPOSES[i.grantee[0]]))
+            p.add(["input", "purpose"], f"a consent to this grantee is for {allowed} only")
+    else:
+        v.institution(p, ["input", "grantee"], i.grantee)
     if not i.data_classes:
         p.add(["input", "dataClasses"], "must name at least one class of data")
     if Purpose(i.purpose.value) in NOT_CONSENTABLE:
@@ -173,7 +195,11 @@ async def grant_consent(
     if (earlier := await call.earlier(_canonical(input))) is not None:
         return GrantConsentPayload(consent=await _load(ctx, earlier, now), replayed=True)
     begins, ends = _check(p, input, now)
-    if not p.at("input", "grantee") and await lookups.institution_row(ctx, input.grantee) is None:
+    if (
+        not p.at("input", "grantee")
+        and not is_partner(input.grantee)
+        and await lookups.institution_row(ctx, input.grantee) is None
+    ):
         p.add(["input", "grantee"], "is not in the institution directory")
     p.raise_if_any("grantConsent")
     if (twin := await call.claim()) is not None:

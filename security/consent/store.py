@@ -206,3 +206,25 @@ class ConsentStore:
             for row in await conn.execute(stmt):
                 out.setdefault(row.person_ref, []).append(Consent.from_row(row))
         return out
+
+    async def consented_to(
+        self, grantee: str, purpose: Purpose | str, now: datetime
+    ) -> dict[str, frozenset[str]]:
+        """Persons with an active consent naming ``grantee`` for ``purpose``, and the classes
+        (lower case, as the catalogue writes them) each consented to: one statement."""
+        moment = utc(now)
+        stmt = select(TABLE).where(
+            TABLE.c.grantee == grantee,
+            TABLE.c.purpose == str(purpose).upper(),
+            TABLE.c.revoked_at.is_(None),
+            TABLE.c.valid_from <= moment,
+            TABLE.c.valid_until > moment,
+        )
+        out: dict[str, set[str]] = {}
+        async with self._engine.connect() as conn:
+            for row in await conn.execute(stmt):
+                consent = Consent.from_row(row)
+                out.setdefault(consent.person_ref, set()).update(
+                    c.value.lower() for c in consent.data_classes
+                )
+        return {ref: frozenset(classes) for ref, classes in out.items()}

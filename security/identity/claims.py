@@ -7,9 +7,10 @@ import re
 
 from security.identity.roles import PATIENT_PURPOSES, Purpose, Role
 
-# H (hospital) or P (pharmacy) + six-digit GB/T 2260 region + five-digit serial; or a bare
-# region code for bureaus, settlement centres and other regional bodies.
-ORG_RE = re.compile(r"^(?:[HP][1-8]\d{10}|[1-8]\d{5})$")
+# H (hospital), P (pharmacy), R (research institute) or C (commercial insurer) + six-digit
+# GB/T 2260 region + five-digit serial; or a bare region code for bureaus, settlement
+# centres and other regional bodies.
+ORG_RE = re.compile(r"^(?:[HPRC][1-8]\d{10}|[1-8]\d{5})$")
 PERSON_REF_RE = re.compile(r"^[0-9a-f]{32}$")
 # A citizen ID number (GB 11643): never acceptable as a subject, which ends up in audit logs.
 _ID_NUMBER_RE = re.compile(r"^\d{17}[\dXx]$")
@@ -55,8 +56,8 @@ def check_org(value: object) -> str:
     if not isinstance(value, str) or not ORG_RE.match(value):
         raise ClaimError(
             "org",
-            f"{shown(value)} is neither an institution code (H or P + six-digit region + five "
-            "digits) nor a six-digit region code",
+            f"{shown(value)} is neither an institution code (H, P, R or C + six-digit region "
+            "+ five digits) nor a six-digit region code",
         )
     return value
 

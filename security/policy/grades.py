@@ -127,6 +127,9 @@ def _extract(where: str, raw: Any) -> ExtractGrade:
     if unknown:
         raise GradeError(f"{where}: unknown keys {', '.join(sorted(unknown))}")
     classes = _names(f"{where}.classes", raw.get("classes"), CLASSES)
+    if "identity" not in classes:
+        # An extract's rows are (generalised, pseudonymous) persons: identity is their key.
+        raise GradeError(f"{where}.classes: must include identity")
     consented = (
         _names(f"{where}.consented_classes", raw["consented_classes"], CLASSES)
         if "consented_classes" in raw

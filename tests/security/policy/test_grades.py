@@ -74,11 +74,23 @@ def _with(entry: dict) -> dict:
                 "budget": 1,
                 "max_epsilon": 1,
                 "epsilon": 1,
-                "extract": {"classes": ["visit"], "k": 1, "l": 1},
+                "extract": {"classes": ["identity"], "k": 1, "l": 1},
             },
             "extract.k",
         ),
         ({"roles": ["researcher"], "purposes": ["RESEARCH"], "grade": "EXACT", "x": 1}, "unknown"),
+        (
+            {
+                "roles": ["researcher"],
+                "purposes": ["RESEARCH"],
+                "grade": "DP",
+                "budget": 1,
+                "max_epsilon": 1,
+                "epsilon": 1,
+                "extract": {"classes": ["visit"], "k": 5, "l": 1},
+            },
+            "must include identity",
+        ),
     ],
 )
 def test_malformed_grades_are_refused(entry, message):

@@ -1,0 +1,1 @@
+"""De-identified extracts: producing one (produce) and writing its files (files)."""
