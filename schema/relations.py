@@ -14,7 +14,7 @@ import logging
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ColumnElement, Table, false, or_, select
@@ -22,7 +22,7 @@ from strawberry.dataloader import DataLoader
 
 from connectors.fanout import fan_out
 from connectors.registry import Source
-from connectors.sql.models import bureau, hospital
+from connectors.sql.models import bureau
 from security.enforcement import Relation
 from security.identity.roles import Purpose, Role
 from security.policy.break_glass import BreakGlassLedger
@@ -46,6 +46,12 @@ class PersonRelation:
 
 
 NO_RELATION = PersonRelation()
+
+
+def treating_since(ctx: RequestContext) -> date:
+    """The first day of the treating window: a visit that began on or after it makes the
+    visit's institution treating."""
+    return (ctx.now - timedelta(days=ctx.services.policy.treating_window_days)).date()
 
 
 def region_prefix(code: str) -> str:
@@ -104,31 +110,28 @@ class Relations:
         ]
 
     async def _treating(self, refs: Sequence[str]) -> set[str]:
-        """Persons with a visit at the caller's institution, or a test performed there,
-        within the treating window."""
+        """Persons with a visit at the caller's institution within the treating window.
+
+        Only a bureau's visit counts: it is recorded by the insurance bureau's source, a party
+        other than the caller. A result the caller's own hospital published (or holds in its
+        own LIS/PACS) proves nothing about treatment, so results never make a relation."""
         ctx = self.ctx
-        since = ctx.now - timedelta(days=ctx.services.policy.treating_window_days)
         visits: Table = bureau.Visit.__table__
-        results: Table = hospital.TestResult.__table__
+        stmt = (
+            select(visits.c.person_ref)
+            .distinct()
+            .where(
+                visits.c.person_ref.in_(list(refs)),
+                visits.c.institution_code == self.org,
+                visits.c.begin_date >= treating_since(ctx),
+            )
+        )
 
         async def query(source: Source) -> set[str]:
-            if source.spec.kind == "bureau":
-                t, when = visits, visits.c.begin_date >= since.date()
-            else:
-                t, when = results, results.c.collected_at >= since
-            stmt = (
-                select(t.c.person_ref)
-                .distinct()
-                .where(t.c.person_ref.in_(list(refs)), t.c.institution_code == self.org, when)
-            )
             async with source.engine.connect() as conn:
                 return {r[0] for r in await conn.execute(stmt)}
 
-        sources = [
-            *ctx.registry.of_kind("bureau"),
-            *(s for s in ctx.registry.of_kind("hospital") if s.spec.institution == self.org),
-        ]
-        found, failures = await fan_out(sources, query, ctx.deadline)
+        found, failures = await fan_out(ctx.registry.of_kind("bureau"), query, ctx.deadline)
         ctx.note_failures(failures)  # an unreachable source proves no relation: fail closed
         return set().union(*found.values())
 

@@ -38,13 +38,16 @@ class Mutation:
         resolver=publish_test_result,
         description="Publish a lab or imaging result (检验检查结果) to the calling clinician's "
         "hospital, for every other hospital to read. Clinicians of a hospital "
-        "that is a source only.",
+        "that is a source only, for a visit of the person at that hospital "
+        "within the treating window (as the bureau recorded it): publishing "
+        "never makes the hospital treating.",
     )
     record_settlement: RecordSettlementPayload = strawberry.mutation(
         resolver=record_settlement,
         description="Record the settlement (结算) of a visit, at the bureau of the treatment "
         "province or, cross-province (跨省直接结算), at the national platform. "
-        "Settlement centres, and insurance agencies for their own region.",
+        "Insurance agencies for their own region; settlement centres for "
+        "cross-province settlements only (a provincial centre: its province's).",
     )
     file_for_cross_region_care: FileForCrossRegionCarePayload = strawberry.mutation(
         resolver=file_for_cross_region_care,

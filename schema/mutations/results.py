@@ -20,6 +20,7 @@ from schema.errors import forbidden
 from schema.mutations import lookups
 from schema.mutations import validation as v
 from schema.mutations.idempotent import Created, IdempotentCall
+from schema.relations import treating_since
 from schema.selection import requested
 from schema.types.results import TEST_RESULT, TestResult
 from security.identity.roles import Role
@@ -69,8 +70,9 @@ class PublishTestResultInput:
     )
     visit_id: strawberry.ID | None = strawberry.field(
         default=None,
-        description="The visit (mdtrt_id) it was ordered in, which must be a "
-        "visit of this person at the publishing hospital.",
+        description="Required: the visit (mdtrt_id) it was ordered in, as the "
+        "insurance bureau recorded it: a visit of this person at the "
+        "publishing hospital within the treating window (180 days).",
     )
     loinc_code: str | None = strawberry.field(
         default=None, description="LAB: LOINC code, with check digit."
@@ -250,37 +252,61 @@ def _canonical(ctx: Any, i: PublishTestResultInput) -> dict[str, Any]:
     return data
 
 
-async def _person(
-    ctx: Any,
-    p: v.Problems,
-    i: PublishTestResultInput,
-    source: Source,
-) -> tuple[str | None, dict | None, dict | None]:
-    """The person's ref, the hospital's patient row if it knows them, else a bureau row."""
+def _ref(ctx: Any, p: v.Problems, i: PublishTestResultInput) -> str | None:
+    """The person's pseudonym, from the personId or the ID number's blind index."""
     if p.at("input", "personId") or p.at("input", "idNumber"):
-        return None, None, None
-    path = ["input", "personId" if i.person_id is not None else "idNumber"]
-    ref = str(i.person_id) if i.person_id is not None else ctx.indexer.person_ref(i.id_number)
-    patient = await lookups.patient_at(ctx, source, ref)
-    if patient is not None:
-        return ref, patient, None
-    rows = await lookups.persons_at(ctx, ctx.registry.of_kind("bureau"), ref)
-    if not rows:
-        p.add(path, "no insurance bureau of this federation knows this person")
-        return None, None, None
-    return ref, None, rows[0]
+        return None
+    return str(i.person_id) if i.person_id is not None else ctx.indexer.person_ref(i.id_number)
 
 
 async def _check_visit(
     ctx: Any, p: v.Problems, i: PublishTestResultInput, ref: str | None, source: Source
-) -> None:
-    if i.visit_id is None or p.at("input", "visitId") or ref is None:
-        return
+) -> bool:
+    """Whether the input names a visit of this person at the publishing hospital that began
+    within the treating window: the bureau's record that this hospital treats the person,
+    which a result needs. A hospital cannot make itself treating by publishing.
+
+    Every failure is the same one problem (no such visit, another person's or hospital's,
+    too old), so the answer says nothing about persons or visits the hospital is not
+    related to."""
+    path = ["input", "visitId"]
+    window = ctx.services.policy.treating_window_days
+    if i.visit_id is None:
+        p.add(
+            path,
+            "is required: the visit (mdtrt_id) of this person at your hospital, within the "
+            f"last {window} days, that the test was ordered in",
+        )
+        return False
+    if p.at(*path) or ref is None:
+        return False
     institution = source.spec.institution or ""
     bureau = lookups.bureau_of(ctx, codes.province_of(codes.region_of_institution(institution)))
     visit = None if bureau is None else await lookups.visit_at(ctx, bureau, str(i.visit_id))
-    if visit is None or visit["person_ref"] != ref or visit["institution_code"] != institution:
-        p.add(["input", "visitId"], "is not a visit of this person at your hospital")
+    if (
+        visit is None
+        or visit["person_ref"] != ref
+        or visit["institution_code"] != institution
+        or visit["begin_date"] < treating_since(ctx)
+    ):
+        p.add(path, f"is not a visit of this person at your hospital within the last {window} days")
+        return False
+    return True
+
+
+async def _person(
+    ctx: Any, p: v.Problems, i: PublishTestResultInput, ref: str, source: Source
+) -> tuple[dict | None, dict | None]:
+    """The hospital's patient row if it knows the person, else their bureau row."""
+    patient = await lookups.patient_at(ctx, source, ref)
+    if patient is not None:
+        return patient, None
+    rows = await lookups.persons_at(ctx, ctx.registry.of_kind("bureau"), ref)
+    if not rows:
+        path = ["input", "personId" if i.person_id is not None else "idNumber"]
+        p.add(path, "no insurance bureau of this federation knows this person")
+        return None, None
+    return None, rows[0]
 
 
 def _new_patient(ctx: Any, source: Source, ref: str, bureau_row: dict) -> dict[str, Any]:
@@ -329,8 +355,11 @@ async def publish_test_result(
     if (earlier := await call.earlier(_canonical(ctx, input))) is not None:
         return PublishTestResultPayload(test_result=await _load(ctx, info, earlier), replayed=True)
     fields = _check_static(p, input, v.beijing_now(ctx.now))
-    ref, patient, bureau_row = await _person(ctx, p, input, source)
-    await _check_visit(ctx, p, input, ref, source)
+    ref = _ref(ctx, p, input)
+    patient = bureau_row = None
+    if await _check_visit(ctx, p, input, ref, source):
+        assert ref is not None
+        patient, bureau_row = await _person(ctx, p, input, ref, source)
     p.raise_if_any(OPERATION)
     assert ref is not None
     if (twin := await call.claim()) is not None:
@@ -358,7 +387,7 @@ async def publish_test_result(
         "person_ref": ref,
         "patient_no": patient["patient_no"],
         "institution_code": source.spec.institution,
-        "mdtrt_id": None if input.visit_id is None else str(input.visit_id),
+        "mdtrt_id": str(input.visit_id),
         "category": input.category.value,
         "item_code": fields["modality"] if imaging else fields["item_code"],
         "item_name": fields["item_name"],

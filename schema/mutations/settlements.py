@@ -92,16 +92,33 @@ def _check_role(ctx: Any) -> None:
 
 
 def _check_scope(ctx: Any, insured: str | None, treatment: str | None) -> None:
-    """An insurance agency settles only for its own region: as the insured place's agency or
-    the treatment place's."""
+    """What the caller may settle. An insurance agency: settlements whose insured or
+    treatment place lies in its own region. A settlement centre: cross-province settlements
+    (跨省直接结算) only, which the national platform clears; the national centre any of them,
+    a provincial centre those whose insured or treatment place lies in its region. The
+    regions checked here are then checked against the bureau's visit, so they cannot lie."""
     principal = ctx.principal
-    if principal.role != Role.INSURANCE_AGENCY or insured is None or treatment is None:
-        return
+    if insured is None or treatment is None:
+        return  # invalid regions are reported as problems; nothing is written
     org = principal.org
+    if principal.role == Role.INSURANCE_AGENCY:
+        if codes.validate_region(org) or not (v.covers(org, insured) or v.covers(org, treatment)):
+            raise forbidden(
+                "an insurance agency may only record settlements whose insured or "
+                "treatment region lies in its own region"
+            )
+        return
+    if codes.province_of(insured) == codes.province_of(treatment):
+        raise forbidden(
+            "a settlement centre records only cross-province settlements (跨省直接结算); a "
+            "settlement within one province is recorded by that province's insurance agencies"
+        )
+    if org in ctx.services.policy.national_orgs:
+        return
     if codes.validate_region(org) or not (v.covers(org, insured) or v.covers(org, treatment)):
         raise forbidden(
-            "an insurance agency may only record settlements whose insured or "
-            "treatment region lies in its own region"
+            "a provincial settlement centre may only record cross-province settlements whose "
+            "insured or treatment region lies in its own region"
         )
 
 

@@ -14,7 +14,7 @@ from security.crypto.hpke_seal import PREFIX, SealingError
 from security.crypto.partners import PartnerKeyError, load, partners_file
 from security.crypto.unseal import load_private_key, unseal_response
 from tests.support.audit import raw_entries
-from tests.support.federation import Federation, make_id_number
+from tests.support.federation import RECENT_VISIT, Federation, make_id_number
 
 ORG = "H33010600001"
 NAME, ADDRESS, PHONE = "王秀英", "杭州市西湖区文三路1号", "13812345678"
@@ -35,7 +35,7 @@ fragment result on TestResult { itemName findings }"""
 async def world(data_dir):
     fed = await Federation(data_dir).setup()
     ref = await fed.add_person(ID_NUMBER, NAME, address=ADDRESS, phone=PHONE)
-    await fed.add_visits(ref, 3, text=DIAGNOSIS)
+    await fed.add_visits(ref, 3, text=DIAGNOSIS, begin=RECENT_VISIT)  # the hospital treats
     await fed.add_result(ref, category="IMAGING", findings=FINDINGS, modality="CT")
     return fed, ref
 

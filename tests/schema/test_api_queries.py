@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from gateway.app import build_services
-from tests.support.federation import Federation, gql, make_id_number
+from tests.support.federation import RECENT_VISIT, Federation, gql, make_id_number
 
 CLOUD_RECORD = """query($id: ID!) { person(personId: $id) { name cloudRecord {
   enrollments(first: 100) { nodes { poolingRegion status } }
@@ -174,7 +174,8 @@ async def test_person_by_id_number_joins_two_provinces(fed):
     idn = make_id_number("220102", seq=55)
     ref = await fed.add_person(idn, "周九", source="bureau-220000", region="220102", status="ENDED")
     assert ref == await fed.add_person(idn, "周九", source="bureau-330000", region="330106")
-    await fed.add_result(ref)  # a recent test at the clinician's hospital: a treating relation
+    # A recent visit at the clinician's hospital, recorded by the bureau: a treating relation.
+    await fed.add_visits(ref, 1, with_prescriptions=False, begin=RECENT_VISIT)
     app = fed.app()
     async with await _clinician(fed, app) as c:
         body = await gql(

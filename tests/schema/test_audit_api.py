@@ -11,7 +11,7 @@ from gateway.app import build_services
 from security.audit import merkle, open_checkpoint
 from security.audit.signer import VERIFIER_KEY_FILE, parse_verifier_key
 from tests.support.audit import logged, raw_entries, verify
-from tests.support.federation import Federation, gql, make_id_number
+from tests.support.federation import RECENT_VISIT, Federation, gql, make_id_number
 
 EVENTS = """query($f: AuditEventFilter, $first: Int, $after: String) {
   auditEvents(filter: $f, first: $first, after: $after) {
@@ -29,9 +29,9 @@ async def world(data_dir):
     )
     alice = await fed.add_person(make_id_number(seq=101), "王五")
     bob = await fed.add_person(make_id_number(seq=202), "赵六")
-    for ref in (alice, bob):  # a recent test at H33010600001: that hospital treats both
+    for ref in (alice, bob):  # a recent visit at H33010600001: that hospital treats both
         await fed.add_result(ref)
-        await fed.add_visits(ref, 1)
+        await fed.add_visits(ref, 1, begin=RECENT_VISIT)
     services = build_services(fed.settings)
     return fed, alice, bob, services, fed.app(services)
 
@@ -219,7 +219,7 @@ async def test_volume_spike_fires_once_when_a_principal_reads_more_persons(
     alice = await fed.add_person(make_id_number(seq=101), "王五")
     bob = await fed.add_person(make_id_number(seq=202), "赵六")
     for ref in (alice, bob):
-        await fed.add_result(ref)
+        await fed.add_visits(ref, 1, begin=RECENT_VISIT)
     services = build_services(fed.settings)
     app = fed.app(services)
     async with fed.client(app, fed.token("clinician", "H33010600001"), "TREATMENT") as c:

@@ -8,7 +8,7 @@ import itertools
 import json
 from datetime import datetime, timedelta
 
-from tests.support.federation import Federation, make_id_number
+from tests.support.federation import RECENT_VISIT, Federation, make_id_number
 
 NAME, PHONE, ADDRESS = "欧阳秘密", "13987654321", "绝密路88号"
 DIAGNOSIS, FINDINGS = "机密诊断文本甲", "机密影像所见乙"
@@ -102,10 +102,17 @@ async def world_rows(fed: Federation) -> str:
     ref = await fed.add_person(
         VICTIM_ID, NAME, source="bureau-370000", region="370102", phone=PHONE, address=ADDRESS
     )
+    # Recent visits at the Jinan hospital, recorded by the Shandong bureau: that hospital
+    # treats the victim.
     await fed.add_visits(
-        ref, 3, source="bureau-370000", institution="H37010200003", insured="370102", text=DIAGNOSIS
+        ref,
+        3,
+        source="bureau-370000",
+        institution="H37010200003",
+        insured="370102",
+        text=DIAGNOSIS,
+        begin=RECENT_VISIT,
     )
-    # Recent imaging at the Jinan hospital: that hospital treats the victim.
     await fed.add_result(
         ref,
         source="hospital-h37010200003",

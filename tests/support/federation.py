@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,9 @@ INSTITUTIONS = [
 ]
 
 _serial = itertools.count(1)
+# A first visit day inside the treating window (180 days): visits from it on make their
+# institution treating. add_visits' default (January 2020) is long outside it.
+RECENT_VISIT = date.today() - timedelta(days=40)
 # Services of the apps built during the running test: conftest closes their audit recorders
 # on the test's own loop, as the app's lifespan would (requests through httpx's ASGI
 # transport never run it), so no audit writer process outlives its test.
@@ -182,7 +185,10 @@ class Federation:
         with_prescriptions: bool = True,
         diagnosis: str = "I10",
         text: str = "原发性高血压",
+        begin: date | None = None,
     ) -> list[str]:
+        """``count`` visits on consecutive days from ``begin`` (default 2020-01-01, outside
+        the treating window; pass RECENT_VISIT for visits that make the institution treating)."""
         visits, rxs, items = [], [], []
         ids = []
         for i in range(count):
@@ -194,7 +200,7 @@ class Federation:
                     person_ref=ref,
                     institution_code=institution,
                     visit_type=visit_type,
-                    begin_date=date(2020, 1, 1 + i % 28),
+                    begin_date=(begin or date(2020, 1, 1)) + timedelta(days=i % 28),
                     end_date=None,
                     diagnosis_codes=diagnosis,
                     diagnosis_text_enc=self.enc(
@@ -252,7 +258,10 @@ class Federation:
         value: float = 6.1,
         findings: str = "双肺纹理清晰",
         modality: str | None = None,
+        visit: str | None = None,
     ) -> str:
+        """A result in the hospital's own result system. It makes no relation by itself: a
+        treating relation comes only from a bureau's visit (``add_visits``)."""
         rid = f"R{next(_serial):010d}"
         institution = self.settings.source(source).institution
         imaging = category == "IMAGING"
@@ -265,7 +274,7 @@ class Federation:
                     person_ref=ref,
                     patient_no="PT1",
                     institution_code=institution,
-                    mdtrt_id=None,
+                    mdtrt_id=visit,
                     category=category,
                     item_code=item_code,
                     item_name="影像检查" if imaging else "葡萄糖",

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.support.federation import Federation, make_id_number
+from tests.support.federation import RECENT_VISIT, Federation, make_id_number
 
 ID_NUMBER = make_id_number("330106", seq=654)
 PEER = "peer-sd"
@@ -59,8 +59,10 @@ def populate(local_dir: Path, peer_dir: Path) -> dict:
         peer = await Federation(peer_dir).setup()
         ref = await local.add_person(ID_NUMBER, "欧阳远方")
         assert ref == peer.indexer.person_ref(ID_NUMBER)
-        await local.add_result(ref, reported_at=recent)  # the local clinician treats
-        local_visits = await local.add_visits(ref, 1, with_prescriptions=False)
+        await local.add_result(ref, reported_at=recent)
+        # A recent visit at each clinician's hospital, recorded by its bureau: the local
+        # clinician treats the person, and so does the connection's hospital at the peer.
+        local_visits = await local.add_visits(ref, 1, with_prescriptions=False, begin=RECENT_VISIT)
         await peer.add_person(ID_NUMBER, "欧阳远方", source="bureau-370000", region="370102")
         peer_visits = await peer.add_visits(
             ref,
@@ -69,10 +71,9 @@ def populate(local_dir: Path, peer_dir: Path) -> dict:
             institution="H37010200003",
             insured="370102",
             text="外省诊断",
+            begin=RECENT_VISIT,
         )
-        peer_result = await peer.add_result(
-            ref, source="hospital-h37010200003", reported_at=recent
-        )  # the connection treats
+        peer_result = await peer.add_result(ref, source="hospital-h37010200003", reported_at=recent)
         peer_settlement = await peer.add_cross_settlement(
             ref, when=datetime(2021, 3, 1, 9), total_fen=88800
         )

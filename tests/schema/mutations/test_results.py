@@ -13,7 +13,7 @@ from connectors.sql.engine import create_source_engine
 from connectors.sql.models import hospital
 from security.idempotency import IdempotencyKeyRow
 from security.identity import ensure_demo_issuer
-from tests.support.federation import Federation, make_id_number
+from tests.support.federation import RECENT_VISIT, Federation, make_id_number
 from tests.support.mutations import RECENT, code, count, only_error, problem_paths, rows, run
 from tests.support.postgres import PG_URL
 
@@ -35,9 +35,9 @@ async def fed(data_dir):
     fed = await Federation(data_dir).setup()
     fed.id_number = make_id_number()
     fed.ref = await fed.add_person(fed.id_number, "王五")
-    # A visit at the publishing hospital: it treats the person, as a hospital that orders
-    # tests does.
-    fed.visit_ids = await fed.add_visits(fed.ref, 1, with_prescriptions=False)
+    # A recent visit at the publishing hospital, recorded by the bureau: it treats the person,
+    # and each result names that visit.
+    fed.visit_ids = await fed.add_visits(fed.ref, 1, with_prescriptions=False, begin=RECENT_VISIT)
     return fed
 
 
@@ -61,6 +61,8 @@ def clinician(fed, org: str = "H33010600001") -> str:
 
 
 async def publish(fed, app, key: str, data: dict, token: str | None = None) -> dict:
+    """Publish ``data``, naming the fixture's visit unless the data names one (or None)."""
+    data = {"visitId": fed.visit_ids[0], **data}
     return await run(
         fed, app, token or clinician(fed), "TREATMENT", PUBLISH, {"key": key, "input": data}
     )
@@ -216,10 +218,12 @@ async def test_category_rules_person_choice_times_and_flag_are_checked(fed):
 
 
 async def test_unknown_person_and_foreign_visit_are_refused(fed):
+    # An unknown person gets the same one problem as a known person without a visit: the
+    # answer says nothing about who is insured.
     app = fed.app()
     stranger = make_id_number(seq=777)
     body = await publish(fed, app, "who", lab(idNumber=stranger))
-    assert problem_paths(body) == {("input", "idNumber")}
+    assert problem_paths(body) == {("input", "visitId")}
     body = await publish(fed, app, "visit", lab(personId=fed.ref, visitId="MD0000000000"))
     assert problem_paths(body) == {("input", "visitId")}
     assert await count(fed, HOSPITAL, hospital.Patient) == 0
@@ -320,6 +324,7 @@ async def test_racing_twins_converge_on_postgresql(data_dir, pg_schema):
     try:
         await fed.setup()
         ref = await fed.add_person(make_id_number(), "王五")
+        fed.visit_ids = await fed.add_visits(ref, 1, with_prescriptions=False, begin=RECENT_VISIT)
         app = fed.app()
         answers = await asyncio.gather(
             *(publish(fed, app, "race", lab(personId=ref)) for _ in range(4))

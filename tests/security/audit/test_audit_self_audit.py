@@ -14,7 +14,7 @@ import pytest
 
 from gateway.app import build_services
 from tests.support.audit import gateway_sql, logged, raw_entries, verify
-from tests.support.federation import Federation, gql, make_id_number
+from tests.support.federation import RECENT_VISIT, Federation, gql, make_id_number
 
 ALICE_ID = make_id_number(seq=101)
 ALICE = "王五"
@@ -34,7 +34,7 @@ async def world(data_dir):
     fed = await Federation(data_dir).setup()
     fed.settings = dataclasses.replace(fed.settings, extra={**fed.settings.extra, "audit": {}})
     alice = await fed.add_person(ALICE_ID, ALICE)
-    await fed.add_result(alice)
+    await fed.add_visits(alice, 1, begin=RECENT_VISIT)  # H33010600001 treats Alice
     services = build_services(fed.settings)
     app = fed.app(services)
     # One ordinary access first, so the log holds Alice's data access to be looked up.

@@ -1,0 +1,347 @@
+"""Self-made relations: no mutation, and no record an institution keeps itself, makes the
+caller related to a person. Each attack is tried against the victim of the adversarial world
+(insured in Shandong, treated at H37010200003) by a Hangzhou clinician, agency or patient who
+has no relation to them, and each has its positive control: the fact of record that does
+make the relation (a bureau's visit, the person's own consent, the agency's own region)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+
+import pytest
+
+from connectors.sql.models import bureau, hospital, platform
+from schema.build import build_schema
+from schema.mutations import Mutation
+from tests.support.adversarial import GRANT, NAME, READ, VICTIM_ID, assert_no_leak, leaked, post
+from tests.support.federation import RECENT_VISIT, make_id_number
+from tests.support.mutations import count
+
+HANGZHOU = "H33010600001"
+HANGZHOU_LIS = "hospital-h33010600001"
+PUBLISH = """mutation($k: String!, $input: PublishTestResultInput!) {
+  publishTestResult(idempotencyKey: $k, input: $input) { testResult { resultId } } }"""
+SETTLE = """mutation($k: String!, $input: RecordSettlementInput!) {
+  recordSettlement(idempotencyKey: $k, input: $input) { settlement { settlementId } } }"""
+FILE = """mutation($k: String!, $input: FileForCrossRegionCareInput!) {
+  fileForCrossRegionCare(idempotencyKey: $k, input: $input) { filing { filingId } } }"""
+NAME_ONLY = "query($id: ID!) { person(personId: $id) { name } }"
+# Every mutation of the API, each tried by a test below; a new one fails the last test here
+# until its own self-made-relation test is written.
+COVERED = {
+    "publishTestResult",
+    "recordSettlement",
+    "fileForCrossRegionCare",
+    "grantConsent",
+    "revokeConsent",
+}
+
+
+def lab(person_id: str, visit_id: str | None) -> dict:
+    now = datetime.now().replace(microsecond=0)
+    return {
+        "category": "LAB",
+        "personId": person_id,
+        "visitId": visit_id,
+        "itemName": "葡萄糖",
+        "loincCode": "2345-7",
+        "value": 5.2,
+        "unit": "mmol/L",
+        "collectedAt": (now - timedelta(hours=3)).isoformat(),
+        "reportedAt": (now - timedelta(hours=1)).isoformat(),
+        "orderingDoctor": "D330106000123",
+    }
+
+
+async def reads_name(fed, app, ref: str, role="clinician", org=HANGZHOU, purpose=None) -> bool:
+    response = await post(fed, app, role, org, None, NAME_ONLY, {"id": ref}, purpose=purpose)
+    person = response.json()["data"]["person"]
+    return bool(person and person["name"])
+
+
+async def agency(fed, app, org: str, query: str, variables: dict):
+    return await post(
+        fed, app, "insurance_agency", org, None, query, variables, purpose="SETTLEMENT"
+    )
+
+
+async def publish(fed, app, key: str, data: dict, org: str = HANGZHOU) -> dict:
+    response = await post(fed, app, "clinician", org, None, PUBLISH, {"k": key, "input": data})
+    assert_no_leak(response, "publishTestResult")
+    return response.json()
+
+
+def one_problem(body: dict) -> dict:
+    (error,) = body["errors"]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT", error
+    (problem,) = error["extensions"]["problems"]
+    return problem
+
+
+# -- TREATING comes from a bureau's visit, never from a hospital's own results ---------------
+async def test_a_result_in_the_callers_own_lis_makes_no_treating_relation(world):
+    fed, ref, app = world
+    # The Hangzhou hospital's own result system holds a recent result for the victim (written
+    # there by its LIS, not by the bureau): still no relation.
+    await fed.add_result(ref, source=HANGZHOU_LIS, reported_at=datetime.now() - timedelta(days=1))
+    response = await post(fed, app, "clinician", HANGZHOU, None, READ, {"id": ref})
+    assert_no_leak(response, "own result")
+    errors = response.json()["errors"]
+    assert {e["extensions"]["code"] for e in errors} == {"FORBIDDEN_FIELD"}
+    # Positive control: the bureau records a recent visit there, and the hospital treats.
+    await fed.add_visits(
+        ref, 1, source="bureau-330000", institution=HANGZHOU, insured="370102", begin=RECENT_VISIT
+    )
+    assert await reads_name(fed, app, ref)
+
+
+async def test_publishing_without_a_visit_is_refused_writes_nothing_and_relates_nothing(world):
+    fed, ref, app = world
+    body = await publish(fed, app, "no-visit", lab(ref, None))
+    problem = one_problem(body)
+    assert problem["path"] == ["input", "visitId"] and "required" in problem["reason"]
+    assert ref not in str(body) and VICTIM_ID not in str(body)
+    assert await count(fed, HANGZHOU_LIS, hospital.TestResult) == 0
+    assert await count(fed, HANGZHOU_LIS, hospital.Patient) == 0
+    assert not await reads_name(fed, app, ref)
+
+
+async def test_another_hospitals_visit_an_old_visit_or_a_made_up_one_are_refused_alike(world):
+    fed, ref, app = world
+    jinan_visit = (
+        await fed.add_visits(
+            ref, 1, source="bureau-370000", institution="H37010200003", begin=RECENT_VISIT
+        )
+    )[0]
+    (old_visit,) = await fed.add_visits(
+        ref, 1, source="bureau-330000", institution=HANGZHOU, insured="370102"
+    )  # January 2020: long outside the treating window
+    stranger = fed.indexer.person_ref(make_id_number("330106", seq=4))  # insured nowhere
+    reasons = set()
+    for key, data in (
+        ("jinan", lab(ref, jinan_visit)),
+        ("old", lab(ref, old_visit)),
+        ("made-up", lab(ref, "MD9999999999")),
+        ("stranger", lab(stranger, old_visit)),
+    ):
+        problem = one_problem(await publish(fed, app, key, data))
+        assert problem["path"] == ["input", "visitId"], key
+        reasons.add(problem["reason"])
+    # One answer whatever is wrong: it tells nothing about the person or their visits.
+    assert len(reasons) == 1
+    assert await count(fed, HANGZHOU_LIS, hospital.TestResult) == 0
+    assert not await reads_name(fed, app, ref)
+
+
+async def test_a_recent_bureau_visit_lets_the_hospital_publish_and_read(world):
+    fed, ref, app = world
+    (visit,) = await fed.add_visits(
+        ref, 1, source="bureau-330000", institution=HANGZHOU, insured="370102", begin=RECENT_VISIT
+    )
+    body = await publish(fed, app, "ok", lab(ref, visit))
+    assert "errors" not in body, body
+    assert await count(fed, HANGZHOU_LIS, hospital.TestResult) == 1
+    assert await reads_name(fed, app, ref)
+
+
+async def test_the_treating_window_is_pinned_at_its_first_day(world):
+    fed, ref, app = world
+    first_day = date.today() - timedelta(days=180)
+    (edge,) = await fed.add_visits(
+        ref, 1, source="bureau-330000", institution=HANGZHOU, insured="370102", begin=first_day
+    )
+    body = await publish(fed, app, "edge", lab(ref, edge))
+    assert "errors" not in body, body
+    assert await reads_name(fed, app, ref)
+    other = await fed.add_person(make_id_number("330106", seq=31), "边界外")
+    (outside,) = await fed.add_visits(
+        other, 1, institution=HANGZHOU, begin=first_day - timedelta(days=1)
+    )
+    assert one_problem(await publish(fed, app, "outside", lab(other, outside)))["path"] == [
+        "input",
+        "visitId",
+    ]
+    assert not await reads_name(fed, app, other)
+
+
+# -- settlements, filings and consents relate nobody to the writer ---------------------------
+async def test_an_agency_cannot_settle_or_file_its_way_into_another_region(world):
+    fed, ref, app = world
+    (visit,) = await fed.add_visits(
+        ref, 1, source="bureau-370000", institution="H37010200003", insured="370102"
+    )
+    settle = {
+        "personId": ref,
+        "visitId": visit,
+        "institutionCode": "H37010200003",
+        "medicalType": "OUTPATIENT",
+        "settledAt": (datetime.now() - timedelta(days=1)).replace(microsecond=0).isoformat(),
+        "insuredRegion": "370102",
+        "treatmentRegion": "370102",
+        "total": "100.00",
+        "inPolicy": "100.00",
+        "fundPay": "60.00",
+        "accountPay": "0",
+        "cashPay": "40.00",
+    }
+    for key, data, refusal in (
+        ("as-is", settle, "FORBIDDEN"),
+        ("lie", {**settle, "treatmentRegion": "330106"}, "BAD_USER_INPUT"),  # not the visit's
+    ):
+        response = await agency(fed, app, "330100", SETTLE, {"k": key, "input": data})
+        assert_no_leak(response, "recordSettlement")
+        assert response.json()["errors"][0]["extensions"]["code"] == refusal, key
+    assert await count(fed, "bureau-370000", bureau.Settlement) == 0
+    filing = {
+        "k": "f",
+        "input": {
+            "personId": ref,
+            "insuredRegion": "370102",
+            "destination": "330100",
+            "category": "TEMPORARY",
+            "channel": "APP",
+            "validFrom": date.today().isoformat(),
+            "validUntil": (date.today() + timedelta(days=30)).isoformat(),
+        },
+    }
+    response = await agency(fed, app, "330100", FILE, filing)
+    assert response.json()["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    assert await count(fed, "platform", platform.Filing) == 0
+    assert not await reads_name(fed, app, ref, "insurance_agency", "330100", "SETTLEMENT")
+
+    # Positive controls: the victim's own agency settles and files; the settlement and the
+    # filing are the Shandong agency's facts and give the Hangzhou agency nothing.
+    response = await agency(fed, app, "370100", SETTLE, {"k": "s", "input": settle})
+    assert "errors" not in response.json(), response.json()
+    response = await agency(fed, app, "370100", FILE, filing)
+    assert "errors" not in response.json(), response.json()
+    assert await reads_name(fed, app, ref, "insurance_agency", "370100", "SETTLEMENT")
+    assert not await reads_name(fed, app, ref, "insurance_agency", "330100", "SETTLEMENT")
+    assert not await reads_name(fed, app, ref)
+
+
+async def test_the_settlement_centre_settles_cross_province_only(world):
+    fed, ref, app = world
+    (visit,) = await fed.add_visits(
+        ref, 1, source="bureau-370000", institution="H37010200003", insured="370102"
+    )
+    settle = {
+        "personId": ref,
+        "visitId": visit,
+        "institutionCode": "H37010200003",
+        "medicalType": "OUTPATIENT",
+        "settledAt": (datetime.now() - timedelta(days=1)).replace(microsecond=0).isoformat(),
+        "insuredRegion": "370102",
+        "treatmentRegion": "370102",
+        "total": "100.00",
+        "inPolicy": "100.00",
+        "fundPay": "60.00",
+        "accountPay": "0",
+        "cashPay": "40.00",
+    }
+    for org in ("100000", "370000"):  # the national and a provincial centre
+        response = await post(
+            fed, app, "settlement_center", org, None, SETTLE, {"k": org, "input": settle}
+        )
+        error = response.json()["errors"][0]
+        assert error["extensions"]["code"] == "FORBIDDEN" and "cross-province" in error["message"]
+    assert await count(fed, "bureau-370000", bureau.Settlement) == 0
+    # Positive control: the same visit is the Shandong agency's to settle.
+    response = await agency(fed, app, "370000", SETTLE, {"k": "a", "input": settle})
+    assert "errors" not in response.json(), response.json()
+
+
+async def test_a_provincial_centre_settles_only_its_own_provinces_cross_province_care(world):
+    fed, ref, app = world
+    # The victim (insured in Shandong) was treated in Hangzhou, filed with the platform.
+    (visit,) = await fed.add_visits(
+        ref, 1, source="bureau-330000", institution=HANGZHOU, insured="370102"
+    )
+    filing = {
+        "personId": ref,
+        "insuredRegion": "370102",
+        "destination": "330000",
+        "category": "TEMPORARY",
+        "channel": "APP",
+        "validFrom": (date.today() - timedelta(days=10)).isoformat(),
+        "validUntil": (date.today() + timedelta(days=30)).isoformat(),
+    }
+    response = await agency(fed, app, "370000", FILE, {"k": "f", "input": filing})
+    assert "errors" not in response.json(), response.json()
+    settle = {
+        "personId": ref,
+        "visitId": visit,
+        "institutionCode": HANGZHOU,
+        "medicalType": "OUTPATIENT",
+        "settledAt": (datetime.now() - timedelta(days=1)).replace(microsecond=0).isoformat(),
+        "insuredRegion": "370102",
+        "treatmentRegion": "330106",
+        "total": "100.00",
+        "inPolicy": "100.00",
+        "fundPay": "60.00",
+        "accountPay": "0",
+        "cashPay": "40.00",
+    }
+    response = await post(
+        fed, app, "settlement_center", "220000", None, SETTLE, {"k": "jl", "input": settle}
+    )
+    assert response.json()["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    before = await count(fed, "platform", platform.CrossSettlement)
+    # Positive control: the Zhejiang centre (treatment province) records it.
+    response = await post(
+        fed, app, "settlement_center", "330000", None, SETTLE, {"k": "zj", "input": settle}
+    )
+    assert "errors" not in response.json(), response.json()
+    assert await count(fed, "platform", platform.CrossSettlement) == before + 1
+
+
+async def test_consent_is_the_persons_own_act_and_nobody_elses(world):
+    fed, ref, app = world
+    until = (datetime.now() + timedelta(days=30)).replace(microsecond=0).isoformat()
+    grant = {"k": "g", "g": HANGZHOU, "until": until}
+    # A clinician cannot grant; another patient's consent covers only their own record.
+    response = await post(fed, app, "clinician", HANGZHOU, None, GRANT, grant)
+    assert response.json()["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    other = fed.indexer.person_ref(make_id_number("330106", seq=5))
+    response = await post(fed, app, "patient", "330106", None, GRANT, grant, person=other)
+    assert "errors" not in response.json(), response.json()
+    assert not await reads_name(fed, app, ref)
+    response = await post(fed, app, "clinician", HANGZHOU, None, READ, {"id": ref})
+    assert not leaked(response.content.decode(), NAME)
+
+    # Positive control: the victim's own consent opens their visits to the hospital.
+    response = await post(fed, app, "patient", "370102", None, GRANT, grant, person=ref)
+    assert "errors" not in response.json(), response.json()
+    response = await post(fed, app, "clinician", HANGZHOU, None, READ, {"id": ref})
+    visits = response.json()["data"]["person"]["cloudRecord"]["visits"]["nodes"]
+    assert visits and all(v["diagnosisText"] for v in visits)
+
+
+async def test_nobody_revokes_a_consent_but_its_person(world):
+    fed, ref, app = world
+    until = (datetime.now() + timedelta(days=30)).replace(microsecond=0).isoformat()
+    grant = {"k": "g", "g": HANGZHOU, "until": until}
+    response = await post(fed, app, "patient", "370102", None, GRANT, grant, person=ref)
+    consent_id = response.json()["data"]["grantConsent"]["consent"]["consentId"]
+    revoke = """mutation($k: String!, $c: ID!) { revokeConsent(idempotencyKey: $k,
+        consentId: $c) { consent { status } } }"""
+    other = fed.indexer.person_ref(make_id_number("330106", seq=6))
+    response = await post(
+        fed, app, "patient", "330106", None, revoke, {"k": "r", "c": consent_id}, person=other
+    )
+    assert response.json()["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    response = await post(fed, app, "clinician", HANGZHOU, None, READ, {"id": ref})
+    assert response.json()["data"]["person"]["cloudRecord"]["visits"]["nodes"]
+
+
+def test_every_mutation_has_a_self_made_relation_test():
+    names = set(build_schema(dev=True, mutation=Mutation)._schema.mutation_type.fields)
+    assert names == COVERED, f"mutations without a self-made-relation test: {names - COVERED}"
+
+
+@pytest.mark.parametrize("name", sorted(COVERED))
+def test_the_policy_file_says_which_fact_each_mutation_writes(name):
+    from security.policy.rules import POLICY_FILE
+
+    header = POLICY_FILE.read_text(encoding="utf-8").split("\n[floor]\n")[0]
+    assert name in header
