@@ -34,6 +34,9 @@ COVERED = {
     "fileForCrossRegionCare",
     "grantConsent",
     "revokeConsent",
+    "requestExtract",
+    "approveExtract",
+    "refuseExtract",
 }
 
 
@@ -332,6 +335,45 @@ async def test_nobody_revokes_a_consent_but_its_person(world):
     assert response.json()["errors"][0]["extensions"]["code"] == "FORBIDDEN"
     response = await post(fed, app, "clinician", HANGZHOU, None, READ, {"id": ref})
     assert response.json()["data"]["person"]["cloudRecord"]["visits"]["nodes"]
+
+
+async def test_extract_jobs_relate_nobody_to_any_person(world):
+    fed, ref, app = world
+    request = """mutation($k: String!) { requestExtract(idempotencyKey: $k,
+        input: {classes: ["identity"]}) { job { jobId status } } }"""
+    decide = """mutation($k: String!, $j: ID!) { %s(idempotencyKey: $k, jobId: $j) {
+        job { status } } }"""
+    response = await post(fed, app, "clinician", HANGZHOU, None, request, {"k": "x"})
+    assert response.json()["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    response = await post(fed, app, "researcher", "R11010800001", None, request, {"k": "a"})
+    job = response.json()["data"]["requestExtract"]["job"]
+    assert job["status"] == "REQUESTED"
+    # The requester cannot decide its own job; an administrator can, and neither reads anyone.
+    for name in ("approveExtract", "refuseExtract"):
+        response = await post(
+            fed,
+            app,
+            "researcher",
+            "R11010800001",
+            None,
+            decide % name,
+            {"k": name, "j": job["jobId"]},
+        )
+        assert response.json()["errors"][0]["extensions"]["code"] == "FORBIDDEN", name
+    response = await post(
+        fed, app, "admin", "100000", None, decide % "refuseExtract", {"k": "r", "j": job["jobId"]}
+    )
+    assert response.json()["data"]["refuseExtract"]["job"]["status"] == "REFUSED"
+    response = await post(fed, app, "researcher", "R11010800001", None, request, {"k": "b"})
+    second = response.json()["data"]["requestExtract"]["job"]["jobId"]
+    response = await post(
+        fed, app, "admin", "100000", None, decide % "approveExtract", {"k": "p", "j": second}
+    )
+    assert "errors" not in response.json(), response.json()
+    for role, org in (("researcher", "R11010800001"), ("admin", "100000")):
+        response = await post(fed, app, role, org, None, READ, {"id": ref})
+        assert_no_leak(response, role)
+        assert not leaked(response.content.decode(), NAME)
 
 
 def test_every_mutation_has_a_self_made_relation_test():
