@@ -59,7 +59,7 @@ def field_costs(profile: str, root: Path) -> dict[str, float]:
 
     def decrypt_all() -> None:
         for (r, c, _), blob in zip(cells, blobs, strict=True):
-            cipher.decrypt(blob, table="persons", column=c, row_key=r)
+            cipher.decrypt(blob, source="b", table="persons", column=c, row_key=r)
 
     def encrypt_all() -> None:
         for r, c, v in cells:

@@ -52,7 +52,12 @@ def enc(table: str, column: str, pk: str, convert: Callable[[str], Any] | None =
             if not isinstance(blob, str):
                 raise DecryptionError("a peer value is not text")
             return blob if convert is None else convert(blob)
-        plain = ctx.cipher.decrypt(blob, table=table, column=column, row_key=str(row[pk]))
+        source = row.get("_source")
+        if source is None:  # fail closed: a row must say which source's keys may open it
+            raise DecryptionError(f"{table}.{column}: a row without its source")
+        plain = ctx.cipher.decrypt(
+            blob, source=source, table=table, column=column, row_key=str(row[pk])
+        )
         return plain if convert is None else convert(plain)
 
     return read

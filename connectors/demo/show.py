@@ -127,7 +127,11 @@ async def _describe(
             if row.status == "ACTIVE" or not plain:  # the current bureau's record wins
                 plain = {
                     column: cipher.decrypt(
-                        getattr(row, column), table="persons", column=column, row_key=row.psn_no
+                        getattr(row, column),
+                        source=spec.name,
+                        table="persons",
+                        column=column,
+                        row_key=row.psn_no,
                     )
                     for column in ("name_enc", "id_number_enc")
                 }

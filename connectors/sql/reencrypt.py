@@ -3,12 +3,18 @@
 Both walk every table of a source's kind in primary-key order, one short read and one short
 write transaction per batch, so a serving gateway is never blocked for long:
 
-* **re-encryption** rewrites every ``*_enc`` value whose ciphertext names a key other than the
-  source's current one. Each row's update is a compare-and-set (``WHERE col = <old bytes>``),
-  so a value written concurrently (already under the current key) is never clobbered. The
-  point reached is saved after each batch, so an interrupted run continues where it stopped.
-  After a sweep it counts what is left (a gateway that had not yet noticed the rotation may
-  have written under the old key) and sweeps again after the keyring refresh interval.
+* **re-encryption** rewrites every ``*_enc`` value whose ciphertext names a key older than
+  the source's current one, or is still in the first ciphertext format (without the source in
+  its associated data), as a version-2 ciphertext under the current key. A value under a key
+  *newer* than the run's target (a rotation happened during the run) is left alone, and the
+  next pass targets that key, so a run converges instead of moving values back. A value that
+  does not open as this source's (damaged, or copied from another source's database) stops
+  the run naming its cell: it is never re-encrypted under this source's key. Each row's
+  update is a compare-and-set (``WHERE col = <old bytes>``), so a value written concurrently
+  (already under the current key) is never clobbered. The point reached is saved after each
+  batch, so an interrupted run continues where it stopped. After a sweep it counts what is
+  left (a gateway that had not yet noticed the rotation may have written under the old key)
+  and sweeps again after the keyring refresh interval.
 * **index recomputation** rewrites every ``*_bidx`` under the current index key during an
   index rotation. A ``<field>_bidx`` beside a ``<field>_enc`` is recomputed from the
   decrypted value; one with no plaintext beside it (the platform's filings) is translated
@@ -37,6 +43,7 @@ from connectors.sql.engine import create_source_engine
 from connectors.sql.models import METADATA_BY_KIND
 from security.crypto import BlindIndexer, DecryptionError, FieldCipher, KeyRing
 from security.crypto.blind_index import ID_NUMBER, PHONE
+from security.crypto.field_cipher import VERSION as FIELD_VERSION
 from security.crypto.keyring import REFRESH_SECONDS
 
 MALFORMED = "(malformed)"
@@ -95,6 +102,17 @@ async def _row_count(engine: AsyncEngine, tables: Iterable[EncryptedTable]) -> i
 async def count_by_key(spec: SourceSpec, *, batch: int = 5000) -> Counter[str]:
     """How many ``*_enc`` values of the source each key id protects (read from the headers)."""
     counts: Counter[str] = Counter()
+    for (key_id, _), n in (await count_by_key_and_version(spec, batch=batch)).items():
+        counts[key_id] += n
+    return counts
+
+
+async def count_by_key_and_version(
+    spec: SourceSpec, *, batch: int = 5000
+) -> Counter[tuple[str, int]]:
+    """How many ``*_enc`` values each (key id, ciphertext version) covers (from the headers;
+    a malformed header counts as ``(MALFORMED, 0)``)."""
+    counts: Counter[tuple[str, int]] = Counter()
     tables = [et for et in encrypted_tables(spec.kind) if et.enc]
     engine = create_source_engine(spec)
     try:
@@ -105,17 +123,17 @@ async def count_by_key(spec: SourceSpec, *, batch: int = 5000) -> Counter[str]:
                 for row in rows:
                     for head in row[1:]:
                         if head is not None:
-                            counts[_key_id(bytes(head))] += 1
+                            counts[_key_and_version(bytes(head))] += 1
     finally:
         await engine.dispose()
     return counts
 
 
-def _key_id(head: bytes) -> str:
+def _key_and_version(head: bytes) -> tuple[str, int]:
     try:
-        return FieldCipher.key_id_of(head)
+        return FieldCipher.key_id_of(head), FieldCipher.version_of(head)
     except DecryptionError:
-        return MALFORMED
+        return MALFORMED, 0
 
 
 # -- resume points ------------------------------------------------------------------------------
@@ -187,6 +205,7 @@ async def reencrypt_source(
     try:
         for _ in range(_MAX_PASSES):
             total = await _row_count(engine, tables)
+            stale = _StaleValues(keyring, spec.name, target)
             with tqdm(
                 total=total,
                 unit="row",
@@ -201,7 +220,7 @@ async def reencrypt_source(
                             continue
                         skipping, after = False, entry["after"]
                     async for rows in _batches(engine, et, et.enc, after, batch):
-                        await _reencrypt_rows(engine, et, rows, cipher, target, result)
+                        await _reencrypt_rows(engine, et, rows, cipher, spec.name, stale, result)
                         state.put(
                             spec.name,
                             {"target": target, "table": et.table.name, "after": rows[-1][0]},
@@ -211,7 +230,15 @@ async def reencrypt_source(
                         if on_batch is not None:
                             on_batch(done)
             entry = None
-            result.remaining = await _old_values(spec, target)
+            keyring.refresh(force=True)
+            newest = keyring.current_key(spec.name).key_id
+            if newest != target:
+                # A rotation during the run: what it wrote is under the newer key, which the
+                # sweep left alone; the next pass brings everything under that key.
+                target = result.target = newest
+                result.remaining = Counter({"(rotated during the run)": 1})
+                continue
+            result.remaining = await _old_values(spec, stale)
             if not result.remaining:
                 break
             # Values under an old key appeared behind the sweep: a writer had not yet re-read
@@ -224,9 +251,31 @@ async def reencrypt_source(
     return result
 
 
-async def _old_values(spec: SourceSpec, target: str) -> Counter[str]:
-    counts = await count_by_key(spec)
-    counts.pop(target, None)
+class _StaleValues:
+    """Which ciphertexts a pass must rewrite: a version-1 value, or one under a key of the
+    source older than ``target``. A key newer than the target (made during the run) is never
+    moved back; a key of another source is left to decryption, which refuses it."""
+
+    def __init__(self, keyring: KeyRing, source: str, target: str) -> None:
+        self.target = target
+        self._order = {r.key_id: n for n, r in enumerate(keyring.keys_of(source))}
+        self._target_rank = self._order[target]
+
+    def stale(self, key_id: str, version: int) -> bool:
+        if key_id == self.target:
+            return version < FIELD_VERSION
+        rank = self._order.get(key_id)
+        return rank is None or rank < self._target_rank
+
+    def __call__(self, blob: bytes) -> bool:
+        return self.stale(FieldCipher.key_id_of(blob), FieldCipher.version_of(blob))
+
+
+async def _old_values(spec: SourceSpec, stale: _StaleValues) -> Counter[str]:
+    counts: Counter[str] = Counter()
+    for (key_id, version), n in (await count_by_key_and_version(spec)).items():
+        if key_id == MALFORMED or stale.stale(key_id, version):
+            counts[key_id if version != 1 else f"{key_id} (v1)"] += n
     return counts
 
 
@@ -235,7 +284,8 @@ async def _reencrypt_rows(
     et: EncryptedTable,
     rows: list[Any],
     cipher: FieldCipher,
-    target: str,
+    source: str,
+    stale: _StaleValues,
     result: ReencryptResult,
 ) -> None:
     changes = []
@@ -246,13 +296,19 @@ async def _reencrypt_rows(
             if blob is None:
                 continue
             blob = bytes(blob)
-            if FieldCipher.key_id_of(blob) == target:
+            if not stale(blob):
                 continue
-            address = {"table": et.table.name, "column": column.name, "row_key": row_key}
+            address = {
+                "source": source,
+                "table": et.table.name,
+                "column": column.name,
+                "row_key": row_key,
+            }
             # A value that does not decrypt stops the run (DecryptionError names the cell):
-            # skipping it would let `keys retire` destroy the only key that might read it.
+            # skipping it would let `keys retire` destroy the only key that might read it,
+            # and a value under another source's key must never be re-encrypted under ours.
             plain = cipher.decrypt(blob, **address)
-            new_values[column.name] = cipher.encrypt_with(plain, key_id=target, **address)
+            new_values[column.name] = cipher.encrypt_with(plain, key_id=stale.target, **address)
             old_values[column.name] = blob
         if new_values:
             changes.append((row[0], new_values, old_values))
@@ -343,7 +399,7 @@ async def _recompute_sweep(
                 continue
 
             def recompute(
-                row: Any, et: EncryptedTable = et, direct: list = direct
+                row: Any, et: EncryptedTable = et, direct: list = direct, spec: SourceSpec = spec
             ) -> dict[str, str]:
                 new = {}
                 for (index_col, plain_col, kind), (stored, blob) in zip(
@@ -352,7 +408,11 @@ async def _recompute_sweep(
                     if blob is None:
                         continue
                     plain = cipher.decrypt(
-                        bytes(blob), table=et.table.name, column=plain_col.name, row_key=str(row[0])
+                        bytes(blob),
+                        source=spec.name,
+                        table=et.table.name,
+                        column=plain_col.name,
+                        row_key=str(row[0]),
                     )
                     fresh = indexer.index_with(current, kind, plain)
                     mapping[kind][indexer.index_with(previous, kind, plain)] = fresh

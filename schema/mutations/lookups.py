@@ -143,5 +143,9 @@ async def patient_at(ctx: Any, source: Source, ref: str) -> Row | None:
 def decrypt_person_field(ctx: Any, row: Row, column: str) -> str:
     """A bureau person row's encrypted field, opened to copy it to another source."""
     return ctx.cipher.decrypt(
-        row[column], table="persons", column=column, row_key=str(row["psn_no"])
+        row[column],
+        source=row["_source"],
+        table="persons",
+        column=column,
+        row_key=str(row["psn_no"]),
     )

@@ -1,26 +1,42 @@
-"""Authenticated encryption of single field values, bound to their table, column and row.
+"""Authenticated encryption of single field values, bound to their source, table, column and row.
 
-Ciphertext layout (version 1, unchanged by envelope keys and by the national profile)::
+Ciphertext layout (the same shape in both versions)::
 
-    0x01 | len(key_id) (1 byte) | key_id (ascii) | nonce (12 bytes) | ciphertext + tag (16)
+    version | len(key_id) (1 byte) | key_id (ascii) | nonce (12 bytes) | ciphertext + tag (16)
 
 The key id names the data key, and the key records its algorithm (AES-256-GCM in the standard
-profile, SM4-GCM in the national one), so one database may hold values of both while it is
-re-encrypted. The header and the cell address (table, column, row key) are the associated
-data, so a value copied into another cell, or a header pointed at another key, fails.
+profile, SM4-GCM in the national one) and the source it belongs to, so one database may hold
+values of both profiles while it is re-encrypted.
+
+Associated data:
+
+* **version 2** (every value written now): ``medfed-field/2`` then the header, the source, the
+  table, the column and the row key, each prefixed by its length (4 bytes, big-endian), so no
+  two different addresses can ever give the same bytes;
+* **version 1** (read only, until ``medfed keys reencrypt`` moves it to version 2): the header
+  and ``|table|column|row_key``, without the source.
+
+Decryption takes the source that holds the value and refuses a ciphertext whose key belongs to
+another source, in both versions: row keys are institution-local numbers that collide across
+institutions, so a value copied from hospital A's database into a row of hospital B with the
+same key must not open there (nor be re-encrypted under B's key).
 """
 
 from __future__ import annotations
 
 import os
+import struct
 
 from cryptography.exceptions import InvalidTag
 
 from security.crypto.algorithms import TAG_BYTES, Aead, aead_for
 from security.crypto.keyring import KeyRing, KeyRingError
 
-VERSION = 1
+V1, V2 = 1, 2
+VERSION = V2  # what encrypt writes
+VERSIONS = (V1, V2)
 NONCE_BYTES = 12
+_V2_LABEL = b"medfed-field/2"
 
 
 class DecryptionError(Exception):
@@ -30,10 +46,11 @@ class DecryptionError(Exception):
 class FieldCipher:
     def __init__(self, keyring: KeyRing) -> None:
         self._keyring = keyring
-        self._aeads: dict[str, Aead] = {}
+        self._aeads: dict[str, tuple[Aead, str]] = {}  # key id -> (AEAD, its source)
         self._generation = keyring.generation
 
-    def _aead(self, key_id: str) -> Aead:
+    def _aead(self, key_id: str, source: str, where: str) -> Aead:
+        """The AEAD of ``key_id``, refused unless the key belongs to ``source``."""
         # A key retired by another process (``medfed keys retire``) must stop opening values
         # here too: look at the file now and then (one ``stat`` a second at most).
         self._keyring.refresh()
@@ -41,48 +58,65 @@ class FieldCipher:
             # The keyring was re-read: a key may have been retired, so forget every cached one.
             self._aeads.clear()
             self._generation = self._keyring.generation
-        aead = self._aeads.get(key_id)
-        if aead is None:
+        cached = self._aeads.get(key_id)
+        if cached is None:
             key = self._keyring.key(key_id)
             try:
-                aead = aead_for(key.algorithm, key.material)
+                cached = self._aeads[key_id] = (aead_for(key.algorithm, key.material), key.source)
             except ValueError as exc:
                 raise KeyRingError(f"key '{key_id}': {exc}") from None
-            self._aeads[key_id] = aead
+        aead, owner = cached
+        if owner != source:
+            raise DecryptionError(
+                f"{where}: the value is under a key of source '{owner}', not of '{source}' "
+                f"(copied from another source's database?)"
+            )
         return aead
 
     @staticmethod
-    def _aad(header: bytes, table: str, column: str, row_key: str) -> bytes:
-        return b"%s|%s|%s|%s" % (header, table.encode(), column.encode(), row_key.encode())
+    def _aad(
+        version: int, header: bytes, source: str, table: str, column: str, row_key: str
+    ) -> bytes:
+        if version == V1:
+            return b"%s|%s|%s|%s" % (header, table.encode(), column.encode(), row_key.encode())
+        parts = (header, source.encode(), table.encode(), column.encode(), row_key.encode())
+        return _V2_LABEL + b"".join(struct.pack(">I", len(p)) + p for p in parts)
 
     def encrypt(self, value: str, *, source: str, table: str, column: str, row_key: str) -> bytes:
         key_id = self._keyring.current_key(source).key_id
-        return self.encrypt_with(value, key_id=key_id, table=table, column=column, row_key=row_key)
+        return self.encrypt_with(
+            value, key_id=key_id, source=source, table=table, column=column, row_key=row_key
+        )
 
     def encrypt_with(
-        self, value: str, *, key_id: str, table: str, column: str, row_key: str
+        self, value: str, *, key_id: str, source: str, table: str, column: str, row_key: str
     ) -> bytes:
-        """Encrypt under a named key (re-encryption targets the key it was started for)."""
+        """Encrypt under a named key of ``source`` (re-encryption targets the key it was
+        started for)."""
+        aead = self._aead(key_id, source, f"{table}.{column}[{row_key}]")
         raw_id = key_id.encode("ascii")
         header = bytes((VERSION, len(raw_id))) + raw_id
         nonce = os.urandom(NONCE_BYTES)
-        sealed = self._aead(key_id).encrypt(
-            nonce, value.encode("utf-8"), self._aad(header, table, column, row_key)
+        sealed = aead.encrypt(
+            nonce, value.encode("utf-8"), self._aad(VERSION, header, source, table, column, row_key)
         )
         return header + nonce + sealed
 
-    def decrypt(self, blob: bytes, *, table: str, column: str, row_key: str) -> str:
+    def decrypt(self, blob: bytes, *, source: str, table: str, column: str, row_key: str) -> str:
         where = f"{table}.{column}[{row_key}]"
-        if len(blob) < 2 or blob[0] != VERSION or len(blob) < 2 + blob[1] + NONCE_BYTES + TAG_BYTES:
-            raise DecryptionError(f"{where}: not a medfed v1 ciphertext")
+        if (
+            len(blob) < 2
+            or blob[0] not in VERSIONS
+            or len(blob) < 2 + blob[1] + NONCE_BYTES + TAG_BYTES
+        ):
+            raise DecryptionError(f"{where}: not a medfed ciphertext")
         end = 2 + blob[1]
         header, nonce, sealed = blob[:end], blob[end : end + NONCE_BYTES], blob[end + NONCE_BYTES :]
         try:
             key_id = header[2:].decode("ascii")
-            plain = self._aead(key_id).decrypt(
-                nonce, sealed, self._aad(header, table, column, row_key)
-            )
-            return plain.decode("utf-8")
+            aead = self._aead(key_id, source, where)
+            aad = self._aad(blob[0], header, source, table, column, row_key)
+            return aead.decrypt(nonce, sealed, aad).decode("utf-8")
         except (InvalidTag, UnicodeDecodeError) as exc:
             raise DecryptionError(
                 f"{where}: ciphertext does not open here ({type(exc).__name__}: damaged, or "
@@ -94,11 +128,17 @@ class FieldCipher:
     @staticmethod
     def key_id_of(blob: bytes) -> str:
         """The data key a ciphertext names (no key needed, and the header alone will do: key
-        counting reads only that); ``DecryptionError`` if it is not a v1 header naming a key
-        in printable ASCII."""
-        if len(blob) < 3 or blob[0] != VERSION or blob[1] == 0 or len(blob) < 2 + blob[1]:
-            raise DecryptionError("not a medfed v1 ciphertext")
+        counting reads only that); ``DecryptionError`` if it is not a v1 or v2 header naming a
+        key in printable ASCII."""
+        if len(blob) < 3 or blob[0] not in VERSIONS or blob[1] == 0 or len(blob) < 2 + blob[1]:
+            raise DecryptionError("not a medfed ciphertext")
         raw = blob[2 : 2 + blob[1]]
         if not raw.isascii() or not raw.decode("ascii").isprintable():
-            raise DecryptionError("not a medfed v1 ciphertext")
+            raise DecryptionError("not a medfed ciphertext")
         return raw.decode("ascii")
+
+    @staticmethod
+    def version_of(blob: bytes) -> int:
+        """The ciphertext format version (1 or 2); ``DecryptionError`` if malformed."""
+        FieldCipher.key_id_of(blob)
+        return blob[0]

@@ -151,6 +151,7 @@ class Gateway:
         return {
             name: self.cipher.decrypt(
                 bytes(getattr(row, f"{name}_enc")),
+                source=self.spec.name,
                 table="persons",
                 column=f"{name}_enc",
                 row_key=psn,

@@ -89,10 +89,28 @@ def test_a_ciphertext_moved_to_another_row_or_column_does_not_decrypt(demo, ciph
                     "SELECT name_enc FROM persons WHERE psn_no = ?", (row[0],)
                 ).fetchone()[0]
                 with pytest.raises(DecryptionError):
-                    fields.decrypt(moved, table="persons", column="name_enc", row_key=row[0])
+                    fields.decrypt(
+                        moved,
+                        source="bureau-330000",
+                        table="persons",
+                        column="name_enc",
+                        row_key=row[0],
+                    )
             with pytest.raises(DecryptionError):  # same row, other column
-                fields.decrypt(c["address_enc"], table="persons", column="name_enc", row_key=c[0])
-            assert fields.decrypt(c["name_enc"], table="persons", column="name_enc", row_key=c[0])
+                fields.decrypt(
+                    c["address_enc"],
+                    source="bureau-330000",
+                    table="persons",
+                    column="name_enc",
+                    row_key=c[0],
+                )
+            assert fields.decrypt(
+                c["name_enc"],
+                source="bureau-330000",
+                table="persons",
+                column="name_enc",
+                row_key=c[0],
+            )
         finally:  # put them back for the other tests of this module
             conn.execute("UPDATE persons SET name_enc = ? WHERE psn_no = ?", (a["name_enc"], a[0]))
             conn.execute("UPDATE persons SET name_enc = ? WHERE psn_no = ?", (b["name_enc"], b[0]))
@@ -115,9 +133,13 @@ def test_blind_index_joins_a_moved_person_across_two_provinces(demo, cipher) -> 
     for bidx, rows in moved.items():
         plain = {
             fields.decrypt(
-                row["id_number_enc"], table="persons", column="id_number_enc", row_key=row["psn_no"]
+                row["id_number_enc"],
+                source=source,
+                table="persons",
+                column="id_number_enc",
+                row_key=row["psn_no"],
             )
-            for _, row in rows
+            for source, row in rows
         }
         assert len(plain) == 1 and indexer.id_number(plain.pop()) == bidx
         assert len({row["person_ref"] for _, row in rows}) == 1
@@ -197,9 +219,11 @@ def test_codes_ids_and_visit_types_are_valid(demo, cipher) -> None:
     fields, _ = cipher
     with db(data_dir, "directory") as conn:
         directory = {r["code"]: r for r in conn.execute("SELECT * FROM institutions")}
-    for person in _all(data_dir, BUREAUS, "SELECT * FROM persons"):
+    people = [(b, p) for b in BUREAUS for p in _all(data_dir, [b], "SELECT * FROM persons")]
+    for source, person in people:
         id_number = fields.decrypt(
             person["id_number_enc"],
+            source=source,
             table="persons",
             column="id_number_enc",
             row_key=person["psn_no"],
@@ -207,6 +231,7 @@ def test_codes_ids_and_visit_types_are_valid(demo, cipher) -> None:
         assert codes.validate_id_number(id_number) is None
         born = fields.decrypt(
             person["birth_date_enc"],
+            source=source,
             table="persons",
             column="birth_date_enc",
             row_key=person["psn_no"],

@@ -58,6 +58,8 @@ async def test_demo_on_postgres_matches_sqlite_and_shows(make_spec, data_dir, tm
             assert await conn.scalar(select(func.count()).select_from(bureau.Person)) > 0
     finally:
         await engine.dispose()
-    assert cipher.decrypt(row.name_enc, table="persons", column="name_enc", row_key=row.psn_no)
+    assert cipher.decrypt(
+        row.name_enc, source=spec.name, table="persons", column="name_enc", row_key=row.psn_no
+    )
     for person in people:
         assert person["idNumber"] and person["name"] and person["interesting"]

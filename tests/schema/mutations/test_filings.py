@@ -70,7 +70,11 @@ async def test_a_patient_files_for_themself_and_the_platform_keeps_the_name(fed)
     # Sealed under the platform's key for this very row, so it opens only as this filing.
     assert (
         fed.cipher.decrypt(
-            row["name_enc"], table="filings", column="name_enc", row_key=row["filing_id"]
+            row["name_enc"],
+            source="platform",
+            table="filings",
+            column="name_enc",
+            row_key=row["filing_id"],
         )
         == "李四"
     )

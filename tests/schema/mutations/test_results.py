@@ -85,13 +85,18 @@ async def test_published_lab_result_is_stored_encrypted_and_readable_by_another_
     (patient,) = await rows(fed, HOSPITAL, hospital.Patient, person_ref=fed.ref)
     assert (
         fed.cipher.decrypt(
-            patient["name_enc"], table="patients", column="name_enc", row_key=patient["patient_no"]
+            patient["name_enc"],
+            source=HOSPITAL,
+            table="patients",
+            column="name_enc",
+            row_key=patient["patient_no"],
         )
         == "王五"
     )
     assert (
         fed.cipher.decrypt(
             patient["id_number_enc"],
+            source=HOSPITAL,
             table="patients",
             column="id_number_enc",
             row_key=patient["patient_no"],
@@ -137,6 +142,7 @@ async def test_published_imaging_result_keeps_findings_encrypted(fed):
     assert (
         fed.cipher.decrypt(
             row["impression_enc"],
+            source=HOSPITAL,
             table="test_results",
             column="impression_enc",
             row_key=row["result_id"],

@@ -9,7 +9,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from security.crypto import BlindIndexer, DecryptionError, FieldCipher, KeyRing
 from security.crypto.algorithms import AES_256_GCM, SM4_GCM, SM4GCM
 
-CELL = {"table": "persons", "column": "name_enc", "row_key": "P000001"}
+CELL = {"source": "bureau-zj", "table": "persons", "column": "name_enc", "row_key": "P000001"}
 
 
 @pytest.fixture(params=["standard", "national"])
@@ -25,7 +25,7 @@ def ring(data_dir, profile) -> KeyRing:
 
 
 def encrypt(ring: KeyRing, value: str, **cell) -> bytes:
-    return FieldCipher(ring).encrypt(value, source="bureau-zj", **{**CELL, **cell})
+    return FieldCipher(ring).encrypt(value, **{**CELL, **cell})
 
 
 @pytest.mark.parametrize("value", ["张三", "", "330102199001011234", "x" * 5000, "😀 emoji"])
@@ -42,7 +42,9 @@ def test_profile_chooses_the_algorithm(ring, profile):
     blob = encrypt(ring, "张三")
     header_end = 2 + blob[1]
     nonce, body = blob[header_end : header_end + 12], blob[header_end + 12 :]
-    aad = b"%s|persons|name_enc|P000001" % blob[:header_end]
+    assert blob[0] == 2  # every value is written in the version-2 format
+    parts = (blob[:header_end], b"bureau-zj", b"persons", b"name_enc", b"P000001")
+    aad = b"medfed-field/2" + b"".join(len(p).to_bytes(4, "big") + p for p in parts)
     aead = SM4GCM(key.material) if profile == "national" else AESGCM(key.material)
     assert aead.decrypt(nonce, body, aad).decode() == "张三"
 
@@ -90,7 +92,7 @@ def test_every_ciphertext_names_its_key(ring):
 def test_a_ciphertext_under_an_unknown_key_fails_clearly(ring, tmp_path):
     other = KeyRing.open(tmp_path / "elsewhere", create=True)
     other.ensure_source("bureau-sd")
-    blob = FieldCipher(other).encrypt("张三", source="bureau-sd", **CELL)
+    blob = FieldCipher(other).encrypt("张三", **{**CELL, "source": "bureau-sd"})
     with pytest.raises(DecryptionError, match="no key 'dk-bureau-sd-1'"):
         FieldCipher(ring).decrypt(blob, **CELL)
 

@@ -21,7 +21,7 @@ import pytest
 from security.crypto import FieldCipher, KeyRing, LocalKeyProvider
 from security.crypto.keyring import V1_BACKUP
 from tests.support.crypto import v1_keyring
-from tests.support.keyring_race import race
+from tests.support.keyring_race import b64, race
 
 ROUNDS = int(os.environ.get("MEDFED_KEY_RACE_ROUNDS", "20"))
 PROCESSES = 4
@@ -34,7 +34,10 @@ def reopen_and_decrypt(data_dir: Path, values: list[dict]) -> None:
     cipher = FieldCipher(ring)
     for value in values:
         blob = base64.b64decode(value["blob"])
-        assert cipher.decrypt(blob, row_key=value["row_key"], **CELL) == value["plain"]
+        assert (
+            cipher.decrypt(blob, source=value["source"], row_key=value["row_key"], **CELL)
+            == value["plain"]
+        )
     keys_dir = data_dir / "keys"
     assert not (keys_dir / V1_BACKUP).exists()
     assert not [p.name for p in keys_dir.iterdir() if p.name.endswith(".tmp")]
@@ -54,7 +57,14 @@ def test_processes_migrating_a_first_format_keyring_together_lose_no_key(tmp_pat
         _, before = v1_keyring(data_dir)
         results = race(data_dir, [("open", f"p{i}") for i in range(PROCESSES)])
         values = written(results)
-        values.append({"blob": base64.b64encode(before).decode(), "row_key": "P1", "plain": "张三"})
+        values.append(
+            {
+                "source": "bureau-zj",
+                "blob": base64.b64encode(before).decode(),
+                "row_key": "P1",
+                "plain": "张三",
+            }
+        )
         reopen_and_decrypt(data_dir, values)
         assert json.loads(KeyRing.location(data_dir).read_text())["format"] == "medfed-keyring/2"
 
@@ -80,7 +90,7 @@ def test_retiring_a_kek_while_others_rotate_drops_no_kek_in_use(tmp_path):
         results = race(data_dir, [("rotate-kek",), ("retire-kek", "kek-1"), ("rotate-kek",)])
         written(results)
         reopen_and_decrypt(
-            data_dir, [{"blob": base64.b64encode(blob).decode(), "row_key": "P1", "plain": "张三"}]
+            data_dir, [{"source": "bureau-zj", "blob": b64(blob), "row_key": "P1", "plain": "张三"}]
         )
         keks = json.loads(LocalKeyProvider.location(data_dir).read_text())["keys"]
         assert sorted(keks) == ["kek-2", "kek-3", "kek-4"]

@@ -26,7 +26,7 @@ from security.crypto import (
 )
 from tests.support.crypto import v1_keyring
 
-CELL = {"table": "persons", "column": "name_enc", "row_key": "P1"}
+CELL = {"source": "bureau-zj", "table": "persons", "column": "name_enc", "row_key": "P1"}
 
 
 @pytest.fixture(params=["standard", "national"])
@@ -131,7 +131,7 @@ def test_kek_readable_by_others_is_refused(ring, data_dir):
 
 
 def test_rotate_kek_rewraps_everything_and_old_kek_can_go(ring, data_dir):
-    blob = FieldCipher(ring).encrypt("张三", source="bureau-zj", **CELL)
+    blob = FieldCipher(ring).encrypt("张三", **CELL)
     person = BlindIndexer(ring).person_ref("330102199001011234")
     assert ring.rotate_kek() == "kek-2"
     entries = json.loads(ring.path.read_text())["keys"]
@@ -146,7 +146,7 @@ def test_a_running_reader_follows_a_kek_rotation_by_another_process(ring, data_d
     other = KeyRing.load(data_dir)
     other.rotate_kek()
     other.rotate("bureau-zj")
-    blob = FieldCipher(other).encrypt("张三", source="bureau-zj", **CELL)
+    blob = FieldCipher(other).encrypt("张三", **CELL)
     assert FieldCipher(ring).decrypt(blob, **CELL) == "张三"
 
 
@@ -161,10 +161,10 @@ def test_two_processes_adding_sources_lose_no_key(ring, data_dir):
 def test_one_keyring_holds_both_profiles(data_dir):
     ring = KeyRing.open(data_dir, create=True, profile="standard")
     ring.ensure_source("bureau-zj")
-    old = FieldCipher(ring).encrypt("张三", source="bureau-zj", **CELL)
+    old = FieldCipher(ring).encrypt("张三", **CELL)
     national = KeyRing.load(data_dir, profile="national")
     assert national.rotate("bureau-zj").algorithm == "SM4-GCM"
-    new = FieldCipher(national).encrypt("李四", source="bureau-zj", **CELL)
+    new = FieldCipher(national).encrypt("李四", **CELL)
     cipher = FieldCipher(KeyRing.load(data_dir))
     assert (cipher.decrypt(old, **CELL), cipher.decrypt(new, **CELL)) == ("张三", "李四")
 
