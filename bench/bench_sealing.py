@@ -1,8 +1,14 @@
 """The full-stack cloud-record query sealed (``X-Seal-To``) ÷ unsealed, for X25519 and the
-hybrid ML-KEM-768+X25519: what HPKE-sealing every level-4+ value of the answer costs.
+hybrid ML-KEM-768+X25519: what sealing the answer (format 2: one HPKE context per answer and
+the gateway's Ed25519 signature) costs.
 
 One served gateway, the cached demo; per round the modes alternate (plain, X25519, hybrid) so
-drift of the machine affects all alike. Sealed answers are checked to open to the plain one.
+drift of the machine affects all alike. Sealed answers are checked to verify against the
+gateway's published key and open to the plain one.
+
+Then, in process, the sealing work alone on the same answer's sealed values, old against new
+in alternating rounds: format 1 (one HPKE encryption per value) and format 2 (one
+encapsulation, one AES-GCM per value, the canonical digest and the signature).
 """
 
 from __future__ import annotations
@@ -56,19 +62,86 @@ async def _sealed(
 
 
 async def _check(
-    base: str, people: list[tuple[str, str]], keys: dict[str, tuple[str, Path]]
-) -> None:
-    from security.crypto.unseal import load_private_key, unseal_response
+    base: str, people: list[tuple[str, str]], keys: dict[str, tuple[str, Path]], data: Path
+) -> dict[str, dict]:
+    """Every KEM's sealed answer verifies and opens to the plain one; returns them."""
+    from security.crypto.unseal import GatewayKey, load_private_key, unseal_response
 
+    gateway = GatewayKey.load(data / "keys" / "sealing.pub")
     person, token = people[0]
     body = {"query": CLOUD_RECORD, "variables": {"id": person}}
+    answers = {}
     async with httpx.AsyncClient(base_url=base, timeout=30) as client:
         auth = {"Authorization": f"Bearer {token}"}
         plain = (await client.post("/graphql", json=body, headers=auth)).json()
         for kem, (kid, path) in keys.items():
             sealed = await client.post("/graphql", json=body, headers={**auth, "X-Seal-To": kid})
-            if unseal_response(sealed.content, load_private_key(path)) != plain:
+            opened = unseal_response(sealed.content, load_private_key(path), gateway_key=gateway)
+            if opened != plain:
                 raise RuntimeError(f"{kem}: the sealed answer does not open to the plain one")
+            answers[kem] = {"plain": plain, "sealed": sealed.json()}
+    return answers
+
+
+def _in_process(answers: dict[str, dict], data: Path, rounds: int) -> list[list[str]]:
+    """Format 1 against format 2 on the same values, alternating, best of each round."""
+    from security.crypto import hpke_seal, sealed_answer
+    from security.crypto.partners import load, partners_file
+    from security.crypto.sealing_key import load_sealing_signer
+
+    registry = load(partners_file(data, None))
+    signer = load_sealing_signer(data / "keys")
+    rows = []
+    for kem, pair in answers.items():
+        sealing = pair["sealed"]["extensions"]["sealing"]
+        key = registry[sealing["kid"]]
+        values = [(p, _at(pair["plain"]["data"], p)) for p in sealing["paths"]]
+
+        def v1(key=key, values=values, kem=kem) -> None:
+            for path, value in values:
+                hpke_seal.seal(kem, key.public_key, key.kid, "r" * 32, path, value)
+
+        def v2(key=key, values=values, pair=pair, kem=kem) -> None:
+            sealer = sealed_answer.Sealer(kem, key.public_key, key.kid, "r" * 32, None)
+            for path, value in values:
+                sealer.seal(path, value)
+            answer = {"data": pair["sealed"]["data"], "extensions": {}}
+            answer["extensions"]["sealing"] = sealer.extension(signer.name)
+            sealed_answer.sign(answer, signer.session().sign)
+
+        timings: dict[str, list[float]] = {"v1": [], "v2": []}
+        for _ in range(rounds):
+            for name, fn in (("v1", v1), ("v2", v2)):
+                timings[name].append(_seconds(fn))
+        best1, best2 = min(timings["v1"]), min(timings["v2"])
+        spread = [a / b for a, b in zip(timings["v1"], timings["v2"], strict=True)]
+        rows.append(
+            [
+                kem,
+                str(len(values)),
+                f"{best1 * 1000:.2f}",
+                f"{best2 * 1000:.2f}",
+                f"{best1 / best2:.1f} ({min(spread):.1f}-{max(spread):.1f})",
+            ]
+        )
+    return rows
+
+
+def _at(data, path):
+    for part in path:
+        data = data[part]
+    return data
+
+
+def _seconds(fn, repeat: int = 5) -> float:
+    import time
+
+    best = float("inf")
+    for _ in range(repeat):
+        started = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - started)
+    return best
 
 
 def main(args) -> None:
@@ -81,7 +154,7 @@ def main(args) -> None:
     modes: dict[str, str | None] = {"unsealed": None, **{k: kid for k, (kid, _) in keys.items()}}
     pooled: dict[str, list[float]] = {mode: [] for mode in modes}
     with served(data) as base:
-        asyncio.run(_check(base, people, keys))
+        answers = asyncio.run(_check(base, people, keys, data))
         for kid in modes.values():
             asyncio.run(_sealed(base, people, 1.0, kid))  # warm caches
         for _ in range(rounds):
@@ -102,6 +175,13 @@ def main(args) -> None:
         )
     print(
         f"cloud-record query, demo of {persons:,} persons, 1 uvicorn worker, 1 client, "
-        "patient tokens; sealed = every level-4+ value HPKE-sealed (AES-256-GCM)"
+        f"patient tokens, {rounds} alternating rounds of {seconds:.0f} s per mode; sealed = "
+        "format 2 (one HPKE context per answer, AES-256-GCM per value, Ed25519 signature)"
     )
     table(["mode", "p50 ms", "p99 ms", "÷ unsealed p50", "÷ unsealed p99"], rows)
+    print()
+    print("sealing work alone on that answer's sealed values, in process (best of 5, rounds)")
+    table(
+        ["KEM", "values", "format 1 ms", "format 2 ms", "format 1 ÷ 2 (spread)"],
+        _in_process(answers, data, 3 if args.quick else 7),
+    )

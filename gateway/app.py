@@ -36,8 +36,15 @@ from gateway.edge.middleware import request_ids
 from gateway.edge.responses import error_body
 from gateway.edge.settings import operation_limits
 from gateway.edge.trusted import Refusal, resolve_trusted
-from gateway.sealing import PARTNERS, SealingGate, SealingRefused, seal_result
-from gateway.startup import open_keyring
+from gateway.sealing import (
+    PARTNERS,
+    SEALING_SIGNER,
+    SealingGate,
+    SealingRefused,
+    seal_result,
+    sign_response,
+)
+from gateway.startup import crypto_profile, open_keyring
 from schema.build import build_schema
 from schema.context import RequestContext, Services
 from schema.extracts.produce import EXTRACTS_DIR, KEYRING
@@ -45,6 +52,7 @@ from schema.mutations import Mutation
 from security.audit import AuditWriteError
 from security.crypto import BlindIndexer, FieldCipher
 from security.crypto.partners import PartnerRegistry, partners_file
+from security.crypto.sealing_key import load_sealing_signer
 from security.documents import DocumentPolicy, DocumentStore
 from security.enforcement import FieldGuard
 
@@ -192,6 +200,10 @@ class MedfedGraphQL(GraphQL):
             raise HTTPException(500, "the answer could not be sealed: not sent") from None
         # Runs before the response is built: the event is durable before anything leaves.
         response = await super().process_result(request, result)
+        try:
+            sign_response(request, response)
+        except SealingRefused:
+            raise HTTPException(500, "the answer could not be sealed: not sent") from None
         recorder = self.services.extras.get(RECORDER)
         if recorder is not None and ctx is not None:
             try:
@@ -250,6 +262,10 @@ def create_app(
     partners = services.extras.setdefault(
         PARTNERS, PartnerRegistry(partners_file(settings.data_dir, settings.extra.get("sealing")))
     )
+    if SEALING_SIGNER not in services.extras:
+        services.extras[SEALING_SIGNER] = load_sealing_signer(
+            settings.data_dir / "keys", crypto_profile(settings)
+        )
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette):

@@ -1,6 +1,6 @@
-"""``X-Seal-To: <kid>``: seal every level-4+ value of the answer to a partner's public key.
+"""``X-Seal-To: <kid>``: seal the answer's identifying and level-4+ values to a partner's key.
 
-Two steps, both inside the gateway:
+Three steps, all inside the gateway:
 
 * :class:`SealingGate` (ASGI, after authentication, before GraphQL runs) resolves the kid
   against the partner registry and the caller's organisation, and refuses the request before
@@ -8,8 +8,12 @@ Two steps, both inside the gateway:
   organisation; another organisation's kid gets the same answer, so kids do not leak) or
   503 ``SEALING_UNAVAILABLE`` (the registry file is broken). Fail closed.
 * :func:`seal_result` (called first in ``process_result``) replaces the values in
-  ``result.data`` before the response, the audit event or any log is built from it, and adds
-  ``extensions.sealing {requestId, kid, suite, sealed}``.
+  ``result.data`` before the response, the audit event or any log is built from it (format 2,
+  ``security.crypto.sealed_answer``: one HPKE context per answer, bound to the gateway's own
+  request id and the client's offered one), and adds ``extensions.sealing``;
+* :func:`sign_response` (once Strawberry has formatted the answer) signs it with the
+  gateway's sealing key (``keys/sealing.pub``), so the partner can tell a forged, altered or
+  replayed answer from the gateway's.
 """
 
 from __future__ import annotations
@@ -22,12 +26,16 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from strawberry.types.execution import ExecutionResult
 
 from schema.sealing import SealingWalkError, seal_result_data
-from security.crypto import hpke_seal
+from security.crypto import sealed_answer
 from security.crypto.partners import PartnerKey, PartnerKeyError, PartnerRegistry
+from security.crypto.sealed_answer import Sealer
+from security.crypto.sealing_key import SealingSigner
 
 SEAL_HEADER = b"x-seal-to"
 STATE_SEAL_TO = "medfed_seal_to"
+STATE_SIGNING = "medfed_sealing_session"
 PARTNERS = "partners"
+SEALING_SIGNER = "sealing_signer"
 
 
 class SealingGate:
@@ -101,44 +109,50 @@ async def _refuse(
 
 
 def seal_result(request: Any, ctx: Any, schema: Any, result: Any) -> None:
-    """Seal ``result`` in place if the request asked for it; raise rather than answer in the
-    clear when it cannot be sealed."""
+    """Seal ``result`` in place if the request asked for it (format 2: one HPKE context for
+    the answer); raise rather than answer in the clear when it cannot be sealed. The answer is
+    signed by :func:`sign_response` once Strawberry has formatted it."""
     key: PartnerKey | None = getattr(request.state, STATE_SEAL_TO, None)
     if key is None:
         return
     if not isinstance(result, ExecutionResult):
         raise SealingRefused("incremental delivery cannot be sealed")
+    signer: SealingSigner | None = ctx.services.extras.get(SEALING_SIGNER)
+    if signer is None:
+        raise SealingRefused("no sealing key")
+    session = signer.session()
+    sealer = Sealer(key.kem, key.public_key, key.kid, ctx.request_id, ctx.client_request_id)
     if result.data is not None:
         query, operation_name = getattr(ctx, "operation", (None, None))
         if not query:
             raise SealingRefused("operation text unavailable")
-        request_id = ctx.request_id
-
-        def seal(path: list[str | int], value: Any) -> str:
-            return hpke_seal.seal(key.kem, key.public_key, key.kid, request_id, path, value)
-
         try:
-            sealed = seal_result_data(
+            seal_result_data(
                 schema._schema,
                 parse(query),
                 operation_name,
                 result.data,
                 ctx.services.catalogue,
-                seal,
+                sealer.seal,
             )
         except (SealingWalkError, GraphQLError) as exc:
             raise SealingRefused(str(exc)) from None
-    else:
-        sealed = 0
-    result.extensions = {
-        **(result.extensions or {}),
-        "sealing": {
-            "requestId": ctx.request_id,
-            "kid": key.kid,
-            "suite": key.suite,
-            "sealed": sealed,
-        },
-    }
+    extension = sealer.extension(session.name)
+    if session.delegation is not None:
+        extension["delegation"] = session.delegation
+    result.extensions = {**(result.extensions or {}), "sealing": extension}
+    setattr(request.state, STATE_SIGNING, session)
+
+
+def sign_response(request: Any, response: dict[str, Any]) -> None:
+    """Sign a sealed answer as it will be sent (data, formatted errors, sealing extension)."""
+    session = getattr(request.state, STATE_SIGNING, None)
+    if session is None:
+        return
+    try:
+        sealed_answer.sign(response, session.sign)
+    except (KeyError, TypeError) as exc:
+        raise SealingRefused(f"the sealed answer cannot be signed: {type(exc).__name__}") from None
 
 
 class SealingRefused(RuntimeError):

@@ -1,4 +1,11 @@
-"""Which values of an executed result are level 4+, found from the operation and the schema.
+"""Which values of an executed result are sealed, found from the operation and the schema.
+
+Sealed with ``X-Seal-To`` (decided from the catalogue, :func:`sealed_entry`): every level-4+
+value (names, ID numbers, phones, addresses, diagnoses, findings); every identity and contact
+field above level 2 (birth date and gender too: in clear beside a sealed ID number they
+narrow it to a few hundred people; the level-2 pseudonym ``personId`` stays clear, as the
+key partners join on); and every field the catalogue marks ``quasi`` (the person's insured
+region wherever it appears).
 
 The walk runs over ``ExecutionResult.data`` after execution, where every value is already
 the exact scalar GraphQL serialised, and before the response (or the audit event) is built.
@@ -6,8 +13,8 @@ Response keys (aliases), fragments and abstract types are resolved from the oper
 itself, so the path given to ``seal`` is the path the client sees.
 
 Conservative on purpose: where the runtime type of an abstract value is unknown (no
-``__typename`` selected), a field is sealed when it is level 4+ in any possible type; a
-level-4+ field is sealed whole (lists and objects under it included); a type reached only
+``__typename`` selected), a field is sealed when it is sealed in any possible type; a
+sealed field is sealed whole (lists and objects under it included); a type reached only
 through a gate field counts at least at the gate's level.
 """
 
@@ -32,10 +39,26 @@ from graphql import (
 )
 from graphql.utilities import get_operation_ast
 
-from security.catalogue import Catalogue
+from security.catalogue import Catalogue, FieldEntry
 
 SEAL_LEVEL = 4
+IDENTITY_CLASSES = frozenset({"identity", "contact"})
+PSEUDONYM_LEVEL = 2  # identity fields at this level are pseudonyms (personId): kept clear
 Seal = Callable[[list[str | int], Any], str]
+
+
+def sealed_entry(entry: FieldEntry | None, gate_level: int = 0) -> bool:
+    """Whether a value of this catalogue entry (reached under a gate of ``gate_level``) is
+    sealed for a partner."""
+    if gate_level >= SEAL_LEVEL:
+        return True
+    if entry is None:
+        return False
+    return (
+        entry.level >= SEAL_LEVEL
+        or (entry.data_class in IDENTITY_CLASSES and entry.level > PSEUDONYM_LEVEL)
+        or entry.quasi
+    )
 
 
 class SealingWalkError(RuntimeError):
@@ -50,8 +73,8 @@ def seal_result_data(
     catalogue: Catalogue,
     seal: Seal,
 ) -> int:
-    """Replace, in place, every non-null level-4+ value of ``data`` by ``seal(path, value)``;
-    return how many were sealed."""
+    """Replace, in place, every non-null sealed value of ``data`` by ``seal(path, value)`` (in
+    walk order, which numbers the values); return how many were sealed."""
     operation = get_operation_ast(document, operation_name)
     if operation is None:
         raise SealingWalkError("operation not found in the document")
@@ -103,7 +126,7 @@ class _Walker:
             names = {n.name.value for n in nodes}
             if all(name.startswith("__") for name in names):
                 continue
-            if self._level(runtime, names) >= SEAL_LEVEL:
+            if self._sealed(runtime, names):
                 value[key] = self.seal([*path, key], value[key])
                 self.count += 1
                 continue
@@ -154,14 +177,14 @@ class _Walker:
                     return [concrete]
         return list(self.schema.get_possible_types(named))
 
-    def _level(self, types: list[GraphQLObjectType], names: set[str]) -> int:
-        level = 0
+    def _sealed(self, types: list[GraphQLObjectType], names: set[str]) -> bool:
+        # Conservative: sealed if any possible type or any merged field name says so.
         for gql_type in types:
             gate = self._gate_level(gql_type.name)
             for name in names:
-                entry = self.catalogue.field(gql_type.name, name)
-                level = max(level, gate, entry.level if entry else 0)
-        return level
+                if sealed_entry(self.catalogue.field(gql_type.name, name), gate):
+                    return True
+        return False
 
     def _gate_level(self, type_name: str) -> int:
         entry = self.catalogue.types.get(type_name)

@@ -53,6 +53,7 @@ class FieldEntry:
     data_class: str
     level: int
     mask: str | None = None
+    quasi: bool = False  # a quasi-identifier of its own level (the person's insured region)
 
     @property
     def path(self) -> str:
@@ -115,13 +116,16 @@ def parse(raw: Mapping[str, Any]) -> Catalogue:
         for name, f in spec.get("fields", {}).items():
             where = f"{type_name}.{name}"
             cls, level, mask = f.get("class"), f.get("level"), f.get("mask")
+            quasi = f.get("quasi", False)
+            if not isinstance(quasi, bool):
+                raise _problem(where, f"quasi {quasi!r} must be true or false")
             if cls not in CLASSES:
                 raise _problem(where, f"class {cls!r} is not one of {', '.join(CLASSES)}")
             if not isinstance(level, int) or not 1 <= level <= 5:
                 raise _problem(where, f"level {level!r} must be 1-5")
             if mask is not None and mask not in MASKS:
                 raise _problem(where, f"mask {mask!r} is not one of {', '.join(MASKS)}")
-            fields[name] = FieldEntry(type_name, name, cls, level, mask)
+            fields[name] = FieldEntry(type_name, name, cls, level, mask, quasi)
         row = spec.get("row")
         if row is not None and row not in fields:
             raise _problem(type_name, f"row field {row!r} is not catalogued")

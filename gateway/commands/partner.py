@@ -58,9 +58,29 @@ def _keygen(args: argparse.Namespace) -> int:
     except PartnerKeyError as exc:
         raise UsageError(str(exc)) from None
     create_private_once(out, lambda: private_key_text(kid, args.kem, args.org, pair.private_raw))
+    pinned = _publish_gateway_key(args, out.parent)
     print(f"registered {kid} ({args.kem}) for {args.org} in {registry}")
     print(f"private key: {out} (mode 600) - give it to the partner, keep no copy")
+    print(f"gateway sealing key: {pinned} - the partner pins it to verify sealed answers")
     return 0
+
+
+def _publish_gateway_key(args: argparse.Namespace, folder: Path) -> Path:
+    """Copy the gateway's published sealing key (made now if new) beside the partner key."""
+    from gateway.cli import UsageError
+    from gateway.startup import crypto_profile
+    from security.crypto.key_files import replace_file
+    from security.crypto.sealing_key import VERIFIER_FILE, SealingKeyError, load_sealing_signer
+
+    settings = settings_from(args)
+    keys_dir = settings.data_dir / "keys"
+    try:
+        load_sealing_signer(keys_dir, crypto_profile(settings))
+    except SealingKeyError as exc:
+        raise UsageError(str(exc)) from None
+    target = folder / VERIFIER_FILE
+    replace_file(target, (keys_dir / VERIFIER_FILE).read_bytes(), mode=0o644)
+    return target
 
 
 def _list(args: argparse.Namespace) -> int:

@@ -166,10 +166,18 @@ def load_or_create_signer(keys_dir: Path, name: str, profile: str = "standard") 
     )
 
 
-def load_or_create_ed25519(keys_dir: Path, name: str) -> Ed25519Signer:
-    """The log's signing key, generated on first use; safe when processes race to create it."""
+def load_or_create_ed25519(
+    keys_dir: Path,
+    name: str,
+    *,
+    private_file: str = PRIVATE_KEY_FILE,
+    verifier_file: str = VERIFIER_KEY_FILE,
+) -> Ed25519Signer:
+    """The log's signing key (or another key of the same kind, such as the gateway's sealing
+    key, under its own file names), generated on first use; safe when processes race to
+    create it."""
     check_key_name(name)
-    path = keys_dir / PRIVATE_KEY_FILE
+    path = keys_dir / private_file
     create_private_once(
         path,
         lambda: Ed25519PrivateKey.generate().private_bytes(
@@ -187,12 +195,14 @@ def load_or_create_ed25519(keys_dir: Path, name: str) -> Ed25519Signer:
     if not isinstance(key, Ed25519PrivateKey):
         raise AuditKeyError(f"{path} is not an Ed25519 key")
     signer = Ed25519Signer(name, key)
-    publish_verifier_key(keys_dir, signer)
+    publish_verifier_key(keys_dir, signer, verifier_file)
     return signer
 
 
-def publish_verifier_key(keys_dir: Path, verifier: Verifier) -> Path:
-    path = keys_dir / VERIFIER_KEY_FILE
+def publish_verifier_key(
+    keys_dir: Path, verifier: Verifier, verifier_file: str = VERIFIER_KEY_FILE
+) -> Path:
+    path = keys_dir / verifier_file
     text = verifier_key_string(verifier) + "\n"
     if not path.exists() or path.read_text(encoding="utf-8") != text:
         replace_file(path, text.encode("utf-8"), mode=0o644)

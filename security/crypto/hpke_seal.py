@@ -1,7 +1,9 @@
-"""HPKE sealing of single response values for a partner (RFC 9180, base mode).
+"""HPKE suites and key encodings for sealed answers, and the first sealed format (read only).
 
-Shared by the gateway (which seals) and the partner's client helper (which opens), so the
-envelope format, the suites and the ``info`` binding are defined once.
+The suites, the raw key encodings and :class:`SealingError` serve both formats. Format 1
+below (one HPKE base-mode encryption per value, no signature) is what the gateway wrote
+before ``security.crypto.sealed_answer`` (format 2); the partner may still open it, with a
+warning, and the tests forge it to show that a pinned partner refuses it.
 
 Envelope: ``medfed-sealed:v1:<kid>:<base64url(enc || ciphertext)>`` (no padding). The
 plaintext is the value's exact JSON serialisation as GraphQL produced it, so opening restores

@@ -30,7 +30,8 @@ from security.crypto.hpke_seal import KEM_NAMES, KID_PATTERN, PublicKey, Sealing
 DEFAULT_FILE = "keys/partners.toml"
 _HEADER = (
     "# medfed partner public keys: a request with `X-Seal-To: <kid>` from the key's org\n"
-    "# gets its level-4+ values HPKE-sealed to that key. Managed by `medfed partner`.\n"
+    "# gets its identifying and level-4+ values sealed to that key (docs/keys.md).\n"
+    "# Managed by `medfed partner`.\n"
 )
 
 

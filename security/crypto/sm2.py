@@ -113,10 +113,13 @@ class SM2Signer(SM2Verifier):
         return SM2Verifier(self.name, self.public_point, uid=self.uid)
 
 
-def load_or_create_sm2(keys_dir: Path, name: str) -> SM2Signer:
-    """The checkpoint signing key, generated on first use into an owner-only file; safe when
-    processes race to create it (the first link wins)."""
-    path = Path(keys_dir) / PRIVATE_KEY_FILE
+def load_or_create_sm2(
+    keys_dir: Path, name: str, *, private_file: str = PRIVATE_KEY_FILE
+) -> SM2Signer:
+    """The checkpoint signing key (or the gateway's sealing key, under its own file name),
+    generated on first use into an owner-only file; safe when processes race to create it
+    (the first link wins)."""
+    path = Path(keys_dir) / private_file
     create_private_once(
         path, lambda: (SM2Signer.generate(name).private_key_bytes().hex() + "\n").encode("ascii")
     )

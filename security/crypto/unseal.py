@@ -1,29 +1,40 @@
-"""The partner's side: open a sealed medfed response with the partner's private key.
+"""The partner's side: verify a sealed medfed answer against the pinned gateway key, open it.
 
-    from security.crypto.unseal import load_private_key, unseal_response
+    from security.crypto.unseal import GatewayKey, load_private_key, unseal_response
     key = load_private_key("h330-x25519-1a2b3c4d.key")
-    answer = unseal_response(response.json(), key)   # the exact unsealed answer
+    gateway = GatewayKey.load("sealing.pub")        # the gateway's published sealing key
+    answer = unseal_response(response.content, key, gateway_key=gateway,
+                             client_request_id=my_id)   # the X-Request-Id you sent
 
-Every ``medfed-sealed:v1:`` string in ``data`` is opened with ``info`` bound to its own
-response path and the response's request id; anything that does not open (another path,
-another response, another key, a changed byte) raises :class:`SealingError` naming the path.
+A format-2 answer (``extensions.sealing.format == "medfed-sealed/2"``) opens only if its
+signature verifies under ``gateway_key``, it is sealed to this key, every path the gateway
+listed holds a sealed value and no other does, and (when given) its request ids are the
+expected ones; anything else raises :class:`SealingError`. A format-1 answer has no integrity
+at all (anyone with the partner's public key can forge one), so it opens only with
+``allow_v1=True`` and then with a :class:`UnauthenticatedAnswerWarning`; a pinned partner that
+does not allow it cannot be downgraded.
 """
 
 from __future__ import annotations
 
 import base64
-import json
 import tomllib
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from security.crypto import hpke_seal
+import orjson
+
+from security.crypto import hpke_seal, sealed_answer
 from security.crypto.hpke_seal import PrivateKey, SealingError
+from security.crypto.sealing_key import GatewayKey
 
 __all__ = [
+    "GatewayKey",
     "PartnerPrivateKey",
     "SealingError",
+    "UnauthenticatedAnswerWarning",
     "load_private_key",
     "private_key_text",
     "unseal_response",
@@ -63,20 +74,70 @@ def load_private_key(path: str | Path) -> PartnerPrivateKey:
     return PartnerPrivateKey(kid, kem, key)
 
 
+class UnauthenticatedAnswerWarning(UserWarning):
+    """A format-1 sealed answer was opened: it is secret but not authenticated."""
+
+
 def unseal_response(
     response_json: dict[str, Any] | str | bytes,
     private_key: PartnerPrivateKey,
     *,
+    gateway_key: GatewayKey | None = None,
     request_id: str | None = None,
+    client_request_id: str | None = None,
+    allow_v1: bool = False,
 ) -> dict[str, Any]:
     """The response with every sealed value opened and ``extensions.sealing`` removed."""
     response = (
-        json.loads(response_json)
+        orjson.loads(response_json)
         if isinstance(response_json, str | bytes)
-        else json.loads(json.dumps(response_json))
+        else orjson.loads(orjson.dumps(response_json))
     )  # a copy: the input stays intact
+    if not isinstance(response, dict):
+        raise SealingError("not a medfed answer")
     extensions = response.get("extensions") or {}
-    sealing = extensions.pop("sealing", None) or {}
+    sealing = extensions.get("sealing")
+    if not isinstance(sealing, dict):
+        raise SealingError("no extensions.sealing: not a sealed medfed answer")
+    if sealing.get("format") == sealed_answer.FORMAT:
+        if gateway_key is None:
+            raise SealingError(
+                "pin the gateway's sealing key (its keys/sealing.pub) to verify this answer"
+            )
+        expected = sealed_answer.Expected(
+            private_key.kid, private_key.kem, request_id, client_request_id
+        )
+        data = sealed_answer.verify_and_open(
+            response, private_key.key, gateway_key.checker(sealing), expected
+        )
+    elif "format" in sealing:
+        raise SealingError(f"unknown sealed-answer format {sealing.get('format')!r}")
+    else:
+        if not allow_v1:
+            raise SealingError(
+                "a format-1 sealed answer carries no signature, so it may be forged or altered; "
+                "refused (pass allow_v1=True, or --allow-v1, to open it anyway)"
+            )
+        data = _open_v1(response, sealing, private_key, request_id)
+    extensions.pop("sealing")
+    if "extensions" in response and not extensions:
+        del response["extensions"]
+    response["data"] = data
+    return response
+
+
+def _open_v1(
+    response: dict[str, Any],
+    sealing: dict[str, Any],
+    private_key: PartnerPrivateKey,
+    request_id: str | None,
+) -> Any:
+    warnings.warn(
+        "opened a format-1 sealed answer: it is not authenticated (anyone holding your public "
+        "key could have forged or altered it)",
+        UnauthenticatedAnswerWarning,
+        stacklevel=3,
+    )
     if request_id is None:
         request_id = sealing.get("requestId")
     if not isinstance(request_id, str):
@@ -85,17 +146,23 @@ def unseal_response(
         raise SealingError(
             f"response is sealed to key {sealing.get('kid')!r}, not {private_key.kid!r}"
         )
-    if "extensions" in response and not extensions:
-        del response["extensions"]
-    response["data"] = _open(response.get("data"), private_key, request_id, [])
-    return response
+    counter = [0]
+    data = _open(response.get("data"), private_key, request_id, [], counter)
+    if sealing.get("sealed") != counter[0]:
+        raise SealingError(
+            f"the answer claims {sealing.get('sealed')!r} sealed values but holds {counter[0]}"
+        )
+    return data
 
 
-def _open(value: Any, key: PartnerPrivateKey, request_id: str, path: list[str | int]) -> Any:
+def _open(
+    value: Any, key: PartnerPrivateKey, request_id: str, path: list[str | int], counter: list[int]
+) -> Any:
     if hpke_seal.is_envelope(value):
+        counter[0] += 1
         return hpke_seal.open_envelope(value, key.kem, key.key, key.kid, request_id, path)
     if isinstance(value, dict):
-        return {k: _open(v, key, request_id, [*path, k]) for k, v in value.items()}
+        return {k: _open(v, key, request_id, [*path, k], counter) for k, v in value.items()}
     if isinstance(value, list):
-        return [_open(v, key, request_id, [*path, i]) for i, v in enumerate(value)]
+        return [_open(v, key, request_id, [*path, i], counter) for i, v in enumerate(value)]
     return value
