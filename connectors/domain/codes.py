@@ -9,15 +9,16 @@ from __future__ import annotations
 import re
 from datetime import date
 
-REGION_RE = re.compile(r"^[1-8]\d{5}$")
-INSTITUTION_RE = re.compile(r"^H(\d{6})(\d{5})$")
-PHARMACY_RE = re.compile(r"^P(\d{6})(\d{5})$")
+from security.identifiers import ID_NUMBER_RE, normalise_id_number
+
+REGION_RE = re.compile(r"^[1-8]\d{5}$", re.ASCII)
+INSTITUTION_RE = re.compile(r"^H(\d{6})(\d{5})$", re.ASCII)
+PHARMACY_RE = re.compile(r"^P(\d{6})(\d{5})$", re.ASCII)
 # Open-data partners, in the same shape: R for a research institute (高校院所), C for a
 # commercial insurer (商业保险公司).
-PARTNER_RE = re.compile(r"^([RC])(\d{6})(\d{5})$")
-ICD10_RE = re.compile(r"^[A-TV-Z]\d{2}(\.\d{1,4})?$")
-LOINC_RE = re.compile(r"^(\d{1,7})-(\d)$")
-ID_NUMBER_RE = re.compile(r"^\d{17}[\dX]$")
+PARTNER_RE = re.compile(r"^([RC])(\d{6})(\d{5})$", re.ASCII)
+ICD10_RE = re.compile(r"^[A-TV-Z]\d{2}(\.\d{1,4})?$", re.ASCII)
+LOINC_RE = re.compile(r"^(\d{1,7})-(\d)$", re.ASCII)
 
 # GB/T 2260 province codes (first two digits) that exist.
 PROVINCE_PREFIXES = frozenset(
@@ -117,7 +118,12 @@ def region_of_institution(code: str) -> str:
 
 
 def validate_id_number(value: str) -> str | None:
-    if not isinstance(value, str) or not ID_NUMBER_RE.match(value):
+    """Why ``value`` is not a valid ID number, or None. Checks the normalised form
+    (``security.identifiers``), the one blind indexes and lookups use."""
+    if not isinstance(value, str):
+        return "not an 18-character citizen ID number"
+    value = normalise_id_number(value)
+    if not ID_NUMBER_RE.match(value):
         return "not an 18-character citizen ID number"
     if validate_region(value[:6]):
         return "the first six digits are not a GB/T 2260 region code"

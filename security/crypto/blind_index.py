@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from security.crypto.algorithms import hash_for, mac
 from security.crypto.keyring import DataKey, KeyRing
+from security.identifiers import normalise_id_number, normalise_phone
 
 PERSON_REF = "person-ref"
 ID_NUMBER = "id-number"
@@ -31,9 +32,11 @@ _DIGEST_BYTES = 16  # 128 bits, 32 hex chars: collision-free at national scale, 
 
 
 def normalise(kind: str, value: str) -> str:
+    """The one canonical form (``security.identifiers``) that validation and lookups use too:
+    ID numbers (and so personIds) NFKC with ASCII digits, phones E.164 (``+86…``)."""
     if kind == PHONE:
-        return "".join(ch for ch in value if ch.isdigit())
-    return value.strip().upper()
+        return normalise_phone(value)
+    return normalise_id_number(value)
 
 
 class BlindIndexer:

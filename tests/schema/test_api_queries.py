@@ -194,6 +194,32 @@ async def test_person_by_id_number_joins_two_provinces(fed):
     } == {("220102", "ENDED"), ("330106", "ACTIVE")}
 
 
+def full_width(text: str) -> str:
+    return "".join(chr(ord(c) + 0xFEE0) if "0" <= c <= "9" or c == "X" else c for c in text)
+
+
+@pytest.mark.parametrize(
+    "written",
+    [full_width, lambda n: f" {n[:6]} {n[6:14]} {n[14:]} ", lambda n: n.lower()],
+    ids=["full-width", "spaced", "lower-case-x"],
+)
+async def test_an_id_number_written_another_way_finds_the_same_person(fed, written):
+    idn = make_id_number("330106", seq=77)
+    assert idn.endswith("X") or idn[-1].isdigit()
+    ref = await fed.add_person(idn, "吴十", source="bureau-330000", region="330106")
+    await fed.add_result(ref)
+    app = fed.app()
+    query = "query($n: String!) { person(idNumber: $n) { personId } }"
+    async with await _clinician(fed, app) as c:
+        same = await gql(c, query, {"n": written(idn)})
+        plain = await gql(c, query, {"n": idn})
+        # Another script's digits are not ASCII digits after NFKC: refused, not looked up.
+        arabic = await gql(c, query, {"n": "".join(chr(0x660 + int(d)) for d in idn[:17]) + "0"})
+    assert plain["data"]["person"]["personId"] == ref
+    assert same["data"]["person"]["personId"] == ref
+    assert arabic["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+
+
 async def _statements_for(fed, ref: str) -> int:
     services = build_services(fed.settings)
     counter = services.registry.statement_counter()
