@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 DATA_DIR ?= data
 DEMO_PERSONS ?= 3000
 
-.PHONY: serve test bench lint fuzz key-race demo clean-data install
+.PHONY: serve test bench lint fuzz key-race demo clean-data install openssl-sm2
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,7 +23,16 @@ $(NODE_STAMP): package-lock.json
 	@if command -v npm >/dev/null; then npm ci --no-audit --no-fund --loglevel=error && touch $(NODE_STAMP); \
 	else echo "npm not found: the router tests will be skipped"; fi
 
-install: $(STAMP) $(NODE_STAMP)
+# OpenSSL with SM2 for the mandatory SM2 interoperability test (both directions). Debian 12's
+# OpenSSL 3.0 has it; only where it is missing is the distribution's package installed.
+openssl-sm2:
+	@if openssl list -signature-algorithms 2>/dev/null | grep -q SM2; then :; \
+	elif command -v apt-get >/dev/null; then \
+		echo "installing OpenSSL with SM2 (apt-get)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl; \
+	else echo "OpenSSL with SM2 is missing and apt-get is not available"; exit 1; fi
+
+install: $(STAMP) $(NODE_STAMP) openssl-sm2
 
 $(DATA_DIR)/.demo-built: | $(STAMP)
 	$(BIN)/medfed --data-dir $(DATA_DIR) demo build --persons $(DEMO_PERSONS)
@@ -33,7 +42,7 @@ demo: $(DATA_DIR)/.demo-built
 serve: $(STAMP) $(DATA_DIR)/.demo-built
 	$(BIN)/medfed --data-dir $(DATA_DIR) serve
 
-test: $(STAMP) $(NODE_STAMP) lint
+test: $(STAMP) $(NODE_STAMP) openssl-sm2 lint
 	$(BIN)/pytest -ra
 
 bench: $(STAMP) $(NODE_STAMP)

@@ -69,6 +69,8 @@ def gateway_options(settings: Settings) -> dict[str, Any]:
 
 def build_services(settings: Settings) -> Services:
     keyring = open_keyring(settings, create=False)
+    for warning in keyring.warnings():  # shared index key, a GCM key near its limit
+        logging.getLogger("medfed.keys").warning(warning)
     try:
         recognition = RecognitionCatalogue.from_config(settings.extra.get("recognition"))
     except ValueError as exc:

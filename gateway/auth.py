@@ -19,20 +19,26 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from security.identity import (
+    DEMO_ISSUER,
     AuthenticationError,
+    DemoIssuerError,
     IssuerRegistry,
     Principal,
     Purpose,
     RegistryFile,
     ensure_demo_issuer,
     load_identity_settings,
+    open_demo_issuer,
     verify_token,
 )
+from security.identity.demo_issuer import demo_key_path
 from security.identity.verify import DEFAULT_LEEWAY_SECONDS, DEFAULT_MAX_LIFETIME_SECONDS
 
 PURPOSE_HEADER = "x-purpose-of-use"
@@ -174,7 +180,9 @@ def auth_options(settings: Any) -> dict[str, Any]:
     if settings.dev and identity.uses_default_issuers_file:
         ensure_demo_issuer(settings.data_dir, audience=identity.audience)
     registry = RegistryFile(identity.issuers_file)
-    registry()
+    trusted = registry()
+    if not settings.dev:
+        refuse_demo_issuer(trusted, settings.data_dir, identity.issuers_file)
     return {
         "registry_factory": registry,
         "audience": identity.audience,
@@ -182,6 +190,30 @@ def auth_options(settings: Any) -> dict[str, Any]:
         "max_lifetime_seconds": identity.max_lifetime_seconds,
         "allow_graphiql_page": settings.dev,
     }
+
+
+def refuse_demo_issuer(registry: IssuerRegistry, data_dir: Path, issuers_file: Path) -> None:
+    """Outside dev mode the demo issuer must not be trusted: its key lies in the data
+    directory and ``medfed token`` mints any role with it. Trusted by its name, or by its key
+    under another name, it stops start-up with a one-line ``DemoIssuerError``."""
+    demo_key = demo_key_path(data_dir)
+    demo_public = None
+    if demo_key.exists():
+        try:
+            demo_public = open_demo_issuer(data_dir, create=False).private_key.public_key()
+        except DemoIssuerError:
+            demo_public = None  # unreadable: its name is still checked below
+    raw = demo_public.public_bytes_raw() if demo_public is not None else None
+    trusts_key = raw is not None and any(
+        isinstance(key.public_key, Ed25519PublicKey) and key.public_key.public_bytes_raw() == raw
+        for issuer in registry.issuers.values()
+        for key in issuer.keys.values()
+    )
+    if registry.issuer(DEMO_ISSUER) is not None or trusts_key:
+        raise DemoIssuerError(
+            f"{issuers_file} trusts the demo token issuer while dev mode is off: remove it "
+            f"from that file (or turn dev mode on: [server] dev = true, MEDFED_DEV=1)"
+        )
 
 
 # -- request parsing ------------------------------------------------------------------------

@@ -136,16 +136,26 @@ async def _counts(specs) -> Counter[str]:
 
 def _status(args: argparse.Namespace) -> int:
     from security.crypto.keyring import DATA, INDEX, PERSON_REF
+    from security.crypto.usage import UsageError as UsageFileError
 
     settings, keyring = _context(args)
-    counts = asyncio.run(_counts(_encrypted_sources(settings, None)))
+    specs = _encrypted_sources(settings, None)
+    by_version = asyncio.run(_counts_by_version(specs))
+    counts: Counter[str] = Counter()
+    for (key_id, _), n in by_version.items():
+        counts[key_id] += n
+    first_format = sum(n for (_, version), n in by_version.items() if version == 1)
+    try:
+        encryptions = keyring.usage.counts()
+    except UsageFileError:
+        encryptions = {}  # keyring.warnings() below names the damaged file
     print(
         f"profile {keyring.profile.name}; key provider "
         f"{getattr(keyring.provider, 'name', '?')}, current KEK {keyring.provider.kek_id}"
     )
     print(
         f"{'KEY':26} {'PURPOSE':10} {'SOURCE':22} {'ALGORITHM':12} {'KEK':8} {'STATE':10} "
-        f"{'VALUES':>8}"
+        f"{'VALUES':>8} {'ENCRYPTIONS':>13}"
     )
     current = set(keyring.current.values())
     for record in keyring.records.values():
@@ -164,9 +174,10 @@ def _status(args: argparse.Namespace) -> int:
         else:
             state = "permanent"
         values = str(counts.pop(record.key_id, 0)) if record.purpose == DATA else "-"
+        made = f"{encryptions.get(record.key_id, 0):,}" if record.purpose == DATA else "-"
         print(
             f"{record.key_id:26} {record.purpose:10} {record.source or '-':22} "
-            f"{record.algorithm:12} {record.kek or '-':8} {state:10} {values:>8}"
+            f"{record.algorithm:12} {record.kek or '-':8} {state:10} {values:>8} {made:>13}"
         )
     for key_id, n in sorted(counts.items()):
         print(f"{key_id:26} {'data':10} {'?':22} {'?':12} {'-':8} {'MISSING':10} {n:>8}")
@@ -175,11 +186,27 @@ def _status(args: argparse.Namespace) -> int:
             f"index rotation under way: lookups accept {keyring.index_current} and "
             f"{keyring.index_previous}; run `medfed keys recompute` to finish it"
         )
+    if first_format:
+        print(
+            f"{first_format} values are still in the first ciphertext format (not bound to "
+            f"their source): run `medfed keys reencrypt`"
+        )
     print(
         f"personId key {keyring.linkage_key_id} ({PERSON_REF}) never rotates: partners "
         f"store personIds"
     )
+    for warning in keyring.warnings():
+        print(f"warning: {warning}")
     return 1 if counts else 0
+
+
+async def _counts_by_version(specs):
+    from connectors.sql.reencrypt import count_by_key_and_version
+
+    total: Counter[tuple[str, int]] = Counter()
+    for spec in specs:
+        total.update(await count_by_key_and_version(spec))
+    return total
 
 
 def _retire(args: argparse.Namespace) -> int:

@@ -46,6 +46,11 @@ def register(subparsers) -> None:
     )
     parser.add_argument("--ttl", default="1h", help="lifetime: 3600, 90s, 30m or 1h (default 1h)")
     parser.add_argument("--sub", help="subject (default: demo-<role>-<org or person>)")
+    parser.add_argument(
+        "--allow-outside-dev",
+        action="store_true",
+        help="mint even though dev mode is off (the issuers file is then left as it is)",
+    )
     parser.set_defaults(handler=_run)
 
 
@@ -79,6 +84,11 @@ def _run(args: argparse.Namespace) -> int:
     )
 
     settings = settings_from(args)
+    if not settings.dev and not args.allow_outside_dev:
+        raise UsageError(
+            "medfed token mints demo tokens, which only dev mode trusts ([server] dev = true "
+            "or MEDFED_DEV=1); pass --allow-outside-dev to mint one anyway"
+        )
     try:
         identity = load_identity_settings(settings.extra.get("identity"), settings.data_dir)
     except IdentityConfigError as exc:
@@ -95,7 +105,8 @@ def _run(args: argparse.Namespace) -> int:
             "--person takes the personId pseudonym (32 hex characters), never an ID number"
         )
     try:
-        if identity.uses_default_issuers_file:
+        # Outside dev mode the trusted-issuers file is never (re)written to trust the demo key.
+        if identity.uses_default_issuers_file and settings.dev:
             issuer = ensure_demo_issuer(settings.data_dir, audience=identity.audience)
         else:
             issuer = open_demo_issuer(settings.data_dir)

@@ -14,6 +14,7 @@ import hashlib
 from collections.abc import Callable, Iterable, Sequence
 
 HASH_SIZE = 32
+MAX_TREE_SIZE = 2**64 - 1  # tree sizes and indexes are uint64 (RFC 6962, C2SP tlog)
 EMPTY_ROOT = hashlib.sha256(b"").digest()
 
 RangeHash = Callable[[int, int], bytes]  # MTH of leaves [start, end)
@@ -180,8 +181,9 @@ def list_range_hash(leaf_hashes: Sequence[bytes]) -> RangeHash:
 def root_from_inclusion_proof(
     index: int, size: int, leaf: bytes, proof: Iterable[bytes]
 ) -> bytes | None:
-    """The root that ``proof`` implies for ``leaf`` at ``index``, or ``None`` if malformed."""
-    if not 0 <= index < size:
+    """The root that ``proof`` implies for ``leaf`` at ``index``, or ``None`` if malformed
+    (sizes are uint64, as RFC 6962 and C2SP checkpoints say: nothing above 2^64 - 1)."""
+    if not 0 <= index < size <= MAX_TREE_SIZE:
         return None
     fn, sn, r = index, size - 1, leaf
     for p in proof:
@@ -212,7 +214,7 @@ def verify_consistency(
     old_size: int, old_root: bytes, new_size: int, new_root: bytes, proof: Sequence[bytes]
 ) -> bool:
     """True only if the tree ``(new_size, new_root)`` extends ``(old_size, old_root)``."""
-    if not 0 <= old_size <= new_size or any(len(p) != HASH_SIZE for p in proof):
+    if not 0 <= old_size <= new_size <= MAX_TREE_SIZE or any(len(p) != HASH_SIZE for p in proof):
         return False
     if old_size == new_size:
         return not proof and old_root == new_root

@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from security.audit.merkle import HASH_SIZE
+from security.audit.merkle import HASH_SIZE, MAX_TREE_SIZE
 from security.audit.signer import Signer, Verifier, key_hash
 
 SIGNATURE_PREFIX = "\u2014 "  # em dash and a space
@@ -111,7 +111,10 @@ def parse_checkpoint(text: str) -> Checkpoint:
     if not origin:
         raise NoteError("checkpoint origin is empty")
     if not _DECIMAL.match(size_text):
-        raise NoteError(f"checkpoint size {size_text!r} is not a decimal number")
+        raise NoteError(f"checkpoint size {size_text[:24]!r} is not a decimal number")
+    # C2SP tlog-checkpoint: the size is a uint64. Longer text is refused before int() runs.
+    if len(size_text) > len(str(MAX_TREE_SIZE)) or int(size_text) > MAX_TREE_SIZE:
+        raise NoteError("checkpoint size is larger than 2^64 - 1")
     try:
         root = base64.b64decode(root_text, validate=True)
     except binascii.Error:

@@ -24,11 +24,13 @@ same key must not open there (nor be re-encrypted under B's key).
 
 from __future__ import annotations
 
+import logging
 import os
 import struct
 
 from cryptography.exceptions import InvalidTag
 
+from security.crypto import usage
 from security.crypto.algorithms import TAG_BYTES, Aead, aead_for
 from security.crypto.keyring import KeyRing, KeyRingError
 
@@ -37,6 +39,7 @@ VERSION = V2  # what encrypt writes
 VERSIONS = (V1, V2)
 NONCE_BYTES = 12
 _V2_LABEL = b"medfed-field/2"
+log = logging.getLogger("medfed.crypto")
 
 
 class DecryptionError(Exception):
@@ -48,6 +51,23 @@ class FieldCipher:
         self._keyring = keyring
         self._aeads: dict[str, tuple[Aead, str]] = {}  # key id -> (AEAD, its source)
         self._generation = keyring.generation
+        self._budget: dict[str, int] = {}  # encryptions reserved in the usage ledger, left
+
+    def _reserve(self, key_id: str) -> int:
+        """Reserve the next block of encryptions under ``key_id`` (``security.crypto.usage``);
+        refuse once the key has reached the AES-GCM limit."""
+        try:
+            before = self._keyring.usage.reserve(key_id, usage.BLOCK)
+        except usage.UsageError as exc:
+            raise KeyRingError(str(exc)) from None
+        if before + usage.BLOCK > usage.LIMIT:
+            raise KeyRingError(
+                f"data key {key_id} has reached the AES-GCM limit of {usage.LIMIT:,} "
+                f"encryptions; refusing to encrypt under it: run `medfed keys rotate`"
+            )
+        if (warning := usage.warning_for(key_id, before + usage.BLOCK)) is not None:
+            log.warning(warning)
+        return usage.BLOCK
 
     def _aead(self, key_id: str, source: str, where: str) -> Aead:
         """The AEAD of ``key_id``, refused unless the key belongs to ``source``."""
@@ -94,6 +114,10 @@ class FieldCipher:
         """Encrypt under a named key of ``source`` (re-encryption targets the key it was
         started for)."""
         aead = self._aead(key_id, source, f"{table}.{column}[{row_key}]")
+        left = self._budget.get(key_id, 0)
+        if left <= 0:
+            left = self._reserve(key_id)
+        self._budget[key_id] = left - 1
         raw_id = key_id.encode("ascii")
         header = bytes((VERSION, len(raw_id))) + raw_id
         nonce = os.urandom(NONCE_BYTES)

@@ -11,7 +11,9 @@ stored in the clear: each entry holds what the :class:`KeyProvider` returned fro
 ``person-ref``  the federation-wide person pseudonym (the API's ``personId``). It is deliberately
                 a key of its own that index rotation never touches: changing it would change
                 every person's id at every partner. A v1 keyring's linkage key becomes this key
-                (and, so existing indexes keep matching, also the first index key ``bi-1``).
+                and, so existing indexes keep matching, also the index key ``bi-1``; the
+                migration then starts an index rotation to a fresh ``bi-2`` at once, and
+                ``medfed keys recompute`` retires ``bi-1`` (until then :meth:`warnings` says so).
 
 A retired key keeps a tombstone (id, algorithm, when) and loses its wrapped material.
 
@@ -24,6 +26,7 @@ ciphertext under a key it has not seen yet makes it re-read the file at once.
 from __future__ import annotations
 
 import base64
+import hmac
 import secrets
 import time
 from collections.abc import Callable, Iterator
@@ -51,6 +54,7 @@ from security.crypto.key_provider import (
     read_private_json,
     write_private_json,
 )
+from security.crypto.usage import USAGE_FILE, UsageError, UsageLedger, warning_for
 
 FORMAT_V1 = "medfed-keyring/1"
 FORMAT = "medfed-keyring/2"
@@ -107,6 +111,7 @@ class KeyRing:
         self.generation = 0  # bumped whenever the state is (re)read; caches compare it
         self._stamp: tuple[int, int, int] | None = None
         self._checked = 0.0
+        self.usage = UsageLedger(path.with_name(USAGE_FILE))  # encryptions per data key
 
     def __repr__(self) -> str:
         return (
@@ -545,6 +550,11 @@ class KeyRing:
                 v1 = None
             if v1 is not None:
                 expected = ring._install_v1(v1)
+                # bi-1 has the personId key's bytes: a leak of one is a leak of the other,
+                # and rotating it would protect nothing. Start an index rotation to a key of
+                # its own now; `medfed keys recompute` finishes it and retires bi-1.
+                ring.index_previous, ring.index_rotated_at = "bi-1", time.time()
+                ring.index_current = ring._add_key(INDEX, "bi", HMAC_SHA256).key_id
                 if raw.get("format") == FORMAT_V1 or not ring._reopens_with(expected):
                     ring._write(rewrap=True)
                     if not ring._reopens_with(expected):
@@ -599,6 +609,34 @@ class KeyRing:
         if self.person_ref_key is not None:
             live[self.person_ref_key.key_id] = self.person_ref_key
         return live
+
+    def shared_index_keys(self) -> list[str]:
+        """Live index keys whose material is the person-pseudonym key's (a first-format
+        keyring's ``bi-1`` until ``medfed keys recompute`` retires it)."""
+        person = self.person_ref_key
+        if person is None:
+            return []
+        return [
+            k.key_id
+            for k in self.index_keys.values()
+            if hmac.compare_digest(k.material, person.material)
+        ]
+
+    def warnings(self) -> list[str]:
+        """What an operator must act on, one line each (``medfed keys status``, start-up log)."""
+        found = [
+            f"blind-index key {key_id} is the personId key's material (a first-format "
+            f"keyring): run `medfed keys recompute` so lookups use a key of their own"
+            for key_id in self.shared_index_keys()
+        ]
+        try:
+            counts = self.usage.counts()
+        except UsageError as exc:
+            return [*found, str(exc)]
+        for key_id in self.data_keys:
+            if (warning := warning_for(key_id, counts.get(key_id, 0))) is not None:
+                found.append(warning)
+        return found
 
     def retire_kek(self, kek_id: str) -> None:
         """Destroy a KEK that wraps no key any more. Under the keyring lock, so a KEK that a

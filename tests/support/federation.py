@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import jwt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import NullPool
@@ -23,8 +25,10 @@ from gateway.app import build_services, create_app
 from gateway.config import Settings, load_settings
 from gateway.startup import open_keyring
 from security.crypto import BlindIndexer, FieldCipher
-from security.identity import ensure_demo_issuer
+from security.identity import DemoIssuer, ensure_demo_issuer
 from tests.support import REPO
+
+OUTSIDE_DEV_ISSUER = "https://idp.test.medfed.local"
 
 INSTITUTIONS = [
     ("H33010600001", "杭州西湖医院", "TERTIARY", "HOSPITAL", "330106", True),
@@ -351,8 +355,34 @@ class Federation:
         purposes: list[str] | None = None,
         sub: str | None = None,
     ) -> str:
-        issuer = ensure_demo_issuer(self.data_dir)
-        return issuer.mint(role=role, org=org, person=person, purposes=purposes, sub=sub)
+        if self.settings.dev:
+            issuer = ensure_demo_issuer(self.data_dir)
+            return issuer.mint(role=role, org=org, person=person, purposes=purposes, sub=sub)
+        # Outside dev mode the gateway refuses to start while the demo issuer is trusted:
+        # tokens come from an issuer of the test's own, trusted in the default issuers file.
+        issuer = self._outside_dev_issuer()
+        token = issuer.mint(role=role, org=org, person=person, purposes=purposes, sub=sub)
+        claims = jwt.decode(token, options={"verify_signature": False})
+        return jwt.encode(
+            {**claims, "iss": OUTSIDE_DEV_ISSUER},
+            issuer.private_key,
+            algorithm="EdDSA",
+            headers={"kid": "test-1", "typ": "JWT"},
+        )
+
+    def _outside_dev_issuer(self) -> DemoIssuer:
+        issuer = getattr(self, "_test_issuer", None)
+        if issuer is None:
+            key = Ed25519PrivateKey.generate()
+            issuer = self._test_issuer = DemoIssuer(self.data_dir / "keys" / "test.pem", key)
+            path = self.data_dir / "keys" / "issuers.toml"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(
+                f'[[issuers]]\niss = "{OUTSIDE_DEV_ISSUER}"\naudiences = ["medfed"]\n\n'
+                f'[[issuers.keys]]\nkid = "test-1"\nalg = "EdDSA"\n'
+                f'public_key = """\n{issuer.public_pem()}"""\n'
+            )
+        return issuer
 
     def client(self, app, token: str | None, purpose: str | None = None) -> httpx.AsyncClient:
         headers = {"Authorization": f"Bearer {token}"} if token else {}

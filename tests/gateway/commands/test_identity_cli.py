@@ -26,7 +26,10 @@ def config(tmp_path: Path, monkeypatch) -> Path:
     for name in ("MEDFED_CONFIG", "MEDFED_DATA_DIR", "MEDFED_DEV"):
         monkeypatch.delenv(name, raising=False)
     path = tmp_path / "medfed.toml"
-    path.write_text(f'[data]\ndir = "{(tmp_path / "data").as_posix()}"\n', encoding="utf-8")
+    path.write_text(
+        f'[server]\ndev = true\n\n[data]\ndir = "{(tmp_path / "data").as_posix()}"\n',
+        encoding="utf-8",
+    )
     return path
 
 
@@ -173,3 +176,25 @@ def test_unsafe_demo_key_is_a_one_line_error(config, capsys):
     code, out, err = _mint(config, capsys, "--role", "admin", "--org", "330000")
     assert (code, out) == (2, "")
     assert f"chmod 600 {key}" in err and err.count("\n") == 1
+
+
+def test_outside_dev_mode_it_refuses_unless_told_and_never_writes_trust(config, capsys):
+    issuers = config.parent / "data" / "keys" / "issuers.toml"
+    config.write_text(config.read_text().replace("dev = true", "dev = false"))
+    code, out, err = _mint(config, capsys, "--role", "clinician", "--org", CLINIC)
+    assert (code, out) == (2, "") and "--allow-outside-dev" in err
+    assert not issuers.exists()  # refusing made no trusted demo issuer
+    # Told explicitly it mints, and still trusts nothing by itself: no issuers file appears.
+    code, out, err = _mint(
+        config, capsys, "--allow-outside-dev", "--role", "clinician", "--org", CLINIC
+    )
+    assert code == 2 and "does not exist" in err and not issuers.exists()
+    # With an issuers file made in dev mode (positive control) it prints a token, untouched.
+    config.write_text(config.read_text().replace("dev = false", "dev = true"))
+    assert _mint(config, capsys, "--role", "clinician", "--org", CLINIC)[0] == 0
+    before = issuers.read_bytes()
+    config.write_text(config.read_text().replace("dev = true", "dev = false"))
+    code, out, err = _mint(
+        config, capsys, "--allow-outside-dev", "--role", "clinician", "--org", CLINIC
+    )
+    assert code == 0 and out.count(".") == 2 and issuers.read_bytes() == before

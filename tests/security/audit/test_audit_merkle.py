@@ -143,3 +143,18 @@ def test_a_fork_is_not_consistent() -> None:
     assert not merkle.verify_consistency(
         7, merkle.root_from_leaf_hashes(honest[:7]), 12, merkle.root_from_leaf_hashes(forked), proof
     )
+
+
+def test_proofs_for_sizes_beyond_uint64_are_refused():
+    """A size of 2^64 or more is not a tree size (RFC 6962's uint64): nothing verifies."""
+    leaf = merkle.leaf_hash(b"x")
+    big = 2**64
+    # An index at the top of a uint64 tree still gets as far as the proof check...
+    path = [merkle.leaf_hash(b"%d" % i) for i in range(64)]
+    assert merkle.root_from_inclusion_proof(2**64 - 2, 2**64 - 1, leaf, path[:63]) is not None
+    # ...one past it is refused outright (a well-shaped 64-hash path for a 2^64 tree).
+    assert merkle.root_from_inclusion_proof(2**64 - 1, big, leaf, path) is None
+    assert not merkle.verify_inclusion(0, big, leaf, path, merkle.EMPTY_ROOT)
+    assert not merkle.verify_consistency(1, leaf, big, leaf, [leaf])
+    assert not merkle.verify_consistency(big, leaf, big, leaf, [])
+    assert merkle.verify_consistency(2**64 - 1, leaf, 2**64 - 1, leaf, [])  # boundary holds

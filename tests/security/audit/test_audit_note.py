@@ -128,3 +128,17 @@ def test_signing_key_is_created_once_private_and_published(tmp_path: Path) -> No
     os.chmod(keys / "audit-log.pem", 0o644)
     with pytest.raises(AuditKeyError, match="chmod 600"):
         load_or_create_ed25519(keys, ORIGIN)
+
+
+@pytest.mark.parametrize(
+    "size, accepted",
+    [(2**64 - 1, True), (2**64, False), (10**20 - 1, False), (0, True)],
+)
+def test_checkpoint_sizes_are_uint64(size, accepted):
+    root = base64.b64encode(merkle.EMPTY_ROOT).decode()
+    body = f"example.org/log\n{size}\n{root}\n"
+    if accepted:
+        assert parse_checkpoint(body).size == size
+    else:
+        with pytest.raises(NoteError, match="larger than 2"):
+            parse_checkpoint(body)

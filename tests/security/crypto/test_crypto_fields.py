@@ -109,10 +109,10 @@ def test_a_long_lived_cipher_stops_opening_values_under_a_key_retired_in_process
     """The gateway's cipher lives for the whole process and caches each key's primitive; a
     retirement must empty that cache, not only a fresh cipher's."""
     cipher = FieldCipher(ring)
-    old = cipher.encrypt("张三", source="bureau-zj", **CELL)
+    old = cipher.encrypt("张三", **CELL)
     assert cipher.decrypt(old, **CELL) == "张三"  # the old key's primitive is cached now
     ring.rotate("bureau-zj")
-    new = cipher.encrypt("李四", source="bureau-zj", **CELL)
+    new = cipher.encrypt("李四", **CELL)
     assert cipher.decrypt(old, **CELL) == "张三"  # a rotation alone keeps the old key working
     ring.retire("dk-bureau-zj-1")
     with pytest.raises(DecryptionError, match="retired"):
@@ -124,7 +124,7 @@ def test_a_long_lived_cipher_follows_a_retirement_by_another_process(ring, data_
     import security.crypto.keyring as keyring_module
 
     cipher = FieldCipher(ring)
-    old = cipher.encrypt("张三", source="bureau-zj", **CELL)
+    old = cipher.encrypt("张三", **CELL)
     assert cipher.decrypt(old, **CELL) == "张三"
     # `medfed keys rotate` and `retire` run elsewhere, on their own keyring object.
     other = KeyRing.load(data_dir)
@@ -134,7 +134,7 @@ def test_a_long_lived_cipher_follows_a_retirement_by_another_process(ring, data_
     monkeypatch.setattr(keyring_module, "REFRESH_SECONDS", 0.0)
     with pytest.raises(DecryptionError, match="retired"):
         cipher.decrypt(old, **CELL)
-    assert cipher.encrypt("x", source="bureau-zj", **CELL)[2:16] == b"dk-bureau-zj-2"
+    assert cipher.encrypt("x", **CELL)[2:16] == b"dk-bureau-zj-2"
 
 
 MALFORMED_BLOBS = {
@@ -142,7 +142,7 @@ MALFORMED_BLOBS = {
     "version only": b"\x01",
     "no key named": b"\x01\x00",
     "no key named, long": b"\x01\x00" + b"\x00" * 40,
-    "version 2": b"\x02\x03abc" + b"\x00" * 28,
+    "version 3": b"\x03\x03abc" + b"\x00" * 28,
     "version 0": b"\x00\x03abc",
     "id past the end": b"\x01\x05abc",
     "id 255 past the end": b"\x01\xffabc",
@@ -154,7 +154,7 @@ MALFORMED_BLOBS = {
 
 @pytest.mark.parametrize("blob", MALFORMED_BLOBS.values(), ids=MALFORMED_BLOBS.keys())
 def test_key_id_of_refuses_a_malformed_blob(blob):
-    with pytest.raises(DecryptionError, match="not a medfed v1 ciphertext"):
+    with pytest.raises(DecryptionError, match="not a medfed ciphertext"):
         FieldCipher.key_id_of(blob)
 
 
@@ -166,7 +166,7 @@ def test_key_id_of_reads_the_header_alone_at_its_boundaries(ring):
     assert FieldCipher.key_id_of(blob[:257]) == "dk-bureau-zj-1"
     with pytest.raises(DecryptionError):
         FieldCipher.key_id_of(header[:-1])
-    assert FieldCipher.key_id_of(b"\x01\x01k") == "k"
+    assert FieldCipher.key_id_of(b"\x01\x01k") == FieldCipher.key_id_of(b"\x02\x01k") == "k"
     longest = b"\x01\xff" + b"k" * 255
     assert FieldCipher.key_id_of(longest) == "k" * 255
 

@@ -195,9 +195,11 @@ def test_a_v1_keyring_is_migrated_transparently(data_dir):
     indexer = BlindIndexer(ring)
     id_no = "330102199001011234"
     assert indexer.person_ref(id_no) == v1_index(linkage, "person-ref", id_no)
-    assert indexer.id_number(id_no) == v1_index(linkage, "id-number", id_no)
+    # Stored indexes keep matching: lookups accept bi-1 (the v1 linkage key) while the
+    # rotation to a key of its own, started by the migration, is under way.
+    assert v1_index(linkage, "id-number", id_no) in indexer.id_number_candidates(id_no)
     # Phones are indexed in their E.164 form (docs/keys.md: recompute older phone indexes).
-    assert indexer.phone("13800000000") == v1_index(linkage, "phone", "+8613800000000")
+    assert v1_index(linkage, "phone", "+8613800000000") in indexer.phone_candidates("13800000000")
     # ...and from then on it loads as format 2, with the same answers.
     again = KeyRing.load(data_dir)
     assert FieldCipher(again).decrypt(blob, **CELL) == "张三"
@@ -246,3 +248,61 @@ def test_the_kek_file_is_made_once_and_every_provider_reads_the_winner(data_dir)
     wrapped = first.wrap("dk-x-1", b"k" * 32)
     assert second.unwrap("dk-x-1", wrapped) == b"k" * 32
     assert not [p for p in path.parent.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_a_migrated_index_key_is_replaced_by_one_apart_from_the_personid_key(data_dir):
+    linkage, _ = v1_keyring(data_dir)
+    ring = KeyRing.load(data_dir)
+    indexer = BlindIndexer(ring)
+    id_no = "330102199001011234"
+    # bi-1 is the personId key's material: rotating it alone would protect nothing.
+    assert ring.shared_index_keys() == ["bi-1"]
+    assert any("bi-1 is the personId key's material" in w for w in ring.warnings())
+    assert ring.index_previous == "bi-1" and ring.index_current == "bi-2"
+    fresh = ring.index_key("bi-2").material
+    assert fresh != linkage and fresh != ring.linkage_key
+    assert indexer.id_number(id_no) != v1_index(linkage, "id-number", id_no)  # writers: bi-2
+    # What `medfed keys recompute` does once every index is rewritten:
+    assert ring.finish_index_rotation() == "bi-1"
+    again = KeyRing.load(data_dir)
+    assert again.shared_index_keys() == [] and again.warnings() == []
+    assert BlindIndexer(again).id_number_candidates(id_no) == (indexer.id_number(id_no),)
+    assert BlindIndexer(again).person_ref(id_no) == v1_index(linkage, "person-ref", id_no)
+
+
+# -- encryptions counted per GCM key -------------------------------------------------------------
+def test_encryptions_are_counted_per_key_in_blocks_that_never_undercount(ring):
+    from security.crypto import usage
+
+    cipher = FieldCipher(ring)
+    for _ in range(usage.BLOCK + 1):  # one past a block: a second block is reserved
+        cipher.encrypt("x", **CELL)
+    counted = ring.usage.counts()["dk-bureau-zj-1"]
+    assert counted == 2 * usage.BLOCK >= usage.BLOCK + 1
+    FieldCipher(KeyRing.load(ring.path.parent.parent)).encrypt("x", **CELL)  # another process
+    assert ring.usage.counts()["dk-bureau-zj-1"] == 3 * usage.BLOCK
+    assert "dk-hospital-a-1" not in ring.usage.counts()
+    assert ring.warnings() == []
+
+
+def test_a_key_near_the_gcm_limit_is_reported_and_at_the_limit_refused(ring, caplog):
+    from security.crypto import usage
+
+    ring.usage.reserve("dk-bureau-zj-1", usage.WARN_AT - usage.BLOCK - 1)
+    FieldCipher(ring).encrypt("x", **CELL)  # its block ends one short of the warning
+    assert ring.warnings() == [] and not caplog.records
+    with caplog.at_level("WARNING", "medfed.crypto"):
+        FieldCipher(ring).encrypt("x", **CELL)  # this block crosses 2^30
+    assert "dk-bureau-zj-1 has made" in caplog.text and "medfed keys rotate" in caplog.text
+    assert any("dk-bureau-zj-1" in w for w in ring.warnings())
+    ring.usage.reserve("dk-bureau-zj-1", usage.LIMIT - ring.usage.counts()["dk-bureau-zj-1"])
+    with pytest.raises(KeyRingError, match="reached the AES-GCM limit"):
+        FieldCipher(ring).encrypt("x", **CELL)
+    ring.rotate("bureau-zj")  # the way out: a new key, counted from zero
+    assert FieldCipher(ring).encrypt("x", **CELL)[2:16] == b"dk-bureau-zj-2"
+
+
+def test_a_damaged_usage_file_refuses_encryption(ring):
+    ring.usage.path.write_text("{not json")
+    with pytest.raises(KeyRingError, match="usage file"):
+        FieldCipher(ring).encrypt("x", **CELL)

@@ -72,16 +72,44 @@ def test_load_or_create_keeps_one_owner_only_key(tmp_path):
         load_or_create_sm2(tmp_path / "keys", "medfed.example/audit")
 
 
-def _openssl_has_sm2() -> bool:
-    if not shutil.which("openssl"):
-        return False
-    probe = subprocess.run(["openssl", "ecparam", "-name", "SM2"], capture_output=True)
-    return probe.returncode == 0
+def openssl_sm2() -> str:
+    """The openssl binary; the interoperability tests are mandatory (`make install` puts an
+    OpenSSL with SM2 in place), so its absence fails rather than skips."""
+    binary = shutil.which("openssl")
+    assert binary, "openssl is not installed: run `make install` (it installs OpenSSL with SM2)"
+    probe = subprocess.run([binary, "list", "-signature-algorithms"], capture_output=True)
+    assert b"SM2" in probe.stdout, "this OpenSSL has no SM2: run `make install`"
+    return binary
 
 
-@pytest.mark.skipif(not _openssl_has_sm2(), reason="no OpenSSL with SM2 on this machine")
-def test_signatures_interoperate_with_openssl(signer, tmp_path):
+SM3_WITH_ID = ["-rawin", "-digest", "sm3", "-pkeyopt", "distid:1234567812345678"]
+
+
+def test_openssl_signatures_verify_here(tmp_path):
+    """OpenSSL signs (GB/T 32918.2, SM3, the GM/T 0009 default id) and our verifier accepts."""
+    openssl = openssl_sm2()
+    key = tmp_path / "key.pem"
+    subprocess.run([openssl, "genpkey", "-algorithm", "SM2", "-out", str(key)], check=True)
+    spki = subprocess.run(
+        [openssl, "pkey", "-in", str(key), "-pubout", "-outform", "DER"],
+        capture_output=True,
+        check=True,
+    ).stdout
+    (tmp_path / "msg").write_bytes(MESSAGE)
+    io_files = ["-in", str(tmp_path / "msg"), "-out", str(tmp_path / "sig")]
+    subprocess.run(
+        [openssl, "pkeyutl", "-sign", "-inkey", str(key), *SM3_WITH_ID, *io_files],
+        check=True,
+    )
+    verifier = SM2Verifier("openssl", spki[-65:])
+    signature = (tmp_path / "sig").read_bytes()
+    assert verifier.verify(MESSAGE, signature)
+    assert not verifier.verify(MESSAGE + b"!", signature)  # and only for that message
+
+
+def test_our_signatures_verify_in_openssl(signer, tmp_path):
     """An independent implementation accepts ours (GB/T 32918.2, SM3, GM/T 0009 user id)."""
+    openssl = openssl_sm2()
     # OpenSSL reads the public key as a DER SubjectPublicKeyInfo: a fixed 26-byte header
     # (id-ecPublicKey, curve SM2 1.2.156.10197.1.301) before the 65-byte point.
     point = signer.public_point
@@ -93,7 +121,7 @@ def test_signatures_interoperate_with_openssl(signer, tmp_path):
     (tmp_path / "sig").write_bytes(signer.sign(MESSAGE))
     result = subprocess.run(
         [
-            "openssl",
+            openssl,
             "pkeyutl",
             "-verify",
             "-pubin",
@@ -116,3 +144,6 @@ def test_signatures_interoperate_with_openssl(signer, tmp_path):
     )
     assert result.returncode == 0, result.stderr + result.stdout
     assert "Verified Successfully" in result.stdout
+    (tmp_path / "msg").write_bytes(MESSAGE + b"!")  # and OpenSSL refuses another message
+    again = subprocess.run(result.args, capture_output=True, text=True)
+    assert again.returncode != 0 and "Verified Successfully" not in again.stdout

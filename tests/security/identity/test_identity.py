@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import jwt
 import pytest
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from gateway.auth import AuthMiddleware, auth_options
@@ -16,6 +17,7 @@ from security.identity import (
     DEMO_ISSUER,
     DEMO_KID,
     AuthenticationError,
+    DemoIssuerError,
     IssuerConfigError,
     IssuerRegistry,
     Purpose,
@@ -522,6 +524,35 @@ def test_auth_options_sets_up_the_demo_issuer_in_dev_mode(tmp_path, monkeypatch)
     options = auth_options(settings)
     assert options["audience"] == "medfed" and options["allow_graphiql_page"] is True
     assert options["registry_factory"]().issuer(DEMO_ISSUER) is not None
+
+
+def test_outside_dev_mode_the_gateway_refuses_to_start_while_the_demo_issuer_is_trusted(
+    tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    data = tmp_path / "data"
+    auth_options(load_settings(data_dir=data, env={"MEDFED_DEV": "true"}))  # trusts demo
+    outside = load_settings(data_dir=data, env={"MEDFED_DEV": "false"})
+    with pytest.raises(DemoIssuerError, match="trusts the demo token issuer while dev mode is off"):
+        auth_options(outside)
+    issuers = data / "keys" / "issuers.toml"
+    demo_text = issuers.read_text()
+    # The demo key under another name is the demo issuer all the same.
+    issuers.write_text(demo_text.replace(DEMO_ISSUER, "https://renamed.example").split("\n", 1)[1])
+    with pytest.raises(DemoIssuerError):
+        auth_options(outside)
+    # Positive control: a file that trusts only another issuer starts outside dev mode.
+    pem = (
+        ed25519.Ed25519PrivateKey.generate()
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    issuers.write_text(
+        '[[issuers]]\niss = "https://idp.example"\naudiences = ["medfed"]\n\n'
+        f'[[issuers.keys]]\nkid = "k1"\nalg = "EdDSA"\npublic_key = """\n{pem}"""\n'
+    )
+    assert auth_options(outside)["registry_factory"]().issuer(DEMO_ISSUER) is None
 
 
 def test_auth_options_outside_dev_needs_an_issuers_file(tmp_path, monkeypatch):
