@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import logging
 import os
-import struct
 
 from cryptography.exceptions import InvalidTag
 
@@ -39,7 +38,12 @@ VERSION = V2  # what encrypt writes
 VERSIONS = (V1, V2)
 NONCE_BYTES = 12
 _V2_LABEL = b"medfed-field/2"
+_PREFIX_CACHE = 4096  # (key, source, table, column) combinations: a few dozen in practice
 log = logging.getLogger("medfed.crypto")
+
+
+def _lp(part: bytes) -> bytes:
+    return len(part).to_bytes(4, "big") + part
 
 
 class DecryptionError(Exception):
@@ -52,6 +56,7 @@ class FieldCipher:
         self._aeads: dict[str, tuple[Aead, str]] = {}  # key id -> (AEAD, its source)
         self._generation = keyring.generation
         self._budget: dict[str, int] = {}  # encryptions reserved in the usage ledger, left
+        self._prefixes: dict[tuple[bytes, str, str, str], bytes] = {}  # v2 AAD prefixes
 
     def _reserve(self, key_id: str) -> int:
         """Reserve the next block of encryptions under ``key_id`` (``security.crypto.usage``);
@@ -93,14 +98,21 @@ class FieldCipher:
             )
         return aead
 
-    @staticmethod
     def _aad(
-        version: int, header: bytes, source: str, table: str, column: str, row_key: str
+        self, version: int, header: bytes, source: str, table: str, column: str, row_key: str
     ) -> bytes:
         if version == V1:
             return b"%s|%s|%s|%s" % (header, table.encode(), column.encode(), row_key.encode())
-        parts = (header, source.encode(), table.encode(), column.encode(), row_key.encode())
-        return _V2_LABEL + b"".join(struct.pack(">I", len(p)) + p for p in parts)
+        # Everything but the row key repeats for every row of a column: build it once.
+        prefix = self._prefixes.get((header, source, table, column))
+        if prefix is None:
+            if len(self._prefixes) > _PREFIX_CACHE:
+                self._prefixes.clear()
+            prefix = _V2_LABEL + b"".join(
+                _lp(p) for p in (header, source.encode(), table.encode(), column.encode())
+            )
+            self._prefixes[(header, source, table, column)] = prefix
+        return prefix + _lp(row_key.encode())
 
     def encrypt(self, value: str, *, source: str, table: str, column: str, row_key: str) -> bytes:
         key_id = self._keyring.current_key(source).key_id

@@ -80,6 +80,8 @@ def test_a_ciphertext_moved_to_another_row_or_column_does_not_decrypt(demo, ciph
         a, b, c = conn.execute(
             "SELECT psn_no, name_enc, address_enc FROM persons ORDER BY psn_no LIMIT 3"
         ).fetchall()
+        # The demo writes the version-2 format, bound to its source.
+        assert {row[1][0] for row in (a, b, c)} == {2}
         conn.execute("UPDATE persons SET name_enc = ? WHERE psn_no = ?", (b["name_enc"], a[0]))
         conn.execute("UPDATE persons SET name_enc = ? WHERE psn_no = ?", (a["name_enc"], b[0]))
         conn.commit()
