@@ -129,6 +129,7 @@ async def _produce(services: Any, job: ExtractJob, now: datetime) -> dict:
             if cell not in births:
                 births[cell] = services.cipher.decrypt(
                     row["birth_date_enc"],
+                    source=source_name,
                     table="persons",
                     column="birth_date_enc",
                     row_key=row["psn_no"],
