@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from strawberry.asgi import GraphQL
+from strawberry.schema.exceptions import CannotGetOperationTypeError
 
 from connectors.domain.recognition import RecognitionCatalogue
 from connectors.fanout import Deadline
@@ -67,6 +68,25 @@ def gateway_options(settings: Settings) -> dict[str, Any]:
     return {"deadline_seconds": float(deadline)}
 
 
+def router_principals(settings: Settings) -> frozenset[tuple[str, str]]:
+    """``[[federation.routers]]``: the (issuer, sub) of each federation router's token."""
+    raw = settings.extra.get("federation", {}).get("routers", [])
+    entries = raw if isinstance(raw, list) else [None]
+    found = set()
+    for entry in entries:
+        if (
+            not isinstance(entry, dict)
+            or set(entry) != {"issuer", "sub"}
+            or not all(isinstance(v, str) and v for v in entry.values())
+        ):
+            raise ConfigError(
+                "federation.routers",
+                "each entry must be a table with exactly issuer and sub (the router's token)",
+            )
+        found.add((entry["issuer"], entry["sub"]))
+    return frozenset(found)
+
+
 def build_services(settings: Settings) -> Services:
     keyring = open_keyring(settings, create=False)
     for warning in keyring.warnings():  # shared index key, a GCM key near its limit
@@ -84,6 +104,7 @@ def build_services(settings: Settings) -> Services:
         recognition=recognition,
         deadline_seconds=gateway_options(settings)["deadline_seconds"],
         gateway_engine=gateway_engine,
+        router_principals=router_principals(settings),
         extras={
             RECORDER: make_recorder(settings, gateway_engine),
             KEYRING: keyring,
@@ -141,8 +162,12 @@ class MedfedGraphQL(GraphQL):
                 media_type="application/json",
             )
         except HTTPException as exc:
+            reason = exc.reason
+            if isinstance(exc.__cause__, CannotGetOperationTypeError):
+                # Strawberry quotes the operationName sent; it is the client's text.
+                reason = "operationName does not name an operation of the document"
             return Response(
-                error_body(_HTTP_CODES.get(exc.status_code, "BAD_REQUEST"), exc.reason),
+                error_body(_HTTP_CODES.get(exc.status_code, "BAD_REQUEST"), reason),
                 status_code=exc.status_code,
                 media_type="application/json",
             )

@@ -12,33 +12,19 @@ from strawberry.extensions import (
     SchemaExtension,
     ValidationCache,
 )
+from strawberry.federation.schema import FederationAny
 from strawberry.schema.config import StrawberryConfig
-from strawberry.types import ExecutionContext
+from strawberry.types import ExecutionContext, Info
 
-from schema.input_errors import tag_input_errors
-from schema.limits import LIMIT_CODES, OperationLimits, limit_extensions
+from schema.client_errors import SafeValueRules, sanitize
+from schema.limits import OperationLimits, limit_extensions
 from schema.queries import Query
+from schema.representations import EntityKeys, problem, refusal
 from schema.scalars import SCALAR_OVERRIDES
+from schema.sdl_access import gate_service_sdl
 from security.catalogue import Catalogue, default_catalogue
 
 log = logging.getLogger("medfed.graphql")
-
-# Codes of errors we raise on purpose; anything else is unexpected and logged in full.
-EXPECTED_CODES = (
-    frozenset(
-        {
-            "FORBIDDEN_FIELD",
-            "FORBIDDEN",
-            "BAD_USER_INPUT",
-            "NOT_FOUND",
-            "SOURCE_UNAVAILABLE",
-            "IDEMPOTENCY_KEY_REUSED",
-            "DATA_INTEGRITY",
-            "PRIVACY_BUDGET_EXHAUSTED",
-        }
-    )
-    | LIMIT_CODES
-)
 
 
 class PartialResults(SchemaExtension):
@@ -97,24 +83,52 @@ def describe_from_catalogue(schema: strawberry.Schema, catalogue: Catalogue) -> 
 
 
 class MedfedSchema(strawberry.federation.Schema):
+    dev: bool = False
+    _entity_keys: EntityKeys | None = None
+
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
-        # Errors about the client's values become BAD_USER_INPUT at their path first: they
-        # are answers like any validation error, never a logged incident.
-        tag_input_errors(errors, execution_context.graphql_document if execution_context else None)
-        # Expected errors are answers, not incidents: logging a traceback for each would cost
-        # more than the policy itself on long lists, and could write values into logs.
-        for error in errors:
-            code = (error.extensions or {}).get("code")
-            if code in EXPECTED_CODES or error.original_error is None:
-                continue
+        # Every error is first rewritten so that it carries a code and none of the submitted
+        # values; only errors that came without a code (not the client's doing) are logged,
+        # and as their type and path only: a message or traceback may quote row values.
+        # Expected errors are answers, not incidents: logging each would also cost more than
+        # the policy itself on long lists.
+        ctx = getattr(execution_context, "context", None)
+        unexpected = sanitize(
+            errors,
+            schema=self._schema,
+            variables=getattr(execution_context, "variables", None),
+            dev=self.dev,
+            # Variables are coerced when execution begins; before it, errors are the parser's
+            # or the validator's.
+            executed=getattr(execution_context, "result", None) is not None,
+            request_id=getattr(ctx, "request_id", None),
+        )
+        for error in unexpected:
+            original = error.original_error
             log.error(
-                "unexpected error at %s: %r",
+                "unexpected error at %s: %s",
                 error.path,
-                error.original_error,
-                exc_info=error.original_error,
+                type(original).__name__ if original is not None else "GraphQLError",
+                exc_info=original if isinstance(original, BaseException) else None,
             )
+
+    def entities_resolver(
+        self, info: Info, representations: list[FederationAny]
+    ) -> list[FederationAny]:
+        # Checked before Strawberry's resolver, which trusts every representation's shape.
+        if self._entity_keys is None:
+            self._entity_keys = EntityKeys.of(self.schema_converter.type_map)
+        results: list = []
+        for index, representation in enumerate(representations):
+            reason = problem(representation, self._entity_keys, dev=self.dev)
+            if reason is not None:
+                results.append(refusal(index, reason))
+            else:
+                # A copy: Strawberry pops __typename off the dict it is given.
+                results += super().entities_resolver(info, [dict(representation)])
+        return results
 
 
 def build_schema(
@@ -128,6 +142,8 @@ def build_schema(
     extensions: list = [
         PartialResults,
         BreakGlassNotice,
+        # Literal values are checked by a rule that does not print them.
+        SafeValueRules,
         # Parses with the length and token limits, and caches (in place of ParserCache).
         *limit_extensions(limits or OperationLimits()),
         lambda: ValidationCache(maxsize=512),
@@ -146,5 +162,8 @@ def build_schema(
         # committed composer (@theguild/federation-composition 0.27) accepts.
         federation_version="2.7",
     )
+    schema.dev = dev
+    if not dev:
+        gate_service_sdl(schema._schema)
     describe_from_catalogue(schema, default_catalogue())
     return schema

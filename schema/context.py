@@ -37,6 +37,9 @@ class Services:
     # The gateway's own database (consents, idempotency keys); None where nothing writes.
     gateway_engine: AsyncEngine | None = None
     # Field-level authorization: the data catalogue and the policy decided from it.
+    # (issuer, sub) of the federation router's tokens: the only callers that may read
+    # `_service { sdl }` outside dev mode ([[federation.routers]]).
+    router_principals: frozenset[tuple[str, str]] = frozenset()
     catalogue: Catalogue = field(default_factory=default_catalogue)
     policy: Policy = field(default_factory=default_policy)
     _decider: Decider | None = None

@@ -5,7 +5,8 @@ overflow deep in a resolver: ``0001-01-01T00:00:00+08:00`` is a valid ISO time t
 UTC equivalent, ``9999-12-31T23:59:59-08:00`` one past year 9999 in UTC, and ``1e999999``
 a valid decimal that overflows every arithmetic context. The names, descriptions and
 serialisation stay Strawberry's (the SDL is unchanged); only parsing is stricter, and the
-error it raises becomes an input error at the variable's path (``schema.input_errors``).
+error it raises becomes an input error at the variable's path (``schema.client_errors``), with
+its ``why`` as the reason and never the value.
 
 Dates and times must lie in ``YEARS`` (far wider than any insurance record, far from the
 calendar's edges in every time zone); finite decimals must lie within ``DECIMAL_EXPONENT``
@@ -32,23 +33,26 @@ DECIMAL_EXPONENT = 30  # |adjusted exponent| at most this: 1e30 yuan, or 1e-30
 
 
 class OutOfRange(ValueError):
-    """A value that parses but that the gateway cannot hold."""
+    """A value that parses but that the gateway cannot hold. ``why`` says so without the
+    value (error messages never repeat what the client sent: it may be personal)."""
+
+    def __init__(self, kind: str, why: str = "") -> None:
+        super().__init__(f"Value cannot represent a {kind}. {why}".strip())
+        self.why = why
 
 
-def _refuse(kind: str, value: object, why: str) -> OutOfRange:
-    # The value is the caller's own input; it is echoed so they can see which one.
-    text = str(value)
-    shown = text if len(text) <= 40 else text[:37] + "..."
-    return OutOfRange(f'Value cannot represent a {kind}: "{shown}". {why}')
+def _refuse(kind: str, _value: object, why: str) -> OutOfRange:
+    return OutOfRange(kind, why)
 
 
-def _parsed(parse: Any, value: object) -> Any:
+def _parsed(kind: str, parse: Any, value: object) -> Any:
     # A plain ValueError, not Strawberry's GraphQLError: graphql-core then reports a bad
     # literal with its node (so its argument path can be named) as it does a variable.
+    # Strawberry's message quotes the value: not kept.
     try:
         return parse(value)
-    except StrawberryInputCoercionError as exc:
-        raise OutOfRange(exc.message) from None
+    except StrawberryInputCoercionError:
+        raise OutOfRange(kind) from None
 
 
 def _years(kind: str, value: object, year: int) -> None:
@@ -58,7 +62,7 @@ def _years(kind: str, value: object, year: int) -> None:
 
 def _checked_datetime(parse: Any):
     def inner(value: object) -> datetime:
-        moment = _parsed(parse, value)
+        moment = _parsed("DateTime", parse, value)
         _years("DateTime", value, moment.year)
         if moment.tzinfo is not None:
             try:
@@ -72,7 +76,7 @@ def _checked_datetime(parse: Any):
 
 def _checked_date(parse: Any):
     def inner(value: object) -> date:
-        day = _parsed(parse, value)
+        day = _parsed("Date", parse, value)
         _years("Date", value, day.year)
         return day
 
@@ -81,7 +85,7 @@ def _checked_date(parse: Any):
 
 def _checked_decimal(parse: Any):
     def inner(value: object) -> decimal.Decimal:
-        number = _parsed(parse, value)
+        number = _parsed("Decimal", parse, value)
         if number.is_finite() and number and abs(number.adjusted()) > DECIMAL_EXPONENT:
             raise _refuse(
                 "Decimal", value, f"It is out of range (at most 1e{DECIMAL_EXPONENT} in magnitude)."

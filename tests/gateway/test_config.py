@@ -124,3 +124,24 @@ def test_missing_keyring_with_existing_data_refuses_to_start(tmp_path):
     with pytest.raises(KeyRingError, match="missing; restore it from backup"):
         open_keyring(settings, create=True)
     assert not (tmp_path / "data" / "keys" / "keyring.json").exists()
+
+
+@pytest.mark.parametrize(
+    "routers",
+    ['"x"', '[{issuer = "a"}]', '[{issuer = "a", sub = ""}]', '[{issuer = "a", sub = "b", c = 1}]'],
+)
+def test_federation_routers_must_each_name_an_issuer_and_a_sub(tmp_path, routers):
+    from gateway.app import router_principals
+
+    settings = load_settings(write(tmp_path, f"[federation]\nrouters = {routers}\n"), env={})
+    with pytest.raises(ConfigError) as caught:
+        router_principals(settings)
+    assert caught.value.key == "federation.routers"
+
+
+def test_federation_routers_are_read_as_issuer_and_sub(tmp_path):
+    from gateway.app import router_principals
+
+    text = '[[federation.routers]]\nissuer = "https://idp.example"\nsub = "auth0|router"\n'
+    settings = load_settings(write(tmp_path, text), env={})
+    assert router_principals(settings) == {("https://idp.example", "auth0|router")}

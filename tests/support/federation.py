@@ -346,6 +346,12 @@ class Federation:
         BUILT.append(services)
         return create_app(self.settings, services)
 
+    def subgraph_app(self, name: str, services=None):
+        """The app serving one federation subgraph (records, results, settlement)."""
+        services = services or build_services(self.settings)
+        BUILT.append(services)
+        return create_app(self.settings, services, subgraph=name)
+
     def token(
         self,
         role: str,
