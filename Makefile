@@ -49,7 +49,7 @@ bench: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python -m bench
 
 fuzz: $(STAMP)
-	MEDFED_FUZZ_EXAMPLES=$${MEDFED_FUZZ_EXAMPLES:-2000} $(BIN)/pytest -ra -m fuzz
+	MEDFED_FUZZ_RANDOM=1 MEDFED_FUZZ_EXAMPLES=$${MEDFED_FUZZ_EXAMPLES:-2000} $(BIN)/pytest -ra -m fuzz
 
 key-race: $(STAMP)
 	MEDFED_KEY_RACE_ROUNDS=$${MEDFED_KEY_RACE_ROUNDS:-200} $(BIN)/pytest -ra tests/security/crypto/test_crypto_key_race.py

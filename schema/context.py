@@ -66,6 +66,9 @@ class RequestContext:
     client_request_id: str | None = None
     now: datetime = field(default_factory=datetime.now)
     failures: dict[str, tuple[SourceFailure, list | None]] = field(default_factory=dict)
+    # Set once a resolver of personal rows ran (each prepares their relations first): such a
+    # request is audited even when it found no row it could show.
+    asked_personal: bool = False
     _loaders: Any = None
     _relations: Relations | None = None
 
@@ -104,6 +107,7 @@ class RequestContext:
     async def prepare_relations(self, person_refs: Iterable[str | None]) -> None:
         """Load the per-person relations (treating, consent, break-glass) of these persons in
         one batch; call before building projections of their rows."""
+        self.asked_personal = True
         await self.relations.prepare(person_refs)
 
     def relation_to(

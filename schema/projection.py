@@ -151,13 +151,13 @@ class Projection:
 
     def visible(self, ctx: Any, row: Row) -> bool:
         """Whether a list may show this row at all: the caller may read its row field.
-        Lists drop the rest, so neither their ids nor their cursors reach the caller."""
+        Lists drop the rest, so neither their ids nor their cursors reach the caller (the
+        guard records each dropped row as a denial, for the audit log)."""
         if self.row_field is None:
             return True
         ref = self.person_ref(row)
         relation = ctx.relation_to(ref, row, self._row_class)
-        decision, _ = ctx.guard.decide(self.type_name, self.row_field, relation)
-        return decision is not Decision.DENY
+        return ctx.guard.shows_row(self.type_name, self.row_field, relation, ref)
 
     def keep_visible(self, ctx: Any, rows: Iterable[Row]) -> list[Row]:
         return [row for row in rows if self.visible(ctx, row)]

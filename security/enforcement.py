@@ -120,9 +120,7 @@ class FieldGuard:
             decision, reason = self.decide(type_name, field_name, relation)
             found = self._admissions[key] = (decision, reason, f"{type_name}.{field_name}")
         decision, reason, path = found
-        record = self.accesses.get(person_ref or "")
-        if record is None:  # setdefault would build a record per value on long lists
-            record = self.accesses[person_ref or ""] = AccessRecord()
+        record = self._record(person_ref)
         if decision is Decision.ALLOW:
             record.read.add(path)
         elif decision is Decision.MASK and maskable:
@@ -134,6 +132,27 @@ class FieldGuard:
         if relation is Relation.BREAK_GLASS:
             self._flag_break_glass(person_ref)
         return decision
+
+    def shows_row(
+        self, type_name: str, row_field: str, relation: Relation, person_ref: str | None
+    ) -> bool:
+        """Whether a list may show a row at all (the caller may read its row field). A row it
+        may not is left out of the list, so nothing of it reaches the caller, and recorded as
+        a denial of that person's row field: the audit log names whose rows were kept back."""
+        decision, reason = self.decide(type_name, row_field, relation)
+        if decision is not Decision.DENY:
+            return True
+        path = f"{type_name}.{row_field}"
+        record = self._record(person_ref)
+        record.denied.add(path)
+        record.reasons.setdefault(path, reason)
+        return False
+
+    def _record(self, person_ref: str | None) -> AccessRecord:
+        record = self.accesses.get(person_ref or "")
+        if record is None:  # setdefault would build a record per value on long lists
+            record = self.accesses[person_ref or ""] = AccessRecord()
+        return record
 
     def read(
         self,

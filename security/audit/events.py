@@ -173,7 +173,7 @@ def request_event(
     ctx: Any, operation: Operation, errors: Iterable[Any] | None, has_data: bool, client: str | None
 ) -> dict[str, Any] | None:
     """The event of one GraphQL request, or None when nothing in it needs auditing (no
-    personal data touched, nothing denied, not a mutation)."""
+    personal data asked for or touched, nothing denied, not a mutation)."""
     persons = persons_of(ctx)
     codes = error_codes(errors)
     denied = any(code in DENIAL_CODES for code in codes)
@@ -181,6 +181,7 @@ def request_event(
     open_data = getattr(ctx, "open_data", None)
     if (
         not persons
+        and not getattr(ctx, "asked_personal", False)
         and not denied
         and not audit_reads
         and not open_data

@@ -69,7 +69,7 @@ async def test_denials_are_forbidden_field_errors_at_their_paths_and_the_rest_an
     denied = [e for e in body["errors"] if e["extensions"]["code"] == "FORBIDDEN_FIELD"]
     assert {tuple(e["path"][-1:]) for e in denied} == {("diagnosisText",)}
     assert all(e["extensions"]["reason"] for e in denied)
-    assert_no_leak(response, "agency")
+    assert_no_leak(response, "agency", masked_due=True)  # the region's insured, masked
 
 
 async def test_a_batched_array_body_is_refused_cleanly(world):
@@ -86,7 +86,7 @@ async def test_a_batched_array_body_is_refused_cleanly(world):
         response = await c.post("/graphql", json=batch)
     assert response.status_code == 400
     assert "Batching is not enabled" in response.text
-    assert_no_leak(response, "batched array")
+    assert_no_leak(response, "batched array", status=400)
 
 
 async def test_entities_representations_pass_the_same_checks(world):
@@ -115,9 +115,11 @@ async def test_entities_representations_pass_the_same_checks(world):
 
 # -- legitimate paths still answer ----------------------------------------------------------------
 async def test_the_patient_reads_every_value_of_their_own_record(world):
+    """The positive control of every attack but the regional one (patients list no region):
+    the same queries from the victim return the victim's values."""
     fed, ref, app = world
     for name, (query, extra) in ATTACKS.items():
-        if name in ("by id number", "regional lists"):
+        if name == "regional lists":
             continue
         response = await post(
             fed,
@@ -126,11 +128,15 @@ async def test_the_patient_reads_every_value_of_their_own_record(world):
             "370102",
             None,
             query,
-            {"id": ref, **extra},
+            {"id": ref, "n": VICTIM_ID, **extra},
             person=ref,
             operation="Attack" if name == "two operations" else None,
         )
-        assert "errors" not in response.json(), (name, response.json().get("errors"))
+        body = response.json()
+        assert "errors" not in body, (name, body.get("errors"))
+        raw = response.content.decode()
+        assert leaked(raw, NAME), name
+        assert name != "by id number" or leaked(raw, VICTIM_ID), name
     response = await post(
         fed, app, "patient", "370102", None, ATTACKS["plain"][0], {"id": ref}, person=ref
     )
@@ -175,6 +181,20 @@ async def test_the_pharmacy_sees_the_prescriptions_circulated_to_it_only(world):
     assert mine["data"]["person"]["cloudRecord"]["visits"]["nodes"] == []
     assert mine["data"]["person"]["name"] is None
     assert other["data"]["person"]["cloudRecord"]["prescriptions"]["nodes"] == []
+
+
+async def test_the_regional_lists_attack_answers_the_national_settlement_centre(world):
+    """The positive control of the "regional lists" attack: the same query from the national
+    platform reads the victim's filing (name masked) and settlements."""
+    fed, ref, app = world
+    query, _ = ATTACKS["regional lists"]
+    response = await post(fed, app, "settlement_center", "100000", None, query, {})
+    body = response.json()
+    assert "errors" not in body, body
+    assert body["data"]["filings"]["nodes"] == [{"name": "欧***"}]
+    assert body["data"]["settlements"]["nodes"] == [{"total": "1000.00", "personId": ref}]
+    assert body["data"]["treated"]["nodes"] == [{"total": "1000.00"}]
+    assert not leaked(response.text, NAME)
 
 
 async def test_agencies_and_the_settlement_centre_read_money_of_their_region(world):
@@ -248,12 +268,28 @@ async def test_expired_consents_and_other_purposes_are_ignored(world):
         valid_until=now + timedelta(days=30),
         now=now,
     )
+    response = await post(
+        fed, app, "clinician", "H33010600001", None, READ, {"id": ref}, purpose="TREATMENT"
+    )
+    assert DIAGNOSIS not in response.text
+    # Positive control: a consent in force for TREATMENT, the same read, the diagnosis shows.
+    await store.grant(
+        consent_id="C-treatment",
+        person_ref=ref,
+        grantee="H33010600001",
+        data_classes=[DataClass.VISIT, DataClass.DIAGNOSIS],
+        purpose=Purpose.TREATMENT,
+        valid_from=now - timedelta(days=1),
+        valid_until=now + timedelta(days=30),
+        now=now,
+    )
     await services.gateway_engine.dispose()
     await services.registry.dispose()
     response = await post(
         fed, app, "clinician", "H33010600001", None, READ, {"id": ref}, purpose="TREATMENT"
     )
-    assert DIAGNOSIS not in response.text
+    visits = response.json()["data"]["person"]["cloudRecord"]["visits"]["nodes"]
+    assert {v["diagnosisText"] for v in visits} == {DIAGNOSIS}
 
 
 # -- break-glass ---------------------------------------------------------------------------------
@@ -290,6 +326,21 @@ async def test_without_emergency_there_is_no_break_glass(world):
         body = await gql(c, READ, {"id": ref})
     assert "extensions" not in body or "breakGlass" not in body["extensions"]
     assert DIAGNOSIS not in str(body)
+    # Positive control: the same token and read with EMERGENCY breaks the glass.
+    async with fed.client(app, token, "EMERGENCY") as c:
+        body = await gql(c, READ, {"id": ref})
+    assert body["extensions"]["breakGlass"]["persons"] == [ref]
+    visits = body["data"]["person"]["cloudRecord"]["visits"]["nodes"]
+    assert {v["diagnosisText"] for v in visits} == {DIAGNOSIS}
+
+
+async def test_a_clinician_without_emergency_in_the_token_cannot_break_the_glass(world):
+    fed, ref, app = world
+    treatment_only = fed.token("clinician", "H33010600001", purposes=["TREATMENT"])
+    async with fed.client(app, treatment_only, "EMERGENCY") as c:
+        response = await c.post("/graphql", json={"query": READ, "variables": {"id": ref}})
+    assert response.status_code == 403 and DIAGNOSIS not in response.text
+    assert response.json()["errors"][0]["extensions"]["code"] == "PURPOSE_NOT_ALLOWED"
 
 
 # -- schema exposure and error messages -------------------------------------------------------

@@ -1,13 +1,15 @@
 """The adversarial world: a victim person whom no attacker relates to, the attackers, the
-attack queries, and the leak check that looks for the victim's plain values in response bytes.
+attack queries, and the leak check that looks for the victim's plain and masked values in
+response bytes and insists that each attack was executed (a refused request tests nothing).
 """
 
 from __future__ import annotations
 
 import itertools
 import json
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
+from connectors.sql.models import platform
 from tests.support.federation import RECENT_VISIT, Federation, make_id_number
 
 NAME, PHONE, ADDRESS = "欧阳秘密", "13987654321", "绝密路88号"
@@ -20,7 +22,7 @@ ATTACKERS = [
     ("patient", "330106", None),  # another patient
     ("clinician", "H33010600001", ["TREATMENT"]),
     ("pharmacist", "P37010200102", None),
-    ("insurance_agency", "330100", None),
+    ("insurance_agency", "330100", ["FUND_SUPERVISION"]),  # one purpose: no header needed
     ("settlement_center", "330000", None),
     ("researcher", "110000", None),
     ("commercial_insurer", "110000", None),
@@ -74,9 +76,11 @@ ATTACKS = {
         settlements(filter: {personId: $id}) { nodes { total personId } } }""",
         {},
     ),
+    # The victim's own province and the province that treated them.
     "regional lists": (
-        """{ filings(insuredRegion: "220000") { nodes { name } }
-        settlements(filter: {insuredRegion: "220000"}) { nodes { total personId } } }""",
+        """{ filings(insuredRegion: "370000") { nodes { name } }
+        settlements(filter: {insuredRegion: "370000"}) { nodes { total personId } }
+        treated: settlements(filter: {treatmentRegion: "220000"}) { nodes { total } } }""",
         {},
     ),
     "directives and variables": (
@@ -93,8 +97,20 @@ ATTACKS = {
 }
 
 
+BIRTH_DATE = "1980-05-17"  # make_id_number's default: the date inside VICTIM_ID
+FILING_ID = "F-VICTIM-0001"
+
+
 def secrets() -> list[str]:
-    return [NAME, VICTIM_ID, PHONE, ADDRESS, DIAGNOSIS, FINDINGS]
+    return [NAME, VICTIM_ID, PHONE, ADDRESS, DIAGNOSIS, FINDINGS, BIRTH_DATE]
+
+
+def masked_secrets() -> list[str]:
+    """The victim's values as a MASK decision shows them: where DENY is due, a masked value
+    in the response is a leak as well (``欧***`` still names the surname)."""
+    from security.masking import mask_id_number, mask_name, mask_phone
+
+    return [mask_name(NAME), mask_id_number(VICTIM_ID), mask_phone(PHONE)]
 
 
 async def world_rows(fed: Federation) -> str:
@@ -129,6 +145,27 @@ async def world_rows(fed: Federation) -> str:
         treated="220102",
         institution="H22010200005",
     )
+    # The filing (备案) for that stay: a second place the victim's name is stored.
+    await fed.insert(
+        "platform",
+        platform.Filing,
+        [
+            dict(
+                filing_id=FILING_ID,
+                person_ref=ref,
+                id_number_bidx=fed.indexer.id_number(VICTIM_ID),
+                name_enc=fed.enc("platform", "filings", "name_enc", FILING_ID, NAME),
+                insuplc_admdvs="370102",
+                mdtrtarea_admvs="220102",
+                category="TEMPORARY",
+                channel="APP",
+                status="ACTIVE",
+                filed_at=datetime(2024, 3, 1),
+                valid_from=date(2024, 3, 1),
+                valid_until=None,
+            )
+        ],
+    )
     return ref
 
 
@@ -152,11 +189,29 @@ def leaked(raw: str, value: str) -> bool:
     return any(s in raw for s in spellings(value))
 
 
-def assert_no_leak(response, context) -> None:
-    assert response.status_code in (200, 400), (context, response.status_code)
+# The errors an attack may meet once executed: denials. Anything else (a validation error,
+# a bad input, an internal error) means the attack no longer tests the policy.
+DENIAL_CODES = frozenset({"FORBIDDEN_FIELD", "FORBIDDEN"})
+
+
+def assert_no_leak(response, context, *, status: int = 200, masked_due: bool = False) -> None:
+    """Nothing of the victim in the response bytes: no plain value, and no masked one unless
+    the caller is due masked values (``masked_due``). With ``status`` 200 (the default) the
+    request must also have executed and met nothing but denials."""
+    assert response.status_code == status, (context, response.status_code, response.text[:300])
     raw = response.content.decode()
     for value in secrets():
         assert not leaked(raw, value), f"{context}: leaked {value!r}"
+    if not masked_due:
+        for value in masked_secrets():
+            assert not leaked(raw, value), f"{context}: leaked the masked {value!r}"
+    if status == 200:
+        body = response.json()
+        errors = body.get("errors") or ()
+        codes = {(e.get("extensions") or {}).get("code") for e in errors}
+        # Executed: only denials stopped it (a denied non-null root field nulls all the data).
+        assert codes <= DENIAL_CODES, f"{context}: not executed, or not only denied: {errors}"
+        assert body.get("data") is not None or errors, f"{context}: neither data nor errors"
 
 
 GRANT = """mutation($k: String!, $g: String!, $until: DateTime!) { grantConsent(

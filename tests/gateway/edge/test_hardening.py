@@ -12,6 +12,7 @@ import pytest
 
 from gateway.app import create_app
 from tests.support.adversarial import DEEP, PERSON_FIELDS
+from tests.support.audit import logged
 from tests.support.federation import Federation, make_id_number
 
 LEGIT = f"query($id: ID!) {{ person(personId: $id) {{ {PERSON_FIELDS} {DEEP} }} }}"
@@ -78,28 +79,73 @@ async def test_alias_bomb_and_directive_pileup_are_refused(world):
     assert "errors" not in (await post(fed, app, ok)).json()
 
 
-async def test_deep_nesting_and_huge_lists_are_refused(world):
+# The deepest path of the schema (no type refers back to an earlier one): eight fields.
+DEEPEST = """query($id: ID!) { person(personId: $id) { cloudRecord { visits(first: 100) {
+    edges { node { prescriptions { items { drugName } } } } } } } }"""
+
+
+async def _as_patient(fed, app, ref, query, variables=None):
+    token = fed.token("patient", "330106", person=ref)
+    async with fed.client(app, token) as c:
+        return await c.post("/graphql", json={"query": query, "variables": variables or {}})
+
+
+@pytest.mark.parametrize("max_depth,refused", [(12, False), (8, False), (7, True)])
+async def test_the_depth_limit_holds_at_its_boundary_on_the_deepest_query(
+    world, max_depth, refused
+):
+    fed, ref = world
+    app = app_with(fed, limits={"max_depth": max_depth})
+    body = (await _as_patient(fed, app, ref, DEEPEST, {"id": ref})).json()
+    if refused:
+        assert body["data"] is None
+        [error] = body["errors"]
+        assert error["extensions"] == {"code": "QUERY_TOO_DEEP", "limit": 7, "found": 8}
+        return
+    assert "errors" not in body, body
+    edges = body["data"]["person"]["cloudRecord"]["visits"]["edges"]
+    drugs = [i["drugName"] for e in edges for p in e["node"]["prescriptions"] for i in p["items"]]
+    assert len(edges) == 3 and drugs and all(drugs)  # answered down to the eighth level
+
+
+@pytest.mark.parametrize("levels", [20, 200, 2000])
+async def test_nesting_deeper_than_any_schema_path_is_refused_before_execution(world, levels):
+    """Deeper than the schema goes: unknown fields (validation), the parser's nesting limit, or
+    the token limit refuse it, never a 5xx, and nothing is read or logged as read."""
+    fed, ref = world
+    inner = "{ code }"
+    for _ in range(levels):
+        inner = "{ nodes " + inner + " }"
+    query = "query($id: ID!) { person(personId: $id) { cloudRecord { visits " + inner + " } } }"
+    response = await _as_patient(fed, fed.app(), ref, query, {"id": ref})
+    assert response.status_code in (200, 400), response.status_code
+    body = response.json()
+    assert body.get("data") is None and body["errors"], body
+    assert await logged(fed) == []  # refused before anything was read
+    # Positive control: the same nesting stopped at a real leaf answers.
+    ok = (
+        "query($id: ID!) { person(personId: $id) { cloudRecord { visits { nodes { visitId } } } } }"
+    )
+    answer = (await _as_patient(fed, fed.app(), ref, ok, {"id": ref})).json()
+    assert len(answer["data"]["person"]["cloudRecord"]["visits"]["nodes"]) == 3
+
+
+async def test_huge_lists_are_refused_by_their_cost(world):
     fed, ref = world
     app = fed.app()
-    deep = "{ institutions { nodes { code } } " + "__typename " * 1 + "}"
-    assert (await post(fed, app, deep)).status_code == 200
-    nested = (
-        "query($id: ID!) { person(personId: $id) { cloudRecord { visits { nodes { "
-        "prescriptions { items { drugName } } } } } } }"
-    )
-    assert "errors" not in (await post(fed, app, nested, {"id": ref})).json() or True
-    huge = " ".join(
-        f"v{i}: visits(first: 100) {{ nodes {{ prescriptions {{ items {{ drugName "
-        f"dosage }} }} }} }}"
-        for i in range(10)
-    )
-    response = await post(
-        fed,
-        app,
-        f"query($id: ID!) {{ person(personId: $id) {{ cloudRecord {{ {huge} }} }} }}",
-        {"id": ref},
-    )
-    assert code_of(response) == "QUERY_TOO_COSTLY"
+
+    def huge(copies: int) -> str:
+        lists = " ".join(
+            f"v{i}: visits(first: 100) {{ nodes {{ prescriptions {{ items {{ drugName "
+            f"dosage }} }} }} }}"
+            for i in range(copies)
+        )
+        return f"query($id: ID!) {{ person(personId: $id) {{ cloudRecord {{ {lists} }} }} }}"
+
+    assert code_of(await post(fed, app, huge(10), {"id": ref})) == "QUERY_TOO_COSTLY"
+    # Positive control: one such list is within the cost limit.
+    body = (await post(fed, app, huge(1), {"id": ref})).json()
+    assert "QUERY_TOO_COSTLY" not in str(body) and body["data"]["person"] is not None
     # `first` from a variable without a default counts as the maximum page, 100.
     by_variable = (
         "query($id: ID!, $n: Int) { person(personId: $id) { cloudRecord { "

@@ -172,6 +172,9 @@ async def test_a_consent_that_has_not_begun_is_pending(fed, consents):
     )
     assert body["data"]["grantConsent"]["consent"]["status"] == "PENDING"
     assert await consents.active_consents(fed.ref, datetime.now()) == []
+    # Positive control: once its period has begun the same consent is in force.
+    [active] = await consents.active_consents(fed.ref, NOW + timedelta(days=1))
+    assert active.grantee == "P33010600101" and active.is_active(NOW + timedelta(days=1))
 
 
 async def test_an_expired_consent_is_not_active(fed, consents):

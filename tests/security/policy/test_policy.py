@@ -272,13 +272,80 @@ def test_the_sdl_shows_each_fields_class_and_level():
 
 
 # -- the table in docs/policy.md ---------------------------------------------------------------
-def test_policy_table_command_prints_the_generated_table(capsys):
+SYNTHETIC_CATALOGUE = """
+[types.Card.fields]
+holder = { class = "identity", level = 4, mask = "name" }
+phone = { class = "identity", level = 4, mask = "phone" }
+number = { class = "identity", level = 3 }
+note = { class = "visit", level = 2 }
+"""
+SYNTHETIC_POLICY = """
+[floor]
+level = 4
+classes = []
+relations = ["SELF", "TREATING"]
+
+[[rules]]
+roles = ["clinician"]
+purposes = ["TREATMENT"]
+relations = ["TREATING", "REGION"]
+classes = "*"
+decision = "ALLOW"
+"""
+# Worked out by hand from the two files above: the clinician reads everything on TREATING
+# rows; on REGION rows the floor masks the two level-4 fields and leaves the level-3 one;
+# every other role and relation has no rule (DENY). Rows are each role's default purposes.
+SYNTHETIC_TABLE = """\
+| role | purpose | identity | visit |
+|---|---|---|---|
+| patient | PATIENT_ACCESS | DENY | DENY |
+| clinician | TREATMENT | TREATING: ALLOW · REGION: MASK (ALLOW: number) · otherwise DENY \
+| TREATING, REGION: ALLOW · otherwise DENY |
+| pharmacist | TREATMENT | DENY | DENY |
+| insurance_agency | SETTLEMENT | DENY | DENY |
+| insurance_agency | FUND_SUPERVISION | DENY | DENY |
+| settlement_center | SETTLEMENT | DENY | DENY |
+| researcher | RESEARCH | DENY | DENY |
+| commercial_insurer | UNDERWRITING | DENY | DENY |
+| auditor | AUDIT | DENY | DENY |
+| admin | AUDIT | DENY | DENY |
+"""
+
+
+def test_policy_table_command_prints_the_table_worked_out_by_hand(tmp_path, capsys):
+    (tmp_path / "catalogue.toml").write_text(SYNTHETIC_CATALOGUE, encoding="utf-8")
+    (tmp_path / "policy.toml").write_text(SYNTHETIC_POLICY, encoding="utf-8")
+    args = [
+        "--policy",
+        str(tmp_path / "policy.toml"),
+        "--catalogue",
+        str(tmp_path / "catalogue.toml"),
+    ]
+    assert cli_main(["policy", "table", *args]) == 0
+    fields, _, grades = capsys.readouterr().out.partition("\n\n")
+    assert fields + "\n" == SYNTHETIC_TABLE
+    assert grades.startswith("| role | purpose | statistics |")  # no grades: header only
+    assert grades.count("\n") == 2
+
+
+def _doc_block(name: str) -> str:
+    text = POLICY_DOC.read_text(encoding="utf-8")
+    block = re.search(rf"<!-- {name}:start -->\n(.*?)<!-- {name}:end -->", text, re.S)
+    assert block, f"docs/policy.md lacks the {name} markers"
+    return block.group(1)
+
+
+def test_policy_table_command_prints_the_tables_committed_in_the_docs(capsys):
+    """The shipped files against the committed copy (reviewed when it changed), not against
+    the function that prints it."""
     assert cli_main(["policy", "table"]) == 0
     out = capsys.readouterr().out
-    from security.policy.grades import markdown as grades_markdown
-
-    assert out == markdown(CAT, POL) + "\n" + grades_markdown(POL.grades)
+    assert out == _doc_block("policy-table") + "\n" + _doc_block("grades-table")
     assert "| clinician | EMERGENCY |" in out and "BREAK_GLASS" in out
+    assert (
+        "| researcher | RESEARCH | DENY | DENY | DENY | DENY | DENY | DENY | DENY | DENY | DENY "
+        "| DENY | DENY |"
+    ) in out
 
 
 def test_readme_carries_the_current_policy_table():
