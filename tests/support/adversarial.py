@@ -194,10 +194,21 @@ def leaked(raw: str, value: str) -> bool:
 DENIAL_CODES = frozenset({"FORBIDDEN_FIELD", "FORBIDDEN"})
 
 
-def assert_no_leak(response, context, *, status: int = 200, masked_due: bool = False) -> None:
+# A mutation may also be refused for its input (a made-up visit, a region not the caller's).
+MUTATION_REFUSALS = DENIAL_CODES | {"BAD_USER_INPUT"}
+
+
+def assert_no_leak(
+    response,
+    context,
+    *,
+    status: int = 200,
+    masked_due: bool = False,
+    refusals: frozenset[str] = DENIAL_CODES,
+) -> None:
     """Nothing of the victim in the response bytes: no plain value, and no masked one unless
     the caller is due masked values (``masked_due``). With ``status`` 200 (the default) the
-    request must also have executed and met nothing but denials."""
+    request must also have executed and met nothing but ``refusals`` (denials for a read)."""
     assert response.status_code == status, (context, response.status_code, response.text[:300])
     raw = response.content.decode()
     for value in secrets():
@@ -210,7 +221,7 @@ def assert_no_leak(response, context, *, status: int = 200, masked_due: bool = F
         errors = body.get("errors") or ()
         codes = {(e.get("extensions") or {}).get("code") for e in errors}
         # Executed: only denials stopped it (a denied non-null root field nulls all the data).
-        assert codes <= DENIAL_CODES, f"{context}: not executed, or not only denied: {errors}"
+        assert codes <= refusals, f"{context}: not executed, or not only refused: {errors}"
         assert body.get("data") is not None or errors, f"{context}: neither data nor errors"
 
 
