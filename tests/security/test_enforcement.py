@@ -107,3 +107,14 @@ def test_decisions_are_cached_per_type_field_and_relation():
         for t, f in (("Person", "name"), ("Person", "gender"))
         for r in (Relation.TREATING, Relation.CONSENTED)
     )
+
+
+def test_a_list_shows_a_row_unless_its_row_field_is_denied_and_logs_what_it_kept_back():
+    showing = FieldGuard(principal(), Purpose.TREATMENT, fixed(Decision.MASK))
+    assert showing.shows_row("TestResult", "resultId", Relation.TREATING, "p1")
+    assert "p1" not in showing.accesses  # showing a row reads nothing by itself
+    hiding = FieldGuard(principal(), Purpose.TREATMENT, fixed(Decision.DENY, "not yours"))
+    assert not hiding.shows_row("TestResult", "resultId", Relation.NONE, "p1")
+    assert hiding.accesses["p1"].denied == {"TestResult.resultId"}
+    assert hiding.accesses["p1"].reasons == {"TestResult.resultId": "not yours"}
+    assert not hiding.accesses["p1"].read and not hiding.accesses["p1"].masked
