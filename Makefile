@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 DATA_DIR ?= data
 DEMO_PERSONS ?= 3000
 
-.PHONY: serve test bench lint fuzz key-race demo clean-data install openssl-sm2
+.PHONY: serve test bench lint fuzz mutate key-race demo clean-data install openssl-sm2
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -47,6 +47,10 @@ test: $(STAMP) $(NODE_STAMP) openssl-sm2 lint
 
 bench: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python -m bench
+
+# Mutation testing of the security core (slow; docs/mutation.md). MODULES="a.py b.py" narrows it.
+mutate: $(STAMP)
+	$(BIN)/python tools/mutate.py
 
 fuzz: $(STAMP)
 	MEDFED_FUZZ_RANDOM=1 MEDFED_FUZZ_EXAMPLES=$${MEDFED_FUZZ_EXAMPLES:-2000} $(BIN)/pytest -ra -m fuzz
