@@ -55,10 +55,12 @@ def run_module(copy: Path, module: str, tests: list[str], exclude: list[str]) ->
     db = sqlite3.connect(session)
     rows = db.execute(
         "SELECT s.start_pos_row, s.operator_name, r.test_outcome, r.diff FROM work_results r "
-        "JOIN mutation_specs s USING (job_id) WHERE r.worker_outcome = 'normal'"
+        "JOIN mutation_specs s USING (job_id) WHERE upper(r.worker_outcome) = 'NORMAL'"
     ).fetchall()
-    killed = sum(1 for _row, _op, outcome, _diff in rows if outcome != "survived")
-    survivors = [(row, op, diff) for row, op, outcome, diff in rows if outcome == "survived"]
+    killed = sum(1 for _row, _op, outcome, _diff in rows if outcome.upper() != "SURVIVED")
+    survivors = [
+        (row, op, diff) for row, op, outcome, diff in rows if outcome.upper() == "SURVIVED"
+    ]
     print(f"{module}: {killed}/{len(rows)} killed ({100 * killed / max(1, len(rows)):.1f} %)")
     for row, op, diff in sorted(survivors):
         print(
