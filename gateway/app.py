@@ -58,6 +58,8 @@ from security.documents import DocumentPolicy, DocumentStore
 from security.enforcement import FieldGuard
 
 DEFAULT_DEADLINE_SECONDS = 5.0
+# Statistics scan whole tables at the sources (one GROUP BY each): a deadline of their own.
+DEFAULT_STATISTICS_DEADLINE_SECONDS = 60.0
 
 
 def gateway_options(settings: Settings) -> dict[str, Any]:
@@ -65,7 +67,12 @@ def gateway_options(settings: Settings) -> dict[str, Any]:
     deadline = raw.get("deadline_seconds", DEFAULT_DEADLINE_SECONDS)
     if not isinstance(deadline, int | float) or not 0 < deadline <= 120:
         raise ConfigError("gateway.deadline_seconds", f"'{deadline}' must be 0-120 seconds")
-    return {"deadline_seconds": float(deadline)}
+    statistics = raw.get("statistics_deadline_seconds", DEFAULT_STATISTICS_DEADLINE_SECONDS)
+    if not isinstance(statistics, int | float) or not 0 < statistics <= 600:
+        raise ConfigError(
+            "gateway.statistics_deadline_seconds", f"'{statistics}' must be 0-600 seconds"
+        )
+    return {"deadline_seconds": float(deadline), "statistics_deadline_seconds": float(statistics)}
 
 
 def router_principals(settings: Settings) -> frozenset[tuple[str, str]]:
@@ -103,6 +110,7 @@ def build_services(settings: Settings) -> Services:
         indexer=BlindIndexer(keyring),
         recognition=recognition,
         deadline_seconds=gateway_options(settings)["deadline_seconds"],
+        statistics_deadline_seconds=gateway_options(settings)["statistics_deadline_seconds"],
         gateway_engine=gateway_engine,
         router_principals=router_principals(settings),
         extras={

@@ -33,6 +33,7 @@ class Services:
     indexer: BlindIndexer
     recognition: RecognitionCatalogue
     deadline_seconds: float = 5.0
+    statistics_deadline_seconds: float = 60.0
     extras: dict[str, Any] = field(default_factory=dict)
     # The gateway's own database (consents, idempotency keys); None where nothing writes.
     gateway_engine: AsyncEngine | None = None

@@ -187,6 +187,7 @@ SETTLEMENTS = Statistic(
     sums=MONEY,
     kinds=("bureau", "platform"),
     plan=_settlement_plan,
+    rows_per_person=20,
     count_name="settlements",
     count_description="Number of settlements.",
 )
@@ -275,6 +276,7 @@ INTERNET_SERVICES = Statistic(
     sums={k: MONEY[k] for k in ("total_cost", "fund_payment")},
     kinds=("bureau",),
     plan=_internet_services_plan,
+    rows_per_person=20,
     count_name="services",
     count_description="Number of internet revisits settled.",
 )

@@ -110,6 +110,22 @@ def statement(
     if bounds is not None:
         kept = select(rows).where(rows.c.rn <= literal(bounds.rows_per_person, Integer)).subquery()
     dim_cols = [kept.c[f"d_{i}"] for i in range(len(dims))]
+    if len(levels) == 1:
+        # One level: group the rows directly (the per-person cells would be one more sort).
+        level = levels[0]
+        shown = [
+            kept.c[f"d_{i}"] if d in level else cast(null(), String).label(f"d_{i}")
+            for i, d in enumerate(dims)
+        ]
+        single = select(
+            literal(0, Integer).label("lvl"),
+            *shown,
+            func.count().label(f"m_{COUNT}"),
+            func.count(distinct(kept.c.p)).label(f"m_{PERSONS}"),
+            *(func.coalesce(func.sum(kept.c[f"s_{s}"]), 0).label(f"m_{s}") for s in sums),
+        )
+        grouped = [kept.c[f"d_{dims.index(d)}"] for d in level]
+        return single.group_by(*grouped) if grouped else single
     cells = (
         select(
             *dim_cols,
@@ -119,6 +135,7 @@ def statement(
         )
         .group_by(*dim_cols, kept.c.p)
         .cte("cells")
+        .prefix_with("MATERIALIZED")  # read once per level: compute it once (SQLite, PG 12+)
     )
     parts = []
     for index, level in enumerate(levels):

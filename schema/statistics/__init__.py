@@ -31,9 +31,13 @@ from security.privacy.ledger import PrivacyLedger, period_end, period_of
 assert {name.split(".")[0] for name in STATISTICS} == set(GRADED), "grades and statistics differ"
 
 EPSILON = "Epsilon to spend (DP grades only; default and maximum from the grade)."
+MEASURES = (
+    "Measures to answer (default all). Under DP the epsilon is split evenly among the "
+    "measures released, so asking for fewer makes each more precise."
+)
 
 
-def _ask(statistic: str, group_by: list, f: StatisticsFilter | None, epsilon) -> Ask:
+def _ask(statistic: str, group_by: list, f: StatisticsFilter | None, epsilon, measures=None) -> Ask:
     f = f or StatisticsFilter()
     months = None
     if f.month_from or f.month_to:
@@ -45,11 +49,15 @@ def _ask(statistic: str, group_by: list, f: StatisticsFilter | None, epsilon) ->
         months=months,
         region=f.region,
         epsilon=epsilon,
+        measures=tuple(measures) if measures is not None else None,
     )
 
 
-async def _answer(info: strawberry.Info, statistic: str, group_by, f, epsilon) -> StatisticsAnswer:
-    return StatisticsAnswer.of(await answer(info.context, _ask(statistic, group_by, f, epsilon)))
+async def _answer(
+    info: strawberry.Info, statistic: str, group_by, f, epsilon, measures=None
+) -> StatisticsAnswer:
+    ask = _ask(statistic, group_by, f, epsilon, measures)
+    return StatisticsAnswer.of(await answer(info.context, ask))
 
 
 @strawberry.type(description="Internet+ care (互联网+医疗服务, seed 000 §七(二)): three tables.")
@@ -59,13 +67,25 @@ class InternetCareStatistics:
 
     @strawberry.field(description="Internet revisits settled: volume, cost and fund spending.")
     async def services(
-        self, info: strawberry.Info, group_by: list[InternetServiceDimension]
+        self,
+        info: strawberry.Info,
+        group_by: list[InternetServiceDimension],
+        measures: Annotated[list[str] | None, strawberry.argument(description=MEASURES)] = None,
     ) -> StatisticsAnswer:
-        return await _answer(info, "internetCare.services", group_by, self.filter, self.epsilon)
+        return await _answer(
+            info, "internetCare.services", group_by, self.filter, self.epsilon, measures
+        )
 
     @strawberry.field(description="Drugs of circulated prescriptions by class: items and cost.")
-    async def drugs(self, info: strawberry.Info, group_by: list[DrugDimension]) -> StatisticsAnswer:
-        return await _answer(info, "internetCare.drugs", group_by, self.filter, self.epsilon)
+    async def drugs(
+        self,
+        info: strawberry.Info,
+        group_by: list[DrugDimension],
+        measures: Annotated[list[str] | None, strawberry.argument(description=MEASURES)] = None,
+    ) -> StatisticsAnswer:
+        return await _answer(
+            info, "internetCare.drugs", group_by, self.filter, self.epsilon, measures
+        )
 
     @strawberry.field(description="Internet hospitals in the directory (public, exact).")
     async def institutions(
@@ -86,8 +106,9 @@ class StatisticsQuery:
         group_by: list[SettlementDimension],
         filter: StatisticsFilter | None = None,
         epsilon: Annotated[float | None, strawberry.argument(description=EPSILON)] = None,
+        measures: Annotated[list[str] | None, strawberry.argument(description=MEASURES)] = None,
     ) -> StatisticsAnswer:
-        return await _answer(info, "settlement", group_by, filter, epsilon)
+        return await _answer(info, "settlement", group_by, filter, epsilon, measures)
 
     @strawberry.field(description="Filings (备案) by destination, category, channel and status.")
     async def filing_statistics(
@@ -96,8 +117,9 @@ class StatisticsQuery:
         group_by: list[FilingDimension],
         filter: StatisticsFilter | None = None,
         epsilon: Annotated[float | None, strawberry.argument(description=EPSILON)] = None,
+        measures: Annotated[list[str] | None, strawberry.argument(description=MEASURES)] = None,
     ) -> StatisticsAnswer:
-        return await _answer(info, "filing", group_by, filter, epsilon)
+        return await _answer(info, "filing", group_by, filter, epsilon, measures)
 
     @strawberry.field(
         description="Results shared by the hospitals, and the share other hospitals recognise "
@@ -109,8 +131,9 @@ class StatisticsQuery:
         group_by: list[RecognitionDimension],
         filter: StatisticsFilter | None = None,
         epsilon: Annotated[float | None, strawberry.argument(description=EPSILON)] = None,
+        measures: Annotated[list[str] | None, strawberry.argument(description=MEASURES)] = None,
     ) -> StatisticsAnswer:
-        return await _answer(info, "recognition", group_by, filter, epsilon)
+        return await _answer(info, "recognition", group_by, filter, epsilon, measures)
 
     @strawberry.field(
         description="Internet+ care: internet hospitals, service volume and cost, drug classes "

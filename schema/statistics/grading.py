@@ -31,6 +31,7 @@ import orjson
 from graphql import GraphQLError
 from sqlalchemy import select
 
+from connectors.fanout import Deadline
 from connectors.sql.models import directory
 from connectors.statistics.catalogue import STATISTICS, Context, Institutions, Statistic
 from connectors.statistics.plan import COUNT, PERSONS, Bounds
@@ -42,7 +43,7 @@ from security.identity.roles import Role
 from security.policy.grades import MAX_SUPPRESSED_DIMENSIONS, Grade, Opening, grade_for
 from security.privacy import dp
 from security.privacy.ledger import BudgetExhausted, PrivacyLedger, period_end, period_of
-from security.privacy.suppression import suppress
+from security.privacy.suppression import Pattern, suppress
 
 log = logging.getLogger("medfed.statistics")
 
@@ -53,6 +54,8 @@ MAX_DP_MONTHS = 60
 MONTH_RE = re.compile(r"^(19|20)\d\d-(0[1-9]|1[0-2])$")
 DIRECTORY_TTL = 60.0
 DIRECTORY_KEY = "statistics.directory"
+CUBE_CACHE = "statistics.cubes"
+CUBE_TTL = 300.0  # seconds a SUPPRESSED grade's cube (and so its pattern) is reused
 RECORDER = "audit"  # the audit recorder in Services.extras (see gateway.audit_http)
 
 
@@ -66,6 +69,30 @@ class Ask:
     months: tuple[str, str] | None = None
     region: str | None = None
     epsilon: float | None = None
+    measures: tuple[str, ...] | None = None  # API names; None: all of the statistic's
+
+
+def base_measures(stat: Statistic) -> dict[str, str]:
+    """API name -> internal name of the measures a source computes (shares are derived)."""
+    out = {_camel(stat.count_name): COUNT, PERSONS: PERSONS}
+    out.update({_camel(s): s for s in stat.sums})
+    return out
+
+
+def _wanted(stat: Statistic, ask: Ask) -> list[str]:
+    """The internal measures to release: those asked for, and what asked shares need."""
+    names = base_measures(stat)
+    if ask.measures is None:
+        return list(names.values())
+    wanted = set()
+    for name in ask.measures:
+        if name == "fundShare":
+            wanted |= {"fund_payment", "total_cost"}
+        elif name == "recognizedShare":
+            wanted |= {"recognized", COUNT}
+        else:
+            wanted.add(names[name])
+    return [m for m in names.values() if m in wanted]
 
 
 def _camel(name: str) -> str:
@@ -97,6 +124,22 @@ def _validate(stat: Statistic, ask: Ask) -> None:
                 problems.append({"path": ["filter", name], "reason": "must be YYYY-MM"})
         if not problems and first > last:
             problems.append({"path": ["filter", "monthTo"], "reason": "is before monthFrom"})
+    if ask.measures is not None:
+        known = set(base_measures(stat))
+        if "fund_payment" in stat.sums and "total_cost" in stat.sums:
+            known.add("fundShare")
+        if "recognized" in stat.sums:
+            known.add("recognizedShare")
+        for name in ask.measures:
+            if name not in known:
+                problems.append(
+                    {
+                        "path": ["measures"],
+                        "reason": f"unknown measure {name} (one of {', '.join(sorted(known))})",
+                    }
+                )
+        if not ask.measures:
+            problems.append({"path": ["measures"], "reason": "name at least one measure"})
     if ask.region is not None and not REGION_CODE.match(ask.region):
         problems.append({"path": ["filter", "region"], "reason": "must be a 6-digit region code"})
     if problems:
@@ -206,6 +249,8 @@ def _shares(stat: Statistic, m: dict[str, dict]) -> dict[str, dict]:
     if "recognized" in stat.sums:
         pairs.append(("recognizedShare", "recognized", _camel(stat.count_name)))
     for name, top, bottom in pairs:
+        if top not in m or bottom not in m:
+            continue
         t, b = m[top], m[bottom]
         if not b["value"] or b["value"] <= 0:
             out[name] = {"value": None, "low": None, "high": None, "exact": b["exact"]}
@@ -214,6 +259,8 @@ def _shares(stat: Statistic, m: dict[str, dict]) -> dict[str, dict]:
         if t["exact"] and b["exact"]:
             out[name] = _exact(round(value, 6))
             continue
+        # A share lies in [0, 1]; clipping the noisy ratio is post-processing (no charge).
+        value = min(1.0, max(0.0, value))
         low = max(0.0, t["low"] / b["high"]) if b["high"] > 0 else 0.0
         high = min(1.0, t["high"] / b["low"]) if b["low"] > 0 else 1.0
         out[name] = {"value": round(value, 6), "low": round(low, 6), "high": round(high, 6)}
@@ -230,6 +277,10 @@ def _row(group_by: Sequence[str], level: Level, key: tuple[str, ...]) -> dict[st
 
 
 def _answer(stat: Statistic, grade: Grade | None, ask: Ask, rows: list, cube: Cube) -> dict:
+    if ask.measures is not None:
+        keep = set(ask.measures)
+        for row in rows:
+            row["measures"] = {n: m for n, m in row["measures"].items() if n in keep}
     return {
         "statistic": stat.name,
         "grade": grade.opening.value if grade else Opening.EXACT.value,
@@ -270,9 +321,7 @@ async def _suppressed_answer(ctx: Any, stat: Statistic, ask: Ask, grade: Grade):
         log.error("grade %r opens %d dimensions of %s", grade.why, len(dims), stat.name)
         raise forbidden("this statistics grade is misconfigured; refused")
     query = Query(stat, dims, all_levels(dims))
-    cube = await _run(ctx, query)
-    persons = {lv: {k: c.persons_low for k, c in cells.items()} for lv, cells in cube.cells.items()}
-    pattern = suppress(dims, persons, grade.k)
+    cube, pattern = await _cached_pattern(ctx, query, grade.k)
     fixed = dict(ask.equals)
     shown = [d for d in ask.group_by if d not in fixed]
     rows = []
@@ -319,6 +368,7 @@ def question_of(partner: str, ask: Ask, epsilon: float) -> str:
         "months": list(ask.months) if ask.months else None,
         "region": ask.region,
         "epsilon": round(epsilon, 6),
+        "measures": sorted(ask.measures) if ask.measures else None,
     }
     return hashlib.sha256(orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
@@ -395,7 +445,9 @@ async def _dp_answer(ctx: Any, stat: Statistic, ask: Ask, grade: Grade, scope: S
             },
         )
     sources = max(1, len(cube.asked))
-    measures = [(COUNT, 1), (PERSONS, 1), *((s, v.clamp) for s, v in stat.sums.items())]
+    wanted = _wanted(stat, ask)
+    clamps = {COUNT: 1, PERSONS: 1, **{s: v.clamp for s, v in stat.sums.items()}}
+    measures = [(name, clamps[name]) for name in wanted]
     share = epsilon / len(measures)
     finest = cube.finest()
     released: dict[str, dp.Release] = {}
@@ -534,9 +586,29 @@ async def _released(ctx, stat, grade, partner, period, answer, charged, reused, 
 
 
 async def _run(ctx: Any, query: Query, months: tuple[str, ...] = ()) -> Cube:
-    cube = await run(query, list(ctx.registry), await _context(ctx, months), ctx.deadline)
+    # A statistic scans whole tables at the sources: its own, longer deadline.
+    deadline = Deadline(ctx.services.statistics_deadline_seconds)
+    cube = await run(query, list(ctx.registry), await _context(ctx, months), deadline)
+    ctx.deadline.touched |= deadline.touched
     ctx.note_failures(cube.failures)
     return cube
+
+
+async def _cached_pattern(ctx: Any, query: Query, k: int) -> tuple[Cube, Pattern]:
+    """The cube of a SUPPRESSED grade and its pattern, computed once per TTL and shared by
+    every caller at that grade: one snapshot makes every view of it consistent, and it is
+    the costly part (2^n GROUP BYs at each source, then the hypercubes)."""
+    cache = ctx.services.extras.setdefault(CUBE_CACHE, {})
+    key = (query.statistic.name, query.dims, query.scope, k)
+    hit = cache.get(key)
+    if hit is not None and time.monotonic() - hit[0] < CUBE_TTL:
+        return hit[1], hit[2]
+    cube = await _run(ctx, query)
+    persons = {lv: {c: x.persons_low for c, x in cells.items()} for lv, cells in cube.cells.items()}
+    pattern = suppress(query.dims, persons, k)
+    if not cube.failures:
+        cache[key] = (time.monotonic(), cube, pattern)
+    return cube, pattern
 
 
 # -- entry point -------------------------------------------------------------------------------

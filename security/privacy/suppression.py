@@ -41,10 +41,6 @@ class Pattern:
         return self.everything or (level, key) in self.suppressed
 
 
-def _project(dims: Level, key: Key, level: Level) -> Key:
-    return tuple(key[dims.index(d)] for d in level)
-
-
 def suppress(dims: Sequence[str], persons: Mapping[Level, Mapping[Key, int]], k: int) -> Pattern:
     """The suppression pattern of a cube. ``persons[level][key]`` is a lower bound of the
     persons in each non-empty cell; ``persons[tuple(dims)]`` is the finest table."""
@@ -97,8 +93,9 @@ def _hypercube(
         sorted((v for v in values[d] if v != at[d]), key=lambda v: size(d, v)) for d in free
     ]
     lifts = [sorted(values[d], key=lambda v: -size(d, v)) for d in others]
-    kept = [levels_ for levels_ in levels if set(free) <= set(levels_)]
-    best: tuple[tuple[int, int, int], set[Cell]] | None = None
+    kept = [lv for lv in levels if set(free) <= set(lv)]
+    positions = {lv: [dims.index(d) for d in lv] for lv in kept}
+    best: tuple[tuple[int, int], list[Key]] | None = None
     for choice in islice(product(*partners, *lifts), MAX_CANDIDATES):
         partner = dict(zip(free, choice[: len(free)], strict=True))
         lift = dict(zip(others, choice[len(free) :], strict=True))
@@ -107,11 +104,13 @@ def _hypercube(
             flipped = {d: partner[d] for d, flip in zip(free, signs, strict=True) if flip}
             corners.append(tuple(flipped.get(d, at.get(d, lift.get(d))) for d in dims))
         empty = sum(1 for corner in corners if corner not in finest)
-        cells = {(lv, _project(dims, corner, lv)) for corner in corners for lv in kept}
-        new = [c for c in cells if c not in suppressed]
-        cost = (empty, len(new), sum(persons.get(lv, {}).get(ky, 0) for lv, ky in new))
+        fresh = sum(1 for corner in corners if (dims, corner) not in suppressed)
+        cost = (empty, fresh)
         if best is None or cost < best[0]:
-            best = (cost, cells)
-            if empty == 0 and not new:
-                break
-    return None if best is None else best[1]
+            best = (cost, corners)
+            if empty == 0:
+                break  # candidates come cheapest first: the first full hypercube will do
+    if best is None:
+        return None
+    corners = best[1]
+    return {(lv, tuple(corner[i] for i in positions[lv])) for corner in corners for lv in kept}

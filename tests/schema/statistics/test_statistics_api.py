@@ -340,3 +340,23 @@ async def test_concurrent_dp_questions_never_overspend_through_the_api(demo):
     assert refused[0]["errors"][0]["extensions"]["code"] == "PRIVACY_BUDGET_EXHAUSTED"
     left = await _ask(demo, app, "researcher", "130000", "RESEARCH", "{ privacyBudget { spent } }")
     assert left["data"]["privacyBudget"]["spent"] == 10.0
+
+
+async def test_fewer_measures_get_more_of_the_epsilon(demo):
+    app = demo.app()
+    query = (
+        "query($m: [String!]) { settlementStatistics(groupBy: [CROSS_PROVINCE], epsilon: 1.0, "
+        "measures: $m) { privacy { charged } rows { measures { name noiseScale } } } }"
+    )
+    one = await _ask(demo, app, "researcher", "140000", "RESEARCH", query, {"m": ["settlements"]})
+    every = await _ask(demo, app, "researcher", "140000", "RESEARCH", query, {"m": None})
+    (row, *_) = one["data"]["settlementStatistics"]["rows"]
+    assert [m["name"] for m in row["measures"]] == ["settlements"]
+    alone = row["measures"][0]["noiseScale"]
+    shared = _measure(every["data"]["settlementStatistics"]["rows"][0], "settlements")
+    # Five measures released (count, persons, three sums): each gets a fifth of epsilon.
+    assert shared["noiseScale"] == pytest.approx(5 * alone)
+    # Two different questions: both charged in full.
+    assert every["data"]["settlementStatistics"]["privacy"]["charged"] == pytest.approx(1.0)
+    bad = await _ask(demo, app, "researcher", "140000", "RESEARCH", query, {"m": ["weather"]})
+    assert bad["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
