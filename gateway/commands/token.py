@@ -32,7 +32,9 @@ def register(subparsers) -> None:
         "settlement_center, researcher, commercial_insurer, auditor, admin",
     )
     parser.add_argument(
-        "--org", required=True, help="institution code (H/P/R/C + 11 digits) or six-digit region code"
+        "--org",
+        required=True,
+        help="institution code (H/P/R/C + 11 digits) or six-digit region code",
     )
     parser.add_argument(
         "--person",
