@@ -17,6 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from cryptography.exceptions import InvalidTag
 from sqlalchemy import insert
 
 from connectors.sources import SourceSpec
@@ -79,13 +80,17 @@ class _BeforeCipher:
         return aead
 
     def decrypt(self, blob: bytes, *, table: str, column: str, row_key: str) -> str:
+        where = f"{table}.{column}[{row_key}]"
         if len(blob) < 2 or blob[0] != 1 or len(blob) < 2 + blob[1] + 12 + 16:
-            raise ValueError("not a medfed v1 ciphertext")
+            raise ValueError(f"{where}: not a medfed v1 ciphertext")
         end = 2 + blob[1]
         header, nonce, sealed = blob[:end], blob[end : end + 12], blob[end + 12 :]
-        key_id = header[2:].decode("ascii")
-        aad = b"%s|%s|%s|%s" % (header, table.encode(), column.encode(), row_key.encode())
-        return self._aead(key_id).decrypt(nonce, sealed, aad).decode("utf-8")
+        try:
+            key_id = header[2:].decode("ascii")
+            aad = b"%s|%s|%s|%s" % (header, table.encode(), column.encode(), row_key.encode())
+            return self._aead(key_id).decrypt(nonce, sealed, aad).decode("utf-8")
+        except (InvalidTag, UnicodeDecodeError) as exc:
+            raise ValueError(f"{where}: {type(exc).__name__}") from None
 
 
 def field_costs(profile: str, root: Path, rounds: int = 7) -> dict[str, list[float]]:

@@ -42,6 +42,19 @@ _PREFIX_CACHE = 4096  # (key, source, table, column) combinations: a few dozen i
 log = logging.getLogger("medfed.crypto")
 
 
+class _OtherSource(Exception):
+    """The key belongs to another source (turned into a DecryptionError naming the cell)."""
+
+    def __init__(self, owner: str) -> None:
+        self.owner = owner
+
+    def message(self, where: str, source: str) -> str:
+        return (
+            f"{where}: the value is under a key of source '{self.owner}', not of '{source}' "
+            f"(copied from another source's database?)"
+        )
+
+
 def _lp(part: bytes) -> bytes:
     return len(part).to_bytes(4, "big") + part
 
@@ -74,7 +87,7 @@ class FieldCipher:
             log.warning(warning)
         return usage.BLOCK
 
-    def _aead(self, key_id: str, source: str, where: str) -> Aead:
+    def _aead(self, key_id: str, source: str) -> Aead:
         """The AEAD of ``key_id``, refused unless the key belongs to ``source``."""
         # A key retired by another process (``medfed keys retire``) must stop opening values
         # here too: look at the file now and then (one ``stat`` a second at most).
@@ -90,13 +103,9 @@ class FieldCipher:
                 cached = self._aeads[key_id] = (aead_for(key.algorithm, key.material), key.source)
             except ValueError as exc:
                 raise KeyRingError(f"key '{key_id}': {exc}") from None
-        aead, owner = cached
-        if owner != source:
-            raise DecryptionError(
-                f"{where}: the value is under a key of source '{owner}', not of '{source}' "
-                f"(copied from another source's database?)"
-            )
-        return aead
+        if cached[1] != source:
+            raise _OtherSource(cached[1])
+        return cached[0]
 
     def _aad(
         self, version: int, header: bytes, source: str, table: str, column: str, row_key: str
@@ -125,7 +134,10 @@ class FieldCipher:
     ) -> bytes:
         """Encrypt under a named key of ``source`` (re-encryption targets the key it was
         started for)."""
-        aead = self._aead(key_id, source, f"{table}.{column}[{row_key}]")
+        try:
+            aead = self._aead(key_id, source)
+        except _OtherSource as exc:
+            raise DecryptionError(exc.message(f"{table}.{column}[{row_key}]", source)) from None
         left = self._budget.get(key_id, 0)
         if left <= 0:
             left = self._reserve(key_id)
@@ -139,27 +151,29 @@ class FieldCipher:
         return header + nonce + sealed
 
     def decrypt(self, blob: bytes, *, source: str, table: str, column: str, row_key: str) -> str:
-        where = f"{table}.{column}[{row_key}]"
         if (
             len(blob) < 2
             or blob[0] not in VERSIONS
             or len(blob) < 2 + blob[1] + NONCE_BYTES + TAG_BYTES
         ):
-            raise DecryptionError(f"{where}: not a medfed ciphertext")
+            raise DecryptionError(f"{table}.{column}[{row_key}]: not a medfed ciphertext")
         end = 2 + blob[1]
-        header, nonce, sealed = blob[:end], blob[end : end + NONCE_BYTES], blob[end + NONCE_BYTES :]
+        header = blob[:end]
         try:
-            key_id = header[2:].decode("ascii")
-            aead = self._aead(key_id, source, where)
+            aead = self._aead(header[2:].decode("ascii"), source)
             aad = self._aad(blob[0], header, source, table, column, row_key)
-            return aead.decrypt(nonce, sealed, aad).decode("utf-8")
+            return aead.decrypt(
+                blob[end : end + NONCE_BYTES], blob[end + NONCE_BYTES :], aad
+            ).decode("utf-8")
         except (InvalidTag, UnicodeDecodeError) as exc:
             raise DecryptionError(
-                f"{where}: ciphertext does not open here ({type(exc).__name__}: damaged, or "
-                f"moved from another cell)"
+                f"{table}.{column}[{row_key}]: ciphertext does not open here "
+                f"({type(exc).__name__}: damaged, or moved from another cell)"
             ) from None
+        except _OtherSource as exc:
+            raise DecryptionError(exc.message(f"{table}.{column}[{row_key}]", source)) from None
         except KeyRingError as exc:
-            raise DecryptionError(f"{where}: {exc}") from None
+            raise DecryptionError(f"{table}.{column}[{row_key}]: {exc}") from None
 
     @staticmethod
     def key_id_of(blob: bytes) -> str:
