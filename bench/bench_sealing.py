@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import statistics
 from pathlib import Path
 
 import httpx
@@ -127,6 +128,40 @@ def _in_process(answers: dict[str, dict], data: Path, rounds: int) -> list[list[
     return rows
 
 
+async def _cpu_in_process(
+    data: Path, people: list[tuple[str, str]], kids: dict[str, str | None], rounds: int
+) -> dict[str, list[float]]:
+    """CPU time per request (``time.process_time``) of the real app behind an in-process ASGI
+    transport, the modes alternating request by request: CPU time is what sealing adds, and
+    unlike wall time it hardly moves when other work shares the machine."""
+    import time
+
+    from bench.bench_suite import _InProcess
+
+    stack = _InProcess(data, audit=False)
+    samples: dict[str, list[float]] = {mode: [] for mode in kids}
+    transport = httpx.ASGITransport(app=stack.app)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://bench.test") as c:
+            for i in range(rounds + 3):
+                person, token = people[i % len(people)]
+                body = {"query": CLOUD_RECORD, "variables": {"id": person}}
+                for mode, kid in kids.items():
+                    headers = {"Authorization": f"Bearer {token}"}
+                    if kid:
+                        headers["X-Seal-To"] = kid
+                    started = time.process_time()
+                    response = await c.post("/graphql", json=body, headers=headers)
+                    spent = time.process_time() - started
+                    if response.status_code != 200:
+                        raise RuntimeError(f"{mode}: {response.text[:200]}")
+                    if i >= 3:  # warm-up
+                        samples[mode].append(spent)
+    finally:
+        await stack.close()
+    return samples
+
+
 def _at(data, path):
     for part in path:
         data = data[part]
@@ -179,6 +214,27 @@ def main(args) -> None:
         "format 2 (one HPKE context per answer, AES-256-GCM per value, Ed25519 signature)"
     )
     table(["mode", "p50 ms", "p99 ms", "÷ unsealed p50", "÷ unsealed p99"], rows)
+    cpu_rounds = 20 if args.quick else 80
+    cpu = asyncio.run(_cpu_in_process(data, people, modes, cpu_rounds))
+    base = statistics.median(cpu["unsealed"])
+    print()
+    print(
+        f"CPU time per cloud-record request, in process (ASGI, audit off), modes alternating "
+        f"request by request, {cpu_rounds} each; ratio of medians, and of the lower and upper "
+        f"quartiles"
+    )
+    cpu_rows = []
+    for mode, values in cpu.items():
+        q = statistics.quantiles(values, n=4)
+        bq = statistics.quantiles(cpu["unsealed"], n=4)
+        cpu_rows.append(
+            [
+                mode,
+                f"{statistics.median(values) * 1000:.2f}",
+                f"{statistics.median(values) / base:.2f} ({q[0] / bq[0]:.2f}-{q[2] / bq[2]:.2f})",
+            ]
+        )
+    table(["mode", "CPU ms (median)", "÷ unsealed"], cpu_rows)
     print()
     print("sealing work alone on that answer's sealed values, in process (best of 5, rounds)")
     table(

@@ -18,10 +18,11 @@ Three steps, all inside the gateway:
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
-from graphql import GraphQLError, parse
+from graphql import DocumentNode, GraphQLError, parse
 from starlette.types import ASGIApp, Receive, Scope, Send
 from strawberry.types.execution import ExecutionResult
 
@@ -129,7 +130,7 @@ def seal_result(request: Any, ctx: Any, schema: Any, result: Any) -> None:
         try:
             seal_result_data(
                 schema._schema,
-                parse(query),
+                _parsed(query),
                 operation_name,
                 result.data,
                 ctx.services.catalogue,
@@ -142,6 +143,13 @@ def seal_result(request: Any, ctx: Any, schema: Any, result: Any) -> None:
         extension["delegation"] = session.delegation
     result.extensions = {**(result.extensions or {}), "sealing": extension}
     setattr(request.state, STATE_SIGNING, session)
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed(query: str) -> DocumentNode:
+    """The operation's document: a partner sends the same few queries, so parse each once.
+    (The walk only reads the AST.)"""
+    return parse(query)
 
 
 def sign_response(request: Any, response: dict[str, Any]) -> None:

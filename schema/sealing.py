@@ -20,7 +20,7 @@ through a gate field counts at least at the gate's level.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from graphql import (
@@ -102,9 +102,16 @@ class _Walker:
         self.catalogue = catalogue
         self.seal = seal
         self.count = 0
+        # Keyed by the ids of AST nodes, which the document keeps alive during the walk.
+        self._collected: dict[tuple[int, ...], dict[str, list[FieldNode]]] = {}
+        self._plans: dict[tuple, list[tuple[str, bool, Any, tuple[SelectionSetNode, ...]]]] = {}
 
     def walk(
-        self, value: Any, gql_type: Any, selections: list[SelectionSetNode], path: list[str | int]
+        self,
+        value: Any,
+        gql_type: Any,
+        selections: Sequence[SelectionSetNode],
+        path: list[str | int],
     ) -> None:
         if value is None:
             return
@@ -120,30 +127,54 @@ class _Walker:
         named = get_named_type(gql_type)
         fields = self._collect(selections)
         runtime = self._runtime_types(named, value, fields)
-        for key, nodes in fields.items():
+        for key, sealed, field_type, child in self._plan(runtime, selections, fields):
             if key not in value or value[key] is None:
                 continue
+            if sealed:
+                value[key] = self.seal([*path, key], value[key])
+                self.count += 1
+            else:
+                self.walk(value[key], field_type, child, [*path, key])
+
+    def _plan(
+        self,
+        runtime: list[GraphQLObjectType],
+        selections: Sequence[SelectionSetNode],
+        fields: dict[str, list[FieldNode]],
+    ) -> list[tuple[str, bool, Any, tuple[SelectionSetNode, ...]]]:
+        """Per response key: sealed, or walked into with (type, child selections). The same
+        for every item of a list, so it is decided once per (runtime types, selections)."""
+        cache_key = (tuple(t.name for t in runtime), tuple(id(s) for s in selections))
+        plan = self._plans.get(cache_key)
+        if plan is not None:
+            return plan
+        plan = []
+        for key, nodes in fields.items():
             names = {n.name.value for n in nodes}
             if all(name.startswith("__") for name in names):
                 continue
             if self._sealed(runtime, names):
-                value[key] = self.seal([*path, key], value[key])
-                self.count += 1
+                plan.append((key, True, None, ()))
                 continue
-            child = [n.selection_set for n in nodes if n.selection_set is not None]
+            child = tuple(n.selection_set for n in nodes if n.selection_set is not None)
             field_type = self._field_type(runtime, names)
             if child and field_type is not None:
-                self.walk(value[key], field_type, child, [*path, key])
+                plan.append((key, False, field_type, child))
             elif child:
                 # An object value whose field the schema does not know: nothing tells us what
                 # is inside, so it is not shown in the clear.
-                value[key] = self.seal([*path, key], value[key])
-                self.count += 1
+                plan.append((key, True, None, ()))
+        self._plans[cache_key] = plan
+        return plan
 
-    def _collect(self, selections: Iterable[SelectionSetNode]) -> dict[str, list[FieldNode]]:
+    def _collect(self, selections: Sequence[SelectionSetNode]) -> dict[str, list[FieldNode]]:
         # Type conditions are ignored: a key is in the data only if its field ran, and
-        # _level looks at every node merged under a key.
-        fields: dict[str, list[FieldNode]] = {}
+        # _sealed looks at every node merged under a key.
+        cache_key = tuple(id(s) for s in selections)
+        cached = self._collected.get(cache_key)
+        if cached is not None:
+            return cached
+        fields = self._collected[cache_key] = {}
         pending = list(selections)
         seen: set[str] = set()
         while pending:
