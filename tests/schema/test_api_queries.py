@@ -207,7 +207,7 @@ async def test_an_id_number_written_another_way_finds_the_same_person(fed, writt
     idn = make_id_number("330106", seq=77)
     assert idn.endswith("X") or idn[-1].isdigit()
     ref = await fed.add_person(idn, "吴十", source="bureau-330000", region="330106")
-    await fed.add_result(ref)
+    await fed.add_visits(ref, 1, with_prescriptions=False, begin=RECENT_VISIT)  # treating
     app = fed.app()
     query = "query($n: String!) { person(idNumber: $n) { personId } }"
     async with await _clinician(fed, app) as c:
