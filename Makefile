@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 DATA_DIR ?= data
 DEMO_PERSONS ?= 3000
 
-.PHONY: serve test bench lint fuzz mutate key-race demo clean-data install openssl-sm2
+.PHONY: serve test bench lint fuzz mutate key-race faults demo clean-data install openssl-sm2
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -57,6 +57,11 @@ fuzz: $(STAMP)
 
 key-race: $(STAMP)
 	MEDFED_KEY_RACE_ROUNDS=$${MEDFED_KEY_RACE_ROUNDS:-200} $(BIN)/pytest -ra tests/security/crypto/test_crypto_key_race.py
+
+# Every fault case with more runs each (the quick ones also run in `make test`); prints the
+# table case / runs / acknowledged / lost / unlogged / 5xx.
+faults: $(STAMP)
+	MEDFED_FAULTS=full $(BIN)/pytest -ra -m faults
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,7 +1,9 @@
 """Run one query on many sources at once, within a deadline, keeping what answered.
 
-A source that fails or misses the deadline becomes a :class:`SourceFailure`; the caller
-turns those into ``SOURCE_UNAVAILABLE`` errors beside the partial data, never a 500.
+Each query runs behind its source's health guard (``Source.guarded``). A source that fails,
+is unavailable or misses the deadline becomes a :class:`SourceFailure` with a stable reason
+code (``connectors.health.Reason``, or a peer's own); the caller turns those into
+``SOURCE_UNAVAILABLE`` errors beside the partial data, never a 500.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from connectors.health import reason_of
 from connectors.registry import Source
 
 T = TypeVar("T")
@@ -22,7 +25,7 @@ log = logging.getLogger("medfed.sources")
 @dataclass(frozen=True)
 class SourceFailure:
     source: str
-    reason: str  # short, never containing data values
+    reason: str  # a stable code (FILE_MISSING, DEADLINE_EXCEEDED, …), never data values
 
 
 class Deadline:
@@ -47,7 +50,7 @@ async def fan_out(
 
     async def one(source: Source) -> T:
         async with asyncio.timeout(deadline.remaining()):
-            return await query(source)
+            return await source.guarded(lambda: query(source))
 
     outcomes = await asyncio.gather(*(one(s) for s in sources), return_exceptions=True)
     results: dict[str, T] = {}
@@ -56,11 +59,7 @@ async def fan_out(
         if isinstance(outcome, BaseException):
             if isinstance(outcome, asyncio.CancelledError):
                 raise outcome
-            reason = (
-                "deadline exceeded"
-                if isinstance(outcome, TimeoutError)
-                else f"{type(outcome).__name__}"
-            )
+            reason = reason_of(outcome)
             log.warning("source %s unavailable: %s", source.name, reason)
             failures.append(SourceFailure(source.name, reason))
         else:

@@ -1,21 +1,28 @@
-"""The running set of sources: one engine per configured source, opened once at start-up."""
+"""The running set of sources: one engine per configured source, opened once at start-up,
+each behind its health guard (``connectors.health``): every query goes through
+``Source.guarded``, which refuses with a stable reason while the source is unavailable and
+reopens its connections once it answers again."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import InitVar, dataclass, field
+from typing import Any, TypeVar
 
 from sqlalchemy import Table, event, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from connectors.graphql_peer import PeerClient, PeerSpec
+from connectors.health import HealthSettings, SourceHealth
 from connectors.sources import SourceSpec
-from connectors.sql.engine import create_source_engine, sqlite_path
+from connectors.sql.engine import SERVING_BUSY_TIMEOUT_MS, create_source_engine, sqlite_path
 from connectors.sql.queries import Row, fetch_in
 from connectors.sql.sqlite_reader import SqliteReader
+from connectors.sql.watch import FileWatch
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -25,10 +32,44 @@ class Source:
     # Keyed reads of a SQLite file bypass the async engine (see sqlite_reader); writes, and
     # every source on another database, go through the engine.
     reader: SqliteReader | None = None
+    watch: FileWatch | None = None  # a SQLite file's identity and header
+    health: SourceHealth = field(init=False)
+    settings: InitVar[HealthSettings | None] = None
+
+    def __post_init__(self, settings: HealthSettings | None) -> None:
+        self.health = SourceHealth(
+            self.spec.name,
+            settings or HealthSettings(),
+            probe=self._probe,
+            reset=self._reset,
+            check=self.watch.check if self.watch is not None else None,
+        )
 
     @property
     def name(self) -> str:
         return self.spec.name
+
+    async def guarded(self, work: Callable[[], Awaitable[T]]) -> T:
+        """``work()`` against this source, or :class:`connectors.health.SourceDown`."""
+        return await self.health.guard(work)
+
+    async def _reset(self) -> None:
+        # Every connection is dropped, so the next ones open whatever file or server is
+        # there now (pooled SQLite connections would keep reading a replaced file).
+        if self.reader is not None:
+            self.reader.reset()
+        await self.engine.dispose()
+
+    async def ping(self) -> None:
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    async def _probe(self) -> None:
+        if self.watch is not None:
+            await asyncio.to_thread(self.watch.probe)
+            return
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT version_num FROM alembic_version"))
 
     async def fetch_in(
         self, table: Table, column: str, keys: Sequence[Any], order_by: Sequence[str] = ()
@@ -42,13 +83,17 @@ class Source:
         return await self.reader.fetch_in(table, column, keys, order_by)
 
 
-def open_source(spec: SourceSpec) -> Source:
-    engine = create_source_engine(spec)
+def open_source(spec: SourceSpec, settings: HealthSettings | None = None) -> Source:
+    engine = create_source_engine(
+        spec, **({"busy_timeout_ms": SERVING_BUSY_TIMEOUT_MS} if spec.is_sqlite else {})
+    )
     path = sqlite_path(spec.url)
-    reader = None
-    if path is not None and str(path) != ":memory:" and engine.dialect.driver == "aiosqlite":
-        reader = SqliteReader(path, engine.dialect, name=spec.name)
-    return Source(spec, engine, reader)
+    reader = watch = None
+    if path is not None and str(path) != ":memory:":
+        watch = FileWatch(spec.name, path)
+        if engine.dialect.driver == "aiosqlite":
+            reader = SqliteReader(path, engine.dialect, name=spec.name)
+    return Source(spec, engine, reader, watch, settings=settings)
 
 
 @dataclass
@@ -61,6 +106,10 @@ class PeerSource:
     @property
     def name(self) -> str:
         return self.spec.name
+
+    async def guarded(self, work: Callable[[], Awaitable[T]]) -> T:
+        # A peer's health is its circuit breaker, inside its client.
+        return await work()
 
 
 class StatementCounter:
@@ -95,8 +144,9 @@ class SourceRegistry:
         self,
         specs: tuple[SourceSpec, ...] | list[SourceSpec],
         peers: tuple[PeerSpec, ...] | list[PeerSpec] = (),
+        health: HealthSettings | None = None,
     ) -> None:
-        self._sources = {s.name: open_source(s) for s in specs}
+        self._sources = {s.name: open_source(s, health) for s in specs}
         self._peers = {p.name: PeerSource(p, PeerClient(p)) for p in peers}
 
     def peers(self) -> list[PeerSource]:
@@ -119,21 +169,22 @@ class SourceRegistry:
         return found[0] if found else None
 
     async def readiness(self, within: float = 2.0) -> dict[str, dict]:
-        """Whether each source answers ``SELECT 1`` within ``within`` seconds."""
+        """Each source's health: an available one is asked ``SELECT 1`` through its guard
+        (so a file replaced since is noticed here too), an unavailable one is not touched
+        (its own probe is retrying it with backoff)."""
 
         async def probe(source: Source) -> dict:
             started = time.perf_counter()
-            try:
-                async with asyncio.timeout(within):
-                    async with source.engine.connect() as conn:
-                        await conn.execute(text("SELECT 1"))
-            except Exception as exc:  # any failure is "not ready"; the reason is reported
-                return {"ready": False, "kind": source.spec.kind, "error": type(exc).__name__}
-            return {
-                "ready": True,
-                "kind": source.spec.kind,
-                "ms": round((time.perf_counter() - started) * 1000, 1),
-            }
+            if source.health.available:
+                try:
+                    async with asyncio.timeout(within):
+                        await source.guarded(source.ping)
+                except Exception:  # noqa: S110 (the guard recorded the reason, if it is the source's)
+                    pass
+            state = {"kind": source.spec.kind, **source.health.snapshot()}
+            if state["health"] == "ok":
+                state["ms"] = round((time.perf_counter() - started) * 1000, 1)
+            return state
 
         results = await asyncio.gather(*(probe(s) for s in self._sources.values()))
         found = dict(zip(self._sources, results, strict=True))
@@ -141,9 +192,8 @@ class SourceRegistry:
             # The breaker's view, not a probe: readiness must not hammer a struggling peer.
             snapshot = peer.client.breaker.snapshot()
             found[peer.name] = {
-                "ready": snapshot["breaker"] != "open",
                 "kind": "peer",
-                "optional": True,
+                "health": "unavailable" if snapshot["breaker"] == "open" else "ok",
                 **snapshot,
             }
         return found
@@ -154,6 +204,7 @@ class SourceRegistry:
 
     async def dispose(self) -> None:
         for source in self._sources.values():
+            await source.health.close()
             if source.reader is not None:
                 source.reader.close()
         await asyncio.gather(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -9,6 +10,7 @@ from typing import Any
 
 import orjson
 from cross_web import HTTPException
+from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -19,6 +21,7 @@ from strawberry.schema.exceptions import CannotGetOperationTypeError
 
 from connectors.domain.recognition import RecognitionCatalogue
 from connectors.fanout import Deadline
+from connectors.health import HealthSettings, SettingError, reason_of
 from connectors.registry import SourceRegistry
 from connectors.sql.engine import create_source_engine
 from gateway.audit_http import (
@@ -26,8 +29,10 @@ from gateway.audit_http import (
     AuditUnavailable,
     audit_request,
     audit_routes,
+    audit_settings,
     make_recorder,
     on_auth_denied,
+    reconcile_forever,
 )
 from gateway.auth import AuthMiddleware, auth_options
 from gateway.config import ConfigError, Settings
@@ -46,10 +51,13 @@ from gateway.sealing import (
     sign_response,
 )
 from gateway.startup import crypto_profile, open_keyring
+from gateway.witness import PATHS as WITNESS_PATHS
+from gateway.witness import witness_routes
 from schema.build import build_schema
 from schema.context import RequestContext, Services
 from schema.extracts.produce import EXTRACTS_DIR, KEYRING
 from schema.mutations import Mutation
+from security import failpoints
 from security.audit import AuditWriteError
 from security.crypto import BlindIndexer, FieldCipher
 from security.crypto.partners import PartnerRegistry, partners_file
@@ -94,6 +102,16 @@ def router_principals(settings: Settings) -> frozenset[tuple[str, str]]:
     return frozenset(found)
 
 
+def health_settings(settings: Settings) -> HealthSettings:
+    raw = settings.extra.get("health")
+    if raw is not None and not isinstance(raw, dict):
+        raise ConfigError("health", "must be a table ([health])")
+    try:
+        return HealthSettings.from_mapping(raw)
+    except SettingError as exc:
+        raise ConfigError(exc.key, exc.problem) from None
+
+
 def build_services(settings: Settings) -> Services:
     keyring = open_keyring(settings, create=False)
     for warning in keyring.warnings():  # shared index key, a GCM key near its limit
@@ -105,7 +123,7 @@ def build_services(settings: Settings) -> Services:
         raise ConfigError(key, problem) from None
     gateway_engine = create_source_engine(settings.gateway_spec)
     return Services(
-        registry=SourceRegistry(settings.sources, settings.peers),
+        registry=SourceRegistry(settings.sources, settings.peers, health_settings(settings)),
         cipher=FieldCipher(keyring),
         indexer=BlindIndexer(keyring),
         recognition=recognition,
@@ -119,6 +137,18 @@ def build_services(settings: Settings) -> Services:
             EXTRACTS_DIR: settings.data_dir / "extracts",
         },
     )
+
+
+async def gateway_readiness(engine: Any, within: float = 2.0) -> dict[str, Any]:
+    if engine is None:
+        return {"health": "ok"}
+    try:
+        async with asyncio.timeout(within):
+            async with engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+    except Exception as exc:  # any failure: not ready, with a stable reason
+        return {"health": "unavailable", "reason": reason_of(exc)}
+    return {"health": "ok"}
 
 
 _HTTP_CODES = {
@@ -233,6 +263,9 @@ class MedfedGraphQL(GraphQL):
         except SealingRefused:
             result.data = None
             raise HTTPException(500, "the answer could not be sealed: not sent") from None
+        if ctx is not None and getattr(ctx, "audit_unavailable", False):
+            # A write's intent or outcome could not be logged: nothing is acknowledged.
+            raise HTTPException(503, "audit log unavailable: the request was not answered")
         # Runs before the response is built: the event is durable before anything leaves.
         response = await super().process_result(request, result)
         try:
@@ -247,6 +280,8 @@ class MedfedGraphQL(GraphQL):
                 raise HTTPException(
                     503, "audit log unavailable: the request was not answered"
                 ) from None
+            if getattr(ctx, "write_outcomes", None):
+                await failpoints.reach("mutation.after_outcome")  # fault tests only
         return response
 
 
@@ -287,13 +322,21 @@ def create_app(
         return JSONResponse({"status": "ok"})
 
     async def readyz(_request: Request) -> JSONResponse:
+        # Ready while this gateway can serve: its own database (audit log, consents,
+        # idempotency keys) answers. A source that is down degrades answers
+        # (SOURCE_UNAVAILABLE naming it); it must not take every replica out of the load
+        # balancer because one hospital is down. Operators read the per-source detail.
+        gateway = await gateway_readiness(services.gateway_engine)
         sources = await services.registry.readiness()
-        # A remote province being down degrades answers (SOURCE_UNAVAILABLE); it must not
-        # take this gateway out of its load balancer.
-        ready = all(s["ready"] for s in sources.values() if not s.get("optional"))
-        return JSONResponse({"ready": ready, "sources": sources}, status_code=200 if ready else 503)
+        degraded = sorted(name for name, s in sources.items() if s["health"] != "ok")
+        ready = gateway["health"] == "ok"
+        return JSONResponse(
+            {"ready": ready, "gateway": gateway, "degraded": degraded, "sources": sources},
+            status_code=200 if ready else 503,
+        )
 
     recorder = services.extras.get(RECORDER)
+    witnessing = witness_routes(settings, services.gateway_engine)
     partners = services.extras.setdefault(
         PARTNERS, PartnerRegistry(partners_file(settings.data_dir, settings.extra.get("sealing")))
     )
@@ -304,13 +347,22 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette):
+        reconciler = None
         if recorder is not None:
             try:  # start the audit writer now rather than on the first request
                 await recorder.start()
             except AuditWriteError:
                 # Requests answer 503 until it opens; each one tries again.
                 logging.getLogger("medfed.audit").exception("the audit log did not open")
+            # Writes a crashed process left without an outcome: settled now, then watched.
+            reconciler = asyncio.create_task(
+                reconcile_forever(services, recorder, audit_settings(settings).reconcile)
+            )
         yield
+        if reconciler is not None:
+            reconciler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reconciler
         if recorder is not None:
             await recorder.close()
         if limiter is not None:
@@ -325,12 +377,15 @@ def create_app(
             Route("/readyz", readyz),
             Route("/graphql", SealingGate(graphql, partners), methods=["GET", "POST"]),
             *audit_routes(recorder),
+            *witnessing,
         ],
         middleware=[
             Middleware(EdgeMiddleware, edge),
             Middleware(
                 AuthMiddleware,
                 **auth_options(settings),
+                # A witness submission is authenticated by the log's signature, not a token.
+                exempt_paths=("/healthz", "/readyz", *(WITNESS_PATHS if witnessing else ())),
                 on_denied=on_auth_denied(recorder) if recorder else None,
             ),
             Middleware(RateLimitMiddleware, limiter, edge),

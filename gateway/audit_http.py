@@ -8,8 +8,10 @@ purpose AUDIT.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
+from pathlib import Path
 from typing import Any
 
 from graphql import OperationType, parse
@@ -28,7 +30,7 @@ from security.audit.events import (
     request_event,
 )
 from security.audit.recorder import AuditRecorder
-from security.audit.settings import AuditSettings
+from security.audit.settings import AuditSettings, SettingError
 from security.identity.roles import Purpose, Role
 
 log = logging.getLogger("medfed.audit")
@@ -38,6 +40,8 @@ RECORDER = "audit"  # key of the recorder in Services.extras
 def audit_settings(settings: Settings) -> AuditSettings:
     try:
         return AuditSettings.from_mapping(settings.extra.get("audit"))
+    except SettingError as exc:
+        raise ConfigError(exc.key, exc.problem) from None
     except (TypeError, ValueError) as exc:
         raise ConfigError("audit", str(exc)) from None
 
@@ -52,13 +56,18 @@ def make_recorder(settings: Settings, engine: Any) -> AuditRecorder | None:
         raise ConfigError("audit", "auditing needs the gateway database")
     from gateway.edge.middleware import IN_FLIGHT
     from gateway.startup import crypto_profile
+    from security.audit.outside import Publisher
 
+    directory = Path(chosen.checkpoint_dir)
+    if not directory.is_absolute():
+        directory = settings.data_dir / directory
     return AuditRecorder(
         engine,
         settings.data_dir / "keys",
         chosen,
         crypto_profile(settings),
         inline_when=lambda: IN_FLIGHT.count <= 1,
+        publisher=Publisher(directory, chosen.witnesses),
     )
 
 
@@ -99,6 +108,22 @@ async def audit_request(recorder: AuditRecorder, request: Request, ctx: Any, res
     except AuditWriteError as exc:
         log.error("audit write failed, refusing request %s: %s", ctx.request_id, exc)
         raise AuditUnavailable from exc
+
+
+async def reconcile_forever(services: Any, recorder: AuditRecorder, chosen: Any) -> None:
+    """Settle intents without an outcome at start-up (those of processes that are gone, and
+    any older than ``after_seconds``), then every ``every_seconds``."""
+    from schema.mutations.reconcile import reconcile
+
+    while True:
+        try:
+            settled = await reconcile(services, recorder, after_seconds=chosen.after_seconds)
+            if settled:
+                log.warning("reconciled %d write intents", len(settled))
+        except Exception:
+            # The log or the gateway database is down: the next round tries again.
+            log.exception("reconciling write intents failed")
+        await asyncio.sleep(chosen.every_seconds)
 
 
 def on_auth_denied(recorder: AuditRecorder):

@@ -148,7 +148,7 @@ class RequestContext:
             GraphQLError(
                 f"Source '{name}' did not answer ({failure.reason}); data from it is missing",
                 path=path,
-                extensions={"code": "SOURCE_UNAVAILABLE", "source": name},
+                extensions={"code": "SOURCE_UNAVAILABLE", "source": name, "reason": failure.reason},
             )
             for name, (failure, path) in self.failures.items()
         ]

@@ -12,10 +12,25 @@ import httpx
 
 from connectors.graphql_peer.breaker import BreakerOpen, CircuitBreaker
 from connectors.graphql_peer.spec import PeerSpec
+from connectors.health import Reasoned
 
 
-class PeerError(Exception):
-    """The peer did not give a usable answer. The message never holds data values."""
+class PeerError(Reasoned):
+    """The peer did not give a usable answer. ``reason`` is a stable code; the message never
+    holds data values."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}{f' ({detail})' if detail else ''}")
+        self.reason = reason
+
+
+# Stable reasons for a peer (beside connectors.health.Reason for SQL sources).
+BREAKER_OPEN = "BREAKER_OPEN"  # failed too often; not called until its cooldown passes
+PEER_UNREACHABLE = "PEER_UNREACHABLE"  # no connection (refused, reset, TLS refused)
+PEER_TIMEOUT = "PEER_TIMEOUT"  # connected, but no answer in time
+PEER_REFUSED = "PEER_REFUSED"  # 401 or 403: the peer does not accept our token
+PEER_ERROR = "PEER_ERROR"  # another HTTP status
+PEER_BAD_ANSWER = "PEER_BAD_ANSWER"  # not JSON, no data, or data of the wrong shape
 
 
 class PeerClient:
@@ -49,7 +64,7 @@ class PeerClient:
         if self._token is None or self._token[0] != stamp:
             value = self.spec.token_file.read_text(encoding="utf-8").strip()
             if not value:
-                raise PeerError("token file is empty")
+                raise PeerError(PEER_REFUSED, "our token file is empty")
             self._token = (stamp, value)
         return self._token[1]
 
@@ -61,7 +76,7 @@ class PeerClient:
         try:
             self.breaker.admit()
         except BreakerOpen:
-            raise PeerError("circuit breaker open") from None
+            raise PeerError(BREAKER_OPEN) from None
         loop = asyncio.get_running_loop()
         until = loop.time() + remaining
         attempts = 1 + (self.spec.retries if idempotent else 0)
@@ -86,7 +101,7 @@ class PeerClient:
 
     async def _once(self, document: str, variables: dict[str, Any], budget: float) -> dict:
         if budget <= 0:
-            raise PeerError("deadline exceeded")
+            raise PeerError(PEER_TIMEOUT, "no time left")
         headers = {"Authorization": f"Bearer {self.token()}", "X-Purpose-Of-Use": self.spec.purpose}
         try:
             response = await self.http.post(
@@ -95,17 +110,21 @@ class PeerClient:
                 timeout=budget,
                 json={"query": document, "variables": variables},
             )
-        except httpx.HTTPError as exc:
-            raise PeerError(type(exc).__name__) from None
+        except httpx.TimeoutException:
+            raise PeerError(PEER_TIMEOUT) from None
+        except httpx.HTTPError:
+            raise PeerError(PEER_UNREACHABLE) from None
+        if response.status_code in (401, 403):
+            raise PeerError(PEER_REFUSED, f"HTTP {response.status_code}")
         if response.status_code != 200:
-            raise PeerError(f"HTTP {response.status_code}")
+            raise PeerError(PEER_ERROR, f"HTTP {response.status_code}")
         try:
             body = response.json()
-        except ValueError:
-            raise PeerError("answer is not JSON") from None
+        except (ValueError, RecursionError):  # not JSON, or nested beyond any parser
+            raise PeerError(PEER_BAD_ANSWER, "not JSON") from None
         data = body.get("data") if isinstance(body, dict) else None
         if not isinstance(data, dict):
-            raise PeerError("answer has no data")
+            raise PeerError(PEER_BAD_ANSWER, "no data")
         return data
 
     async def close(self) -> None:

@@ -15,6 +15,8 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from connectors.graphql_peer.client import PEER_BAD_ANSWER, PeerError
+
 PEER_ORIGIN = object()
 Row = dict[str, Any]
 
@@ -231,6 +233,13 @@ async def fetch_rows(client: Any, kind: PeerKind, refs: list[str], remaining: fl
     data = await client.query(document, {"r": reps}, remaining)
     entities = data.get("_entities") or []
     rows: list[Row] = []
-    for ref, entity in zip(refs, entities, strict=False):
-        rows.extend(kind.rows(ref, entity, client.name))
+    try:
+        if not isinstance(entities, list):
+            raise TypeError("_entities is not a list")
+        for ref, entity in zip(refs, entities, strict=False):
+            rows.extend(kind.rows(ref, entity, client.name))
+    except (TypeError, ValueError, KeyError, AttributeError, ArithmeticError):
+        # Garbage of the right JSON type but the wrong shape: the peer's fault, named so.
+        client.breaker.failure()
+        raise PeerError(PEER_BAD_ANSWER, "rows of the wrong shape") from None
     return rows

@@ -18,25 +18,30 @@ def sqlite_path(url: str) -> Path | None:
     return Path(parsed.database)
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:
-    cursor = dbapi_connection.cursor()
-    # WAL lets the server read while a demo build or a writer runs; NORMAL sync is durable
-    # across process crashes in WAL mode.
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=5000")
-    cursor.close()
+def _sqlite_pragmas(busy_timeout_ms: int):
+    def on_connect(dbapi_connection, _record) -> None:
+        cursor = dbapi_connection.cursor()
+        # WAL lets the server read while a demo build or a writer runs; NORMAL sync is
+        # durable across process crashes in WAL mode.
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cursor.close()
+
+    return on_connect
 
 
-def create_engine_for(url: str, schema: str | None = None, **kwargs) -> AsyncEngine:
+def create_engine_for(
+    url: str, schema: str | None = None, *, busy_timeout_ms: int = 5000, **kwargs
+) -> AsyncEngine:
     """An async engine for ``url``; on PostgreSQL, ``schema`` becomes the search path so the
     same unqualified models and migrations serve every source sharing one database."""
     path = sqlite_path(url)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(url, **kwargs)
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas(busy_timeout_ms))
         return engine
     connect_args = kwargs.pop("connect_args", {})
     if schema:
@@ -46,3 +51,9 @@ def create_engine_for(url: str, schema: str | None = None, **kwargs) -> AsyncEng
 
 def create_source_engine(spec: SourceSpec, **kwargs) -> AsyncEngine:
     return create_engine_for(spec.url, spec.schema, **kwargs)
+
+
+# A serving gateway waits this long for another writer's lock on a SQLite source: long
+# enough for a transaction (milliseconds), short enough that a lock held elsewhere is
+# answered as LOCKED within the request's deadline rather than as a timeout.
+SERVING_BUSY_TIMEOUT_MS = 2000

@@ -70,7 +70,9 @@ class SqliteReader:
         *,
         name: str = "sqlite",
         threads: int = 2,
-        busy_timeout_ms: int = 5000,
+        # A reader waits this long for a lock (in WAL mode only an exclusive lock, which no
+        # medfed writer takes, blocks readers); then the source is reported LOCKED.
+        busy_timeout_ms: int = 1000,
         inline_budget: float = INLINE_BUDGET,
     ) -> None:
         self.path = path
@@ -85,6 +87,7 @@ class SqliteReader:
         self._lock = threading.Lock()
         self._plans: dict[tuple[Table, str, tuple[str, ...], int], _Plan] = {}
         self._closed = False
+        self._generation = 0  # bumped by reset(): connections of older generations are closed
         # Statements run, for statement-count tests and benchmarks (the engine's
         # ``before_cursor_execute`` event does not see these).
         self.statements = 0
@@ -160,8 +163,9 @@ class SqliteReader:
 
     def _connection(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
-        if conn is None:
+        if conn is None or getattr(self._local, "generation", None) != self._generation:
             conn = self._local.conn = self._open(busy_timeout_ms=self.busy_timeout_ms)
+            self._local.generation = self._generation
         return conn
 
     def _open(self, *, busy_timeout_ms: int) -> sqlite3.Connection:
@@ -203,6 +207,18 @@ class SqliteReader:
         return _Plan(sql, names, processors, bind)
 
     # -- lifecycle ------------------------------------------------------------------------------
+    def reset(self) -> None:
+        """Close every connection; the next read opens the file now at the path (the health
+        guard calls this before probing a source whose file changed or went away)."""
+        self._generation += 1
+        self._inline = None
+        with self._lock:
+            opened, self._opened = self._opened, []
+        for conn in opened:
+            with contextlib.suppress(sqlite3.Error):
+                conn.interrupt()
+                conn.close()
+
     def close(self) -> None:
         self._closed = True
         self._inline = None

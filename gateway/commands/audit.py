@@ -1,4 +1,5 @@
-"""``medfed audit verify|checkpoint|proof|check-consistency``: the audit log from the shell.
+"""``medfed audit verify|checkpoint|proof|check-consistency|export|reconcile``: the audit log
+from the shell.
 
 ``verify`` and ``check-consistency`` need only the public verifier key (``--key``, default
 ``<data-dir>/keys/audit-log.pub``), so a security team can run them with a key it keeps
@@ -31,7 +32,8 @@ def register(subparsers) -> None:
         "--checkpoint",
         type=Path,
         metavar="FILE",
-        help="a checkpoint note you kept: check the log still extends it",
+        help="a checkpoint note you kept: check the log still extends it (the newest of "
+        "this, the [audit] checkpoint_dir file and every witness is used)",
     )
     _add_key(verify)
     verify.set_defaults(handler=_verify)
@@ -96,7 +98,22 @@ def register(subparsers) -> None:
     )
     export.set_defaults(handler=_export)
 
-    for sub in (verify, checkpoint, proof, check, export):
+    reconcile = actions.add_parser(
+        "reconcile",
+        help="settle write intents that no outcome names: look each write up at its source "
+        "and log its outcome",
+    )
+    reconcile.add_argument(
+        "--older-than",
+        type=float,
+        metavar="SECONDS",
+        help="settle intents at least this old even if their process may still run "
+        "(default [audit.reconcile] after_seconds, 300); intents of processes that are "
+        "gone are settled whatever their age",
+    )
+    reconcile.set_defaults(handler=_reconcile)
+
+    for sub in (verify, checkpoint, proof, check, export, reconcile):
         add_common(sub)
 
 
@@ -169,15 +186,58 @@ async def _with_engine(settings: Settings, work):
         await engine.dispose()
 
 
+async def _newest_outside(settings: Settings, origin: str, verifiers: list, given: str | None):
+    """The newest checkpoint outside the database (the file of notes, each witness, the
+    ``--checkpoint`` given), and the lines to print about the places looked at."""
+    import httpx
+
+    from gateway.audit_http import audit_settings
+    from security.audit import NoteError, open_checkpoint
+    from security.audit.outside import Found, newest_at_witness, newest_in_file
+
+    chosen = audit_settings(settings)
+    directory = Path(chosen.checkpoint_dir)
+    if not directory.is_absolute():
+        directory = settings.data_dir / directory
+    found, notes = [], []
+    in_file, refused = newest_in_file(directory, verifiers, origin)
+    notes += [f"REFUSED {line}" for line in refused]
+    if in_file is not None:
+        found.append(in_file)
+    else:
+        notes.append(f"no checkpoint in {directory}")
+    async with httpx.AsyncClient(timeout=10) as client:
+        for witness in chosen.witnesses:
+            try:
+                found.append(await newest_at_witness(witness, verifiers, origin, client))
+            except NoteError as exc:
+                notes.append(f"REFUSED witness {witness.name}: {exc}")
+            except httpx.HTTPError as exc:
+                notes.append(f"witness {witness.name} unreachable ({type(exc).__name__})")
+    if given is not None:
+        found.append(Found(open_checkpoint(given, verifiers, origin), given, "--checkpoint"))
+    newest = max(found, key=lambda f: f.checkpoint.size, default=None)
+    return newest, notes
+
+
 def _verify(args: argparse.Namespace) -> int:
     from security.audit import NoteError, consistency_proof, verify_log
+    from security.audit.outside import describe
 
     settings = settings_from(args)
     config = _config(settings)
     verifiers = _verifiers(args, settings)
-    note = _read(args.checkpoint, "checkpoint") if args.checkpoint else None
+    given = _read(args.checkpoint, "checkpoint") if args.checkpoint else None
+    outside: list[str] = []
 
     async def work(engine):
+        newest, notes = await _newest_outside(settings, config.origin, verifiers, given)
+        outside.extend(notes)
+        note = newest.note if newest is not None else None
+        if newest is not None:
+            outside.append(
+                f"checked against the newest checkpoint outside the database: {describe(newest)}"
+            )
         report = await verify_log(engine, verifiers, origin=config.origin, external_note=note)
         old = report.external
         if old is not None and report.ok:
@@ -201,7 +261,13 @@ def _verify(args: argparse.Namespace) -> int:
         print(f"medfed: your checkpoint does not verify: {exc}", file=sys.stderr)
         return 1
     print(report.summary())
-    return 0 if report.ok else 1
+    for line in outside:
+        # Where the outside checkpoint came from, and what was refused or not found, on
+        # stderr: the report above is the result (and its format is the same as ever).
+        print(f"medfed: {line}", file=sys.stderr)
+    # A note outside that does not verify is evidence someone altered it: not intact.
+    tampered = any(line.startswith("REFUSED") for line in outside)
+    return 0 if report.ok and not tampered else 1
 
 
 def _open_log(settings: Settings, engine):
@@ -280,6 +346,44 @@ def _check_consistency(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 1
+
+
+def _reconcile(args: argparse.Namespace) -> int:
+    from gateway.app import build_services
+    from gateway.audit_http import RECORDER, audit_settings
+    from schema.mutations.reconcile import reconcile
+
+    settings = settings_from(args)
+    after = args.older_than
+    if after is None:
+        after = audit_settings(settings).reconcile.after_seconds
+    elif not 0 <= after <= 86_400 * 365:
+        raise _usage("--older-than: must be 0 or more seconds")
+
+    async def work() -> list:
+        from connectors.sql import migrate
+
+        await migrate.upgrade(settings.gateway_spec)
+        services = build_services(settings)
+        recorder = services.extras.get(RECORDER)
+        if recorder is None:
+            raise _usage("the audit log is disabled ([audit] enabled = false)")
+        try:
+            return await reconcile(services, recorder, after_seconds=after)
+        finally:
+            await recorder.close()
+            await services.registry.dispose()
+            if services.gateway_engine is not None:
+                await services.gateway_engine.dispose()
+
+    settled = asyncio.run(work())
+    for item in settled:
+        line = f"intent {item.intent}: {item.operation} at {item.source} {item.object_id}: "
+        line += item.result + (f" ({item.reason})" if item.reason else "")
+        print(line)
+    still_open = sum(1 for item in settled if item.result == "OPEN")
+    print(f"{len(settled) - still_open} settled, {still_open} left open")
+    return 1 if still_open else 0
 
 
 def _when(text: str):

@@ -15,15 +15,17 @@ from schema.errors import NOT_FOUND, forbidden
 from schema.mutations import lookups
 from schema.mutations import validation as v
 from schema.mutations.enums import ConsentStatusEnum, DataClassEnum, PurposeOfUse
-from schema.mutations.idempotent import Created, IdempotentCall
+from schema.mutations.idempotent import Created, IdempotentCall, Target
 from schema.pagination import Connection, connection, decode_cursor, page_size
 from schema.types.institution import Institution, institution_of
 from security.consent import Consent, ConsentNotFound, ConsentStore, DataClass, NotYourConsent
+from security.consent.models import ConsentRow
 from security.identity.roles import Purpose, Role
 
 GATEWAY = "gateway"
 # Purposes a consent cannot meaningfully grant: the patient's own access needs none,
 # break-glass is by definition without consent, and audit is not the patient's to give.
+CONSENTS = ConsentRow.__table__
 NOT_CONSENTABLE = frozenset({Purpose.PATIENT_ACCESS, Purpose.EMERGENCY, Purpose.AUDIT})
 # Consents must end; five years bounds what a forgotten consent can expose.
 MAX_PERIOD = timedelta(days=5 * 366)
@@ -204,16 +206,27 @@ async def grant_consent(
     p.raise_if_any("grantConsent")
     if (twin := await call.claim()) is not None:
         return GrantConsentPayload(consent=await _load(ctx, twin, now), replayed=True)
-    consent = await _store(ctx).grant(
-        consent_id=call.new_id("C", 32),
-        person_ref=ref,
-        grantee=input.grantee,
-        data_classes=[DataClass(c.value) for c in input.data_classes],
-        purpose=Purpose(input.purpose.value),
-        valid_from=begins,
-        valid_until=ends,
-        now=now,
+    consent_id = call.new_id("C", 32)
+    granted: list[Consent] = []
+
+    async def grant() -> None:
+        granted.append(
+            await _store(ctx).grant(
+                consent_id=consent_id,
+                person_ref=ref,
+                grantee=input.grantee,
+                data_classes=[DataClass(c.value) for c in input.data_classes],
+                purpose=Purpose(input.purpose.value),
+                valid_from=begins,
+                valid_until=ends,
+                now=now,
+            )
+        )
+
+    await call.write(
+        ctx, Target(GATEWAY, CONSENTS.name, "consent_id", consent_id, person=ref), grant
     )
+    consent = granted[0]
     await call.done(Created(GATEWAY, consent.consent_id))
     return GrantConsentPayload(consent=ConsentNode.of(consent, now), replayed=False)
 
@@ -245,10 +258,19 @@ async def revoke_consent(
     if consent.person_ref != ref:
         raise forbidden("a patient may only revoke their own consents")
     await call.claim()
-    try:
-        consent = await store.revoke(str(consent_id), person_ref=ref, now=now)
-    except (ConsentNotFound, NotYourConsent):  # checked just above; kept for a racing delete
-        raise forbidden("a patient may only revoke their own consents") from None
+    revoked: list[Consent] = []
+
+    async def revoke() -> None:
+        try:
+            revoked.append(await store.revoke(str(consent_id), person_ref=ref, now=now))
+        except (ConsentNotFound, NotYourConsent):  # checked above; kept for a racing delete
+            raise forbidden("a patient may only revoke their own consents") from None
+
+    target = Target(
+        GATEWAY, CONSENTS.name, "consent_id", str(consent_id), person=ref, applied_when="revoked_at"
+    )
+    await call.write(ctx, target, revoke)
+    consent = revoked[0]
     await call.done(Created(GATEWAY, consent.consent_id))
     return RevokeConsentPayload(consent=ConsentNode.of(consent, now), replayed=False)
 

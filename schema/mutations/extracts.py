@@ -13,12 +13,13 @@ from graphql import GraphQLError
 from schema.errors import NOT_FOUND, forbidden
 from schema.extracts.produce import ExtractRefused, check, produce
 from schema.mutations import validation as v
-from schema.mutations.idempotent import Created, IdempotentCall
+from schema.mutations.idempotent import Created, IdempotentCall, Target
 from security.audit.events import extract_event
 from security.identity.roles import Role
 from security.privacy.extract_jobs import APPROVED, REFUSED, ExtractJob, ExtractJobs
 
 GATEWAY = "gateway"
+JOBS = "extract_jobs"  # where the extract mutations write (security.privacy.extract_jobs)
 PARTNERS = frozenset({Role.RESEARCHER, Role.COMMERCIAL_INSURER})
 KEY = "Client-chosen key (1-64 of A-Z a-z 0-9 _ -): the same key with the same input acts once."
 
@@ -150,20 +151,26 @@ async def request_extract(
     if (twin := await call.claim()) is not None:
         job = await _jobs(ctx).get(twin.object_id)
         return ExtractJobPayload(job=ExtractJobNode.of(job) if job else None, replayed=True)
-    job = await _jobs(ctx).request(
-        ExtractJob(
-            job_id=call.new_id("X", 24),
-            role=principal.role.value,
-            org=principal.org,
-            requested_by=f"{principal.issuer}|{principal.sub}",
-            purpose=ctx.purpose.value,
-            classes=tuple(sorted(set(input.classes))),
-            detail=input.detail.value,
-            format=input.format.value,
-            status="REQUESTED",
-            requested_at=ctx.now.astimezone(UTC),
-        )
+    job_id = call.new_id("X", 24)
+    made: list[ExtractJob] = []
+
+    async def request() -> None:
+        made.append(await _jobs(ctx).request(new_job))
+
+    new_job = ExtractJob(
+        job_id=job_id,
+        role=principal.role.value,
+        org=principal.org,
+        requested_by=f"{principal.issuer}|{principal.sub}",
+        purpose=ctx.purpose.value,
+        classes=tuple(sorted(set(input.classes))),
+        detail=input.detail.value,
+        format=input.format.value,
+        status="REQUESTED",
+        requested_at=ctx.now.astimezone(UTC),
     )
+    await call.write(ctx, Target(GATEWAY, JOBS, "job_id", job_id), request)
+    job = made[0]
     await _audit(ctx, "REQUESTED", job)
     await call.done(Created(GATEWAY, job.job_id))
     return ExtractJobPayload(job=ExtractJobNode.of(job), replayed=False)
@@ -188,8 +195,13 @@ async def _decide(info, idempotency_key: str, job_id: str, approve: bool) -> Ext
         )
     await call.claim()
     by = f"{ctx.principal.issuer}|{ctx.principal.sub}"
-    if not await jobs.decide(job_id, APPROVED if approve else REFUSED, by, ctx.now):
-        raise forbidden(f"{operation}: the job is {job.status}, not REQUESTED")
+
+    async def decide() -> None:
+        if not await jobs.decide(job_id, APPROVED if approve else REFUSED, by, ctx.now):
+            raise forbidden(f"{operation}: the job is {job.status}, not REQUESTED")
+
+    target = Target(GATEWAY, JOBS, "job_id", job_id, applied_when="decided_at")
+    await call.write(ctx, target, decide)
     job = await jobs.get(job_id)
     await _audit(ctx, APPROVED if approve else REFUSED, job)
     if approve:

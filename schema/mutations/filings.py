@@ -15,7 +15,7 @@ from schema.errors import forbidden
 from schema.mutations import lookups
 from schema.mutations import validation as v
 from schema.mutations.enums import FilingCategory, FilingChannel
-from schema.mutations.idempotent import Created, IdempotentCall
+from schema.mutations.idempotent import Created, IdempotentCall, Target
 from schema.selection import requested
 from schema.types.filings import FILING, Filing
 from security.identity.roles import Role
@@ -205,7 +205,11 @@ async def file_for_cross_region_care(
         "valid_from": input.valid_from,
         "valid_until": input.valid_until,
     }
-    await lookups.ask(ctx, platform_source, lambda e: writers.write_filing(e, row))
+    await call.write(
+        ctx,
+        Target(platform_source.name, FILINGS.name, "filing_id", filing_id, person=ref),
+        lambda: lookups.ask(ctx, platform_source, lambda e: writers.write_filing(e, row)),
+    )
     created = Created(platform_source.name, filing_id)
     await call.done(created)
     return FileForCrossRegionCarePayload(filing=await _load(ctx, info, created), replayed=False)

@@ -11,6 +11,7 @@ from graphql import GraphQLError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from connectors.fanout import fan_out
+from connectors.health import reason_of
 from connectors.registry import Source
 from connectors.sql import writers
 from connectors.sql.models import bureau, directory, hospital, platform
@@ -23,19 +24,17 @@ T = TypeVar("T")
 def unavailable(source: str, reason: str) -> GraphQLError:
     return GraphQLError(
         f"Source '{source}' did not answer ({reason}); nothing was written",
-        extensions={"code": SOURCE_UNAVAILABLE, "source": source},
+        extensions={"code": SOURCE_UNAVAILABLE, "source": source, "reason": reason},
     )
 
 
 async def ask(ctx: Any, source: Source, query: Callable[[AsyncEngine], Awaitable[T]]) -> T:
-    """Run ``query`` on one source within the request's deadline."""
+    """Run ``query`` on one source within the request's deadline, behind its health guard."""
     try:
         async with asyncio.timeout(ctx.deadline.remaining()):
-            return await query(source.engine)
-    except TimeoutError:
-        raise unavailable(source.name, "deadline exceeded") from None
-    except Exception as exc:  # any driver failure: name the source, never the data
-        raise unavailable(source.name, type(exc).__name__) from exc
+            return await source.guarded(lambda: query(source.engine))
+    except Exception as exc:  # any failure: name the source and a stable reason, never data
+        raise unavailable(source.name, reason_of(exc)) from exc
 
 
 async def ask_all(

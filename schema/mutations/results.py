@@ -19,7 +19,7 @@ from schema.enums import Modality, ResultFlag, TestCategory
 from schema.errors import forbidden
 from schema.mutations import lookups
 from schema.mutations import validation as v
-from schema.mutations.idempotent import Created, IdempotentCall
+from schema.mutations.idempotent import Created, IdempotentCall, Target
 from schema.relations import treating_since
 from schema.selection import requested
 from schema.types.results import TEST_RESULT, TestResult
@@ -405,7 +405,11 @@ async def publish_test_result(
         "collected_at": fields["collected_at"],
         "reported_at": fields["reported_at"],
     }
-    await lookups.ask(ctx, source, lambda e: writers.write_test_result(e, row, new_patient))
+    await call.write(
+        ctx,
+        Target(source.name, RESULTS.name, "result_id", result_id, person=ref),
+        lambda: lookups.ask(ctx, source, lambda e: writers.write_test_result(e, row, new_patient)),
+    )
     created = Created(source.name, result_id)
     await call.done(created)
     return PublishTestResultPayload(test_result=await _load(ctx, info, created), replayed=False)

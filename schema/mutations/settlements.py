@@ -17,7 +17,7 @@ from schema.enums import VisitType
 from schema.errors import forbidden
 from schema.mutations import lookups
 from schema.mutations import validation as v
-from schema.mutations.idempotent import Created, IdempotentCall
+from schema.mutations.idempotent import Created, IdempotentCall, Target
 from schema.selection import requested
 from schema.types.records import SETTLEMENT, Settlement
 from security.identity.roles import Role
@@ -288,11 +288,16 @@ async def record_settlement(
             "filing_id": plan["filing"]["filing_id"],
             "clearing_month": f"{facts['settled_at']:%Y-%m}",
         }
-        await lookups.ask(ctx, source, lambda e: writers.write_cross_settlement(e, row))
+        table, write = platform.CrossSettlement.__table__, writers.write_cross_settlement
     else:
         source = plan["bureau"]
         row["cross_province"] = False
-        await lookups.ask(ctx, source, lambda e: writers.write_settlement(e, row))
+        table, write = bureau.Settlement.__table__, writers.write_settlement
+    await call.write(
+        ctx,
+        Target(source.name, table.name, "setl_id", setl_id, person=str(input.person_id)),
+        lambda: lookups.ask(ctx, source, lambda e: write(e, row)),
+    )
     created = Created(source.name, setl_id)
     await call.done(created)
     return RecordSettlementPayload(settlement=await _load(ctx, info, created), replayed=False)

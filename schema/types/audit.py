@@ -20,6 +20,7 @@ from schema.pagination import Connection, connection, decode_cursor, page_size
 from security.audit import AuditLogError, AuditWriteError, index
 from security.audit.events import note_audit_read
 from security.audit.models import AuditAlert
+from security.audit.writes import outcomes_in
 from security.identity.roles import Purpose, Role
 
 RECORDER = "audit"
@@ -78,6 +79,42 @@ class AuditPerson:
         )
 
 
+@strawberry.type(
+    description="A write a mutation made or meant to make: its intent is logged before the "
+    "write reaches the source, its outcome after (or by reconcile)."
+)
+class AuditWrite:
+    phase: str = strawberry.field(description="INTENT or OUTCOME.")
+    operation: str = strawberry.field(description="The mutation, e.g. publishTestResult.")
+    source: str = strawberry.field(description="Where the change lands (a source, or gateway).")
+    object_id: str = strawberry.field(description="The key of the object written there.")
+    intent: int | None = strawberry.field(description="An outcome's intent (its log index).")
+    result: str | None = strawberry.field(description="An outcome's APPLIED or NOT_APPLIED.")
+    decided_by: str | None = strawberry.field(
+        description="An outcome's author: request (the write itself) or reconcile."
+    )
+
+    @classmethod
+    def all_of(cls, event: dict[str, Any]) -> list[AuditWrite]:
+        """An intent's write, an outcome event's, or the outcomes a request's event holds."""
+        if event.get("phase") == "INTENT" and isinstance(event.get("write"), dict):
+            found = [("INTENT", event["write"])]
+        else:
+            found = [("OUTCOME", w) for w in outcomes_in(event)]
+        return [
+            cls(
+                phase=phase,
+                operation=raw.get("operation", ""),
+                source=raw.get("source", ""),
+                object_id=raw.get("objectId", ""),
+                intent=raw.get("intent"),
+                result=raw.get("result"),
+                decided_by=raw.get("by"),
+            )
+            for phase, raw in found
+        ]
+
+
 @strawberry.type(name="AuditEvent", description="One event of the tamper-evident audit log.")
 class AuditEventNode:
     index: int = strawberry.field(description="Position in the log (prove it with auditProof).")
@@ -103,6 +140,10 @@ class AuditEventNode:
     operation_name: str | None
     operation_sha256: str | None
     reason: str | None = strawberry.field(description="Why an authentication was refused.")
+    writes: list[AuditWrite] = strawberry.field(
+        description="The writes it names: a mutation's intent, or the outcomes of writes "
+        "(logged with the request that made them, or by reconcile)."
+    )
 
     @classmethod
     def of(
@@ -133,6 +174,7 @@ class AuditEventNode:
             operation_name=operation.get("name"),
             operation_sha256=operation.get("sha256"),
             reason=(event.get("request") or {}).get("reason"),
+            writes=AuditWrite.all_of(event),
         )
 
 
@@ -152,6 +194,11 @@ class AuditEventFilter:
         default=None, name="from", description="Events at or after this time."
     )
     to: datetime | None = strawberry.field(default=None, description="Events before this time.")
+    pending_writes: bool | None = strawberry.field(
+        default=None,
+        description="True: only write intents that no outcome names yet (a process stopped "
+        "between them; `medfed audit reconcile` settles them).",
+    )
 
 
 @strawberry.type(description="A signed checkpoint (C2SP signed note) of the audit log.")
@@ -252,6 +299,7 @@ class AuditQuery:
             field_class=f.field_class,
             since=_utc(f.from_),
             until=_utc(f.to),
+            pending_writes=bool(f.pending_writes),
         )
         return await _events(ctx, flt, first, after)
 

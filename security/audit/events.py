@@ -186,6 +186,7 @@ def request_event(
         and not audit_reads
         and not open_data
         and operation.kind is not Kind.MUTATION
+        and not getattr(ctx, "write_outcomes", None)
     ):
         return None
     deadline = getattr(ctx, "deadline", None)
@@ -215,6 +216,11 @@ def request_event(
         event["auditLog"] = audit_log_part(audit_reads)
     if open_data:
         event["openData"] = open_data
+    # The outcomes of the writes this request made: logged with the request itself, before
+    # it is answered, and each names its intent (security.audit.writes).
+    outcomes = getattr(ctx, "write_outcomes", None)
+    if outcomes:
+        event["writes"] = list(outcomes)
     return event
 
 

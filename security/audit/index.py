@@ -117,6 +117,7 @@ class EventFilter:
     field_class: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+    pending_writes: bool = False  # only write intents that no outcome names
 
     def where(self) -> list[Any]:
         c = INDEX.c
@@ -142,6 +143,10 @@ class EventFilter:
             out.append(c.at >= self.since)
         if self.until is not None:
             out.append(c.at < self.until)
+        if self.pending_writes:
+            from security.audit.writes import WRITES, pending_clause
+
+            out.append(c.idx.in_(select(WRITES.c.idx).where(pending_clause())))
         return out
 
 

@@ -26,7 +26,7 @@ import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -51,7 +51,7 @@ from security.audit.note import Checkpoint, sign_checkpoint
 from security.audit.signer import Signer
 from security.audit.sqlite_append import LOCK_PATIENCE as SQLITE_LOCK_PATIENCE
 from security.audit.sqlite_append import Appended, SqliteAppender, is_locked
-from security.audit.writer_process import WriterError, WriterProcess
+from security.audit.writer_process import WriterError, WriterGone, WriterProcess
 
 __all__ = [
     "AuditLog",
@@ -83,14 +83,19 @@ class AuditLogError(Exception):
 @dataclass(frozen=True)
 class AuditLogConfig:
     origin: str = "medfed.local/audit"
-    checkpoint_every: int = 1000  # sign a checkpoint once this many events are unsigned
-    checkpoint_seconds: float = 60.0  # ... or once this long has passed with new events
+    # The unsigned tail (what a kill -9 could leave for someone to cut unnoticed) is at most
+    # this many events, or this many seconds of them; each checkpoint also goes outside.
+    checkpoint_every: int = 100  # sign a checkpoint once this many events are unsigned
+    checkpoint_seconds: float = 5.0  # ... or once this long has passed with new events
     # Extra wait for company before committing. Zero is best: callers that arrive while a
     # commit is in flight already share the next one, and a lone caller is not delayed.
     batch_window: float = 0.0
     max_batch: int = 1000
     bulk_chunk: int = 10_000  # events per transaction in append_many
     sqlite_full_sync: bool = True  # fsync the WAL at each commit: durable across power loss
+    # A lone request's event may commit on the event loop's thread (see inline_when); off,
+    # every append goes through the writer process (fault tests kill it mid-append).
+    inline_appends: bool = True
     checkpoint_on_close: bool = True
 
     @classmethod
@@ -223,6 +228,10 @@ class AuditLog:
         # PostgreSQL and in-memory SQLite through the engine.
         self._sqlite_file = Path(database) if database and database != ":memory:" else None
         self._writer: WriterProcess | None = None
+        # Told of every checkpoint once it is stored (security.audit.outside.Publisher):
+        # the file of signed notes and the witnesses, outside this database.
+        self.on_checkpoint: Callable[[int, str], None] | None = None
+        self._signed_in_transaction: list[tuple[int, str]] = []
         self._inline: SqliteAppender | None = None  # this thread's connection, for inline
 
     # --- appending -------------------------------------------------------------------
@@ -239,6 +248,7 @@ class AuditLog:
         if (
             not self._pending
             and self._sqlite_file is not None
+            and self.config.inline_appends
             and self.inline_when is not None
             and self.inline_when()
         ):
@@ -281,8 +291,10 @@ class AuditLog:
         signed = False
         if done.checkpoint_due:
             try:
-                self._inline.add_checkpoint(done.size, done.root, self._note(done))
+                note = self._note(done)
+                self._inline.add_checkpoint(done.size, done.root, note)
                 signed = True
+                self._publish(done.size, note)
             except sqlite3.Error:
                 # The event is durable; the checkpoint is signed when next due or timed.
                 log.exception("audit checkpoint at size %d not stored", done.size)
@@ -403,9 +415,12 @@ class AuditLog:
         if self._sqlite_file is not None:
             receipts, signed = await self._write_sqlite(event_jsons)
         else:  # PostgreSQL, or an in-memory SQLite database: through the engine
+            self._signed_in_transaction.clear()
             receipts, signed = await self._locked(
                 lambda conn: self._write_locked(conn, event_jsons, events)
             )
+            for size, note in self._signed_in_transaction:  # committed: now outside too
+                self._publish(size, note)
         self._wrote(signed)
         return receipts
 
@@ -414,20 +429,63 @@ class AuditLog:
         became due is signed here, where the key is, and stored by the writer."""
         await self._ensure_head()
         writer = self._sqlite_writer()
+        sent_at = datetime.now(UTC)
         try:
             done = await writer.append(event_jsons)
+        except WriterGone as exc:
+            # Killed with the batch in flight: it committed or it did not. What did is found
+            # in the log; the rest goes to a new writer, so nothing is lost or logged twice.
+            log.warning(
+                "audit writer died mid-batch (%s); recovering %d events", exc, len(event_jsons)
+            )
+            try:
+                return await self._recover(event_jsons, sent_at)
+            except (WriterError, OperationalError, sqlite3.Error) as again:
+                raise AuditWriteError(
+                    f"the audit log could not record the events: {again}"
+                ) from again
         except WriterError as exc:
             raise AuditWriteError(f"the audit log could not record the events: {exc}") from exc
         receipts = done.receipts()
         if not done.checkpoint_due:
             return receipts, False
         try:
-            await writer.add_checkpoint(done.size, done.root, self._note(done))
+            note = self._note(done)
+            await writer.add_checkpoint(done.size, done.root, note)
+            self._publish(done.size, note)
         except WriterError:
             # The events are durable; the checkpoint is signed when next due or timed.
             log.exception("audit checkpoint at size %d not stored", done.size)
             return receipts, False
         return receipts, True
+
+    async def _recover(
+        self, event_jsons: Sequence[bytes], sent_at: datetime
+    ) -> tuple[list[Receipt], bool]:
+        found = await committed_since(self.engine, event_jsons, sent_at - RECOVER_SLACK)
+        missing = [e for e in event_jsons if e not in found]
+        again: dict[bytes, Receipt] = {}
+        signed = False
+        if missing:
+            done = await self._sqlite_writer().append(missing)  # the dead one was discarded
+            again = dict(zip(missing, done.receipts(), strict=True))
+            if done.checkpoint_due:
+                try:
+                    note = self._note(done)
+                    await self._sqlite_writer().add_checkpoint(done.size, done.root, note)
+                    self._publish(done.size, note)
+                    signed = True
+                except WriterError:
+                    log.exception("audit checkpoint at size %d not stored", done.size)
+        return [found.get(e) or again[e] for e in event_jsons], signed
+
+    def _publish(self, size: int, note: str) -> None:
+        if self.on_checkpoint is None:
+            return
+        try:
+            self.on_checkpoint(size, note)
+        except Exception:  # the checkpoint is stored; outside copies are best effort here
+            log.exception("checkpoint %d not published outside the database", size)
 
     def _wrote(self, signed: bool) -> None:
         if signed:
@@ -523,7 +581,8 @@ class AuditLog:
             )
         )
         if checkpoint_due(self.config.checkpoint_every, ext.frontier.size, row.signed_size):
-            await self._insert_checkpoint(conn, ext.frontier.size, ext.root, now)
+            note = await self._insert_checkpoint(conn, ext.frontier.size, ext.root, now)
+            self._signed_in_transaction.append((ext.frontier.size, note))
             return ext.receipts, True
         return ext.receipts, False
 
@@ -549,17 +608,20 @@ class AuditLog:
 
     async def _insert_checkpoint(
         self, conn: AsyncConnection, size: int, root: bytes, now: datetime
-    ) -> None:
+    ) -> str:
         note = sign_checkpoint(Checkpoint(self.config.origin, size, root), self.signer)
         await conn.execute(
             _insert(self.engine, CHECKPOINTS)
             .values(size=size, root=root, note=note, created_at=now)
             .on_conflict_do_nothing(index_elements=["size"])
         )
+        return note
 
     async def checkpoint(self) -> SignedCheckpoint:
         """Sign the current tree head unless a checkpoint of that size exists, and return
         the checkpoint of the current size."""
+
+        made: list[SignedCheckpoint] = []
 
         async def work(conn: AsyncConnection) -> SignedCheckpoint:
             head = await self._lock_head(conn)
@@ -569,9 +631,12 @@ class AuditLog:
             await self._insert_checkpoint(conn, head.size, head.root, datetime.now(UTC))
             signed = await self._checkpoint_row(conn, head.size)
             assert signed is not None
+            made.append(signed)
             return signed
 
         signed = await self._locked(work)
+        for new in made:
+            self._publish(new.size, new.note)
         self._last_checkpoint_at = time.monotonic()
         self._unsigned = False
         return signed
@@ -609,6 +674,31 @@ class AuditLog:
         self, old_size: int, new_size: int | None = None
     ) -> ConsistencyProof:
         return await consistency_proof(self.engine, old_size, new_size)
+
+
+# How far before a lost batch was sent its events are looked for (clock steps, rounding).
+RECOVER_SLACK = timedelta(seconds=5)
+
+
+async def committed_since(
+    engine: AsyncEngine, event_jsons: Sequence[bytes], since: datetime
+) -> dict[bytes, Receipt]:
+    """Which of these canonical events the log holds among those logged since ``since``
+    (an event's canonical JSON carries its request id and time: it is unique)."""
+    wanted = set(event_jsons)
+    found: dict[bytes, Receipt] = {}
+    head = b'{"event":'
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            select(EVENTS.c.idx, EVENTS.c.leaf_hash, EVENTS.c.entry)
+            .where(EVENTS.c.created_at >= since)
+            .order_by(EVENTS.c.idx)
+        )
+        for idx, leaf, entry in rows:
+            event = bytes(entry)[len(head) : bytes(entry).rfind(b',"index":')]
+            if event in wanted:
+                found[event] = Receipt(idx, leaf)
+    return found
 
 
 async def latest_checkpoint(engine: AsyncEngine) -> SignedCheckpoint | None:

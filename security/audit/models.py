@@ -108,3 +108,35 @@ class AuditAlert(GatewayBase):
     org: Mapped[str | None] = mapped_column(String(64), nullable=True)
     person: Mapped[str | None] = mapped_column(String(64), nullable=True)
     detail: Mapped[str] = mapped_column(Text)
+
+
+class AuditWrite(GatewayBase):
+    """The writes the log names: one row per intent and per outcome event of a mutation.
+
+    Derived from the log in the event's own transaction, like ``audit_index``; it answers
+    "which intents have no outcome yet" (``auditEvents(filter: {pendingWrites: true})``,
+    ``medfed audit reconcile``) without reading every event.
+    """
+
+    __tablename__ = "audit_writes"
+
+    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    # The intent this row belongs to: its own index for an intent, the intent's for an
+    # outcome (one request's event may hold the outcomes of several writes).
+    intent: Mapped[int] = mapped_column(
+        BigInteger, primary_key=True, autoincrement=False, index=True
+    )
+    phase: Mapped[str] = mapped_column(String(8))  # INTENT | OUTCOME
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class WitnessCheckpoint(GatewayBase):
+    """What this gateway, as a witness of other logs, last cosigned for each of them."""
+
+    __tablename__ = "witness_checkpoints"
+
+    origin: Mapped[str] = mapped_column(String(255), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    root: Mapped[bytes] = mapped_column(LargeBinary(32))
+    note: Mapped[str] = mapped_column(Text)  # the log's note with our cosignature
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

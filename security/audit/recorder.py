@@ -21,11 +21,19 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from security.audit import alerts, index
+from security.audit import alerts, derive, index
 from security.audit.log import AuditLog, AuditWriteError
+from security.audit.outside import Publisher
 from security.audit.settings import AuditSettings
 
 log = logging.getLogger("medfed.audit")
+
+
+def _proof_of(audit_log: AuditLog):
+    async def proof(old: int, new: int) -> list[bytes]:
+        return (await audit_log.consistency_proof(old, new)).path
+
+    return proof
 
 
 class AuditRecorder:
@@ -36,6 +44,7 @@ class AuditRecorder:
         settings: AuditSettings,
         profile: str = "standard",
         inline_when: Callable[[], bool] | None = None,
+        publisher: Publisher | None = None,
     ) -> None:
         self.engine = engine
         self.keys_dir = keys_dir
@@ -47,6 +56,8 @@ class AuditRecorder:
         self._indexer: asyncio.Task | None = None
         self._alerts = alerts.AlertEvaluator(settings.alerts)
         self._inline_when = inline_when  # see AuditLog.inline_when
+        # Checkpoints outside the database (the file of notes, the witnesses).
+        self.publisher = publisher
 
     async def log(self) -> AuditLog:
         if self._log is None:
@@ -60,8 +71,11 @@ class AuditRecorder:
                         opened = open_audit_log(
                             self.engine, self.keys_dir, self.settings.log, self.profile
                         )
-                        opened.derive = index.derived_rows
+                        opened.derive = derive.rows
                         opened.inline_when = self._inline_when
+                        if self.publisher is not None:
+                            opened.on_checkpoint = self.publisher.published
+                            self.publisher.proof = _proof_of(opened)
                         await index.catch_up(self.engine)
                     except Exception as exc:
                         raise AuditWriteError(f"audit log unavailable: {exc}") from exc
@@ -69,10 +83,14 @@ class AuditRecorder:
         return self._log
 
     async def start(self) -> None:
-        """Open the log and start its writer now (the app's startup), not on a request."""
+        """Open the log and start its writer now (the app's startup), not on a request;
+        sign what a process that died left unsigned, so its tail is signed (and outside)."""
         audit_log = await self.log()
         try:
             await audit_log.start()
+            latest = await audit_log.latest_checkpoint()
+            if await audit_log.size() > (latest.size if latest else 0):
+                await audit_log.checkpoint()
         except Exception as exc:
             raise AuditWriteError(f"audit log unavailable: {exc}") from exc
 
@@ -118,3 +136,5 @@ class AuditRecorder:
         if self._log is not None:
             await self._log.close()
             self._log = None
+        if self.publisher is not None:
+            await self.publisher.drain()

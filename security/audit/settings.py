@@ -10,7 +10,51 @@ from typing import Any
 from security.audit.log import AuditLogConfig
 
 # Keys of [audit] that are not the log's own tuning.
-GATEWAY_KEYS = ("enabled", "alerts")
+GATEWAY_KEYS = ("enabled", "alerts", "reconcile", "checkpoint_dir", "witnesses")
+DEFAULT_CHECKPOINT_DIR = "audit"  # under the data directory unless absolute
+
+
+class SettingError(ValueError):
+    """A setting of ``[audit]`` is wrong; ``key`` names it (``audit.reconcile.after_seconds``)."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        super().__init__(f"{key}: {problem}")
+        self.key = key
+        self.problem = problem
+
+
+def seconds(key: str, value: Any, low: float, high: float) -> float:
+    """A strict number of seconds: a wrong type or range names the key."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise SettingError(key, f"'{value}' must be a number of seconds")
+    if not low <= value <= high:
+        raise SettingError(key, f"{value} must be between {low:g} and {high:g} seconds")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class ReconcileSettings:
+    """``[audit.reconcile]``: when intents without an outcome are settled."""
+
+    # An intent of another host's process is settled once this old: longer than any
+    # request's deadline, so the process cannot still be writing.
+    after_seconds: float = 300.0
+    every_seconds: float = 60.0  # how often a running gateway looks for such intents
+
+    @classmethod
+    def from_mapping(cls, raw: Mapping[str, Any]) -> ReconcileSettings:
+        known = {f.name for f in fields(cls)}
+        unknown = set(raw) - known
+        if unknown:
+            raise SettingError(
+                f"audit.reconcile.{sorted(unknown)[0]}", "is not a reconcile setting"
+            )
+        return cls(
+            **{
+                key: seconds(f"audit.reconcile.{key}", value, 1, 86_400)
+                for key, value in raw.items()
+            }
+        )
 
 
 @dataclass(frozen=True)
@@ -49,6 +93,10 @@ class AuditSettings:
     enabled: bool = True
     log: AuditLogConfig = field(default_factory=AuditLogConfig)
     alerts: AlertRules = field(default_factory=AlertRules)
+    reconcile: ReconcileSettings = field(default_factory=ReconcileSettings)
+    # Where the file of signed checkpoints goes (relative: under the data directory).
+    checkpoint_dir: str = DEFAULT_CHECKPOINT_DIR
+    witnesses: tuple[Any, ...] = ()  # security.audit.outside.WitnessConfig
 
     @classmethod
     def from_mapping(cls, raw: Mapping[str, Any] | None) -> AuditSettings:
@@ -59,11 +107,36 @@ class AuditSettings:
         alerts = raw.pop("alerts", {})
         if not isinstance(alerts, Mapping):
             raise ValueError("audit.alerts must be a table")
+        reconcile = raw.pop("reconcile", {})
+        if not isinstance(reconcile, Mapping):
+            raise SettingError("audit.reconcile", "must be a table")
+        checkpoint_dir = raw.pop("checkpoint_dir", DEFAULT_CHECKPOINT_DIR)
+        if not isinstance(checkpoint_dir, str) or not checkpoint_dir:
+            raise SettingError(
+                "audit.checkpoint_dir", f"'{checkpoint_dir}' must be a directory path"
+            )
+        from security.audit.outside import parse_witnesses
+
+        witnesses = tuple(parse_witnesses(raw.pop("witnesses", None)))
+        _check_cadence(raw)
         return cls(
             enabled=enabled,
             log=AuditLogConfig.from_mapping(raw),
             alerts=AlertRules.from_mapping(alerts),
+            reconcile=ReconcileSettings.from_mapping(reconcile),
+            checkpoint_dir=checkpoint_dir,
+            witnesses=witnesses,
         )
+
+
+def _check_cadence(raw: Mapping[str, Any]) -> None:
+    """The unsigned tail's bounds, strictly: they are what a cut tail can hide."""
+    if "checkpoint_every" in raw:
+        every = raw["checkpoint_every"]
+        if isinstance(every, bool) or not isinstance(every, int) or not 1 <= every <= 100_000:
+            raise SettingError("audit.checkpoint_every", f"'{every}' must be an integer 1-100000")
+    if "checkpoint_seconds" in raw:
+        seconds("audit.checkpoint_seconds", raw["checkpoint_seconds"], 0.1, 3600)
 
 
 def log_config(raw: Mapping[str, Any] | None) -> AuditLogConfig:

@@ -18,6 +18,7 @@ from typing import Any, BinaryIO
 
 import orjson
 
+from security import failpoints
 from security.audit.leaves import Derive
 from security.audit.sqlite_append import SqliteAppender
 
@@ -56,7 +57,10 @@ def serve(appender: SqliteAppender, requests: BinaryIO, replies: BinaryIO) -> No
 def handle(appender: SqliteAppender, payload: bytes) -> bytes:
     kind, body = payload[:1], payload[1:]
     if kind == b"A":
-        return appender.append(body.split(b"\n")).to_json()
+        failpoints.reach_sync("audit_writer.received")  # fault tests: nothing written yet
+        done = appender.append(body.split(b"\n")).to_json()
+        failpoints.reach_sync("audit_writer.committed")  # committed, not yet acknowledged
+        return done
     if kind == b"C":
         raw = orjson.loads(body)
         appender.add_checkpoint(raw["size"], bytes.fromhex(raw["root"]), raw["note"])

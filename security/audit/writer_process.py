@@ -47,6 +47,10 @@ class WriterError(Exception):
     """The writer did not store the request: it failed, or the process is gone."""
 
 
+class WriterGone(WriterError):
+    """The process died with the request in flight: it may or may not have committed."""
+
+
 def _callable_path(function: Derive | None) -> str | None:
     if function is None:
         return None
@@ -101,7 +105,7 @@ class WriterProcess:
                 # could belong to this request, so this child is not trusted again.
                 await self._discard()
                 if isinstance(exc, (ConnectionError, asyncio.IncompleteReadError)):
-                    raise WriterError(f"the audit writer process stopped: {exc!r}") from exc
+                    raise WriterGone(f"the audit writer process stopped: {exc!r}") from exc
                 raise
         if "error" in reply:
             raise WriterError(reply["error"])

@@ -44,8 +44,10 @@ class Process:
         *,
         scheme: str = "http",
         verify: ssl.SSLContext | bool = True,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.command, self.port, self.log, self.ready_path = command, port, log, ready_path
+        self.env = env or {}  # on top of this process's environment
         # For an HTTPS process, `verify` trusts its CA (and presents a client certificate
         # when the process requires one), so the readiness probe speaks its TLS.
         self.scheme, self.verify = scheme, verify
@@ -62,7 +64,7 @@ class Process:
             cwd=REPO,
             stdout=out,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env},
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -80,6 +82,22 @@ class Process:
         self.stop()
         raise RuntimeError(f"{self.command[:4]} not ready: {self.log.read_text()[-2000:]}")
 
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def children(self) -> list[int]:
+        """Pids of this process's children (the SQLite audit writer, for one)."""
+        path = Path(f"/proc/{self.pid}/task/{self.pid}/children")
+        return [int(p) for p in path.read_text().split()] if path.exists() else []
+
+    def kill9(self) -> None:
+        """kill -9, and reap it."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
@@ -96,6 +114,7 @@ def medfed(
     port: int | None = None,
     config: Path | None = None,
     verify: ssl.SSLContext | bool = True,
+    env: dict[str, str] | None = None,
 ) -> Process:
     """``extra`` are ``serve`` flags; with ``--tls-cert`` the process is reached over HTTPS."""
     port = port or free_port()
@@ -127,6 +146,7 @@ def medfed(
         "/healthz",
         scheme="https" if tls else "http",
         verify=verify,
+        env=env,
     )
 
 

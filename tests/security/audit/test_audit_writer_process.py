@@ -1,5 +1,6 @@
-"""The SQLite audit writer process: appends survive its loss only as failures (never as
-acknowledgements), a new one takes over, and it never outlives its gateway."""
+"""The SQLite audit writer process: a batch in flight when it is killed is recovered (what it
+committed is found in the log, the rest goes to a new writer: nothing lost, nothing logged
+twice), a writer that reports a failure fails its batch, and it never outlives its gateway."""
 
 from __future__ import annotations
 
@@ -43,7 +44,9 @@ def _gone_within(pid: int, seconds: float) -> bool:
     return True
 
 
-async def test_a_lost_writer_fails_the_append_in_flight_and_a_new_one_takes_over(data_dir) -> None:
+async def test_a_writer_killed_before_committing_is_replaced_and_the_batch_logged_once(
+    data_dir,
+) -> None:
     engine, log = await open_log(sqlite_spec(data_dir), data_dir, checkpoint_every=0)
     try:
         await log.start()
@@ -54,12 +57,39 @@ async def test_a_lost_writer_fails_the_append_in_flight_and_a_new_one_takes_over
         await asyncio.sleep(0.2)
         assert not pending.done()
         os.kill(pid, signal.SIGKILL)
-        with pytest.raises(AuditWriteError, match="writer process stopped"):
-            await pending  # never acknowledged: the request it audits answers 503
-        receipt = await log.append({"n": 2})
+        receipt = await pending  # recovered: not committed, so appended by a new writer
+        assert receipt.index == 1
         assert _writer_pid(log) != pid
-        assert [e["event"]["n"] for e in await read_entries(engine)] == [0, 2]
-        assert receipt.index == 1  # no gap where the lost append would have been
+        assert (await log.append({"n": 2})).index == 2
+        assert [e["event"]["n"] for e in await read_entries(engine)] == [0, 1, 2]
+    finally:
+        await log.close()
+    assert (await verify_log(engine, log.signer, origin=ORIGIN)).ok
+    await engine.dispose()
+
+
+async def test_a_writer_killed_after_committing_is_not_asked_again(data_dir, monkeypatch) -> None:
+    # The child pauses after its second commit, before replying: killed there, the batch is
+    # in the log though never acknowledged, and must not be appended a second time.
+    monkeypatch.setenv("MEDFED_FAILPOINTS", "audit_writer.committed=pause@2")
+    monkeypatch.setenv("MEDFED_FAILPOINT_DIR", str(data_dir))
+    engine, log = await open_log(sqlite_spec(data_dir), data_dir, checkpoint_every=0)
+    try:
+        await log.start()
+        assert (await log.append({"n": 0})).index == 0
+        pid = _writer_pid(log)
+        pending = asyncio.create_task(log.append({"n": 1}))
+        reached = data_dir / "audit_writer.committed.reached"
+        for _ in range(200):
+            if reached.exists():
+                break
+            await asyncio.sleep(0.05)
+        assert reached.read_text() == str(pid)
+        os.kill(pid, signal.SIGKILL)
+        receipt = await pending
+        assert receipt.index == 1  # found where the dead writer put it
+        assert [e["event"]["n"] for e in await read_entries(engine)] == [0, 1]
+        assert (await log.append({"n": 2})).index == 2
     finally:
         await log.close()
     assert (await verify_log(engine, log.signer, origin=ORIGIN)).ok
