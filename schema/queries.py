@@ -11,9 +11,8 @@ from sqlalchemy import Table
 
 from connectors.domain import codes
 from connectors.fanout import fan_out
-from connectors.graphql_peer.rows import SETTLEMENTS, fetch_rows
-from connectors.registry import PeerSource, Source
-from connectors.sql.models import bureau, directory, hospital, platform
+from connectors.registry import Source
+from connectors.sql.models import bureau, directory, platform
 from connectors.sql.queries import Row, fetch_page
 from schema.enums import (
     FilingStatus,
@@ -25,6 +24,7 @@ from schema.enums import (
 from schema.errors import bad_input, forbidden
 from schema.mutations.consents import ConsentQuery
 from schema.mutations.extracts import ExtractQuery
+from schema.mutations.validation import beijing
 from schema.pagination import Connection, connection, decode_cursor, merge_pages, page_size
 from schema.projection import Projection
 from schema.relations import region_prefix
@@ -33,7 +33,7 @@ from schema.statistics import StatisticsQuery
 from schema.types.audit import AuditQuery
 from schema.types.filings import FILING, Filing
 from schema.types.institution import Institution
-from schema.types.person import Person, person_from_rows
+from schema.types.person import Person, person_from_rows, person_list
 from schema.types.records import SETTLEMENT, Settlement
 from schema.types.results import TEST_RESULT, TestResult
 
@@ -71,21 +71,15 @@ async def _paged(
     descending: bool,
     first: int | None,
     after: str | None,
-    peer_rows: Callable[[PeerSource], Any] | None = None,
 ) -> tuple[list[Row], int]:
-    """One keyset page from every source, merged by the same key. ``peer_rows`` (rows of a
-    peer, already filtered) makes every configured peer a source of the list too."""
+    """One keyset page from every source, merged by the same key: lists across persons
+    (a person's own lists are loaded whole, see ``person_list``)."""
     ctx = info.context
     limit = page_size(first)
     cursor = decode_cursor(after, shape)
     key = _key(order)
 
-    async def query(source: Source | PeerSource) -> list[Row]:
-        if isinstance(source, PeerSource):
-            rows = sorted(await peer_rows(source), key=key, reverse=descending)
-            if cursor is not None:
-                rows = [r for r in rows if (key(r) < cursor if descending else key(r) > cursor)]
-            return rows[: limit + 1]
+    async def query(source: Source) -> list[Row]:
         table = table_of(source)
         # A regional caller's lists are scoped in SQL, so its pages are full of its own rows.
         where = [*where_of(table), *ctx.relations.row_scope(source, table)]
@@ -102,8 +96,7 @@ async def _paged(
             row["_source"] = source.name
         return rows
 
-    every: list = [*sources, *(ctx.registry.peers() if peer_rows is not None else [])]
-    results, failures = await fan_out(every, query, ctx.deadline)
+    results, failures = await fan_out(sources, query, ctx.deadline)
     ctx.note_failures(failures)
     if failures:
         ctx.attribute_failures(info)
@@ -117,35 +110,65 @@ def _key(order: Sequence[str]) -> Callable[[Row], tuple[Any, ...]]:
 async def _visible_page(
     info: strawberry.Info, projection: Projection, rows: list[Row], limit: int, order: Sequence[str]
 ) -> Connection:
-    """A page of the rows the caller may see. Rows it may not see are dropped before any
-    cursor is made from them; ``hasNextPage`` still says whether the sources had more."""
+    """A page of the rows the caller may see, out of the ``limit + 1`` the sources gave.
+    Rows it may not see are dropped before any cursor is made from them and never count
+    towards ``hasNextPage``: a hidden row leaves no trace, so a page may end early."""
     ctx = info.context
-    more = len(rows) > limit
-    rows = rows[:limit]
     await ctx.prepare_relations({r["person_ref"] for r in rows})
-    rows = projection.keep_visible(ctx, rows)
+    rows = projection.keep_visible(ctx, rows)[: limit + 1]
     wanted = requested_nodes(info)
     key = _key(order)
-    page = connection([(key(r), projection.build(ctx, r, wanted)) for r in rows], limit)
-    page.page_info.has_next_page = more
-    return page
+    return connection([(key(r), projection.build(ctx, r, wanted)) for r in rows], limit)
 
 
-def _settlement_matches(f: SettlementFilter, row: Row) -> bool:
-    """The filter's SQL clauses, for a peer's rows (a peer is asked by person only)."""
+def _moment(value: datetime) -> datetime:
+    return beijing(value)
+
+
+def _settlement_matches(f: SettlementFilter, row: Row, cross: bool) -> bool:
+    """The filter's SQL clauses, for one person's rows loaded whole (``cross``: whether the
+    row is a cross-province settlement)."""
 
     def starts(value: str | None, code: str | None) -> bool:
         return code is None or (value or "").startswith(region_prefix(code))
 
-    cross = bool(row.get("cross_province"))
     return (
         starts(row.get("insuplc_admdvs"), f.insured_region)
         and starts(row.get("mdtrtarea_admvs"), f.treatment_region)
-        and (f.settled_from is None or row["setl_time"] >= f.settled_from)
-        and (f.settled_before is None or row["setl_time"] < f.settled_before)
+        and (f.settled_from is None or _moment(row["setl_time"]) >= _moment(f.settled_from))
+        and (f.settled_before is None or _moment(row["setl_time"]) < _moment(f.settled_before))
         and (f.medical_type is None or row.get("med_type") == f.medical_type.value)
         and (f.institution_code is None or row.get("institution_code") == f.institution_code)
         and (f.cross_province is None or cross == f.cross_province)
+    )
+
+
+def _within(value: str | None, code: str) -> bool:
+    return (value or "").startswith(region_prefix(code))
+
+
+async def _person_settlements(
+    info: strawberry.Info, f: SettlementFilter, ref: str, first: int | None, after: str | None
+) -> Connection[Settlement]:
+    """One person's settlements, in the province (bureaus, peers) and cross-province (the
+    platform), loaded whole and filtered here: the same statements whatever the person has."""
+    ctx = info.context
+    platform_kind = {s.name for s in ctx.registry.of_kind("platform")}
+
+    def keep(r: Row) -> bool:
+        cross = r.get("_source") in platform_kind or bool(r.get("cross_province"))
+        return _settlement_matches(f, r, cross)
+
+    return await person_list(
+        info,
+        (ctx.loaders.settlements, ctx.loaders.cross_settlements),
+        ref,
+        SETTLEMENT,
+        lambda r: (r["setl_time"], r["setl_id"]),
+        (datetime, str),
+        first,
+        after,
+        keep,
     )
 
 
@@ -184,11 +207,12 @@ class Query(ConsentQuery, AuditQuery, StatisticsQuery, ExtractQuery):
         if not ctx.is_patient or not ctx.principal.person_ref:
             raise forbidden("`me` is for patient tokens; other roles use `person`")
         rows = await ctx.load(ctx.loaders.persons, ctx.principal.person_ref, info)
-        return await person_from_rows(info, rows)
+        return await person_from_rows(info, rows, ctx.principal.person_ref)
 
     @strawberry.field(
         description="One person, by national ID number or by personId (exactly "
-        "one). Null when no bureau knows the person."
+        "one). Always a Person, whether or not a bureau knows them: each field is what the "
+        "policy lets the caller read (null for a person no bureau knows)."
     )
     async def person(
         self,
@@ -212,15 +236,15 @@ class Query(ConsentQuery, AuditQuery, StatisticsQuery, ExtractQuery):
             if ctx.failures:
                 ctx.attribute_failures(info)
             rows = [row for group in found for row in group]
-            ref = rows[0]["person_ref"] if rows else None
+            # The pseudonym is the same whether or not a bureau knows the number: the answer
+            # below does not depend on it.
+            ref = rows[0]["person_ref"] if rows else ctx.indexer.person_ref(id_number)
         else:
             ref = str(person_id)
         if ctx.is_patient and ref != ctx.principal.person_ref:
             raise forbidden("a patient may only read their own record")
-        if ref is None:
-            return None
         rows = await ctx.load(ctx.loaders.persons, ref, info)
-        return await person_from_rows(info, rows)
+        return await person_from_rows(info, rows, ref)
 
     @strawberry.field(
         description="A person's lab and imaging results from every hospital, "
@@ -237,30 +261,28 @@ class Query(ConsentQuery, AuditQuery, StatisticsQuery, ExtractQuery):
         after: str | None = None,
     ) -> Connection[TestResult]:
         ref = _own_person_only(info, str(person_id))
-        table = hospital.TestResult.__table__
 
-        def where(t: Table) -> list:
-            clauses = [t.c.person_ref == ref]
-            if category is not None:
-                clauses.append(t.c.category == category.value)
-            if since is not None:
-                clauses.append(t.c.collected_at >= since)
-            if until is not None:
-                clauses.append(t.c.collected_at < until)
-            return clauses
+        def keep(r: Row) -> bool:
+            at = _moment(r["collected_at"])
+            return (
+                (category is None or r["category"] == category.value)
+                and (since is None or at >= _moment(since))
+                and (until is None or at < _moment(until))
+            )
 
-        rows, limit = await _paged(
+        # One person's results, loaded whole: no row count, cursor or hasNextPage can tell a
+        # caller who may see none of them whether the person exists or has any.
+        return await person_list(
             info,
-            info.context.registry.of_kind("hospital"),
-            lambda _s: table,
-            where,
-            ("collected_at", "result_id"),
+            info.context.loaders.test_results,
+            ref,
+            TEST_RESULT,
+            lambda r: (r["collected_at"], r["result_id"]),
             (datetime, str),
-            True,
             first,
             after,
+            keep,
         )
-        return await _visible_page(info, TEST_RESULT, rows, limit, ("collected_at", "result_id"))
 
     @strawberry.field(description="Cross-region filings (备案), newest first. " + PAGE_ARGS)
     async def filings(
@@ -278,12 +300,30 @@ class Query(ConsentQuery, AuditQuery, StatisticsQuery, ExtractQuery):
         _check_region("destination", destination, problems)
         _raise_if(problems)
         ref = _own_person_only(info, None if person_id is None else str(person_id))
+        if ref is not None:
+
+            def keep(r: Row) -> bool:
+                return (
+                    (not insured_region or _within(r["insuplc_admdvs"], insured_region))
+                    and (not destination or _within(r["mdtrtarea_admvs"], destination))
+                    and (status is None or r["status"] == status.value)
+                )
+
+            return await person_list(
+                info,
+                info.context.loaders.filings,
+                ref,
+                FILING,
+                lambda r: (r["filed_at"], r["filing_id"]),
+                (datetime, str),
+                first,
+                after,
+                keep,
+            )
         table = platform.Filing.__table__
 
         def where(t: Table) -> list:
             clauses = []
-            if ref is not None:
-                clauses.append(t.c.person_ref == ref)
             if insured_region:
                 clauses.append(t.c.insuplc_admdvs.startswith(region_prefix(insured_region)))
             if destination:
@@ -328,6 +368,8 @@ class Query(ConsentQuery, AuditQuery, StatisticsQuery, ExtractQuery):
             )
         _raise_if(problems)
         ref = _own_person_only(info, None if f.person_id is None else str(f.person_id))
+        if ref is not None:
+            return await _person_settlements(info, f, ref, first, after)
         registry = info.context.registry
         sources: list[Source] = []
         if f.cross_province is not True:
@@ -344,8 +386,6 @@ class Query(ConsentQuery, AuditQuery, StatisticsQuery, ExtractQuery):
 
         def where(t: Table) -> list:
             clauses = []
-            if ref is not None:
-                clauses.append(t.c.person_ref == ref)
             if f.insured_region:
                 clauses.append(t.c.insuplc_admdvs.startswith(region_prefix(f.insured_region)))
             if f.treatment_region:
@@ -362,13 +402,6 @@ class Query(ConsentQuery, AuditQuery, StatisticsQuery, ExtractQuery):
                 clauses.append(t.c.cross_province.is_(False))
             return clauses
 
-        async def from_peer(peer: PeerSource) -> list[Row]:
-            rows = await fetch_rows(
-                peer.client, SETTLEMENTS, [ref], info.context.deadline.remaining()
-            )
-            return [r for r in rows if _settlement_matches(f, r)]
-
-        # Peers answer by person only: a list across all persons stays local.
         rows, limit = await _paged(
             info,
             sources,
@@ -379,7 +412,6 @@ class Query(ConsentQuery, AuditQuery, StatisticsQuery, ExtractQuery):
             True,
             first,
             after,
-            from_peer if ref is not None else None,
         )
         return await _visible_page(info, SETTLEMENT, rows, limit, ("setl_time", "setl_id"))
 

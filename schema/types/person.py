@@ -31,7 +31,7 @@ from schema.types.results import TEST_RESULT, TestResult
 PAGE_ARGS = "first: at most 100 (default 20); after: a cursor from pageInfo.endCursor."
 
 
-async def _person_list(
+async def person_list(
     info,
     loader,
     ref: str,
@@ -42,10 +42,15 @@ async def _person_list(
     after: str | None,
     keep=None,
 ):
+    """A page of one person's rows from every source: all of them are loaded (one batched
+    query per source, whatever the person has) and those the caller may not see dropped
+    before paging, so ``hasNextPage`` and cursors count visible rows only."""
     ctx = info.context
     limit = page_size(first)
     cursor = decode_cursor(after, shape)
-    rows = await ctx.load(loader, ref, info)
+    loaders = loader if isinstance(loader, tuple) else (loader,)
+    found = await asyncio.gather(*(ctx.load(one, ref, info) for one in loaders))
+    rows = [row for group in found for row in group]
     await ctx.prepare_relations([ref])
     rows = projection.keep_visible(ctx, rows)
     if keep is not None:
@@ -88,7 +93,7 @@ class CloudRecord:
     async def enrollments(
         self, info: strawberry.Info, first: int | None = None, after: str | None = None
     ) -> Connection[Enrollment]:
-        return await _person_list(
+        return await person_list(
             info,
             info.context.loaders.enrollments,
             self._ref,
@@ -108,7 +113,7 @@ class CloudRecord:
         visit_type: VisitType | None = None,
     ) -> Connection[Visit]:
         keep = None if visit_type is None else (lambda r: r["visit_type"] == visit_type.value)
-        return await _person_list(
+        return await person_list(
             info,
             info.context.loaders.visits,
             self._ref,
@@ -124,7 +129,7 @@ class CloudRecord:
     async def prescriptions(
         self, info: strawberry.Info, first: int | None = None, after: str | None = None
     ) -> Connection[Prescription]:
-        return await _person_list(
+        return await person_list(
             info,
             info.context.loaders.prescriptions,
             self._ref,
@@ -139,7 +144,7 @@ class CloudRecord:
     async def drug_purchases(
         self, info: strawberry.Info, first: int | None = None, after: str | None = None
     ) -> Connection[DrugPurchase]:
-        return await _person_list(
+        return await person_list(
             info,
             info.context.loaders.dispensings,
             self._ref,
@@ -156,26 +161,23 @@ class CloudRecord:
     async def settlements(
         self, info: strawberry.Info, first: int | None = None, after: str | None = None
     ) -> Connection[Settlement]:
-        ctx = info.context
-        limit = page_size(first)
-        cursor = decode_cursor(after, (datetime, str))
-        local, cross = await asyncio.gather(
-            ctx.load(ctx.loaders.settlements, self._ref, info),
-            ctx.load(ctx.loaders.cross_settlements, self._ref, info),
-        )
-        await ctx.prepare_relations([self._ref])
-        rows = SETTLEMENT.keep_visible(ctx, [*local, *cross])
-        page = page_in_memory(rows, _settlement_key, True, cursor, limit + 1)
-        wanted = requested_nodes(info)
-        return connection(
-            [(_settlement_key(r), SETTLEMENT.build(ctx, r, wanted)) for r in page], limit
+        loaders = info.context.loaders
+        return await person_list(
+            info,
+            (loaders.settlements, loaders.cross_settlements),
+            self._ref,
+            SETTLEMENT,
+            _settlement_key,
+            (datetime, str),
+            first,
+            after,
         )
 
     @strawberry.field(description="Cross-region filings (备案), newest first. " + PAGE_ARGS)
     async def filings(
         self, info: strawberry.Info, first: int | None = None, after: str | None = None
     ) -> Connection[Filing]:
-        return await _person_list(
+        return await person_list(
             info,
             info.context.loaders.filings,
             self._ref,
@@ -207,7 +209,7 @@ async def _test_results(
     category: TestCategory | None,
 ) -> Connection[TestResult]:
     keep = None if category is None else (lambda r: r["category"] == category.value)
-    return await _person_list(
+    return await person_list(
         info,
         info.context.loaders.test_results,
         ref,
@@ -255,7 +257,7 @@ class Person:
         # The same path as `person(personId:)`: rows through PERSON and prepare_relations.
         ref = own_person_only(info, str(personId))
         rows = await info.context.load(info.context.loaders.persons, ref, info)
-        return await person_from_rows(info, rows)
+        return await person_from_rows(info, rows, ref)
 
     @strawberry.field(description="The lifetime cloud record (医保云档案).")
     def cloud_record(self) -> CloudRecord:
@@ -293,20 +295,43 @@ PERSON = Projection(
 )
 
 
-async def person_from_rows(info: strawberry.Info, rows: list[Row]) -> Person | None:
+async def person_from_rows(info: strawberry.Info, rows: list[Row], ref: str) -> Person:
     """Merge one person's rows from several bureaus: identity comes from the bureau where the
-    person is insured now (an active enrollment), else the most recent one."""
-    if not rows:
-        return None
+    person is insured now (an active enrollment), else the most recent one.
+
+    No existence oracle: a person no bureau knows is answered like any other, as a Person
+    whose every field the policy decides for this caller on a row that holds nothing. To a
+    caller with no relation that is the same object, the same FORBIDDEN_FIELD errors and the
+    same statements (enrollments and relations are loaded either way) as for a person who
+    exists; a caller who may read the fields (the patient themselves) sees them null."""
     ctx = info.context
+    enrollments = await ctx.load(ctx.loaders.enrollments, ref, info)
+    await ctx.prepare_relations([ref])
+    if not rows:
+        return PERSON.build(ctx, nobody(ref), requested(info))
     primary = rows[0]
     if len(rows) > 1:
-        enrollments = await ctx.load(ctx.loaders.enrollments, primary["person_ref"], info)
         latest = max(
             enrollments, key=lambda e: (e["status"] == "ACTIVE", e["begin_date"]), default=None
         )
         if latest is not None:
             primary = next((r for r in rows if r["_source"] == latest["_source"]), primary)
     primary = {**primary, "_all_regions": sorted({r["insuplc_admdvs"] for r in rows})}
-    await ctx.prepare_relations([primary["person_ref"]])
     return PERSON.build(ctx, primary, requested(info))
+
+
+def nobody(ref: str) -> Row:
+    """The row of a person no bureau knows: every column empty, no region, no source."""
+    return {
+        "person_ref": ref,
+        "psn_no": None,
+        "name_enc": None,
+        "id_number_enc": None,
+        "gender": None,
+        "birth_date_enc": None,
+        "phone_enc": None,
+        "address_enc": None,
+        "insuplc_admdvs": None,
+        "_all_regions": [],
+        "_source": None,
+    }
