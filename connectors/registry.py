@@ -24,6 +24,9 @@ from connectors.sql.watch import FileWatch
 
 T = TypeVar("T")
 
+# The national cross-province platform's organisation code (国家医疗保障局, the national level).
+PLATFORM_ORG = "100000"
+
 
 @dataclass
 class Source:
@@ -160,6 +163,18 @@ class SourceRegistry:
 
     def get(self, name: str) -> Source:
         return self._sources[name]
+
+    def holder(self, name: str) -> str | None:
+        """The organisation holding a source's data: a hospital's or pharmacy's code, a
+        bureau's (or a peer's) region, the national platform's code; None for the public
+        institution directory or an unknown name. The audit log names these as data holders."""
+        source = self._sources.get(name) or self._peers.get(name)
+        if source is None or source.spec.kind == "directory":
+            return None
+        if source.spec.kind == "platform":
+            return PLATFORM_ORG
+        spec = source.spec
+        return getattr(spec, "institution", None) or getattr(spec, "region", None)
 
     def of_kind(self, kind: str) -> list[Source]:
         return [s for s in self._sources.values() if s.spec.kind == kind]

@@ -376,7 +376,7 @@ def create_app(
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/graphql", SealingGate(graphql, partners), methods=["GET", "POST"]),
-            *audit_routes(recorder),
+            *audit_routes(recorder, services.policy),
             *witnessing,
         ],
         middleware=[

@@ -1,9 +1,11 @@
 """The gateway's side of the audit log: the recorder per process, the event of each GraphQL
 request and refused authentication, and the auditors' HTTP endpoints.
 
-``/audit/checkpoint`` (the signed note, text) and ``/audit/proof?index=I&size=N`` (JSON)
-sit behind the same authentication as ``/graphql`` and answer only the auditor role with
-purpose AUDIT.
+``/audit/checkpoint`` (the signed note, text), ``/audit/proof?index=I&size=N`` (JSON) and
+``/audit/export?format=jsonl|fhir&after=I`` sit behind the same authentication as
+``/graphql`` and answer only the auditor role with purpose AUDIT, each within the auditor's
+scope (``[audit_scope]`` of the policy): a proof only of an event in scope, an export of the
+events in scope only.
 """
 
 from __future__ import annotations
@@ -29,9 +31,13 @@ from security.audit.events import (
     authentication_event,
     request_event,
 )
+from security.audit.export import entry_parts, fhir_audit_event
+from security.audit.index import in_scope, scoped_entries
 from security.audit.recorder import AuditRecorder
 from security.audit.settings import AuditSettings, SettingError
 from security.identity.roles import Purpose, Role
+from security.policy import Policy
+from security.policy.audit_scope import AuditScope, Sight
 
 log = logging.getLogger("medfed.audit")
 RECORDER = "audit"  # key of the recorder in Services.extras
@@ -150,7 +156,8 @@ def on_auth_denied(recorder: AuditRecorder):
 # -- HTTP endpoints for auditors ----------------------------------------------------------------
 
 
-def _auditor(request: Request) -> Response | None:
+def _auditor(request: Request, policy: Policy) -> AuditScope | Response:
+    """The calling auditor's scope, or the 403 for anyone else."""
     principal = getattr(request.state, "principal", None)
     purpose = getattr(request.state, "purpose", None)
     if principal is None or principal.role is not Role.AUDITOR or purpose is not Purpose.AUDIT:
@@ -161,15 +168,18 @@ def _auditor(request: Request) -> Response | None:
             },
             status_code=403,
         )
-    return None
+    return policy.auditor_scope(principal.org)
 
 
-def audit_routes(recorder: AuditRecorder | None):
+EXPORT_CHUNK = 1000  # events per /audit/export answer; `next` continues after the last
+
+
+def audit_routes(recorder: AuditRecorder | None, policy: Policy):
     from starlette.routing import Route
 
     async def checkpoint(request: Request) -> Response:
-        refused = _auditor(request)
-        if refused is not None:
+        refused = _auditor(request, policy)
+        if isinstance(refused, Response):
             return refused
         if recorder is None:
             return PlainTextResponse("audit log disabled", status_code=404)
@@ -177,17 +187,23 @@ def audit_routes(recorder: AuditRecorder | None):
         return PlainTextResponse(signed.note, media_type="text/plain; charset=utf-8")
 
     async def proof(request: Request) -> Response:
-        refused = _auditor(request)
-        if refused is not None:
-            return refused
+        scope = _auditor(request, policy)
+        if isinstance(scope, Response):
+            return scope
         if recorder is None:
             return PlainTextResponse("audit log disabled", status_code=404)
         try:
             index = int(request.query_params["index"])
             size = request.query_params.get("size")
-            found = await (await recorder.log()).inclusion_proof(
-                index, int(size) if size is not None else None
-            )
+            audit_log = await recorder.log()
+            found = await audit_log.inclusion_proof(index, int(size) if size is not None else None)
+            if scope.sight is not Sight.ALL:
+                async with recorder.engine.connect() as conn:
+                    if not await in_scope(conn, index, scope):
+                        return JSONResponse(
+                            {"error": "FORBIDDEN", "message": f"no event {index} in your scope"},
+                            403,
+                        )
         except (KeyError, ValueError):
             return JSONResponse(
                 {"error": "BAD_USER_INPUT", "message": "pass ?index=I and optionally &size=N"}, 400
@@ -196,9 +212,46 @@ def audit_routes(recorder: AuditRecorder | None):
             return JSONResponse({"error": "BAD_USER_INPUT", "message": str(exc)}, 400)
         return JSONResponse(found.to_dict())
 
+    async def export(request: Request) -> Response:
+        scope = _auditor(request, policy)
+        if isinstance(scope, Response):
+            return scope
+        if recorder is None:
+            return PlainTextResponse("audit log disabled", status_code=404)
+        form = request.query_params.get("format", "jsonl")
+        try:
+            after = int(request.query_params.get("after", "-1"))
+        except ValueError:
+            after = None
+        if form not in ("jsonl", "fhir") or after is None:
+            return JSONResponse(
+                {
+                    "error": "BAD_USER_INPUT",
+                    "message": "pass ?format=jsonl or fhir and optionally &after=I",
+                },
+                400,
+            )
+        await recorder.log()  # opens the log and brings the index up to date with it
+        entries = await scoped_entries(recorder.engine, scope, after, EXPORT_CHUNK)
+        more = len(entries) == EXPORT_CHUNK
+        headers = {"X-Audit-Next": str(entries[-1][0])} if more else {}
+        if form == "jsonl":
+            body = b"".join(entry + b"\n" for _, entry in entries)
+            return Response(body, media_type="application/x-ndjson", headers=headers)
+        bundle = {
+            "resourceType": "Bundle",
+            "type": "collection",
+            "entry": [
+                {"fullUrl": f"urn:medfed:audit:medfed-audit-{i}", "resource": resource}
+                for i, resource in ((i, fhir_audit_event(*entry_parts(e))) for i, e in entries)
+            ],
+        }
+        return JSONResponse(bundle, headers=headers, media_type="application/fhir+json")
+
     return [
         Route("/audit/checkpoint", audited(recorder, checkpoint)),
         Route("/audit/proof", audited(recorder, proof)),
+        Route("/audit/export", audited(recorder, export)),
     ]
 
 

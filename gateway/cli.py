@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "serve",
     "db",
     "token",
+    "person_id",
     "keys",
     "demo",
     "audit",

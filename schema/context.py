@@ -70,6 +70,9 @@ class RequestContext:
     # Set once a resolver of personal rows ran (each prepares their relations first): such a
     # request is audited even when it found no row it could show.
     asked_personal: bool = False
+    # Sources whose rows this request built (or a mutation read or wrote): the data holders
+    # its audit event names, by which an auditor's scope is decided.
+    row_sources: set[str] = field(default_factory=set)
     _loaders: Any = None
     _relations: Relations | None = None
 
@@ -125,6 +128,13 @@ class RequestContext:
         entry = self.services.catalogue.field(type_name, field_name)
         relation = self.relation_to(person_ref, row, entry.data_class if entry else None)
         self.guard.read(type_name, field_name, relation, person_ref, _nothing)
+
+    def holder_orgs(self) -> list[str]:
+        """The organisations holding the rows this request built (the audit event's data
+        holders, by which an auditor's scope is decided)."""
+        registry = self.registry
+        found = {registry.holder(name) for name in self.row_sources}
+        return sorted(org for org in found if org)
 
     # -- partial results --------------------------------------------------------------------
     def note_failures(self, failures: list[SourceFailure]) -> None:

@@ -112,6 +112,7 @@ class Projection:
 
     def build(self, ctx: Any, row: Row, requested: frozenset[str], **extra: Any) -> Any:
         ref = self.person_ref(row)
+        ctx.row_sources.add(row.get("_source"))  # the data holder, named in the audit event
         relations: dict[str | None, Any] = {}  # per class: consent is granted per class
         values: dict[str, Any] = {}
         guard = ctx.guard

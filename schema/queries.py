@@ -27,7 +27,6 @@ from schema.mutations.extracts import ExtractQuery
 from schema.mutations.validation import beijing
 from schema.pagination import Connection, connection, decode_cursor, merge_pages, page_size
 from schema.projection import Projection
-from schema.relations import region_prefix
 from schema.selection import requested_nodes
 from schema.statistics import StatisticsQuery
 from schema.types.audit import AuditQuery
@@ -36,6 +35,7 @@ from schema.types.institution import Institution
 from schema.types.person import Person, person_from_rows, person_list
 from schema.types.records import SETTLEMENT, Settlement
 from schema.types.results import TEST_RESULT, TestResult
+from security.identity.scope import region_prefix
 
 PAGE_ARGS = "first: at most 100 (default 20); after: a cursor from pageInfo.endCursor."
 

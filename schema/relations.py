@@ -25,6 +25,7 @@ from connectors.registry import Source
 from connectors.sql.models import bureau
 from security.enforcement import Relation
 from security.identity.roles import Purpose, Role
+from security.identity.scope import region_prefix
 from security.policy.break_glass import BreakGlassLedger
 
 if TYPE_CHECKING:
@@ -52,15 +53,6 @@ def treating_since(ctx: RequestContext) -> date:
     """The first day of the treating window: a visit that began on or after it makes the
     visit's institution treating."""
     return (ctx.now - timedelta(days=ctx.services.policy.treating_window_days)).date()
-
-
-def region_prefix(code: str) -> str:
-    """A province (330000) or city (330100) covers every region inside it."""
-    if code.endswith("0000"):
-        return code[:2]
-    if code.endswith("00"):
-        return code[:4]
-    return code
 
 
 class Relations:

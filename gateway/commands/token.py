@@ -46,6 +46,18 @@ def register(subparsers) -> None:
         metavar="P1,P2",
         help="allowed purposes of use, comma-separated (default: the role's own)",
     )
+    parser.add_argument(
+        "--cert-type",
+        metavar="01|02|03",
+        help="patients: the credential presented (mdtrt_cert_type): 01 e-credential (default), "
+        "02 ID card, 03 social-security card",
+    )
+    parser.add_argument(
+        "--acr",
+        metavar="LEVEL",
+        help="the assurance of the identity check: credential, real_name or real_person "
+        "(patients' default: real_person, a face-recognition real-person check)",
+    )
     parser.add_argument("--ttl", default="1h", help="lifetime: 3600, 90s, 30m or 1h (default 1h)")
     parser.add_argument("--sub", help="subject (default: demo-<role>-<org or person>)")
     parser.add_argument(
@@ -121,6 +133,8 @@ def _run(args: argparse.Namespace) -> int:
             sub=args.sub,
             ttl_seconds=ttl,
             audience=identity.audience,
+            cert_type=args.cert_type.strip() if args.cert_type else None,
+            acr=args.acr.strip().lower() if args.acr else None,
         )
     except ClaimError as exc:
         raise UsageError(_as_option(exc)) from None
@@ -132,8 +146,10 @@ def _run(args: argparse.Namespace) -> int:
 
 def _as_option(exc: ClaimError) -> str:
     """Speak of the command's options rather than the token's claims."""
-    if exc.claim in ("role", "org", "purposes", "person", "sub"):
+    if exc.claim in ("role", "org", "purposes", "person", "sub", "acr"):
         return f"--{exc.claim} {exc.problem}"
+    if exc.claim == "mdtrt_cert_type":
+        return f"--cert-type {exc.problem}"
     return str(exc)
 
 

@@ -30,6 +30,7 @@ def unavailable(source: str, reason: str) -> GraphQLError:
 
 async def ask(ctx: Any, source: Source, query: Callable[[AsyncEngine], Awaitable[T]]) -> T:
     """Run ``query`` on one source within the request's deadline, behind its health guard."""
+    ctx.row_sources.add(source.name)  # a mutation reads or writes this holder's data
     try:
         async with asyncio.timeout(ctx.deadline.remaining()):
             return await source.guarded(lambda: query(source.engine))

@@ -1,9 +1,11 @@
 """The auditors' read API on the audit log, and a patient's "who looked at my data".
 
 Every answer is read from the log's own leaves (``audit_events``); the ``audit_index``
-table only chooses which leaves. Auditors (role ``auditor`` with purpose AUDIT) see every
-event; a patient sees only the events that touched their own record, and in each only
-their own entry.
+table only chooses which leaves. Auditors (role ``auditor`` with purpose AUDIT) see the
+events of their scope (``[audit_scope]`` of the policy: their organisation as actor or data
+holder, or their region; a national auditor every event), and the alerts those events fired;
+a patient sees only the events that touched their own record, and in each only their own
+entry.
 """
 
 from __future__ import annotations
@@ -19,9 +21,11 @@ from schema.errors import bad_input, forbidden
 from schema.pagination import Connection, connection, decode_cursor, page_size
 from security.audit import AuditLogError, AuditWriteError, index
 from security.audit.events import note_audit_read
-from security.audit.models import AuditAlert
+from security.audit.index import in_scope, scope_clauses
+from security.audit.models import AuditAlert, AuditIndexRow
 from security.audit.writes import outcomes_in
 from security.identity.roles import Purpose, Role
+from security.policy.audit_scope import AuditScope, Sight
 
 RECORDER = "audit"
 PAGE_ARGS = "first: at most 100 (default 20); after: a cursor from pageInfo.endCursor."
@@ -37,6 +41,27 @@ class AuditPrincipal:
     role: str
     org: str
     issuer: str
+    cert_type: str | None = strawberry.field(
+        default=None,
+        description="A patient's credential (mdtrt_cert_type): 01 e-credential, 02 ID card, "
+        "03 social-security card.",
+    )
+    acr: str | None = strawberry.field(
+        default=None,
+        description="The assurance of the caller's identity check: credential, real_name or "
+        "real_person.",
+    )
+
+    @classmethod
+    def of(cls, raw: dict[str, Any]) -> AuditPrincipal:
+        return cls(
+            sub=raw["sub"],
+            role=raw["role"],
+            org=raw["org"],
+            issuer=raw["issuer"],
+            cert_type=raw.get("certType"),
+            acr=raw.get("acr"),
+        )
 
 
 @strawberry.type(description="One field of a person touched by a request.")
@@ -162,7 +187,7 @@ class AuditEventNode:
             kind=event.get("kind", ""),
             request_id=event.get("requestId", ""),
             client_request_id=event.get("clientRequestId"),
-            principal=AuditPrincipal(**principal) if principal else None,
+            principal=AuditPrincipal.of(principal) if principal else None,
             purpose=event.get("purpose"),
             break_glass=bool(event.get("breakGlass")),
             outcome=event.get("outcome", ""),
@@ -238,9 +263,11 @@ class AuditAlertNode:
     detail: str
 
 
-def _auditor(ctx: Any, what: str) -> None:
+def _auditor(ctx: Any, what: str) -> AuditScope:
+    """The calling auditor's scope ([audit_scope] of the policy); anyone else is refused."""
     if ctx.principal.role is not Role.AUDITOR or ctx.purpose is not Purpose.AUDIT:
         raise forbidden(f"{what} is only for auditors (role auditor, purpose AUDIT)")
+    return ctx.services.policy.auditor_scope(ctx.principal.org)
 
 
 def _recorder(ctx: Any):
@@ -286,9 +313,10 @@ class AuditQuery:
     ) -> Connection[AuditEventNode]:
         ctx = info.context
         note_audit_read(ctx, "Query.auditEvents")
-        _auditor(ctx, "auditEvents")
+        scope = _auditor(ctx, "auditEvents")
         f = filter or AuditEventFilter()
         flt = index.EventFilter(
+            scope=scope,
             person=f.person,
             org=f.org,
             principal=f.principal,
@@ -340,11 +368,17 @@ class AuditQuery:
     ) -> AuditInclusionProof:
         ctx = info.context
         note_audit_read(ctx, "Query.auditProof")
-        _auditor(ctx, "auditProof")
+        scope = _auditor(ctx, "auditProof")
         try:
             proof = await (await _recorder(ctx).log()).inclusion_proof(index, size)
         except AuditLogError as exc:
             raise bad_input(str(exc), [{"path": ["index"], "reason": str(exc)}]) from None
+        if scope.sight is not Sight.ALL:
+            # The log's size is no secret to an auditor (auditCheckpoint); the leaf hash of
+            # an event outside its scope is: it lets a guess of the event be confirmed.
+            async with _recorder(ctx).engine.connect() as conn:
+                if not await in_scope(conn, index, scope):
+                    raise forbidden(f"auditProof: no event {index} in your audit scope")
         return AuditInclusionProof(
             index=proof.index,
             size=proof.size,
@@ -385,13 +419,16 @@ class AuditQuery:
     ) -> Connection[AuditAlertNode]:
         ctx = info.context
         note_audit_read(ctx, "Query.auditAlerts")
-        _auditor(ctx, "auditAlerts")
+        scope = _auditor(ctx, "auditAlerts")
         recorder = _recorder(ctx)
         await recorder.settled()
         limit = page_size(first)
         cursor = decode_cursor(after, (int,))
         table = AuditAlert.__table__
         query = select(table).order_by(table.c.id.desc()).limit(limit + 1)
+        if clauses := scope_clauses(scope):  # an alert is in scope with the event that fired it
+            events = AuditIndexRow.__table__
+            query = query.where(table.c.idx.in_(select(events.c.idx).where(*clauses)))
         if cursor:
             query = query.where(table.c.id < cursor[0])
         if rule:

@@ -161,12 +161,24 @@ def audit_log_part(reads: Iterable[str]) -> dict[str, Any]:
 def principal_of(principal: Any) -> dict[str, Any] | None:
     if principal is None:
         return None
-    return {
+    out = {
         "sub": principal.sub,
         "role": str(principal.role),
         "org": principal.org,
         "issuer": principal.issuer,
     }
+    # A patient's basis of identity: the credential presented and the assurance of the check.
+    cert_type, acr = getattr(principal, "cert_type", None), getattr(principal, "assurance", None)
+    if cert_type is not None:
+        out["certType"] = cert_type
+    if acr is not None:
+        out["acr"] = acr
+    return out
+
+
+def _holders(ctx: Any) -> list[str]:
+    holders = getattr(ctx, "holder_orgs", None)
+    return list(holders()) if callable(holders) else []
 
 
 def request_event(
@@ -207,6 +219,9 @@ def request_event(
         ),
         "persons": persons,
         "sources": {"touched": sorted(getattr(deadline, "touched", ()) or ()), "failed": failed},
+        # The organisations holding those sources: with the principal's, the event's parties,
+        # by which an auditor's scope is decided.
+        "holders": _holders(ctx),
         "outcome": str(outcome_of(codes, has_data, persons)),
         "errors": sorted(set(codes)),
         "client": client,

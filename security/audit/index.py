@@ -13,11 +13,13 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import and_, func, insert, select
+from sqlalchemy import and_, false, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from security.audit.events import AUDIT_CLASS
 from security.audit.models import AuditEvent, AuditIndexRow
+from security.identity.scope import region_of
+from security.policy.audit_scope import AuditScope, Sight, parties_of
 
 INDEX = AuditIndexRow.__table__
 EVENTS = AuditEvent.__table__
@@ -39,9 +41,16 @@ def _audit_class(event: Mapping[str, Any]) -> str:
     return f"{part['class']}," if isinstance(part, Mapping) and part.get("class") else ""
 
 
+def _parties(event: Mapping[str, Any]) -> tuple[str, str]:
+    parties = parties_of(event)
+    regions = sorted({region_of(p) for p in parties})
+    return "," + "".join(f"{p}," for p in parties), "," + "".join(f"{r}," for r in regions)
+
+
 def index_rows(idx: int, event: Mapping[str, Any]) -> list[dict[str, Any]]:
     principal = event.get("principal") or {}
     own = _audit_class(event)
+    party_orgs, party_regions = _parties(event)
     base = {
         "idx": idx,
         "at": datetime.fromisoformat(event["time"]),
@@ -52,6 +61,8 @@ def index_rows(idx: int, event: Mapping[str, Any]) -> list[dict[str, Any]]:
         "purpose": event.get("purpose"),
         "outcome": event.get("outcome", ""),
         "break_glass": bool(event.get("breakGlass")),
+        "party_orgs": party_orgs,
+        "party_regions": party_regions,
     }
     persons = event.get("persons") or []
     if not persons:
@@ -118,10 +129,12 @@ class EventFilter:
     since: datetime | None = None
     until: datetime | None = None
     pending_writes: bool = False  # only write intents that no outcome names
+    # The auditor's scope (None: the caller is not an auditor, e.g. a patient's own log).
+    scope: AuditScope | None = None
 
     def where(self) -> list[Any]:
         c = INDEX.c
-        out: list[Any] = []
+        out: list[Any] = scope_clauses(self.scope)
         for column, value in (
             (c.person, self.person),
             (c.org, self.org),
@@ -148,6 +161,41 @@ class EventFilter:
 
             out.append(c.idx.in_(select(WRITES.c.idx).where(pending_clause())))
         return out
+
+
+def scope_clauses(scope: AuditScope | None) -> list[Any]:
+    """What keeps an auditor's queries inside its scope ([audit_scope] of the policy)."""
+    if scope is None or scope.sight is Sight.ALL:
+        return []
+    if scope.sight is Sight.PARTIES:
+        return [INDEX.c.party_orgs.contains(f",{scope.org},", autoescape=True)]
+    if scope.sight is Sight.REGION:
+        return [INDEX.c.party_regions.contains(f",{scope.prefix}", autoescape=True)]
+    return [false()]
+
+
+async def in_scope(conn: AsyncConnection, idx: int, scope: AuditScope | None) -> bool:
+    """Whether logged event ``idx`` lies in ``scope``."""
+    query = select(INDEX.c.idx).where(INDEX.c.idx == idx, *scope_clauses(scope)).limit(1)
+    return (await conn.execute(query)).first() is not None
+
+
+async def scoped_entries(
+    engine: AsyncEngine, scope: AuditScope | None, after: int, limit: int
+) -> list[tuple[int, bytes]]:
+    """Up to ``limit`` stored leaves in log order with index > ``after``, in ``scope`` only:
+    what an auditor's export holds (each line checkable against an inclusion proof)."""
+    chosen = select(INDEX.c.idx).where(INDEX.c.idx > after, *scope_clauses(scope)).distinct()
+    async with engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                select(EVENTS.c.idx, EVENTS.c.entry)
+                .where(EVENTS.c.idx.in_(chosen))
+                .order_by(EVENTS.c.idx)
+                .limit(limit)
+            )
+        ).all()
+    return [(idx, bytes(entry)) for idx, entry in rows]
 
 
 async def find_events(

@@ -95,6 +95,10 @@ class AuditIndexRow(GatewayBase):
     field_classes: Mapped[str] = mapped_column(Text, default=",")
     # A field of this person was denied while the caller had no relation to them (probing).
     denied_unrelated: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The event's parties (the caller's organisation and the data holders') and their regions,
+    # as ",H33010600001,330000," and ",330106,330000,": the auditors' scope (gateway_0012).
+    party_orgs: Mapped[str] = mapped_column(Text, default=",", server_default=",")
+    party_regions: Mapped[str] = mapped_column(Text, default=",", server_default=",")
 
 
 class AuditAlert(GatewayBase):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+from security.identity.assurance import Assurance, CertType
 from security.identity.roles import PATIENT_PURPOSES, Purpose, Role
 
 # H (hospital), P (pharmacy), R (research institute) or C (commercial insurer) + six-digit
@@ -95,3 +96,36 @@ def check_person(
     if purposes != PATIENT_PURPOSES:
         raise ClaimError("purposes", "of a patient token may only be PATIENT_ACCESS")
     return person
+
+
+def check_credential(role: Role, payload: dict) -> tuple[str | None, str | None]:
+    """(``mdtrt_cert_type``, ``acr``): both required in a patient token, the credential type
+    only there; any ``acr`` must be one of medfed's assurance levels."""
+    has_type, has_acr = "mdtrt_cert_type" in payload, "acr" in payload
+    cert_type, acr = payload.get("mdtrt_cert_type"), payload.get("acr")
+    if role is Role.PATIENT:
+        if not has_type:
+            raise ClaimError("mdtrt_cert_type", "is required in a patient token (01, 02 or 03)")
+        if not has_acr:
+            raise ClaimError(
+                "acr", f"is required in a patient token ({', '.join(a.value for a in Assurance)})"
+            )
+    elif has_type:
+        raise ClaimError("mdtrt_cert_type", f"is only for patient tokens, not {role.value}")
+    if has_type:
+        try:
+            cert_type = CertType(cert_type).value
+        except ValueError:
+            raise ClaimError(
+                "mdtrt_cert_type",
+                f"{shown(cert_type)} is not 01 (e-credential), 02 (ID card) or 03 "
+                "(social-security card)",
+            ) from None
+    if has_acr:
+        try:
+            acr = Assurance(acr).value
+        except ValueError:
+            raise ClaimError(
+                "acr", f"{shown(acr)} is not one of {', '.join(a.value for a in Assurance)}"
+            ) from None
+    return cert_type, acr

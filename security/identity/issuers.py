@@ -10,6 +10,12 @@ which public keys. Loaded from a TOML file::
     alg = "EdDSA"                 # Ed25519; or "ES256" (ECDSA P-256)
     public_key = \"\"\"-----BEGIN PUBLIC KEY----- ...\"\"\"   # or public_key_file = "x.pem"
 
+    [issuers.scope]               # what it may assert (security.identity.scope)
+    roles = ["clinician"]
+    orgs = ["H33010600001"]
+    person = false
+    purposes = ["TREATMENT"]
+
 Every problem raises :class:`IssuerConfigError` naming the offending key, e.g.
 ``issuers[0].keys[1].alg``.
 """
@@ -29,6 +35,8 @@ from types import MappingProxyType
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+from security.identity.scope import IssuerScope, ScopeError, parse_scope
 
 # Exactly one algorithm per key type. HMAC, RSA and "none" are absent on purpose: a key is
 # only ever used with the algorithm it is registered for.
@@ -58,6 +66,7 @@ class TrustedIssuer:
     iss: str
     audiences: frozenset[str]
     keys: Mapping[str, TrustedKey]
+    scope: IssuerScope
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,7 +194,7 @@ def _parse(raw: dict, source: str, base_dir: Path) -> IssuerRegistry:
 def _issuer(source: str, key: str, entry: object, base_dir: Path) -> TrustedIssuer:
     if not isinstance(entry, dict):
         raise IssuerConfigError(source, key, "must be a table")
-    _table_keys(source, key, entry, {"iss", "audiences", "keys"})
+    _table_keys(source, key, entry, {"iss", "audiences", "keys", "scope"})
     iss = _string(source, f"{key}.iss", entry.get("iss"))
     audiences = entry.get("audiences")
     if (
@@ -207,7 +216,21 @@ def _issuer(source: str, key: str, entry: object, base_dir: Path) -> TrustedIssu
                 source, f"{key}.keys[{j}].kid", f"'{trusted.kid}' is listed twice for {iss}"
             )
         keys[trusted.kid] = trusted
-    return TrustedIssuer(iss=iss, audiences=frozenset(audiences), keys=MappingProxyType(keys))
+    if "scope" not in entry:
+        raise IssuerConfigError(
+            source,
+            f"{key}.scope",
+            "is required: what this issuer may assert (roles, orgs and/or regions, person, "
+            "purposes; see docs/identity.md)",
+        )
+    try:
+        scope = parse_scope(entry["scope"])
+    except ScopeError as exc:
+        where = f"{key}.scope.{exc.key}" if exc.key else f"{key}.scope"
+        raise IssuerConfigError(source, where, exc.problem) from None
+    return TrustedIssuer(
+        iss=iss, audiences=frozenset(audiences), keys=MappingProxyType(keys), scope=scope
+    )
 
 
 def _key(source: str, key: str, entry: object, base_dir: Path) -> TrustedKey:

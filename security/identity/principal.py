@@ -26,6 +26,10 @@ class Principal:
     person_ref: str | None
     token_id: str
     expires_at: datetime
+    # The patient's credential (``mdtrt_cert_type``: 01 e-credential, 02 ID card, 03 social-
+    # security card) and assurance (``acr``, security.identity.assurance); None elsewhere.
+    cert_type: str | None = None
+    assurance: str | None = None
 
     def allows(self, purpose: Purpose) -> bool:
         return purpose in self.purposes

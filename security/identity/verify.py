@@ -21,6 +21,7 @@ from jwt import exceptions as jwt_errors
 from security.identity import claims
 from security.identity.issuers import SUPPORTED_ALGS, IssuerRegistry
 from security.identity.principal import Principal
+from security.identity.scope import IssuerScope
 
 DEFAULT_LEEWAY_SECONDS = 60
 DEFAULT_MAX_LIFETIME_SECONDS = 12 * 3600
@@ -87,7 +88,7 @@ def verify_token(
     instant = _timestamp(now)
     expires_at = _check_times(payload, instant, leeway_seconds, max_lifetime_seconds)
     try:
-        return _principal(token, payload, iss, expires_at)
+        return _principal(token, payload, iss, expires_at, issuer.scope)
     except claims.ClaimError as exc:
         raise AuthenticationError(str(exc)) from None
 
@@ -205,12 +206,18 @@ def _duration(seconds: float) -> str:
     return f"{seconds}s"
 
 
-def _principal(token: str, payload: dict, iss: str, expires_at: datetime) -> Principal:
+def _principal(
+    token: str, payload: dict, iss: str, expires_at: datetime, scope: IssuerScope
+) -> Principal:
     sub = claims.check_sub(payload["sub"])
     role = claims.check_role(payload["role"])
     org = claims.check_org(payload["org"])
     purposes = claims.check_purposes(payload["purposes"])
+    # A signature proves who signed; the scope is what that signer may say. Checked before the
+    # claims that depend on the role, so an issuer that may not mint patients hears that.
+    scope.check(iss, role=role, org=org, purposes=purposes, has_person="person" in payload)
     person = claims.check_person(role, purposes, payload.get("person"), "person" in payload)
+    cert_type, assurance = claims.check_credential(role, payload)
     jti = payload.get("jti")
     # The token id lands in audit logs: keep it short and printable.
     if jti is not None and (
@@ -227,4 +234,6 @@ def _principal(token: str, payload: dict, iss: str, expires_at: datetime) -> Pri
         person_ref=person,
         token_id=token_id,
         expires_at=expires_at,
+        cert_type=cert_type,
+        assurance=assurance,
     )

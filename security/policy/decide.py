@@ -6,9 +6,14 @@ from functools import partial
 
 from security.catalogue import Catalogue
 from security.enforcement import Decider, Decision, Relation
+from security.identity.assurance import rank
 from security.identity.principal import Principal
 from security.identity.roles import Purpose
 from security.policy.rules import Policy
+
+# The reason of a field denied because the token's assurance (acr) is below what the policy
+# asks for the field's level: a client can ask the person for a stronger check and retry.
+ASSURANCE_TOO_LOW = "ASSURANCE_TOO_LOW"
 
 
 def decide(
@@ -55,6 +60,14 @@ def decide(
         decision, why = Decision.MASK, floor.why
     if decision is Decision.MASK and entry.mask is None:
         return Decision.DENY, f"{why} (no mask for this field)"
+    for need in policy.assurance:
+        # Masked or not, a value of this level is only for a caller checked this strongly.
+        if (
+            role in need.roles
+            and entry.level >= need.min_level
+            and rank(principal.assurance) < rank(need.acr)
+        ):
+            return Decision.DENY, ASSURANCE_TOO_LOW
     return decision, why
 
 

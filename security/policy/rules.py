@@ -5,14 +5,16 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from security.catalogue import CLASSES
 from security.enforcement import Decision, Relation
+from security.identity.assurance import Assurance
 from security.identity.roles import Purpose, Role
+from security.policy.audit_scope import AuditScope, AuditScopeRules, parse_audit_scope
 from security.policy.grades import Grade, GradeError, parse_grades
 
 POLICY_FILE = Path(__file__).resolve().parents[1] / "policy.toml"
@@ -71,6 +73,17 @@ class Floor:
     why: str
 
 
+@dataclass(frozen=True, slots=True)
+class AssuranceRule:
+    """Fields of ``min_level`` and above need a token assurance (``acr``) of at least ``acr``
+    for these roles; below it they are denied with reason ASSURANCE_TOO_LOW."""
+
+    roles: frozenset[Role]
+    min_level: int
+    acr: Assurance
+    why: str
+
+
 @dataclass(frozen=True)
 class Policy:
     rules: tuple[Rule, ...]
@@ -82,6 +95,13 @@ class Policy:
     break_glass_hours: float = 4.0
     # Opening grades of the statistics and extracts (security.policy.grades).
     grades: tuple[Grade, ...] = ()
+    assurance: tuple[AssuranceRule, ...] = ()
+    break_glass_institution_per_day: int = 20
+    audit_scope: AuditScopeRules = field(default_factory=AuditScopeRules)
+
+    def auditor_scope(self, org: str) -> AuditScope:
+        """The audit events an auditor of ``org`` may see ([audit_scope])."""
+        return self.audit_scope.for_org(org, self.national_orgs)
 
 
 def _set(where: str, raw: Any, enum: Any, allow_any: bool = True) -> frozenset:
@@ -170,6 +190,24 @@ def _rule(i: int, raw: Mapping[str, Any]) -> Rule:
     )
 
 
+def _assurance(i: int, raw: Mapping[str, Any]) -> AssuranceRule:
+    where = f"assurance[{i}]"
+    unknown = set(raw) - {"roles", "min_level", "acr", "why"}
+    if unknown:
+        raise PolicyError(f"{where}: unknown keys {', '.join(sorted(unknown))}")
+    try:
+        acr = Assurance(raw.get("acr"))
+    except ValueError:
+        levels = ", ".join(a.value for a in Assurance)
+        raise PolicyError(f"{where}.acr: must be one of {levels}, weakest first") from None
+    return AssuranceRule(
+        roles=_set(f"{where}.roles", raw.get("roles"), Role, False),
+        min_level=_level(f"{where}.min_level", raw.get("min_level")),
+        acr=acr,
+        why=str(raw.get("why") or f"level {raw.get('min_level')}+ needs acr {acr.value}"),
+    )
+
+
 def parse(raw: Mapping[str, Any], overrides: Mapping[str, Any] | None = None) -> Policy:
     floor_raw = raw.get("floor", {})
     floor = Floor(
@@ -192,10 +230,14 @@ def parse(raw: Mapping[str, Any], overrides: Mapping[str, Any] | None = None) ->
     window = relations.get("treating_window_days", 180)
     per_day = (overrides or {}).get("break_glass_persons_per_day", glass.get("persons_per_day", 5))
     hours = (overrides or {}).get("break_glass_hours", glass.get("hours", 4))
+    per_institution = (overrides or {}).get(
+        "break_glass_institution_per_day", glass.get("institution_per_day", 20)
+    )
     for key, value, low, high in (
         ("treating_window_days", window, 1, 3650),
         ("break_glass persons_per_day", per_day, 0, 1000),
         ("break_glass hours", hours, 0.01, 168),
+        ("break_glass institution_per_day", per_institution, 0, 100000),
     ):
         if (
             not isinstance(value, int | float)
@@ -216,7 +258,17 @@ def parse(raw: Mapping[str, Any], overrides: Mapping[str, Any] | None = None) ->
         int(per_day),
         float(hours),
         grades,
+        tuple(_assurance(i, a) for i, a in enumerate(raw.get("assurance", []))),
+        int(per_institution),
+        _audit_scope(raw.get("audit_scope", {})),
     )
+
+
+def _audit_scope(raw: Any) -> AuditScopeRules:
+    try:
+        return parse_audit_scope(raw)
+    except ValueError as exc:
+        raise PolicyError(str(exc)) from None
 
 
 def load(path: Path = POLICY_FILE, overrides: Mapping[str, Any] | None = None) -> Policy:

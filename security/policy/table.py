@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 from security.catalogue import Catalogue
 from security.enforcement import Decision, Relation
+from security.identity.assurance import ORDER
 from security.identity.principal import Principal
 from security.identity.roles import DEFAULT_PURPOSES, Purpose, Role
 from security.policy.decide import decide
@@ -53,6 +54,9 @@ def cell(
         person_ref=None,
         token_id="-",  # noqa: S106
         expires_at=datetime.max.replace(tzinfo=UTC),
+        # The strongest assurance: the cells show the rules; the assurance table below says
+        # what a weaker check loses.
+        assurance=ORDER[-1].value,
     )
     fields = [f for f in catalogue.fields() if f.data_class == data_class]
     by_relation: dict[Relation, str] = {}
@@ -87,4 +91,31 @@ def markdown(catalogue: Catalogue, policy: Policy) -> str:
         for purpose in purposes_of(role, policy):
             cells = [cell(role, purpose, c, catalogue, policy) for c in classes]
             lines.append(f"| {role.value} | {purpose.value} | " + " | ".join(cells) + " |")
+    lines += ["", *_assurance(policy), "", *_audit_scope(policy)]
     return "\n".join(lines) + "\n"
+
+
+def _assurance(policy: Policy) -> list[str]:
+    lines = [
+        "Assurance of the caller's identity (`acr`, weakest first: "
+        + " < ".join(a.value for a in ORDER)
+        + "); below it a field is `FORBIDDEN_FIELD` with reason `ASSURANCE_TOO_LOW`:",
+        "",
+        "| roles | fields of level | need at least | why |",
+        "|---|---|---|---|",
+    ]
+    for need in policy.assurance:
+        roles = ", ".join(r.value for r in Role if r in need.roles)
+        lines.append(f"| {roles} | {need.min_level}+ | {need.acr.value} | {need.why} |")
+    return lines
+
+
+def _audit_scope(policy: Policy) -> list[str]:
+    lines = [
+        "Audit scope (`auditEvents`, `auditAlerts`, `auditProof`, `closeAlert`, `/audit/*`):",
+        "",
+        "| an auditor of | sees |",
+        "|---|---|",
+    ]
+    lines += [f"| {kind} | {sight} |" for kind, sight in policy.audit_scope.rows()]
+    return lines

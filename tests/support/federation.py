@@ -26,6 +26,7 @@ from gateway.config import Settings, load_settings
 from gateway.startup import open_keyring
 from security.crypto import BlindIndexer, FieldCipher
 from security.identity import DemoIssuer, ensure_demo_issuer
+from security.identity.demo_issuer import DEMO_SCOPE
 from tests.support import REPO
 
 OUTSIDE_DEV_ISSUER = "https://idp.test.medfed.local"
@@ -360,14 +361,24 @@ class Federation:
         person: str | None = None,
         purposes: list[str] | None = None,
         sub: str | None = None,
+        acr: str | None = None,
+        cert_type: str | None = None,
     ) -> str:
+        minted = dict(
+            role=role,
+            org=org,
+            person=person,
+            purposes=purposes,
+            sub=sub,
+            acr=acr,
+            cert_type=cert_type,
+        )
         if self.settings.dev:
-            issuer = ensure_demo_issuer(self.data_dir)
-            return issuer.mint(role=role, org=org, person=person, purposes=purposes, sub=sub)
+            return ensure_demo_issuer(self.data_dir).mint(**minted)
         # Outside dev mode the gateway refuses to start while the demo issuer is trusted:
         # tokens come from an issuer of the test's own, trusted in the default issuers file.
         issuer = self._outside_dev_issuer()
-        token = issuer.mint(role=role, org=org, person=person, purposes=purposes, sub=sub)
+        token = issuer.mint(**minted)
         claims = jwt.decode(token, options={"verify_signature": False})
         return jwt.encode(
             {**claims, "iss": OUTSIDE_DEV_ISSUER},
@@ -386,7 +397,8 @@ class Federation:
             path.write_text(
                 f'[[issuers]]\niss = "{OUTSIDE_DEV_ISSUER}"\naudiences = ["medfed"]\n\n'
                 f'[[issuers.keys]]\nkid = "test-1"\nalg = "EdDSA"\n'
-                f'public_key = """\n{issuer.public_pem()}"""\n'
+                f'public_key = """\n{issuer.public_pem()}"""\n\n' + DEMO_SCOPE.toml()
+                # The test issuer may assert what the demo issuer may.
             )
         return issuer
 

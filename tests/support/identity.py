@@ -27,6 +27,11 @@ from security.identity.demo_issuer import DemoIssuer, issuers_toml
 
 ES_ISSUER = "https://idp.hospital.example"
 ES_KID = "es-1"
+# The hospital identity provider's scope: its own clinicians and pharmacists, never patients.
+ES_SCOPE = (
+    '[issuers.scope]\nroles = ["clinician", "pharmacist"]\norgs = ["H33010600001", '
+    '"P33010600101"]\nperson = false\npurposes = ["TREATMENT", "EMERGENCY"]\n'
+)
 AUDIENCE = "medfed"
 CLINIC = "H33010600001"
 PERSON = "0123456789abcdef0123456789abcdef"
@@ -150,7 +155,17 @@ def make_world(data_dir: Path) -> World:
     issuers_file.write_text(
         issuers_toml(demo)
         + f'\n[[issuers]]\niss = "{ES_ISSUER}"\naudiences = ["{AUDIENCE}", "other"]\n\n'
-        f'[[issuers.keys]]\nkid = "{ES_KID}"\nalg = "ES256"\npublic_key_file = "es-1.pem"\n',
+        f'[[issuers.keys]]\nkid = "{ES_KID}"\nalg = "ES256"\npublic_key_file = "es-1.pem"\n\n'
+        + ES_SCOPE,
         encoding="utf-8",
     )
     return World(data_dir=data_dir, demo=demo, es_key=es_key, issuers_file=issuers_file)
+
+
+def public_pem(private_key) -> str:
+    """The PEM public key of an Ed25519 or EC private key, for an issuers file."""
+    return (
+        private_key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode("ascii")
+    )

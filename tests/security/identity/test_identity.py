@@ -289,7 +289,13 @@ async def test_expiry_within_the_clock_skew_is_tolerated(world):
 
 async def test_patient_token_carries_the_person_pseudonym(world):
     token = world.demo_token(
-        role="patient", org="330106", purposes=["PATIENT_ACCESS"], person=PERSON, sub="app-user-77"
+        role="patient",
+        org="330106",
+        purposes=["PATIENT_ACCESS"],
+        person=PERSON,
+        sub="app-user-77",
+        mdtrt_cert_type="01",
+        acr="real_person",
     )
     response = await world.request("GET", "/graphql", headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 200
@@ -550,7 +556,9 @@ def test_outside_dev_mode_the_gateway_refuses_to_start_while_the_demo_issuer_is_
     )
     issuers.write_text(
         '[[issuers]]\niss = "https://idp.example"\naudiences = ["medfed"]\n\n'
-        f'[[issuers.keys]]\nkid = "k1"\nalg = "EdDSA"\npublic_key = """\n{pem}"""\n'
+        f'[[issuers.keys]]\nkid = "k1"\nalg = "EdDSA"\npublic_key = """\n{pem}"""\n\n'
+        '[issuers.scope]\nroles = ["clinician"]\norgs = ["H33010600001"]\nperson = false\n'
+        'purposes = ["TREATMENT"]\n'
     )
     assert auth_options(outside)["registry_factory"]().issuer(DEMO_ISSUER) is None
 

@@ -44,10 +44,18 @@ PRIVATE = (
 )
 
 
+SCOPE = (
+    '[issuers.scope]\nroles = ["clinician"]\norgs = ["H33010600001"]\nperson = false\n'
+    'purposes = ["TREATMENT"]\n'
+)
+
+
 def _issuer(
-    key_lines: str, head: str = 'iss = "https://idp.example"\naudiences = ["medfed"]'
+    key_lines: str,
+    head: str = 'iss = "https://idp.example"\naudiences = ["medfed"]',
+    scope: str = SCOPE,
 ) -> str:
-    return f"[[issuers]]\n{head}\n\n[[issuers.keys]]\n{key_lines}\n"
+    return f"[[issuers]]\n{head}\n\n[[issuers.keys]]\n{key_lines}\n\n{scope}"
 
 
 def _key(alg: str = "EdDSA", pem: str = ED, kid: str = "k1") -> str:

@@ -3,6 +3,7 @@ behaviour, the catalogue's coverage of the schema, and the generated table in do
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from datetime import UTC, datetime
 
@@ -53,7 +54,10 @@ def personal_fields(*classes: str) -> list[str]:
 
 # -- defaults of the issue -----------------------------------------------------------------------
 def test_patient_reads_all_of_their_own_record_and_nothing_else():
-    patient = who(Role.PATIENT, Purpose.PATIENT_ACCESS, org="330106")
+    # After a real-person check (acr): below it, level 4 is ASSURANCE_TOO_LOW (test_policy_trust).
+    patient = dataclasses.replace(
+        who(Role.PATIENT, Purpose.PATIENT_ACCESS, org="330106"), assurance="real_person"
+    )
     for path in personal_fields():
         assert d(patient, Purpose.PATIENT_ACCESS, path, Relation.SELF) is ALLOW, path
         assert d(patient, Purpose.PATIENT_ACCESS, path, Relation.NONE) is DENY, path
