@@ -29,7 +29,7 @@ def _table(args: argparse.Namespace) -> int:
     from security import catalogue as cat
     from security import policy as pol
     from security.policy.grades import markdown as grades_markdown
-    from security.policy.table import markdown
+    from security.policy.table import markdown, trust_markdown
 
     try:
         catalogue = cat.load(args.catalogue) if args.catalogue else cat.default_catalogue()
@@ -39,4 +39,6 @@ def _table(args: argparse.Namespace) -> int:
     print(markdown(catalogue, policy), end="")
     print()
     print(grades_markdown(policy.grades), end="")
+    print()
+    print(trust_markdown(policy), end="")
     return 0

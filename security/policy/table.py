@@ -91,8 +91,12 @@ def markdown(catalogue: Catalogue, policy: Policy) -> str:
         for purpose in purposes_of(role, policy):
             cells = [cell(role, purpose, c, catalogue, policy) for c in classes]
             lines.append(f"| {role.value} | {purpose.value} | " + " | ".join(cells) + " |")
-    lines += ["", *_assurance(policy), "", *_audit_scope(policy)]
     return "\n".join(lines) + "\n"
+
+
+def trust_markdown(policy: Policy) -> str:
+    """The assurance each level needs and what each kind of auditor sees, as Markdown."""
+    return "\n".join([*_assurance(policy), "", *_audit_scope(policy)]) + "\n"
 
 
 def _assurance(policy: Policy) -> list[str]:

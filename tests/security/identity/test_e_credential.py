@@ -68,7 +68,10 @@ def config(tmp_path: Path, monkeypatch) -> Path:
     for name in ("MEDFED_CONFIG", "MEDFED_DATA_DIR", "MEDFED_DEV"):
         monkeypatch.delenv(name, raising=False)
     path = tmp_path / "medfed.toml"
-    path.write_text(f'[data]\ndir = "{(tmp_path / "data").as_posix()}"\n', encoding="utf-8")
+    path.write_text(
+        f'[server]\ndev = true\n\n[data]\ndir = "{(tmp_path / "data").as_posix()}"\n',
+        encoding="utf-8",
+    )
     return path
 
 

@@ -326,10 +326,12 @@ def test_policy_table_command_prints_the_table_worked_out_by_hand(tmp_path, caps
         str(tmp_path / "catalogue.toml"),
     ]
     assert cli_main(["policy", "table", *args]) == 0
-    fields, _, grades = capsys.readouterr().out.partition("\n\n")
+    fields, _, rest = capsys.readouterr().out.partition("\n\n")
+    grades, _, trust = rest.partition("\n\n")
+    assert trust.startswith("Assurance of the caller's identity")  # policy_trust checks it
     assert fields + "\n" == SYNTHETIC_TABLE
     assert grades.startswith("| role | purpose | statistics |")  # no grades: header only
-    assert grades.count("\n") == 2
+    assert grades.count("\n") == 1  # (the blank line before the trust tables is cut off)
 
 
 def _doc_block(name: str) -> str:
@@ -344,7 +346,13 @@ def test_policy_table_command_prints_the_tables_committed_in_the_docs(capsys):
     the function that prints it."""
     assert cli_main(["policy", "table"]) == 0
     out = capsys.readouterr().out
-    assert out == _doc_block("policy-table") + "\n" + _doc_block("grades-table")
+    assert out == (
+        _doc_block("policy-table")
+        + "\n"
+        + _doc_block("grades-table")
+        + "\n"
+        + _doc_block("trust-table")
+    )
     assert "| clinician | EMERGENCY |" in out and "BREAK_GLASS" in out
     assert (
         "| researcher | RESEARCH | DENY | DENY | DENY | DENY | DENY | DENY | DENY | DENY | DENY "

@@ -17,7 +17,7 @@ from security.policy import PolicyError, decide, default_policy
 from security.policy.audit_scope import AuditScopeRules, Sight
 from security.policy.decide import ASSURANCE_TOO_LOW
 from security.policy.rules import parse
-from security.policy.table import markdown
+from security.policy.table import trust_markdown
 
 EVERYTHING = {"roles": "*", "purposes": "*", "relations": "*", "decision": "ALLOW", "why": "all"}
 FLOOR = {"level": 5, "relations": ["SELF"]}  # out of the way: these tests are about assurance
@@ -137,7 +137,7 @@ def test_an_auditors_scope_by_the_kind_of_its_organisation(org, parties, covered
 
 
 def test_the_policy_table_shows_the_assurance_and_the_audit_scope():
-    table = markdown(CAT, default_policy())
+    table = trust_markdown(default_policy())
     assert "| patient | 4+ | real_person |" in table
     institution = "| an institution (H…, P…, R…, C…) | events in which its organisation is"
     assert institution in table
