@@ -184,23 +184,33 @@ class Publisher:
         self._task: asyncio.Task[None] | None = None
         self._clients: list[WitnessClient] = []
         self.cosigned: dict[str, int] = {}  # witness name -> size it cosigned (for tests)
+        self._writing: set[asyncio.Future[None]] = set()  # file appends on threads
+
+    def _write(self, size: int, note: str) -> None:
+        assert self.file is not None
+        try:
+            self.file.append(size, note)
+        except OSError:
+            # The database checkpoint stands; verify will name the file as stale.
+            log.exception("checkpoint %d not written to %s", size, self.file.path)
 
     def published(self, size: int, note: str) -> None:
         """Called by the log with every checkpoint it stored."""
+        try:
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
         if self.file is not None:
-            try:
-                self.file.append(size, note)
-            except OSError:
-                # The database checkpoint stands; verify will name the file as stale.
-                log.exception("checkpoint %d not written to %s", size, self.file.path)
-        if not self.witnesses or self.proof is None:
+            if loop is None:
+                self._write(size, note)
+            else:
+                # Its fsync on a thread, not the event loop's (the database has it already).
+                self._writing.add(write := loop.run_in_executor(None, self._write, size, note))
+                write.add_done_callback(self._writing.discard)
+        if not self.witnesses or self.proof is None or loop is None:
             return
         if self._latest is None or size > self._latest[0]:
             self._latest = (size, note)
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return
         if self._task is None or self._task.done():
             self._wake = asyncio.Event()
             self._task = loop.create_task(self._send_forever(), name="audit-witnesses")
@@ -239,7 +249,9 @@ class Publisher:
                 log.exception("cosigned checkpoint %d not written", size)
 
     async def drain(self, within: float = 10.0) -> None:
-        """Send what is pending and stop (shutdown)."""
+        """Write and send what is pending, and stop (shutdown)."""
+        if self._writing:
+            await asyncio.gather(*self._writing, return_exceptions=True)
         if self._task is None:
             return
         if self._latest is not None:

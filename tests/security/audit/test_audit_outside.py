@@ -79,6 +79,7 @@ async def test_every_checkpoint_is_signed_within_the_bound_and_written_to_the_fi
         assert await _checkpoint_sizes(engine) == [10, 20, 25]
     finally:
         await log.close()
+        await publisher.drain()  # the file's appends run on threads
     found, refused = newest_in_file(data_dir / "audit", [log.signer], ORIGIN)
     assert refused == [] and found is not None and found.checkpoint.size == 25
     in_file = [orjson.loads(line)["size"] for line in (data_dir / "audit/checkpoints.jsonl").open()]
