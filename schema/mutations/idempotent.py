@@ -183,6 +183,7 @@ class IdempotentCall:
             purpose=ctx.purpose,
             person=target.person,
             write=write,
+            holder=ctx.services.registry.holder(write.source),
         )
         intent = await self._log(ctx, intent_event)
         await failpoints.reach("mutation.after_intent")

@@ -123,7 +123,10 @@ def intent_event(
     purpose: Any,
     person: str | None,
     write: Write,
+    holder: str | None,
 ) -> dict[str, Any]:
+    """The intent of ``write``; ``holder`` is the organisation holding its source, so the
+    intent and its outcome fall in the scope of that holder's (and its region's) auditors."""
     return {
         "v": EVENT_VERSION,
         "kind": "MUTATION",
@@ -135,6 +138,7 @@ def intent_event(
         "breakGlass": False,
         "persons": [{"personId": person, "read": [], "masked": [], "denied": []}] if person else [],
         "sources": {"touched": [write.source], "failed": []},
+        "holders": [holder] if holder else [],
         "outcome": INTENT,
         "errors": [],
         "write": write.to_json(),
@@ -163,6 +167,7 @@ def outcome_event(
         "breakGlass": False,
         "persons": intent_event.get("persons") or [],
         "sources": {"touched": [intent_event["write"]["source"]], "failed": []},
+        "holders": list(intent_event.get("holders") or []),
         "outcome": result,
         "errors": [reason] if reason else [],
         "write": {**intent_event["write"], "intent": intent, "result": result, "by": by},

@@ -30,7 +30,12 @@ def _orphans(data_dir) -> list[int]:
                 "publishTestResult", HOSPITAL, "test_results", "result_id", object_id
             )
             event = audit_writes.intent_event(
-                request_id="orphan", principal=None, purpose=None, person=ref, write=write
+                request_id="orphan",
+                principal=None,
+                purpose=None,
+                person=ref,
+                write=write,
+                holder=services.registry.holder(HOSPITAL),
             )
             event["process"] = {**event["process"], "pid": 2**22 + 999}  # gone
             found.append(await recorder.record(event))

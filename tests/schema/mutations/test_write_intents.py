@@ -156,7 +156,12 @@ async def _orphan(fed, *, exists: bool, gone: bool = True) -> int:
         "publishTestResult", HOSPITAL, "test_results", "result_id", object_id
     )
     event = audit_writes.intent_event(
-        request_id="orphan", principal=None, purpose=None, person=fed.ref, write=write
+        request_id="orphan",
+        principal=None,
+        purpose=None,
+        person=fed.ref,
+        write=write,
+        holder=fed.services.registry.holder(HOSPITAL),
     )
     if gone:
         event["process"] = {**event["process"], "pid": 2**22 + 12345}  # no such process
