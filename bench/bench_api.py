@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import httpx
 import strawberry
+from strawberry.extensions import ParserCache, ValidationCache
 
 from bench.common import demo_dir, demo_persons, patient_tokens, percentiles, served, table
 
@@ -147,7 +148,11 @@ def _bare_schema(answer: dict) -> strawberry.Schema:
             },
         )
     )
-    return strawberry.Schema(query_type)
+    # Strawberry's own caches, two lines any user would add: medfed caches its documents too,
+    # so a bare side without them would flatter medfed (issue 16).
+    return strawberry.Schema(
+        query_type, extensions=[ParserCache(maxsize=512), ValidationCache(maxsize=512)]
+    )
 
 
 @dataclass

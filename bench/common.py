@@ -30,14 +30,16 @@ def bench_config() -> Path:
     return BENCH_CONFIG
 
 
-def medfed(*args: str, data_dir: Path, capture: bool = True) -> str:
+def medfed(
+    *args: str, data_dir: Path, capture: bool = True, env: dict[str, str] | None = None
+) -> str:
     result = subprocess.run(
         [sys.executable, "-m", "gateway.cli", "--data-dir", str(data_dir), *args],
         cwd=REPO,
         check=True,
         text=True,
         capture_output=capture,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
+        env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
     )
     return result.stdout
 
@@ -54,8 +56,71 @@ def demo_dir(persons: int) -> Path:
     return path
 
 
-def demo_persons(data_dir: Path, limit: int = 8) -> list[dict]:
-    out = medfed("demo", "show", "--limit", str(limit), data_dir=data_dir)
+# The PostgreSQL demo: its own database (MEDFED_BENCH_PG_URL names another), a schema per
+# source as in production (docs/production.md).
+PG_URL = os.environ.get(
+    "MEDFED_BENCH_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/medfed_bench"
+)
+
+
+def pg_env() -> dict[str, str]:
+    return {"MEDFED_DATABASE_URL": PG_URL}
+
+
+def pg_problem() -> str | None:
+    """Why the PostgreSQL demo cannot be used, or None; creates its database if missing."""
+    import asyncio
+
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    url = make_url(PG_URL)
+
+    async def ensure() -> None:
+        admin = url.set(drivername="postgresql", database="postgres")
+        conn = await asyncpg.connect(admin.render_as_string(hide_password=False), timeout=3)
+        try:
+            found = await conn.fetchval(
+                "SELECT 1 FROM pg_database WHERE datname = $1", url.database
+            )
+            if not found:
+                await conn.execute(f'CREATE DATABASE "{url.database}"')
+        finally:
+            await conn.close()
+
+    try:
+        asyncio.run(ensure())
+    except Exception as exc:  # any failure to connect: the PostgreSQL rows are skipped
+        return f"PostgreSQL at {url.render_as_string()} does not answer: {exc!r}"
+    return None
+
+
+def pg_demo_dir(persons: int) -> Path:
+    """The ``persons`` demo written into PostgreSQL (keys and the marker in a data directory
+    of its own), built once per database URL."""
+    path = CACHE / f"demo-pg-{persons}"
+    stamp = path / "pg-url"
+    built = (path / ".demo-built").exists() and stamp.exists()
+    if not built or stamp.read_text(encoding="utf-8") != PG_URL:
+        print(f"building the {persons:,}-person demo in PostgreSQL (once) ...", flush=True)
+        medfed("db", "upgrade", data_dir=path, env=pg_env())
+        medfed(
+            "demo",
+            "build",
+            "--persons",
+            str(persons),
+            "--force",
+            data_dir=path,
+            capture=False,
+            env=pg_env(),
+        )
+        stamp.write_text(PG_URL, encoding="utf-8")
+    medfed("db", "upgrade", "--source", "gateway", data_dir=path, env=pg_env())
+    return path
+
+
+def demo_persons(data_dir: Path, limit: int = 8, env: dict[str, str] | None = None) -> list[dict]:
+    out = medfed("demo", "show", "--limit", str(limit), data_dir=data_dir, env=env)
     return [json.loads(line) for line in out.splitlines() if line.strip()]
 
 
@@ -147,3 +212,60 @@ def allow_all(_principal, _purpose, _type: str, _field: str, _relation):
     from security.enforcement import Decision
 
     return Decision.ALLOW, "allowed (benchmark baseline)"
+
+
+class AsgiCaller:
+    """POSTs to an ASGI app in this process without a client library in between, so the
+    CPU a request costs is the server's (httpx's ASGI transport costs about as much as a
+    small GraphQL request)."""
+
+    def __init__(self, app, path: str = "/graphql") -> None:
+        self.app = app
+        self.path = path
+
+    async def post(self, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+        import asyncio
+
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "POST",
+            "scheme": "http",
+            "path": self.path,
+            "raw_path": self.path.encode(),
+            "query_string": b"",
+            "root_path": "",
+            "headers": [
+                (b"host", b"bench.test"),
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *((k.lower().encode(), v.encode()) for k, v in headers.items()),
+            ],
+            "client": ("127.0.0.1", 50000),
+            "server": ("bench.test", 80),
+        }
+        done = asyncio.Event()
+        delivered = False
+        status = 0
+        chunks: list[bytes] = []
+
+        async def receive() -> dict:
+            nonlocal delivered
+            if not delivered:
+                delivered = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            await done.wait()  # as a client that stays connected until the answer is in
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+                if not message.get("more_body", False):
+                    done.set()
+
+        await self.app(scope, receive, send)
+        return status, b"".join(chunks)
