@@ -4,10 +4,14 @@ database must and must not survive."""
 from __future__ import annotations
 
 import pytest
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.hmac import HMAC
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from security.crypto import BlindIndexer, DecryptionError, FieldCipher, KeyRing
 from security.crypto.algorithms import AES_256_GCM, SM4_GCM, SM4GCM
+from security.crypto.blind_index import PERSON_REF
 
 CELL = {"source": "bureau-zj", "table": "persons", "column": "name_enc", "row_key": "P000001"}
 
@@ -181,6 +185,58 @@ def test_blind_indexes_are_deterministic_normalised_and_kind_separated(ring):
     assert indexer.phone("13800000000") != indexer.id_number("13800000000")
     assert all(len(i) == 32 for i in (indexer.person_ref(id_no), indexer.id_number(id_no)))
     assert indexer.id_number_candidates(id_no) == (indexer.id_number(id_no),)
+
+
+def reference_index(key, kind: str, value: str) -> str:
+    """The blind-index format of docs/keys.md, which every source must reproduce: an HKDF
+    subkey of 32 bytes (info ``medfed/<kind>``), then the HMAC of the normalised value,
+    truncated to 16 bytes (32 hex characters)."""
+    digest = hashes.SM3() if key.algorithm == "HMAC-SM3" else hashes.SHA256()
+    subkey = HKDF(digest, 32, None, f"medfed/{kind}".encode()).derive(key.material)
+    h = HMAC(subkey, digest)
+    h.update(value.encode())
+    return h.finalize()[:16].hex()
+
+
+def test_blind_indexes_match_the_published_format_under_the_right_keys(ring):
+    """A partner source computing indexes from docs/keys.md finds the same persons: personIds
+    under the person-pseudonym key, lookups under the current index key."""
+    indexer = BlindIndexer(ring)
+    person_key, index_key = ring.person_ref_key, ring.index_key(ring.index_current)
+    assert person_key is not None and person_key.material != index_key.material
+    id_no = "33010219900101123X"
+    assert indexer.person_ref(id_no) == reference_index(person_key, "person-ref", id_no)
+    assert indexer.id_number(id_no) == reference_index(index_key, "id-number", id_no)
+    assert indexer.phone("13800000000") == reference_index(index_key, "phone", "+8613800000000")
+    # Control: the reference is sensitive to the key, so the equalities above are not vacuous.
+    assert indexer.person_ref(id_no) != reference_index(index_key, "person-ref", id_no)
+
+
+def test_an_index_rotation_writes_under_the_new_key_and_looks_up_under_both(ring):
+    indexer = BlindIndexer(ring)  # long-lived, as in a running gateway
+    id_no, phone = "330102199001011234", "13800000000"
+    person, old_id, old_phone = (
+        indexer.person_ref(id_no),
+        indexer.id_number(id_no),
+        indexer.phone(phone),
+    )
+    assert indexer.candidates(PERSON_REF, id_no) == (person,)
+    ring.rotate_index()
+    new_key = ring.index_key(ring.index_current)
+    new_id = indexer.id_number(id_no)
+    assert new_id == reference_index(new_key, "id-number", id_no) != old_id
+    assert indexer.id_number_candidates(id_no) == (new_id, old_id)  # the current key first
+    assert indexer.phone_candidates(phone) == (indexer.phone(phone), old_phone)
+    assert indexer.phone(phone) != old_phone
+    # personIds are untouched by index rotations, and a personId lookup accepts one value.
+    assert indexer.person_ref(id_no) == person
+    assert indexer.candidates(PERSON_REF, id_no) == (person,)
+    # Once the rotation ends, the old key is retired: one candidate again, and the long-lived
+    # indexer keeps nothing derived from the retired key's material.
+    previous = ring.finish_index_rotation()
+    assert indexer.id_number_candidates(id_no) == (new_id,)
+    assert indexer._subkeys and not [k for k in indexer._subkeys if k[0] == previous]
+    assert indexer.person_ref(id_no) == person
 
 
 def test_same_keys_same_indexes_across_sources(ring, data_dir, profile):
