@@ -114,6 +114,7 @@ def _run(args: argparse.Namespace) -> int:
 
     from connectors.sql import migrate
     from gateway.app import create_app
+    from gateway.telemetry.logs import configure_json_logging, log_config
 
     settings = settings_from(args)
     tls = _tls_options(args, settings)
@@ -122,7 +123,9 @@ def _run(args: argparse.Namespace) -> int:
     asyncio.run(migrate.upgrade(settings.gateway_spec))
     host = args.host or settings.host
     port = args.port or settings.port
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # JSON lines on stderr here, in uvicorn's own loggers and in every worker it spawns.
+    configure_json_logging()
+    logs = log_config(logging.getLevelName(logging.getLogger().level))
     # Fails here, with one line, on bad config or missing keys.
     app = create_app(settings, subgraph=args.subgraph)
     what = f"subgraph {args.subgraph}" if args.subgraph else "gateway"
@@ -146,12 +149,12 @@ def _run(args: argparse.Namespace) -> int:
             host=host,
             port=port,
             workers=args.workers,
-            log_level="info",
+            log_config=logs,
             access_log=False,
             **tls,
         )
         return 0
-    uvicorn.run(app, host=host, port=port, log_level="info", access_log=False, **tls)
+    uvicorn.run(app, host=host, port=port, log_config=logs, access_log=False, **tls)
     return 0
 
 

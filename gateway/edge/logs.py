@@ -1,5 +1,7 @@
-"""Structured JSON logs carrying the request id.
+"""Structured JSON logs carrying the request id and the trace id.
 
+Every line has ``time``, ``level``, ``logger``, ``message``, ``request_id`` and ``trace_id``
+(null outside a request or with tracing off), so lines parse the same in every process.
 Only what the gateway itself decides goes in a line: method, path, status, timing, role and
 organisation. Never query text, variables, headers or client addresses: any of them can hold
 a name, an ID number or a diagnosis.
@@ -11,6 +13,8 @@ import contextvars
 import json
 import logging
 from datetime import UTC, datetime
+
+from opentelemetry import trace
 
 REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "medfed_request_id", default=None
@@ -24,15 +28,18 @@ access_log = logging.getLogger("medfed.access")
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
+        span = trace.get_current_span().get_span_context()
         line = {
-            "at": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
+            "request_id": REQUEST_ID.get(),
+            "trace_id": format(span.trace_id, "032x") if span.is_valid else None,
+            "pid": record.process,
         }
-        request_id = REQUEST_ID.get()
-        if request_id:
-            line["request_id"] = request_id
+        if span.is_valid:
+            line["span_id"] = format(span.span_id, "016x")
         client_request_id = CLIENT_REQUEST_ID.get()
         if client_request_id:
             line["client_request_id"] = client_request_id
@@ -43,11 +50,3 @@ class JsonFormatter(logging.Formatter):
             # The exception type only: messages and tracebacks may quote row values.
             line["exception"] = record.exc_info[0].__name__
         return json.dumps(line, ensure_ascii=False, default=str)
-
-
-def configure_json_logging(level: int = logging.INFO) -> None:
-    handler = logging.StreamHandler()
-    handler.setFormatter(JsonFormatter())
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level)

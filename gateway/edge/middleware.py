@@ -21,6 +21,7 @@ from gateway.edge import body as json_body
 from gateway.edge.logs import CLIENT_REQUEST_ID, REQUEST_ID, access_log
 from gateway.edge.responses import refuse
 from gateway.edge.settings import EdgeSettings
+from gateway.telemetry.routes import route_of
 
 STATE_REQUEST_ID = "request_id"
 STATE_CLIENT_REQUEST_ID = "client_request_id"
@@ -121,9 +122,9 @@ class EdgeMiddleware:
                 extra={
                     "fields": {
                         "method": scope.get("method"),
-                        "path": scope["path"],
+                        "path": route_of(scope),
                         "status": status_seen[0] if status_seen else None,
-                        "ms": round((time.perf_counter() - started) * 1000, 1),
+                        "duration_ms": round((time.perf_counter() - started) * 1000, 1),
                         "role": note.get("role"),
                         "org": note.get("org"),
                     }

@@ -74,11 +74,16 @@ def write_frame(out: BinaryIO, payload: bytes) -> None:
 
 
 def main(argv: list[str]) -> int:
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
+    # The gateway's log set-up (JSON lines), named by the environment it passed down.
+    setup = os.environ.get("MEDFED_LOG_SETUP")
+    if setup:
+        resolve(setup)()
+    else:
+        logging.basicConfig(
+            level=logging.INFO,
+            format="%(asctime)s %(levelname)s %(name)s %(message)s",
+            stream=sys.stderr,
+        )
     # Ctrl-C and a service manager's SIGTERM reach the whole process group; the gateway
     # then drains its pending appends through this process and closes its stdin.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
