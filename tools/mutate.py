@@ -12,6 +12,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import time
 import tomllib
 from pathlib import Path
 
@@ -29,11 +30,26 @@ def copy_repo(into: Path) -> None:
             shutil.copy2(source, into / name)
 
 
-def config(module: str, tests: list[str], exclude: list[str]) -> str:
-    command = f"{sys.executable} -m pytest -x -q -p no:cacheprovider " + " ".join(tests)
+def test_command(tests: list[str]) -> str:
+    return f"{sys.executable} -m pytest -x -q -p no:cacheprovider " + " ".join(tests)
+
+
+def baseline(copy: Path, env: dict[str, str], tests: list[str]) -> float:
+    """Seconds the module's tests take unmutated; refuses to go on if they fail (every mutant
+    would count as killed)."""
+    started = time.monotonic()
+    done = subprocess.run(test_command(tests).split(), cwd=copy, env=env, capture_output=True)
+    if done.returncode != 0:
+        sys.exit(f"the tests fail before any mutation:\n{done.stdout.decode()[-3000:]}")
+    return time.monotonic() - started
+
+
+def config(module: str, tests: list[str], exclude: list[str], timeout: float) -> str:
+    command = test_command(tests)
     excluded = ", ".join(f"'{e}'" for e in exclude)
     return (
-        f'[cosmic-ray]\nmodule-path = "{module}"\ntimeout = 600.0\nexcluded-modules = []\n'
+        f'[cosmic-ray]\nmodule-path = "{module}"\ntimeout = {timeout:.0f}.0\n'
+        f"excluded-modules = []\n"
         f'test-command = "{command}"\n\n[cosmic-ray.distributor]\nname = "local"\n\n'
         f"[cosmic-ray.filters.operators-filter]\nexclude-operators = [{excluded}]\n"
     )
@@ -42,9 +58,12 @@ def config(module: str, tests: list[str], exclude: list[str]) -> str:
 def run_module(copy: Path, module: str, tests: list[str], exclude: list[str]) -> tuple[int, int]:
     name = module.replace("/", "_").removesuffix(".py")
     cfg, session = WORK / f"{name}.toml", WORK / f"{name}.sqlite"
-    cfg.write_text(config(module, tests, exclude), encoding="utf-8")
-    session.unlink(missing_ok=True)
     env = {**os.environ, "PYTHONPATH": str(copy)}  # the copy first, not the editable install
+    # A mutant that loops forever is killed by the timeout; five times the unmutated run (the
+    # load on a shared machine varies), and never under a minute.
+    timeout = max(60.0, 5 * baseline(copy, env, tests))
+    cfg.write_text(config(module, tests, exclude, timeout), encoding="utf-8")
+    session.unlink(missing_ok=True)
     for step in (
         [BIN / "cosmic-ray", "init", cfg, session],
         [BIN / "cr-filter-operators", session, cfg],
@@ -58,10 +77,17 @@ def run_module(copy: Path, module: str, tests: list[str], exclude: list[str]) ->
         "JOIN mutation_specs s USING (job_id) WHERE upper(r.worker_outcome) = 'NORMAL'"
     ).fetchall()
     killed = sum(1 for _row, _op, outcome, _diff in rows if outcome.upper() != "SURVIVED")
+    hung = db.execute(
+        "SELECT count(*) FROM work_results "
+        "WHERE upper(test_outcome) = 'KILLED' AND output = 'timeout'"
+    ).fetchone()[0]
     survivors = [
         (row, op, diff) for row, op, outcome, diff in rows if outcome.upper() == "SURVIVED"
     ]
-    print(f"{module}: {killed}/{len(rows)} killed ({100 * killed / max(1, len(rows)):.1f} %)")
+    print(
+        f"{module}: {killed}/{len(rows)} killed ({100 * killed / max(1, len(rows)):.1f} %), "
+        f"{hung} of them by the {timeout:.0f} s timeout"
+    )
     for row, op, diff in sorted(survivors):
         print(
             f"  SURVIVED {module}:{row} {op}\n" + "\n".join(f"    {d}" for d in diff.splitlines())
