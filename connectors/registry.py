@@ -18,8 +18,10 @@ from connectors.graphql_peer import PeerClient, PeerSpec
 from connectors.health import HealthSettings, SourceHealth
 from connectors.sources import SourceSpec
 from connectors.sql.engine import SERVING_BUSY_TIMEOUT_MS, create_source_engine, sqlite_path
+from connectors.sql.pg_reader import PgPool, PgReader
 from connectors.sql.queries import Row, fetch_in
 from connectors.sql.sqlite_reader import SqliteReader
+from connectors.sql.top import top_rows
 from connectors.sql.watch import FileWatch
 
 T = TypeVar("T")
@@ -32,9 +34,10 @@ PLATFORM_ORG = "100000"
 class Source:
     spec: SourceSpec
     engine: AsyncEngine
-    # Keyed reads of a SQLite file bypass the async engine (see sqlite_reader); writes, and
-    # every source on another database, go through the engine.
-    reader: SqliteReader | None = None
+    # Keyed reads bypass the async engine: of a SQLite file (see sqlite_reader), of a
+    # PostgreSQL database through asyncpg on held connections (see pg_reader); writes, and
+    # sources on any other database, go through the engine.
+    reader: SqliteReader | PgReader | None = None
     watch: FileWatch | None = None  # a SQLite file's identity and header
     health: SourceHealth = field(init=False)
     settings: InitVar[HealthSettings | None] = None
@@ -59,7 +62,9 @@ class Source:
     async def _reset(self) -> None:
         # Every connection is dropped, so the next ones open whatever file or server is
         # there now (pooled SQLite connections would keep reading a replaced file).
-        if self.reader is not None:
+        if isinstance(self.reader, PgReader):
+            await self.reader.reset()
+        elif self.reader is not None:
             self.reader.reset()
         await self.engine.dispose()
 
@@ -85,17 +90,49 @@ class Source:
             return []
         return await self.reader.fetch_in(table, column, keys, order_by)
 
+    async def fetch_top(
+        self,
+        table: Table,
+        column: str,
+        keys: Sequence[Any],
+        order: Sequence[str],
+        after: Sequence[Any] | None,
+        limit: int,
+    ) -> list[Row]:
+        """Each key's newest ``limit`` rows in the ``order`` sort, strictly before ``after``:
+        one statement (a keyset page in SQL, ``connectors.sql.top``)."""
+        keys = list(dict.fromkeys(keys))
+        if not keys:
+            return []
+        if self.reader is None:
+            rows = await fetch_in(self.engine, table, column, keys)
+            return top_rows(rows, column, order, after, limit)
+        return await self.reader.fetch_top(table, column, keys, order, after, limit)
 
-def open_source(spec: SourceSpec, settings: HealthSettings | None = None) -> Source:
+
+def open_source(
+    spec: SourceSpec,
+    settings: HealthSettings | None = None,
+    pg_pools: dict[str, PgPool] | None = None,
+) -> Source:
+    """A source with its engine and reader; PostgreSQL sources on one database URL share
+    that URL's reader pool in ``pg_pools`` (made here when missing)."""
     engine = create_source_engine(
         spec, **({"busy_timeout_ms": SERVING_BUSY_TIMEOUT_MS} if spec.is_sqlite else {})
     )
     path = sqlite_path(spec.url)
-    reader = watch = None
+    reader: SqliteReader | PgReader | None = None
+    watch = None
     if path is not None and str(path) != ":memory:":
         watch = FileWatch(spec.name, path)
         if engine.dialect.driver == "aiosqlite":
             reader = SqliteReader(path, engine.dialect, name=spec.name)
+    elif engine.dialect.driver == "asyncpg":
+        pools = {} if pg_pools is None else pg_pools
+        pool = pools.get(spec.url)
+        if pool is None:
+            pool = pools[spec.url] = PgPool(spec.url)
+        reader = PgReader(pool, engine.dialect, spec.schema)
     return Source(spec, engine, reader, watch, settings=settings)
 
 
@@ -149,7 +186,8 @@ class SourceRegistry:
         peers: tuple[PeerSpec, ...] | list[PeerSpec] = (),
         health: HealthSettings | None = None,
     ) -> None:
-        self._sources = {s.name: open_source(s, health) for s in specs}
+        self._pg_pools: dict[str, PgPool] = {}
+        self._sources = {s.name: open_source(s, health, self._pg_pools) for s in specs}
         self._peers = {p.name: PeerSource(p, PeerClient(p)) for p in peers}
 
     def peers(self) -> list[PeerSource]:
@@ -220,9 +258,10 @@ class SourceRegistry:
     async def dispose(self) -> None:
         for source in self._sources.values():
             await source.health.close()
-            if source.reader is not None:
+            if isinstance(source.reader, SqliteReader):
                 source.reader.close()
         await asyncio.gather(
+            *(pool.close() for pool in self._pg_pools.values()),
             *(s.engine.dispose() for s in self._sources.values()),
             *(p.client.close() for p in self._peers.values()),
         )

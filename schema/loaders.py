@@ -19,6 +19,7 @@ from connectors.graphql_peer.rows import BY_TABLE, fetch_rows
 from connectors.registry import PeerSource, Source
 from connectors.sql.models import bureau, directory, hospital, pharmacy, platform
 from connectors.sql.queries import Row
+from connectors.sql.top import top_rows
 
 if TYPE_CHECKING:
     from schema.context import RequestContext
@@ -42,6 +43,10 @@ async def _fetch_tagged(
 class Loaders:
     def __init__(self, ctx: RequestContext) -> None:
         self.ctx = ctx
+        # (kind, table) of each person-keyed loader, and the keyset-page loaders made from
+        # them: a list whose page can be cut in SQL asks these instead (see ``page_of``).
+        self._fans: dict[DataLoader, tuple[str, Table]] = {}
+        self._pages: dict[tuple[str, str, tuple[str, ...]], DataLoader] = {}
         by_ref = self._fan_loader
         self.persons = by_ref("bureau", _table(bureau.Person), "person_ref")
         self.persons_by_id_bidx = by_ref("bureau", _table(bureau.Person), "id_number_bidx")
@@ -84,6 +89,58 @@ class Loaders:
             for rows in results.values():
                 for row in rows:
                     grouped[row[column]].append(row)
+            return [grouped.get(k, []) for k in keys]
+
+        loader: DataLoader[str, list[Row]] = DataLoader(load)
+        if column == "person_ref":
+            self._fans[loader] = (kind, table)
+        return loader
+
+    def page_of(
+        self, loader: DataLoader, order: tuple[str, ...]
+    ) -> DataLoader[tuple[str, tuple | None, int], list[Row]]:
+        """The keyset-page loader of a person-keyed ``loader``: keyed by (personId, cursor
+        key or None, n), each source answers each person's newest ``n`` rows in the
+        ``order`` sort after the cursor, in one statement for all the persons asked."""
+        kind, table = self._fans[loader]
+        found = self._pages.get((kind, table.name, order))
+        if found is None:
+            found = self._pages[(kind, table.name, order)] = self._page_loader(kind, table, order)
+        return found
+
+    def _page_loader(self, kind: str, table: Table, order: tuple[str, ...]) -> DataLoader:
+        ctx = self.ctx
+        peer_kind = BY_TABLE.get(table.name)
+
+        async def query(
+            source: Source | PeerSource, refs: list[str], after: tuple | None, n: int
+        ) -> list[Row]:
+            if isinstance(source, PeerSource):  # a peer answers whole lists: cut here
+                rows = await fetch_rows(source.client, peer_kind, refs, ctx.deadline.remaining())
+                return top_rows(rows, "person_ref", order, after, n)
+            rows = await source.fetch_top(table, "person_ref", refs, order, after, n)
+            for row in rows:
+                row["_source"] = source.name
+            return rows
+
+        async def load(keys: Sequence[tuple[str, tuple | None, int]]) -> list[list[Row]]:
+            sources: list = ctx.registry.of_kind(kind)
+            if peer_kind is not None:
+                sources += ctx.registry.peers()
+            asked: dict[tuple[tuple | None, int], list[str]] = defaultdict(list)
+            for ref, after, n in keys:
+                asked[(after, n)].append(ref)
+            grouped: dict[Hashable, list[Row]] = defaultdict(list)
+            for (after, n), refs in asked.items():
+                results, failures = await fan_out(
+                    sources,
+                    lambda source, refs=refs, after=after, n=n: query(source, refs, after, n),
+                    ctx.deadline,
+                )
+                ctx.note_failures(failures)
+                for rows in results.values():
+                    for row in rows:
+                        grouped[(row["person_ref"], after, n)].append(row)
             return [grouped.get(k, []) for k in keys]
 
         return DataLoader(load)

@@ -160,6 +160,11 @@ class Projection:
         relation = ctx.relation_to(ref, row, self._row_class)
         return ctx.guard.shows_row(self.type_name, self.row_field, relation, ref)
 
+    def rows_alike(self, ctx: Any, person_ref: str | None) -> bool:
+        """Whether ``visible`` answers the same for every row of this person (prepared), so
+        a list of them may be paged before the rows are seen (in SQL)."""
+        return self.row_field is None or ctx.relations.person_decides(person_ref, self._row_class)
+
     def keep_visible(self, ctx: Any, rows: Iterable[Row]) -> list[Row]:
         return [row for row in rows if self.visible(ctx, row)]
 

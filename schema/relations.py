@@ -200,6 +200,24 @@ class Relations:
                 return Relation.REGION
         return Relation.NONE
 
+    def person_decides(self, ref: str | None, data_class: str | None = None) -> bool:
+        """Whether every row of this (prepared) person relates to the caller alike for a
+        field of ``data_class``: a person relation holds (``relation`` answers it before
+        looking at the row), or none can and the caller has no row relation at all. Then a
+        list shows all of the person's rows or none, and its page can be cut in SQL."""
+        if not (self.pharmacy or self.prefix is not None):
+            return True
+        if ref is None:
+            return False
+        if ref == self.self_ref:
+            return True
+        person = self._persons.get(ref, NO_RELATION)
+        return (
+            person.treating
+            or (data_class is not None and data_class in person.consented)
+            or person.break_glass
+        )
+
     def _in_region(self, row: dict[str, Any]) -> bool:
         if self.platform_only and self._kinds.get(row.get("_source")) != "platform":
             return False

@@ -36,12 +36,29 @@ from typing import Any
 from sqlalchemy import Table
 from sqlalchemy.engine import Dialect
 
+from connectors.sql.top import top_sql
+
 Row = dict[str, Any]
 # Inline reads give up (and go to a thread) after this long: an indexed lookup takes about
 # a tenth of a millisecond, so only a read that would block the loop is sent away.
 INLINE_BUDGET = 0.01
 PROGRESS_STEPS = 1000  # SQLite VM instructions between budget checks
 Processor = Callable[[Any], Any] | None
+
+
+def convert_rows(
+    names: tuple[str, ...], processors: tuple[Processor, ...], rows: Sequence[Sequence[Any]]
+) -> list[Row]:
+    """Driver rows as dicts, each value through its column's result processor, if any."""
+    if not any(processors):
+        return [dict(zip(names, r, strict=True)) for r in rows]
+    return [
+        {
+            n: (v if p is None or v is None else p(v))
+            for n, p, v in zip(names, processors, r, strict=True)
+        }
+        for r in rows
+    ]
 
 
 class _NotInline(Exception):
@@ -54,6 +71,7 @@ class _Plan:
     names: tuple[str, ...]
     processors: tuple[Processor, ...]  # per column; None where the driver value is final
     bind: Processor
+    order_binds: tuple[Processor, ...] = ()  # a keyset page's cursor columns
 
 
 class SqliteReader:
@@ -85,7 +103,7 @@ class SqliteReader:
         self._local = threading.local()
         self._opened: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
-        self._plans: dict[tuple[Table, str, tuple[str, ...], int], _Plan] = {}
+        self._plans: dict[tuple, _Plan] = {}
         self._closed = False
         self._generation = 0  # bumped by reset(): connections of older generations are closed
         # Statements run, for statement-count tests and benchmarks (the engine's
@@ -101,6 +119,35 @@ class SqliteReader:
             raise sqlite3.ProgrammingError("the reader is closed")
         plan = self._plan(table, column, tuple(order_by), len(keys))
         params = list(keys) if plan.bind is None else [plan.bind(k) for k in keys]
+        return await self._execute(plan, params)
+
+    async def fetch_top(
+        self,
+        table: Table,
+        column: str,
+        keys: Sequence[Any],
+        order: Sequence[str],
+        after: Sequence[Any] | None,
+        limit: int,
+    ) -> list[Row]:
+        """Each key's newest ``limit`` rows in the ``order`` sort, strictly before ``after``
+        (a keyset page, ``connectors.sql.top``); keys already de-duplicated."""
+        if self._closed:
+            raise sqlite3.ProgrammingError("the reader is closed")
+        shape = (table, column, ("top", *order), len(keys), after is not None)
+        plan = self._plans.get(shape)
+        if plan is None:
+            plan = self._plans[shape] = self._build_top(
+                table, column, tuple(order), len(keys), after is not None
+            )
+        params = list(keys) if plan.bind is None else [plan.bind(k) for k in keys]
+        if after is not None:
+            params += [
+                v if b is None else b(v) for b, v in zip(plan.order_binds, after, strict=True)
+            ]
+        return await self._execute(plan, [*params, limit])
+
+    async def _execute(self, plan: _Plan, params: list[Any]) -> list[Row]:
         self.statements += 1
         if self.inline_budget > 0:
             try:
@@ -149,17 +196,7 @@ class SqliteReader:
 
     @staticmethod
     def _convert(plan: _Plan, rows: list[tuple]) -> list[Row]:
-        names = plan.names
-        if not any(plan.processors):
-            return [dict(zip(names, r, strict=True)) for r in rows]
-        procs = plan.processors
-        return [
-            {
-                n: (v if p is None or v is None else p(v))
-                for n, p, v in zip(names, procs, r, strict=True)
-            }
-            for r in rows
-        ]
+        return convert_rows(plan.names, plan.processors, rows)
 
     def _connection(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -205,6 +242,28 @@ class SqliteReader:
         )
         bind = where.type.dialect_impl(self.dialect).bind_processor(self.dialect)
         return _Plan(sql, names, processors, bind)
+
+    def _build_top(
+        self, table: Table, column: str, order: tuple[str, ...], n: int, after: bool
+    ) -> _Plan:
+        quote = self.dialect.identifier_preparer.quote
+        sql = top_sql(
+            table,
+            column,
+            order,
+            single=n == 1,
+            keys=f"IN ({', '.join('?' * n)})",
+            after=["?"] * len(order) if after else None,
+            limit="?",
+            quote=quote,
+            table_name=quote(table.name),
+        )
+        base = self._build_plan(table, column, (), n)
+        binds = tuple(self._bind(table.c[c]) for c in order)
+        return _Plan(sql, base.names, base.processors, base.bind, binds)
+
+    def _bind(self, column: Any) -> Processor:
+        return column.type.dialect_impl(self.dialect).bind_processor(self.dialect)
 
     # -- lifecycle ------------------------------------------------------------------------------
     def reset(self) -> None:

@@ -41,17 +41,30 @@ async def person_list(
     first: int | None,
     after: str | None,
     keep=None,
+    order: tuple[str, ...] | None = None,
 ):
-    """A page of one person's rows from every source: all of them are loaded (one batched
-    query per source, whatever the person has) and those the caller may not see dropped
-    before paging, so ``hasNextPage`` and cursors count visible rows only."""
+    """A page of one person's rows from every source, ``hasNextPage`` and cursors counting
+    visible rows only.
+
+    Where the caller sees all of the person's rows or none alike (``Projection.rows_alike``:
+    the person's own record, a treating or consented institution, any caller with no row
+    relation), and nothing but the sort filters the list (no ``keep``), the page is cut in
+    SQL: each source answers its newest ``first + 1`` after the cursor (``order``, the
+    columns of ``key``), so the cost follows the page, not the person's lifetime. Otherwise
+    every row is loaded (one batched query per source, whatever the person has) and those the
+    caller may not see are dropped before paging. Either way one statement per source."""
     ctx = info.context
     limit = page_size(first)
     cursor = decode_cursor(after, shape)
     loaders = loader if isinstance(loader, tuple) else (loader,)
-    found = await asyncio.gather(*(ctx.load(one, ref, info) for one in loaders))
-    rows = [row for group in found for row in group]
     await ctx.prepare_relations([ref])
+    if order is not None and keep is None and projection.rows_alike(ctx, ref):
+        pages = [ctx.loaders.page_of(one, order) for one in loaders]
+        asked = (ref, cursor, limit + 1)
+        found = await asyncio.gather(*(ctx.load(one, asked, info) for one in pages))
+    else:
+        found = await asyncio.gather(*(ctx.load(one, ref, info) for one in loaders))
+    rows = [row for group in found for row in group]
     rows = projection.keep_visible(ctx, rows)
     if keep is not None:
         rows = [r for r in rows if keep(r)]
@@ -123,6 +136,7 @@ class CloudRecord:
             first,
             after,
             keep,
+            order=("begin_date", "mdtrt_id"),
         )
 
     @strawberry.field(description="E-prescriptions, newest first. " + PAGE_ARGS)
@@ -138,6 +152,7 @@ class CloudRecord:
             (datetime, str),
             first,
             after,
+            order=("issued_at", "rx_id"),
         )
 
     @strawberry.field(description="Drug purchases at pharmacies (购药), newest first. " + PAGE_ARGS)
@@ -153,6 +168,7 @@ class CloudRecord:
             (datetime, str),
             first,
             after,
+            order=("dispensed_at", "dispensing_id"),
         )
 
     @strawberry.field(
@@ -171,6 +187,7 @@ class CloudRecord:
             (datetime, str),
             first,
             after,
+            order=("setl_time", "setl_id"),
         )
 
     @strawberry.field(description="Cross-region filings (备案), newest first. " + PAGE_ARGS)
@@ -186,6 +203,7 @@ class CloudRecord:
             (datetime, str),
             first,
             after,
+            order=("filed_at", "filing_id"),
         )
 
     @strawberry.field(
@@ -219,6 +237,7 @@ async def _test_results(
         first,
         after,
         keep,
+        order=("collected_at", "result_id"),
     )
 
 
