@@ -11,10 +11,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sized
 from dataclasses import dataclass
 from typing import TypeVar
 
+from connectors import observe
 from connectors.health import reason_of
 from connectors.registry import Source
 
@@ -49,8 +50,11 @@ async def fan_out(
     deadline.touched.update(s.name for s in sources)
 
     async def one(source: Source) -> T:
-        async with asyncio.timeout(deadline.remaining()):
-            return await source.guarded(lambda: query(source))
+        with observe.fetching(source) as fetch:  # telemetry: a span and timings per source
+            async with asyncio.timeout(deadline.remaining()):
+                result = await source.guarded(lambda: query(source))
+            fetch.rows = len(result) if isinstance(result, Sized) else None
+            return result
 
     outcomes = await asyncio.gather(*(one(s) for s in sources), return_exceptions=True)
     results: dict[str, T] = {}

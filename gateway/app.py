@@ -51,6 +51,7 @@ from gateway.sealing import (
     sign_response,
 )
 from gateway.startup import crypto_profile, open_keyring
+from gateway.telemetry.setup import instrument
 from gateway.witness import PATHS as WITNESS_PATHS
 from gateway.witness import witness_routes
 from schema.build import build_schema
@@ -371,7 +372,7 @@ def create_app(
         if services.gateway_engine is not None:
             await services.gateway_engine.dispose()
 
-    return Starlette(
+    app = Starlette(
         routes=[
             Route("/healthz", healthz),
             Route("/readyz", readyz),
@@ -392,6 +393,7 @@ def create_app(
         ],
         lifespan=lifespan,
     )
+    return instrument(app, schema, services, recorder)  # metrics, spans, source observer
 
 
 def app_from_environment() -> Starlette:

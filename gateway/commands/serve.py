@@ -44,6 +44,12 @@ def register(subparsers) -> None:
         help="mutual TLS: refuse clients without a certificate signed by this "
         "PEM CA (default [server] tls_client_ca)",
     )
+    serve.add_argument(
+        "--metrics-listen",
+        metavar="HOST:PORT",
+        help="serve Prometheus /metrics on this separate address (default [telemetry] "
+        "metrics_listen; unset: no metrics server)",
+    )
     serve.set_defaults(handler=_run)
     # Registered beside serve: it composes what `serve --subgraph` serves.
     supergraph = subparsers.add_parser(
@@ -113,11 +119,18 @@ def _run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from connectors.sql import migrate
-    from gateway.app import create_app
     from gateway.telemetry.logs import configure_json_logging, log_config
 
     settings = settings_from(args)
     tls = _tls_options(args, settings)
+    metrics_at = _metrics_address(args, settings)
+    # Before anything imports prometheus-client: every process of this server (the workers
+    # inherit the variable) writes its metrics under the data directory; emptied each start.
+    from gateway.telemetry.metrics_dir import prepare_multiprocess
+
+    prepare_multiprocess(settings.data_dir)
+    from gateway.app import create_app
+
     # The gateway's own database (audit log, consents, idempotency keys) must be at head
     # before the first request is audited; migrating an up-to-date database does nothing.
     asyncio.run(migrate.upgrade(settings.gateway_spec))
@@ -128,6 +141,10 @@ def _run(args: argparse.Namespace) -> int:
     logs = log_config(logging.getLevelName(logging.getLogger().level))
     # Fails here, with one line, on bad config or missing keys.
     app = create_app(settings, subgraph=args.subgraph)
+    if metrics_at is not None:
+        from gateway.telemetry.server import serve_metrics
+
+        serve_metrics(*metrics_at)
     what = f"subgraph {args.subgraph}" if args.subgraph else "gateway"
     scheme = "https" if tls else "http"
     mutual = " (mutual TLS: client certificate required)" if "ssl_ca_certs" in tls else ""
@@ -156,6 +173,19 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     uvicorn.run(app, host=host, port=port, log_config=logs, access_log=False, **tls)
     return 0
+
+
+def _metrics_address(args: argparse.Namespace, settings: Any) -> tuple[str, int] | None:
+    from gateway.cli import UsageError
+    from gateway.config import ConfigError
+    from gateway.telemetry.settings import listen_address, telemetry_settings
+
+    if args.metrics_listen is None:
+        return telemetry_settings(settings).metrics_listen
+    try:
+        return listen_address("--metrics-listen", args.metrics_listen)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _supergraph(args: argparse.Namespace) -> int:

@@ -1,0 +1,42 @@
+"""What names an operation in metrics and spans: its name when that is a plain identifier,
+otherwise the hash of its document. Never the document's text, which can hold literal
+values (``person(idNumber: "...")``).
+
+An operation name is the client's text too: a name with a long run of digits could carry
+an ID number or a phone number (``q330106198005171234``), so such a name is replaced by the
+document hash; and the set of labels one process emits is capped, so a client inventing a
+name per request cannot grow the metrics without bound.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+_DIGITS = re.compile(r"[0-9]{4,}")
+MAX_LABELS = 200
+OTHER = "(other)"
+ANONYMOUS = "(none)"  # not a GraphQL request, or no document
+_seen: set[str] = set()
+
+
+def document_hash(document: str) -> str:
+    return "sha256:" + hashlib.sha256(document.encode("utf-8")).hexdigest()[:16]
+
+
+def safe_name(name: str | None) -> str | None:
+    """``name`` when it may appear in telemetry, else None."""
+    if name and _NAME.match(name) and not _DIGITS.search(name):
+        return name
+    return None
+
+
+def operation_label(name: str | None, document: str | None) -> str:
+    label = safe_name(name) or (document_hash(document) if document else ANONYMOUS)
+    if label in _seen:
+        return label
+    if len(_seen) >= MAX_LABELS:
+        return OTHER
+    _seen.add(label)
+    return label
