@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from bench.bench_baselines import _ids, _round, medfed_side, naive_side
-from bench.common import CACHE, demo_dir, demo_persons, patient_tokens, table
+from bench.common import CACHE, demo_dir, demo_persons, medfed, patient_tokens, table
 
 EXTRA = 1000  # rows per table: visits, settlements, test results
 TARGET = 1.2
@@ -57,6 +57,7 @@ def heavy_copy(data: Path, ref: str) -> Path:
     path = CACHE / f"{data.name}-lifetime"
     stamp = path / "lifetime-person"
     if stamp.exists() and stamp.read_text(encoding="utf-8") == ref:
+        medfed("db", "upgrade", data_dir=path)  # a no-op unless a migration came since
         return path
     print(f"copying the demo for a {3 * EXTRA:,}-row lifetime (once) ...", flush=True)
     shutil.rmtree(path, ignore_errors=True)

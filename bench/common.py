@@ -50,9 +50,9 @@ def demo_dir(persons: int) -> Path:
     if not (path / ".demo-built").exists():
         print(f"building the {persons:,}-person demo in {path} (once) ...", flush=True)
         medfed("demo", "build", "--persons", str(persons), "--force", data_dir=path, capture=False)
-    # The gateway's own database (audit log, consents) is migrated by `medfed serve`; the
-    # in-process benches build the app without it, so bring it to head here (a no-op after).
-    medfed("db", "upgrade", "--source", "gateway", data_dir=path)
+    # Every database to head (a no-op after): the in-process benches build the app without
+    # `medfed serve`, and a demo built before a source migration (an index) needs it too.
+    medfed("db", "upgrade", data_dir=path)
     return path
 
 
@@ -115,7 +115,7 @@ def pg_demo_dir(persons: int) -> Path:
             env=pg_env(),
         )
         stamp.write_text(PG_URL, encoding="utf-8")
-    medfed("db", "upgrade", "--source", "gateway", data_dir=path, env=pg_env())
+    medfed("db", "upgrade", data_dir=path, env=pg_env())
     return path
 
 

@@ -133,7 +133,10 @@ class PgReader:
             plan = self._plans[shape] = self._build_top(
                 table, column, tuple(order), len(keys) == 1, after is not None
             )
-        params: list[Any] = [list(keys) if plan.bind is None else [plan.bind(k) for k in keys]]
+        bound = list(keys) if plan.bind is None else [plan.bind(k) for k in keys]
+        # One key is compared as a scalar: the planner can then read the page off the
+        # (key, sort) index in order, which it cannot for an array of unknown length.
+        params: list[Any] = [bound[0] if len(bound) == 1 else bound]
         if after is not None:
             params += [
                 v if b is None else b(v) for b, v in zip(plan.order_binds, after, strict=True)
@@ -156,7 +159,7 @@ class PgReader:
             column,
             order,
             single=single,
-            keys="= ANY($1)",
+            keys="= $1" if single else "= ANY($1)",
             after=marks if after else None,
             limit=f"${len(order) + 2 if after else 2}",
             quote=quote,

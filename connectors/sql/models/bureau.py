@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, Boolean, Date, DateTime, ForeignKey, Integer, String
+from sqlalchemy import BigInteger, Boolean, Date, DateTime, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from connectors.sql.models.base import blind_index, code, encrypted, person_ref, region
@@ -52,6 +52,8 @@ class Visit(Base):
     an institution in this province, whoever insures the person."""
 
     __tablename__ = "visits"
+    # A person's keyset page (newest first) read off the index: connectors/sql/top.py.
+    __table_args__ = (Index("ix_visits_person_page", "person_ref", "begin_date", "mdtrt_id"),)
     mdtrt_id: Mapped[str] = mapped_column(String(24), primary_key=True)
     person_ref: Mapped[str] = person_ref()
     institution_code: Mapped[str] = code(index=True)
@@ -71,6 +73,8 @@ class Prescription(Base):
     optionally circulated (流转) to a designated pharmacy."""
 
     __tablename__ = "prescriptions"
+    # A person's keyset page (newest first) read off the index: connectors/sql/top.py.
+    __table_args__ = (Index("ix_prescriptions_person_page", "person_ref", "issued_at", "rx_id"),)
     rx_id: Mapped[str] = mapped_column(String(24), primary_key=True)
     mdtrt_id: Mapped[str] = mapped_column(ForeignKey("visits.mdtrt_id"), index=True)
     person_ref: Mapped[str] = person_ref()
@@ -101,6 +105,8 @@ class Settlement(Base):
     national platform instead."""
 
     __tablename__ = "settlements"
+    # A person's keyset page (newest first) read off the index: connectors/sql/top.py.
+    __table_args__ = (Index("ix_settlements_person_page", "person_ref", "setl_time", "setl_id"),)
     setl_id: Mapped[str] = mapped_column(String(24), primary_key=True)
     mdtrt_id: Mapped[str] = mapped_column(ForeignKey("visits.mdtrt_id"), index=True)
     person_ref: Mapped[str] = person_ref()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, Float, String
+from sqlalchemy import DateTime, Float, Index, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from connectors.sql.models.base import blind_index, code, encrypted, person_ref
@@ -30,6 +30,10 @@ class TestResult(Base):
 
     __test__ = False  # not a pytest class
     __tablename__ = "test_results"
+    # A person's keyset page (newest first) read off the index: connectors/sql/top.py.
+    __table_args__ = (
+        Index("ix_test_results_person_page", "person_ref", "collected_at", "result_id"),
+    )
     result_id: Mapped[str] = mapped_column(String(24), primary_key=True)
     person_ref: Mapped[str] = person_ref()
     patient_no: Mapped[str] = mapped_column(String(20), index=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Integer, String
+from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from connectors.sql.models.base import code, person_ref
@@ -18,6 +18,10 @@ class Dispensing(Base):
     """购药: one dispensing of a circulated prescription (or an over-the-counter purchase)."""
 
     __tablename__ = "dispensings"
+    # A person's keyset page (newest first) read off the index: connectors/sql/top.py.
+    __table_args__ = (
+        Index("ix_dispensings_person_page", "person_ref", "dispensed_at", "dispensing_id"),
+    )
     dispensing_id: Mapped[str] = mapped_column(String(24), primary_key=True)
     rx_id: Mapped[str | None] = mapped_column(String(24), index=True, nullable=True)
     person_ref: Mapped[str] = person_ref()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, Date, DateTime, Integer, String
+from sqlalchemy import BigInteger, Date, DateTime, Index, Integer, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from connectors.sql.models.base import blind_index, code, encrypted, person_ref, region
@@ -19,6 +19,8 @@ class Filing(Base):
     """备案: permission to be treated in another region with direct settlement."""
 
     __tablename__ = "filings"
+    # A person's keyset page (newest first) read off the index: connectors/sql/top.py.
+    __table_args__ = (Index("ix_filings_person_page", "person_ref", "filed_at", "filing_id"),)
     filing_id: Mapped[str] = mapped_column(String(24), primary_key=True)
     person_ref: Mapped[str] = person_ref()
     id_number_bidx: Mapped[str] = blind_index()
@@ -37,6 +39,10 @@ class CrossSettlement(Base):
     """A cross-province direct settlement, cleared monthly between the two provinces."""
 
     __tablename__ = "cross_settlements"
+    # A person's keyset page (newest first) read off the index: connectors/sql/top.py.
+    __table_args__ = (
+        Index("ix_cross_settlements_person_page", "person_ref", "setl_time", "setl_id"),
+    )
     setl_id: Mapped[str] = mapped_column(String(24), primary_key=True)
     mdtrt_id: Mapped[str] = mapped_column(String(24), index=True)
     filing_id: Mapped[str] = mapped_column(String(24), index=True)
