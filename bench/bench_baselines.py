@@ -42,7 +42,9 @@ from bench.common import (
     pg_demo_dir,
     pg_env,
     pg_problem,
+    served,
     table,
+    tree_cpu,
 )
 
 TARGETS = {"naive": 1.3, "floor": 2.0, "pg": 1.3}
@@ -289,6 +291,84 @@ async def run(rounds: int, per_round: int, persons: int, with_pg: bool) -> None:
     table(["ratio (median over rounds, range)", "value", "target"], ratios)
 
 
+# -- served: server CPU per request and throughput, 1 and 8 clients ----------------------------
+async def _served_block(base: str, pid: int, people, seconds: float, clients: int):
+    from bench.bench_api import _drive
+
+    cpu0 = tree_cpu(pid)
+    samples, rps = await _drive(base, people, seconds, clients)
+    return (tree_cpu(pid) - cpu0) / len(samples), rps
+
+
+def served_rows(rounds: int, seconds: float, persons: int, with_pg: bool) -> None:
+    """Served sides up at once (``medfed serve``, audit on), driven in alternating blocks of
+    ``seconds``: SQLite with 1 and 2 workers, PostgreSQL with 1. The load generator shares
+    the machine, so req/s is a floor; server CPU per request is read from /proc."""
+    import contextlib
+
+    data = demo_dir(persons)
+    people = patient_tokens(data, demo_persons(data, limit=20))
+    setups = [("SQLite, 1 worker", data, 1, None, people)]
+    setups.append(("SQLite, 2 workers", data, 2, None, people))
+    if with_pg:
+        pg_data = pg_demo_dir(persons)
+        pg_people = patient_tokens(pg_data, demo_persons(pg_data, limit=20, env=pg_env()))
+        setups.append(("PostgreSQL, 1 worker", pg_data, 1, pg_env(), pg_people))
+    results: dict[tuple[str, int], list[tuple[float, float]]] = {}
+    with contextlib.ExitStack() as stack:
+        bases = []
+        for name, where, workers, env, who in setups:
+            pid: list[int] = []
+            base = stack.enter_context(served(where, workers=workers, extra_env=env, pid_out=pid))
+            bases.append((name, base, pid[0], who))
+        for _name, base, pid, who in bases:  # warm-up
+            asyncio.run(_served_block(base, pid, who, 1.0, 8))
+        for r in range(rounds):
+            for clients in (1, 8):
+                for name, base, pid, who in bases[r % len(bases) :] + bases[: r % len(bases)]:
+                    got = asyncio.run(_served_block(base, pid, who, seconds, clients))
+                    results.setdefault((name, clients), []).append(got)
+
+    def ratio(a: list, b: list, i: int) -> str:
+        values = sorted(x[i] / y[i] for x, y in zip(a, b, strict=True))
+        return f"{statistics.median(values):.2f} ({values[0]:.2f}–{values[-1]:.2f})"
+
+    rows = [
+        [
+            f"{name}, {clients} client{'s' if clients > 1 else ''}",
+            f"{statistics.median(c for c, _ in got) * 1000:.2f}",
+            f"{statistics.median(r for _, r in got):.0f}",
+        ]
+        for (name, clients), got in results.items()
+    ]
+    print(
+        f"served cloud record, {rounds} rounds of {seconds:.0f} s blocks per side, alternating; "
+        f"load average {os.getloadavg()[0]:.2f} at the end"
+    )
+    table(["server", "server CPU ms / request", "req/s"], rows)
+    ratios = [
+        [
+            "2 workers ÷ 1, req/s at 8 clients (SQLite)",
+            ratio(results[("SQLite, 2 workers", 8)], results[("SQLite, 1 worker", 8)], 1),
+            "≥ 1.7",
+        ]
+    ]
+    if with_pg:
+        for clients in (1, 8):
+            pg, sq = (
+                results[("PostgreSQL, 1 worker", clients)],
+                results[("SQLite, 1 worker", clients)],
+            )
+            ratios.append(
+                [f"PostgreSQL ÷ SQLite, server CPU, {clients} client(s)", ratio(pg, sq, 0), "≤ 1.3"]
+            )
+            ratios.append(
+                [f"PostgreSQL ÷ SQLite, req/s, {clients} client(s)", ratio(pg, sq, 1), ""]
+            )
+    print()
+    table(["ratio (median over rounds, range)", "value", "target"], ratios)
+
+
 def main(args) -> None:
     quick = getattr(args, "quick", False)
     problem = pg_problem()
@@ -303,3 +383,5 @@ def main(args) -> None:
             with_pg=problem is None,
         )
     )
+    print()
+    served_rows(3 if quick else 5, 2.0 if quick else 4.0, 10_000, problem is None)

@@ -144,9 +144,37 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) used so far by process ``pid`` and every live descendant
+    (uvicorn workers, audit writer processes), from /proc; 0 where /proc is missing."""
+    stats: dict[int, tuple[int, float]] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        stats[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        total += stats.get(current, (0, 0.0))[1]
+        todo += [child for child, (parent, _) in stats.items() if parent == current]
+    return total
+
+
 @contextlib.contextmanager
-def served(data_dir: Path, *, workers: int = 1, extra_env: dict | None = None) -> Iterator[str]:
-    """``medfed serve`` on a free loopback port; yields its base URL, stops it afterwards."""
+def served(
+    data_dir: Path,
+    *,
+    workers: int = 1,
+    extra_env: dict | None = None,
+    pid_out: list[int] | None = None,
+) -> Iterator[str]:
+    """``medfed serve`` on a free loopback port; yields its base URL, stops it afterwards
+    (``pid_out`` receives the server's process id, for ``tree_cpu``)."""
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(REPO), **(extra_env or {})}
     proc = subprocess.Popen(
@@ -170,6 +198,8 @@ def served(data_dir: Path, *, workers: int = 1, extra_env: dict | None = None) -
         stderr=subprocess.DEVNULL,
     )
     base = f"http://127.0.0.1:{port}"
+    if pid_out is not None:
+        pid_out.append(proc.pid)
     try:
         import httpx
 
