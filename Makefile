@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 DATA_DIR ?= data
 DEMO_PERSONS ?= 3000
 
-.PHONY: serve test bench lint fuzz mutate key-race faults demo clean-data install openssl-sm2
+.PHONY: serve test bench lint fuzz mutate key-race faults demo clean-data install openssl-sm2 chromium screenshots
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,20 @@ openssl-sm2:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl; \
 	else echo "OpenSSL with SM2 is missing and apt-get is not available"; exit 1; fi
 
+# Chromium (and CJK fonts for the pages) from the distribution for the browser tests, driven by
+# Playwright for Python; `playwright install` (a download) is never used. Installed only where
+# missing; without apt-get the browser tests skip and say why.
+chromium:
+	@if [ -x /usr/bin/chromium ] && fc-list 2>/dev/null | grep -qi 'CJK'; then :; \
+	elif command -v apt-get >/dev/null; then \
+		echo "installing chromium and fonts-noto-cjk (apt-get)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk; \
+	else echo "chromium is missing and apt-get is not available: the browser tests will be skipped"; fi
+
+# The README's pictures of the pages, taken by the browser tests (docs/img/).
+screenshots: $(STAMP) $(NODE_STAMP) chromium
+	MEDFED_SCREENSHOTS=1 $(BIN)/pytest -q tests/e2e/test_pages.py
+
 install: $(STAMP) $(NODE_STAMP) openssl-sm2
 
 $(DATA_DIR)/.demo-built: | $(STAMP)
@@ -42,7 +56,7 @@ demo: $(DATA_DIR)/.demo-built
 serve: $(STAMP) $(DATA_DIR)/.demo-built
 	$(BIN)/medfed --data-dir $(DATA_DIR) serve
 
-test: $(STAMP) $(NODE_STAMP) openssl-sm2 lint
+test: $(STAMP) $(NODE_STAMP) openssl-sm2 chromium lint
 	$(BIN)/pytest -ra
 
 bench: $(STAMP) $(NODE_STAMP)

@@ -42,6 +42,9 @@ from gateway.edge.middleware import request_ids
 from gateway.edge.responses import error_body
 from gateway.edge.settings import operation_limits
 from gateway.edge.trusted import Refusal, resolve_trusted
+from gateway.pages import PATHS as PAGE_PATHS
+from gateway.pages import PREFIXES as PAGE_PREFIXES
+from gateway.pages import page_routes
 from gateway.sealing import (
     PARTNERS,
     SEALING_SIGNER,
@@ -379,6 +382,7 @@ def create_app(
             Route("/graphql", SealingGate(graphql, partners), methods=["GET", "POST"]),
             *audit_routes(recorder, services.policy),
             *witnessing,
+            *page_routes(settings),
         ],
         middleware=[
             Middleware(EdgeMiddleware, edge),
@@ -386,7 +390,13 @@ def create_app(
                 AuthMiddleware,
                 **auth_options(settings),
                 # A witness submission is authenticated by the log's signature, not a token.
-                exempt_paths=("/healthz", "/readyz", *(WITNESS_PATHS if witnessing else ())),
+                exempt_paths=(
+                    "/healthz",
+                    "/readyz",
+                    *PAGE_PATHS,
+                    *(WITNESS_PATHS if witnessing else ()),
+                ),
+                exempt_prefixes=PAGE_PREFIXES,
                 on_denied=on_auth_denied(recorder) if recorder else None,
             ),
             Middleware(RateLimitMiddleware, limiter, edge),

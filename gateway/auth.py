@@ -15,6 +15,8 @@ the application is never called; the answer is a GraphQL-shaped JSON error:
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable, Iterable
@@ -39,7 +41,12 @@ from security.identity import (
     verify_token,
 )
 from security.identity.demo_issuer import demo_key_path
-from security.identity.verify import DEFAULT_LEEWAY_SECONDS, DEFAULT_MAX_LIFETIME_SECONDS
+from security.identity.jwks import KeysUnavailable
+from security.identity.verify import (
+    DEFAULT_LEEWAY_SECONDS,
+    DEFAULT_MAX_LIFETIME_SECONDS,
+    unverified_key_id,
+)
 
 PURPOSE_HEADER = "x-purpose-of-use"
 STATE_PRINCIPAL = "principal"
@@ -78,6 +85,7 @@ class AuthMiddleware:
         leeway_seconds: int = DEFAULT_LEEWAY_SECONDS,
         max_lifetime_seconds: int = DEFAULT_MAX_LIFETIME_SECONDS,
         exempt_paths: Iterable[str] = ("/healthz", "/readyz"),
+        exempt_prefixes: Iterable[str] = (),
         allow_graphiql_page: bool = False,
         graphql_path: str = "/graphql",
         on_denied: Callable[[Scope, int, str, str], Awaitable[None]] | None = None,
@@ -88,6 +96,9 @@ class AuthMiddleware:
         self.leeway_seconds = leeway_seconds
         self.max_lifetime_seconds = max_lifetime_seconds
         self.exempt_paths = frozenset(exempt_paths)
+        # Static files (the pages and their scripts): they hold no data and must load
+        # before anyone has signed in.
+        self.exempt_prefixes = tuple(exempt_prefixes)
         self.allow_graphiql_page = allow_graphiql_page
         self.graphql_path = graphql_path
         # Called with (scope, status, code, reason) for every refusal: the audit log.
@@ -97,13 +108,16 @@ class AuthMiddleware:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)  # lifespan
             return
-        if scope["type"] == "http" and scope["path"] in self.exempt_paths:
+        if scope["type"] == "http" and (
+            scope["path"] in self.exempt_paths or scope["path"].startswith(self.exempt_prefixes)
+        ):
             await self.app(scope, receive, send)
             return
         headers = _headers(scope)
         if self._is_graphiql_page(scope, headers):
             await self.app(_with_state(scope, None, None), receive, send)
             return
+        await self._fetch_provider_keys(headers)
         outcome = self.authenticate(headers)
         if isinstance(outcome, Denial):
             log.info("refused %s %s: %s", scope.get("method", "WS"), scope["path"], outcome.message)
@@ -117,6 +131,22 @@ class AuthMiddleware:
             return
         principal, purpose = outcome
         await self.app(_with_state(scope, principal, purpose), receive, send)
+
+    async def _fetch_provider_keys(self, headers: dict[str, list[str]]) -> None:
+        """An OpenID Connect provider's key set is fetched in a thread when the token needs
+        it, so a slow provider never stalls the event loop; verification then finds it
+        cached (or fetches, and fails, the same way)."""
+        token = _bearer_token(headers.get("authorization", []))
+        named = None if isinstance(token, Denial) else unverified_key_id(token)
+        if named is None:
+            return
+        try:
+            issuer = self.registry_factory().issuer(named[0])
+        except Exception:
+            return  # authenticate() answers 503 for a broken issuers file
+        if issuer is not None and issuer.jwks is not None and issuer.jwks.needs_fetch(named[1]):
+            with contextlib.suppress(KeysUnavailable):
+                await asyncio.to_thread(issuer.jwks.key, named[1])
 
     def authenticate(self, headers: dict[str, list[str]]) -> tuple[Principal, Purpose] | Denial:
         """The caller and purpose of a request with these headers, or why it is refused."""
@@ -143,6 +173,10 @@ class AuthMiddleware:
             )
         except AuthenticationError as exc:
             return _unauthenticated(exc.reason)
+        except KeysUnavailable as exc:
+            # The provider is down or answers nonsense: nobody it vouches for gets in.
+            log.error("identity provider keys unavailable: %s", exc)
+            return Denial(503, "IDENTITY_UNAVAILABLE", str(exc))
         except Exception:
             # A bug in verification must refuse, not crash into a 500 or admit.
             log.exception("token verification failed unexpectedly")

@@ -42,6 +42,14 @@ EXPOSED_HEADERS = b"X-Request-Id, X-Client-Request-Id, Retry-After"
 log = logging.getLogger("medfed.edge")
 
 
+def _security_headers(message: Message) -> tuple[tuple[bytes, bytes], ...]:
+    # A page sets its own, stricter policy (which forbids framing too); everything else
+    # gets the API's.
+    if any(k.lower() == b"content-security-policy" for k, _ in message.get("headers", [])):
+        return tuple(h for h in SECURITY_HEADERS if h[0] != b"content-security-policy")
+    return SECURITY_HEADERS
+
+
 class InFlight:
     """HTTP requests this process is handling right now (the audit log commits on the
     event loop's thread when there is only one: nothing else could use the wait)."""
@@ -91,7 +99,7 @@ class EdgeMiddleware:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status_seen.append(message["status"])
-                extra = [(b"x-request-id", request_id.encode("ascii")), *SECURITY_HEADERS]
+                extra = [(b"x-request-id", request_id.encode("ascii")), *_security_headers(message)]
                 if client_id is not None:
                     extra.append((CLIENT_REQUEST_ID_HEADER, client_id.encode("ascii")))
                 if scope["path"].startswith(NO_STORE_PREFIXES):

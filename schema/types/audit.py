@@ -19,10 +19,11 @@ from sqlalchemy import select
 
 from schema.errors import bad_input, forbidden
 from schema.pagination import Connection, connection, decode_cursor, page_size
+from schema.types.institution import Institution, institution_of
 from security.audit import AuditLogError, AuditWriteError, index
 from security.audit.events import note_audit_read
 from security.audit.index import in_scope, scope_clauses
-from security.audit.models import AuditAlert, AuditIndexRow
+from security.audit.models import AuditAlert, AuditEvent, AuditIndexRow
 from security.audit.writes import outcomes_in
 from security.identity.roles import Purpose, Role
 from security.policy.audit_scope import AuditScope, Sight
@@ -51,6 +52,13 @@ class AuditPrincipal:
         description="The assurance of the caller's identity check: credential, real_name or "
         "real_person.",
     )
+
+    @strawberry.field(
+        description="The caller's organisation in the directory (null for a region's body "
+        "or an organisation the directory does not list)."
+    )
+    async def institution(self, info: strawberry.Info) -> Institution | None:
+        return await institution_of(info, self.org)
 
     @classmethod
     def of(cls, raw: dict[str, Any]) -> AuditPrincipal:
@@ -240,6 +248,10 @@ class AuditInclusionProof:
     leaf_hash: str
     root_hash: str
     path: list[str]
+    entry: str = strawberry.field(
+        description="The leaf as logged: canonical JSON {event, index, logged_at} whose "
+        "SHA-256(0x00 || UTF-8 bytes) is the leaf hash, so a verifier hashes it itself."
+    )
 
 
 @strawberry.type(description="RFC 6962 consistency proof between two tree sizes.")
@@ -379,7 +391,14 @@ class AuditQuery:
             async with _recorder(ctx).engine.connect() as conn:
                 if not await in_scope(conn, index, scope):
                     raise forbidden(f"auditProof: no event {index} in your audit scope")
+        async with _recorder(ctx).engine.connect() as conn:
+            entry = (
+                await conn.execute(
+                    select(AuditEvent.__table__.c.entry).where(AuditEvent.__table__.c.idx == index)
+                )
+            ).scalar_one()
         return AuditInclusionProof(
+            entry=bytes(entry).decode("utf-8"),
             index=proof.index,
             size=proof.size,
             leaf_hash=_b64(proof.leaf_hash),

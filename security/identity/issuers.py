@@ -16,6 +16,10 @@ which public keys. Loaded from a TOML file::
     person = false
     purposes = ["TREATMENT"]
 
+An OpenID Connect provider is trusted by its discovery document instead of listed keys
+(``discovery = "https://idp.example/.well-known/openid-configuration"``, no
+``[[issuers.keys]]``): its JWKS is read and cached by :mod:`security.identity.jwks`.
+
 Every problem raises :class:`IssuerConfigError` naming the offending key, e.g.
 ``issuers[0].keys[1].alg``.
 """
@@ -36,6 +40,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
+from security.identity.jwks import JwksConfigError, JwksKeys
 from security.identity.scope import IssuerScope, ScopeError, parse_scope
 
 # Exactly one algorithm per key type. HMAC, RSA and "none" are absent on purpose: a key is
@@ -67,6 +72,15 @@ class TrustedIssuer:
     audiences: frozenset[str]
     keys: Mapping[str, TrustedKey]
     scope: IssuerScope
+    jwks: JwksKeys | None = None  # an OpenID Connect provider's published keys
+
+    def key(self, kid: str) -> TrustedKey | None:
+        """The key ``kid`` of this issuer; for a provider trusted by discovery this may fetch
+        its key set (see :meth:`JwksKeys.needs_fetch`) and raise ``KeysUnavailable``."""
+        if self.jwks is None:
+            return self.keys.get(kid)
+        found = self.jwks.key(kid)
+        return None if found is None else TrustedKey(found.kid, found.alg, found.public_key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +92,7 @@ class IssuerRegistry:
 
     def key_for(self, iss: str, kid: str) -> TrustedKey | None:
         issuer = self.issuers.get(iss)
-        return None if issuer is None else issuer.keys.get(kid)
+        return None if issuer is None else issuer.key(kid)
 
     @classmethod
     def load(cls, path: Path | str) -> IssuerRegistry:
@@ -194,7 +208,7 @@ def _parse(raw: dict, source: str, base_dir: Path) -> IssuerRegistry:
 def _issuer(source: str, key: str, entry: object, base_dir: Path) -> TrustedIssuer:
     if not isinstance(entry, dict):
         raise IssuerConfigError(source, key, "must be a table")
-    _table_keys(source, key, entry, {"iss", "audiences", "keys", "scope"})
+    _table_keys(source, key, entry, {"iss", "audiences", "keys", "discovery", "scope"})
     iss = _string(source, f"{key}.iss", entry.get("iss"))
     audiences = entry.get("audiences")
     if (
@@ -205,9 +219,23 @@ def _issuer(source: str, key: str, entry: object, base_dir: Path) -> TrustedIssu
         raise IssuerConfigError(
             source, f"{key}.audiences", "must be a non-empty list of audience names"
         )
-    raw_keys = entry.get("keys")
-    if not isinstance(raw_keys, list) or not raw_keys:
-        raise IssuerConfigError(source, f"{key}.keys", "must list at least one [[issuers.keys]]")
+    jwks = None
+    if "discovery" in entry:
+        if "keys" in entry:
+            raise IssuerConfigError(
+                source, f"{key}.discovery", "give either discovery or [[issuers.keys]], not both"
+            )
+        try:
+            jwks = JwksKeys(iss, _string(source, f"{key}.discovery", entry["discovery"]))
+        except JwksConfigError as exc:
+            raise IssuerConfigError(source, f"{key}.discovery", str(exc)) from None
+    raw_keys = entry.get("keys", [] if jwks else None)
+    if jwks is None and (not isinstance(raw_keys, list) or not raw_keys):
+        raise IssuerConfigError(
+            source,
+            f"{key}.keys",
+            "must list at least one [[issuers.keys]] (or give the provider's discovery URL)",
+        )
     keys: dict[str, TrustedKey] = {}
     for j, raw_key in enumerate(raw_keys):
         trusted = _key(source, f"{key}.keys[{j}]", raw_key, base_dir)
@@ -229,7 +257,11 @@ def _issuer(source: str, key: str, entry: object, base_dir: Path) -> TrustedIssu
         where = f"{key}.scope.{exc.key}" if exc.key else f"{key}.scope"
         raise IssuerConfigError(source, where, exc.problem) from None
     return TrustedIssuer(
-        iss=iss, audiences=frozenset(audiences), keys=MappingProxyType(keys), scope=scope
+        iss=iss,
+        audiences=frozenset(audiences),
+        keys=MappingProxyType(keys),
+        scope=scope,
+        jwks=jwks,
     )
 
 

@@ -5,7 +5,8 @@ The key is chosen by the token's (``iss``, ``kid``) among the registered keys, a
 signature is checked only with that key's own algorithm. A header asking for ``none``,
 HS256 (which would treat the public key as an HMAC secret), RS256 or anything else is
 refused before any cryptography runs. Key-carrying headers (``jwk``, ``jku``, ``x5u``,
-``x5c``) are ignored: keys come from the registry only.
+``x5c``) are ignored: keys come from the registry only (for an OpenID Connect provider, the
+JWKS its configured discovery document names).
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ def verify_token(
     issuer = registry.issuer(iss)
     if issuer is None:
         raise AuthenticationError(f"issuer {claims.shown(iss, 80)} is not trusted")
-    key = issuer.keys.get(kid)
+    key = issuer.key(kid)  # a provider trusted by discovery: its cached JWKS
     if key is None:
         raise AuthenticationError(f"issuer {claims.shown(iss, 80)} has no key {claims.shown(kid)}")
     if alg != key.alg:
@@ -91,6 +92,19 @@ def verify_token(
         return _principal(token, payload, iss, expires_at, issuer.scope)
     except claims.ClaimError as exc:
         raise AuthenticationError(str(exc)) from None
+
+
+def unverified_key_id(token: str) -> tuple[str, str] | None:
+    """The (``iss``, ``kid``) a token names, unverified, or None: only to fetch an OpenID
+    Connect provider's keys off the event loop before :func:`verify_token` needs them."""
+    if not isinstance(token, str) or len(token) > MAX_TOKEN_BYTES:
+        return None
+    try:
+        kid = _unverified_header(token).get("kid")
+        iss = _unverified_claims(token).get("iss")
+    except AuthenticationError:
+        return None
+    return (iss, kid) if isinstance(iss, str) and isinstance(kid, str) else None
 
 
 def _unverified_header(token: str) -> dict:

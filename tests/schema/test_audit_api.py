@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import hashlib
+import json
 
 import pytest
 
@@ -274,3 +276,25 @@ async def test_exports_validate_as_fhir_audit_events_and_match_the_log(world, tm
     assert await asyncio.to_thread(main, [*base, *future, "-o", str(lines)]) == 0
     assert lines.read_text(encoding="utf-8") == ""
     assert (await verify(fed, services)).ok
+
+
+async def test_access_log_names_institutions_and_proofs_carry_their_entry(world):
+    """For the pages: who saw my data by institution name, and a proof a browser can check
+    from the logged entry itself."""
+    fed, alice, bob, _services, app = world
+    await _traffic(fed, app, alice, bob)
+    async with fed.client(app, fed.token("patient", "330106", person=alice)) as c:
+        body = await gql(c, "{ myAccessLog { nodes { principal { org institution { name } } } } }")
+    named = {
+        n["principal"]["org"]: n["principal"]["institution"]
+        for n in body["data"]["myAccessLog"]["nodes"]
+    }
+    assert named["H33010600001"]["name"] and named["H22010200005"]["name"]
+    assert named["330106"] is None  # a region's body is no directory institution
+    async with _auditor(fed, app) as c:
+        proof = (await gql(c, "{ auditProof(index: 1, size: 3) { index leafHash entry } }"))[
+            "data"
+        ]["auditProof"]
+    entry = proof["entry"].encode("utf-8")
+    assert hashlib.sha256(b"\x00" + entry).digest() == base64.b64decode(proof["leafHash"])
+    assert json.loads(entry)["index"] == 1

