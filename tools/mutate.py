@@ -2,7 +2,9 @@
 
 Each module of ``tools/mutation.toml`` is mutated in a copy of the repository (cosmic-ray
 writes mutants to disk), and each mutant is run against that module's tests only. Prints a
-score per module and every survivor with its diff. ``MODULES="a.py b.py"`` narrows the run.
+score per module and every survivor with its diff. ``MODULES="a.py b.py"`` narrows the run;
+``MUTATE_DIR`` names its work directory (default ``.mutate/``); ``RESCORE=1`` runs only the last
+run's survivors again, against the tests as they are now (the sources must be unchanged).
 """
 
 from __future__ import annotations
@@ -17,8 +19,11 @@ import tomllib
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-WORK = REPO / ".mutate"
+# Two runs at once need two directories: MUTATE_DIR=.mutate-2 (each run empties its own).
+WORK = REPO / os.environ.get("MUTATE_DIR", ".mutate")
 BIN = Path(sys.executable).parent
+# RESCORE=1: run the last run's survivors again (after new tests), keeping its other results.
+RESCORE = os.environ.get("RESCORE") == "1"
 
 
 def copy_repo(into: Path) -> None:
@@ -31,7 +36,11 @@ def copy_repo(into: Path) -> None:
 
 
 def test_command(tests: list[str]) -> str:
-    return f"{sys.executable} -m pytest -x -q -p no:cacheprovider " + " ".join(tests)
+    # Hypothesis's pytest plugin costs seconds of start-up per mutant; only tests that use
+    # Hypothesis need it.
+    uses = any("hypothesis" in (REPO / t).read_text(encoding="utf-8") for t in tests)
+    plugins = "" if uses else "-p no:hypothesispytest "
+    return f"{sys.executable} -m pytest -x -q -p no:cacheprovider {plugins}" + " ".join(tests)
 
 
 def baseline(copy: Path, env: dict[str, str], tests: list[str]) -> float:
@@ -63,13 +72,20 @@ def run_module(copy: Path, module: str, tests: list[str], exclude: list[str]) ->
     # load on a shared machine varies), and never under a minute.
     timeout = max(60.0, 5 * baseline(copy, env, tests))
     cfg.write_text(config(module, tests, exclude, timeout), encoding="utf-8")
-    session.unlink(missing_ok=True)
-    for step in (
-        [BIN / "cosmic-ray", "init", cfg, session],
-        [BIN / "cr-filter-operators", session, cfg],
-        [BIN / "cr-filter-pragma", session],
-        [BIN / "cosmic-ray", "exec", cfg, session],
-    ):
+    if RESCORE:
+        # Only the survivors run again (cosmic-ray executes the mutants without a result).
+        with sqlite3.connect(session) as db:
+            db.execute("DELETE FROM work_results WHERE upper(test_outcome) = 'SURVIVED'")
+        steps = [[BIN / "cosmic-ray", "exec", cfg, session]]
+    else:
+        session.unlink(missing_ok=True)
+        steps = [
+            [BIN / "cosmic-ray", "init", cfg, session],
+            [BIN / "cr-filter-operators", session, cfg],
+            [BIN / "cr-filter-pragma", session],
+            [BIN / "cosmic-ray", "exec", cfg, session],
+        ]
+    for step in steps:
         subprocess.run([str(s) for s in step], cwd=copy, env=env, check=True)
     db = sqlite3.connect(session)
     rows = db.execute(
@@ -98,8 +114,15 @@ def run_module(copy: Path, module: str, tests: list[str], exclude: list[str]) ->
 def main() -> int:
     plan = tomllib.loads((REPO / "tools" / "mutation.toml").read_text(encoding="utf-8"))
     wanted = os.environ.get("MODULES", "").split() or list(plan["modules"])
-    shutil.rmtree(WORK, ignore_errors=True)
     copy = WORK / "repo"
+    if RESCORE:
+        # New tests for the survivors of the last run: valid only while the mutated sources
+        # are what that run mutated (else its mutants are not this code's).
+        for module in wanted:
+            if (copy / module).read_bytes() != (REPO / module).read_bytes():
+                sys.exit(f"{module} changed since the last run: run without RESCORE")
+    else:
+        shutil.rmtree(WORK, ignore_errors=True)
     copy_repo(copy)
     scores = {
         m: run_module(copy, m, plan["modules"][m], plan["operators"]["exclude"]) for m in wanted

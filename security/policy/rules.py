@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -86,18 +86,21 @@ class AssuranceRule:
 
 @dataclass(frozen=True)
 class Policy:
+    """A parsed policy file. No field has a default here: :func:`parse` alone gives the
+    defaults of a file that leaves a setting out, so there is one place that says them."""
+
     rules: tuple[Rule, ...]
     denials: tuple[Denial, ...]
     floor: Floor
-    treating_window_days: int = 180
-    national_orgs: frozenset[str] = frozenset()
-    break_glass_persons_per_day: int = 5
-    break_glass_hours: float = 4.0
+    treating_window_days: int
+    national_orgs: frozenset[str]
+    break_glass_persons_per_day: int
+    break_glass_hours: float
     # Opening grades of the statistics and extracts (security.policy.grades).
-    grades: tuple[Grade, ...] = ()
-    assurance: tuple[AssuranceRule, ...] = ()
-    break_glass_institution_per_day: int = 20
-    audit_scope: AuditScopeRules = field(default_factory=AuditScopeRules)
+    grades: tuple[Grade, ...]
+    assurance: tuple[AssuranceRule, ...]
+    break_glass_institution_per_day: int
+    audit_scope: AuditScopeRules
 
     def auditor_scope(self, org: str) -> AuditScope:
         """The audit events an auditor of ``org`` may see ([audit_scope])."""

@@ -158,3 +158,86 @@ def test_proofs_for_sizes_beyond_uint64_are_refused():
     assert not merkle.verify_consistency(1, leaf, big, leaf, [leaf])
     assert not merkle.verify_consistency(big, leaf, big, leaf, [])
     assert merkle.verify_consistency(2**64 - 1, leaf, 2**64 - 1, leaf, [])  # boundary holds
+
+
+def test_every_completed_subtree_is_reported_with_its_level_and_index():
+    """The log stores the subtrees ``append`` reports and answers proofs from them alone: each
+    must be the MTH of exactly the leaves its (level, index) names, and none may be missed."""
+    hashes = _hashes(70)
+    seen: dict[tuple[int, int], bytes] = {}
+    frontier = merkle.Frontier()
+    for n, h in enumerate(hashes, start=1):
+        frontier.append(h, lambda level, index, node: seen.__setitem__((level, index), node))
+        # After n leaves, every complete subtree of 2^level leaves inside [0, n) is known.
+        expected = {(lv, i) for lv in range(1, 7) for i in range(n >> lv)}
+        assert set(seen) == expected, n
+    for (level, index), node in seen.items():
+        start = index << level
+        assert node == merkle.root_from_leaf_hashes(hashes[start : start + (1 << level)])
+
+
+def _proof_ranges(size: int):
+    for index in range(size):
+        yield from merkle.inclusion_ranges(index, size)
+    for old in range(size + 1):
+        yield from merkle.consistency_ranges(old, size)
+
+
+@pytest.mark.parametrize("size", range(1, 41))
+def test_each_proof_range_is_its_aligned_subtrees_folded(size: int) -> None:
+    """What the database answers a proof from: a range the RFC's recursions ask for is the
+    concatenation of stored complete subtrees, largest first, and folding them gives its MTH."""
+    hashes = _hashes(size)
+    for start, end in set(_proof_ranges(size)) | {(0, size)}:
+        plan = merkle.aligned_subtrees(start, end)
+        covered, at = [], start
+        for level, index in plan:
+            assert index << level == at, (start, end, plan)  # contiguous, in order, aligned
+            covered.append(merkle.root_from_leaf_hashes(hashes[at : at + (1 << level)]))
+            at += 1 << level
+        assert at == end, (start, end, plan)
+        assert [lv for lv, _ in plan] == sorted((lv for lv, _ in plan), reverse=True)
+        assert merkle.fold_subtrees(covered) == merkle.root_from_leaf_hashes(hashes[start:end])
+    assert merkle.aligned_subtrees(5, 5) == []
+
+
+def test_sizes_and_indexes_outside_the_tree_are_refused():
+    """An index equal to the size, or a negative size, never verifies, even with hashes that
+    would fold to the right root."""
+    h0, h1 = _hashes(2)
+    root = merkle.node_hash(h0, h1)
+    assert merkle.verify_inclusion(0, 2, h0, [h1], root)  # the control: inside the tree
+    assert merkle.verify_inclusion(1, 2, h1, [h0], root)
+    assert merkle.root_from_inclusion_proof(2, 2, h0, [h1]) is None
+    assert not merkle.verify_inclusion(2, 2, h0, [h1], root)
+    assert not merkle.verify_inclusion(-1, 2, h0, [h1], root)
+    assert merkle.verify_consistency(1, h0, 2, root, [h1])  # the control
+    assert not merkle.verify_consistency(-1, h0, 2, root, [h0, h1])
+    assert not merkle.verify_consistency(3, root, 2, root, [h1])
+
+
+def test_equal_sizes_and_the_empty_tree_need_no_proof_and_accept_none():
+    """A tree is consistent with itself only (same size, same root, no proof), and every tree
+    extends the empty one (whose root is SHA-256 of nothing) with no proof."""
+    hashes = _hashes(5)
+    root = merkle.root_from_leaf_hashes(hashes)
+    other = merkle.root_from_leaf_hashes([*hashes[:4], merkle.leaf_hash(b"rewritten")])
+    assert merkle.verify_consistency(5, root, 5, root, [])
+    assert not merkle.verify_consistency(5, root, 5, other, [])  # a rewrite at the same size
+    assert not merkle.verify_consistency(5, root, 5, root, [hashes[0]])  # no proof is due
+    assert merkle.verify_consistency(0, merkle.EMPTY_ROOT, 5, root, [])
+    assert not merkle.verify_consistency(0, root, 5, root, [])  # size 0 has one root only
+    assert not merkle.verify_consistency(0, merkle.EMPTY_ROOT, 5, root, [hashes[0]])
+
+
+def test_a_malformed_inclusion_proof_implies_no_root():
+    """``root_from_inclusion_proof`` answers None, not some root, for a hash of the wrong
+    length or a hash too many (what a caller comparing roots itself relies on)."""
+    hashes = _hashes(4)
+    proof = merkle.inclusion_proof(1, 4, merkle.list_range_hash(hashes))
+    root = merkle.root_from_leaf_hashes(hashes)
+    assert merkle.root_from_inclusion_proof(1, 4, hashes[1], proof) == root  # the control
+    assert merkle.root_from_inclusion_proof(1, 4, hashes[1], [proof[0][:-1], proof[1]]) is None
+    assert merkle.root_from_inclusion_proof(1, 4, hashes[1], [proof[0], proof[1] + b"x"]) is None
+    assert merkle.root_from_inclusion_proof(1, 4, hashes[1], [*proof, hashes[0]]) is None
+    assert merkle.root_from_inclusion_proof(1, 4, hashes[1], proof[:1]) is None  # one short

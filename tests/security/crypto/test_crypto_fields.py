@@ -141,6 +141,45 @@ def test_a_long_lived_cipher_follows_a_retirement_by_another_process(ring, data_
     assert cipher.encrypt("x", **CELL)[2:16] == b"dk-bureau-zj-2"
 
 
+def first_format(ring: KeyRing, value: str, **cell) -> bytes:
+    """A version-1 value as gateways before the source binding wrote it: the header, then
+    ``|table|column|row_key`` as associated data, nothing of the source."""
+    where = {**CELL, **cell}
+    key = ring.current_key(where["source"])
+    header = b"\x01" + bytes([len(key.key_id)]) + key.key_id.encode()
+    aad = b"|".join((header, *(where[k].encode() for k in ("table", "column", "row_key"))))
+    aead = SM4GCM(key.material) if key.algorithm == SM4_GCM else AESGCM(key.material)
+    nonce = b"n" * 12
+    return header + nonce + aead.encrypt(nonce, value.encode(), aad)
+
+
+def test_a_first_format_value_opens_in_its_cell_only(ring):
+    blob = first_format(ring, "张三")
+    assert FieldCipher.version_of(blob) == 1 and FieldCipher.key_id_of(blob) == "dk-bureau-zj-1"
+    assert FieldCipher(ring).decrypt(blob, **CELL) == "张三"
+    for moved in ({"row_key": "P000002"}, {"column": "address_enc"}, {"table": "patients"}):
+        with pytest.raises(DecryptionError, match="does not open"):
+            FieldCipher(ring).decrypt(blob, **{**CELL, **moved})
+    assert FieldCipher.version_of(encrypt(ring, "张三")) == 2  # what is written now
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_a_value_under_another_sources_key_is_refused_by_name(ring, version):
+    """Row keys collide across institutions: a value copied into another source's row with
+    the same address must not open there, in either format, nor be written under its key."""
+    ring.ensure_source("bureau-sd")
+    blob = first_format(ring, "张三") if version == 1 else encrypt(ring, "张三")
+    cipher = FieldCipher(ring)
+    assert cipher.decrypt(blob, **CELL) == "张三"  # the control: in its own source
+    with pytest.raises(DecryptionError, match="key of source 'bureau-zj', not of 'bureau-sd'"):
+        cipher.decrypt(blob, **{**CELL, "source": "bureau-sd"})
+    with pytest.raises(DecryptionError, match="key of source 'bureau-zj', not of 'bureau-sd'"):
+        cipher.encrypt_with("张三", key_id="dk-bureau-zj-1", **{**CELL, "source": "bureau-sd"})
+    sd = cipher.encrypt("李四", **{**CELL, "source": "bureau-sd"})
+    assert FieldCipher.key_id_of(sd) == "dk-bureau-sd-1"
+    assert cipher.decrypt(sd, **{**CELL, "source": "bureau-sd"}) == "李四"
+
+
 MALFORMED_BLOBS = {
     "empty": b"",
     "version only": b"\x01",

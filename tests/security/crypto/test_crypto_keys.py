@@ -302,6 +302,18 @@ def test_a_key_near_the_gcm_limit_is_reported_and_at_the_limit_refused(ring, cap
     assert FieldCipher(ring).encrypt("x", **CELL)[2:16] == b"dk-bureau-zj-2"
 
 
+def test_the_last_block_may_end_exactly_at_the_gcm_limit(ring):
+    from security.crypto import usage
+
+    ring.usage.reserve("dk-bureau-zj-1", usage.LIMIT - usage.BLOCK)
+    cipher = FieldCipher(ring)
+    for _ in range(usage.BLOCK):  # the whole last block: its 4096th encryption is the 2^32nd
+        cipher.encrypt("x", **CELL)
+    assert ring.usage.counts()["dk-bureau-zj-1"] == usage.LIMIT
+    with pytest.raises(KeyRingError, match="reached the AES-GCM limit"):
+        cipher.encrypt("x", **CELL)
+
+
 def test_a_damaged_usage_file_refuses_encryption(ring):
     ring.usage.path.write_text("{not json")
     with pytest.raises(KeyRingError, match="usage file"):

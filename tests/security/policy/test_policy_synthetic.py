@@ -302,6 +302,10 @@ MALFORMED = {
     "hours 169": {"break_glass": {"hours": 169}},
     "hours true": {"break_glass": {"hours": True}},
     "hours text": {"break_glass": {"hours": "4"}},
+    "grades not a list": {"grades": {"role": "researcher"}},
+    "assurance any role": {
+        "assurance": [{"roles": "*", "min_level": 4, "acr": "real_person", "why": "x"}]
+    },
 }
 
 
@@ -316,8 +320,10 @@ def _policy(**parts):
 @pytest.mark.parametrize("parts", MALFORMED.values(), ids=MALFORMED.keys())
 def test_a_malformed_policy_is_refused_at_parse_time(parts):
     raw = _policy(**{k: [dict(r) for r in v] if k == "rules" else v for k, v in parts.items()})
-    with pytest.raises(PolicyError):
+    # PolicyError exactly: what the gateway's start-up turns into a one-line refusal.
+    with pytest.raises(PolicyError) as refused:
         parse(raw)
+    assert type(refused.value) is PolicyError
 
 
 WELL_FORMED = {
@@ -342,6 +348,76 @@ def test_the_boundaries_just_inside_are_accepted(parts):
     """The positive control of the refusals above: each limit's own edge parses."""
     raw = _policy(**{k: [dict(r) for r in v] if k == "rules" else v for k, v in parts.items()})
     assert parse(raw).rules
+
+
+def test_a_policy_that_leaves_the_limits_out_gets_the_documented_ones():
+    """A policy file without [relations], [break_glass] or a floor level gets the limits
+    docs/policy.md states (the shipped file spells the same values out)."""
+    from security.policy import default_policy
+
+    shipped = default_policy()
+    policy = parse({"floor": {"relations": STRONG}, "rules": [EVERYTHING]})
+    assert policy.treating_window_days == shipped.treating_window_days == 180
+    assert policy.break_glass_persons_per_day == shipped.break_glass_persons_per_day == 5
+    assert policy.break_glass_hours == shipped.break_glass_hours == 4.0
+    assert policy.break_glass_institution_per_day == 20
+    assert policy.break_glass_institution_per_day == shipped.break_glass_institution_per_day
+    assert policy.floor.level == shipped.floor.level == 4
+    assert policy.floor.classes == frozenset() and policy.assurance == ()
+    assert policy.floor.why == "level too high for this relation"
+    assert policy.denials == () and policy.national_orgs == frozenset()
+    # What the floor reason and a denial's reason default to is what a caller is told.
+    denied = parse({**_policy(), "deny": [{"roles": ["admin"]}]})
+    assert [d.why for d in denied.denials] == ["denied"]
+    assert parse({"floor": FLOOR, "rules": [{**EVERYTHING, "why": ""}]}).rules[0].why == "allow"
+
+
+@pytest.mark.parametrize(
+    "limit, low, high",
+    [
+        ("persons_per_day", 0, 1000),
+        ("institution_per_day", 0, 100000),
+        ("hours", 0.01, 168),
+    ],
+)
+def test_each_break_glass_limit_holds_at_its_edges_and_not_past_them(limit, low, high):
+    assert getattr(parse(_policy(break_glass={limit: low})), f"break_glass_{limit}") == low
+    assert getattr(parse(_policy(break_glass={limit: high})), f"break_glass_{limit}") == high
+    step = 0.001 if isinstance(low, float) else 1
+    for bad in (low - step, high + step):
+        with pytest.raises(PolicyError, match=f"break_glass {limit}"):
+            parse(_policy(break_glass={limit: bad}))
+
+
+def test_the_classes_error_says_whether_an_empty_list_is_allowed():
+    """A rule's classes may not be empty (it would match nothing); the floor's may."""
+    with pytest.raises(PolicyError, match=r"rules\[0\]: classes must be a non-empty list of"):
+        parse(_policy(rules=[{**EVERYTHING, "classes": []}]))
+    with pytest.raises(PolicyError, match=r"floor\.classes: classes must be a list of identity"):
+        parse(_policy(floor={**FLOOR, "classes": "diagnosis"}))
+    assert parse(_policy(floor={**FLOOR, "classes": []})).floor.classes == frozenset()
+
+
+def test_a_parsed_policy_cannot_be_changed_in_place():
+    """The gateway shares one parsed policy (``default_policy`` is cached): a caller that could
+    edit a rule, a denial, the floor or an assurance rule would change every later decision."""
+    from dataclasses import FrozenInstanceError
+
+    policy = parse(
+        _policy(
+            deny=[{"roles": ["admin"]}],
+            assurance=[{"roles": ["patient"], "min_level": 4, "acr": "real_person"}],
+        )
+    )
+    for obj, name, value in [
+        (policy, "floor", None),
+        (policy.rules[0], "decision", DENY),
+        (policy.denials[0], "why", "changed"),
+        (policy.floor, "level", 5),
+        (policy.assurance[0], "min_level", 5),
+    ]:
+        with pytest.raises(FrozenInstanceError):
+            setattr(obj, name, value)
 
 
 # -- break-glass hours ---------------------------------------------------------------------------
