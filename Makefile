@@ -56,8 +56,11 @@ demo: $(DATA_DIR)/.demo-built
 serve: $(STAMP) $(DATA_DIR)/.demo-built
 	$(BIN)/medfed --data-dir $(DATA_DIR) serve
 
+# One worker per core, at most four (TEST_WORKERS=0 runs in one process); a test module stays
+# in one worker, so its module-scoped fixtures are built once.
+TEST_WORKERS ?= auto
 test: $(STAMP) $(NODE_STAMP) openssl-sm2 chromium lint
-	$(BIN)/pytest -ra
+	$(BIN)/pytest -ra -n $(TEST_WORKERS) --maxprocesses=4 --dist loadscope
 
 bench: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python -m bench

@@ -16,7 +16,23 @@ from pathlib import Path
 import pytest
 
 from connectors.sources import SourceSpec
+from tests.support.faults import FAULT_ROWS, TABLE, Row
 from tests.support.postgres import PG_URL, pg_execute, pg_unavailable, run_sync
+
+
+# The fault table is gathered here, in the process that prints the summary: with pytest-xdist
+# that is the controller, which loads only this conftest.
+def pytest_runtest_logreport(report) -> None:
+    if report.when == "teardown":
+        for name, rows in report.user_properties:
+            if name == FAULT_ROWS:
+                TABLE.rows.extend(Row(**row) for row in rows)
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if TABLE.rows:
+        terminalreporter.section("faults")
+        terminalreporter.write_line(TABLE.render())
 
 
 @pytest.fixture

@@ -60,3 +60,4 @@ class Table:
 
 
 TABLE = Table()
+FAULT_ROWS = "fault_rows"  # the user_properties key a fault test's rows travel under
