@@ -172,9 +172,11 @@ def served(
     workers: int = 1,
     extra_env: dict | None = None,
     pid_out: list[int] | None = None,
+    config: Path | None = None,
 ) -> Iterator[str]:
-    """``medfed serve`` on a free loopback port; yields its base URL, stops it afterwards
-    (``pid_out`` receives the server's process id, for ``tree_cpu``)."""
+    """``medfed serve`` on a free loopback port (with ``config``, else the bench
+    configuration); yields its base URL, stops it afterwards (``pid_out`` receives the
+    server's process id, for ``tree_cpu``)."""
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(REPO), **(extra_env or {})}
     proc = subprocess.Popen(
@@ -183,7 +185,7 @@ def served(
             "-m",
             "gateway.cli",
             "--config",
-            str(bench_config()),
+            str(config or bench_config()),
             "--data-dir",
             str(data_dir),
             "serve",

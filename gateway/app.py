@@ -403,7 +403,7 @@ def create_app(
         ],
         lifespan=lifespan,
     )
-    return instrument(app, schema, services, recorder)  # metrics, spans, source observer
+    return instrument(app, schema, services, recorder, settings)  # metrics, spans, sources
 
 
 def app_from_environment() -> Starlette:

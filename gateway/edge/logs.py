@@ -16,6 +16,8 @@ from datetime import UTC, datetime
 
 from opentelemetry import trace
 
+from gateway.telemetry.redact import scrub
+
 REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "medfed_request_id", default=None
 )
@@ -33,7 +35,8 @@ class JsonFormatter(logging.Formatter):
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
-            "message": record.getMessage(),
+            # Scrubbed like span attributes: a library's message may quote a value.
+            "message": scrub(record.getMessage()),
             "request_id": REQUEST_ID.get(),
             "trace_id": format(span.trace_id, "032x") if span.is_valid else None,
             "pid": record.process,
@@ -45,7 +48,7 @@ class JsonFormatter(logging.Formatter):
             line["client_request_id"] = client_request_id
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
-            line.update(fields)
+            line.update({key: scrub(value) for key, value in fields.items()})
         if record.exc_info and record.exc_info[0] is not None:
             # The exception type only: messages and tracebacks may quote row values.
             line["exception"] = record.exc_info[0].__name__

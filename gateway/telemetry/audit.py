@@ -19,10 +19,11 @@ def instrument_recorder(recorder: Any) -> None:
     """Wraps ``recorder.record`` once (an app built twice on the same services)."""
     if getattr(recorder, "_medfed_telemetry", False):
         return
-    record = recorder.record
 
-    @functools.wraps(record)
+    @functools.wraps(recorder.record)
     async def timed(event: Any) -> int:
+        # The class's method looked up on each call, so a replaced one (a test's) is used.
+        record = type(recorder).record.__get__(recorder)
         metrics.AUDIT_QUEUE.inc()
         started = time.perf_counter()
         try:

@@ -15,10 +15,9 @@ import re
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 _DIGITS = re.compile(r"[0-9]{4,}")
-MAX_LABELS = 200
+MAX_LABELS = 200  # per kind: names, and hashes of unnamed documents
 OTHER = "(other)"
 ANONYMOUS = "(none)"  # not a GraphQL request, or no document
-_seen: set[str] = set()
 
 
 def document_hash(document: str) -> str:
@@ -32,11 +31,31 @@ def safe_name(name: str | None) -> str | None:
     return None
 
 
-def operation_label(name: str | None, document: str | None) -> str:
-    label = safe_name(name) or (document_hash(document) if document else ANONYMOUS)
-    if label in _seen:
+class OperationLabels:
+    """The labels one process hands out, capped per kind: unnamed documents (a fuzzer, a
+    client that never names its operations) cannot push the named operations out."""
+
+    def __init__(self, limit: int = MAX_LABELS) -> None:
+        self.limit = limit
+        self.names: set[str] = set()
+        self.hashes: set[str] = set()
+
+    def label(self, name: str | None, document: str | None) -> str:
+        named = safe_name(name)
+        label = named or (document_hash(document) if document else ANONYMOUS)
+        if label == ANONYMOUS:
+            return label
+        seen = self.names if named else self.hashes
+        if label in seen:
+            return label
+        if len(seen) >= self.limit:
+            return OTHER
+        seen.add(label)
         return label
-    if len(_seen) >= MAX_LABELS:
-        return OTHER
-    _seen.add(label)
-    return label
+
+
+LABELS = OperationLabels()
+
+
+def operation_label(name: str | None, document: str | None) -> str:
+    return LABELS.label(name, document)

@@ -25,9 +25,17 @@ def add_extensions(schema: Any, *extensions: type) -> None:
     schema.extensions = present + tuple(e for e in extensions if e not in present)
 
 
-def instrument(app: Starlette, schema: Any, services: Any, recorder: Any | None) -> Starlette:
-    from gateway.telemetry.tracing import schema_extensions
+def instrument(
+    app: Starlette, schema: Any, services: Any, recorder: Any | None, settings: Any
+) -> Starlette:
+    from gateway.telemetry.settings import telemetry_settings
+    from gateway.telemetry.tracing import configure_tracing, schema_extensions, trace_engines
 
+    configure_tracing(telemetry_settings(settings))  # once per process; off by default
+    trace_engines(
+        [s.engine for s in services.registry]
+        + ([services.gateway_engine] if services.gateway_engine is not None else [])
+    )
     app.add_middleware(TelemetryMiddleware)
     add_extensions(schema, TelemetryExtension, *schema_extensions())
     observe.install(observe_fetch)

@@ -29,13 +29,27 @@ class Served:
         """Every standard-error line as JSON (a line that is not JSON raises)."""
         return [json.loads(line) for line in self.lines()]
 
+    def wait_for_workers(self, count: int, timeout: float = 90.0) -> None:
+        """Until ``count`` processes have finished starting (a loaded machine is slow)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            done = [r for r in self.records() if r["message"] == "Application startup complete."]
+            if len({r["pid"] for r in done}) >= count:
+                return
+            time.sleep(0.3)
+        raise AssertionError(f"{count} workers did not start: {self.lines()[-5:]}")
+
 
 @contextlib.contextmanager
 def serve(
-    data_dir: Path, *flags: str, env: dict[str, str] | None = None, timeout: float = 60.0
+    data_dir: Path,
+    *flags: str,
+    env: dict[str, str] | None = None,
+    config: Path | None = None,
+    timeout: float = 60.0,
 ) -> Iterator[Served]:
-    """Serves ``data_dir`` with the repository's medfed.toml until the block ends; the
-    process is stopped (SIGTERM, then SIGKILL) by its own handle."""
+    """Serves ``data_dir`` with ``config`` (the repository's medfed.toml by default) until
+    the block ends; the process is stopped (SIGTERM, then SIGKILL) by its own handle."""
     port = free_port()
     stderr = data_dir / f"serve-{port}.stderr"
     command = [
@@ -43,7 +57,7 @@ def serve(
         "-m",
         "gateway.cli",
         "--config",
-        str(REPO / "medfed.toml"),
+        str(config or REPO / "medfed.toml"),
         "--data-dir",
         str(data_dir),
         "serve",

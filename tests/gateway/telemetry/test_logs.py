@@ -70,6 +70,7 @@ async def test_a_served_process_logs_only_json_lines(fed):
 @pytest.mark.slow
 async def test_every_worker_logs_json_lines(fed):
     with serve(fed.data_dir, "--workers", "2") as served:
+        served.wait_for_workers(2)
         answered = [
             response
             for _ in range(4)

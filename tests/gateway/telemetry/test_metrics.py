@@ -64,12 +64,19 @@ async def test_a_cloud_record_read_moves_its_metrics(world):
         assert secret not in text
 
 
-async def test_an_unnamed_operation_is_labelled_by_its_hash_and_a_numeric_name_too(world):
-    from gateway.telemetry.names import document_hash, operation_label, safe_name
+def test_an_unnamed_operation_is_labelled_by_its_hash_and_a_numeric_name_too():
+    from gateway.telemetry.names import OTHER, OperationLabels, document_hash, safe_name
 
     assert safe_name("CloudRecord") == "CloudRecord"
     assert safe_name("q330106198005171234") is None  # an ID number hidden in a name
     assert safe_name("a1b2c3") == "a1b2c3"
+    labels = OperationLabels(limit=2)
     document = '{ person(idNumber: "330106198005171234") { name } }'
-    label = operation_label(None, document)
+    label = labels.label(None, document)
     assert label == document_hash(document) and "3301" not in label
+    assert labels.label("q330106198005171234", document) == label  # the name is not used
+    # The cap, per kind: unnamed documents cannot push named operations out.
+    assert labels.label(None, "{ a }") != OTHER
+    assert labels.label(None, "{ b }") == OTHER
+    assert labels.label("CloudRecord", "{ c }") == "CloudRecord"
+    assert labels.label(None, document) == label  # one already seen keeps its label

@@ -64,6 +64,7 @@ async def test_two_workers_counts_add_up_and_a_restart_starts_from_zero(data_dir
                     if r["logger"] == "medfed.access" and r["path"] == "/graphql"
                 }
 
+            s.wait_for_workers(workers)
             sent = pinged(s.url, token, workers, workers_seen)
             refused = 3 * run
             for _ in range(refused):

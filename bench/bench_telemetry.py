@@ -1,0 +1,160 @@
+"""The full-stack cloud-record query with telemetry on and off (target: on ÷ off ≤ 1.05,
+with the exporter batching), as server CPU time per request and as latency.
+
+"Off" is the default configuration: JSON logs and the Prometheus counters (always on) and
+the OpenTelemetry API's no-op tracer. "On" adds what an operator turns on: traces exported
+over OTLP/HTTP through the batching span processor to a collector (here a sink on loopback
+that reads each export and answers 200, so the protobuf encoding and the HTTP export are
+real), with the SQL statement spans, and ``/metrics`` served and scraped once a second.
+Both gateways serve the same demo directory at once; the load alternates between them in
+one-second blocks over many rounds so a shared machine's drift hits both alike. The first
+figure is each server's CPU time (user + system of its process tree, from /proc) per request, which
+the other tenants of a shared machine move far less than latency; the exporter's thread
+runs in that process, so its work is counted. Latencies are printed beside it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import httpx
+
+from bench.bench_api import _drive
+from bench.common import (
+    BENCH_CONFIG,
+    bench_config,
+    cpu_seconds,
+    demo_dir,
+    demo_persons,
+    free_port,
+    patient_tokens,
+    percentiles,
+    served,
+    table,
+    tree_cpu,
+)
+
+BLOCK_SECONDS = 1.0
+
+
+class _Sink(BaseHTTPRequestHandler):
+    spans_bytes = 0
+
+    def do_POST(self) -> None:  # an OTLP/HTTP collector's answer: 200, empty body
+        length = int(self.headers.get("content-length") or 0)
+        _Sink.spans_bytes += len(self.rfile.read(length))
+        self.send_response(200)
+        self.send_header("content-type", "application/x-protobuf")
+        self.send_header("content-length", "0")
+        self.end_headers()
+
+    def log_message(self, *_args) -> None:
+        return None
+
+
+@contextlib.contextmanager
+def collector():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Sink)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/v1/traces"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@contextlib.contextmanager
+def scraping(url: str):
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(1.0):
+            with contextlib.suppress(httpx.HTTPError):
+                httpx.get(url, timeout=5)
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def main(args) -> None:
+    persons = 2_000 if args.quick else 10_000
+    rounds = 3 if args.quick else 10
+    data = demo_dir(persons)
+    people = patient_tokens(data, demo_persons(data, limit=20))
+    rows = []
+    with contextlib.ExitStack() as stack:
+        endpoint = stack.enter_context(collector())
+        metrics_port = free_port()
+        on_config = BENCH_CONFIG.with_name("bench-telemetry.toml")
+        on_config.write_text(
+            bench_config().read_text(encoding="utf-8")
+            + f'\n[telemetry]\ntraces = "otlp"\notlp_endpoint = "{endpoint}"\n'
+            f'metrics_listen = "127.0.0.1:{metrics_port}"\n',
+            encoding="utf-8",
+        )
+        pids: dict[str, list[int]] = {"telemetry off": [], "telemetry on": []}
+        bases = {
+            "telemetry off": stack.enter_context(served(data, pid_out=pids["telemetry off"])),
+            "telemetry on": stack.enter_context(
+                served(data, config=on_config, pid_out=pids["telemetry on"])
+            ),
+        }
+        stack.enter_context(scraping(f"http://127.0.0.1:{metrics_port}/metrics"))
+        for concurrency in (1, 8):
+            pooled: dict[str, list[float]] = {mode: [] for mode in bases}
+            cpu: dict[str, float] = dict.fromkeys(bases, 0.0)
+            count: dict[str, int] = dict.fromkeys(bases, 0)
+            ratios: list[float] = []
+            for base in bases.values():  # warm caches, pools and the exporter
+                asyncio.run(_drive(base, people, BLOCK_SECONDS, concurrency))
+            for _ in range(rounds):
+                per_request = {}
+                for mode, base in bases.items():
+                    before = tree_cpu(pids[mode][0])
+                    samples, _rps = asyncio.run(_drive(base, people, BLOCK_SECONDS, concurrency))
+                    used = tree_cpu(pids[mode][0]) - before
+                    pooled[mode] += samples
+                    cpu[mode] += used
+                    count[mode] += len(samples)
+                    per_request[mode] = used / len(samples)
+                ratios.append(per_request["telemetry on"] / per_request["telemetry off"])
+            off_cpu, on_cpu = (cpu[m] / count[m] * 1000 for m in bases)
+            (off50, _), (on50, _) = (percentiles(pooled[m]) for m in bases)
+            ratios.sort()
+            rows.append(
+                [
+                    f"{concurrency} client(s)",
+                    f"{off_cpu:.2f}",
+                    f"{on_cpu:.2f}",
+                    f"{on_cpu / off_cpu:.3f}",
+                    f"{ratios[0]:.2f}-{ratios[len(ratios) // 2]:.2f}-{ratios[-1]:.2f}",
+                    f"{off50:.1f} / {on50:.1f}",
+                    f"{count['telemetry off']} / {count['telemetry on']}",
+                ]
+            )
+    print(
+        f"cloud-record query, demo of {persons:,} persons, 1 uvicorn worker per side, patient "
+        f"tokens; {rounds} alternating one-second blocks per side; "
+        f"{_Sink.spans_bytes / 1e6:.1f} MB of OTLP received"
+    )
+    table(
+        [
+            "clients",
+            "off p50 ms",
+            "off p99 ms",
+            "on p50 ms",
+            "on p99 ms",
+            "on÷off p50",
+            "per round",
+        ],
+        rows,
+    )
