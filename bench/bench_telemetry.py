@@ -26,7 +26,6 @@ from bench.bench_api import _drive
 from bench.common import (
     BENCH_CONFIG,
     bench_config,
-    cpu_seconds,
     demo_dir,
     demo_persons,
     free_port,
