@@ -241,3 +241,31 @@ def test_a_malformed_inclusion_proof_implies_no_root():
     assert merkle.root_from_inclusion_proof(1, 4, hashes[1], [proof[0], proof[1] + b"x"]) is None
     assert merkle.root_from_inclusion_proof(1, 4, hashes[1], [*proof, hashes[0]]) is None
     assert merkle.root_from_inclusion_proof(1, 4, hashes[1], proof[:1]) is None  # one short
+
+
+def test_proof_ranges_are_refused_outside_the_tree():
+    with pytest.raises(ValueError, match="not in a tree of size 4"):
+        merkle.inclusion_ranges(-1, 4)
+    with pytest.raises(ValueError, match="not in a tree of size 4"):
+        merkle.inclusion_ranges(4, 4)
+    assert len(merkle.inclusion_ranges(3, 4)) == 2  # the control: the last leaf
+    with pytest.raises(ValueError, match="no consistency proof"):
+        merkle.consistency_ranges(-1, 4)
+    with pytest.raises(ValueError, match="no consistency proof"):
+        merkle.consistency_ranges(5, 4)
+    assert merkle.consistency_ranges(0, 4) == []  # the control: from the empty tree
+    h0, h1 = _hashes(2)
+    assert merkle.root_from_inclusion_proof(-1, 2, h0, [h1]) is None
+
+
+@pytest.mark.parametrize("new", [2, 3, 5, 8])
+def test_a_consistency_proof_with_a_hash_too_many_fails(new: int) -> None:
+    hashes = _hashes(new)
+    lookup = merkle.list_range_hash(hashes)
+    new_root = merkle.root_from_leaf_hashes(hashes)
+    for old in range(1, new):
+        old_root = merkle.root_from_leaf_hashes(hashes[:old])
+        proof = merkle.consistency_proof(old, new, lookup)
+        assert merkle.verify_consistency(old, old_root, new, new_root, proof)  # the control
+        for extra in (hashes[0], new_root, old_root):
+            assert not merkle.verify_consistency(old, old_root, new, new_root, [*proof, extra])

@@ -83,6 +83,15 @@ def test_every_byte_of_the_ciphertext_is_authenticated(ring):
             cipher.decrypt(blob[:cut], **CELL)
 
 
+def test_a_blob_too_short_or_of_an_unknown_version_is_not_a_ciphertext(ring):
+    """Refused before any key is looked up, and said so: not taken for a damaged value."""
+    blob = encrypt(ring, "")  # the shortest value: header, nonce and tag, nothing more
+    assert FieldCipher(ring).decrypt(blob, **CELL) == ""
+    for bad in (blob[:-1], blob[:2], blob[:1], b"\x03" + blob[1:], b"\x00" + blob[1:]):
+        with pytest.raises(DecryptionError, match="not a medfed ciphertext"):
+            FieldCipher(ring).decrypt(bad, **CELL)
+
+
 def test_every_ciphertext_names_its_key(ring):
     first = encrypt(ring, "张三")
     assert FieldCipher.key_id_of(first) == "dk-bureau-zj-1"
@@ -185,6 +194,7 @@ MALFORMED_BLOBS = {
     "version only": b"\x01",
     "no key named": b"\x01\x00",
     "no key named, long": b"\x01\x00" + b"\x00" * 40,
+    "no key named, then text": b"\x01\x00" + b"k" * 40,
     "version 3": b"\x03\x03abc" + b"\x00" * 28,
     "version 0": b"\x00\x03abc",
     "id past the end": b"\x01\x05abc",
