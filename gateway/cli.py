@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "unseal",
     "documents",
     "extract",
+    "schema",
 )
 
 

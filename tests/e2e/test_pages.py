@@ -5,12 +5,15 @@ sees verification fail once the log is tampered with; axe-core finds no serious 
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import sqlite3
 from datetime import date, timedelta
 
 import httpx
 import pytest
 import pytest_asyncio
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from tests.support.browser import AXE, World
 
@@ -53,11 +56,15 @@ async def serious_violations(page) -> list[dict]:
     ]
 
 
-def clinician_reads(world: World) -> str:
-    token = world.demo.mint(role="clinician", org=HOSPITAL)
+def clinician_reads(world: World, *, emergency: bool = False) -> str:
+    purposes = ["TREATMENT", "EMERGENCY"] if emergency else None
+    token = world.demo.mint(role="clinician", org=HOSPITAL, purposes=purposes)
+    headers = {"Authorization": f"Bearer {token}"}
+    if emergency:
+        headers["X-Purpose-Of-Use"] = "EMERGENCY"  # break-glass
     answer = httpx.post(
         world.url + "/graphql",
-        headers={"Authorization": f"Bearer {token}"},
+        headers=headers,
         json={
             "query": "query($p: ID!) { person(personId: $p) "
             "{ testResults(first: 3) { nodes { itemName } } } }",
@@ -67,6 +74,14 @@ def clinician_reads(world: World) -> str:
     )
     assert answer.status_code == 200, answer.text
     return f"clinician:{HOSPITAL}"
+
+
+def other_verifier_key(name: str) -> str:
+    """A well-formed C2SP verifier key of the same name for another Ed25519 key."""
+    public = Ed25519PrivateKey.generate().public_key().public_bytes_raw()
+    key_id = hashlib.sha256(name.encode() + b"\n\x01" + public).digest()[:4].hex()
+    encoded = base64.b64encode(b"\x01" + public).decode()
+    return f"{name}+{key_id}+{encoded}"
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -124,6 +139,10 @@ async def test_patient_signs_in_sees_two_provinces_grants_revokes_and_sees_acces
     await page.click("#refresh-access")
     await page.locator("#access-list li", has_text="医生").first.wait_for()
     assert await page.locator("#access-list li", has_text="诊疗").count() > 0
+    # A break-glass read is marked as such.
+    clinician_reads(world, emergency=True)
+    await page.click("#refresh-access")
+    await page.locator("#access-list li.glass", has_text="紧急访问").first.wait_for()
 
     assert await serious_violations(page) == []
     await page.click("#lang")
@@ -179,9 +198,22 @@ async def test_officer_finds_the_access_verifies_it_and_sees_tampering_fail(
     await page.locator("#verify-result.bad").wait_for()
     assert "篡改" in await page.inner_text("#verify-result")
 
-    # A wrong verifier key fails too (the signature is not taken on trust).
+    # Restored, it verifies again; under another key it does not (the signature is checked).
     with sqlite3.connect(world.data_dir / "gateway.db") as db:
         db.execute("UPDATE audit_events SET entry = ? WHERE idx = ?", (entry, index))
     await page.click("#verify-event")
     await page.locator("#verify-result.ok").wait_for()
+    await page.fill("#verifier", other_verifier_key(key.split("+")[0]))
+    await page.click("#verify-event")
+    await page.locator("#verify-result.bad").wait_for()
+    assert "没有此密钥的签名" in await page.inner_text("#verify-result")
+
+    # Break-glass review lists the emergency reads, marked.
+    clinician_reads(world, emergency=True)
+    searches = int(await page.get_attribute("#events", "data-searches"))
+    await page.click("#glass-review")
+    await page.wait_for_selector(f"#events[data-searches='{searches + 1}']")
+    rows = page.locator("#events-body tr")
+    assert await rows.count() > 0
+    assert await page.locator("#events-body tr:not(.glass)").count() == 0
     await page.close()

@@ -11,7 +11,7 @@ const STRINGS = {
     sections: "页面导航", search: "审计查询", alerts: "告警", verifyTitle: "日志验证",
     person: "参保人 personId", principal: "访问者 sub", org: "机构编码", purpose: "用途",
     outcome: "结果", fieldClass: "数据类别", from: "起始时间", to: "截止时间",
-    breakGlassOnly: "仅紧急访问", find: "查询", eventsCaption: "审计事件", index: "序号",
+    breakGlassOnly: "仅紧急访问", find: "查询", glassReview: "紧急访问复核", eventsCaption: "审计事件", index: "序号",
     time: "时间", who: "访问者", action: "操作", more: "更多", detail: "事件详情",
     show: "详情", verify: "验证", any: "（任意）", breakGlass: "紧急访问",
     verifyHint: "在浏览器中验证签名检查点和事件的包含证明，不依赖服务器的结论。",
@@ -33,7 +33,7 @@ const STRINGS = {
     sections: "Sections", search: "Audit search", alerts: "Alerts", verifyTitle: "Log verification",
     person: "Person (personId)", principal: "Principal (sub)", org: "Organisation code",
     purpose: "Purpose", outcome: "Outcome", fieldClass: "Data class", from: "From", to: "To",
-    breakGlassOnly: "Break-glass only", find: "Search", eventsCaption: "Audit events",
+    breakGlassOnly: "Break-glass only", find: "Search", glassReview: "Break-glass review", eventsCaption: "Audit events",
     index: "Index", time: "Time", who: "Principal", action: "Action", more: "More",
     detail: "Event detail", show: "Detail", verify: "Verify", any: "(any)",
     breakGlass: "Break-glass",
@@ -202,6 +202,14 @@ async function main() {
   document.getElementById("filter").addEventListener("submit", (e) => {
     e.preventDefault();
     state.filter = filterOf(e.target);
+    search().catch(show);
+  });
+  // Break-glass review: every emergency access in scope, newest first.
+  document.getElementById("glass-review").addEventListener("click", () => {
+    const form = document.getElementById("filter");
+    form.reset();
+    form.breakGlass.checked = true;
+    state.filter = { breakGlass: true };
     search().catch(show);
   });
   document.getElementById("more").addEventListener("click", () => search(state.cursor).catch(show));

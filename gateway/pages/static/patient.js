@@ -2,7 +2,7 @@
 // their test results, consents and who saw their data. Only the public GraphQL API, with
 // the patient's own token.
 import {
-  clear, gql, h, languageSwitch, province, randomKey, requireSignIn, signOut, t, translate,
+  clear, gql, h, lang, languageSwitch, province, randomKey, requireSignIn, signOut, t, translate,
   when, yuan,
 } from "/pages/static/common.js";
 
@@ -63,6 +63,36 @@ const STRINGS = {
   },
 };
 
+const LABELS = {
+  zh: {
+    OUTPATIENT: "门诊", INPATIENT: "住院", INTERNET_REVISIT: "互联网复诊", CHRONIC_OUTPATIENT: "门诊慢特病",
+    PHARMACY: "药店购药", EMPLOYEE: "职工医保", RESIDENT: "居民医保", SUSPENDED: "暂停", ENDED: "终止",
+    RELOCATED_RETIREE: "异地安置退休", RETIRED_RESETTLED: "异地安置退休", LONG_TERM_RESIDENT: "异地长期居住",
+    REFERRAL: "转诊转院", TEMPORARY: "临时外出就医", EMERGENCY: "急诊抢救", APP: "国家医保App",
+    MINI_PROGRAM: "小程序", PHONE: "电话", COUNTER: "窗口", WEB: "网站", TERTIARY: "三级",
+    SECONDARY: "二级", PRIMARY: "一级", NONE: "未定级", H: "偏高", L: "偏低", N: "正常",
+    ACTIVE: "有效", REVOKED: "已撤销", EXPIRED: "已过期", APPROVED: "审核通过", REJECTED: "审核未通过",
+    PENDING: "待审核", LAB: "检验", IMAGING: "检查",
+  },
+  en: {
+    OUTPATIENT: "Outpatient", INPATIENT: "Inpatient", INTERNET_REVISIT: "Internet follow-up",
+    CHRONIC_OUTPATIENT: "Chronic outpatient", PHARMACY: "Pharmacy", EMPLOYEE: "Employee insurance",
+    RESIDENT: "Resident insurance", SUSPENDED: "Suspended", ENDED: "Ended",
+    RELOCATED_RETIREE: "Relocated retiree", RETIRED_RESETTLED: "Relocated retiree",
+    LONG_TERM_RESIDENT: "Long-term resident", REFERRAL: "Referral", TEMPORARY: "Temporary stay",
+    EMERGENCY: "Emergency", APP: "National app", MINI_PROGRAM: "Mini program", PHONE: "Phone",
+    COUNTER: "Counter", WEB: "Website", TERTIARY: "Tertiary", SECONDARY: "Secondary",
+    PRIMARY: "Primary", NONE: "Unrated", H: "high", L: "low", N: "normal", ACTIVE: "Active",
+    REVOKED: "Revoked", EXPIRED: "Expired", APPROVED: "Approved", REJECTED: "Rejected",
+    PENDING: "Pending review", LAB: "Lab", IMAGING: "Imaging",
+  },
+};
+
+// A code's label (visit type, insurance type, filing category, …), or the code itself.
+function label(code) {
+  return code == null ? "" : LABELS[lang()][code] ?? String(code);
+}
+
 const CLASSES = ["VISIT", "DIAGNOSIS", "PRESCRIPTION", "LAB_RESULT", "IMAGING", "SETTLEMENT", "FILING", "ENROLLMENT"];
 const PURPOSES = ["TREATMENT", "RESEARCH", "UNDERWRITING"];
 
@@ -109,14 +139,14 @@ function timelineItems(record) {
   const items = [];
   for (const e of nodes(record.enrollments)) {
     items.push({ at: e.beginDate, region: e.poolingRegion, kind: "enrollment",
-      body: [h("p", {}, `${e.insuranceType ?? ""} · ${t("status")} ${e.status ?? ""}`),
+      body: [h("p", {}, `${label(e.insuranceType)} · ${t("status")}: ${label(e.status)}`),
         h("p", {}, `${t("valid")} ${e.beginDate ?? ""} – ${e.endDate ?? ""}`)] });
   }
   for (const v of nodes(record.visits)) {
-    const rx = (v.prescriptions || []).map((p) => h("li", {}, `${t("prescription")} ${when(p.issuedAt)}: `,
+    const rx = (v.prescriptions || []).map((p) => h("li", {}, `${t("prescription")} ${when(p.issuedAt)} (${label(p.reviewStatus)}): `,
       (p.items || []).map((i) => `${i.drugName} ×${i.quantity}${i.unit}`).join("、")));
     items.push({ at: v.beginDate, region: v.treatmentRegion, kind: "visit", cross: v.crossRegion,
-      body: [h("p", {}, `${v.institution?.name ?? ""} · ${v.visitType ?? ""}`),
+      body: [h("p", {}, `${v.institution?.name ?? ""} · ${label(v.visitType)}`),
         v.diagnosisCodes ? h("p", {}, `${t("diagnoses")}: ${v.diagnosisCodes.join(", ")} ${v.diagnosisText ?? ""}`) : null,
         rx.length ? h("ul", { class: "sub" }, rx) : null] });
   }
@@ -130,7 +160,7 @@ function timelineItems(record) {
   }
   for (const f of nodes(record.filings)) {
     items.push({ at: f.filedAt, region: f.insuredRegion, kind: "filing",
-      body: [h("p", {}, `${t("destination")}: ${province(f.destination)} · ${t("category")}: ${f.category ?? ""} · ${f.status ?? ""}`),
+      body: [h("p", {}, `${t("destination")}: ${province(f.destination)} · ${t("category")}: ${label(f.category)} · ${label(f.channel)} · ${label(f.status)}`),
         h("p", {}, `${t("valid")} ${f.validFrom ?? ""} – ${f.validUntil ?? ""}`)] });
   }
   return items.sort((a, b) => String(b.at).localeCompare(String(a.at)));
@@ -148,10 +178,10 @@ function renderResults(record) {
   clear(document.getElementById("results-list"), nodes(record.testResults).map((r) => {
     const reason = r.recognition?.reason;
     return h("li", { class: "card" },
-      h("h3", {}, r.itemName || r.modality || r.category, " ",
+      h("h3", {}, r.itemName || r.modality || label(r.category), " ",
         reason ? chip(t(reason), r.recognition.recognized ? "ok" : "warn") : null),
-      h("p", {}, r.value != null ? `${r.value} ${r.unit ?? ""} ${r.flag ?? ""}` : `${r.bodyPart ?? ""} ${r.impression ?? ""}`),
-      h("p", { class: "muted" }, `${t("performedBy")}: ${r.performingInstitution?.name ?? ""} (${r.performingInstitution?.level ?? ""}, ${province(r.performingInstitution?.region)}) · ${when(r.reportedAt)}`));
+      h("p", {}, r.value != null ? `${r.value} ${r.unit ?? ""} ${r.flag && r.flag !== "N" ? "(" + label(r.flag) + ")" : ""}` : `${r.bodyPart ?? ""} ${r.impression ?? ""}`),
+      h("p", { class: "muted" }, `${t("performedBy")}: ${r.performingInstitution?.name ?? ""} (${label(r.performingInstitution?.level)}, ${province(r.performingInstitution?.region)}) · ${when(r.reportedAt)}`));
   }));
 }
 
