@@ -93,26 +93,29 @@ def main(args) -> None:
     with contextlib.ExitStack() as stack:
         endpoint = stack.enter_context(collector())
         metrics_port = free_port()
-        on_config = BENCH_CONFIG.with_name("bench-telemetry.toml")
-        on_config.write_text(
-            bench_config().read_text(encoding="utf-8")
-            + f'\n[telemetry]\ntraces = "otlp"\notlp_endpoint = "{endpoint}"\n'
-            f'metrics_listen = "127.0.0.1:{metrics_port}"\n',
-            encoding="utf-8",
-        )
-        pids: dict[str, list[int]] = {"telemetry off": [], "telemetry on": []}
+        configs = {}
+        for mode, ratio in (("on, every trace", 1.0), ("on, 10 % sampled", 0.1)):
+            path = BENCH_CONFIG.with_name(f"bench-telemetry-{int(ratio * 100)}.toml")
+            path.write_text(
+                bench_config().read_text(encoding="utf-8")
+                + f'\n[telemetry]\ntraces = "otlp"\notlp_endpoint = "{endpoint}"\n'
+                f"sample_ratio = {ratio}\n"
+                + (f'metrics_listen = "127.0.0.1:{metrics_port}"\n' if ratio == 1.0 else ""),
+                encoding="utf-8",
+            )
+            configs[mode] = path
+        modes = ["off", *configs]
+        pids: dict[str, list[int]] = {mode: [] for mode in modes}
         bases = {
-            "telemetry off": stack.enter_context(served(data, pid_out=pids["telemetry off"])),
-            "telemetry on": stack.enter_context(
-                served(data, config=on_config, pid_out=pids["telemetry on"])
-            ),
+            mode: stack.enter_context(served(data, config=configs.get(mode), pid_out=pids[mode]))
+            for mode in modes
         }
         stack.enter_context(scraping(f"http://127.0.0.1:{metrics_port}/metrics"))
         for concurrency in (1, 8):
-            pooled: dict[str, list[float]] = {mode: [] for mode in bases}
-            cpu: dict[str, float] = dict.fromkeys(bases, 0.0)
-            count: dict[str, int] = dict.fromkeys(bases, 0)
-            ratios: list[float] = []
+            pooled: dict[str, list[float]] = {mode: [] for mode in modes}
+            cpu: dict[str, float] = dict.fromkeys(modes, 0.0)
+            count: dict[str, int] = dict.fromkeys(modes, 0)
+            ratios: dict[str, list[float]] = {mode: [] for mode in configs}
             for base in bases.values():  # warm caches, pools and the exporter
                 asyncio.run(_drive(base, people, BLOCK_SECONDS, concurrency))
             for _ in range(rounds):
@@ -125,21 +128,25 @@ def main(args) -> None:
                     cpu[mode] += used
                     count[mode] += len(samples)
                     per_request[mode] = used / len(samples)
-                ratios.append(per_request["telemetry on"] / per_request["telemetry off"])
-            off_cpu, on_cpu = (cpu[m] / count[m] * 1000 for m in bases)
-            (off50, _), (on50, _) = (percentiles(pooled[m]) for m in bases)
-            ratios.sort()
-            rows.append(
-                [
-                    f"{concurrency} client(s)",
-                    f"{off_cpu:.2f}",
-                    f"{on_cpu:.2f}",
-                    f"{on_cpu / off_cpu:.3f}",
-                    f"{ratios[0]:.2f}-{ratios[len(ratios) // 2]:.2f}-{ratios[-1]:.2f}",
-                    f"{off50:.1f} / {on50:.1f}",
-                    f"{count['telemetry off']} / {count['telemetry on']}",
-                ]
-            )
+                for mode in configs:
+                    ratios[mode].append(per_request[mode] / per_request["off"])
+            off_cpu = cpu["off"] / count["off"] * 1000
+            off50 = percentiles(pooled["off"])[0]
+            for mode in configs:
+                on_cpu = cpu[mode] / count[mode] * 1000
+                spread = sorted(ratios[mode])
+                rows.append(
+                    [
+                        f"{concurrency} client(s)",
+                        mode,
+                        f"{off_cpu:.2f}",
+                        f"{on_cpu:.2f}",
+                        f"{on_cpu / off_cpu:.3f}",
+                        f"{spread[0]:.2f}-{spread[len(spread) // 2]:.2f}-{spread[-1]:.2f}",
+                        f"{off50:.1f} / {percentiles(pooled[mode])[0]:.1f}",
+                        f"{count['off']} / {count[mode]}",
+                    ]
+                )
     print(
         f"cloud-record query, demo of {persons:,} persons, 1 uvicorn worker per side, patient "
         f"tokens; {rounds} alternating one-second blocks per side; "

@@ -17,7 +17,6 @@ from collections.abc import Generator
 from typing import Any
 
 from opentelemetry import trace
-from opentelemetry.trace import SpanKind
 from strawberry.extensions import SchemaExtension
 from strawberry.extensions.tracing import OpenTelemetryExtension
 from strawberry.extensions.tracing.opentelemetry import LifecycleStep
@@ -30,35 +29,25 @@ _configured: list[str] = []
 
 
 class GraphQLSpans(OpenTelemetryExtension):
-    """The operation span named as the OpenTelemetry GraphQL conventions ask
-    (``{type} {name}``, ``graphql.operation.name``/``.type``), with the document's hash
-    instead of its text, and parse, validation and execution beneath it. No span per
-    resolver: a thousand-row list would be a thousand spans, and their arguments are
-    values."""
+    """Parsing, validation and execution spans under the request's server span, which
+    :class:`TelemetryMiddleware` names after the OpenTelemetry GraphQL conventions
+    (``{type} {name}``, ``graphql.operation.name``/``.type``); this adds the document's hash
+    (never its text). No operation span of its own (the server span is that span, one fewer
+    per request) and no span per resolver: a thousand-row list would be a thousand spans,
+    and their arguments are values."""
 
     resolve = SchemaExtension.resolve  # not overridden: Strawberry adds no resolver wrapper
 
     def on_operation(self) -> Generator[None, None, None]:
-        ctx = self.execution_context
-        span = self._tracer.start_span("GraphQL operation", kind=SpanKind.INTERNAL)
+        span = trace.get_current_span()
         self._span_holder[LifecycleStep.OPERATION] = span
         yield
-        label = operation_label(ctx.operation_name, ctx.query)
-        try:
-            kind = ctx.operation_type.value
-        except Exception:  # no operation in the document (a parse error)
-            kind = None
-        span.set_attribute("graphql.operation.name", label)
-        if kind:
-            span.set_attribute("graphql.operation.type", kind)
-        if ctx.query:
-            span.set_attribute("graphql.document.hash", operation_label(None, ctx.query))
-        span.update_name(f"{kind or 'GraphQL'} {label}")
-        span.end()
+        query = self.execution_context.query
+        if query and span.is_recording():
+            span.set_attribute("graphql.document.hash", operation_label(None, query))
 
     def on_execute(self) -> Generator[None, None, None]:
-        parent = trace.set_span_in_context(self._span_holder[LifecycleStep.OPERATION])
-        with self._tracer.start_as_current_span("GraphQL Execution", context=parent):
+        with self._tracer.start_as_current_span("GraphQL Execution"):
             yield
 
 

@@ -42,13 +42,12 @@ async def test_a_cloud_record_read_is_one_trace_with_a_span_per_source(world):
     names = [s.name for s in mine]
     for name in ("GraphQL Parsing", "GraphQL Validation", "GraphQL Execution", "audit append"):
         assert name in names, names
-    operation = next(
-        s
-        for s in mine
-        if s.attributes.get("graphql.operation.name") == "CloudRecord" and s.parent is not None
-    )
+    operation = server[0]  # the operation span, named after the GraphQL conventions
+    assert operation.attributes["graphql.operation.name"] == "CloudRecord"
     assert operation.attributes["graphql.operation.type"] == "query"
     assert operation.attributes["graphql.document.hash"].startswith("sha256:")
+    parse = next(s for s in mine if s.name == "GraphQL Parsing")
+    assert parse.parent.span_id == operation.context.span_id
     assert all("query" not in s.attributes for s in mine)  # never the document text
     fetches = [s for s in mine if s.name.startswith("source ")]
     sources = {s.attributes["medfed.source.name"] for s in fetches}
