@@ -6,7 +6,8 @@ the OpenTelemetry API's no-op tracer. "On" adds what an operator turns on: trace
 over OTLP/HTTP through the batching span processor to a collector (here a sink on loopback
 that reads each export and answers 200, so the protobuf encoding and the HTTP export are
 real), with the SQL statement spans, and ``/metrics`` served and scraped once a second.
-Both gateways serve the same demo directory at once; the load alternates between them in
+All three gateways (off, on with every trace, on with 10 % of traces sampled) serve the same
+demo directory at once; the load alternates between them in
 one-second blocks over many rounds so a shared machine's drift hits both alike. The first
 figure is each server's CPU time (user + system of its process tree, from /proc) per request, which
 the other tenants of a shared machine move far less than latency; the exporter's thread
@@ -155,12 +156,13 @@ def main(args) -> None:
     table(
         [
             "clients",
-            "off p50 ms",
-            "off p99 ms",
-            "on p50 ms",
-            "on p99 ms",
-            "on÷off p50",
-            "per round",
+            "telemetry",
+            "CPU ms/req off",
+            "CPU ms/req on",
+            "on÷off CPU",
+            "per round min-median-max",
+            "p50 ms off / on",
+            "requests off / on",
         ],
         rows,
     )
