@@ -54,6 +54,7 @@ from gateway.sealing import (
     sign_response,
 )
 from gateway.startup import crypto_profile, open_keyring
+from gateway.supervision import scan_forever, schedule_settings
 from gateway.telemetry.setup import instrument
 from gateway.witness import PATHS as WITNESS_PATHS
 from gateway.witness import witness_routes
@@ -296,6 +297,7 @@ def create_app(
     federation subgraph instead of the merged schema."""
     services = services or build_services(settings)
     edge = edge_settings(settings)
+    scan_schedule = schedule_settings(settings)
     limiter = make_limiter(edge)
     documents = (
         DocumentStore(services.gateway_engine) if services.gateway_engine is not None else None
@@ -362,7 +364,11 @@ def create_app(
             reconciler = asyncio.create_task(
                 reconcile_forever(services, recorder, audit_settings(settings).reconcile)
             )
+        scanner = asyncio.create_task(scan_forever(services, recorder, scan_schedule))
         yield
+        scanner.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await scanner
         if reconciler is not None:
             reconciler.cancel()
             with contextlib.suppress(asyncio.CancelledError):

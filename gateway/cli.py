@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "documents",
     "extract",
     "schema",
+    "supervise",
 )
 
 

@@ -12,9 +12,11 @@ import strawberry
 from graphql import GraphQLError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from connectors.domain.benefits import Benefits, default_benefits
 from connectors.domain.recognition import RecognitionCatalogue
 from connectors.fanout import Deadline, SourceFailure
 from connectors.registry import SourceRegistry
+from connectors.supervision.rules import RuleBase, default_rules
 from schema.relations import Relations
 from security.catalogue import Catalogue, default_catalogue
 from security.crypto import BlindIndexer, FieldCipher
@@ -43,6 +45,10 @@ class Services:
     router_principals: frozenset[tuple[str, str]] = frozenset()
     catalogue: Catalogue = field(default_factory=default_catalogue)
     policy: Policy = field(default_factory=default_policy)
+    # Benefits by rule (connectors/domain/benefits.toml): what recordSettlement computes.
+    benefits: Benefits = field(default_factory=default_benefits)
+    # The claims rule base (connectors/domain/claims_rules.toml), before and after settlement.
+    claims_rules: RuleBase = field(default_factory=default_rules)
     _decider: Decider | None = None
 
     @property

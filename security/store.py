@@ -22,6 +22,7 @@ GATEWAY_MODEL_MODULES: tuple[str, ...] = (
     "security.documents",
     "security.privacy.ledger",
     "security.privacy.extract_jobs",
+    "security.warnings",
 )
 
 

@@ -18,9 +18,10 @@ import random
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
-from connectors.demo import clinical, institutions, money, names, regions
+from connectors.demo import clinical, institutions, names, regions
 from connectors.demo.drugs import DRUGS
 from connectors.demo.institutions import Institution
+from connectors.domain import benefits
 from connectors.domain.codes import id_check_digit
 
 DEMO_START = date(2018, 1, 1)
@@ -34,6 +35,8 @@ _BIRTH_STRIDE = 7_919
 _ORDER_CODES_PER_SEX = 500
 
 Record = tuple[str, str, dict[str, object]]
+# Service item codes of the demo's bills, classed in benefits.toml's catalogues.
+CONSULTATION, BED, SURGERY, TESTS = "110200001", "120100001", "330100001", "250100001"
 
 
 def bureau(province: str) -> str:
@@ -66,10 +69,28 @@ class Enrolment:
     begin: date
     end: date | None
     psn_no: str
+    balance_fen: int = 0
 
     @property
     def pool(self) -> str:
         return self.residence.city
+
+
+@dataclass
+class Pending:
+    """A settlement whose split waits until all of the person's care is generated: splits are
+    computed in (time, id) order, so a year's deductible and cap run as the gateway runs them."""
+
+    when: datetime
+    setl_id: str
+    e: Enrolment
+    inst: Institution
+    vtype: str
+    dx: tuple[str, ...]
+    begin: date
+    items: list[benefits.Item]
+    cross: bool
+    rows: list[dict[str, object]]  # the settlement row, and a dispensing row if any
 
 
 @dataclass
@@ -118,6 +139,7 @@ class PersonGenerator:
         self._seq = 0  # per-person counter for record ids
         self._results = 0
         self._patients: set[str] = set()  # hospitals that already hold this patient
+        self._pending: list[Pending] = []
 
     # -- identity -----------------------------------------------------------------------------
     def run(self) -> list[Record]:
@@ -145,7 +167,39 @@ class PersonGenerator:
         for enrolment in self.enrolments:
             self._care(enrolment)
         self._cross_province_care()
+        self._split_all()
         return self.records
+
+    def _split_all(self) -> None:
+        """Every settlement split by benefits.toml, as recordSettlement would split it."""
+        rules = benefits.default_benefits()
+        earlier: dict[tuple[str, int], list[benefits.Earlier]] = {}
+        for s in sorted(self._pending, key=lambda s: (s.when, s.setl_id)):
+            region = rules.region_for(s.e.pool)
+            catalogue = rules.catalogue_for(s.inst.region)
+            assert region is not None and catalogue is not None, "benefits.toml covers the demo"
+            year = earlier.setdefault((s.e.pool, s.when.year), [])
+            split = benefits.compute(
+                region,
+                benefits.price(catalogue, s.items),
+                insurance_type=s.e.insutype,
+                level=s.inst.level,
+                medical_type=s.vtype,
+                diagnoses=s.dx,
+                cross_province=s.cross,
+                account_balance_fen=s.e.balance_fen,
+                earlier=tuple(year),
+            )
+            year.append(benefits.Earlier(s.vtype, split.in_policy_fen, split.fund_fen))
+            amounts = {
+                "total_fen": split.total_fen,
+                "fund_pay_fen": split.fund_fen,
+                "acct_pay_fen": split.account_fen,
+                "cash_pay_fen": split.cash_fen,
+            }
+            for row in s.rows:
+                row.update({k: v for k, v in amounts.items()})
+            s.rows[0]["in_policy_fen"] = split.in_policy_fen
 
     def _chronic_codes(self) -> tuple[str, ...]:
         age, rng = self.age, self.rng
@@ -218,6 +272,7 @@ class PersonGenerator:
             )
         )
         balance = _randint(rng, 50_000, 3_000_000) if e.insutype == "EMPLOYEE" else 0
+        e.balance_fen = 0 if e.end else balance
         self.records.append(
             (
                 bureau(e.province),
@@ -231,7 +286,7 @@ class PersonGenerator:
                     "begin_date": e.begin,
                     "end_date": e.end,
                     "status": "ENDED" if e.end else "ACTIVE",
-                    "account_balance_fen": 0 if e.end else balance,
+                    "account_balance_fen": e.balance_fen,
                 },
             )
         )
@@ -278,11 +333,13 @@ class PersonGenerator:
         online = institutions.INTERNET_BY_PROVINCE[e.province]
         internet = rng.choice(online) if online else None
         day = first + timedelta(days=_below(rng, 90))
+        offline_first = True  # an internet revisit follows an offline diagnosis (首诊在线下)
         while day < last:
-            if internet is not None and rng.random() < 0.45:
+            if internet is not None and not offline_first and rng.random() < 0.45:
                 self._visit(e, internet, "INTERNET_REVISIT", day, self.chronic)
             else:
                 self._visit(e, clinic, "CHRONIC_OUTPATIENT", day, self.chronic)
+            offline_first = False
             day += timedelta(days=_randint(rng, 60, 120))
 
     # -- care elsewhere -----------------------------------------------------------------------
@@ -414,22 +471,28 @@ class PersonGenerator:
                 },
             )
         )
-        cost = self._fees(rng, inst, vtype, day, end)
-        cost += self._tests(inst, vtype, day, dx, mdtrt_id, doctor)
-        cost += self._prescription(
+        items = self._fees(rng, inst, vtype, day, end)
+        tests = self._tests(inst, vtype, day, dx, mdtrt_id, doctor)
+        if tests:
+            items.append(benefits.Item(TESTS, "SERVICE", tests))
+        items += self._prescription(
             e, inst, vtype, day, dx, suffix, doctor, mdtrt_id, circulate=filing is None
         )
-        self._settle(e, inst, vtype, end, suffix, mdtrt_id, cost, filing)
+        self._settle(e, inst, vtype, day, end, dx, suffix, mdtrt_id, items, filing)
 
     @staticmethod
-    def _fees(rng: random.Random, inst: Institution, vtype: str, day: date, end: date) -> int:
+    def _fees(
+        rng: random.Random, inst: Institution, vtype: str, day: date, end: date
+    ) -> list[benefits.Item]:
         if vtype == "INPATIENT":
             per_day = _randint(rng, 30_000, 120_000)
             surgery = _randint(rng, 500_000, 3_000_000) if rng.random() < 0.3 else 0
-            return per_day * max(1, (end - day).days) + surgery
+            items = [benefits.Item(BED, "SERVICE", per_day * max(1, (end - day).days))]
+            return items + ([benefits.Item(SURGERY, "SERVICE", surgery)] if surgery else [])
         consult = {"INTERNET_REVISIT": (1_000, 2_500), "CHRONIC_OUTPATIENT": (1_000, 3_000)}
         low, high = consult.get(vtype, (1_500, 5_000))
-        return _randint(rng, low, high) + (1_000 if inst.level == institutions.TERTIARY else 0)
+        fee = _randint(rng, low, high) + (1_000 if inst.level == institutions.TERTIARY else 0)
+        return [benefits.Item(CONSULTATION, "SERVICE", fee)]
 
     def _tests(
         self,
@@ -618,14 +681,14 @@ class PersonGenerator:
         mdtrt_id: str,
         *,
         circulate: bool,
-    ) -> int:
-        """An e-prescription; returns what its drugs cost if the hospital dispensed them
+    ) -> list[benefits.Item]:
+        """An e-prescription; returns its drugs as bill items if the hospital dispensed them
         (a circulated prescription is paid at the pharmacy instead)."""
         rng = self.rng
         candidates = [d for c in dx for d in clinical.DIAGNOSES[c].drugs]
         p = {"OUTPATIENT": 0.8, "INPATIENT": 0.5}.get(vtype, 1.0)
         if not candidates or rng.random() >= p:
-            return 0
+            return []
         chronic = vtype in ("CHRONIC_OUTPATIENT", "INTERNET_REVISIT")
         drugs = sorted(set(rng.sample(candidates, min(len(candidates), _randint(rng, 1, 3)))))
         rx_id = f"R{suffix}"
@@ -680,21 +743,27 @@ class PersonGenerator:
         )
         for item in items:
             self.records.append((bureau(inst.province), "prescription_items", item))
+        bill = [
+            benefits.Item(
+                item["drug_code"], "DRUG", DRUGS[item["drug_name"]].price_fen * item["quantity"]
+            )
+            for item in items
+        ]
         if review == "REJECTED":
-            return 0
+            return []
         if circulated is None:
-            return cost
+            return bill
         self._dispense(
             e,
             circulated,
             rx_id,
             issued,
             items,
-            cost,
+            bill,
             dx,
             delivered=vtype == "INTERNET_REVISIT" and rng.random() < 0.7,
         )
-        return 0
+        return []
 
     def _dispense(
         self,
@@ -703,7 +772,7 @@ class PersonGenerator:
         rx_id: str,
         issued: datetime,
         items: list[dict],
-        cost: int,
+        bill: list[benefits.Item],
         dx: tuple[str, ...],
         *,
         delivered: bool,
@@ -711,34 +780,26 @@ class PersonGenerator:
         rng = self.rng
         when = issued + timedelta(hours=_randint(rng, 1, 72))
         day = min(when.date(), DEMO_END)
-        split = money.split(
-            rng, cost, level=pharmacy.level, insutype=e.insutype, cross=False, inpatient=False
-        )
+        dispensing: dict[str, object] | None = None
         if pharmacy.source:
             dispensing_id = f"D{rx_id[1:]}"
-            self.records.append(
-                (
-                    f"pharmacy:{pharmacy.code}",
-                    "dispensings",
-                    {
-                        "dispensing_id": dispensing_id,
-                        "rx_id": rx_id,
-                        "person_ref": self.id_number,
-                        "pharmacy_code": pharmacy.code,
-                        "pharmacist_code": f"Y{pharmacy.code}{_randint(rng, 1, 5):03d}",
-                        "dispensed_at": when,
-                        "total_fen": split.total,
-                        "fund_pay_fen": split.fund,
-                        "acct_pay_fen": split.acct,
-                        "cash_pay_fen": split.cash,
-                        "delivered": delivered,
-                        # Delivery is paid by the patient on top of the bill, never by the fund.
-                        "delivery_fee_fen": rng.choice((600, 800, 1_000, 1_200))
-                        if delivered
-                        else 0,
-                    },
-                )
-            )
+            dispensing = {
+                "dispensing_id": dispensing_id,
+                "rx_id": rx_id,
+                "person_ref": self.id_number,
+                "pharmacy_code": pharmacy.code,
+                "pharmacist_code": f"Y{pharmacy.code}{_randint(rng, 1, 5):03d}",
+                "dispensed_at": when,
+                # the split: filled in by _split_all, as for the settlement
+                "total_fen": 0,
+                "fund_pay_fen": 0,
+                "acct_pay_fen": 0,
+                "cash_pay_fen": 0,
+                "delivered": delivered,
+                # Delivery is paid by the patient on top of the bill, never by the fund.
+                "delivery_fee_fen": rng.choice((600, 800, 1_000, 1_200)) if delivered else 0,
+            }
+            self.records.append((f"pharmacy:{pharmacy.code}", "dispensings", dispensing))
             for j, item in enumerate(items, 1):
                 self.records.append(
                     (
@@ -777,56 +838,50 @@ class PersonGenerator:
                 },
             )
         )
-        self._settlement_row(e, pharmacy, "PHARMACY", when, suffix, f"V{suffix}", split)
+        row = self._settlement_row(e, pharmacy, "PHARMACY", when, suffix, f"V{suffix}")
+        rows = [row] + ([dispensing] if dispensing is not None else [])
+        self._pending.append(
+            Pending(when, str(row["setl_id"]), e, pharmacy, "PHARMACY", dx, day, bill, False, rows)
+        )
 
     def _settle(
         self,
         e: Enrolment,
         inst: Institution,
         vtype: str,
+        begin: date,
         end: date,
+        dx: tuple[str, ...],
         suffix: str,
         mdtrt_id: str,
-        cost: int,
+        items: list[benefits.Item],
         filing: Filing | None,
     ) -> None:
         rng = self.rng
-        split = money.split(
-            rng,
-            cost,
-            level=inst.level,
-            insutype=e.insutype,
-            cross=filing is not None,
-            inpatient=vtype == "INPATIENT",
-        )
         when = _at(end, rng, 9, 20)
         if filing is None:
-            self._settlement_row(e, inst, vtype, when, suffix, mdtrt_id, split)
+            row = self._settlement_row(e, inst, vtype, when, suffix, mdtrt_id)
+            self._pending.append(
+                Pending(when, str(row["setl_id"]), e, inst, vtype, dx, begin, items, False, [row])
+            )
             return
         month = f"{when:%Y-%m}"
-        self.records.append(
-            (
-                "platform",
-                "cross_settlements",
-                {
-                    "setl_id": f"X{suffix}",
-                    "mdtrt_id": mdtrt_id,
-                    "filing_id": filing.filing_id,
-                    "person_ref": self.id_number,
-                    "institution_code": inst.code,
-                    "med_type": vtype,
-                    "setl_time": when,
-                    "insuplc_admdvs": e.pool,
-                    "mdtrtarea_admvs": inst.city,
-                    "total_fen": split.total,
-                    "in_policy_fen": split.in_policy,
-                    "fund_pay_fen": split.fund,
-                    "acct_pay_fen": split.acct,
-                    "cash_pay_fen": split.cash,
-                    "clearing_status": "PENDING" if month >= CURRENT_MONTH else "CLEARED",
-                    "clearing_month": month,
-                },
-            )
+        row = {
+            "setl_id": f"X{suffix}",
+            "mdtrt_id": mdtrt_id,
+            "filing_id": filing.filing_id,
+            "person_ref": self.id_number,
+            "institution_code": inst.code,
+            "med_type": vtype,
+            "setl_time": when,
+            "insuplc_admdvs": e.pool,
+            "mdtrtarea_admvs": inst.city,
+            "clearing_status": "PENDING" if month >= CURRENT_MONTH else "CLEARED",
+            "clearing_month": month,
+        }
+        self.records.append(("platform", "cross_settlements", row))
+        self._pending.append(
+            Pending(when, f"X{suffix}", e, inst, vtype, dx, begin, items, True, [row])
         )
 
     def _settlement_row(
@@ -837,31 +892,21 @@ class PersonGenerator:
         when: datetime,
         suffix: str,
         mdtrt_id: str,
-        split: money.Split,
-    ) -> None:
-        self.records.append(
-            (
-                bureau(inst.province),
-                "settlements",
-                {
-                    "setl_id": f"S{suffix}",
-                    "mdtrt_id": mdtrt_id,
-                    "person_ref": self.id_number,
-                    "institution_code": inst.code,
-                    "med_type": vtype,
-                    "setl_time": when,
-                    "insuplc_admdvs": e.pool,
-                    "mdtrtarea_admvs": inst.city,
-                    "total_fen": split.total,
-                    "in_policy_fen": split.in_policy,
-                    "fund_pay_fen": split.fund,
-                    "acct_pay_fen": split.acct,
-                    "cash_pay_fen": split.cash,
-                    "cross_province": False,
-                    "clearing_status": "PENDING" if f"{when:%Y-%m}" >= CURRENT_MONTH else "CLEARED",
-                },
-            )
-        )
+    ) -> dict[str, object]:
+        row: dict[str, object] = {
+            "setl_id": f"S{suffix}",
+            "mdtrt_id": mdtrt_id,
+            "person_ref": self.id_number,
+            "institution_code": inst.code,
+            "med_type": vtype,
+            "setl_time": when,
+            "insuplc_admdvs": e.pool,
+            "mdtrtarea_admvs": inst.city,
+            "cross_province": False,
+            "clearing_status": "PENDING" if f"{when:%Y-%m}" >= CURRENT_MONTH else "CLEARED",
+        }
+        self.records.append((bureau(inst.province), "settlements", row))
+        return row
 
 
 def _randint(rng: random.Random, low: int, high: int) -> int:

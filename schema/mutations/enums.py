@@ -94,3 +94,10 @@ for _api, _stored in (
     (ConsentStatusEnum, StoredConsentStatus),
 ):
     assert {m.value for m in _api} == {m.value for m in _stored}, _api
+
+
+@strawberry.enum(description="What a bill item is: a drug, a service, or a delivery fee (配送费).")
+class SettlementItemKind(Enum):
+    DRUG = "DRUG"
+    SERVICE = "SERVICE"
+    DELIVERY = "DELIVERY"

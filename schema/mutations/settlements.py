@@ -16,7 +16,10 @@ from connectors.sql.models import bureau, platform
 from schema.enums import VisitType
 from schema.errors import forbidden
 from schema.mutations import lookups
+from schema.mutations import settlement_benefits as sb
+from schema.mutations import settlement_review as sr
 from schema.mutations import validation as v
+from schema.mutations.enums import SettlementItemKind
 from schema.mutations.idempotent import Created, IdempotentCall, Target
 from schema.selection import requested
 from schema.types.records import SETTLEMENT, Settlement
@@ -33,14 +36,22 @@ AMOUNTS = (
 )
 
 
+@strawberry.input(description="One item of the bill, priced by the treatment place's catalogue.")
+class SettlementItemInput:
+    code: str = strawberry.field(description="National drug or service code (医保编码).")
+    kind: SettlementItemKind = strawberry.field(description="Drug, service or delivery fee.")
+    amount: Decimal = strawberry.field(description="Amount in yuan.")
+
+
 @strawberry.input(
-    description="A settlement to record. Amounts are in yuan with at most two "
-    "decimals, none negative; `total = fundPay + accountPay + "
-    "cashPay` exactly and `inPolicy <= total`. A settlement whose "
-    "insured and treatment provinces differ is cross-province and "
-    "needs an ACTIVE filing (备案) covering the treatment region on "
-    "the settlement date. Times without an offset are China "
-    "Standard Time."
+    description="A settlement to record. The split into fundPay, accountPay and cashPay is "
+    "computed from the insured place's benefits (docs/supervision.md); give the three "
+    "together to have them checked instead (each difference is named). With `items` the "
+    "total and inPolicy are priced by the treatment place's catalogue; without them both "
+    "are required. Amounts are in yuan with at most two decimals, none negative. A "
+    "settlement whose insured and treatment provinces differ is cross-province and needs an "
+    "ACTIVE filing (备案) covering the treatment region on the settlement date. Times "
+    "without an offset are China Standard Time."
 )
 class RecordSettlementInput:
     person_id: strawberry.ID = strawberry.field(description="The settled person's personId.")
@@ -58,18 +69,23 @@ class RecordSettlementInput:
     treatment_region: str = strawberry.field(
         description="Treatment place (就医地, mdtrtarea_admvs), as on the visit."
     )
-    total: Decimal = strawberry.field(description="Total medical cost (医疗费总额), yuan.")
-    in_policy: Decimal = strawberry.field(
-        description="Cost within the policy scope (符合政策范围金额), yuan."
+    items: list[SettlementItemInput] | None = strawberry.field(
+        default=None, description="The bill's items; delivery fees are never paid by the fund."
     )
-    fund_pay: Decimal = strawberry.field(
-        description="Paid by the pooled fund (统筹基金支付), yuan."
+    total: Decimal | None = strawberry.field(
+        default=None, description="Total medical cost (医疗费总额), yuan."
     )
-    account_pay: Decimal = strawberry.field(
-        description="Paid from the personal account (个人账户支付), yuan."
+    in_policy: Decimal | None = strawberry.field(
+        default=None, description="Cost within the policy scope (符合政策范围金额), yuan."
     )
-    cash_pay: Decimal = strawberry.field(
-        description="Paid in cash by the person (个人现金支付), yuan."
+    fund_pay: Decimal | None = strawberry.field(
+        default=None, description="Paid by the pooled fund (统筹基金支付), yuan: checked."
+    )
+    account_pay: Decimal | None = strawberry.field(
+        default=None, description="Paid from the personal account (个人账户支付), yuan: checked."
+    )
+    cash_pay: Decimal | None = strawberry.field(
+        default=None, description="Paid in cash by the person (个人现金支付), yuan: checked."
     )
 
 
@@ -83,6 +99,14 @@ class RecordSettlementPayload:
         "recorded this input: nothing new was "
         "written and the first settlement is "
         "returned."
+    )
+    benefits: sb.SettlementBenefits | None = strawberry.field(
+        default=None,
+        description="How the benefits split it (null on a replay: see the first answer).",
+    )
+    warnings: list[sr.ClaimWarning] = strawberry.field(
+        default_factory=list,
+        description="Claims rules this settlement hit below blocking (empty on a replay).",
     )
 
 
@@ -131,8 +155,17 @@ def _check_static(p: v.Problems, i: RecordSettlementInput, now: datetime) -> dic
         "insured": v.region(p, ["input", "insuredRegion"], i.insured_region),
         "treatment": v.region(p, ["input", "treatmentRegion"], i.treatment_region),
     }
-    fen = {column: v.money(p, ["input", name], getattr(i, attr)) for name, attr, column in AMOUNTS}
+    fen = {
+        column: None if getattr(i, attr) is None else v.money(p, ["input", name], getattr(i, attr))
+        for name, attr, column in AMOUNTS
+    }
     out["fen"] = fen
+    out["items"] = sb.items_of(p, i.items)
+    given = [name for name, attr, _ in AMOUNTS[2:] if getattr(i, attr) is not None]
+    if given and len(given) != 3:
+        for name in ("fundPay", "accountPay", "cashPay"):
+            if name not in given:
+                p.add(["input", name], "give fundPay, accountPay and cashPay together, or none")
     parts = (fen["fund_pay_fen"], fen["acct_pay_fen"], fen["cash_pay_fen"])
     if fen["total_fen"] is not None and None not in parts and fen["total_fen"] != sum(parts):
         p.add(["input", "total"], "must equal fundPay + accountPay + cashPay exactly")
@@ -155,6 +188,7 @@ async def _check_sources(
     insured, treatment = facts["insured"], facts["treatment"]
     if not p.at("input", "institutionCode"):
         row = await lookups.institution_row(ctx, i.institution_code)
+        plan["institution"] = row
         if row is None:
             p.add(["input", "institutionCode"], "is not in the institution directory")
         elif treatment and codes.province_of(row["region"]) != codes.province_of(treatment):
@@ -175,6 +209,7 @@ async def _check_sources(
             "is not a visit of this person known to the bureau of the treatment province",
         )
         return plan
+    plan["visit"] = visit
     if visit["institution_code"] != i.institution_code:
         p.add(["input", "institutionCode"], "must be the institution of the visit")
     if insured and visit["insuplc_admdvs"] != insured:
@@ -233,6 +268,46 @@ def _covering_filing(
     return None
 
 
+async def _benefits(
+    ctx: Any,
+    p: v.Problems,
+    i: RecordSettlementInput,
+    facts: dict[str, Any],
+    plan: dict[str, Any],
+    setl_id: str,
+) -> tuple[Any, Any, Any] | None:
+    """The split by the insured place's benefits, once the sources confirmed the visit; a
+    submitted split is compared with it. Nothing is computed on input already refused."""
+    if i.items is not None and facts["items"] is None:
+        return None  # the items' own problems are reported
+    bill = sb.bill_of(
+        p,
+        ctx.services.benefits.catalogue_for(facts["treatment"]) if facts["treatment"] else None,
+        facts["items"],
+        facts["fen"],
+    )
+    if p.items or bill is None or "visit" not in plan or plan.get("institution") is None:
+        return None
+    rows = await sr.person_rows(ctx, str(i.person_id))
+    result = sb.compute_split(
+        ctx,
+        p,
+        rows,
+        bill=bill,
+        insured=facts["insured"],
+        medical_type=i.medical_type.value,
+        settled_at=facts["settled_at"],
+        setl_id=setl_id,
+        visit=plan["visit"],
+        institution=plan["institution"],
+        cross=plan["cross"],
+    )
+    if result is None:
+        return None
+    sb.check_submitted(p, result[1], result[0], facts["fen"])
+    return (*result, rows)
+
+
 async def _load(ctx: Any, info: strawberry.Info, created: Created) -> Settlement | None:
     source = ctx.registry.get(created.source)
     table = (
@@ -266,10 +341,9 @@ async def record_settlement(
     _check_scope(ctx, facts["insured"], facts["treatment"])
     setl_id = call.new_id("S", 24)
     plan = await _check_sources(ctx, p, input, facts, setl_id)
+    split = await _benefits(ctx, p, input, facts, plan, setl_id)
     p.raise_if_any(OPERATION)
-    if (twin := await call.claim()) is not None:
-        return RecordSettlementPayload(settlement=await _load(ctx, info, twin), replayed=True)
-
+    assert split is not None  # no problem means the split was computed
     row = {
         "setl_id": setl_id,
         "mdtrt_id": str(input.visit_id),
@@ -279,7 +353,11 @@ async def record_settlement(
         "setl_time": facts["settled_at"],
         "insuplc_admdvs": facts["insured"],
         "mdtrtarea_admvs": facts["treatment"],
-        **facts["fen"],
+        "total_fen": split[0].total_fen,
+        "in_policy_fen": split[0].in_policy_fen,
+        "fund_pay_fen": split[0].fund_fen,
+        "acct_pay_fen": split[0].account_fen,
+        "cash_pay_fen": split[0].cash_fen,
         "clearing_status": "PENDING",
     }
     if plan["cross"]:
@@ -293,6 +371,13 @@ async def record_settlement(
         source = plan["bureau"]
         row["cross_province"] = False
         table, write = bureau.Settlement.__table__, writers.write_settlement
+    hits = await sr.review(ctx, row, split[2], plan["bureau"])
+    doctor = plan["visit"]["doctor_code"]
+    if any(h.grade >= 4 for h in hits):
+        await sr.keep(ctx, hits, row, source.name, doctor, settled=False)
+        raise sr.refused(hits)
+    if (twin := await call.claim()) is not None:
+        return RecordSettlementPayload(settlement=await _load(ctx, info, twin), replayed=True)
     await call.write(
         ctx,
         Target(source.name, table.name, "setl_id", setl_id, person=str(input.person_id)),
@@ -300,4 +385,10 @@ async def record_settlement(
     )
     created = Created(source.name, setl_id)
     await call.done(created)
-    return RecordSettlementPayload(settlement=await _load(ctx, info, created), replayed=False)
+    await sr.keep(ctx, hits, row, source.name, doctor, settled=True)
+    return RecordSettlementPayload(
+        settlement=await _load(ctx, info, created),
+        replayed=False,
+        benefits=sb.describe(split[1], split[0]),
+        warnings=sr.warnings_of(ctx, hits),
+    )

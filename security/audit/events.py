@@ -46,6 +46,7 @@ class Kind(StrEnum):
     AUTHENTICATION = "AUTHENTICATION"
     PRIVACY_SPEND = "PRIVACY_SPEND"  # epsilon charged to a partner's privacy budget
     EXTRACT = "EXTRACT"  # a de-identified extract requested, approved, refused or written
+    SUPERVISION = "SUPERVISION"  # a claims scan run, or a warning assigned or closed
 
 
 @dataclass(frozen=True, slots=True)
@@ -370,4 +371,32 @@ def extract_event(
         "outcome": str(Outcome.OK),
         "errors": [],
         "extract": {"action": action, **extract},
+    }
+
+
+def supervision_event(
+    *,
+    principal: Any,
+    purpose: Any,
+    action: str,
+    supervision: Mapping[str, Any],
+    request_id: str,
+    persons: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """A fund-supervision change: a scan that stored warnings (its period and counts), or one
+    warning assigned, acknowledged or closed (its id, rule, states, owner and note). The
+    person is named only by the pseudonym the other events use."""
+    return {
+        "v": EVENT_VERSION,
+        "kind": str(Kind.SUPERVISION),
+        "time": now_iso(),
+        "requestId": request_id,
+        "principal": principal_of(principal),
+        "purpose": str(purpose) if purpose is not None else None,
+        "breakGlass": False,
+        "persons": persons or [],
+        "sources": {"touched": [], "failed": []},
+        "outcome": str(Outcome.OK),
+        "errors": [],
+        "supervision": {"action": action, **supervision},
     }

@@ -192,9 +192,6 @@ async def test_an_agency_cannot_settle_or_file_its_way_into_another_region(world
         "treatmentRegion": "370102",
         "total": "100.00",
         "inPolicy": "100.00",
-        "fundPay": "60.00",
-        "accountPay": "0",
-        "cashPay": "40.00",
     }
     for key, data, refusal in (
         ("as-is", settle, "FORBIDDEN"),
@@ -247,9 +244,6 @@ async def test_the_settlement_centre_settles_cross_province_only(world):
         "treatmentRegion": "370102",
         "total": "100.00",
         "inPolicy": "100.00",
-        "fundPay": "60.00",
-        "accountPay": "0",
-        "cashPay": "40.00",
     }
     for org in ("100000", "370000"):  # the national and a provincial centre
         response = await post(
@@ -290,9 +284,6 @@ async def test_a_provincial_centre_settles_only_its_own_provinces_cross_province
         "treatmentRegion": "330106",
         "total": "100.00",
         "inPolicy": "100.00",
-        "fundPay": "60.00",
-        "accountPay": "0",
-        "cashPay": "40.00",
     }
     response = await post(
         fed, app, "settlement_center", "220000", None, SETTLE, {"k": "jl", "input": settle}

@@ -65,3 +65,35 @@ async def run(
 ) -> dict:
     async with fed.client(app, token, purpose) as client:
         return await gql(client, query, variables)
+
+
+FILE_FOR_CARE = """mutation($key: String!, $input: FileForCrossRegionCareInput!) {
+  fileForCrossRegionCare(idempotencyKey: $key, input: $input) { filing { filingId } } }"""
+
+
+async def file_for_care(
+    fed: Federation, app: Any, ref: str, insured: str = "220102", destination: str = "330000"
+) -> str:
+    """File a person for temporary care elsewhere, as the patient does in the app, valid
+    from ten days before RECENT to eighty days after."""
+    token = fed.token("patient", insured, person=ref)
+    body = await run(
+        fed,
+        app,
+        token,
+        "PATIENT_ACCESS",
+        FILE_FOR_CARE,
+        {
+            "key": "filing",
+            "input": {
+                "insuredRegion": insured,
+                "destination": destination,
+                "category": "TEMPORARY",
+                "channel": "APP",
+                "validFrom": (RECENT.date() - timedelta(days=10)).isoformat(),
+                "validUntil": (RECENT.date() + timedelta(days=80)).isoformat(),
+            },
+        },
+    )
+    assert "errors" not in body, body
+    return body["data"]["fileForCrossRegionCare"]["filing"]["filingId"]

@@ -10,7 +10,7 @@ import pytest
 from connectors.sql.models import bureau, platform
 from security.idempotency import IdempotencyKeyRow
 from tests.support.federation import Federation, make_id_number
-from tests.support.mutations import RECENT, code, count, problem_paths, rows, run
+from tests.support.mutations import RECENT, code, count, file_for_care, problem_paths, rows, run
 
 RECORD = """mutation($key: String!, $input: RecordSettlementInput!) {
   recordSettlement(idempotencyKey: $key, input: $input) {
@@ -19,8 +19,6 @@ RECORD = """mutation($key: String!, $input: RecordSettlementInput!) {
       insuredRegion treatmentRegion total inPolicy fundPay accountPay cashPay
       crossProvince clearingStatus clearingMonth filingId }
   } }"""
-FILE = """mutation($key: String!, $input: FileForCrossRegionCareInput!) {
-  fileForCrossRegionCare(idempotencyKey: $key, input: $input) { filing { filingId } } }"""
 
 
 @pytest.fixture
@@ -50,9 +48,6 @@ def local(fed, **changes) -> dict:
         "treatmentRegion": "330106",
         "total": "320.50",
         "inPolicy": "300.00",
-        "fundPay": "200.00",
-        "accountPay": "50.5",
-        "cashPay": "70.00",
     }
     return {**data, **changes}
 
@@ -79,28 +74,7 @@ async def record(
 
 
 async def file_for(fed, app, ref: str) -> str:
-    """File 李四 for temporary care in Zhejiang, as the patient does in the app."""
-    token = fed.token("patient", "220102", person=ref)
-    body = await run(
-        fed,
-        app,
-        token,
-        "PATIENT_ACCESS",
-        FILE,
-        {
-            "key": "filing",
-            "input": {
-                "insuredRegion": "220102",
-                "destination": "330000",
-                "category": "TEMPORARY",
-                "channel": "APP",
-                "validFrom": (RECENT.date() - timedelta(days=10)).isoformat(),
-                "validUntil": (RECENT.date() + timedelta(days=80)).isoformat(),
-            },
-        },
-    )
-    assert "errors" not in body, body
-    return body["data"]["fileForCrossRegionCare"]["filing"]["filingId"]
+    return await file_for_care(fed, app, ref)
 
 
 async def test_in_province_settlement_is_written_to_the_treatment_bureau(fed):
@@ -108,15 +82,17 @@ async def test_in_province_settlement_is_written_to_the_treatment_bureau(fed):
     body = await record(fed, app, "s-1", local(fed))
     assert "errors" not in body, body
     s = body["data"]["recordSettlement"]["settlement"]
-    assert s["total"] == "320.50" and s["accountPay"] == "50.50"
+    # Hangzhou's employee outpatient scheme: 200 yuan deductible a year, 60 % at a tertiary
+    # hospital; the personal account pays the rest within policy, cash what is outside it.
+    assert s["total"] == "320.50" and s["accountPay"] == "240.00"
     assert s["crossProvince"] is False and s["clearingStatus"] == "PENDING"
     (row,) = await rows(fed, "bureau-330000", bureau.Settlement)
     assert row["setl_id"] == s["settlementId"]
     assert (row["total_fen"], row["fund_pay_fen"], row["acct_pay_fen"], row["cash_pay_fen"]) == (
         32050,
-        20000,
-        5050,
-        7000,
+        6000,
+        24000,
+        2050,
     )
     assert await count(fed, "platform", platform.CrossSettlement) == 0
 
@@ -136,7 +112,8 @@ async def test_in_province_settlement_is_written_to_the_treatment_bureau(fed):
 
 async def test_amounts_that_do_not_add_up_name_each_field(fed):
     app = fed.app()
-    body = await record(fed, app, "s-1", local(fed, total="321.00", inPolicy="400"))
+    split = {"fundPay": "60.00", "accountPay": "240.00", "cashPay": "20.50"}
+    body = await record(fed, app, "s-1", local(fed, total="321.00", inPolicy="400", **split))
     assert problem_paths(body) == {
         ("input", "total"),
         ("input", "fundPay"),
@@ -145,7 +122,7 @@ async def test_amounts_that_do_not_add_up_name_each_field(fed):
         ("input", "inPolicy"),
     }
     body = await record(
-        fed, app, "s-1", local(fed, fundPay="-1", cashPay="70.001", accountPay="NaN")
+        fed, app, "s-1", local(fed, fundPay="-1", cashPay="20.501", accountPay="NaN")
     )
     assert problem_paths(body) == {
         ("input", "fundPay"),
@@ -234,13 +211,13 @@ async def test_a_filing_outside_its_validity_does_not_cover(fed):
 async def test_same_key_records_once_and_refuses_other_input(fed):
     app = fed.app()
     first = await record(fed, app, "once", local(fed))
-    again = await record(fed, app, "once", local(fed, accountPay="50.50"))  # same amount
+    again = await record(fed, app, "once", local(fed, total="320.5"))  # same amount
     assert again["data"]["recordSettlement"]["replayed"] is True
     assert (
         again["data"]["recordSettlement"]["settlement"]
         == first["data"]["recordSettlement"]["settlement"]
     )
-    other = await record(fed, app, "once", local(fed, total="330.50", cashPay="80.00"))
+    other = await record(fed, app, "once", local(fed, total="330.50"))
     assert code(other) == "IDEMPOTENCY_KEY_REUSED"
     assert await count(fed, "bureau-330000", bureau.Settlement) == 1
 
