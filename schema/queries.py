@@ -29,6 +29,8 @@ from schema.pagination import Connection, connection, decode_cursor, merge_pages
 from schema.projection import Projection
 from schema.selection import requested_nodes
 from schema.statistics import StatisticsQuery
+from schema.supervision.monitoring import SupervisionQuery
+from schema.supervision.warnings import WarningQuery
 from schema.types.audit import AuditQuery
 from schema.types.filings import FILING, Filing
 from schema.types.institution import Institution
@@ -200,7 +202,9 @@ class SettlementFilter:
 
 
 @strawberry.type(description="The read entry points of medfed.")
-class Query(ConsentQuery, AuditQuery, StatisticsQuery, ExtractQuery):
+class Query(
+    ConsentQuery, AuditQuery, StatisticsQuery, ExtractQuery, SupervisionQuery, WarningQuery
+):
     @strawberry.field(description="The calling patient's own record (patients only).")
     async def me(self, info: strawberry.Info) -> Person | None:
         ctx = info.context

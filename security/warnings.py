@@ -9,7 +9,8 @@ same row instead of a second one. It has a grade (1 notice … 4 blocking), an o
 
 Each change is a row of ``supervision_warning_notes`` (who, when, from which state to which,
 and the note) and an audit event, so what supervisors did is in the Merkle log. A warning
-names the person by their pseudonymous reference only, never a personal value.
+names the person by their pseudonymous reference only, never a personal value; a warning on
+a clearing between provinces (``CLEARING_MISMATCH``) names no person and no institution.
 """
 
 from __future__ import annotations
@@ -46,8 +47,9 @@ class SupervisionWarning(GatewayBase):
     setl_id: Mapped[str | None] = mapped_column(String(24), nullable=True, index=True)
     mdtrt_id: Mapped[str | None] = mapped_column(String(24), nullable=True)
     source: Mapped[str] = mapped_column(String(64))
-    person_ref: Mapped[str] = mapped_column(String(32), index=True)
-    institution_code: Mapped[str] = mapped_column(String(12), index=True)
+    clearing_id: Mapped[str | None] = mapped_column(String(24), nullable=True)
+    person_ref: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
+    institution_code: Mapped[str | None] = mapped_column(String(12), nullable=True, index=True)
     doctor_code: Mapped[str | None] = mapped_column(String(16), nullable=True, index=True)
     insured_region: Mapped[str] = mapped_column(String(6), index=True)
     treatment_region: Mapped[str] = mapped_column(String(6), index=True)
@@ -90,17 +92,22 @@ class NewWarning:
     setl_id: str | None
     mdtrt_id: str | None
     source: str
-    person_ref: str
-    institution_code: str
+    person_ref: str | None
+    institution_code: str | None
     doctor_code: str | None
     insured_region: str
     treatment_region: str
     settled_at: datetime | None
     detail: str
+    clearing_id: str | None = None
 
     @property
     def key(self) -> str:
-        return warning_id(self.rule, self.setl_id or f"visit:{self.mdtrt_id}")
+        if self.setl_id:
+            return warning_id(self.rule, self.setl_id)
+        if self.clearing_id:
+            return warning_id(self.rule, f"clearing:{self.clearing_id}")
+        return warning_id(self.rule, f"visit:{self.mdtrt_id}")
 
 
 async def record(
@@ -118,6 +125,7 @@ async def record(
                 "phase": w.phase,
                 "setl_id": w.setl_id,
                 "mdtrt_id": w.mdtrt_id,
+                "clearing_id": w.clearing_id,
                 "source": w.source,
                 "person_ref": w.person_ref,
                 "institution_code": w.institution_code,

@@ -92,6 +92,15 @@ class RegionBenefits:
 class Benefits:
     catalogues: Mapping[str, Catalogue]
     regions: Mapping[str, RegionBenefits]
+    # The fund's budget per enrolled person and year, fen, per region (fund monitoring).
+    budgets: Mapping[str, int] = field(default_factory=dict)
+
+    def budget_for(self, region: str) -> int | None:
+        """The most specific budget covering ``region``: district, city, province."""
+        for key in (region, region[:4] + "00", region[:2] + "0000"):
+            if key in self.budgets:
+                return self.budgets[key]
+        return None
 
     def region_for(self, insured: str) -> RegionBenefits | None:
         """The most specific entry covering ``insured``: district, city, province."""
@@ -382,10 +391,20 @@ def parse_benefits(text: str, origin: str = "benefits.toml") -> Benefits:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise BenefitsError(f"{origin}: is not valid TOML ({exc})") from None
-    _keys("benefits", raw, ("catalogues", "regions"), ("catalogues", "regions"))
+    _keys("benefits", raw, ("catalogues", "regions", "budgets"), ("catalogues", "regions"))
     catalogues = {p: _catalogue(p, c) for p, c in _table("catalogues", raw["catalogues"]).items()}
     regions = {c: _region(c, r) for c, r in _table("regions", raw["regions"]).items()}
-    return Benefits(catalogues, regions)
+    budgets = {c: _budget(c, r) for c, r in _table("budgets", raw.get("budgets", {})).items()}
+    return Benefits(catalogues, regions, budgets)
+
+
+def _budget(code: str, raw: Any) -> int:
+    where = f"budgets.{code}"
+    if problem := codes.validate_region(code):
+        raise BenefitsError(f"{where}: {problem}")
+    raw = _table(where, raw)
+    _keys(where, raw, ("per_person_year",), ("per_person_year",))
+    return _yuan(f"{where}.per_person_year", raw["per_person_year"])
 
 
 def load_benefits(path: Path | str | None = None) -> Benefits:

@@ -219,9 +219,14 @@ CHECKS: dict[str, tuple[Check, dict[str, type]]] = {
 }
 
 
+# Credit levels by the points of confirmed violations (the sum of their grades).
+DEFAULT_CREDIT = (("A", 0), ("B", 4), ("C", 10), ("D", 20))
+
+
 @dataclass(frozen=True, slots=True)
 class RuleBase:
     rules: tuple[Rule, ...]
+    credit_levels: tuple[tuple[str, int], ...] = DEFAULT_CREDIT
 
     def enabled(self) -> tuple[Rule, ...]:
         return tuple(r for r in self.rules if r.enabled)
@@ -284,10 +289,29 @@ def parse_rules(text: str, origin: str = "claims_rules.toml") -> RuleBase:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise RulesError(f"{origin}: is not valid TOML ({exc})") from None
-    if set(raw) != {"rules"} or not isinstance(raw["rules"], dict):
-        extra = sorted(set(raw) - {"rules"})
-        raise RulesError(f"{extra[0] if extra else 'rules'}: the file holds [rules.<ID>] only")
-    return RuleBase(tuple(_rule(rule_id, r) for rule_id, r in raw["rules"].items()))
+    if not set(raw) <= {"rules", "credit"} or not isinstance(raw.get("rules"), dict):
+        extra = sorted(set(raw) - {"rules", "credit"})
+        raise RulesError(
+            f"{extra[0] if extra else 'rules'}: the file holds [rules.<ID>] and [credit] only"
+        )
+    rules = tuple(_rule(rule_id, r) for rule_id, r in raw["rules"].items())
+    return RuleBase(rules, _credit(raw.get("credit")))
+
+
+def _credit(raw: Any) -> tuple[tuple[str, int], ...]:
+    if raw is None:
+        return DEFAULT_CREDIT
+    if not isinstance(raw, dict) or set(raw) != {"levels"} or not isinstance(raw["levels"], dict):
+        raise RulesError("credit: must hold levels = { A = 0, B = …, … } only")
+    levels = []
+    for name, low in raw["levels"].items():
+        if not isinstance(name, str) or len(name) != 1 or not name.isupper():
+            raise RulesError(f"credit.levels.{name}: a level is one capital letter")
+        levels.append((name, _param(f"credit.levels.{name}", low, int)))
+    ordered = sorted(levels, key=lambda lv: lv[1])
+    if not ordered or ordered[0][1] != 0 or [n for n, _ in ordered] != sorted(n for n, _ in levels):
+        raise RulesError("credit.levels: the first level starts at 0 and letters rise with points")
+    return tuple(ordered)
 
 
 def load_rules(path: Path | str | None = None) -> RuleBase:

@@ -74,8 +74,19 @@ SUBGRAPHS: Mapping[str, Cut] = {
         cloud_record=("personId", "testResults"),
     ),
     "settlement": Cut(
-        query=("settlements", "filings", "institutions"),
-        mutation=("recordSettlement", "fileForCrossRegionCare"),
+        query=(
+            "settlements",
+            "filings",
+            "institutions",
+            # fund supervision: monitoring, clearings, warnings, credit records
+            "fundSpending",
+            "rulesHit",
+            "institutionWarningRates",
+            "clearings",
+            "supervisionWarnings",
+            "creditRecords",
+        ),
+        mutation=("recordSettlement", "fileForCrossRegionCare", "handleWarning"),
         person=(),
         cloud_record=("personId", "settlements", "filings"),
     ),

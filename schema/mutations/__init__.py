@@ -25,6 +25,7 @@ from schema.mutations.extracts import (
 from schema.mutations.filings import FileForCrossRegionCarePayload, file_for_cross_region_care
 from schema.mutations.results import PublishTestResultPayload, publish_test_result
 from schema.mutations.settlements import RecordSettlementPayload, record_settlement
+from schema.supervision.warnings import SupervisionWarning, handle_warning
 
 
 @strawberry.type(
@@ -73,6 +74,12 @@ class Mutation:
     refuse_extract: ExtractJobPayload = strawberry.mutation(
         resolver=refuse_extract,
         description="Refuse a requested extract (administrators).",
+    )
+    handle_warning: SupervisionWarning = strawberry.mutation(
+        resolver=handle_warning,
+        description="Assign, acknowledge or close (RESOLVED: a confirmed violation; "
+        "FALSE_POSITIVE) a fund-supervision warning of your region, with a note; audited. "
+        "Supervisors ([[supervision]] view handle).",
     )
     revoke_consent: RevokeConsentPayload = strawberry.mutation(
         resolver=revoke_consent,

@@ -38,6 +38,15 @@ async def ask(ctx: Any, source: Source, query: Callable[[AsyncEngine], Awaitable
         raise unavailable(source.name, reason_of(exc)) from exc
 
 
+def asker(ctx: Any) -> Callable[[Source, Callable[[AsyncEngine], Awaitable[T]]], Awaitable[T]]:
+    """``ask`` bound to this request, in the shape the bulk readers of connectors take."""
+
+    async def ask_source(source: Source, query: Callable[[AsyncEngine], Awaitable[T]]) -> T:
+        return await ask(ctx, source, query)
+
+    return ask_source
+
+
 async def ask_all(
     ctx: Any, sources: Iterable[Source], query: Callable[[AsyncEngine], Awaitable[T]]
 ) -> dict[str, T]:

@@ -30,24 +30,19 @@ class ClaimWarning:
     detail: str = strawberry.field(description="What it found here (codes and dates only).")
 
 
-def _asker(ctx: Any):
-    async def ask(source: Source, query):
-        return await lookups.ask(ctx, source, query)
-
-    return ask
-
-
 async def person_rows(ctx: Any, person: str) -> fx.PersonRows:
     """The person's visits, settlements and enrolments at every bureau and the platform."""
     found = await fx.person_rows(
-        _asker(ctx), ctx.registry.of_kind("bureau"), lookups.platform_source(ctx), [person]
+        lookups.asker(ctx), ctx.registry.of_kind("bureau"), lookups.platform_source(ctx), [person]
     )
     return found[person]
 
 
 async def review(ctx: Any, claim: Row, rows: fx.PersonRows, treatment: Source) -> list[Hit]:
     rules = ctx.services.claims_rules
-    ask = _asker(ctx)
+    if not rules.enabled():
+        return []
+    ask = lookups.asker(ctx)
     prescriptions = await fx.prescriptions_of(ask, treatment, [claim["mdtrt_id"]])
     facts = fx.facts_for(claim, rows, treatment.name, {claim["mdtrt_id"]: prescriptions}, {})
     volume = rules.get("DOCTOR_VOLUME")

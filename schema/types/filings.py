@@ -54,6 +54,17 @@ FILING = Projection(
 )
 
 
+@strawberry.type(description="What the cross-province settlements a clearing covers add up to.")
+class ClearingReconciliation:
+    settlements: int = strawberry.field(description="Settlements of the month and provinces.")
+    total: Decimal = strawberry.field(description="Their total cost in yuan.")
+    fund_pay: Decimal = strawberry.field(description="Their fund payment in yuan.")
+    matches: bool = strawberry.field(description="The clearing agrees with them.")
+    differences: list[str] = strawberry.field(
+        description="Each figure of the clearing that differs from its settlements."
+    )
+
+
 @strawberry.type(
     description="What one province owes another for a month of cross-province "
     "settlements (清算). Aggregate data, no persons."
@@ -67,6 +78,9 @@ class Clearing:
     total: Decimal = strawberry.field(description="Total cost in yuan.")
     fund_pay: Decimal = strawberry.field(description="Fund payment in yuan.")
     status: str = strawberry.field(description="OPEN or CLEARED.")
+    reconciliation: ClearingReconciliation | None = strawberry.field(
+        default=None, description="Checked against the platform's cross-province settlements."
+    )
 
     @classmethod
     def from_row(cls, row: Row) -> Clearing:

@@ -153,6 +153,16 @@ def note_open_data(ctx: Any, entry: Mapping[str, Any]) -> None:
     notes.append(dict(entry))
 
 
+def note_supervision_read(ctx: Any, what: str) -> None:
+    """Mark that this request reads fund supervision (``what``: the field): audited like
+    every read, refused attempts too, though it returns no personal row."""
+    reads = getattr(ctx, "supervision_reads", None)
+    if reads is None:
+        reads = set()
+        ctx.supervision_reads = reads
+    reads.add(what)
+
+
 def audit_log_part(reads: Iterable[str]) -> dict[str, Any]:
     """What of the log was read: names only, never a filter value or an answered event,
     so reading another person's trail copies none of it into the log."""
@@ -192,12 +202,15 @@ def request_event(
     denied = any(code in DENIAL_CODES for code in codes)
     audit_reads = getattr(ctx, "audit_reads", None)
     open_data = getattr(ctx, "open_data", None)
+    supervision_reads = getattr(ctx, "supervision_reads", None)
+    supervision_changes = getattr(ctx, "supervision_changes", None)
     if (
         not persons
         and not getattr(ctx, "asked_personal", False)
         and not denied
         and not audit_reads
         and not open_data
+        and not supervision_reads
         and operation.kind is not Kind.MUTATION
         and not getattr(ctx, "write_outcomes", None)
     ):
@@ -232,6 +245,10 @@ def request_event(
         event["auditLog"] = audit_log_part(audit_reads)
     if open_data:
         event["openData"] = open_data
+    if supervision_reads or supervision_changes:
+        event["supervision"] = {"read": sorted(supervision_reads or ())}
+        if supervision_changes:
+            event["supervision"]["changes"] = list(supervision_changes)
     # The outcomes of the writes this request made: logged with the request itself, before
     # it is answered, and each names its intent (security.audit.writes).
     outcomes = getattr(ctx, "write_outcomes", None)

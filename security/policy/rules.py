@@ -16,6 +16,12 @@ from security.identity.assurance import Assurance
 from security.identity.roles import Purpose, Role
 from security.policy.audit_scope import AuditScope, AuditScopeRules, parse_audit_scope
 from security.policy.grades import Grade, GradeError, parse_grades
+from security.policy.supervision import (
+    SupervisionGrant,
+    SupervisionPolicyError,
+    parse_supervision,
+    scope_for,
+)
 
 POLICY_FILE = Path(__file__).resolve().parents[1] / "policy.toml"
 
@@ -101,6 +107,12 @@ class Policy:
     assurance: tuple[AssuranceRule, ...]
     break_glass_institution_per_day: int
     audit_scope: AuditScopeRules
+    # Fund supervision views ([[supervision]], security.policy.supervision).
+    supervision: tuple[SupervisionGrant, ...]
+
+    def supervision_scope(self, role: Role, purpose: Purpose, view: str, org: str) -> str | None:
+        """The region prefix a supervisor may see in ``view`` ("" every region), or None."""
+        return scope_for(self.supervision, role, purpose, view, org, self.national_orgs)
 
     def auditor_scope(self, org: str) -> AuditScope:
         """The audit events an auditor of ``org`` may see ([audit_scope])."""
@@ -264,7 +276,15 @@ def parse(raw: Mapping[str, Any], overrides: Mapping[str, Any] | None = None) ->
         tuple(_assurance(i, a) for i, a in enumerate(raw.get("assurance", []))),
         int(per_institution),
         _audit_scope(raw.get("audit_scope", {})),
+        _supervision(raw.get("supervision")),
     )
+
+
+def _supervision(raw: Any) -> tuple[SupervisionGrant, ...]:
+    try:
+        return parse_supervision(raw)
+    except SupervisionPolicyError as exc:
+        raise PolicyError(str(exc)) from None
 
 
 def _audit_scope(raw: Any) -> AuditScopeRules:

@@ -52,8 +52,12 @@ class Visit(Base):
     an institution in this province, whoever insures the person."""
 
     __tablename__ = "visits"
-    # A person's keyset page (newest first) read off the index: connectors/sql/top.py.
-    __table_args__ = (Index("ix_visits_person_page", "person_ref", "begin_date", "mdtrt_id"),)
+    # A person's keyset pages (bureau_0002); the claims rule on doctors' volume counts one
+    # doctor's visits of one day (bureau_0003).
+    __table_args__ = (
+        Index("ix_visits_person_page", "person_ref", "begin_date", "mdtrt_id"),
+        Index("ix_visits_doctor_day", "doctor_code", "begin_date"),
+    )
     mdtrt_id: Mapped[str] = mapped_column(String(24), primary_key=True)
     person_ref: Mapped[str] = person_ref()
     institution_code: Mapped[str] = code(index=True)

@@ -1,0 +1,180 @@
+"""Risk warnings with graded handling: supervisors list and filter the warnings of their
+region, assign, acknowledge and close them with notes; each change is in the audit log that
+`medfed audit verify` proves; confirmed violations make credit records."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+
+from connectors.sql.engine import create_source_engine
+from gateway.app import build_services
+from security import warnings as store
+from tests.support.audit import logged, verify
+from tests.support.federation import Federation
+from tests.support.mutations import code, only_error, run
+
+LIST = """query($f: WarningFilter, $after: String) { supervisionWarnings(filter: $f, first: 2,
+  after: $after) { nodes { warningId rule grade state owner institutionCode insuredRegion
+  notes { action fromState toState owner note by } } pageInfo { hasNextPage endCursor } } }"""
+HANDLE = """mutation($i: HandleWarningInput!) { handleWarning(input: $i) {
+  warningId state owner notes { action fromState toState owner note } } }"""
+CREDIT = """query($s: CreditSubject!) { creditRecords(subject: $s, fromMonth: "2020-01",
+  toMonth: "2020-12") { subject confirmed falsePositives pending points level } }"""
+
+
+def warning(n: int, region: str, rule="DUPLICATE_BILLING", grade=3, inst="H33010600001"):
+    return store.NewWarning(
+        rule=rule,
+        grade=grade,
+        phase="POST",
+        setl_id=f"S{n}",
+        mdtrt_id=None,
+        source="bureau-330000",
+        person_ref="0" * 32,
+        institution_code=inst,
+        doctor_code=f"D{inst}001",
+        insured_region=region,
+        treatment_region=region,
+        settled_at=datetime(2020, 5, n),
+        detail="test",
+    )
+
+
+@pytest.fixture
+async def fed(data_dir):
+    fed = await Federation(data_dir).setup()
+    engine = create_source_engine(fed.settings.gateway_spec)
+    try:
+        fed.ids = await store.record(
+            engine,
+            [
+                warning(1, "330106"),
+                warning(2, "330106", rule="SIMULTANEOUS_CARE", grade=3),
+                warning(3, "330106", rule="DOCTOR_VOLUME", grade=2, inst="H33020300002"),
+                warning(4, "370102", inst="H37010200003"),
+            ],
+        )
+    finally:
+        await engine.dispose()
+    fed.services = build_services(fed.settings)
+    fed.app_ = fed.app(fed.services)
+    return fed
+
+
+async def ask(
+    fed, query, variables, org="330000", role="insurance_agency", purpose="FUND_SUPERVISION"
+):
+    return await run(fed, fed.app_, fed.token(role, org), purpose, query, variables)
+
+
+async def handle(fed, wid, action, note="checked", owner=None, org="330000"):
+    data = {"warningId": wid, "action": action, "note": note}
+    if owner:
+        data["owner"] = owner
+    return await ask(fed, HANDLE, {"i": data}, org=org)
+
+
+async def test_a_supervisor_lists_and_filters_the_warnings_of_their_region(fed):
+    body = await ask(fed, LIST, {})
+    page = body["data"]["supervisionWarnings"]
+    assert len(page["nodes"]) == 2 and page["pageInfo"]["hasNextPage"]
+    rest = await ask(fed, LIST, {"after": page["pageInfo"]["endCursor"]})
+    nodes = page["nodes"] + rest["data"]["supervisionWarnings"]["nodes"]
+    assert {n["insuredRegion"] for n in nodes} == {"330106"} and len(nodes) == 3
+    only = await ask(fed, LIST, {"f": {"rule": "DOCTOR_VOLUME"}})
+    assert [n["institutionCode"] for n in only["data"]["supervisionWarnings"]["nodes"]] == [
+        "H33020300002"
+    ]
+    graded = await ask(fed, LIST, {"f": {"minGrade": 3}})
+    assert len(graded["data"]["supervisionWarnings"]["nodes"]) == 2
+    shandong = await ask(fed, LIST, {}, org="370000")
+    assert [n["insuredRegion"] for n in shandong["data"]["supervisionWarnings"]["nodes"]] == [
+        "370102"
+    ]
+    assert code(await ask(fed, LIST, {"f": {"region": "370102"}})) == "FORBIDDEN"
+    patient = await ask(fed, LIST, {}, role="clinician", org="H33010600001", purpose="TREATMENT")
+    assert code(patient) == "FORBIDDEN"
+
+
+async def test_the_lifecycle_with_notes_each_change_audited(fed):
+    wid = fed.ids[0]
+    body = await handle(fed, wid, "ASSIGN", "to the inspection team", owner="inspector-7")
+    answer = body["data"]["handleWarning"]
+    assert (answer["state"], answer["owner"]) == ("OPEN", "inspector-7")
+    body = await handle(fed, wid, "ACKNOWLEDGE", "looking into it")
+    assert body["data"]["handleWarning"]["state"] == "ACKNOWLEDGED"
+    body = await handle(fed, wid, "RESOLVE", "confirmed: billed twice, recovered")
+    answer = body["data"]["handleWarning"]
+    assert answer["state"] == "RESOLVED" and answer["owner"] == "inspector-7"
+    assert [(n["action"], n["fromState"], n["toState"]) for n in answer["notes"]] == [
+        ("ASSIGN", "OPEN", "OPEN"),
+        ("ACKNOWLEDGE", "OPEN", "ACKNOWLEDGED"),
+        ("RESOLVE", "ACKNOWLEDGED", "RESOLVED"),
+    ]
+    closed = await handle(fed, wid, "FALSE_POSITIVE", "changed my mind")
+    assert code(closed) == "BAD_USER_INPUT" and "RESOLVED" in only_error(closed)["message"]
+    # OPEN may be closed directly as a false positive
+    body = await handle(fed, fed.ids[1], "FALSE_POSITIVE", "a transfer between hospitals")
+    assert body["data"]["handleWarning"]["state"] == "FALSE_POSITIVE"
+    changes = [c for e in await logged(fed) for c in e.get("supervision", {}).get("changes", [])]
+    assert [(c["warningId"], c["action"], c["from"], c["to"]) for c in changes] == [
+        (wid, "ASSIGN", "OPEN", "OPEN"),
+        (wid, "ACKNOWLEDGE", "OPEN", "ACKNOWLEDGED"),
+        (wid, "RESOLVE", "ACKNOWLEDGED", "RESOLVED"),
+        (fed.ids[1], "FALSE_POSITIVE", "OPEN", "FALSE_POSITIVE"),
+    ]
+    assert all(len(c["noteSha256"]) == 64 and "note" not in c for c in changes)
+    report = await verify(fed, fed.services)
+    assert report.ok, report
+
+
+async def test_outside_the_region_is_the_same_as_unknown(fed):
+    outside = await handle(fed, fed.ids[3], "ACKNOWLEDGE")  # Shandong's warning
+    unknown = await handle(fed, "f" * 32, "ACKNOWLEDGE")
+    assert code(outside) == code(unknown) == "NOT_FOUND"
+    assert only_error(outside)["message"] == only_error(unknown)["message"]
+    # positive control: Shandong's own agency handles it
+    body = await handle(fed, fed.ids[3], "ACKNOWLEDGE", org="370000")
+    assert body["data"]["handleWarning"]["state"] == "ACKNOWLEDGED"
+    bad = await handle(fed, fed.ids[0], "ASSIGN", note=" ")
+    assert code(bad) == "BAD_USER_INPUT"
+
+
+async def test_confirmed_violations_build_credit_records(fed):
+    await handle(fed, fed.ids[0], "RESOLVE", "confirmed")
+    await handle(fed, fed.ids[1], "RESOLVE", "confirmed")
+    await handle(fed, fed.ids[2], "FALSE_POSITIVE", "a busy clinic day, checked")
+    body = await ask(fed, CREDIT, {"s": "INSTITUTION"})
+    assert body["data"]["creditRecords"] == [
+        {
+            "subject": "H33010600001",
+            "confirmed": 2,
+            "falsePositives": 0,
+            "pending": 0,
+            "points": 6,
+            "level": "B",
+        },
+        {
+            "subject": "H33020300002",
+            "confirmed": 0,
+            "falsePositives": 1,
+            "pending": 0,
+            "points": 0,
+            "level": "A",
+        },
+    ]
+    doctors = await ask(fed, CREDIT, {"s": "DOCTOR"})
+    assert doctors["data"]["creditRecords"][0]["subject"] == "DH33010600001001"
+    shandong = await ask(fed, CREDIT, {"s": "INSTITUTION"}, org="370000")
+    assert shandong["data"]["creditRecords"] == [
+        {
+            "subject": "H37010200003",
+            "confirmed": 0,
+            "falsePositives": 0,
+            "pending": 1,
+            "points": 0,
+            "level": "A",
+        }
+    ]
