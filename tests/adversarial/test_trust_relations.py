@@ -10,9 +10,11 @@ from datetime import date, datetime, timedelta
 
 import pytest
 
+from connectors.sql.engine import create_source_engine
 from connectors.sql.models import bureau, hospital, platform
 from schema.build import build_schema
 from schema.mutations import Mutation
+from security import warnings
 from tests.support.adversarial import (
     GRANT,
     MUTATION_REFUSALS,
@@ -46,6 +48,7 @@ COVERED = {
     "requestExtract",
     "approveExtract",
     "refuseExtract",
+    "handleWarning",
 }
 
 
@@ -374,6 +377,64 @@ async def test_extract_jobs_relate_nobody_to_any_person(world):
         response = await post(fed, app, role, org, None, READ, {"id": ref})
         assert_no_leak(response, role)
         assert not leaked(response.content.decode(), NAME)
+
+
+async def test_handling_a_warning_relates_nobody_to_its_person(world):
+    fed, ref, app = world
+    engine = create_source_engine(fed.settings.gateway_spec)
+    try:
+        (wid,) = await warnings.record(
+            engine,
+            [
+                warnings.NewWarning(
+                    rule="DUPLICATE_BILLING",
+                    grade=3,
+                    phase="POST",
+                    setl_id="SVICTIM1",
+                    mdtrt_id=None,
+                    source="platform",
+                    person_ref=ref,
+                    institution_code=HANGZHOU,
+                    doctor_code=None,
+                    insured_region="370102",
+                    treatment_region="330106",
+                    settled_at=datetime(2020, 5, 1),
+                    detail="test",
+                )
+            ],
+        )
+    finally:
+        await engine.dispose()
+    handle = """mutation($i: HandleWarningInput!) { handleWarning(input: $i) { state } }"""
+    response = await post(
+        fed,
+        app,
+        "clinician",
+        HANGZHOU,
+        None,
+        handle,
+        {"i": {"warningId": wid, "action": "ACKNOWLEDGE", "note": "mine now"}},
+    )
+    assert_no_leak(response, "handleWarning", refusals=MUTATION_REFUSALS)
+    assert response.json()["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    for action in ("ASSIGN", "RESOLVE"):
+        variables = {"i": {"warningId": wid, "action": action, "note": "checked", "owner": "x"}}
+        response = await post(
+            fed,
+            app,
+            "insurance_agency",
+            "330000",
+            None,
+            handle,
+            variables,
+            purpose="FUND_SUPERVISION",
+        )
+        assert "errors" not in response.json(), response.json()
+    # The Hangzhou agency supervised the claim; it is still not related to the person.
+    assert not await reads_name(fed, app, ref, "insurance_agency", "330000", "FUND_SUPERVISION")
+    assert not await reads_name(fed, app, ref)
+    # Positive control: the victim's own agency reads them.
+    assert await reads_name(fed, app, ref, "insurance_agency", "370100", "SETTLEMENT")
 
 
 def test_every_mutation_has_a_self_made_relation_test():
