@@ -12,13 +12,14 @@ nothing.
 from __future__ import annotations
 
 import asyncio
+import secrets
 import sqlite3
 import statistics
 import time
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
-from bench.common import demo_dir, percentiles, table
+from bench.common import bench_config, demo_dir, percentiles, table
 
 HOSPITAL, TREATED = "H33010600001", "330106"
 RECORD = """mutation($key: String!, $input: RecordSettlementInput!) {
@@ -65,7 +66,7 @@ async def _review_latency(data: Path, rounds: int) -> None:
     from gateway.config import load_settings
     from security.identity import ensure_demo_issuer
 
-    settings = load_settings(None, data_dir=data, env={})
+    settings = load_settings(bench_config(), data_dir=data, env={})  # no rate limits
     services = build_services(settings)
     shipped, empty = services.claims_rules, RuleBase(())
     app = create_app(settings, services)
@@ -73,6 +74,7 @@ async def _review_latency(data: Path, rounds: int) -> None:
     token = issuer.mint(role="insurance_agency", org="330000", ttl_seconds=7200)
     headers = {"Authorization": f"Bearer {token}", "X-Purpose-Of-Use": "SETTLEMENT"}
     visits = _fresh_visits(data, 2 * rounds + 4)
+    run = secrets.token_hex(4)  # idempotency keys of their own: a rerun must not replay
     samples: dict[str, list[float]] = {"rules": [], "none": []}
     hits = 0
     try:

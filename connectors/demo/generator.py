@@ -140,6 +140,7 @@ class PersonGenerator:
         self._results = 0
         self._patients: set[str] = set()  # hospitals that already hold this patient
         self._pending: list[Pending] = []
+        self._reviewed: datetime | None = None  # the last review of the visit being settled
 
     # -- identity -----------------------------------------------------------------------------
     def run(self) -> list[Record]:
@@ -720,6 +721,9 @@ class PersonGenerator:
             cost += drug.price_fen * quantity
         signature = hashlib.sha256(f"{rx_id}|{doctor}|{issued:%Y%m%d%H%M}".encode()).hexdigest()
         reviewed = review != "PENDING"
+        reviewed_at = issued + timedelta(minutes=_randint(rng, 2, 30)) if reviewed else None
+        if circulated is None and review == "APPROVED":
+            self._reviewed = reviewed_at  # the hospital dispenses (and bills) after review
         self.records.append(
             (
                 bureau(inst.province),
@@ -734,9 +738,7 @@ class PersonGenerator:
                     "issued_at": issued,
                     "review_status": review,
                     "reviewed_by": f"Y{inst.code}{_randint(rng, 1, 9):03d}" if reviewed else None,
-                    "reviewed_at": issued + timedelta(minutes=_randint(rng, 2, 30))
-                    if reviewed
-                    else None,
+                    "reviewed_at": reviewed_at,
                     "circulated_to": circulated.code if circulated else None,
                 },
             )
@@ -859,6 +861,9 @@ class PersonGenerator:
     ) -> None:
         rng = self.rng
         when = _at(end, rng, 9, 20)
+        if self._reviewed is not None and when <= self._reviewed:
+            when = self._reviewed + timedelta(minutes=_randint(rng, 5, 60))
+        self._reviewed = None
         if filing is None:
             row = self._settlement_row(e, inst, vtype, when, suffix, mdtrt_id)
             self._pending.append(

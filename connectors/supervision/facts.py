@@ -83,7 +83,11 @@ async def busy_doctor_days(
         n = func.count().label("n")
         stmt = (
             select(VISITS.c.doctor_code, VISITS.c.begin_date, n)
-            .where(VISITS.c.begin_date >= first, VISITS.c.begin_date <= last)
+            .where(
+                VISITS.c.begin_date >= first,
+                VISITS.c.begin_date <= last,
+                VISITS.c.visit_type != "PHARMACY",  # a pharmacist's sales, not a doctor's visits
+            )
             .group_by(VISITS.c.doctor_code, VISITS.c.begin_date)
             .having(func.count() > above)
         )

@@ -194,7 +194,9 @@ def simultaneous_care(rule: Rule, claim: Row, f: Facts, _: b.Benefits) -> str | 
 
 def doctor_volume(rule: Rule, claim: Row, f: Facts, _: b.Benefits) -> str | None:
     limit = rule.params["max_visits_per_day"]
-    if f.visit is not None and f.doctor_day_visits > limit:
+    if f.visit is None or f.visit["visit_type"] == "PHARMACY":
+        return None  # a pharmacy sale is no doctor's visit
+    if f.doctor_day_visits > limit:
         return (
             f"doctor {f.visit['doctor_code']} has {f.doctor_day_visits} visits on "
             f"{_day(f.visit['begin_date'])}, more than {limit}"

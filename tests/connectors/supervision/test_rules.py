@@ -169,6 +169,8 @@ def test_unusual_volume_per_doctor():
     limit = RULES.get("DOCTOR_VOLUME").params["max_visits_per_day"]
     assert hits("DOCTOR_VOLUME", claim(), r.Facts(visit(), doctor_day_visits=limit)) is None
     assert hits("DOCTOR_VOLUME", claim(), r.Facts(visit(), doctor_day_visits=limit + 1))
+    sale = visit(vtype="PHARMACY", inst="P33010600101")  # a pharmacist's sales
+    assert hits("DOCTOR_VOLUME", claim(), r.Facts(sale, doctor_day_visits=limit + 1)) is None
 
 
 def test_review_runs_every_enabled_rule_in_order_and_grades_them():
