@@ -125,18 +125,18 @@ async def test_cross_province_care_treatment_catalogue_insured_benefits(fed):
     assert "errors" not in body, body
     answer = body["data"]["recordSettlement"]
     # Zhejiang's catalogue: 2000 + 5000 * 0.9 in policy. Jilin's employee inpatient benefits:
-    # 900 yuan deductible, 82 % at a tertiary hospital less 15 points for care elsewhere.
-    assert answer["benefits"]["region"] == "220000" and answer["benefits"]["ratio"] == "0.67"
+    # 900 yuan deductible, 82 % at a tertiary hospital less 12 points for care elsewhere.
+    assert answer["benefits"]["region"] == "220000" and answer["benefits"]["ratio"] == "0.70"
     assert answer["settlement"] == {
         "total": "7050.00",
         "inPolicy": "6500.00",
-        "fundPay": "3752.00",  # (6500 - 900) * 0.67
+        "fundPay": "3920.00",  # (6500 - 900) * 0.70
         "accountPay": "1234.56",  # the whole balance
-        "cashPay": "2063.44",
+        "cashPay": "1895.44",
         "crossProvince": True,
     }
     (row,) = await rows(fed, "platform", platform.CrossSettlement)
-    assert row["fund_pay_fen"] == 375200
+    assert row["fund_pay_fen"] == 392000
 
 
 async def test_no_enrolment_when_the_visit_began_is_refused(fed):
