@@ -99,7 +99,7 @@ async def _review_latency(data: Path, rounds: int) -> None:
                     "/graphql",
                     json={
                         "query": RECORD,
-                        "variables": {"key": f"bench-{mdtrt}", "input": data_in},
+                        "variables": {"key": f"b{run}-{mdtrt}", "input": data_in},
                     },
                     headers=headers,
                 )
