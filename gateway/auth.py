@@ -27,6 +27,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from gateway.telemetry.routes import route_of
 from security.identity import (
     DEMO_ISSUER,
     AuthenticationError,
@@ -120,7 +121,9 @@ class AuthMiddleware:
         await self._fetch_provider_keys(headers)
         outcome = self.authenticate(headers)
         if isinstance(outcome, Denial):
-            log.info("refused %s %s: %s", scope.get("method", "WS"), scope["path"], outcome.message)
+            # The route template, not the raw path: the path is the client's text.
+            route = route_of(scope)
+            log.info("refused %s %s: %s", scope.get("method", "WS"), route, outcome.message)
             if self.on_denied is not None:
                 try:
                     await self.on_denied(scope, outcome.status, outcome.code, outcome.message)

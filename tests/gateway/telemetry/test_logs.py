@@ -145,3 +145,18 @@ async def test_the_audit_writer_child_logs_json_under_the_gateway_set_up(fed):
     # Control: without the set-up the child's plain format is not JSON.
     with pytest.raises(json.JSONDecodeError):
         json.loads(outputs[""][0])
+
+
+async def test_a_refused_request_logs_the_route_not_the_path(fed):
+    from tests.support.logs import capture_logs
+
+    probe = "/person/" + make_id_number(seq=432)
+    with capture_logs() as logs:
+        async with fed.client(fed.app(), None) as c:
+            assert (await c.get(probe)).status_code == 401
+            assert (await c.post("/graphql", json={"query": "{ __typename }"})).status_code == 401
+    refused = [r.getMessage() for r in logs.records if r.getMessage().startswith("refused")]
+    assert refused == ["refused GET (unmatched): " + refused[0].split(": ", 1)[1], refused[1]]
+    assert refused[1].startswith("refused POST /graphql: ")  # control: a route is named
+    ours = [r.getMessage() for r in logs.records if r.name.startswith("medfed")]
+    assert not [m for m in ours if probe.rsplit("/", 1)[1] in m]  # the test client's own is not
