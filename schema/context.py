@@ -81,6 +81,9 @@ class RequestContext:
     row_sources: set[str] = field(default_factory=set)
     _loaders: Any = None
     _relations: Relations | None = None
+    # Projections' admitted field plans, per (projection, selection, person, relations):
+    # the guard decides and records each once per request, each value then only applies it.
+    admitted: dict[tuple, list] = field(default_factory=dict)
 
     # -- shortcuts --------------------------------------------------------------------------
     @property

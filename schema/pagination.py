@@ -95,16 +95,15 @@ def page_size(first: int | None) -> int:
     return first
 
 
-def connection(items: Sequence[tuple[Key, T]], limit: int) -> Connection[T]:
-    """A connection from up to ``limit + 1`` (key, node) pairs already in order."""
+def connection(items: Sequence[tuple[Key, T]], limit: int, *, edges: bool = True) -> Connection[T]:
+    """A connection from up to ``limit + 1`` (key, node) pairs already in order. Without
+    ``edges`` (not asked for) only the last item's cursor is encoded, for ``endCursor``."""
     page = items[:limit]
-    edges = [Edge(cursor=encode_cursor(k), node=n) for k, n in page]
+    end_cursor = encode_cursor(page[-1][0]) if page else None
     return Connection(
-        edges=edges,
-        nodes=[e.node for e in edges],
-        page_info=PageInfo(
-            has_next_page=len(items) > limit, end_cursor=edges[-1].cursor if edges else None
-        ),
+        edges=[Edge(cursor=encode_cursor(k), node=n) for k, n in page] if edges else [],
+        nodes=[n for _, n in page],
+        page_info=PageInfo(has_next_page=len(items) > limit, end_cursor=end_cursor),
     )
 
 

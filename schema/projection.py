@@ -105,6 +105,7 @@ class Projection:
                 f.mask or (entry.mask_fn if entry else None),
             )
         self._plans: dict[frozenset[str], list[tuple[str, _Spec]]] = {}
+        self._classes: dict[frozenset[str], tuple[str | None, ...]] = {}
         type_entry = catalogue.types.get(type_name)
         self.row_field = type_entry.row if type_entry else None
         row_entry = catalogue.field(type_name, self.row_field) if self.row_field else None
@@ -113,30 +114,61 @@ class Projection:
     def build(self, ctx: Any, row: Row, requested: frozenset[str], **extra: Any) -> Any:
         ref = self.person_ref(row)
         ctx.row_sources.add(row.get("_source"))  # the data holder, named in the audit event
-        relations: dict[str | None, Any] = {}  # per class: consent is granted per class
+        plan = self._plan(requested)
+        classes = self._classes.get(requested)
+        if classes is None:  # the data classes whose relation the guarded fields need
+            classes = tuple(dict.fromkeys(spec.data_class for _, spec in plan if spec.guarded))
+            if len(self._classes) < 256:  # bounded like the plans
+                self._classes[requested] = classes
+        relations = tuple(ctx.relation_to(ref, row, c) for c in classes)
+        key = (self, requested, ref, relations)
+        admitted = ctx.admitted.get(key)
+        if admitted is None:
+            admitted = ctx.admitted[key] = self._admit(
+                ctx, plan, ref, dict(zip(classes, relations, strict=True))
+            )
         values: dict[str, Any] = {}
-        guard = ctx.guard
         type_name = self.type_name
-        for name, spec in self._plan(requested):
-            if not spec.guarded:
-                values[spec.attr] = spec.read(ctx, row)
+        for name, spec, action, detail in admitted:
+            if action is _DENY:
+                values[spec.attr] = forbidden(type_name, name, detail)
                 continue
-            relation = relations.get(spec.data_class)
-            if relation is None:
-                relation = relations[spec.data_class] = ctx.relation_to(ref, row, spec.data_class)
             try:
-                decision = guard.admit(type_name, name, relation, ref, spec.mask is not None)
                 value = spec.read(ctx, row)
-                values[spec.attr] = spec.mask(value) if decision is Decision.MASK else value
-            except FieldDenied as denied:
-                values[spec.attr] = forbidden(type_name, name, denied.reason)
             except DecryptionError:
                 # A value that does not open was tampered with or moved: say so, show nothing.
                 values[spec.attr] = GraphQLError(
                     f"{type_name}.{name} could not be decrypted at its source",
                     extensions={"code": "DATA_INTEGRITY"},
                 )
+                continue
+            values[spec.attr] = detail(value) if action is _MASK else value
         return self.cls(_row=row, _ref=ref, **values, **extra)
+
+    def _admit(
+        self, ctx: Any, plan: list[tuple[str, _Spec]], ref: str | None, relations: dict
+    ) -> list[tuple[str, _Spec, object, Any]]:
+        """The guard's decision for each field of ``plan`` for this person and these
+        relations, decided and recorded once (``FieldGuard.admit``): then every value of
+        the same person, relations and selection only applies it."""
+        out: list[tuple[str, _Spec, object, Any]] = []
+        guard = ctx.guard
+        for name, spec in plan:
+            if not spec.guarded:
+                out.append((name, spec, _OPEN, None))
+                continue
+            try:
+                decision = guard.admit(
+                    self.type_name, name, relations[spec.data_class], ref, spec.mask is not None
+                )
+            except FieldDenied as denied:
+                out.append((name, spec, _DENY, denied.reason))
+                continue
+            if decision is Decision.MASK:
+                out.append((name, spec, _MASK, spec.mask))
+            else:
+                out.append((name, spec, _OPEN, None))
+        return out
 
     def _plan(self, requested: frozenset[str]) -> list[tuple[str, _Spec]]:
         """The known fields among ``requested``, once per distinct selection."""
@@ -167,6 +199,10 @@ class Projection:
 
     def keep_visible(self, ctx: Any, rows: Iterable[Row]) -> list[Row]:
         return [row for row in rows if self.visible(ctx, row)]
+
+
+# What a field's admission says to do with each value: open it, open and mask it, or deny.
+_OPEN, _MASK, _DENY = object(), object(), object()
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ from schema.enums import Gender, TestCategory, VisitType, enum_or_none
 from schema.errors import forbidden
 from schema.pagination import Connection, connection, decode_cursor, page_in_memory, page_size
 from schema.projection import F, Projection, col, enc
-from schema.selection import requested, requested_nodes
+from schema.selection import asks_edges, requested, requested_nodes
 from schema.types.common import Row, field, iso_date
 from schema.types.filings import FILING, Filing
 from schema.types.records import (
@@ -70,7 +70,9 @@ async def person_list(
         rows = [r for r in rows if keep(r)]
     page = page_in_memory(rows, key, True, cursor, limit + 1)
     wanted = requested_nodes(info)
-    return connection([(key(r), projection.build(ctx, r, wanted)) for r in page], limit)
+    return connection(
+        [(key(r), projection.build(ctx, r, wanted)) for r in page], limit, edges=asks_edges(info)
+    )
 
 
 def _settlement_key(row: Row) -> tuple[datetime, str]:
