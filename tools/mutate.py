@@ -9,6 +9,7 @@ run's survivors again, against the tests as they are now (the sources must be un
 
 from __future__ import annotations
 
+import ast
 import os
 import shutil
 import sqlite3
@@ -64,6 +65,48 @@ def config(module: str, tests: list[str], exclude: list[str], timeout: float) ->
     )
 
 
+def annotation_spans(source: str) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+    """Where the module's annotations are, if it never evaluates them (``from __future__
+    import annotations`` makes each a string): a mutant inside one cannot change anything."""
+    tree = ast.parse(source)
+    future = any(
+        isinstance(n, ast.ImportFrom)
+        and n.module == "__future__"
+        and any(a.name == "annotations" for a in n.names)
+        for n in tree.body
+    )
+    if not future:
+        return []
+    nodes: list[ast.expr] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.arg) and node.annotation is not None:
+            nodes.append(node.annotation)
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.returns:
+            nodes.append(node.returns)
+        elif isinstance(node, ast.AnnAssign):
+            nodes.append(node.annotation)
+    return [
+        ((n.lineno, n.col_offset), (n.end_lineno or n.lineno, n.end_col_offset or 0)) for n in nodes
+    ]
+
+
+def skip_annotations(session: Path, source: str) -> None:
+    """Mark the mutants inside annotations skipped, as cosmic-ray's own filters do."""
+    spans = annotation_spans(source)
+    with sqlite3.connect(session) as db:
+        specs = db.execute("SELECT job_id, start_pos_row, start_pos_col FROM mutation_specs")
+        inside = [
+            job
+            for job, row, col in specs.fetchall()
+            if any(start <= (row, col) < end for start, end in spans)
+        ]
+        db.executemany(
+            "INSERT OR REPLACE INTO work_results (worker_outcome, output, test_outcome, diff, "
+            "job_id) VALUES ('SKIPPED', 'Inside an annotation', NULL, NULL, ?)",
+            [(job,) for job in inside],
+        )
+
+
 def run_module(copy: Path, module: str, tests: list[str], exclude: list[str]) -> tuple[int, int]:
     name = module.replace("/", "_").removesuffix(".py")
     cfg, session = WORK / f"{name}.toml", WORK / f"{name}.sqlite"
@@ -85,8 +128,10 @@ def run_module(copy: Path, module: str, tests: list[str], exclude: list[str]) ->
             [BIN / "cr-filter-pragma", session],
             [BIN / "cosmic-ray", "exec", cfg, session],
         ]
-    for step in steps:
+    for step in steps[:-1]:
         subprocess.run([str(s) for s in step], cwd=copy, env=env, check=True)
+    skip_annotations(session, (copy / module).read_text(encoding="utf-8"))
+    subprocess.run([str(s) for s in steps[-1]], cwd=copy, env=env, check=True)
     db = sqlite3.connect(session)
     rows = db.execute(
         "SELECT s.start_pos_row, s.operator_name, r.test_outcome, r.diff FROM work_results r "

@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from security.crypto import BlindIndexer, DecryptionError, FieldCipher, KeyRing
 from security.crypto.algorithms import AES_256_GCM, SM4_GCM, SM4GCM
 from security.crypto.blind_index import PERSON_REF
+from security.crypto.keyring import KeyRingError
 
 CELL = {"source": "bureau-zj", "table": "persons", "column": "name_enc", "row_key": "P000001"}
 
@@ -108,6 +109,21 @@ def test_a_ciphertext_under_an_unknown_key_fails_clearly(ring, tmp_path):
     blob = FieldCipher(other).encrypt("张三", **{**CELL, "source": "bureau-sd"})
     with pytest.raises(DecryptionError, match="no key 'dk-bureau-sd-1'"):
         FieldCipher(ring).decrypt(blob, **CELL)
+
+
+def test_a_key_of_an_algorithm_this_version_cannot_use_fails_as_a_decryption_error(ring):
+    """A keyring written by a newer release may hold a key of an algorithm this one does not
+    know: its values fail to open with an error naming the key, not an unexpected crash."""
+    from security.crypto.keyring import DATA, DataKey
+
+    unknown = DataKey("dk-bureau-zj-9", "XCHACHA20", b"k" * 32, "bureau-zj", DATA)
+    ring._mutate(lambda r: r._install(unknown, "2026-12-01T00:00:00Z", kek=""))
+    blob = b"\x02\x0edk-bureau-zj-9" + b"\x00" * 40
+    with pytest.raises(DecryptionError, match="key 'dk-bureau-zj-9': unknown encryption algorithm"):
+        FieldCipher(ring).decrypt(blob, **CELL)
+    with pytest.raises(KeyRingError, match="unknown encryption algorithm XCHACHA20"):
+        FieldCipher(ring).encrypt_with("x", key_id="dk-bureau-zj-9", **CELL)
+    assert FieldCipher(ring).decrypt(encrypt(ring, "张三"), **CELL) == "张三"  # the others open
 
 
 def test_a_retired_key_no_longer_decrypts(ring):
