@@ -20,7 +20,8 @@ import tomllib
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-# Two runs at once need two directories: MUTATE_DIR=.mutate-2 (each run empties its own).
+# Two runs at once need two directories: MUTATE_DIR=.mutate-2 (each run but RESCORE empties its
+# own, sessions of other modules included).
 WORK = REPO / os.environ.get("MUTATE_DIR", ".mutate")
 BIN = Path(sys.executable).parent
 # RESCORE=1: run the last run's survivors again (after new tests), keeping its other results.
@@ -164,6 +165,9 @@ def main() -> int:
         # New tests for the survivors of the last run: valid only while the mutated sources
         # are what that run mutated (else its mutants are not this code's).
         for module in wanted:
+            name = module.replace("/", "_").removesuffix(".py")
+            if not (WORK / f"{name}.sqlite").exists():
+                sys.exit(f"{module} has no last run in {WORK}: run without RESCORE")
             if (copy / module).read_bytes() != (REPO / module).read_bytes():
                 sys.exit(f"{module} changed since the last run: run without RESCORE")
     else:

@@ -303,6 +303,7 @@ MALFORMED = {
     "hours true": {"break_glass": {"hours": True}},
     "hours text": {"break_glass": {"hours": "4"}},
     "grades not a list": {"grades": {"role": "researcher"}},
+    "supervision not a list": {"supervision": {"role": "agency"}},
     "assurance any role": {
         "assurance": [{"roles": "*", "min_level": 4, "acr": "real_person", "why": "x"}]
     },
