@@ -46,7 +46,7 @@ def _fresh_visits(data: Path, n: int) -> list[tuple[str, str, str]]:
                 "visit_type, begin_date, end_date, diagnosis_codes, diagnosis_text_enc, "
                 "doctor_code, insuplc_admdvs, mdtrtarea_admvs, cross_region) "
                 "VALUES (?, ?, ?, 'OUTPATIENT', ?, ?, 'J06.9', NULL, ?, ?, ?, 1)",
-                (mdtrt, ref, HOSPITAL, day, day, f"D{HOSPITAL}001", pool, TREATED),
+                (mdtrt, ref, HOSPITAL, day, day, f"D{HOSPITAL}{1 + i % 60:03d}", pool, TREATED),
             )
             out.append((ref, pool, mdtrt))
     return out
@@ -112,6 +112,8 @@ async def _review_latency(data: Path, rounds: int) -> None:
                     samples[mode].append(elapsed)
     finally:
         _clean(data)
+        if (recorder := services.extras.get("audit")) is not None:
+            await recorder.close()
         await services.registry.dispose()
         await services.gateway_engine.dispose()
     p50r, p99r = percentiles(samples["rules"])
