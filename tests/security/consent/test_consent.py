@@ -75,3 +75,18 @@ def test_naive_times_are_local_time():
     assert not CONSENT.covers(
         *ASK[:3], (CONSENT.valid_until + timedelta(seconds=1)).astimezone().replace(tzinfo=None)
     )
+
+
+def test_a_consent_cannot_be_changed_in_place():
+    """Loaders share the consents they read across a request's resolvers: none may revoke,
+    extend or widen one for the others by editing it."""
+    from dataclasses import FrozenInstanceError
+
+    for name, value in [
+        ("revoked_at", None),
+        ("valid_until", NOW + timedelta(days=365)),
+        ("grantee", "H33010600001"),
+    ]:
+        with pytest.raises(FrozenInstanceError):
+            setattr(CONSENT, name, value)
+    assert {CONSENT, replace(CONSENT)} == {CONSENT}  # hashable, equal by value
