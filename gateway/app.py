@@ -69,6 +69,7 @@ from security.crypto.partners import PartnerRegistry, partners_file
 from security.crypto.sealing_key import load_sealing_signer
 from security.documents import DocumentPolicy, DocumentStore
 from security.enforcement import FieldGuard
+from security.policy.break_glass import GATEWAY_KEY_SOURCE
 
 DEFAULT_DEADLINE_SECONDS = 5.0
 # Statistics scan whole tables at the sources (one GROUP BY each): a deadline of their own.
@@ -119,6 +120,8 @@ def health_settings(settings: Settings) -> HealthSettings:
 
 def build_services(settings: Settings) -> Services:
     keyring = open_keyring(settings, create=False)
+    # The gateway's own data key: break-glass reasons and alert notes (security.policy).
+    keyring.ensure_source(GATEWAY_KEY_SOURCE)
     for warning in keyring.warnings():  # shared index key, a GCM key near its limit
         logging.getLogger("medfed.keys").warning(warning)
     try:
@@ -241,6 +244,7 @@ class MedfedGraphQL(GraphQL):
             # The edge's id: the same in the X-Request-Id header, the logs and the audit.
             request_id=request_id,
             client_request_id=client_request_id,
+            break_glass_reason=getattr(request.state, "break_glass_reason", None),
         )
         return context
 

@@ -10,6 +10,9 @@ the application is never called; the answer is a GraphQL-shaped JSON error:
 * 403 ``PURPOSE_NOT_ALLOWED``: ``X-Purpose-Of-Use`` names a purpose the token does not allow;
 * 400 ``PURPOSE_REQUIRED``: no ``X-Purpose-Of-Use`` and the token allows several purposes;
 * 400 ``PURPOSE_UNKNOWN``: ``X-Purpose-Of-Use`` is not a purpose of use at all;
+* 400 ``BREAK_GLASS_REASON_REQUIRED`` / ``BREAK_GLASS_REASON_UNKNOWN``: purpose EMERGENCY
+  without a reason (``X-Break-Glass-Reason`` and ``X-Break-Glass-Text``), or with a code that
+  is not a break-glass reason (``security.policy.break_glass.REASONS``);
 * 503 ``IDENTITY_UNAVAILABLE``: the trusted-issuer file cannot be loaded (fail closed).
 """
 
@@ -48,10 +51,18 @@ from security.identity.verify import (
     DEFAULT_MAX_LIFETIME_SECONDS,
     unverified_key_id,
 )
+from security.policy.break_glass import (
+    REASON_HEADER,
+    TEXT_HEADER,
+    Reason,
+    ReasonError,
+    parse_reason,
+)
 
 PURPOSE_HEADER = "x-purpose-of-use"
 STATE_PRINCIPAL = "principal"
 STATE_PURPOSE = "purpose"
+STATE_REASON = "break_glass_reason"
 REALM = "medfed"
 _WS_POLICY_VIOLATION = 1008
 log = logging.getLogger("medfed.auth")
@@ -133,7 +144,8 @@ class AuthMiddleware:
             await _deny(scope, send, outcome)
             return
         principal, purpose = outcome
-        await self.app(_with_state(scope, principal, purpose), receive, send)
+        reason = _reason(headers) if purpose is Purpose.EMERGENCY else None
+        await self.app(_with_state(scope, principal, purpose, reason), receive, send)
 
     async def _fetch_provider_keys(self, headers: dict[str, list[str]]) -> None:
         """An OpenID Connect provider's key set is fetched in a thread when the token needs
@@ -187,6 +199,11 @@ class AuthMiddleware:
         purpose = _purpose(headers.get(PURPOSE_HEADER, []), principal)
         if isinstance(purpose, Denial):
             return purpose
+        if purpose is Purpose.EMERGENCY:
+            try:
+                _reason(headers)
+            except ReasonError as exc:
+                return Denial(400, exc.code, str(exc))
         return principal, purpose
 
     def _is_graphiql_page(self, scope: Scope, headers: dict[str, list[str]]) -> bool:
@@ -337,9 +354,23 @@ def _quotable(text: str) -> str:
 # -- answers ---------------------------------------------------------------------------------
 
 
-def _with_state(scope: Scope, principal: Principal | None, purpose: Purpose | None) -> Scope:
+def _reason(headers: dict[str, list[str]]) -> Reason:
+    return parse_reason(headers.get(REASON_HEADER, []), headers.get(TEXT_HEADER, []))
+
+
+def _with_state(
+    scope: Scope,
+    principal: Principal | None,
+    purpose: Purpose | None,
+    reason: Reason | None = None,
+) -> Scope:
     # A fresh dict: servers may share one lifespan state mapping between requests.
-    state = {**scope.get("state", {}), STATE_PRINCIPAL: principal, STATE_PURPOSE: purpose}
+    state = {
+        **scope.get("state", {}),
+        STATE_PRINCIPAL: principal,
+        STATE_PURPOSE: purpose,
+        STATE_REASON: reason,
+    }
     return {**scope, "state": state}
 
 

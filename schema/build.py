@@ -57,6 +57,9 @@ class BreakGlassNotice(SchemaExtension):
                 "counted against your daily limit.",
                 "persons": sorted(guard.break_glass_persons),
                 "refused": refused,
+                # BREAK_GLASS_CLINICIAN_LIMIT, BREAK_GLASS_INSTITUTION_LIMIT, ... (docs/policy.md)
+                "refusedBecause": relations.break_glass_refused_because if refused else None,
+                "opened": sorted(relations.break_glass_opened) if relations is not None else [],
                 "limitPerDay": relations.break_glass_limit if relations is not None else None,
             }
         }

@@ -24,6 +24,7 @@ from security.enforcement import Decider, FieldGuard, Relation
 from security.identity.principal import Principal
 from security.identity.roles import Purpose, Role
 from security.policy import Policy, default_policy, make_decider
+from security.policy.break_glass import Reason
 
 
 @dataclass
@@ -71,6 +72,8 @@ class RequestContext:
     request_id: str = field(default_factory=lambda: secrets.token_hex(16))
     # What the client offered in its X-Request-Id, if anything: kept beside ours, never trusted.
     client_request_id: str | None = None
+    # Why an EMERGENCY request breaks the glass (the edge refused one without a reason).
+    break_glass_reason: Reason | None = None
     now: datetime = field(default_factory=datetime.now)
     failures: dict[str, tuple[SourceFailure, list | None]] = field(default_factory=dict)
     # Set once a resolver of personal rows ran (each prepares their relations first): such a

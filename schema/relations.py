@@ -26,7 +26,13 @@ from connectors.sql.models import bureau
 from security.enforcement import Relation
 from security.identity.roles import Purpose, Role
 from security.identity.scope import region_prefix
-from security.policy.break_glass import BreakGlassLedger
+from security.policy.break_glass import (
+    GATEWAY_KEY_SOURCE,
+    REASON_CELL,
+    REASON_REQUIRED,
+    UNAVAILABLE,
+    BreakGlassLedger,
+)
 
 if TYPE_CHECKING:
     from schema.context import RequestContext
@@ -79,6 +85,11 @@ class Relations:
         self.break_glass_granted: set[str] = set()
         self.break_glass_refused: set[str] = set()
         self.break_glass_limit: int | None = None
+        # Persons whose break-glass this request opened (each opens an alert), why some
+        # were refused, and the reason's ciphertext (the audit event carries it).
+        self.break_glass_opened: set[str] = set()
+        self.break_glass_refused_because: str | None = None
+        self.break_glass_reason_text: bytes | None = None
 
     # -- per person, batched ----------------------------------------------------------------
     async def prepare(self, person_refs: Iterable[str | None]) -> None:
@@ -158,25 +169,47 @@ class Relations:
         services = self.ctx.services
         policy = services.policy
         self.break_glass_limit = policy.break_glass_persons_per_day
-        if services.gateway_engine is None:
+        reason = self.ctx.break_glass_reason
+        if services.gateway_engine is None or reason is None:
+            # No ledger to count in, or no reason given (the edge refuses that already).
             self.break_glass_refused.update(refs)
+            self.break_glass_refused_because = UNAVAILABLE if reason else REASON_REQUIRED
             return set()
         ledger = BreakGlassLedger(
             services.gateway_engine,
             persons_per_day=policy.break_glass_persons_per_day,
             hours=policy.break_glass_hours,
+            institution_per_day=policy.break_glass_institution_per_day,
         )
         principal = self.ctx.principal
         try:
+            if self.break_glass_reason_text is None:
+                table, column = REASON_CELL
+                self.break_glass_reason_text = services.cipher.encrypt(
+                    reason.text,
+                    source=GATEWAY_KEY_SOURCE,
+                    table=table,
+                    column=column,
+                    row_key=self.ctx.request_id,
+                )
             outcome = await ledger.grant(
-                f"{principal.issuer}|{principal.sub}", self.org, refs, self.ctx.now
+                f"{principal.issuer}|{principal.sub}",
+                self.org,
+                refs,
+                self.ctx.now,
+                reason.code,
+                self.break_glass_reason_text,
             )
         except Exception:  # a ledger that cannot count grants nothing
             log.exception("break-glass ledger failed; refusing")
             self.break_glass_refused.update(refs)
+            self.break_glass_refused_because = UNAVAILABLE
             return set()
         self.break_glass_granted |= outcome.granted
         self.break_glass_refused |= outcome.refused
+        self.break_glass_opened |= outcome.opened
+        if outcome.refused_because is not None:
+            self.break_glass_refused_because = outcome.refused_because
         return set(outcome.granted)
 
     # -- per row, synchronous -------------------------------------------------------------------

@@ -57,6 +57,17 @@ async def _close_built_apps(request) -> AsyncIterator[None]:
 
 
 @pytest.fixture
+def embedded_cli(monkeypatch, tmp_path: Path) -> None:
+    """``medfed`` commands run on the embedded defaults: no database URL or data directory
+    from the environment, an empty configuration file."""
+    monkeypatch.delenv("MEDFED_DATABASE_URL", raising=False)
+    monkeypatch.delenv("MEDFED_DATA_DIR", raising=False)
+    empty = tmp_path / "medfed.toml"
+    empty.write_text("")
+    monkeypatch.setenv("MEDFED_CONFIG", str(empty))
+
+
+@pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
     path = tmp_path / "data"
     path.mkdir()

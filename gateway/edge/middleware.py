@@ -37,7 +37,10 @@ SECURITY_HEADERS = (
 )
 NO_STORE_PREFIXES = ("/graphql", "/audit")
 # Request headers a browser partner may send (the preflight allows exactly these).
-ALLOWED_REQUEST_HEADERS = b"Authorization, Content-Type, X-Purpose-Of-Use, X-Request-Id, X-Seal-To"
+ALLOWED_REQUEST_HEADERS = (
+    b"Authorization, Content-Type, X-Purpose-Of-Use, X-Request-Id, X-Seal-To, "
+    b"X-Break-Glass-Reason, X-Break-Glass-Text"
+)
 EXPOSED_HEADERS = b"X-Request-Id, X-Client-Request-Id, Retry-After"
 log = logging.getLogger("medfed.edge")
 

@@ -1,7 +1,8 @@
 """The write entry points of medfed (Mutation type).
 
-Every mutation takes an ``idempotencyKey`` and is validated in full before anything is
-written: all bad fields come back in one ``BAD_USER_INPUT`` error whose
+Every mutation that writes at a source takes an ``idempotencyKey`` (``closeAlert`` writes
+only the audit log's own alert state, and is idempotent by that state) and is validated in
+full before anything is written: all bad fields come back in one ``BAD_USER_INPUT`` error whose
 ``extensions.problems`` lists each ``path`` (relative to the arguments) and ``reason``.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import strawberry
 
+from schema.mutations.alerts import CloseAlertPayload, close_alert
 from schema.mutations.consents import (
     ConsentQuery,
     GrantConsentPayload,
@@ -85,6 +87,12 @@ class Mutation:
         resolver=revoke_consent,
         description="Revoke one of the calling patient's consents, effective immediately. "
         "Revoking twice changes nothing. Patients only.",
+    )
+    close_alert: CloseAlertPayload = strawberry.mutation(
+        resolver=close_alert,
+        description="Close an open alert with a note (security officers: role auditor, "
+        "purpose AUDIT, an alert within their audit scope). The change is an audit event; "
+        "a closed alert cannot be closed again.",
     )
 
 

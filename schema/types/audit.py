@@ -11,6 +11,7 @@ entry.
 from __future__ import annotations
 
 import base64
+import logging
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -25,8 +26,12 @@ from security.audit.events import note_audit_read
 from security.audit.index import in_scope, scope_clauses
 from security.audit.models import AuditAlert, AuditEvent, AuditIndexRow
 from security.audit.writes import outcomes_in
+from security.crypto.field_cipher import DecryptionError
 from security.identity.roles import Purpose, Role
 from security.policy.audit_scope import AuditScope, Sight
+from security.policy.break_glass import GATEWAY_KEY_SOURCE, NOTE_CELL, REASON_CELL
+
+log = logging.getLogger("medfed.audit")
 
 RECORDER = "audit"
 PAGE_ARGS = "first: at most 100 (default 20); after: a cursor from pageInfo.endCursor."
@@ -263,9 +268,13 @@ class AuditConsistencyProof:
     path: list[str]
 
 
-@strawberry.type(name="AuditAlert", description="An alert raised by a rule as events arrived.")
+@strawberry.type(
+    name="AuditAlert",
+    description="An alert: opened by a logged event (a break-glass, or a rule's verdict), "
+    "closed by a security officer with a note; every change is an audit event.",
+)
 class AuditAlertNode:
-    id: int
+    id: int = strawberry.field(description="The log index of the event that opened it.")
     index: int = strawberry.field(description="The log index of the event that fired it.")
     time: datetime
     rule: str = strawberry.field(description="BREAK_GLASS, VOLUME_SPIKE, PROBING or OFF_HOURS.")
@@ -273,16 +282,68 @@ class AuditAlertNode:
     org: str | None
     person_id: str | None
     detail: str
+    state: str = strawberry.field(description="OPEN or CLOSED.")
+    state_index: int = strawberry.field(
+        description="The log index of the event that set the state (the id while OPEN)."
+    )
+    changed_by: str | None = strawberry.field(description="Who set the state (sub).")
+    changed_org: str | None = strawberry.field(description="Their organisation.")
+    changed_at: datetime | None = strawberry.field(description="When the state was set.")
+    reason_code: str | None = strawberry.field(
+        description="A break-glass alert's reason code (docs/policy.md lists them)."
+    )
+    reason_text: str | None = strawberry.field(
+        description="A break-glass alert's reason as the clinician wrote it (stored encrypted)."
+    )
+    note: str | None = strawberry.field(
+        description="The note of whoever set the state (stored encrypted)."
+    )
+
+    @classmethod
+    def of(cls, r: Any, cipher: Any = None) -> AuditAlertNode:
+        return cls(
+            id=r["id"],
+            index=r["idx"],
+            time=r["at"],
+            rule=r["rule"],
+            principal=r["sub"],
+            org=r["org"],
+            person_id=r["person"],
+            detail=r["detail"],
+            state=r["state"],
+            state_index=r["state_idx"],
+            changed_by=r["changed_by"],
+            changed_org=r["changed_org"],
+            changed_at=r["changed_at"],
+            reason_code=r["reason_code"],
+            reason_text=_opened(cipher, r["reason_text"], REASON_CELL, r["request_id"]),
+            note=_opened(cipher, r["note"], NOTE_CELL, str(r["id"])),
+        )
 
 
-def _auditor(ctx: Any, what: str) -> AuditScope:
+def _opened(cipher: Any, blob: bytes | None, cell: tuple[str, str], row_key: str | None):
+    """A ciphertext of the gateway's own key opened for the auditor, or None (a value that
+    does not open is reported by where it is, never by what it holds)."""
+    if cipher is None or blob is None or row_key is None:
+        return None
+    table, column = cell
+    try:
+        return cipher.decrypt(
+            bytes(blob), source=GATEWAY_KEY_SOURCE, table=table, column=column, row_key=row_key
+        )
+    except DecryptionError as exc:
+        log.warning("alert value does not open: %s", exc)
+        return None
+
+
+def auditor_scope(ctx: Any, what: str) -> AuditScope:
     """The calling auditor's scope ([audit_scope] of the policy); anyone else is refused."""
     if ctx.principal.role is not Role.AUDITOR or ctx.purpose is not Purpose.AUDIT:
         raise forbidden(f"{what} is only for auditors (role auditor, purpose AUDIT)")
     return ctx.services.policy.auditor_scope(ctx.principal.org)
 
 
-def _recorder(ctx: Any):
+def recorder_of(ctx: Any):
     recorder = ctx.services.extras.get(RECORDER)
     if recorder is None:
         raise forbidden("the audit log is disabled on this gateway")
@@ -302,7 +363,7 @@ async def _events(
     after: str | None,
     only_person: str | None = None,
 ) -> Connection[AuditEventNode]:
-    recorder = _recorder(ctx)
+    recorder = recorder_of(ctx)
     limit = page_size(first)
     cursor = decode_cursor(after, (int,))
     await recorder.log()  # opens the log and brings the index up to date with it
@@ -325,7 +386,7 @@ class AuditQuery:
     ) -> Connection[AuditEventNode]:
         ctx = info.context
         note_audit_read(ctx, "Query.auditEvents")
-        scope = _auditor(ctx, "auditEvents")
+        scope = auditor_scope(ctx, "auditEvents")
         f = filter or AuditEventFilter()
         flt = index.EventFilter(
             scope=scope,
@@ -364,9 +425,9 @@ class AuditQuery:
     async def audit_checkpoint(self, info: strawberry.Info) -> AuditCheckpoint:
         ctx = info.context
         note_audit_read(ctx, "Query.auditCheckpoint")
-        _auditor(ctx, "auditCheckpoint")
+        auditor_scope(ctx, "auditCheckpoint")
         try:
-            signed = await (await _recorder(ctx).log()).checkpoint()
+            signed = await (await recorder_of(ctx).log()).checkpoint()
         except (AuditLogError, AuditWriteError) as exc:
             raise forbidden(f"no checkpoint: {exc}") from None
         return AuditCheckpoint(note=signed.note, size=signed.size, root_hash=_b64(signed.root))
@@ -380,15 +441,15 @@ class AuditQuery:
     ) -> AuditInclusionProof:
         ctx = info.context
         note_audit_read(ctx, "Query.auditProof")
-        scope = _auditor(ctx, "auditProof")
+        scope = auditor_scope(ctx, "auditProof")
         try:
-            proof = await (await _recorder(ctx).log()).inclusion_proof(index, size)
+            proof = await (await recorder_of(ctx).log()).inclusion_proof(index, size)
         except AuditLogError as exc:
             raise bad_input(str(exc), [{"path": ["index"], "reason": str(exc)}]) from None
         if scope.sight is not Sight.ALL:
             # The log's size is no secret to an auditor (auditCheckpoint); the leaf hash of
             # an event outside its scope is: it lets a guess of the event be confirmed.
-            async with _recorder(ctx).engine.connect() as conn:
+            async with recorder_of(ctx).engine.connect() as conn:
                 if not await in_scope(conn, index, scope):
                     raise forbidden(f"auditProof: no event {index} in your audit scope")
         async with _recorder(ctx).engine.connect() as conn:
@@ -415,9 +476,9 @@ class AuditQuery:
     ) -> AuditConsistencyProof:
         ctx = info.context
         note_audit_read(ctx, "Query.auditConsistency")
-        _auditor(ctx, "auditConsistency")
+        auditor_scope(ctx, "auditConsistency")
         try:
-            proof = await (await _recorder(ctx).log()).consistency_proof(from_size, to_size)
+            proof = await (await recorder_of(ctx).log()).consistency_proof(from_size, to_size)
         except AuditLogError as exc:
             raise bad_input(str(exc), [{"path": ["fromSize"], "reason": str(exc)}]) from None
         return AuditConsistencyProof(
@@ -435,11 +496,14 @@ class AuditQuery:
         first: int | None = None,
         after: str | None = None,
         rule: Annotated[str | None, strawberry.argument(description="Only this rule.")] = None,
+        state: Annotated[
+            str | None, strawberry.argument(description="Only alerts in this state.")
+        ] = None,
     ) -> Connection[AuditAlertNode]:
         ctx = info.context
         note_audit_read(ctx, "Query.auditAlerts")
-        scope = _auditor(ctx, "auditAlerts")
-        recorder = _recorder(ctx)
+        scope = auditor_scope(ctx, "auditAlerts")
+        recorder = recorder_of(ctx)
         await recorder.settled()
         limit = page_size(first)
         cursor = decode_cursor(after, (int,))
@@ -452,24 +516,9 @@ class AuditQuery:
             query = query.where(table.c.id < cursor[0])
         if rule:
             query = query.where(table.c.rule == rule)
+        if state:
+            query = query.where(table.c.state == state)
         async with recorder.engine.connect() as conn:
             rows = (await conn.execute(query)).mappings().all()
-        return connection(
-            [
-                (
-                    (r["id"],),
-                    AuditAlertNode(
-                        id=r["id"],
-                        index=r["idx"],
-                        time=r["at"],
-                        rule=r["rule"],
-                        principal=r["sub"],
-                        org=r["org"],
-                        person_id=r["person"],
-                        detail=r["detail"],
-                    ),
-                )
-                for r in rows
-            ],
-            limit,
-        )
+        cipher = ctx.services.cipher
+        return connection([((r["id"],), AuditAlertNode.of(r, cipher)) for r in rows], limit)

@@ -73,6 +73,12 @@ def open_audit_log(
 ) -> AuditLog:
     """The log on ``engine`` signing checkpoints with the crypto profile's key in
     ``keys_dir`` (Ed25519 ``audit-log.pem``, or SM2 ``audit-log.sm2`` under "national"; made
-    on first use, its verifier key published as ``audit-log.pub``)."""
+    on first use, its verifier key published as ``audit-log.pub``). Its derived tables are
+    written with every append (:mod:`security.audit.derive`): whatever appends to the log,
+    ``medfed audit verify`` finds them as the log says."""
+    from security.audit import derive
+
     config = config or AuditLogConfig()
-    return AuditLog(engine, load_or_create_signer(keys_dir, config.origin, profile), config)
+    opened = AuditLog(engine, load_or_create_signer(keys_dir, config.origin, profile), config)
+    opened.derive = derive.rows
+    return opened

@@ -1,6 +1,5 @@
 """Alert rules evaluated as each event is logged (``[audit.alerts]``).
 
-* ``BREAK_GLASS``: any emergency access;
 * ``VOLUME_SPIKE``: a principal read more distinct persons than ``volume_persons`` within
   ``volume_window_seconds`` (once per principal per window; checked when the principal
   reads a person it has not read within the window, the only read that raises the count);
@@ -8,8 +7,10 @@
   to (relation NONE) within ``probing_window_seconds`` (once per principal per window);
 * ``OFF_HOURS``: personal data read outside the configured working hours.
 
-Alerts are stored in ``audit_alerts`` (``auditAlerts`` serves them) and logged as warnings.
-They point at the logged event by its index, so each is checkable against the log.
+A fired alert is returned to the recorder, which logs it as an ``ALERT`` event; the log's
+derive hook writes its ``audit_alerts`` row in that event's transaction
+(:mod:`security.audit.alert_state`), so every alert an auditor reads is on the log. A
+break-glass opens its alert itself, with the request's own event: no rule decides that.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, func, insert, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from security.audit.models import AuditAlert, AuditIndexRow
@@ -73,8 +74,8 @@ class AlertEvaluator:
     async def evaluate(
         self, engine: AsyncEngine, batch: Sequence[tuple[int, Mapping[str, Any]]]
     ) -> list[dict[str, Any]]:
-        """Store and return the alerts the events of ``batch`` fire, in index order. Call
-        after their index rows exist. A connection is opened only if a rule needs one."""
+        """The alerts the events of ``batch`` fire, in index order, for the caller to log.
+        Call after their index rows exist. A connection is opened only if a rule needs one."""
         async with contextlib.AsyncExitStack() as stack:
             opened: list[AsyncConnection] = []
 
@@ -85,10 +86,7 @@ class AlertEvaluator:
 
             fired: list[dict[str, Any]] = []
             for idx, event in sorted(batch, key=lambda item: item[0]):
-                fired += await self._evaluate(connect, idx, event)
-            if fired:
-                conn = await connect()
-                await conn.execute(insert(ALERTS), fired)
+                fired += await self._evaluate(connect, idx, event, fired)
         for alert in fired:
             log.warning(
                 "audit alert %s at event %d: %s", alert["rule"], alert["idx"], alert["detail"]
@@ -111,8 +109,14 @@ class AlertEvaluator:
         return new
 
     async def _evaluate(
-        self, connect: Connect, idx: int, event: Mapping[str, Any]
+        self,
+        connect: Connect,
+        idx: int,
+        event: Mapping[str, Any],
+        earlier: Sequence[Mapping[str, Any]] = (),
     ) -> list[dict[str, Any]]:
+        if event.get("kind") == "ALERT":
+            return []  # an alert's own event: what it reports was evaluated already
         rules = self.rules
         principal = event.get("principal") or {}
         sub, org = principal.get("sub"), principal.get("org")
@@ -132,15 +136,11 @@ class AlertEvaluator:
                 }
             )
 
-        persons = event.get("persons") or []
-        if rules.break_glass and event.get("breakGlass"):
-            refs = [p["personId"] for p in persons if p.get("personId")]
-            fire(
-                "BREAK_GLASS",
-                f"emergency access by {sub} ({org}) to {len(refs)} person(s)",
-                refs[0] if len(refs) == 1 else None,
-            )
+        def fired_in_batch(rule: str) -> bool:
+            # Alerts of this batch are logged after it, so the table does not have them yet.
+            return any(a["rule"] == rule and a["sub"] == sub for a in [*earlier, *fired])
 
+        persons = event.get("persons") or []
         read = _read_persons(event)
         since = at - timedelta(seconds=rules.volume_window_seconds)
         if sub and read and self._new_reads(sub, read, at, since):
@@ -157,8 +157,10 @@ class AlertEvaluator:
                     )
                 )
             ).scalar_one()
-            if count > rules.volume_persons and not await _recent_alert(
-                conn, "VOLUME_SPIKE", sub, since
+            if (
+                count > rules.volume_persons
+                and not fired_in_batch("VOLUME_SPIKE")
+                and not await _recent_alert(conn, "VOLUME_SPIKE", sub, since)
             ):
                 fire(
                     "VOLUME_SPIKE",
@@ -180,8 +182,10 @@ class AlertEvaluator:
                     )
                 )
             ).scalar_one()
-            if count >= rules.probing_denials and not await _recent_alert(
-                conn, "PROBING", sub, since
+            if (
+                count >= rules.probing_denials
+                and not fired_in_batch("PROBING")
+                and not await _recent_alert(conn, "PROBING", sub, since)
             ):
                 fire(
                     "PROBING",

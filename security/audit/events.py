@@ -8,6 +8,7 @@ by their codes, and a failed authentication never by anything from its token.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -95,6 +96,7 @@ def _relation(ctx: Any, ref: str) -> str | None:
 def persons_of(ctx: Any) -> list[dict[str, Any]]:
     guard = ctx.guard
     catalogue = getattr(ctx.services, "catalogue", None)
+    glass = getattr(guard, "break_glass_persons", None) or ()
     out = []
     for ref, record in sorted(guard.accesses.items()):
         if not (record.read or record.masked or record.denied):
@@ -105,7 +107,8 @@ def persons_of(ctx: Any) -> list[dict[str, Any]]:
             "masked": _fields(record.masked, catalogue),
             "denied": _fields(record.denied, catalogue, record.reasons),
         }
-        if record.denied and ref:
+        if ref and (record.denied or ref in glass):
+            # Where something was denied, and wherever the glass was broken (BREAK_GLASS).
             entry["relation"] = _relation(ctx, ref)
         out.append(entry)
     return out
@@ -227,9 +230,12 @@ def request_event(
         "principal": principal_of(ctx.principal),
         "purpose": str(ctx.purpose) if ctx.purpose is not None else None,
         "breakGlass": bool(getattr(guard, "break_glass", False)),
-        # Persons for whom break-glass was asked but refused (the daily limit was reached).
+        # Persons for whom break-glass was asked but refused (a daily limit was reached).
         "breakGlassRefused": sorted(
             getattr(getattr(ctx, "_relations", None), "break_glass_refused", ()) or ()
+        ),
+        "breakGlassRefusedBecause": getattr(
+            getattr(ctx, "_relations", None), "break_glass_refused_because", None
         ),
         "persons": persons,
         "sources": {"touched": sorted(getattr(deadline, "touched", ()) or ()), "failed": failed},
@@ -241,6 +247,15 @@ def request_event(
         "client": client,
         "operation": {"name": operation.name, "sha256": operation.sha256},
     }
+    relations = getattr(ctx, "_relations", None)
+    opened = getattr(relations, "break_glass_opened", None)
+    reason = getattr(ctx, "break_glass_reason", None)
+    if opened and reason is not None:
+        # The request broke the glass: its event opens the alert (security.audit.alert_state)
+        # and keeps the reason, its free text only as the ciphertext the grant holds.
+        event["breakGlassOpened"] = break_glass_part(
+            opened, reason.code, relations.break_glass_reason_text
+        )
     if audit_reads:
         event["auditLog"] = audit_log_part(audit_reads)
     if open_data:
@@ -255,6 +270,15 @@ def request_event(
     if outcomes:
         event["writes"] = list(outcomes)
     return event
+
+
+def break_glass_part(persons: Iterable[str], code: str, text: bytes) -> dict[str, Any]:
+    """What a request's event says of the break-glass it opened: the persons, the reason's
+    code and its free text as a field ciphertext (``breakGlassOpened``)."""
+    return {
+        "persons": sorted(persons),
+        "reason": {"code": code, "text": base64.b64encode(text).decode("ascii")},
+    }
 
 
 def client_request_id_part(client_request_id: str | None) -> dict[str, str]:

@@ -17,8 +17,19 @@ from sqlalchemy.engine import Dialect
 
 from security.audit import merkle
 
-# (index, event) -> rows of derived tables as (table, row) pairs.
+# (index, event) -> rows of derived tables as (table, row) pairs: a row to insert into the
+# table, or, with an :class:`Update` in place of the table, new values for a row it keys.
 Derive = Callable[[int, Mapping[str, Any]], Iterable[tuple[Any, dict[str, Any]]]]
+
+
+@dataclass(frozen=True)
+class Update:
+    """A derived change to rows already derived (an alert's state): the row's ``key`` columns
+    pick the row, the others are its new values. Applied after the batch's inserts, in log
+    order, so a row made and changed in one batch ends in its last state."""
+
+    table: Any
+    key: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -91,15 +102,39 @@ def extend(
 
 def derived(
     derive: Derive | None, receipts: Sequence[Receipt], events: Sequence[Mapping[str, Any]]
-) -> dict[Any, list[dict[str, Any]]]:
-    """Derived rows by table, for the events just given their indexes."""
+) -> list[tuple[Any, list[dict[str, Any]]]]:
+    """Derived rows by target, for the events just given their indexes: each table's inserts
+    first, then every :class:`Update` in log order."""
     if derive is None or not events:
-        return {}
-    out: dict[Any, list[dict[str, Any]]] = {}
+        return []
+    inserts: dict[Any, list[dict[str, Any]]] = {}
+    updates: list[tuple[Any, list[dict[str, Any]]]] = []
     for receipt, event in zip(receipts, events, strict=True):
-        for table, row in derive(receipt.index, event):
-            out.setdefault(table, []).append(row)
-    return out
+        for target, row in derive(receipt.index, event):
+            if isinstance(target, Update):
+                updates.append((target, [row]))
+            else:
+                inserts.setdefault(target, []).append(row)
+    return [*inserts.items(), *updates]
+
+
+def update_statement(target: Update, row: Mapping[str, Any]) -> Any:
+    """The SQLAlchemy UPDATE of one :class:`Update` row."""
+    table = target.table
+    where = [table.c[k] == row[k] for k in target.key]
+    return (
+        table.update().where(*where).values({k: v for k, v in row.items() if k not in target.key})
+    )
+
+
+async def apply_derived(conn: Any, groups: Sequence[tuple[Any, list[dict[str, Any]]]]) -> None:
+    """Write :func:`derived` rows through an async SQLAlchemy connection."""
+    for target, rows in groups:
+        if isinstance(target, Update):
+            for row in rows:
+                await conn.execute(update_statement(target, row))
+        else:
+            await conn.execute(target.insert(), rows)
 
 
 def checkpoint_due(every: int, size: int, signed_size: int) -> bool:

@@ -39,6 +39,7 @@ from security.audit import merkle
 from security.audit.leaves import (
     Derive,
     Receipt,
+    apply_derived,
     canonical_event,
     checkpoint_due,
     derived,
@@ -568,8 +569,7 @@ class AuditLog:
         await conn.exec_driver_sql(self._insert_events_sql, ext.events)
         if ext.nodes:
             await conn.exec_driver_sql(self._insert_nodes_sql, ext.nodes)
-        for table, rows in derived(self.derive, ext.receipts, events).items():
-            await conn.execute(table.insert(), rows)
+        await apply_derived(conn, derived(self.derive, ext.receipts, events))
         await conn.execute(
             update(HEAD)
             .where(HEAD.c.id == HEAD_ID)

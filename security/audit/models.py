@@ -102,9 +102,18 @@ class AuditIndexRow(GatewayBase):
 
 
 class AuditAlert(GatewayBase):
+    """One alert and its current state, derived from the log like ``audit_index``.
+
+    An alert is opened by a logged event (a request that broke the glass opens its own; a
+    rule's alert is an ``ALERT`` event of its own) and keeps that event's index as ``id``. Its
+    state is changed only by ``ALERT`` change events (``closeAlert``); ``state_idx`` is the
+    index of the event that set the current state (``id`` while never changed), which is what
+    lets ``medfed audit verify`` check every state against the log in one pass.
+    """
+
     __tablename__ = "audit_alerts"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     idx: Mapped[int] = mapped_column(BigInteger, index=True)  # the event that fired it
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     rule: Mapped[str] = mapped_column(String(32), index=True)
@@ -112,6 +121,17 @@ class AuditAlert(GatewayBase):
     org: Mapped[str | None] = mapped_column(String(64), nullable=True)
     person: Mapped[str | None] = mapped_column(String(64), nullable=True)
     detail: Mapped[str] = mapped_column(Text)
+    # A break-glass alert's reason: its code and the free text as a field ciphertext, bound
+    # to the request that broke the glass (its id is the ciphertext's row key).
+    request_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    reason_code: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    reason_text: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    state: Mapped[str] = mapped_column(String(16), index=True)  # OPEN | CLOSED
+    state_idx: Mapped[int] = mapped_column(BigInteger, index=True)
+    changed_by: Mapped[str | None] = mapped_column(String(255), nullable=True)  # issuer|sub
+    changed_org: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    changed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    note: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)  # a field ciphertext
 
 
 class AuditWrite(GatewayBase):

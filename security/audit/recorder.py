@@ -6,8 +6,9 @@ log, and raises :class:`AuditWriteError` otherwise: the caller answers 503.
 
 The auditors' index rows are written in the same transaction as the event (one commit, no
 second writer contending for SQLite's lock). The alert rules are evaluated by one background
-task, in log order and batched, so they add no latency to the request; ``settled`` waits
-for them (auditor queries call it), ``close`` drains them. ``index.catch_up`` still rebuilds
+task, in log order and batched, so they add no latency to the request; an alert they fire
+is logged as an event of its own. ``settled`` waits for them (auditor queries call it),
+``close`` drains them. ``index.catch_up`` still rebuilds
 a dropped or partial index from the log at the next start.
 """
 
@@ -21,10 +22,11 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from security.audit import alerts, derive, index
+from security.audit import alert_state, alerts, index
 from security.audit.log import AuditLog, AuditWriteError
 from security.audit.outside import Publisher
 from security.audit.settings import AuditSettings
+from security.policy.audit_scope import parties_of
 
 log = logging.getLogger("medfed.audit")
 
@@ -71,7 +73,6 @@ class AuditRecorder:
                         opened = open_audit_log(
                             self.engine, self.keys_dir, self.settings.log, self.profile
                         )
-                        opened.derive = derive.rows
                         opened.inline_when = self._inline_when
                         if self.publisher is not None:
                             opened.on_checkpoint = self.publisher.published
@@ -110,13 +111,21 @@ class AuditRecorder:
             while not pending.empty():
                 batch.append(pending.get_nowait())
             try:
-                # The index rows were committed with the events themselves.
-                await self._alerts.evaluate(self.engine, batch)
+                # The index rows were committed with the events themselves; a rule's alert
+                # is an event of its own, whose row the log derives as it commits.
+                fired = await self._alerts.evaluate(self.engine, batch)
+                events = dict(batch)
+                for alert in fired:
+                    await self.record(
+                        alert_state.opened_event(alert, parties_of(events[alert["idx"]]))
+                    )
             except Exception:
-                # The events are durable in the log, which is the evidence; the index and
-                # alerts are derived, and `index.catch_up` rebuilds the index at next start.
+                # The events are durable in the log, which is the evidence; only the rules'
+                # verdicts on them are lost.
                 log.exception(
-                    "audit events %d-%d logged but not indexed", batch[0][0], batch[-1][0]
+                    "audit events %d-%d logged but their alert rules not evaluated",
+                    batch[0][0],
+                    batch[-1][0],
                 )
             finally:
                 for _ in batch:

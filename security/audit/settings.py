@@ -59,6 +59,7 @@ class ReconcileSettings:
 
 @dataclass(frozen=True)
 class AlertRules:
+    # Every break-glass opens an alert with the request's own event; this key may only say so.
     break_glass: bool = True
     volume_persons: int = 50  # distinct persons one principal may read per window
     volume_window_seconds: int = 3600
@@ -75,6 +76,11 @@ class AlertRules:
         if unknown:
             raise ValueError(f"audit.alerts.{sorted(unknown)[0]} is not an alert setting")
         rules = cls(**dict(raw))
+        if rules.break_glass is not True:
+            raise ValueError(
+                "audit.alerts.break_glass: every break-glass opens an alert; it cannot be "
+                "turned off"
+            )
         rules.working_hours()  # fail at start-up, not at the first event
         return rules
 

@@ -29,6 +29,7 @@ from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from security.audit.leaves import (
     Derive,
     Receipt,
+    Update,
     checkpoint_due,
     derived,
     driver_insert,
@@ -138,8 +139,11 @@ class SqliteAppender:
             db.executemany(self._insert_events, ext.events)
             if ext.nodes:
                 db.executemany(self._insert_nodes, ext.nodes)
-            for table, rows in derived(self.derive, ext.receipts, events).items():
-                self._insert_rows(table, rows)
+            for target, rows in derived(self.derive, ext.receipts, events):
+                if isinstance(target, Update):
+                    self._update_rows(target, rows)
+                else:
+                    self._insert_rows(target, rows)
             db.execute(
                 _MOVE_HEAD,
                 (ext.frontier.size, ext.root, b"".join(ext.frontier.hashes()), stamp, HEAD_ID),
@@ -177,6 +181,18 @@ class SqliteAppender:
                 for row in rows
             ],
         )
+
+    def _update_rows(self, target: Update, rows: list[dict[str, Any]]) -> None:
+        table = target.table
+        for row in rows:
+            values = [name for name in row if name not in target.key]
+            # Table and column names come from the audit models, never from input.
+            sql = (
+                f"UPDATE {table.name} SET {', '.join(f'{n} = ?' for n in values)} "  # noqa: S608
+                f"WHERE {' AND '.join(f'{k} = ?' for k in target.key)}"
+            )
+            names = [*values, *target.key]
+            self.db.execute(sql, tuple(self._binder(table, n)(row[n]) for n in names))
 
     def _binder(self, table: Any, name: str) -> Any:
         key = (table.name, name)

@@ -9,6 +9,10 @@ The stored hashes and subtrees are never trusted, only compared.
 The report names the first event that can no longer be trusted. An edited, deleted, moved or
 inserted row is named exactly; an edit that also rewrote the row's hash is named to within
 the smallest stored subtree or signed checkpoint that disagrees.
+
+Then what the auditors read: every derived table is recomputed from the verified leaves as
+the stream passes them and compared row by row (:mod:`security.audit.derived_check`); the
+first wrong row is named by table, key and column.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from security.audit import merkle
+from security.audit.derived_check import DerivedChecker, DerivedReport
 from security.audit.log import CHECKPOINTS, EVENTS, HEAD, NODES
 from security.audit.models import HEAD_ID
 from security.audit.note import Checkpoint, NoteError, open_checkpoint
@@ -45,6 +50,7 @@ class VerifyReport:
     external: Checkpoint | None = None
     problems: list[Problem] = field(default_factory=list)
     problem_count: int = 0
+    derived: DerivedReport | None = None  # the derived tables' check (None: not asked for)
     # The size of the last checkpoint (stored or external) the events matched: the events
     # after it are vouched for by no signature, so their deletion shows only against the head
     # row, which whoever can delete rows can rewrite too.
@@ -57,7 +63,8 @@ class VerifyReport:
 
     @property
     def ok(self) -> bool:
-        return self.problem_count == 0
+        """The log is intact and so is every derived table checked."""
+        return self.problem_count == 0 and (self.derived is None or self.derived.wrong_count == 0)
 
     @property
     def first_bad_index(self) -> int | None:
@@ -73,7 +80,7 @@ class VerifyReport:
             self.problems[-1] = Problem(kind, index, detail)
 
     def summary(self) -> str:
-        if self.ok:
+        if self.problem_count == 0:
             text = (
                 f"audit log intact: {self.size} events, root "
                 f"{self.root.hex()}, {self.checkpoints} signed checkpoints verified"
@@ -86,7 +93,7 @@ class VerifyReport:
                     f"(size {self.signed_size}) are covered by no signature; events deleted there "
                     "show only against a checkpoint kept outside this database"
                 )
-            return text
+            return text + self._derived_summary()
         first = self.first_bad_index
         lead = (
             f"audit log damaged: first bad event index {first}"
@@ -97,6 +104,30 @@ class VerifyReport:
         lines += [f"  {p.kind}: {p.detail}" for p in self.problems]
         if self.problem_count > len(self.problems):
             lines.append(f"  ... and {self.problem_count - len(self.problems)} more not listed")
+        if self.derived is not None and not self.derived.checked:
+            lines.append(
+                "derived tables not checked: they are recomputed only from a log that verifies"
+            )
+        return "\n".join(lines)
+
+    def _derived_summary(self) -> str:
+        derived = self.derived
+        if derived is None:
+            return ""
+        if derived.wrong_count == 0:
+            return f"\nderived tables match the log: {derived.describe_tables()}"
+        first = derived.first()
+        assert first is not None
+        lines = [
+            "",
+            f"derived tables damaged: first wrong row {first.describe()} "
+            f"({derived.wrong_count} wrong rows; checked {derived.describe_tables()})",
+        ]
+        lines += [
+            f"  derived: {w.describe()}" for w in sorted(derived.wrong, key=lambda w: w.index)
+        ]
+        if derived.wrong_count > len(derived.wrong):
+            lines.append(f"  ... and {derived.wrong_count - len(derived.wrong)} more not listed")
         return "\n".join(lines)
 
 
@@ -240,16 +271,19 @@ async def verify_log(
     origin: str | None = None,
     external_note: str | None = None,
     chunk: int = CHUNK,
+    derived: bool = True,
 ) -> VerifyReport:
     """Verify the whole stored log; ``external_note`` is a checkpoint kept outside the
     gateway, which must match the events too. Raises ``NoteError`` if that note itself does
-    not verify (a problem with the caller's input, not the log)."""
+    not verify (a problem with the caller's input, not the log). With ``derived`` the
+    derived tables are recomputed from the leaves and compared too."""
     trusted = [verifiers] if isinstance(verifiers, Verifier) else list(verifiers)
     external = (
         open_checkpoint(external_note, trusted, origin) if external_note is not None else None
     )
     checker = _Checker(trusted, origin, external)
     report = checker.report
+    tables = DerivedChecker(max_listed=MAX_LISTED) if derived else None
     async with engine.connect() as conn:
         head = (
             await conn.execute(select(HEAD.c.size, HEAD.c.root).where(HEAD.c.id == HEAD_ID))
@@ -290,7 +324,12 @@ async def verify_log(
                     checker.compare_root(external, "external checkpoint")
             for size, root, note in pending:  # sizes skipped by a gap in the indexes
                 checker.checkpoint(size, root, note)
+            if tables is not None and checker.tree_trusted:
+                # Only leaves the log vouches for are a basis for the derived rows.
+                await tables.chunk(conn, [(r.idx, _bytes(r.entry)) for r in rows])
             last_idx = rows[-1].idx
+        if tables is not None and checker.tree_trusted:
+            await tables.finish(conn)
         report.size = checker.frontier.size
         report.root = checker.frontier.root()
         for size, root, note in await _checkpoints_in(conn, report.size + 1, None):
@@ -312,7 +351,14 @@ async def verify_log(
         )
     _check_head(report, head)
     report.signed_size = checker.last_good_checkpoint
+    if tables is not None:
+        report.derived = tables.report
+        tables.report.checked = report.problem_count == 0
     return report
+
+
+def _bytes(entry: bytes | str) -> bytes:
+    return entry if isinstance(entry, bytes) else str(entry).encode("utf-8")
 
 
 def _check_head(report: VerifyReport, head) -> None:

@@ -49,6 +49,7 @@ COVERED = {
     "approveExtract",
     "refuseExtract",
     "handleWarning",
+    "closeAlert",
 }
 
 
@@ -435,6 +436,31 @@ async def test_handling_a_warning_relates_nobody_to_its_person(world):
     assert not await reads_name(fed, app, ref)
     # Positive control: the victim's own agency reads them.
     assert await reads_name(fed, app, ref, "insurance_agency", "370100", "SETTLEMENT")
+
+
+async def test_closing_the_victims_break_glass_alert_relates_nobody(world):
+    """A security officer who closes the alert of a break-glass on the victim reads no more
+    of the victim than before; nor does the clinician whose alert was closed, once its
+    emergency is over (a TREATMENT read)."""
+    fed, ref, app = world
+    emergency = ["TREATMENT", "EMERGENCY"]
+    response = await post(
+        fed, app, "clinician", HANGZHOU, emergency, READ, {"id": ref}, purpose="EMERGENCY"
+    )
+    assert response.json()["extensions"]["breakGlass"]["opened"] == [ref]
+    alerts = "{ auditAlerts { nodes { id } } }"
+    response = await post(fed, app, "auditor", "330000", None, alerts, {})
+    [alert] = response.json()["data"]["auditAlerts"]["nodes"]
+    close = """mutation($id: Int!) { closeAlert(alertId: $id, note: "checked") {
+        alert { state } } }"""
+    response = await post(fed, app, "auditor", "330000", None, close, {"id": alert["id"]})
+    assert response.json()["data"]["closeAlert"]["alert"]["state"] == "CLOSED"
+    for role, org, purposes, purpose in (
+        ("auditor", "330000", None, None),
+        ("clinician", HANGZHOU, emergency, "TREATMENT"),
+    ):
+        response = await post(fed, app, role, org, purposes, READ, {"id": ref}, purpose=purpose)
+        assert_no_leak(response, role)
 
 
 def test_every_mutation_has_a_self_made_relation_test():

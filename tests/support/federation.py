@@ -9,6 +9,7 @@ import itertools
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import jwt
@@ -49,6 +50,8 @@ RECENT_VISIT = date.today() - timedelta(days=40)
 # on the test's own loop, as the app's lifespan would (requests through httpx's ASGI
 # transport never run it), so no audit writer process outlives its test.
 BUILT: list[Any] = []
+# The reason a test's emergency request gives unless it says otherwise (code, free text).
+BREAK_GLASS_REASON = ("UNCONSCIOUS", "患者昏迷，急诊抢救")
 
 
 async def close_built() -> None:
@@ -406,10 +409,21 @@ class Federation:
             )
         return issuer
 
-    def client(self, app, token: str | None, purpose: str | None = None) -> httpx.AsyncClient:
+    def client(
+        self,
+        app,
+        token: str | None,
+        purpose: str | None = None,
+        reason: tuple[str, str] | None = BREAK_GLASS_REASON,
+    ) -> httpx.AsyncClient:
+        """A client of ``app``; with purpose EMERGENCY it gives ``reason`` (code, free text)
+        for breaking the glass, unless that is None."""
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         if purpose:
             headers["X-Purpose-Of-Use"] = purpose
+        if purpose == "EMERGENCY" and reason is not None:
+            headers["X-Break-Glass-Reason"] = reason[0]
+            headers["X-Break-Glass-Text"] = quote(reason[1])
         return httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://medfed.test", headers=headers
         )

@@ -30,13 +30,8 @@ ORIGIN = "medfed.local/audit"
 PROFILES = {"standard": Ed25519Verifier, "national": SM2Verifier}
 
 
-@pytest.fixture(autouse=True)
-def _embedded(monkeypatch, tmp_path: Path) -> None:
-    monkeypatch.delenv("MEDFED_DATABASE_URL", raising=False)
-    monkeypatch.delenv("MEDFED_DATA_DIR", raising=False)
-    empty = tmp_path / "medfed.toml"
-    empty.write_text("")
-    monkeypatch.setenv("MEDFED_CONFIG", str(empty))
+# The command reads the embedded defaults, whatever the environment says.
+pytestmark = pytest.mark.usefixtures("embedded_cli")
 
 
 @pytest.fixture(params=sorted(PROFILES))

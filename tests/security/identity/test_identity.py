@@ -322,13 +322,66 @@ async def test_purpose_is_required_when_the_token_allows_several(world):
     assert "X-Purpose-Of-Use" in error["message"]
 
 
+# A break-glass reason: a code of the documented list and percent-encoded UTF-8 free text.
+REASON = {"X-Break-Glass-Reason": "UNCONSCIOUS", "X-Break-Glass-Text": "%E6%98%8F%E8%BF%B7"}
+
+
 @pytest.mark.parametrize("header", ["EMERGENCY", "emergency", " EMERGENCY "])
 async def test_named_purpose_is_used(world, header):
     response = await world.request(
-        "GET", "/graphql", headers={**_multi(world), "X-Purpose-Of-Use": header}
+        "GET", "/graphql", headers={**_multi(world), "X-Purpose-Of-Use": header, **REASON}
     )
     assert response.status_code == 200
     assert response.json()["purpose"] == "EMERGENCY"
+
+
+@pytest.mark.parametrize(
+    "headers,code",
+    [
+        ({}, "BREAK_GLASS_REASON_REQUIRED"),
+        ({"X-Break-Glass-Reason": "UNCONSCIOUS"}, "BREAK_GLASS_REASON_REQUIRED"),
+        ({"X-Break-Glass-Text": "%E6%98%8F"}, "BREAK_GLASS_REASON_REQUIRED"),
+        ({**REASON, "X-Break-Glass-Text": "   "}, "BREAK_GLASS_REASON_REQUIRED"),
+        ({**REASON, "X-Break-Glass-Text": "%FF%FE"}, "BREAK_GLASS_REASON_REQUIRED"),
+        ({**REASON, "X-Break-Glass-Text": "昏迷".encode()}, "BREAK_GLASS_REASON_REQUIRED"),
+        ({**REASON, "X-Break-Glass-Text": "x" * 501}, "BREAK_GLASS_REASON_REQUIRED"),
+        ({**REASON, "X-Break-Glass-Reason": "BORED"}, "BREAK_GLASS_REASON_UNKNOWN"),
+    ],
+    ids=[
+        "none",
+        "no text",
+        "no code",
+        "blank text",
+        "not utf-8",
+        "not percent-encoded",
+        "too long",
+        "unknown code",
+    ],
+)
+async def test_emergency_without_a_reason_is_400_and_never_reaches_the_app(world, headers, code):
+    response = await world.request(
+        "GET", "/graphql", headers={**_multi(world), "X-Purpose-Of-Use": "EMERGENCY", **headers}
+    )
+    error = _assert_refused(world, response, 400, code)
+    assert "X-Break-Glass-" in error["message"]  # names the header to fix
+    if code == "BREAK_GLASS_REASON_UNKNOWN" or len(headers) < 2:
+        assert "LIFE_THREATENING" in error["message"]  # and the codes a caller may give
+    assert "BORED" not in error["message"] and "x" * 20 not in error["message"]
+
+
+async def test_a_reason_at_the_length_limit_is_accepted(world):
+    headers = {**_multi(world), "X-Purpose-Of-Use": "EMERGENCY", **REASON}
+    response = await world.request(
+        "GET", "/graphql", headers={**headers, "X-Break-Glass-Text": "x" * 500}
+    )
+    assert response.status_code == 200, response.text
+
+
+async def test_other_purposes_need_no_reason(world):
+    response = await world.request(
+        "GET", "/graphql", headers={**_multi(world), "X-Purpose-Of-Use": "TREATMENT"}
+    )
+    assert response.status_code == 200
 
 
 async def test_purpose_the_token_does_not_allow_is_403(world):
