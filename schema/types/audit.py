@@ -452,7 +452,7 @@ class AuditQuery:
             async with recorder_of(ctx).engine.connect() as conn:
                 if not await in_scope(conn, index, scope):
                     raise forbidden(f"auditProof: no event {index} in your audit scope")
-        async with _recorder(ctx).engine.connect() as conn:
+        async with recorder_of(ctx).engine.connect() as conn:
             entry = (
                 await conn.execute(
                     select(AuditEvent.__table__.c.entry).where(AuditEvent.__table__.c.idx == index)
