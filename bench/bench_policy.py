@@ -32,11 +32,14 @@ QUERY = """query($id: ID!) { person(personId: $id) { personId name idNumber gend
 
 
 async def _world(data_dir: Path, visits: int, results: int, settlements: int):
-    from tests.support.federation import Federation, make_id_number
+    from tests.support.federation import RECENT_VISIT, Federation, make_id_number
 
     fed = await Federation(data_dir).setup()
     ref = await fed.add_person(make_id_number(seq=321), "张三")
-    await fed.add_visits(ref, visits)
+    # One visit inside the treating window makes the clinician's hospital treating (a visit
+    # the bureau recorded is the only fact that does); the rest are older history.
+    await fed.add_visits(ref, visits - 1)
+    await fed.add_visits(ref, 1, begin=RECENT_VISIT)
     now = datetime.now()
     for i in range(results):
         await fed.add_result(ref, reported_at=now - timedelta(hours=i + 1))

@@ -86,14 +86,25 @@ class _Table:
     ignored: tuple[str, ...]
     state: tuple[str, ...] = ()  # columns set by later events (compared by state_idx)
 
+    def __post_init__(self) -> None:
+        skip = {*self.ignored, *self.state}
+        self.columns = [c.name for c in self.table.columns if c.name not in skip]
+        # Only times and bytes differ in representation between drivers: convert just those.
+        self.convert = [
+            c.name
+            for c in self.table.columns
+            if c.name not in skip and c.type.python_type in (datetime, bytes)
+        ]
+
     @property
     def leaf(self) -> str:
         return self.key[0]
 
     def compared(self, row: Mapping[str, Any]) -> dict[str, Any]:
-        return {
-            k: _plain(v) for k, v in row.items() if k not in self.ignored and k not in self.state
-        }
+        out = {c: row.get(c) for c in self.columns}
+        for c in self.convert:
+            out[c] = _plain(out[c])
+        return out
 
 
 class DerivedChecker:
