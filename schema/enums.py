@@ -42,6 +42,20 @@ class ReviewStatus(Enum):
     PENDING = "PENDING"
 
 
+@strawberry.enum(
+    description="Where an e-prescription is in the circulation workflow (处方流转); "
+    "see docs/prescriptions.md for the state machine."
+)
+class PrescriptionState(Enum):
+    PENDING_REVIEW = "PENDING_REVIEW"
+    APPROVED = "APPROVED"
+    REJECTED = "REJECTED"
+    DISPENSED = "DISPENSED"
+    SHIPPED = "SHIPPED"
+    DELIVERED = "DELIVERED"
+    CANCELLED = "CANCELLED"
+
+
 @strawberry.enum(description="Lab test (检验) or imaging examination (检查).")
 class TestCategory(Enum):
     LAB = "LAB"

@@ -10,6 +10,7 @@ FORBIDDEN_FIELD = "FORBIDDEN_FIELD"
 BAD_USER_INPUT = "BAD_USER_INPUT"
 NOT_FOUND = "NOT_FOUND"
 IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
+TRANSITION_CONFLICT = "TRANSITION_CONFLICT"  # an e-prescription moved meanwhile
 
 
 def bad_input(message: str, problems: list[dict] | None = None) -> GraphQLError:

@@ -61,6 +61,7 @@ class Loaders:
         scoped = self._scoped_loader
         self.prescriptions_by_visit = scoped(_table(bureau.Prescription), "mdtrt_id")
         self.rx_items = scoped(_table(bureau.PrescriptionItem), "rx_id")
+        self.e_rx_items = scoped(_table(hospital.EPrescriptionItem), "rx_id")
         self.dispensing_items = scoped(_table(pharmacy.DispensingItem), "dispensing_id")
         self.institutions = DataLoader(self._load_institutions)
 

@@ -35,6 +35,7 @@ from schema.types.audit import AuditQuery
 from schema.types.filings import FILING, Filing
 from schema.types.institution import Institution
 from schema.types.person import Person, person_from_rows, person_list
+from schema.types.prescriptions import PrescriptionQuery
 from schema.types.records import SETTLEMENT, Settlement
 from schema.types.results import TEST_RESULT, TestResult
 from security.identity.scope import region_prefix
@@ -203,7 +204,13 @@ class SettlementFilter:
 
 @strawberry.type(description="The read entry points of medfed.")
 class Query(
-    ConsentQuery, AuditQuery, StatisticsQuery, ExtractQuery, SupervisionQuery, WarningQuery
+    ConsentQuery,
+    AuditQuery,
+    StatisticsQuery,
+    ExtractQuery,
+    SupervisionQuery,
+    WarningQuery,
+    PrescriptionQuery,
 ):
     @strawberry.field(description="The calling patient's own record (patients only).")
     async def me(self, info: strawberry.Info) -> Person | None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
 from connectors.demo import clinical, institutions, names, regions
@@ -23,6 +23,7 @@ from connectors.demo.drugs import DRUGS
 from connectors.demo.institutions import Institution
 from connectors.domain import benefits
 from connectors.domain.codes import id_check_digit
+from connectors.domain.prescriptions import canonical_detail
 
 DEMO_START = date(2018, 1, 1)
 DEMO_END = date(2020, 10, 31)  # the demo's "today" is 2020-11-01
@@ -37,6 +38,28 @@ _ORDER_CODES_PER_SEX = 500
 Record = tuple[str, str, dict[str, object]]
 # Service item codes of the demo's bills, classed in benefits.toml's catalogues.
 CONSULTATION, BED, SURGERY, TESTS = "110200001", "120100001", "330100001", "250100001"
+
+
+@dataclass
+class Dispensed:
+    """A dispensing the generator wrote, with its delivery events, for the hospital's events."""
+
+    row: dict
+    deliveries: list[dict] = field(default_factory=list)
+
+
+def dispensed_facts(d: dict) -> dict:
+    """A DISPENSED event's facts, from the pharmacy's dispensing row (as the mutation's)."""
+    return {
+        "pharmacy": d["pharmacy_code"],
+        "certType": d["cert_type"],
+        "totalFen": d["total_fen"],
+        "fundPayFen": d["fund_pay_fen"],
+        "accountPayFen": d["acct_pay_fen"],
+        "cashPayFen": d["cash_pay_fen"],
+        "homeDelivery": d["delivered"],
+        "deliveryFeeFen": d["delivery_fee_fen"],
+    }
 
 
 def bureau(province: str) -> str:
@@ -139,6 +162,7 @@ class PersonGenerator:
         self._seq = 0  # per-person counter for record ids
         self._results = 0
         self._patients: set[str] = set()  # hospitals that already hold this patient
+        self._late_details: list[tuple[dict, dict]] = []  # DISPENSED events, for their split
         self._pending: list[Pending] = []
         self._reviewed: datetime | None = None  # the last review of the visit being settled
 
@@ -169,6 +193,8 @@ class PersonGenerator:
             self._care(enrolment)
         self._cross_province_care()
         self._split_all()
+        for values, dispensing in self._late_details:
+            values["detail"] = canonical_detail(dispensed_facts(dispensing))
         return self.records
 
     def _split_all(self) -> None:
@@ -724,25 +750,20 @@ class PersonGenerator:
         reviewed_at = issued + timedelta(minutes=_randint(rng, 2, 30)) if reviewed else None
         if circulated is None and review == "APPROVED":
             self._reviewed = reviewed_at  # the hospital dispenses (and bills) after review
-        self.records.append(
-            (
-                bureau(inst.province),
-                "prescriptions",
-                {
-                    "rx_id": rx_id,
-                    "mdtrt_id": mdtrt_id,
-                    "person_ref": self.id_number,
-                    "institution_code": inst.code,
-                    "doctor_code": doctor,
-                    "doctor_signature": f"SM2:{signature}",
-                    "issued_at": issued,
-                    "review_status": review,
-                    "reviewed_by": f"Y{inst.code}{_randint(rng, 1, 9):03d}" if reviewed else None,
-                    "reviewed_at": reviewed_at,
-                    "circulated_to": circulated.code if circulated else None,
-                },
-            )
-        )
+        rx = {
+            "rx_id": rx_id,
+            "mdtrt_id": mdtrt_id,
+            "person_ref": self.id_number,
+            "institution_code": inst.code,
+            "doctor_code": doctor,
+            "doctor_signature": f"SM2:{signature}",
+            "issued_at": issued,
+            "review_status": review,
+            "reviewed_by": f"Y{inst.code}{_randint(rng, 1, 9):03d}" if reviewed else None,
+            "reviewed_at": reviewed_at,
+            "circulated_to": circulated.code if circulated else None,
+        }
+        self.records.append((bureau(inst.province), "prescriptions", rx))
         for item in items:
             self.records.append((bureau(inst.province), "prescription_items", item))
         bill = [
@@ -751,21 +772,145 @@ class PersonGenerator:
             )
             for item in items
         ]
-        if review == "REJECTED":
+        dispensed = None
+        if review == "APPROVED" and circulated is not None:
+            dispensed = self._dispense(
+                e,
+                circulated,
+                rx_id,
+                issued,
+                items,
+                bill,
+                dx,
+                delivered=vtype == "INTERNET_REVISIT" and rng.random() < 0.7,
+            )
+        if inst.source:
+            self._hospital_original(inst, rx, items, dispensed)
+        if review == "REJECTED" or circulated is not None:
             return []
-        if circulated is None:
-            return bill
-        self._dispense(
-            e,
-            circulated,
-            rx_id,
-            issued,
-            items,
-            bill,
-            dx,
-            delivered=vtype == "INTERNET_REVISIT" and rng.random() < 0.7,
+        return bill
+
+    def _hospital_original(
+        self, inst: Institution, rx: dict, items: list[dict], dispensed: Dispensed | None
+    ) -> None:
+        """The prescribing hospital's own record of the prescription (the original the bureau
+        copied) and its workflow events, consistent with the copy and the pharmacy's rows:
+        issued, reviewed by the hospital's pharmacist, circulated by the patient, dispensed,
+        shipped and delivered (see connectors.domain.prescriptions)."""
+        rx_id, issued = rx["rx_id"], rx["issued_at"]
+        midnight = datetime.combine(issued.date(), time())
+        # A circulated prescription is valid three days (the most allowed); others the day.
+        valid = 3 if rx["circulated_to"] else 1
+        review = rx["review_status"]
+        status = {"PENDING": "PENDING_REVIEW"}.get(review, review)
+        events: list[tuple[str, str | None, str, str, str, str | None, datetime, dict]] = [
+            (
+                "ISSUED",
+                None,
+                "PENDING_REVIEW",
+                "clinician",
+                inst.code,
+                rx["doctor_code"],
+                issued,
+                {"items": len(items), "validDays": valid},
+            ),
+        ]
+        if review != "PENDING":
+            reason = "用药禁忌" if review == "REJECTED" else None
+            events.append(
+                (
+                    "REVIEWED",
+                    "PENDING_REVIEW",
+                    status,
+                    "pharmacist",
+                    inst.code,
+                    rx["reviewed_by"],
+                    rx["reviewed_at"],
+                    {"decision": review, "reason": reason},
+                )
+            )
+        if rx["circulated_to"]:
+            events.append(
+                (
+                    "CIRCULATED",
+                    status,
+                    status,
+                    "patient",
+                    "PATIENT",
+                    None,
+                    rx["reviewed_at"] + timedelta(minutes=5),
+                    {"pharmacy": rx["circulated_to"]},
+                )
+            )
+        if dispensed is not None:
+            d = dispensed.row
+            events.append(
+                (
+                    "DISPENSED",
+                    "APPROVED",
+                    "DISPENSED",
+                    "pharmacist",
+                    d["pharmacy_code"],
+                    d["pharmacist_code"],
+                    d["dispensed_at"],
+                    dispensed_facts(d),
+                )
+            )
+            status = "DISPENSED"
+            for delivery in dispensed.deliveries:
+                before, status = status, delivery["event"]
+                events.append(
+                    (
+                        delivery["event"],
+                        before,
+                        status,
+                        "pharmacist",
+                        d["pharmacy_code"],
+                        None,
+                        delivery["at"],
+                        {
+                            "carrier": delivery["carrier"],
+                            "trackingNo": delivery["tracking_no"],
+                            "feeFen": d["delivery_fee_fen"],
+                            "paidBy": "PATIENT",
+                        },
+                    )
+                )
+        destination = f"hospital:{inst.code}"
+        self.records.append(
+            (
+                destination,
+                "e_prescriptions",
+                {
+                    **rx,
+                    "expires_at": midnight + timedelta(days=valid),
+                    "status": status,
+                    "version": len(events),
+                },
+            )
         )
-        return []
+        for item in items:
+            self.records.append((destination, "e_prescription_items", dict(item)))
+        for seq, (kind, before, after, role, org, who, at, facts) in enumerate(events, 1):
+            values = {
+                "event_id": f"E{rx_id[1:]}{seq:02d}",
+                "rx_id": rx_id,
+                "seq": seq,
+                "kind": kind,
+                "from_status": before,
+                "to_status": after,
+                "actor_role": role,
+                "actor_org": org,
+                "actor_code": who,
+                "at": at,
+                "detail": canonical_detail(facts),
+                "signature": None,
+            }
+            if kind == "DISPENSED" and dispensed is not None:
+                # The bill's split is decided with every settlement (_split_all): its facts
+                # are written then.
+                self._late_details.append((values, dispensed.row))
+            self.records.append((destination, "e_prescription_events", values))
 
     def _dispense(
         self,
@@ -778,30 +923,57 @@ class PersonGenerator:
         dx: tuple[str, ...],
         *,
         delivered: bool,
-    ) -> None:
+    ) -> Dispensed | None:
         rng = self.rng
-        when = issued + timedelta(hours=_randint(rng, 1, 72))
+        # Within two days, so before the end of the third day of validity.
+        when = issued + timedelta(hours=_randint(rng, 1, 48))
         day = min(when.date(), DEMO_END)
-        dispensing: dict[str, object] | None = None
+        dispensed = None
         if pharmacy.source:
             dispensing_id = f"D{rx_id[1:]}"
-            dispensing = {
-                "dispensing_id": dispensing_id,
-                "rx_id": rx_id,
-                "person_ref": self.id_number,
-                "pharmacy_code": pharmacy.code,
-                "pharmacist_code": f"Y{pharmacy.code}{_randint(rng, 1, 5):03d}",
-                "dispensed_at": when,
-                # the split: filled in by _split_all, as for the settlement
-                "total_fen": 0,
-                "fund_pay_fen": 0,
-                "acct_pay_fen": 0,
-                "cash_pay_fen": 0,
-                "delivered": delivered,
-                # Delivery is paid by the patient on top of the bill, never by the fund.
-                "delivery_fee_fen": rng.choice((600, 800, 1_000, 1_200)) if delivered else 0,
-            }
-            self.records.append((f"pharmacy:{pharmacy.code}", "dispensings", dispensing))
+            dispensed = Dispensed(
+                {
+                    "dispensing_id": dispensing_id,
+                    "rx_id": rx_id,
+                    "person_ref": self.id_number,
+                    "pharmacy_code": pharmacy.code,
+                    "pharmacist_code": f"Y{pharmacy.code}{_randint(rng, 1, 5):03d}",
+                    "dispensed_at": when,
+                    # the split: filled in by _split_all, as for the settlement
+                    "total_fen": 0,
+                    "fund_pay_fen": 0,
+                    "acct_pay_fen": 0,
+                    "cash_pay_fen": 0,
+                    "delivered": delivered,
+                    # Delivery is paid by the patient on top of the bill, never by the fund.
+                    "delivery_fee_fen": rng.choice((600, 800, 1_000, 1_200)) if delivered else 0,
+                    # the credential shown at the counter: mostly the e-credential
+                    "cert_type": rng.choices(("01", "02", "03"), (70, 20, 10))[0],
+                },
+            )
+            self.records.append((f"pharmacy:{pharmacy.code}", "dispensings", dispensed.row))
+            if delivered:
+                tracking = f"SF{self.index:010d}{self._next():03d}"
+                shipped = when + timedelta(hours=_randint(rng, 1, 6))
+                for event, at in (
+                    ("SHIPPED", shipped),
+                    ("DELIVERED", shipped + timedelta(hours=_randint(rng, 12, 48))),
+                ):
+                    delivery = {
+                        "delivery_id": f"S{event[0]}{rx_id[1:]}",
+                        "dispensing_id": dispensing_id,
+                        "rx_id": rx_id,
+                        "person_ref": self.id_number,
+                        "pharmacy_code": pharmacy.code,
+                        "event": event,
+                        "carrier": "顺丰速运",
+                        "tracking_no": tracking,
+                        "fee_fen": dispensed.row["delivery_fee_fen"] if event == "SHIPPED" else 0,
+                        "paid_by": "PATIENT",
+                        "at": at,
+                    }
+                    dispensed.deliveries.append(delivery)
+                    self.records.append((f"pharmacy:{pharmacy.code}", "rx_deliveries", delivery))
             for j, item in enumerate(items, 1):
                 self.records.append(
                     (
@@ -841,10 +1013,11 @@ class PersonGenerator:
             )
         )
         row = self._settlement_row(e, pharmacy, "PHARMACY", when, suffix, f"V{suffix}")
-        rows = [row] + ([dispensing] if dispensing is not None else [])
+        rows = [row] + ([dispensed.row] if dispensed is not None else [])
         self._pending.append(
             Pending(when, str(row["setl_id"]), e, pharmacy, "PHARMACY", dx, day, bill, False, rows)
         )
+        return dispensed
 
     def _settle(
         self,

@@ -113,6 +113,17 @@ def validate_pharmacy(code: str) -> str | None:
     return validate_region(match.group(1))
 
 
+DRUG_RE = re.compile(r"^[XZ][0-9A-Z]{19,22}$")
+
+
+def validate_drug_code(code: str) -> str | None:
+    """A national medical-insurance drug code (医保药品编码): X (western) or Z (Chinese patent
+    medicine) and 19-22 of 0-9 A-Z."""
+    if not isinstance(code, str) or not DRUG_RE.match(code):
+        return "is not a national drug code (X or Z and 19-22 of 0-9 A-Z)"
+    return None
+
+
 def region_of_institution(code: str) -> str:
     return code[1:7]
 

@@ -18,6 +18,11 @@ from schema.mutations.consents import (
     grant_consent,
     revoke_consent,
 )
+from schema.mutations.dispensing import (
+    deliver_prescription,
+    dispense_prescription,
+    ship_prescription,
+)
 from schema.mutations.extracts import (
     ExtractJobPayload,
     approve_extract,
@@ -25,7 +30,14 @@ from schema.mutations.extracts import (
     request_extract,
 )
 from schema.mutations.filings import FileForCrossRegionCarePayload, file_for_cross_region_care
+from schema.mutations.prescriptions import (
+    cancel_prescription,
+    circulate_prescription,
+    issue_prescription,
+    review_prescription,
+)
 from schema.mutations.results import PublishTestResultPayload, publish_test_result
+from schema.mutations.rx_common import PrescriptionPayload
 from schema.mutations.settlements import RecordSettlementPayload, record_settlement
 from schema.supervision.warnings import SupervisionWarning, handle_warning
 
@@ -82,6 +94,44 @@ class Mutation:
         description="Assign, acknowledge or close (RESOLVED: a confirmed violation; "
         "FALSE_POSITIVE) a fund-supervision warning of your region, with a note; audited. "
         "Supervisors ([[supervision]] view handle).",
+    )
+    issue_prescription: PrescriptionPayload = strawberry.mutation(
+        resolver=issue_prescription,
+        description="Issue an e-prescription (开具电子处方), PENDING_REVIEW until a pharmacist "
+        "reviews it. Clinicians of a source hospital, for a bureau visit of the person at "
+        "that hospital within the treating window. See docs/prescriptions.md.",
+    )
+    review_prescription: PrescriptionPayload = strawberry.mutation(
+        resolver=review_prescription,
+        description="Review a pending prescription (审方): APPROVED (it takes effect) or "
+        "REJECTED with a reason. Pharmacists of the prescribing hospital or of the pharmacy "
+        "it was circulated to.",
+    )
+    circulate_prescription: PrescriptionPayload = strawberry.mutation(
+        resolver=circulate_prescription,
+        description="Send a pending or approved prescription to a designated pharmacy "
+        "(处方流转), once. The patient only, for their own prescription.",
+    )
+    dispense_prescription: PrescriptionPayload = strawberry.mutation(
+        resolver=dispense_prescription,
+        description="Dispense an APPROVED, unexpired prescription once (调剂发药), within the "
+        "prescribed quantities, recording the credential checked. Pharmacists of the "
+        "pharmacy it was circulated to.",
+    )
+    ship_prescription: PrescriptionPayload = strawberry.mutation(
+        resolver=ship_prescription,
+        description="A dispensing for home delivery handed to a carrier (SHIPPED, with the "
+        "tracking number; the fee is the patient's). The dispensing pharmacy.",
+    )
+    deliver_prescription: PrescriptionPayload = strawberry.mutation(
+        resolver=deliver_prescription,
+        description="The carrier handed a shipped dispensing over (DELIVERED, same tracking "
+        "number). The dispensing pharmacy.",
+    )
+    cancel_prescription: PrescriptionPayload = strawberry.mutation(
+        resolver=cancel_prescription,
+        description="Withdraw a prescription not yet dispensed, with a reason. Clinicians of "
+        "the prescribing hospital.",
     )
     revoke_consent: RevokeConsentPayload = strawberry.mutation(
         resolver=revoke_consent,

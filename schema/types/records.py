@@ -12,6 +12,7 @@ from schema.enums import (
     ClearingStatus,
     EnrollmentStatus,
     InsuranceType,
+    PrescriptionState,
     ReviewStatus,
     VisitType,
     enum_or_none,
@@ -24,6 +25,16 @@ from schema.types.institution import Institution, institution_of
 
 def _ref(row: Row) -> str:
     return row["person_ref"]
+
+
+def _optional(column: str, convert: Any = None) -> Any:
+    """A column only some sources' rows have (None on the others')."""
+
+    def read(_ctx: Any, row: Row) -> Any:
+        value = row.get(column)
+        return None if value is None or convert is None else convert(value)
+
+    return read
 
 
 async def _gated_items(
@@ -100,12 +111,22 @@ class Prescription:
     reviewed_by: str | None = field("Reviewing pharmacist's code.")
     reviewed_at: datetime | None = field("When it was reviewed.")
     circulated_to: str | None = field("Pharmacy code it was circulated to, if any.")
+    status: PrescriptionState | None = field(
+        "Where it is in the circulation workflow (the prescribing hospital's record; null on "
+        "a bureau's copy, which has no workflow)."
+    )
+    expires_at: datetime | None = field(
+        "Not dispensed after this (the prescribing hospital's record; null on a bureau's copy)."
+    )
     _row: strawberry.Private[Row] = None
     _ref: strawberry.Private[str] = None
 
     @strawberry.field(description="The drugs prescribed (at most five by national rules).")
     async def items(self, info: strawberry.Info) -> list[PrescriptionItem] | None:
-        rows = await _gated_items(info, "Prescription", self, "rx_items", "rx_id")
+        # The hospital's original (e_prescriptions) keeps its items beside it; a bureau's
+        # copy beside the copy.
+        loader = "e_rx_items" if "expires_at" in self._row else "rx_items"
+        rows = await _gated_items(info, "Prescription", self, loader, "rx_id")
         return [
             PrescriptionItem(
                 drug_code=r["drug_code"],
@@ -137,6 +158,8 @@ PRESCRIPTION = Projection(
         F("reviewedBy", "reviewed_by", col("reviewed_by")),
         F("reviewedAt", "reviewed_at", col("reviewed_at")),
         F("circulatedTo", "circulated_to", col("circulated_to")),
+        F("status", "status", _optional("status", lambda v: enum_or_none(PrescriptionState, v))),
+        F("expiresAt", "expires_at", _optional("expires_at")),
     ],
     _ref,
 )

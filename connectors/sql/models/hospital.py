@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, Float, Index, String
+from sqlalchemy import DateTime, Float, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from connectors.sql.models.base import blind_index, code, encrypted, person_ref
@@ -58,3 +58,66 @@ class TestResult(Base):
     ordering_doctor: Mapped[str] = code(16)
     collected_at: Mapped[datetime] = mapped_column(DateTime, index=True)
     reported_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class EPrescription(Base):
+    """电子处方 as the prescribing hospital keeps it: the original the doctor signed (every
+    column up to ``expires_at``, never changed after issue) and its place in the circulation
+    workflow (``status`` and the review and circulation columns, changed only by the
+    transitions of ``connectors.domain.prescriptions``, each with its event row).
+
+    The columns the bureau's ``prescriptions`` table also has keep its names, so one read
+    projection serves both."""
+
+    __tablename__ = "e_prescriptions"
+    rx_id: Mapped[str] = mapped_column(String(24), primary_key=True)
+    mdtrt_id: Mapped[str] = mapped_column(String(24), index=True)  # the bureau's visit
+    person_ref: Mapped[str] = person_ref()
+    institution_code: Mapped[str] = code()
+    doctor_code: Mapped[str] = code(16)
+    doctor_signature: Mapped[str] = mapped_column(String(256))
+    issued_at: Mapped[datetime] = mapped_column(DateTime)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+    # workflow state (connectors.domain.prescriptions.State), one transition at a time
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    version: Mapped[int] = mapped_column(Integer)  # events so far; the compare-and-set key
+    review_status: Mapped[str] = mapped_column(String(10))  # PENDING | APPROVED | REJECTED
+    reviewed_by: Mapped[str | None] = code(16, nullable=True)
+    reviewed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    circulated_to: Mapped[str | None] = code(nullable=True, index=True)
+
+
+class EPrescriptionItem(Base):
+    """One drug of an e-prescription (at most five), part of what the doctor signed."""
+
+    __tablename__ = "e_prescription_items"
+    item_id: Mapped[str] = mapped_column(String(28), primary_key=True)
+    rx_id: Mapped[str] = mapped_column(ForeignKey("e_prescriptions.rx_id"), index=True)
+    drug_code: Mapped[str] = mapped_column(String(24))
+    drug_name: Mapped[str] = mapped_column(String(64))
+    quantity: Mapped[int] = mapped_column(Integer)
+    unit: Mapped[str] = mapped_column(String(8))
+    dosage: Mapped[str] = mapped_column(String(64))
+    days: Mapped[int] = mapped_column(Integer)
+
+
+class PrescriptionEvent(Base):
+    """One transition of an e-prescription, in order (``seq`` 1 is ISSUED): who (role,
+    organisation, professional code), when, from which state to which, and what
+    (``detail``: canonical JSON, see ``connectors.domain.prescriptions``). Append-only: a
+    row is never changed once written, so it can be anchored as an original record."""
+
+    __tablename__ = "e_prescription_events"
+    __table_args__ = (UniqueConstraint("rx_id", "seq", name="uq_e_prescription_events_seq"),)
+    event_id: Mapped[str] = mapped_column(String(28), primary_key=True)
+    rx_id: Mapped[str] = mapped_column(ForeignKey("e_prescriptions.rx_id"), index=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(12))
+    from_status: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    to_status: Mapped[str] = mapped_column(String(16))
+    actor_role: Mapped[str] = mapped_column(String(20))
+    actor_org: Mapped[str] = mapped_column(String(12))
+    actor_code: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    at: Mapped[datetime] = mapped_column(DateTime)
+    detail: Mapped[str] = mapped_column(String(2000))
+    signature: Mapped[str | None] = mapped_column(String(256), nullable=True)

@@ -34,6 +34,9 @@ class Dispensing(Base):
     cash_pay_fen: Mapped[int] = mapped_column(BigInteger)
     delivered: Mapped[bool] = mapped_column(Boolean)
     delivery_fee_fen: Mapped[int] = mapped_column(BigInteger)  # never covered by the fund
+    # The patient's credential shown at the counter (mdtrt_cert_type 01/02/03): the real-name
+    # check of a dispensing through dispensePrescription; None on older rows.
+    cert_type: Mapped[str | None] = mapped_column(String(2), nullable=True)
 
 
 class DispensingItem(Base):
@@ -45,3 +48,22 @@ class DispensingItem(Base):
     quantity: Mapped[int] = mapped_column(Integer)
     unit: Mapped[str] = mapped_column(String(8))
     amount_fen: Mapped[int] = mapped_column(BigInteger)
+
+
+class Delivery(Base):
+    """配送: one delivery event of a dispensing sent to the patient's address: SHIPPED (the
+    carrier took it, with its tracking number) or DELIVERED (the carrier handed it over).
+    The fee is the patient's: ``paid_by`` is always PATIENT, never the fund."""
+
+    __tablename__ = "rx_deliveries"
+    delivery_id: Mapped[str] = mapped_column(String(28), primary_key=True)
+    dispensing_id: Mapped[str] = mapped_column(ForeignKey("dispensings.dispensing_id"), index=True)
+    rx_id: Mapped[str] = mapped_column(String(24), index=True)
+    person_ref: Mapped[str] = person_ref()
+    pharmacy_code: Mapped[str] = code()
+    event: Mapped[str] = mapped_column(String(10))  # SHIPPED | DELIVERED
+    carrier: Mapped[str] = mapped_column(String(32))
+    tracking_no: Mapped[str] = mapped_column(String(40))
+    fee_fen: Mapped[int] = mapped_column(BigInteger)
+    paid_by: Mapped[str] = mapped_column(String(8))  # PATIENT
+    at: Mapped[datetime] = mapped_column(DateTime)
