@@ -45,6 +45,7 @@ from gateway.edge.trusted import Refusal, resolve_trusted
 from gateway.pages import PATHS as PAGE_PATHS
 from gateway.pages import PREFIXES as PAGE_PREFIXES
 from gateway.pages import page_routes
+from gateway.professional_keys import professional_key_routes
 from gateway.sealing import (
     PARTNERS,
     SEALING_SIGNER,
@@ -62,10 +63,12 @@ from schema.build import build_schema
 from schema.context import RequestContext, Services
 from schema.extracts.produce import EXTRACTS_DIR, KEYRING
 from schema.mutations import Mutation
+from schema.signing import PROFESSIONAL_KEYS
 from security import failpoints
 from security.audit import AuditWriteError
 from security.crypto import BlindIndexer, FieldCipher
 from security.crypto.partners import PartnerRegistry, partners_file
+from security.crypto.professional_keys import ProfessionalKeys
 from security.crypto.sealing_key import load_sealing_signer
 from security.documents import DocumentPolicy, DocumentStore
 from security.enforcement import FieldGuard
@@ -143,6 +146,9 @@ def build_services(settings: Settings) -> Services:
             RECORDER: make_recorder(settings, gateway_engine),
             KEYRING: keyring,
             EXTRACTS_DIR: settings.data_dir / "extracts",
+            PROFESSIONAL_KEYS: ProfessionalKeys(
+                settings.data_dir / "keys", crypto_profile(settings)
+            ),
         },
     )
 
@@ -391,6 +397,7 @@ def create_app(
             Route("/readyz", readyz),
             Route("/graphql", SealingGate(graphql, partners), methods=["GET", "POST"]),
             *audit_routes(recorder, services.policy),
+            *professional_key_routes(services.extras[PROFESSIONAL_KEYS]),
             *witnessing,
             *page_routes(settings),
         ],

@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "extract",
     "schema",
     "supervise",
+    "rx",
 )
 
 

@@ -117,3 +117,72 @@ def canonical_detail(facts: dict[str, Any]) -> str:
         ensure_ascii=False,
         default=str,
     )
+
+
+# -- canonical forms: what a signature covers and what the records log hashes --------------
+PRESCRIPTION_TAG = b"medfed/e-prescription/v1\n"
+EVENT_TAG = b"medfed/e-prescription-event/v1\n"
+
+
+def _moment(value: Any) -> str | None:
+    return None if value is None else value.isoformat(timespec="seconds")
+
+
+def _json(value: Any) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def prescription_document(rx: dict[str, Any], items: list[dict[str, Any]]) -> bytes:
+    """The bytes a doctor's signature covers: the tag line, then canonical JSON (keys sorted,
+    no spaces, UTF-8) of what the doctor wrote. Times are China Standard Time wall-clock,
+    ``YYYY-MM-DDTHH:MM:SS``; items in ``item_id`` order. A bureau's copy has no
+    ``expires_at`` (null) and no workflow columns: those are not part of what was signed."""
+    body = {
+        "rxId": rx["rx_id"],
+        "visitId": rx["mdtrt_id"],
+        "personId": rx["person_ref"],
+        "institution": rx["institution_code"],
+        "doctor": rx["doctor_code"],
+        "issuedAt": _moment(rx["issued_at"]),
+        "expiresAt": _moment(rx.get("expires_at")),
+        "items": [
+            {
+                "drugCode": i["drug_code"],
+                "drugName": i["drug_name"],
+                "quantity": i["quantity"],
+                "unit": i["unit"],
+                "dosage": i["dosage"],
+                "days": i["days"],
+            }
+            for i in sorted(items, key=lambda i: i["item_id"])
+        ],
+    }
+    return PRESCRIPTION_TAG + _json(body)
+
+
+def event_document(event: dict[str, Any], prescription_signature: str) -> bytes:
+    """The bytes a transition's signature covers: the tag line, then canonical JSON of the
+    event row (``detail`` as the object it encodes) and the prescription's own signature, so
+    a signed step is bound to the signed prescription it moved."""
+    body = {
+        "rxId": event["rx_id"],
+        "seq": event["seq"],
+        "kind": event["kind"],
+        "from": event["from_status"],
+        "to": event["to_status"],
+        "actorRole": event["actor_role"],
+        "actorOrg": event["actor_org"],
+        "actorCode": event["actor_code"],
+        "at": _moment(event["at"]),
+        "detail": json.loads(event["detail"]),
+        "prescriptionSignature": prescription_signature,
+    }
+    return EVENT_TAG + _json(body)
+
+
+def signing_identity(event: dict[str, Any]) -> tuple[str, str] | None:
+    """Whose key signs an event: the professional (doctor, pharmacist) who made it, else the
+    acting organisation's seal; None for the patient's own step (their token is its proof)."""
+    if event["actor_role"] == "patient":
+        return None
+    return event["actor_org"], event["actor_code"] or event["actor_org"]

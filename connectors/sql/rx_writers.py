@@ -57,7 +57,7 @@ async def transition(
         )
         if moved.rowcount != 1:
             return Outcome.CONFLICT
-        await conn.execute(EVENTS.insert().values(**event, seq=version + 1))
+        await conn.execute(EVENTS.insert().values({**event, "seq": version + 1}))
     return Outcome.APPLIED
 
 

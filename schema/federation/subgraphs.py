@@ -52,6 +52,13 @@ SUBGRAPHS: Mapping[str, Cut] = {
             "requestExtract",
             "approveExtract",
             "refuseExtract",
+            "issuePrescription",
+            "reviewPrescription",
+            "circulatePrescription",
+            "dispensePrescription",
+            "shipPrescription",
+            "deliverPrescription",
+            "cancelPrescription",
         ),
         person=(
             "personId",

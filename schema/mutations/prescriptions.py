@@ -20,6 +20,7 @@ import strawberry
 from connectors.domain import codes
 from connectors.domain import prescriptions as machine
 from connectors.sql import rx_writers
+from schema import signing
 from schema.enums import ReviewStatus
 from schema.errors import forbidden
 from schema.mutations import lookups
@@ -187,6 +188,8 @@ async def issue_prescription(
         detail(validDays=input.valid_days, items=len(items)),
     )
     event["seq"] = 1
+    rx["doctor_signature"] = signing.sign_prescription(ctx, rx, items)
+    event["signature"] = signing.sign_event(ctx, event, rx["doctor_signature"])
     await call.write(
         ctx,
         Target(source.name, rx_writers.RX.name, "rx_id", rx_id, person=ref),

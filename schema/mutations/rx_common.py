@@ -23,6 +23,7 @@ from connectors.domain import prescriptions as machine
 from connectors.registry import Source
 from connectors.sql import rx_writers
 from connectors.sql.queries import Row, fetch_in
+from schema import signing
 from schema.errors import TRANSITION_CONFLICT
 from schema.mutations import lookups
 from schema.mutations import validation as v
@@ -253,6 +254,8 @@ async def run_transition(
             decision.actor_code,
             decision.facts,
         )
+        event["seq"] = found.row["version"] + 1
+        event["signature"] = signing.sign_event(ctx, event, found.row["doctor_signature"])
         changes = {**decision.changes, "status": decision.after.value}
         await apply(ctx, call, found, changes, event)
     if then is not None:

@@ -8,6 +8,8 @@ from typing import Any
 
 import strawberry
 
+from connectors.domain.prescriptions import prescription_document
+from schema import signing
 from schema.enums import (
     ClearingStatus,
     EnrollmentStatus,
@@ -120,6 +122,22 @@ class Prescription:
     )
     _row: strawberry.Private[Row] = None
     _ref: strawberry.Private[str] = None
+
+    @strawberry.field(
+        description="Whether `doctorSignature` is a registered key's signature over this "
+        "prescription's canonical form (docs/prescriptions.md), checked now against the "
+        "prescription as its source holds it: false for a changed record or a signature of "
+        "no registered key."
+    )
+    async def signature_valid(self, info: strawberry.Info) -> bool | None:
+        ctx = info.context
+        ctx.check("Prescription", "signatureValid", self._ref, self._row)
+        loader = "e_rx_items" if "expires_at" in self._row else "rx_items"
+        items = await ctx.load(
+            getattr(ctx.loaders, loader), (self._row["_source"], self._row["rx_id"]), info
+        )
+        document = prescription_document(self._row, items)
+        return signing.keys(ctx).verify(self._row["doctor_signature"], document).valid
 
     @strawberry.field(description="The drugs prescribed (at most five by national rules).")
     async def items(self, info: strawberry.Info) -> list[PrescriptionItem] | None:

@@ -50,7 +50,15 @@ COVERED = {
     "refuseExtract",
     "handleWarning",
     "closeAlert",
+    *(
+        f"{verb}Prescription"
+        for verb in ("issue", "review", "circulate", "dispense", "ship", "deliver", "cancel")
+    ),
 }
+RX_CALL = """mutation($k: String!, $input: %sInput!) {
+  %s(idempotencyKey: $k, input: $input) { prescription { prescriptionId status } } }"""
+RX_READ = "query($id: ID!) { prescription(prescriptionId: $id) { prescriptionId circulatedTo } }"
+PHARMACY = "P33010600101"
 
 
 def lab(person_id: str, visit_id: str | None) -> dict:
@@ -461,6 +469,129 @@ async def test_closing_the_victims_break_glass_alert_relates_nobody(world):
     ):
         response = await post(fed, app, role, org, purposes, READ, {"id": ref}, purpose=purpose)
         assert_no_leak(response, role)
+
+
+async def rx_call(fed, app, role, org, name, data, person=None, purpose=None):
+    input_type = {"ship": "Delivery", "deliver": "Delivery"}.get(
+        name.removesuffix("Prescription"), name[0].upper() + name[1:]
+    )
+    response = await post(
+        fed,
+        app,
+        role,
+        org,
+        None,
+        RX_CALL % (input_type, name),
+        {"k": f"{name}-{role}-{org}", "input": data},
+        purpose=purpose,
+        person=person,
+    )
+    assert_no_leak(response, name, refusals=MUTATION_REFUSALS)
+    return response.json()
+
+
+async def test_prescriptions_relate_nobody_beyond_the_chosen_pharmacys_row(world):
+    """No prescription mutation makes its caller related to the person: issuing needs the
+    bureau's visit, every other step a relation the prescription already has (its hospital,
+    the pharmacy the patient chose), and the patient's choice relates that pharmacy to that
+    prescription row only, never to the person's record."""
+    fed, ref, app = world
+    item = {
+        "drugCode": "XC08CAA067A001010104163",
+        "drugName": "苯磺酸氨氯地平片",
+        "quantity": 1,
+        "unit": "盒",
+        "dosage": "5mg 每日1次 口服",
+        "days": 28,
+    }
+    issue = {"personId": ref, "visitId": "MD9999999999", "doctorCode": "D330106000123"}
+    issue["items"] = [item]
+    body = await rx_call(fed, app, "clinician", HANGZHOU, "issuePrescription", issue)
+    assert one_problem(body)["path"] == ["input", "visitId"]
+    assert await count(fed, HANGZHOU_LIS, hospital.EPrescription) == 0
+    assert not await reads_name(fed, app, ref)
+    # Positive control: the bureau's visit there lets the hospital issue.
+    (visit,) = await fed.add_visits(
+        ref, 1, source="bureau-330000", institution=HANGZHOU, insured="370102", begin=RECENT_VISIT
+    )
+    body = await rx_call(
+        fed, app, "clinician", HANGZHOU, "issuePrescription", {**issue, "visitId": visit}
+    )
+    rx_id = body["data"]["issuePrescription"]["prescription"]["prescriptionId"]
+
+    # A pharmacy the patient did not choose, another hospital, another patient: refused alike.
+    other_patient = fed.indexer.person_ref(make_id_number("330106", seq=6))
+    refused = [
+        (
+            "pharmacist",
+            PHARMACY,
+            "reviewPrescription",
+            {"pharmacistCode": "YP33010600101001", "decision": "APPROVED"},
+            None,
+        ),
+        (
+            "pharmacist",
+            PHARMACY,
+            "dispensePrescription",
+            {
+                "pharmacistCode": "YP33010600101001",
+                "certType": "01",
+                "items": [{"drugCode": item["drugCode"], "quantity": 1, "amount": "22.50"}],
+                "fundPay": "20.00",
+                "accountPay": "0",
+                "cashPay": "2.50",
+            },
+            None,
+        ),
+        (
+            "pharmacist",
+            PHARMACY,
+            "shipPrescription",
+            {"carrier": "顺丰", "trackingNo": "SF000001"},
+            None,
+        ),
+        (
+            "pharmacist",
+            PHARMACY,
+            "deliverPrescription",
+            {"carrier": "顺丰", "trackingNo": "SF000001"},
+            None,
+        ),
+        (
+            "clinician",
+            "H37010200003",
+            "cancelPrescription",
+            {"doctorCode": "D370102000123", "reason": "试"},
+            None,
+        ),
+        ("patient", "330106", "circulatePrescription", {"pharmacyCode": PHARMACY}, other_patient),
+    ]
+    for role, org, name, data, person in refused:
+        purpose = "PATIENT_ACCESS" if role == "patient" else None
+        body = await rx_call(
+            fed, app, role, org, name, {"prescriptionId": rx_id, **data}, person, purpose
+        )
+        assert "no prescription with this id that you may" in body["errors"][0]["message"], name
+    assert not await reads_name(fed, app, ref, role="pharmacist", org=PHARMACY)
+
+    # The victim's own choice: the pharmacy reads that prescription, and still not the person.
+    body = await rx_call(
+        fed,
+        app,
+        "patient",
+        "370102",
+        "circulatePrescription",
+        {"prescriptionId": rx_id, "pharmacyCode": PHARMACY},
+        ref,
+        "PATIENT_ACCESS",
+    )
+    assert body["data"]["circulatePrescription"]["prescription"]["status"] == "PENDING_REVIEW"
+    response = await post(fed, app, "pharmacist", PHARMACY, None, RX_READ, {"id": rx_id})
+    assert response.json()["data"]["prescription"] == {
+        "prescriptionId": rx_id,
+        "circulatedTo": PHARMACY,
+    }
+    assert not await reads_name(fed, app, ref, role="pharmacist", org=PHARMACY)
 
 
 def test_every_mutation_has_a_self_made_relation_test():

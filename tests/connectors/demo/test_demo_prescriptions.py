@@ -56,8 +56,10 @@ def test_hospital_originals_agree_with_bureau_copies_and_pharmacies(demo):
             for column in ("mdtrt_id", "doctor_code", "review_status", "circulated_to"):
                 assert rx[column] == copy[column]
             chain = events[rx["rx_id"]]
-            assert [e["seq"] for e in chain] == list(range(1, len(chain) + 1)) == list(
-                range(1, rx["version"] + 1)
+            assert (
+                [e["seq"] for e in chain]
+                == list(range(1, len(chain) + 1))
+                == list(range(1, rx["version"] + 1))
             )
             # every step is one the machine allows, and the last one is the stored state
             state = None
