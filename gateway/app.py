@@ -45,7 +45,7 @@ from gateway.edge.trusted import Refusal, resolve_trusted
 from gateway.pages import PATHS as PAGE_PATHS
 from gateway.pages import PREFIXES as PAGE_PREFIXES
 from gateway.pages import page_routes
-from gateway.professional_keys import professional_key_routes
+from gateway.professional_keys import PROFESSIONAL_KEYS_PREFIX, professional_key_routes
 from gateway.sealing import (
     PARTNERS,
     SEALING_SIGNER,
@@ -59,6 +59,7 @@ from gateway.supervision import scan_forever, schedule_settings
 from gateway.telemetry.setup import instrument
 from gateway.witness import PATHS as WITNESS_PATHS
 from gateway.witness import witness_routes
+from schema.anchoring import RECORDS_LOG
 from schema.build import build_schema
 from schema.context import RequestContext, Services
 from schema.extracts.produce import EXTRACTS_DIR, KEYRING
@@ -73,6 +74,7 @@ from security.crypto.sealing_key import load_sealing_signer
 from security.documents import DocumentPolicy, DocumentStore
 from security.enforcement import FieldGuard
 from security.policy.break_glass import GATEWAY_KEY_SOURCE
+from security.records import RecordsLog, load_records_signer
 
 DEFAULT_DEADLINE_SECONDS = 5.0
 # Statistics scan whole tables at the sources (one GROUP BY each): a deadline of their own.
@@ -121,6 +123,16 @@ def health_settings(settings: Settings) -> HealthSettings:
         raise ConfigError(exc.key, exc.problem) from None
 
 
+RECORDS_ORIGIN = "medfed.local/records"
+
+
+def open_records_log(settings: Settings, engine) -> RecordsLog:
+    """The records log in the gateway database, its checkpoints signed by its own key."""
+    profile = crypto_profile(settings)
+    signer = load_records_signer(settings.data_dir / "keys", RECORDS_ORIGIN, profile)
+    return RecordsLog(engine, signer, RECORDS_ORIGIN, profile)
+
+
 def build_services(settings: Settings) -> Services:
     keyring = open_keyring(settings, create=False)
     # The gateway's own data key: break-glass reasons and alert notes (security.policy).
@@ -149,6 +161,7 @@ def build_services(settings: Settings) -> Services:
             PROFESSIONAL_KEYS: ProfessionalKeys(
                 settings.data_dir / "keys", crypto_profile(settings)
             ),
+            RECORDS_LOG: open_records_log(settings, gateway_engine),
         },
     )
 
@@ -413,7 +426,7 @@ def create_app(
                     *PAGE_PATHS,
                     *(WITNESS_PATHS if witnessing else ()),
                 ),
-                exempt_prefixes=PAGE_PREFIXES,
+                exempt_prefixes=(*PAGE_PREFIXES, PROFESSIONAL_KEYS_PREFIX),
                 on_denied=on_auth_denied(recorder) if recorder else None,
             ),
             Middleware(RateLimitMiddleware, limiter, edge),

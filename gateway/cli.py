@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "schema",
     "supervise",
     "rx",
+    "records",
 )
 
 

@@ -10,6 +10,8 @@ from starlette.routing import Route
 
 from security.crypto.professional_keys import ProfessionalKeys
 
+PROFESSIONAL_KEYS_PREFIX = "/keys/professionals/"
+
 
 def professional_key_routes(keys: ProfessionalKeys) -> list[Route]:
     async def registration(request: Request) -> JSONResponse:
@@ -18,4 +20,4 @@ def professional_key_routes(keys: ProfessionalKeys) -> list[Route]:
             return JSONResponse({"error": "no key is registered under this id"}, status_code=404)
         return JSONResponse(found.as_json(), headers={"Cache-Control": "public, max-age=3600"})
 
-    return [Route("/keys/professionals/{key_id}", registration, methods=["GET"])]
+    return [Route(PROFESSIONAL_KEYS_PREFIX + "{key_id}", registration, methods=["GET"])]

@@ -56,6 +56,17 @@ class PrescriptionState(Enum):
     CANCELLED = "CANCELLED"
 
 
+@strawberry.enum(
+    description="An original record against the records log (上链存证): VERIFIED (anchored and "
+    "unchanged at its source), CHANGED (anchored, but its source now holds something else), "
+    "UNANCHORED (never anchored). See docs/prescriptions.md."
+)
+class RecordIntegrity(Enum):
+    VERIFIED = "VERIFIED"
+    CHANGED = "CHANGED"
+    UNANCHORED = "UNANCHORED"
+
+
 @strawberry.enum(description="Lab test (检验) or imaging examination (检查).")
 class TestCategory(Enum):
     LAB = "LAB"

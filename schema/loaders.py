@@ -64,6 +64,8 @@ class Loaders:
         self.e_rx_items = scoped(_table(hospital.EPrescriptionItem), "rx_id")
         self.dispensing_items = scoped(_table(pharmacy.DispensingItem), "dispensing_id")
         self.institutions = DataLoader(self._load_institutions)
+        # (kind, source, record id) -> the records log's leaf entry, or None
+        self.anchors = DataLoader(self._load_anchors)
 
     # -- factories ------------------------------------------------------------------------------
     def _fan_loader(self, kind: str, table: Table, column: str) -> DataLoader[str, list[Row]]:
@@ -171,6 +173,11 @@ class Loaders:
             return [grouped.get(k, []) for k in keys]
 
         return DataLoader(load)
+
+    async def _load_anchors(self, keys: Sequence[tuple[str, str, str]]) -> list[dict | None]:
+        log = self.ctx.services.extras.get("records_log")
+        found = {} if log is None else await log.entries(list(keys))
+        return [found.get(k) for k in keys]
 
     async def _load_institutions(self, codes: Sequence[str]) -> list[Row | None]:
         source = self.ctx.registry.directory()

@@ -37,6 +37,7 @@ from schema.types.institution import Institution
 from schema.types.person import Person, person_from_rows, person_list
 from schema.types.prescriptions import PrescriptionQuery
 from schema.types.records import SETTLEMENT, Settlement
+from schema.types.records_log import RecordsLogQuery
 from schema.types.results import TEST_RESULT, TestResult
 from security.identity.scope import region_prefix
 
@@ -211,6 +212,7 @@ class Query(
     SupervisionQuery,
     WarningQuery,
     PrescriptionQuery,
+    RecordsLogQuery,
 ):
     @strawberry.field(description="The calling patient's own record (patients only).")
     async def me(self, info: strawberry.Info) -> Person | None:

@@ -23,6 +23,7 @@ GATEWAY_MODEL_MODULES: tuple[str, ...] = (
     "security.privacy.ledger",
     "security.privacy.extract_jobs",
     "security.warnings",
+    "security.records.models",
 )
 
 

@@ -95,6 +95,10 @@ class Encoder:
             self._index_cache[key] = found
         return found
 
+    def person_ref(self, id_number: str) -> str:
+        """The pseudonym a record's plain ``person_ref`` (the ID number) is stored as."""
+        return self._blind("person_ref", id_number)
+
     def encode(self, records: list[Record]) -> Rows:
         rows: Rows = defaultdict(lambda: defaultdict(list))
         encrypt = self._cipher.encrypt

@@ -20,6 +20,7 @@ from connectors.registry import Source
 from connectors.sql import rx_writers
 from connectors.sql.models import pharmacy
 from connectors.sql.queries import Row, fetch_in
+from schema import anchoring
 from schema.errors import forbidden
 from schema.mutations import lookups
 from schema.mutations import validation as v
@@ -205,6 +206,7 @@ async def dispense_prescription(
             ),
             lambda: lookups.ask(ctx, source, lambda e: rx_writers.write_dispensing(e, row, items)),
         )
+        await anchoring.anchor(ctx, source, DISPENSINGS.name, [dispensing_id])
 
     async def _dispensed_items(found: Found, dispensing_id: str, i: DispensePrescriptionInput):
         prescribed = {
@@ -331,6 +333,7 @@ async def _delivery(
             ),
             lambda: lookups.ask(ctx, source, lambda e: rx_writers.write_delivery(e, row)),
         )
+        await anchoring.anchor(ctx, source, DELIVERIES.name, [delivery_id])
 
     return await run_transition(
         info,

@@ -20,7 +20,7 @@ import strawberry
 from connectors.domain import codes
 from connectors.domain import prescriptions as machine
 from connectors.sql import rx_writers
-from schema import signing
+from schema import anchoring, signing
 from schema.enums import ReviewStatus
 from schema.errors import forbidden
 from schema.mutations import lookups
@@ -197,6 +197,8 @@ async def issue_prescription(
             ctx, source, lambda e: rx_writers.write_prescription(e, rx, items, event)
         ),
     )
+    await anchoring.anchor(ctx, source, rx_writers.RX.name, [rx_id])
+    await anchoring.anchor(ctx, source, rx_writers.EVENTS.name, [event["event_id"]])
     created = Created(source.name, rx_id)
     await call.done(created)
     return PrescriptionPayload(prescription=await load(ctx, info, created), replayed=False)

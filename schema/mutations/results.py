@@ -15,6 +15,7 @@ from connectors.domain import codes
 from connectors.registry import Source
 from connectors.sql import writers
 from connectors.sql.models import hospital
+from schema import anchoring
 from schema.enums import Modality, ResultFlag, TestCategory
 from schema.errors import forbidden
 from schema.mutations import lookups
@@ -410,6 +411,7 @@ async def publish_test_result(
         Target(source.name, RESULTS.name, "result_id", result_id, person=ref),
         lambda: lookups.ask(ctx, source, lambda e: writers.write_test_result(e, row, new_patient)),
     )
+    await anchoring.anchor(ctx, source, RESULTS.name, [result_id])
     created = Created(source.name, result_id)
     await call.done(created)
     return PublishTestResultPayload(test_result=await _load(ctx, info, created), replayed=False)

@@ -23,7 +23,7 @@ from connectors.domain import prescriptions as machine
 from connectors.registry import Source
 from connectors.sql import rx_writers
 from connectors.sql.queries import Row, fetch_in
-from schema import signing
+from schema import anchoring, signing
 from schema.errors import TRANSITION_CONFLICT
 from schema.mutations import lookups
 from schema.mutations import validation as v
@@ -258,6 +258,7 @@ async def run_transition(
         event["signature"] = signing.sign_event(ctx, event, found.row["doctor_signature"])
         changes = {**decision.changes, "status": decision.after.value}
         await apply(ctx, call, found, changes, event)
+    await anchoring.anchor(ctx, found.source, rx_writers.EVENTS.name, [event["event_id"]])
     if then is not None:
         await then(call, found, event)
     created = Created(found.source.name, rx_id)

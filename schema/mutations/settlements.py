@@ -13,6 +13,7 @@ import strawberry
 from connectors.domain import codes
 from connectors.sql import writers
 from connectors.sql.models import bureau, platform
+from schema import anchoring
 from schema.enums import VisitType
 from schema.errors import forbidden
 from schema.mutations import lookups
@@ -383,6 +384,7 @@ async def record_settlement(
         Target(source.name, table.name, "setl_id", setl_id, person=str(input.person_id)),
         lambda: lookups.ask(ctx, source, lambda e: write(e, row)),
     )
+    await anchoring.anchor(ctx, source, table.name, [setl_id])
     created = Created(source.name, setl_id)
     await call.done(created)
     await sr.keep(ctx, hits, row, source.name, doctor, settled=True)

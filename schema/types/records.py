@@ -9,12 +9,13 @@ from typing import Any
 import strawberry
 
 from connectors.domain.prescriptions import prescription_document
-from schema import signing
+from schema import anchoring, signing
 from schema.enums import (
     ClearingStatus,
     EnrollmentStatus,
     InsuranceType,
     PrescriptionState,
+    RecordIntegrity,
     ReviewStatus,
     VisitType,
     enum_or_none,
@@ -138,6 +139,19 @@ class Prescription:
         )
         document = prescription_document(self._row, items)
         return signing.keys(ctx).verify(self._row["doctor_signature"], document).valid
+
+    @strawberry.field(
+        description="Whether this original record, as its source holds it now, is the one "
+        "anchored in the records log: VERIFIED, CHANGED or UNANCHORED."
+    )
+    async def integrity(self, info: strawberry.Info) -> RecordIntegrity | None:
+        info.context.check("Prescription", "integrity", self._ref, self._row)
+        if "expires_at" not in self._row:  # a bureau's copy: the original is at the hospital
+            return RecordIntegrity.UNANCHORED
+        items = await info.context.load(
+            info.context.loaders.e_rx_items, (self._row["_source"], self._row["rx_id"]), info
+        )
+        return await anchoring.integrity(info, "e_prescriptions", self._row, items)
 
     @strawberry.field(description="The drugs prescribed (at most five by national rules).")
     async def items(self, info: strawberry.Info) -> list[PrescriptionItem] | None:
@@ -337,6 +351,15 @@ class Settlement:
     )
     _row: strawberry.Private[Row] = None
     _ref: strawberry.Private[str] = None
+
+    @strawberry.field(
+        description="Whether this original record, as its source holds it now, is the one "
+        "anchored in the records log: VERIFIED, CHANGED or UNANCHORED."
+    )
+    async def integrity(self, info: strawberry.Info) -> RecordIntegrity | None:
+        info.context.check("Settlement", "integrity", self._ref, self._row)
+        kind = "cross_settlements" if "filing_id" in self._row else "settlements"
+        return await anchoring.integrity(info, kind, self._row)
 
     @strawberry.field(description="The treating institution.")
     async def institution(self, info: strawberry.Info) -> Institution | None:

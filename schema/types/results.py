@@ -6,7 +6,15 @@ from datetime import datetime
 
 import strawberry
 
-from schema.enums import Modality, RecognitionReason, ResultFlag, TestCategory, enum_or_none
+from schema import anchoring
+from schema.enums import (
+    Modality,
+    RecognitionReason,
+    RecordIntegrity,
+    ResultFlag,
+    TestCategory,
+    enum_or_none,
+)
 from schema.projection import F, Projection, col, enc
 from schema.types.common import Row, field
 from schema.types.institution import Institution, institution_of
@@ -54,6 +62,14 @@ class TestResult:
     reported_at: datetime | None = field("Report time.")
     _row: strawberry.Private[Row] = None
     _ref: strawberry.Private[str] = None
+
+    @strawberry.field(
+        description="Whether this original record, as its source holds it now, is the one "
+        "anchored in the records log: VERIFIED, CHANGED or UNANCHORED."
+    )
+    async def integrity(self, info: strawberry.Info) -> RecordIntegrity | None:
+        info.context.check("TestResult", "integrity", self._ref, self._row)
+        return await anchoring.integrity(info, "test_results", self._row)
 
     @strawberry.field(description="The hospital that performed the test.")
     async def performing_institution(self, info: strawberry.Info) -> Institution | None:

@@ -88,3 +88,37 @@ def test_hospital_originals_agree_with_bureau_copies_and_pharmacies(demo):
                     assert rx["status"] == "DELIVERED"
     # the demo shows the workflow's outcomes, not only its happy path
     assert {"APPROVED", "DISPENSED", "DELIVERED"} <= set(states)
+
+
+def test_every_demo_prescription_and_step_is_signed_with_its_professionals_key(demo):
+    from datetime import datetime
+
+    from connectors.sql import rx_verify
+    from security.crypto.professional_keys import ProfessionalKeys
+
+    keys = ProfessionalKeys(demo / "keys")
+
+    def rows_of(source: str, table: str) -> dict[str, list[dict]]:
+        grouped = defaultdict(list)
+        for r in _all(demo, source, f"SELECT * FROM {table}"):
+            for column in ("issued_at", "expires_at", "at"):  # SQLite keeps them as text
+                if isinstance(r.get(column), str):
+                    r[column] = datetime.fromisoformat(r[column])
+            grouped[r["rx_id"]].append(r)
+        return grouped
+
+    checked = 0
+    for hospital in HOSPITALS:
+        items = rows_of(hospital, "e_prescription_items")
+        events = rows_of(hospital, "e_prescription_events")
+        for rx_id, (rx,) in rows_of(hospital, "e_prescriptions").items():
+            result = rx_verify.check_rows(rx, items[rx_id], events[rx_id], keys)
+            assert result.ok, (rx_id, result)
+            assert result.signer == f"{rx['institution_code']}/{rx['doctor_code']}"
+            checked += 1
+    assert checked > 20
+    # the bureau's copies are signed over their own form (no expiry) by the same doctor
+    bureau_items = rows_of("bureau-330000", "prescription_items")
+    for rx_id, (copy,) in list(rows_of("bureau-330000", "prescriptions").items())[:50]:
+        document = machine.prescription_document(copy, bureau_items[rx_id])
+        assert keys.verify(copy["doctor_signature"], document).valid

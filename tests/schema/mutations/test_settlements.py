@@ -17,7 +17,7 @@ RECORD = """mutation($key: String!, $input: RecordSettlementInput!) {
     replayed
     settlement { settlementId visitId personId institutionCode medicalType settledAt
       insuredRegion treatmentRegion total inPolicy fundPay accountPay cashPay
-      crossProvince clearingStatus clearingMonth filingId }
+      crossProvince clearingStatus clearingMonth filingId integrity }
   } }"""
 
 
@@ -102,11 +102,12 @@ async def test_in_province_settlement_is_written_to_the_treatment_bureau(fed):
         agency(fed),
         "SETTLEMENT",
         """query($id: ID!) {
-        settlements(filter: {personId: $id}) { nodes { settlementId total } } }""",
+        settlements(filter: {personId: $id}) { nodes { settlementId total integrity } } }""",
         {"id": fed.local},
     )
+    # Anchored in the records log when it was recorded, unchanged since (docs/prescriptions.md).
     assert listed["data"]["settlements"]["nodes"] == [
-        {"settlementId": s["settlementId"], "total": "320.50"}
+        {"settlementId": s["settlementId"], "total": "320.50", "integrity": "VERIFIED"}
     ]
 
 
@@ -193,6 +194,7 @@ async def test_cross_province_needs_a_filing_then_goes_to_the_platform(fed):
     s = body["data"]["recordSettlement"]["settlement"]
     assert s["crossProvince"] is True and s["filingId"] == filing_id
     assert s["clearingStatus"] == "PENDING" and s["clearingMonth"] == f"{RECENT:%Y-%m}"
+    assert s["integrity"] == "VERIFIED"  # anchored at the platform as cross_settlements
     (row,) = await rows(fed, "platform", platform.CrossSettlement)
     assert row["setl_id"] == s["settlementId"] and row["insuplc_admdvs"] == "220102"
     assert await count(fed, "bureau-330000", bureau.Settlement) == 0

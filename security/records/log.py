@@ -1,0 +1,349 @@
+"""The records log: append anchors, sign checkpoints, prove inclusion, verify the whole log.
+
+A leaf is the canonical JSON of one anchor, ``{"digest", "id", "index", "kind", "salt",
+"source"}``: the record's table (``kind``), the source holding it, its primary key, and its
+digest (``security.records.digest``) under a random salt, so the log commits to the record
+without letting anyone who reads a leaf test guesses of its content. The tree, proofs and
+checkpoints are the audit log's (RFC 6962 hashing in ``security.audit.merkle``, C2SP signed
+checkpoints in ``security.audit.note``) under their own origin and key.
+
+Appends are serialised by the head row: the first statement of each append's transaction
+writes it, which takes the database's write lock (PostgreSQL: the row lock; SQLite: the
+file's), so the tree stays one gap-free sequence however many processes append. An anchor
+already in the log (same kind, source and id) is not appended again: anchoring is idempotent
+like the mutations that call it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from security.audit import merkle
+from security.audit.note import Checkpoint, open_checkpoint, sign_checkpoint
+from security.audit.signer import Signer, Verifier, load_or_create_ed25519, publish_verifier_key
+from security.records.models import RecordCheckpoint, RecordHead, RecordLeaf, RecordNode
+
+HEAD_ID = 1
+LEAVES = RecordLeaf.__table__
+NODES = RecordNode.__table__
+HEAD = RecordHead.__table__
+CHECKPOINTS = RecordCheckpoint.__table__
+PRIVATE_KEY_FILE = "records-log.key"
+SM2_KEY_FILE = "records-log.sm2"
+VERIFIER_KEY_FILE = "records-log.vkey"
+
+
+class RecordsLogError(Exception):
+    """The log cannot append, prove or verify; the message names no record content."""
+
+
+@dataclass(frozen=True)
+class Anchor:
+    kind: str
+    source: str
+    record_id: str
+    digest: str  # hex
+    salt: str  # hex, 16 random bytes: the digest's blinding
+
+
+@dataclass(frozen=True)
+class RecordProof:
+    index: int
+    entry: dict[str, Any]
+    leaf_hash: bytes
+    tree_size: int
+    root: bytes
+    proof: list[bytes]
+    checkpoint: str
+
+
+def new_salt() -> str:
+    return secrets.token_hex(16)
+
+
+def load_records_signer(keys_dir: Path, name: str, profile: str = "standard") -> Signer:
+    """The records log's own checkpoint key (Ed25519, or SM2 in the national profile)."""
+    if profile == "national":
+        from security.crypto.sm2 import load_or_create_sm2
+
+        signer: Signer = load_or_create_sm2(keys_dir, name, private_file=SM2_KEY_FILE)
+        publish_verifier_key(keys_dir, signer, VERIFIER_KEY_FILE)
+        return signer
+    return load_or_create_ed25519(
+        keys_dir, name, private_file=PRIVATE_KEY_FILE, verifier_file=VERIFIER_KEY_FILE
+    )
+
+
+def _entry(anchor: Anchor, index: int) -> bytes:
+    body = {
+        "digest": anchor.digest,
+        "id": anchor.record_id,
+        "index": index,
+        "kind": anchor.kind,
+        "salt": anchor.salt,
+        "source": anchor.source,
+    }
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _frontier_of(raw: bytes, size: int) -> merkle.Frontier:
+    hashes = [raw[i : i + merkle.HASH_SIZE] for i in range(0, len(raw), merkle.HASH_SIZE)]
+    return merkle.Frontier(size, hashes)
+
+
+class RecordsLog:
+    def __init__(
+        self, engine: AsyncEngine, signer: Signer, origin: str, profile: str = "standard"
+    ) -> None:
+        self.engine = engine
+        self.profile = profile  # the records' digest: SHA-256, or SM3 in the national profile
+        self.signer = signer
+        self.origin = origin
+        self._lock = asyncio.Lock()  # one appender per process; the head row across them
+
+    # -- appending --------------------------------------------------------------------------
+    async def append(self, anchors: Sequence[Anchor]) -> list[int]:
+        """Append the anchors not yet in the log; the index of each, in order."""
+        if not anchors:
+            return []
+        async with self._lock, self.engine.begin() as conn:
+            now = datetime.now(UTC)
+            moved = await conn.execute(
+                update(HEAD).where(HEAD.c.id == HEAD_ID).values(updated_at=now)
+            )
+            if moved.rowcount == 0:
+                await conn.execute(
+                    HEAD.insert().values(id=HEAD_ID, size=0, frontier=b"", updated_at=now)
+                )
+            head = (await conn.execute(select(HEAD).where(HEAD.c.id == HEAD_ID))).one()
+            known = await self._known(conn, anchors)
+            frontier = _frontier_of(head.frontier, head.size)
+            leaves, nodes, out = [], [], []
+            for anchor in anchors:
+                key = (anchor.kind, anchor.source, anchor.record_id)
+                if key in known:
+                    out.append(known[key])
+                    continue
+                index = frontier.size
+                entry = _entry(anchor, index)
+                leaf = merkle.leaf_hash(entry)
+                frontier.append(leaf, lambda level, j, h: nodes.append((level, j, h)))
+                leaves.append(
+                    {
+                        "idx": index,
+                        "kind": anchor.kind,
+                        "source": anchor.source,
+                        "record_id": anchor.record_id,
+                        "leaf_hash": leaf,
+                        "entry": entry,
+                        "anchored_at": now,
+                    }
+                )
+                known[key] = index
+                out.append(index)
+            if leaves:
+                await conn.execute(LEAVES.insert(), leaves)
+                if nodes:
+                    await conn.execute(
+                        NODES.insert(), [{"level": lv, "idx": j, "hash": h} for lv, j, h in nodes]
+                    )
+                await conn.execute(
+                    update(HEAD)
+                    .where(HEAD.c.id == HEAD_ID)
+                    .values(size=frontier.size, frontier=b"".join(frontier.hashes()))
+                )
+            return out
+
+    @staticmethod
+    async def _known(conn: AsyncConnection, anchors: Sequence[Anchor]) -> dict:
+        ids = sorted({a.record_id for a in anchors})
+        rows = await conn.execute(
+            select(LEAVES.c.kind, LEAVES.c.source, LEAVES.c.record_id, LEAVES.c.idx).where(
+                LEAVES.c.record_id.in_(ids)
+            )
+        )
+        return {(r.kind, r.source, r.record_id): r.idx for r in rows}
+
+    # -- reading ----------------------------------------------------------------------------
+    async def entries(self, keys: Sequence[tuple[str, str, str]]) -> dict[tuple, dict]:
+        """The leaf entries of (kind, source, record id) keys that are anchored."""
+        if not keys:
+            return {}
+        ids = sorted({k[2] for k in keys})
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                select(LEAVES.c.kind, LEAVES.c.source, LEAVES.c.record_id, LEAVES.c.entry).where(
+                    LEAVES.c.record_id.in_(ids)
+                )
+            )
+            found = {(r.kind, r.source, r.record_id): json.loads(r.entry) for r in rows}
+        return {k: found[k] for k in keys if k in found}
+
+    async def size(self) -> int:
+        async with self.engine.connect() as conn:
+            return (
+                await conn.execute(select(HEAD.c.size).where(HEAD.c.id == HEAD_ID))
+            ).scalar() or 0
+
+    # -- checkpoints and proofs -------------------------------------------------------------
+    async def checkpoint(self) -> tuple[int, str]:
+        """The newest signed checkpoint, signing one first if the log grew since."""
+        async with self.engine.begin() as conn:
+            head = (await conn.execute(select(HEAD).where(HEAD.c.id == HEAD_ID))).first()
+            size = 0 if head is None else head.size
+            last = (
+                await conn.execute(select(CHECKPOINTS).order_by(CHECKPOINTS.c.size.desc()).limit(1))
+            ).first()
+            if last is not None and last.size == size:
+                return last.size, last.note
+            root = merkle.EMPTY_ROOT if head is None else _frontier_of(head.frontier, size).root()
+            note = sign_checkpoint(Checkpoint(self.origin, size, root), self.signer)
+            await conn.execute(
+                CHECKPOINTS.insert().values(
+                    size=size, root=root, note=note, created_at=datetime.now(UTC)
+                )
+            )
+            return size, note
+
+    async def proof(self, index: int) -> RecordProof:
+        size, note = await self.checkpoint()
+        if not 0 <= index < size:
+            raise RecordsLogError(f"no record {index} in a log of {size}")
+        async with self.engine.connect() as conn:
+            leaf = (await conn.execute(select(LEAVES).where(LEAVES.c.idx == index))).one()
+            ranges = merkle.inclusion_ranges(index, size)
+            proof = await _range_hashes(conn, ranges)
+            root = (
+                await conn.execute(select(CHECKPOINTS.c.root).where(CHECKPOINTS.c.size == size))
+            ).scalar_one()
+        return RecordProof(index, json.loads(leaf.entry), leaf.leaf_hash, size, root, proof, note)
+
+    # -- verification -----------------------------------------------------------------------
+    async def verify(self, verifier: Verifier, batch: int = 20_000) -> LogCheck:
+        """Recompute every leaf from its entry and the root from every leaf; check the head,
+        each stored checkpoint's root at its size, and the newest checkpoint's signature."""
+        frontier = merkle.Frontier()
+        checkpoints: dict[int, tuple[bytes, str]] = {}
+        problems: list[str] = []
+        async with self.engine.connect() as conn:
+            for r in await conn.execute(
+                select(CHECKPOINTS.c.size, CHECKPOINTS.c.root, CHECKPOINTS.c.note)
+            ):
+                checkpoints[r.size] = (r.root, r.note)
+            head = (await conn.execute(select(HEAD).where(HEAD.c.id == HEAD_ID))).first()
+            roots = {0: merkle.EMPTY_ROOT}
+            after = -1
+            while True:
+                rows = (
+                    await conn.execute(
+                        select(LEAVES.c.idx, LEAVES.c.leaf_hash, LEAVES.c.entry)
+                        .where(LEAVES.c.idx > after)
+                        .order_by(LEAVES.c.idx)
+                        .limit(batch)
+                    )
+                ).all()
+                if not rows:
+                    break
+                for r in rows:
+                    if r.idx != frontier.size:
+                        problems.append(f"leaf {frontier.size} is missing")
+                        return LogCheck(frontier.size, False, problems)
+                    entry = json.loads(r.entry)
+                    if entry.get("index") != r.idx or merkle.leaf_hash(r.entry) != r.leaf_hash:
+                        problems.append(f"leaf {r.idx} does not match its entry")
+                    frontier.append(merkle.leaf_hash(r.entry))
+                    if frontier.size in checkpoints:
+                        roots[frontier.size] = frontier.root()
+                after = rows[-1].idx
+        size = frontier.size
+        if head is not None and (
+            head.size != size or _frontier_of(head.frontier, head.size).root() != frontier.root()
+        ):
+            problems.append("the head does not match the leaves")
+        for at, (root, _note) in checkpoints.items():
+            if at > size:
+                problems.append(f"checkpoint {at} is beyond the log's {size} leaves")
+            elif roots.get(at) != root:
+                problems.append(f"checkpoint {at} does not match the leaves")
+        if checkpoints:
+            newest = max(checkpoints)
+            try:
+                opened = open_checkpoint(checkpoints[newest][1], [verifier])
+            except Exception:
+                problems.append(f"checkpoint {newest} is not signed by the records log's key")
+            else:
+                if (opened.origin, opened.size, opened.root) != (
+                    self.origin,
+                    newest,
+                    checkpoints[newest][0],
+                ):
+                    problems.append(f"checkpoint {newest}'s note does not match its row")
+        return LogCheck(size, not problems, problems)
+
+    async def leaves(self, batch: int = 20_000):
+        """Every leaf entry, in order, in batches (for checking records at their sources)."""
+        after = -1
+        async with self.engine.connect() as conn:
+            while True:
+                rows = (
+                    await conn.execute(
+                        select(LEAVES.c.idx, LEAVES.c.entry)
+                        .where(LEAVES.c.idx > after)
+                        .order_by(LEAVES.c.idx)
+                        .limit(batch)
+                    )
+                ).all()
+                if not rows:
+                    return
+                yield [json.loads(r.entry) for r in rows]
+                after = rows[-1].idx
+
+    async def count(self) -> int:
+        async with self.engine.connect() as conn:
+            return (await conn.execute(select(func.count()).select_from(LEAVES))).scalar_one()
+
+
+@dataclass
+class LogCheck:
+    size: int
+    ok: bool
+    problems: list[str]
+
+
+async def _range_hashes(conn: AsyncConnection, ranges: Sequence[tuple[int, int]]) -> list[bytes]:
+    """MTH of each leaf range from stored subtrees (as the audit log's ``range_hashes``)."""
+    plans = [merkle.aligned_subtrees(s, e) for s, e in ranges]
+    wanted = {key for plan in plans for key in plan}
+    found: dict[tuple[int, int], bytes] = {}
+    leaves = [j for level, j in wanted if level == 0]
+    if leaves:
+        rows = await conn.execute(
+            select(LEAVES.c.idx, LEAVES.c.leaf_hash).where(LEAVES.c.idx.in_(leaves))
+        )
+        found.update(((0, r.idx), r.leaf_hash) for r in rows)
+    by_level: dict[int, list[int]] = {}
+    for level, j in wanted:
+        if level:
+            by_level.setdefault(level, []).append(j)
+    if by_level:
+        rows = await conn.execute(
+            select(NODES.c.level, NODES.c.idx, NODES.c.hash).where(
+                or_(
+                    *(and_(NODES.c.level == lv, NODES.c.idx.in_(js)) for lv, js in by_level.items())
+                )
+            )
+        )
+        found.update(((r.level, r.idx), r.hash) for r in rows)
+    if wanted - found.keys():
+        raise RecordsLogError("the stored tree lacks a subtree; run `medfed records verify`")
+    return [merkle.fold_subtrees([found[k] for k in plan]) for plan in plans]
