@@ -39,6 +39,7 @@ from schema.types.prescriptions import PrescriptionQuery
 from schema.types.records import SETTLEMENT, Settlement
 from schema.types.records_log import RecordsLogQuery
 from schema.types.results import TEST_RESULT, TestResult
+from schema.types.trace import TraceQuery
 from security.identity.scope import region_prefix
 
 PAGE_ARGS = "first: at most 100 (default 20); after: a cursor from pageInfo.endCursor."
@@ -213,6 +214,7 @@ class Query(
     WarningQuery,
     PrescriptionQuery,
     RecordsLogQuery,
+    TraceQuery,
 ):
     @strawberry.field(description="The calling patient's own record (patients only).")
     async def me(self, info: strawberry.Info) -> Person | None:

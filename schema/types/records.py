@@ -35,7 +35,7 @@ def _optional(column: str, convert: Any = None) -> Any:
 
     def read(_ctx: Any, row: Row) -> Any:
         value = row.get(column)
-        return None if value is None or convert is None else convert(value)
+        return value if value is None or convert is None else convert(value)
 
     return read
 

@@ -766,8 +766,18 @@ async def _checked_size(conn: AsyncConnection, size: int | None) -> int:
     return size
 
 
-async def range_hashes(conn: AsyncConnection, ranges: Sequence[tuple[int, int]]) -> list[bytes]:
-    """MTH of each leaf range, from O(log n) stored subtrees per range."""
+async def range_hashes(
+    conn: AsyncConnection,
+    ranges: Sequence[tuple[int, int]],
+    *,
+    leaves_table: Any = EVENTS,
+    nodes_table: Any = NODES,
+    log_name: str = "audit",
+) -> list[bytes]:
+    """MTH of each leaf range, from O(log n) stored subtrees per range. The tables default to
+    the audit log's; the records log passes its own (same columns: idx, leaf_hash; level,
+    idx, hash)."""
+    EVENTS, NODES = leaves_table, nodes_table
     plans = [merkle.aligned_subtrees(s, e) for s, e in ranges]
     wanted = {key for plan in plans for key in plan}
     found: dict[tuple[int, int], bytes] = {}
@@ -796,7 +806,7 @@ async def range_hashes(conn: AsyncConnection, ranges: Sequence[tuple[int, int]])
     missing = wanted - found.keys()
     if missing:
         raise AuditLogError(
-            f"the stored tree lacks subtree {sorted(missing)[0]}; run `medfed audit verify`"
+            f"the stored tree lacks subtree {sorted(missing)[0]}; run `medfed {log_name} verify`"
         )
     return [
         merkle.fold_subtrees([found[k] for k in plan]) if plan else merkle.EMPTY_ROOT

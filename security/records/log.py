@@ -25,15 +25,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from security.audit import merkle
+from security.audit.log import AuditLogError
+from security.audit.log import range_hashes as audit_range_hashes
 from security.audit.note import Checkpoint, open_checkpoint, sign_checkpoint
 from security.audit.signer import Signer, Verifier, load_or_create_ed25519, publish_verifier_key
 from security.records.models import RecordCheckpoint, RecordHead, RecordLeaf, RecordNode
 
 HEAD_ID = 1
+LOCKED_ATTEMPTS = 4
 LEAVES = RecordLeaf.__table__
 NODES = RecordNode.__table__
 HEAD = RecordHead.__table__
@@ -113,7 +117,19 @@ class RecordsLog:
 
     # -- appending --------------------------------------------------------------------------
     async def append(self, anchors: Sequence[Anchor]) -> list[int]:
-        """Append the anchors not yet in the log; the index of each, in order."""
+        """Append the anchors not yet in the log; the index of each, in order. A SQLite
+        database busy beyond its timeout (other writers of the gateway database under load)
+        is tried again a few times before the append fails."""
+        for attempt in range(LOCKED_ATTEMPTS):
+            try:
+                return await self._append(anchors)
+            except OperationalError as exc:
+                if "locked" not in str(exc) or attempt == LOCKED_ATTEMPTS - 1:
+                    raise
+                await asyncio.sleep(0.05 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    async def _append(self, anchors: Sequence[Anchor]) -> list[int]:
         if not anchors:
             return []
         async with self._lock, self.engine.begin() as conn:
@@ -167,9 +183,10 @@ class RecordsLog:
     @staticmethod
     async def _known(conn: AsyncConnection, anchors: Sequence[Anchor]) -> dict:
         ids = sorted({a.record_id for a in anchors})
+        kinds = sorted({a.kind for a in anchors})  # (kind, record_id) is the index
         rows = await conn.execute(
             select(LEAVES.c.kind, LEAVES.c.source, LEAVES.c.record_id, LEAVES.c.idx).where(
-                LEAVES.c.record_id.in_(ids)
+                LEAVES.c.kind.in_(kinds), LEAVES.c.record_id.in_(ids)
             )
         )
         return {(r.kind, r.source, r.record_id): r.idx for r in rows}
@@ -180,10 +197,11 @@ class RecordsLog:
         if not keys:
             return {}
         ids = sorted({k[2] for k in keys})
+        kinds = sorted({k[0] for k in keys})
         async with self.engine.connect() as conn:
             rows = await conn.execute(
                 select(LEAVES.c.kind, LEAVES.c.source, LEAVES.c.record_id, LEAVES.c.entry).where(
-                    LEAVES.c.record_id.in_(ids)
+                    LEAVES.c.kind.in_(kinds), LEAVES.c.record_id.in_(ids)
                 )
             )
             found = {(r.kind, r.source, r.record_id): json.loads(r.entry) for r in rows}
@@ -321,29 +339,9 @@ class LogCheck:
 
 
 async def _range_hashes(conn: AsyncConnection, ranges: Sequence[tuple[int, int]]) -> list[bytes]:
-    """MTH of each leaf range from stored subtrees (as the audit log's ``range_hashes``)."""
-    plans = [merkle.aligned_subtrees(s, e) for s, e in ranges]
-    wanted = {key for plan in plans for key in plan}
-    found: dict[tuple[int, int], bytes] = {}
-    leaves = [j for level, j in wanted if level == 0]
-    if leaves:
-        rows = await conn.execute(
-            select(LEAVES.c.idx, LEAVES.c.leaf_hash).where(LEAVES.c.idx.in_(leaves))
+    try:
+        return await audit_range_hashes(
+            conn, ranges, leaves_table=LEAVES, nodes_table=NODES, log_name="records"
         )
-        found.update(((0, r.idx), r.leaf_hash) for r in rows)
-    by_level: dict[int, list[int]] = {}
-    for level, j in wanted:
-        if level:
-            by_level.setdefault(level, []).append(j)
-    if by_level:
-        rows = await conn.execute(
-            select(NODES.c.level, NODES.c.idx, NODES.c.hash).where(
-                or_(
-                    *(and_(NODES.c.level == lv, NODES.c.idx.in_(js)) for lv, js in by_level.items())
-                )
-            )
-        )
-        found.update(((r.level, r.idx), r.hash) for r in rows)
-    if wanted - found.keys():
-        raise RecordsLogError("the stored tree lacks a subtree; run `medfed records verify`")
-    return [merkle.fold_subtrees([found[k] for k in plan]) for plan in plans]
+    except AuditLogError as exc:
+        raise RecordsLogError(str(exc)) from None

@@ -4,7 +4,7 @@ positive control), idempotency, and the rows each source keeps."""
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import update
@@ -51,6 +51,9 @@ async def test_issue_to_delivery_moves_through_every_state_and_keeps_each_event(
     assert rx["status"] == "PENDING_REVIEW" and rx["reviewStatus"] == "PENDING"
     assert rx["institutionCode"] == "H33010600001" and rx["doctorCode"] == DOCTOR
     assert rx["items"] == [{"drugCode": DRUG, "quantity": 2, "days": 28}]
+    # valid to the end of the day of issue (validDays 1, the rule)
+    issued, expires = (datetime.fromisoformat(rx[k]) for k in ("issuedAt", "expiresAt"))
+    assert expires.date() == issued.date() + timedelta(days=1) and expires.hour == 0
 
     # The patient chooses the pharmacy; the pharmacy's pharmacist may then review.
     body = await call(

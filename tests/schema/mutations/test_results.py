@@ -262,6 +262,7 @@ async def test_racing_twins_converge_on_one_row(fed):
     answers = await asyncio.gather(
         *(publish(fed, app, "race", lab(personId=fed.ref)) for _ in range(4))
     )
+    assert all("errors" not in a for a in answers), [a.get("errors") for a in answers]
     ids = {a["data"]["publishTestResult"]["testResult"]["resultId"] for a in answers}
     assert len(ids) == 1
     assert await count(fed, HOSPITAL, hospital.TestResult) == 1
