@@ -5,11 +5,12 @@ of the hospital's region, another pharmacy, a researcher)."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 
 import pytest
 
 from connectors.sql.models import bureau
+from schema.mutations.validation import beijing_now
 from tests.support.mutations import run
 from tests.support.prescriptions import (
     PHARMACY_CODE,
@@ -74,7 +75,7 @@ async def chain(data_dir):
         institution=PHARMACY_CODE,
         visit_type="PHARMACY",
         with_prescriptions=False,
-        begin=date.today(),
+        begin=beijing_now(datetime.now()).date(),
     )
     await fed.insert(
         "bureau-330000",
@@ -86,7 +87,7 @@ async def chain(data_dir):
                 person_ref=fed.ref,
                 institution_code=PHARMACY_CODE,
                 med_type="PHARMACY",
-                setl_time=datetime.now(),
+                setl_time=beijing_now(datetime.now()),
                 insuplc_admdvs="330106",
                 mdtrtarea_admvs="330106",
                 total_fen=4500,
