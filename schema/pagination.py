@@ -30,6 +30,11 @@ Key = tuple[Any, ...]
 )
 class PageInfo:
     has_next_page: bool = strawberry.field(description="Whether more items follow this page.")
+    has_previous_page: bool = strawberry.field(
+        description="Whether this page follows another: it was asked for `after` a cursor "
+        "(pages go forward only, with first/after)."
+    )
+    start_cursor: str | None = strawberry.field(description="Cursor of the first item.")
     end_cursor: str | None = strawberry.field(
         description="Cursor of the last item; pass it as `after` for the next page."
     )
@@ -95,15 +100,23 @@ def page_size(first: int | None) -> int:
     return first
 
 
-def connection(items: Sequence[tuple[Key, T]], limit: int, *, edges: bool = True) -> Connection[T]:
-    """A connection from up to ``limit + 1`` (key, node) pairs already in order. Without
-    ``edges`` (not asked for) only the last item's cursor is encoded, for ``endCursor``."""
+def connection(
+    items: Sequence[tuple[Key, T]], limit: int, after: str | None = None, *, edges: bool = True
+) -> Connection[T]:
+    """A connection from up to ``limit + 1`` (key, node) pairs already in order, the page
+    that follows the cursor ``after`` (None: the first page). Without ``edges`` (not asked
+    for) only the first and last items' cursors are encoded, for the page info."""
     page = items[:limit]
     end_cursor = encode_cursor(page[-1][0]) if page else None
     return Connection(
         edges=[Edge(cursor=encode_cursor(k), node=n) for k, n in page] if edges else [],
         nodes=[n for _, n in page],
-        page_info=PageInfo(has_next_page=len(items) > limit, end_cursor=end_cursor),
+        page_info=PageInfo(
+            has_next_page=len(items) > limit,
+            has_previous_page=after is not None,
+            start_cursor=encode_cursor(page[0][0]) if page else None,
+            end_cursor=end_cursor,
+        ),
     )
 
 

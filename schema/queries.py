@@ -113,7 +113,12 @@ def _key(order: Sequence[str]) -> Callable[[Row], tuple[Any, ...]]:
 
 
 async def _visible_page(
-    info: strawberry.Info, projection: Projection, rows: list[Row], limit: int, order: Sequence[str]
+    info: strawberry.Info,
+    projection: Projection,
+    rows: list[Row],
+    limit: int,
+    order: Sequence[str],
+    after: str | None,
 ) -> Connection:
     """A page of the rows the caller may see, out of the ``limit + 1`` the sources gave.
     Rows it may not see are dropped before any cursor is made from them and never count
@@ -123,7 +128,7 @@ async def _visible_page(
     rows = projection.keep_visible(ctx, rows)[: limit + 1]
     wanted = requested_nodes(info)
     key = _key(order)
-    return connection([(key(r), projection.build(ctx, r, wanted)) for r in rows], limit)
+    return connection([(key(r), projection.build(ctx, r, wanted)) for r in rows], limit, after)
 
 
 def _moment(value: datetime) -> datetime:
@@ -358,7 +363,7 @@ class Query(
             first,
             after,
         )
-        return await _visible_page(info, FILING, rows, limit, ("filed_at", "filing_id"))
+        return await _visible_page(info, FILING, rows, limit, ("filed_at", "filing_id"), after)
 
     @strawberry.field(
         description="Settlements from every bureau and the national platform, "
@@ -428,7 +433,7 @@ class Query(
             first,
             after,
         )
-        return await _visible_page(info, SETTLEMENT, rows, limit, ("setl_time", "setl_id"))
+        return await _visible_page(info, SETTLEMENT, rows, limit, ("setl_time", "setl_id"), after)
 
     @strawberry.field(
         description="Designated institutions from the directory, by code. " + PAGE_ARGS
@@ -472,4 +477,4 @@ class Query(
             first,
             after,
         )
-        return connection([((r["code"],), Institution.from_row(r)) for r in rows], limit)
+        return connection([((r["code"],), Institution.from_row(r)) for r in rows], limit, after)

@@ -301,5 +301,7 @@ class ConsentQuery:
         consents = await _store(ctx).list_for(ref, limit=limit + 1, after=cursor)
         now = ctx.now.astimezone(UTC)
         return connection(
-            [((c.granted_at, c.consent_id), ConsentNode.of(c, now)) for c in consents], limit
+            [((c.granted_at, c.consent_id), ConsentNode.of(c, now)) for c in consents],
+            limit,
+            after,
         )

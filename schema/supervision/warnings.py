@@ -229,6 +229,7 @@ class WarningQuery:
                 for r in rows
             ],
             limit,
+            after,
         )
 
     @strawberry.field(

@@ -370,7 +370,7 @@ async def _events(
     await recorder.settled()
     found = await index.find_events(recorder.engine, flt, cursor[0] if cursor else None, limit + 1)
     return connection(
-        [((i,), AuditEventNode.of(i, e, at, only_person)) for i, e, at in found], limit
+        [((i,), AuditEventNode.of(i, e, at, only_person)) for i, e, at in found], limit, after
     )
 
 
@@ -521,4 +521,4 @@ class AuditQuery:
         async with recorder.engine.connect() as conn:
             rows = (await conn.execute(query)).mappings().all()
         cipher = ctx.services.cipher
-        return connection([((r["id"],), AuditAlertNode.of(r, cipher)) for r in rows], limit)
+        return connection([((r["id"],), AuditAlertNode.of(r, cipher)) for r in rows], limit, after)

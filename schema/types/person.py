@@ -71,7 +71,10 @@ async def person_list(
     page = page_in_memory(rows, key, True, cursor, limit + 1)
     wanted = requested_nodes(info)
     return connection(
-        [(key(r), projection.build(ctx, r, wanted)) for r in page], limit, edges=asks_edges(info)
+        [(key(r), projection.build(ctx, r, wanted)) for r in page],
+        limit,
+        after,
+        edges=asks_edges(info),
     )
 
 
@@ -107,7 +110,7 @@ class CloudRecord:
     @strawberry.field(description="Enrollment periods, newest first. " + PAGE_ARGS)
     async def enrollments(
         self, info: strawberry.Info, first: int | None = None, after: str | None = None
-    ) -> Connection[Enrollment]:
+    ) -> Connection[Enrollment] | None:
         return await person_list(
             info,
             info.context.loaders.enrollments,
@@ -126,7 +129,7 @@ class CloudRecord:
         first: int | None = None,
         after: str | None = None,
         visit_type: VisitType | None = None,
-    ) -> Connection[Visit]:
+    ) -> Connection[Visit] | None:
         keep = None if visit_type is None else (lambda r: r["visit_type"] == visit_type.value)
         return await person_list(
             info,
@@ -144,7 +147,7 @@ class CloudRecord:
     @strawberry.field(description="E-prescriptions, newest first. " + PAGE_ARGS)
     async def prescriptions(
         self, info: strawberry.Info, first: int | None = None, after: str | None = None
-    ) -> Connection[Prescription]:
+    ) -> Connection[Prescription] | None:
         return await person_list(
             info,
             info.context.loaders.prescriptions,
@@ -160,7 +163,7 @@ class CloudRecord:
     @strawberry.field(description="Drug purchases at pharmacies (购药), newest first. " + PAGE_ARGS)
     async def drug_purchases(
         self, info: strawberry.Info, first: int | None = None, after: str | None = None
-    ) -> Connection[DrugPurchase]:
+    ) -> Connection[DrugPurchase] | None:
         return await person_list(
             info,
             info.context.loaders.dispensings,
@@ -178,7 +181,7 @@ class CloudRecord:
     )
     async def settlements(
         self, info: strawberry.Info, first: int | None = None, after: str | None = None
-    ) -> Connection[Settlement]:
+    ) -> Connection[Settlement] | None:
         loaders = info.context.loaders
         return await person_list(
             info,
@@ -195,7 +198,7 @@ class CloudRecord:
     @strawberry.field(description="Cross-region filings (备案), newest first. " + PAGE_ARGS)
     async def filings(
         self, info: strawberry.Info, first: int | None = None, after: str | None = None
-    ) -> Connection[Filing]:
+    ) -> Connection[Filing] | None:
         return await person_list(
             info,
             info.context.loaders.filings,
@@ -217,7 +220,7 @@ class CloudRecord:
         first: int | None = None,
         after: str | None = None,
         category: TestCategory | None = None,
-    ) -> Connection[TestResult]:
+    ) -> Connection[TestResult] | None:
         return await _test_results(info, self._ref, first, after, category)
 
 
@@ -294,7 +297,7 @@ class Person:
         first: int | None = None,
         after: str | None = None,
         category: TestCategory | None = None,
-    ) -> Connection[TestResult]:
+    ) -> Connection[TestResult] | None:
         return await _test_results(info, self._ref, first, after, category)
 
 
