@@ -61,7 +61,9 @@ def clinician_reads(world: World, *, emergency: bool = False) -> str:
     token = world.demo.mint(role="clinician", org=HOSPITAL, purposes=purposes)
     headers = {"Authorization": f"Bearer {token}"}
     if emergency:
-        headers["X-Purpose-Of-Use"] = "EMERGENCY"  # break-glass
+        headers["X-Purpose-Of-Use"] = "EMERGENCY"  # break-glass, with its reason
+        headers["X-Break-Glass-Reason"] = "UNCONSCIOUS"
+        headers["X-Break-Glass-Text"] = "brought%20in%20unconscious"
     answer = httpx.post(
         world.url + "/graphql",
         headers=headers,
