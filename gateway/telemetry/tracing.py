@@ -21,7 +21,7 @@ from strawberry.extensions import SchemaExtension
 from strawberry.extensions.tracing import OpenTelemetryExtension
 from strawberry.extensions.tracing.opentelemetry import LifecycleStep
 
-from gateway.telemetry.names import operation_label
+from gateway.telemetry.names import document_hash
 from gateway.telemetry.settings import TelemetrySettings
 
 log = logging.getLogger("medfed.telemetry")
@@ -44,7 +44,8 @@ class GraphQLSpans(OpenTelemetryExtension):
         yield
         query = self.execution_context.query
         if query and span.is_recording():
-            span.set_attribute("graphql.document.hash", operation_label(None, query))
+            # The hash itself: a span attribute is no metric label, so the cap does not apply.
+            span.set_attribute("graphql.document.hash", document_hash(query))
 
     def on_execute(self) -> Generator[None, None, None]:
         with self._tracer.start_as_current_span("GraphQL Execution"):

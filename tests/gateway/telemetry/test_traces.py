@@ -67,6 +67,23 @@ async def test_a_cloud_record_read_is_one_trace_with_a_span_per_source(world):
     assert ref not in " ".join(statements)  # bound parameters, never their values
 
 
+async def test_the_span_names_its_document_even_once_the_metric_labels_are_capped(
+    world, monkeypatch
+):
+    from gateway.telemetry import names
+
+    fed, ref = world
+    full = names.OperationLabels(limit=0)  # as in a long-lived process with many documents
+    monkeypatch.setattr(names, "LABELS", full)
+    assert names.operation_label(None, RECORD) == names.OTHER  # the metrics' label is capped
+    with memory_spans() as spans:
+        async with fed.client(fed.app(), fed.token("clinician", "H33010600001"), "TREATMENT") as c:
+            await c.post("/graphql", json={"query": RECORD, "variables": {"id": ref}})
+        finished = spans.get_finished_spans()
+    (server,) = [s for s in finished if s.kind == SpanKind.SERVER and s.parent is None]
+    assert server.attributes["graphql.document.hash"] == names.document_hash(RECORD)
+
+
 async def test_a_subgraph_continues_the_routers_trace(world):
     fed, _ = world
     with memory_spans() as spans:
