@@ -108,6 +108,26 @@ class Process:
                 self.proc.wait()
 
 
+def serve_command(data_dir: Path, port: int, *flags: str, config: Path | None = None) -> list[str]:
+    """``medfed serve`` of ``data_dir`` on 127.0.0.1:``port`` with ``config`` (the
+    repository's medfed.toml by default)."""
+    return [
+        sys.executable,
+        "-m",
+        "gateway.cli",
+        "--config",
+        str(config or REPO / "medfed.toml"),
+        "--data-dir",
+        str(data_dir),
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        *flags,
+    ]
+
+
 def medfed(
     data_dir: Path,
     *extra: str,
@@ -124,23 +144,8 @@ def medfed(
         : min((i for i, e in enumerate(extra) if e.startswith("--tls")), default=len(extra))
     ]
     name = "-".join(plain).replace("--", "") or ("tls" if tls else "merged")
-    command = [
-        sys.executable,
-        "-m",
-        "gateway.cli",
-        "--config",
-        str(config or REPO / "medfed.toml"),
-        "--data-dir",
-        str(data_dir),
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        *extra,
-    ]
     return Process(
-        command,
+        serve_command(data_dir, port, *extra, config=config),
         port,
         data_dir / f"{name}.log",
         "/healthz",

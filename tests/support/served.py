@@ -7,7 +7,6 @@ import contextlib
 import json
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +14,7 @@ from pathlib import Path
 import httpx
 
 from tests.support import REPO
-from tests.support.processes import free_port
+from tests.support.processes import free_port, serve_command
 
 
 class Served:
@@ -52,21 +51,7 @@ def serve(
     the block ends; the process is stopped (SIGTERM, then SIGKILL) by its own handle."""
     port = free_port()
     stderr = data_dir / f"serve-{port}.stderr"
-    command = [
-        sys.executable,
-        "-m",
-        "gateway.cli",
-        "--config",
-        str(config or REPO / "medfed.toml"),
-        "--data-dir",
-        str(data_dir),
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        *flags,
-    ]
+    command = serve_command(data_dir, port, *flags, config=config)
     with stderr.open("wb") as err, (data_dir / f"serve-{port}.stdout").open("wb") as out:
         proc = subprocess.Popen(
             command,
