@@ -60,10 +60,14 @@ async def _run(data_dir: Path, rounds: int) -> dict[str, list[float]]:
     await engine.dispose()
     issuer = ensure_demo_issuer(data_dir)
     tokens = {
-        "issue": issuer.mint(role="clinician", org="H33010600001"),
+        "issue": issuer.mint(role="clinician", org="H33010600001", professional="D330106000123"),
         "circulate": issuer.mint(role="patient", org="330106", person=ref),
-        "review": issuer.mint(role="pharmacist", org="P33010600101"),
-        "dispense": issuer.mint(role="pharmacist", org="P33010600101"),
+        "review": issuer.mint(
+            role="pharmacist", org="P33010600101", professional="YP33010600101001"
+        ),
+        "dispense": issuer.mint(
+            role="pharmacist", org="P33010600101", professional="YP33010600101001"
+        ),
     }
     purpose = {"circulate": "PATIENT_ACCESS"}
     app = create_app(settings, build_services(settings))

@@ -58,6 +58,12 @@ def register(subparsers) -> None:
         help="the assurance of the identity check: credential, real_name or real_person "
         "(patients' default: real_person, a face-recognition real-person check)",
     )
+    parser.add_argument(
+        "--professional",
+        metavar="CODE",
+        help="clinicians and pharmacists: the national code of the doctor (D…) or pharmacist "
+        "(Y…) the token stands for; e-prescriptions are signed as this professional",
+    )
     parser.add_argument("--ttl", default="1h", help="lifetime: 3600, 90s, 30m or 1h (default 1h)")
     parser.add_argument("--sub", help="subject (default: demo-<role>-<org or person>)")
     parser.add_argument(
@@ -135,6 +141,7 @@ def _run(args: argparse.Namespace) -> int:
             audience=identity.audience,
             cert_type=args.cert_type.strip() if args.cert_type else None,
             acr=args.acr.strip().lower() if args.acr else None,
+            professional=args.professional.strip().upper() if args.professional else None,
         )
     except ClaimError as exc:
         raise UsageError(_as_option(exc)) from None
@@ -146,7 +153,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def _as_option(exc: ClaimError) -> str:
     """Speak of the command's options rather than the token's claims."""
-    if exc.claim in ("role", "org", "purposes", "person", "sub", "acr"):
+    if exc.claim in ("role", "org", "purposes", "person", "sub", "acr", "professional"):
         return f"--{exc.claim} {exc.problem}"
     if exc.claim == "mdtrt_cert_type":
         return f"--cert-type {exc.problem}"

@@ -27,10 +27,10 @@ from schema.mutations import validation as v
 from schema.mutations.idempotent import IdempotentCall, Target
 from schema.mutations.prescriptions import KEY_ARG
 from schema.mutations.rx_common import (
-    PHARMACIST_RE,
     Decision,
     Found,
     PrescriptionPayload,
+    acting_professional,
     beijing_now,
     detail,
     run_transition,
@@ -72,7 +72,6 @@ class DispensedItemInput:
 )
 class DispensePrescriptionInput:
     prescription_id: strawberry.ID = strawberry.field(description="The prescription.")
-    pharmacist_code: str = strawberry.field(description="The dispensing pharmacist's code.")
     cert_type: str = strawberry.field(
         description="The patient's credential checked at the counter (mdtrt_cert_type): "
         "01 e-credential, 02 ID card, 03 social-security card."
@@ -86,6 +85,11 @@ class DispensePrescriptionInput:
     )
     delivery_fee: Decimal = strawberry.field(
         default=Decimal(0), description="Delivery fee, yuan, paid by the patient; 0 without."
+    )
+    pharmacist_code: str | None = strawberry.field(
+        default=None,
+        description="The dispensing pharmacist's code. It is taken from your token (claim "
+        "`professional`); if given, it must be that code: you sign only as yourself.",
     )
 
 
@@ -138,11 +142,12 @@ async def dispense_prescription(
 ) -> PrescriptionPayload:
     ctx = info.context
     source = _pharmacy_source(ctx, "dispensePrescription")
+    pharmacist = acting_professional(
+        ctx, "dispensePrescription", input.pharmacist_code, "pharmacistCode"
+    )
     checked: dict[str, Any] = {}
 
     def static(p: v.Problems) -> None:
-        if not PHARMACIST_RE.match(input.pharmacist_code):
-            p.add(["input", "pharmacistCode"], "is not a pharmacist code (Y and 8-15 of 0-9 A-Z)")
         if input.cert_type not in CERT_TYPES:
             p.add(["input", "certType"], "must be 01, 02 or 03 (mdtrt_cert_type)")
 
@@ -163,7 +168,7 @@ async def dispense_prescription(
         return Decision(
             changes={},
             after=machine.target(machine.Kind.DISPENSED, found.state),
-            actor_code=input.pharmacist_code,
+            actor_code=pharmacist,
             facts=detail(
                 pharmacy=ctx.principal.org,
                 certType=input.cert_type,

@@ -28,10 +28,9 @@ from schema.mutations import validation as v
 from schema.mutations.idempotent import Created, IdempotentCall, Target
 from schema.mutations.results import _check_visit, _ref
 from schema.mutations.rx_common import (
-    DOCTOR_RE,
-    PHARMACIST_RE,
     Decision,
     PrescriptionPayload,
+    acting_professional,
     beijing_now,
     detail,
     event_row,
@@ -68,9 +67,6 @@ class IssuePrescriptionInput:
         description="The visit (mdtrt_id) it is written in: a visit of this person at your "
         "hospital within the treating window, as the bureau recorded it."
     )
-    doctor_code: str = strawberry.field(
-        description="The prescribing doctor's national code (D and 8-15 of 0-9 A-Z)."
-    )
     items: list[PrescriptionItemInput] = strawberry.field(description="1-5 drugs.")
     person_id: strawberry.ID | None = strawberry.field(default=None, description="personId.")
     id_number: str | None = strawberry.field(
@@ -79,6 +75,11 @@ class IssuePrescriptionInput:
     valid_days: int = strawberry.field(
         default=1,
         description="Days it stays valid for dispensing: 1 (the day of issue, the rule) to 3.",
+    )
+    doctor_code: str | None = strawberry.field(
+        default=None,
+        description="The prescribing doctor's national code. It is taken from your token "
+        "(claim `professional`); if given, it must be that code: you sign only as yourself.",
     )
 
 
@@ -120,6 +121,7 @@ async def issue_prescription(
     source = lookups.hospital_of(ctx, principal.org)
     if principal.role != Role.CLINICIAN or source is None:
         raise forbidden(f"{operation} is for clinicians of a hospital that is a source")
+    doctor = acting_professional(ctx, operation, input.doctor_code, "doctorCode")
     p = v.Problems()
     call = IdempotentCall(ctx, operation, idempotency_key, p)
     if (earlier := await call.earlier(_issue_canonical(ctx, input))) is not None:
@@ -130,8 +132,6 @@ async def issue_prescription(
         v.person_id(p, ["input", "personId"], str(input.person_id))
     elif problem := codes.validate_id_number(input.id_number or ""):
         p.add(["input", "idNumber"], problem)
-    if not DOCTOR_RE.match(input.doctor_code):
-        p.add(["input", "doctorCode"], "is not a doctor code (D and 8-15 of 0-9 A-Z)")
     if not 1 <= input.valid_days <= machine.MAX_VALID_DAYS:
         p.add(["input", "validDays"], f"must be 1-{machine.MAX_VALID_DAYS}")
     v.source_id(p, ["input", "visitId"], str(input.visit_id))
@@ -152,7 +152,7 @@ async def issue_prescription(
         "mdtrt_id": str(input.visit_id),
         "person_ref": ref,
         "institution_code": source.spec.institution,
-        "doctor_code": input.doctor_code,
+        "doctor_code": doctor,
         "doctor_signature": "",
         "issued_at": now,
         "expires_at": expires,
@@ -184,7 +184,7 @@ async def issue_prescription(
         None,
         machine.State.PENDING_REVIEW,
         now,
-        input.doctor_code,
+        doctor,
         detail(validDays=input.valid_days, items=len(items)),
     )
     event["seq"] = 1
@@ -214,12 +214,14 @@ class ReviewDecision(Enum):
 @strawberry.input(description="A pharmacist's review (药师审方) of a pending prescription.")
 class ReviewPrescriptionInput:
     prescription_id: strawberry.ID = strawberry.field(description="The prescription.")
-    pharmacist_code: str = strawberry.field(
-        description="The reviewing pharmacist's code (Y and 8-15 of 0-9 A-Z)."
-    )
     decision: ReviewDecision = strawberry.field(description="APPROVED or REJECTED.")
     reason: str | None = strawberry.field(
         default=None, description="Required when REJECTED (at most 200 characters)."
+    )
+    pharmacist_code: str | None = strawberry.field(
+        default=None,
+        description="The reviewing pharmacist's code. It is taken from your token (claim "
+        "`professional`); if given, it must be that code: you sign only as yourself.",
     )
 
 
@@ -232,11 +234,12 @@ async def review_prescription(
     principal = ctx.principal
     if principal.role != Role.PHARMACIST:
         raise forbidden("reviewPrescription is for pharmacists")
+    pharmacist = acting_professional(
+        ctx, "reviewPrescription", input.pharmacist_code, "pharmacistCode"
+    )
     reason: list[str | None] = [None]
 
     def static(p: v.Problems) -> None:
-        if not PHARMACIST_RE.match(input.pharmacist_code):
-            p.add(["input", "pharmacistCode"], "is not a pharmacist code (Y and 8-15 of 0-9 A-Z)")
         required = input.decision is ReviewDecision.REJECTED
         reason[0] = v.text(p, ["input", "reason"], input.reason, 200, required=required)
 
@@ -250,11 +253,11 @@ async def review_prescription(
         return Decision(
             changes={
                 "review_status": input.decision.value,
-                "reviewed_by": input.pharmacist_code,
+                "reviewed_by": pharmacist,
                 "reviewed_at": now,
             },
             after=machine.target(machine.Kind.REVIEWED, found.state, approved=approved),
-            actor_code=input.pharmacist_code,
+            actor_code=pharmacist,
             facts=detail(decision=input.decision.value, reason=reason[0]),
         )
 
@@ -332,8 +335,12 @@ async def circulate_prescription(
 @strawberry.input(description="Withdrawing a prescription before it is dispensed.")
 class CancelPrescriptionInput:
     prescription_id: strawberry.ID = strawberry.field(description="The prescription.")
-    doctor_code: str = strawberry.field(description="The cancelling doctor's national code.")
     reason: str = strawberry.field(description="Why (at most 200 characters).")
+    doctor_code: str | None = strawberry.field(
+        default=None,
+        description="The cancelling doctor's national code. It is taken from your token "
+        "(claim `professional`); if given, it must be that code.",
+    )
 
 
 async def cancel_prescription(
@@ -345,11 +352,10 @@ async def cancel_prescription(
     principal = ctx.principal
     if principal.role != Role.CLINICIAN:
         raise forbidden("cancelPrescription is for clinicians of the prescribing hospital")
+    doctor = acting_professional(ctx, "cancelPrescription", input.doctor_code, "doctorCode")
     reason: list[str | None] = [None]
 
     def static(p: v.Problems) -> None:
-        if not DOCTOR_RE.match(input.doctor_code):
-            p.add(["input", "doctorCode"], "is not a doctor code (D and 8-15 of 0-9 A-Z)")
         reason[0] = v.text(p, ["input", "reason"], input.reason, 200)
 
     def may(found: Any) -> bool:
@@ -359,7 +365,7 @@ async def cancel_prescription(
         return Decision(
             changes={},
             after=machine.target(machine.Kind.CANCELLED, found.state),
-            actor_code=input.doctor_code,
+            actor_code=doctor,
             facts=detail(reason=reason[0]),
         )
 

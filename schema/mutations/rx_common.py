@@ -24,7 +24,7 @@ from connectors.registry import Source
 from connectors.sql import rx_writers
 from connectors.sql.queries import Row, fetch_in
 from schema import anchoring, signing
-from schema.errors import TRANSITION_CONFLICT
+from schema.errors import TRANSITION_CONFLICT, forbidden
 from schema.mutations import lookups
 from schema.mutations import validation as v
 from schema.mutations.idempotent import Created, IdempotentCall, Target
@@ -32,8 +32,6 @@ from schema.selection import requested
 from schema.types.records import PRESCRIPTION, Prescription
 
 RX_ID_RE = re.compile(r"^R[0-9A-Z]{10,23}$")
-PHARMACIST_RE = re.compile(r"^Y[0-9A-Z]{8,15}$")
-DOCTOR_RE = re.compile(r"^D[0-9A-Z]{8,15}$")
 
 
 @strawberry.type(description="What an e-prescription mutation did.")
@@ -58,6 +56,26 @@ class Found:
     @property
     def state(self) -> machine.State:
         return machine.State(self.row["status"])
+
+
+def acting_professional(ctx: Any, operation: str, given: str | None, field: str) -> str:
+    """The code of the doctor or pharmacist the caller's token stands for: the only one they
+    may sign as. It comes from the ``professional`` claim, which only an issuer whose scope
+    allows it may assert; a code in the input is the caller's own word, so it may only repeat
+    the token's. Raised before anything is read or written (fail closed)."""
+    mine = ctx.principal.professional
+    if mine is None:
+        raise forbidden(
+            f"{operation} is signed as the professional your identity provider asserts, and "
+            "this token names none (claim 'professional', from an issuer whose scope has "
+            "professionals = true)"
+        )
+    if given is not None and given != mine:
+        raise forbidden(
+            f"{operation}: input.{field} is not the professional your token asserts; you sign "
+            "only as yourself (leave it out, or give your own code)"
+        )
+    return mine
 
 
 def detail(**values: Any) -> str:

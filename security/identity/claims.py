@@ -13,6 +13,12 @@ from security.identity.roles import PATIENT_PURPOSES, Purpose, Role
 # centres and other regional bodies.
 ORG_RE = re.compile(r"^(?:[HPRC][1-8]\d{10}|[1-8]\d{5})$")
 PERSON_REF_RE = re.compile(r"^[0-9a-f]{32}$")
+# National professional codes: a doctor's (医师代码) D…, a pharmacist's (药师代码) Y…, each
+# followed by 8-15 of 0-9 A-Z. The role decides which letter a token's `professional` takes.
+PROFESSIONAL_RE = {
+    Role.CLINICIAN: re.compile(r"^D[0-9A-Z]{8,15}$"),
+    Role.PHARMACIST: re.compile(r"^Y[0-9A-Z]{8,15}$"),
+}
 # A citizen ID number (GB 11643): never acceptable as a subject, which ends up in audit logs.
 _ID_NUMBER_RE = re.compile(r"^\d{17}[\dXx]$")
 _SUB_MAX = 128
@@ -129,3 +135,22 @@ def check_credential(role: Role, payload: dict) -> tuple[str | None, str | None]
                 "acr", f"{shown(acr)} is not one of {', '.join(a.value for a in Assurance)}"
             ) from None
     return cert_type, acr
+
+
+def check_professional(role: Role, payload: dict) -> str | None:
+    """The ``professional`` claim: the national code of the doctor (clinicians, D…) or the
+    pharmacist (pharmacists, Y…) the token stands for; optional for them, absent elsewhere."""
+    if "professional" not in payload:
+        return None
+    value = payload["professional"]
+    pattern = PROFESSIONAL_RE.get(role)
+    if pattern is None:
+        raise ClaimError(
+            "professional", f"is only for clinician and pharmacist tokens, not {role.value}"
+        )
+    if not isinstance(value, str) or not pattern.match(value):
+        letter, who = ("D", "doctor") if role is Role.CLINICIAN else ("Y", "pharmacist")
+        raise ClaimError(
+            "professional", f"{shown(value)} is not a {who} code ({letter} and 8-15 of 0-9 A-Z)"
+        )
+    return value

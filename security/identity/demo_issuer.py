@@ -78,6 +78,7 @@ DEMO_SCOPE = IssuerScope(
     any_org=False,
     person=True,
     purposes=frozenset(Purpose),
+    professionals=True,
 )
 
 
@@ -112,6 +113,7 @@ class DemoIssuer:
         now: datetime | None = None,
         cert_type: str | None = None,
         acr: str | None = None,
+        professional: str | None = None,
     ) -> str:
         """A signed token. Inputs are checked with the gateway's own claim rules, so a bad
         role, org, purpose, person link or credential fails here (``claims.ClaimError``),
@@ -140,12 +142,16 @@ class DemoIssuer:
         if acr is not None:
             payload["acr"] = acr
         claims.check_credential(checked_role, payload)
+        if professional is not None:
+            payload["professional"] = professional
+        claims.check_professional(checked_role, payload)
         DEMO_SCOPE.check(
             DEMO_ISSUER,
             role=checked_role,
             org=str(payload["org"]),
             purposes=checked_purposes,
             has_person=person is not None,
+            has_professional=professional is not None,
         )
         if isinstance(ttl_seconds, bool) or not isinstance(ttl_seconds, int) or ttl_seconds <= 0:
             raise ValueError("ttl_seconds must be a positive whole number")

@@ -30,6 +30,9 @@ class Principal:
     # security card) and assurance (``acr``, security.identity.assurance); None elsewhere.
     cert_type: str | None = None
     assurance: str | None = None
+    # The national code of the doctor or pharmacist this token stands for (``professional``),
+    # asserted by an issuer trusted with it; None when the token names no professional.
+    professional: str | None = None
 
     def allows(self, purpose: Purpose) -> bool:
         return purpose in self.purposes

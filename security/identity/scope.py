@@ -11,11 +11,17 @@ issuer) may assert ``person``, the link that makes a token SELF for a record::
     regions = ["330100"]                  # and/or every organisation inside these regions
     person = false                        # whether it may assert `person` (patients)
     purposes = ["TREATMENT", "EMERGENCY"] # purposes of use it may grant ("*": any)
+    professionals = true                  # whether it may assert `professional` (optional)
+
+``professional`` is the national code of the clinician (D…) or pharmacist (Y…) the token
+stands for; it decides whose key signs a prescription, so only an issuer that keeps the
+register of its staff (the hospital's or pharmacy's own identity provider) is trusted with
+it. Left out, ``professionals`` is false: an issuer is not trusted with a code by default.
 
 A region covers the regions inside it (a province 330000 covers 330100 and 330106) and the
-institutions (H, P, R, C codes) located there. Every key is required except that one of ``orgs`` and
-``regions`` may be left out; mistakes raise ``ValueError("key: problem")`` for the registry
-to report with the file's name.
+institutions (H, P, R, C codes) located there. Every key is required except ``professionals``
+and that one of ``orgs`` and ``regions`` may be left out; mistakes raise
+``ValueError("key: problem")`` for the registry to report with the file's name.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from security.identity.claims import ORG_RE, ClaimError, shown
 from security.identity.roles import Purpose, Role
 
 ANY = "*"
-KEYS = ("roles", "orgs", "regions", "person", "purposes")
+KEYS = ("roles", "orgs", "regions", "person", "purposes", "professionals")
 _REGION_RE = re.compile(r"^[1-8]\d{5}$")
 
 
@@ -64,6 +70,7 @@ class IssuerScope:
     any_org: bool
     person: bool
     purposes: frozenset[Purpose]
+    professionals: bool = False
 
     def covers_org(self, org: str) -> bool:
         if self.any_org or org in self.orgs:
@@ -79,6 +86,7 @@ class IssuerScope:
         org: str,
         purposes: Iterable[Purpose],
         has_person: bool,
+        has_professional: bool = False,
     ) -> None:
         """Raise :class:`ClaimError` naming the first claim outside this scope."""
 
@@ -100,6 +108,13 @@ class IssuerScope:
                 f"may not be asserted by issuer {shown(issuer, 80)} (its scope has "
                 "person = false: only a patient identity provider may link a token to a person)",
             )
+        if has_professional and not self.professionals:
+            raise ClaimError(
+                "professional",
+                f"may not be asserted by issuer {shown(issuer, 80)} (its scope does not have "
+                "professionals = true: only an identity provider that registers its staff may "
+                "say which doctor or pharmacist a token is)",
+            )
 
     def toml(self) -> str:
         """The scope as the ``[issuers.scope]`` table of a generated issuers file."""
@@ -114,6 +129,7 @@ class IssuerScope:
             f"regions = {strings(self.regions)}",
             f"person = {'true' if self.person else 'false'}",
             f"purposes = {strings(p.value for p in Purpose if p in self.purposes)}",
+            f"professionals = {'true' if self.professionals else 'false'}",
         ]
         return "\n".join(lines) + "\n"
 
@@ -170,6 +186,13 @@ def parse_scope(raw: object) -> IssuerScope:
             "person",
             "must be true exactly when roles include patient (a patient token carries person)",
         )
+    professionals = raw.get("professionals", False)
+    if not isinstance(professionals, bool):
+        raise ScopeError("professionals", "must be true or false")
+    if professionals and not roles & {Role.CLINICIAN, Role.PHARMACIST}:
+        raise ScopeError(
+            "professionals", "is only for an issuer of clinicians or pharmacists (see roles)"
+        )
     return IssuerScope(
         roles=roles,
         orgs=frozenset(orgs),
@@ -177,4 +200,5 @@ def parse_scope(raw: object) -> IssuerScope:
         any_org=any_org,
         person=person,
         purposes=purposes,
+        professionals=professionals,
     )

@@ -229,9 +229,17 @@ def _principal(
     purposes = claims.check_purposes(payload["purposes"])
     # A signature proves who signed; the scope is what that signer may say. Checked before the
     # claims that depend on the role, so an issuer that may not mint patients hears that.
-    scope.check(iss, role=role, org=org, purposes=purposes, has_person="person" in payload)
+    scope.check(
+        iss,
+        role=role,
+        org=org,
+        purposes=purposes,
+        has_person="person" in payload,
+        has_professional="professional" in payload,
+    )
     person = claims.check_person(role, purposes, payload.get("person"), "person" in payload)
     cert_type, assurance = claims.check_credential(role, payload)
+    professional = claims.check_professional(role, payload)
     jti = payload.get("jti")
     # The token id lands in audit logs: keep it short and printable.
     if jti is not None and (
@@ -250,4 +258,5 @@ def _principal(
         expires_at=expires_at,
         cert_type=cert_type,
         assurance=assurance,
+        professional=professional,
     )

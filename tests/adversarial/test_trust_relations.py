@@ -485,6 +485,8 @@ async def rx_call(fed, app, role, org, name, data, person=None, purpose=None):
         {"k": f"{name}-{role}-{org}", "input": data},
         purpose=purpose,
         person=person,
+        # The token asserts the professional the input names (a signing step's signer).
+        professional=data.get("doctorCode") or data.get("pharmacistCode"),
     )
     assert_no_leak(response, name, refusals=MUTATION_REFUSALS)
     return response.json()

@@ -170,9 +170,19 @@ async def world_rows(fed: Federation) -> str:
 
 
 async def post(
-    fed, app, role, org, purposes, query, variables, purpose=None, person=None, operation=None
+    fed,
+    app,
+    role,
+    org,
+    purposes,
+    query,
+    variables,
+    purpose=None,
+    person=None,
+    operation=None,
+    professional=None,
 ):
-    token = fed.token(role, org, person=person, purposes=purposes)
+    token = fed.token(role, org, person=person, purposes=purposes, professional=professional)
     async with fed.client(app, token, purpose) as c:
         body = {"query": query, "variables": variables}
         if operation:

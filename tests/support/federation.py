@@ -370,6 +370,7 @@ class Federation:
         sub: str | None = None,
         acr: str | None = None,
         cert_type: str | None = None,
+        professional: str | None = None,
     ) -> str:
         minted = dict(
             role=role,
@@ -379,6 +380,7 @@ class Federation:
             sub=sub,
             acr=acr,
             cert_type=cert_type,
+            professional=professional,
         )
         if self.settings.dev:
             return ensure_demo_issuer(self.data_dir).mint(**minted)

@@ -116,6 +116,7 @@ class World:
                     "role": principal.role.value,
                     "purpose": request.state.purpose.value,
                     "person": principal.person_ref,
+                    "professional": principal.professional,
                 }
             )
 

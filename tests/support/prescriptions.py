@@ -45,12 +45,15 @@ class Actors:
     """The tokens of the workflow's parties."""
 
     def __init__(self, fed: Federation) -> None:
-        self.clinician = fed.token("clinician", "H33010600001")
-        self.hospital_pharmacist = fed.token("pharmacist", "H33010600001")
-        self.pharmacist = fed.token("pharmacist", PHARMACY_CODE)
-        self.other_pharmacist = fed.token("pharmacist", "P37010200102")
+        # Each professional's token asserts their own code: the one they sign as.
+        self.clinician = fed.token("clinician", "H33010600001", professional=DOCTOR)
+        self.hospital_pharmacist = fed.token("pharmacist", "H33010600001", professional=PHARMACIST)
+        self.pharmacist = fed.token("pharmacist", PHARMACY_CODE, professional=PHARMACY_PHARMACIST)
+        self.other_pharmacist = fed.token(
+            "pharmacist", "P37010200102", professional="YP37010200102001"
+        )
         self.patient = fed.token("patient", "330106", person=fed.ref)
-        self.other_clinician = fed.token("clinician", "H33020300002")
+        self.other_clinician = fed.token("clinician", "H33020300002", professional="D330203000456")
 
 
 async def call(
@@ -65,7 +68,6 @@ def issue_input(fed: Federation, **changes: Any) -> dict:
     data = {
         "personId": fed.ref,
         "visitId": fed.visit_ids[0],
-        "doctorCode": DOCTOR,
         "items": [
             {
                 "drugCode": DRUG,
@@ -83,7 +85,6 @@ def issue_input(fed: Federation, **changes: Any) -> dict:
 def dispense_input(rx_id: str, **changes: Any) -> dict:
     data = {
         "prescriptionId": rx_id,
-        "pharmacistCode": PHARMACY_PHARMACIST,
         "certType": "01",
         "items": [{"drugCode": DRUG, "quantity": 2, "amount": "45.00"}],
         "fundPay": "30.00",

@@ -263,6 +263,7 @@ async def test_valid_ed25519_token_reaches_the_app_with_principal_and_purpose(wo
         "role": "clinician",
         "purpose": "TREATMENT",
         "person": None,
+        "professional": None,
     }
     assert len(world.calls) == 1
 
@@ -304,6 +305,7 @@ async def test_patient_token_carries_the_person_pseudonym(world):
         "role": "patient",
         "purpose": "PATIENT_ACCESS",
         "person": PERSON,
+        "professional": None,
     }
 
 
