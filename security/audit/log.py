@@ -49,6 +49,7 @@ from security.audit.leaves import (
 )
 from security.audit.models import HEAD_ID, AuditCheckpoint, AuditEvent, AuditHead, AuditNode
 from security.audit.note import Checkpoint, sign_checkpoint
+from security.audit.pg_append import Head, PgAppender, Written
 from security.audit.signer import Signer
 from security.audit.sqlite_append import LOCK_PATIENCE as SQLITE_LOCK_PATIENCE
 from security.audit.sqlite_append import Appended, SqliteAppender, is_locked
@@ -233,7 +234,14 @@ class AuditLog:
         # the file of signed notes and the witnesses, outside this database.
         self.on_checkpoint: Callable[[int, str], None] | None = None
         self._signed_in_transaction: list[tuple[int, str]] = []
+        self._locked_head: Head | None = None  # the head the last locking write left
         self._inline: SqliteAppender | None = None  # this thread's connection, for inline
+        # PostgreSQL: a batch in one compare-and-set statement on a held connection.
+        self._pg: PgAppender | None = (
+            PgAppender(engine, None, self.config.checkpoint_every, self._sign)
+            if dialect.name == "postgresql"
+            else None
+        )
 
     # --- appending -------------------------------------------------------------------
 
@@ -304,7 +312,10 @@ class AuditLog:
 
     def _note(self, done: Appended) -> str:
         """The signed checkpoint of the tree ``done`` left (the key stays in this process)."""
-        return sign_checkpoint(Checkpoint(self.config.origin, done.size, done.root), self.signer)
+        return self._sign(done.size, done.root)
+
+    def _sign(self, size: int, root: bytes) -> str:
+        return sign_checkpoint(Checkpoint(self.config.origin, size, root), self.signer)
 
     async def start(self) -> None:
         """Make ready to append: the head row, and for a SQLite file the writer process.
@@ -407,6 +418,8 @@ class AuditLog:
         if self._inline is not None:
             self._inline.close()
             self._inline = None
+        if self._pg is not None:
+            await self._pg.close()
 
     # --- the write transaction ---------------------------------------------------------
 
@@ -415,15 +428,29 @@ class AuditLog:
     ) -> list[Receipt]:
         if self._sqlite_file is not None:
             receipts, signed = await self._write_sqlite(event_jsons)
-        else:  # PostgreSQL, or an in-memory SQLite database: through the engine
+        elif self._pg is not None and (written := await self._write_pg(event_jsons, events)):
+            receipts, signed = written.receipts, written.signed is not None
+            if written.signed is not None:
+                self._publish(*written.signed)
+        else:  # an in-memory SQLite database, or a batch the one statement cannot take
             self._signed_in_transaction.clear()
             receipts, signed = await self._locked(
                 lambda conn: self._write_locked(conn, event_jsons, events)
             )
             for size, note in self._signed_in_transaction:  # committed: now outside too
                 self._publish(size, note)
+            if self._pg is not None:  # the head it left is where the next statement starts
+                self._pg.head = self._locked_head
         self._wrote(signed)
         return receipts
+
+    async def _write_pg(
+        self, event_jsons: Sequence[bytes], events: Sequence[Mapping[str, Any]]
+    ) -> Written | None:
+        assert self._pg is not None
+        await self._ensure_head()
+        self._pg.derive = self.derive  # set after construction by open_audit_log
+        return await self._pg.append(event_jsons, events)
 
     async def _write_sqlite(self, event_jsons: Sequence[bytes]) -> tuple[list[Receipt], bool]:
         """The whole transaction in one request to the writer process; a checkpoint that
@@ -580,7 +607,14 @@ class AuditLog:
                 updated_at=now,
             )
         )
-        if checkpoint_due(self.config.checkpoint_every, ext.frontier.size, row.signed_size):
+        due = checkpoint_due(self.config.checkpoint_every, ext.frontier.size, row.signed_size)
+        self._locked_head = Head(
+            ext.frontier.size,
+            ext.root,
+            b"".join(ext.frontier.hashes()),
+            ext.frontier.size if due else row.signed_size,
+        )
+        if due:
             note = await self._insert_checkpoint(conn, ext.frontier.size, ext.root, now)
             self._signed_in_transaction.append((ext.frontier.size, note))
             return ext.receipts, True
