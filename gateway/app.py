@@ -20,7 +20,7 @@ from strawberry.asgi import GraphQL
 from strawberry.schema.exceptions import CannotGetOperationTypeError
 
 from connectors.domain.recognition import RecognitionCatalogue
-from connectors.fanout import Deadline
+from connectors.fanout import DEFAULT_PEER_SHARE, Deadline
 from connectors.health import HealthSettings, SettingError, reason_of
 from connectors.registry import SourceRegistry
 from connectors.sql.engine import create_source_engine
@@ -91,7 +91,16 @@ def gateway_options(settings: Settings) -> dict[str, Any]:
         raise ConfigError(
             "gateway.statistics_deadline_seconds", f"'{statistics}' must be 0-600 seconds"
         )
-    return {"deadline_seconds": float(deadline), "statistics_deadline_seconds": float(statistics)}
+    share = raw.get("peer_deadline_share", DEFAULT_PEER_SHARE)
+    if isinstance(share, bool) or not isinstance(share, int | float) or not 0 < share <= 1:
+        raise ConfigError(
+            "gateway.peer_deadline_share", f"'{share}' must be a fraction above 0, at most 1"
+        )
+    return {
+        "deadline_seconds": float(deadline),
+        "statistics_deadline_seconds": float(statistics),
+        "peer_deadline_share": float(share),
+    }
 
 
 def router_principals(settings: Settings) -> frozenset[tuple[str, str]]:
@@ -152,6 +161,7 @@ def build_services(settings: Settings) -> Services:
         recognition=recognition,
         deadline_seconds=gateway_options(settings)["deadline_seconds"],
         statistics_deadline_seconds=gateway_options(settings)["statistics_deadline_seconds"],
+        peer_deadline_share=gateway_options(settings)["peer_deadline_share"],
         gateway_engine=gateway_engine,
         router_principals=router_principals(settings),
         extras={
@@ -258,7 +268,7 @@ class MedfedGraphQL(GraphQL):
             principal=principal,
             purpose=purpose,
             guard=FieldGuard(principal, purpose, self.services.decider),
-            deadline=Deadline(self.services.deadline_seconds),
+            deadline=Deadline(self.services.deadline_seconds, self.services.peer_deadline_share),
             request=request,
             # The edge's id: the same in the X-Request-Id header, the logs and the audit.
             request_id=request_id,

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from connectors.domain.benefits import Benefits, default_benefits
 from connectors.domain.recognition import RecognitionCatalogue
-from connectors.fanout import Deadline, SourceFailure
+from connectors.fanout import DEFAULT_PEER_SHARE, Deadline, SourceFailure
 from connectors.registry import SourceRegistry
 from connectors.supervision.rules import RuleBase, default_rules
 from schema.relations import Relations
@@ -36,6 +36,8 @@ class Services:
     indexer: BlindIndexer
     recognition: RecognitionCatalogue
     deadline_seconds: float = 5.0
+    # The part of that deadline peers may use; the rest is kept for local sources.
+    peer_deadline_share: float = DEFAULT_PEER_SHARE
     statistics_deadline_seconds: float = 60.0
     extras: dict[str, Any] = field(default_factory=dict)
     # The gateway's own database (consents, idempotency keys); None where nothing writes.

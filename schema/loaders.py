@@ -76,7 +76,7 @@ class Loaders:
         async def query(source: Source | PeerSource, keys: Sequence[str]) -> list[Row]:
             if isinstance(source, PeerSource):
                 return await fetch_rows(
-                    source.client, peer_kind, list(keys), ctx.deadline.remaining()
+                    source.client, peer_kind, list(keys), ctx.deadline.peer_remaining()
                 )
             return await _fetch_tagged(source, table, column, keys)
 
@@ -119,7 +119,9 @@ class Loaders:
             source: Source | PeerSource, refs: list[str], after: tuple | None, n: int
         ) -> list[Row]:
             if isinstance(source, PeerSource):  # a peer answers whole lists: cut here
-                rows = await fetch_rows(source.client, peer_kind, refs, ctx.deadline.remaining())
+                rows = await fetch_rows(
+                    source.client, peer_kind, refs, ctx.deadline.peer_remaining()
+                )
                 return top_rows(rows, "person_ref", order, after, n)
             rows = await source.fetch_top(table, "person_ref", refs, order, after, n)
             for row in rows:
