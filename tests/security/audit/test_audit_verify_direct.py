@@ -19,13 +19,15 @@ from sqlalchemy.pool import NullPool
 
 from security.audit import (
     AuditLogConfig,
+    Checkpoint,
     NoteError,
     merkle,
     open_audit_log,
     parse_verifier_key,
     verify_log,
 )
-from security.audit.signer import VERIFIER_KEY_FILE
+from security.audit.note import sign_checkpoint
+from security.audit.signer import VERIFIER_KEY_FILE, load_or_create_signer
 from security.audit.verify import MAX_LISTED, VerifyReport
 from security.store import GatewayBase
 
@@ -644,3 +646,78 @@ async def test_derived_rows_are_listed_in_leaf_order(logs, copy):
         .splitlines()[-4]
         .startswith("derived tables damaged: first wrong row audit_index row (idx=4,")
     )
+
+
+async def test_more_wrong_derived_rows_than_listed_are_counted(logs, copy):
+    path = copy("tail")
+    sql(path, "UPDATE audit_index SET role = 'auditor' WHERE idx < 25")
+    report = await check(logs, path)
+    assert report.derived is not None and report.derived.wrong_count == 25
+    lines = report.summary().splitlines()
+    assert len([line for line in lines if line.startswith("  derived:")]) == MAX_LISTED
+    assert lines[-1] == "  ... and 5 more not listed"
+
+
+async def test_exactly_as_many_wrong_derived_rows_as_listed_has_no_more_line(logs, copy):
+    path = copy("tail")
+    sql(path, "UPDATE audit_index SET role = 'auditor' WHERE idx < 20")
+    report = await check(logs, path)
+    assert report.derived is not None and report.derived.wrong_count == MAX_LISTED
+    assert "more not listed" not in report.summary()
+
+
+async def test_once_the_list_is_full_a_tie_keeps_the_first_problem_of_that_index(logs, copy):
+    """20 checkpoint problems fill the list; events from 22 on deleted: three checkpoints
+    past the end and the head each say so, all at index 22; the first of them is kept."""
+    path = copy("dense")
+    sql(
+        path,
+        ("UPDATE audit_checkpoints SET root = ? WHERE size <= 20", (b"\x01" * 32,)),
+        "DELETE FROM audit_events WHERE idx >= 22",
+    )
+    report = await check(logs, path)
+    assert report.problem_count == 24 and report.first_bad_index == 22
+    assert problems(report)[-1] == (
+        "missing",
+        22,
+        "a checkpoint signed 23 events but only 22 are stored: events from 22 on are missing",
+    )
+
+
+def _signed(logs, size: int, root: bytes) -> str:
+    """A checkpoint signed with the log's own key but saying what the key holder chose."""
+    signer = load_or_create_signer(logs["key"].parent, ORIGIN)
+    return sign_checkpoint(Checkpoint(ORIGIN, size, root), signer)
+
+
+async def test_a_signed_checkpoint_of_the_empty_log_must_have_the_empty_root(logs, copy):
+    path = copy("tail")
+    good, bad = _signed(logs, 0, merkle.EMPTY_ROOT), _signed(logs, 0, b"\x05" * 32)
+    report = await check(logs, path, external_note=good)
+    assert report.ok and report.checkpoints == 4
+    wrong = await check(logs, path, external_note=bad)
+    assert problems(wrong) == [
+        (
+            "tree",
+            0,
+            "the external checkpoint does not match the events: an event after index -1 was "
+            "rewritten together with its hash",
+        )
+    ]
+    sql(
+        path,
+        (
+            "INSERT INTO audit_checkpoints (size, root, note, created_at) VALUES (0, ?, ?, ?)",
+            (b"\x05" * 32, bad, "2026-12-01 10:00:00"),
+        ),
+    )
+    stored = await check(logs, path)
+    assert problems(stored) == [
+        (
+            "tree",
+            0,
+            "the signed checkpoint at size 0 does not match the events: an event after index "
+            "-1 was rewritten together with its hash",
+        )
+    ]
+    assert stored.checkpoints == 5
