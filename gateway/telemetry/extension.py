@@ -1,6 +1,7 @@
-"""``TelemetryExtension``: per GraphQL operation, the operation's name (or document hash)
-and type for the request's metrics and span, its error codes, and the policy's masked and
-denied fields by data class, counted from the request's :class:`FieldGuard`."""
+"""``TelemetryExtension``: per GraphQL operation, the operation's name (or the hash of its
+document's shape) and type for the request's metrics and span, its error codes, and the
+policy's masked and denied fields by data class, counted from the request's
+:class:`FieldGuard`."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from strawberry.extensions import SchemaExtension
 from gateway.telemetry import metrics
 from gateway.telemetry.middleware import NOTE, code_label
 from gateway.telemetry.names import operation_label
+from gateway.telemetry.shape import shape_hash
 from security.catalogue import Catalogue, default_catalogue
 
 
@@ -28,11 +30,22 @@ def data_class(path: str) -> str:
 
 
 class TelemetryExtension(SchemaExtension):
+    shape: str | None = None
+
+    def on_execute(self):
+        # Execution starts only for a document that parsed and validated: its names are
+        # the schema's, so its shape may be hashed (this request's parse, not a second one).
+        document = self.execution_context.graphql_document
+        if document is not None:
+            self.shape = shape_hash(document)
+        yield
+
     def on_operation(self):
         yield
         note = NOTE.get()
         ctx = self.execution_context
-        label = operation_label(ctx.operation_name, ctx.query)
+        present = bool(ctx.query) or ctx.graphql_document is not None
+        label = operation_label(ctx.operation_name, self.shape, document=present)
         try:
             kind = ctx.operation_type.value
         except Exception:  # no operation could be found in the document
@@ -52,6 +65,7 @@ class TelemetryExtension(SchemaExtension):
             metrics.FIELDS.labels(cls, decision).inc(count)
         if note is not None:
             note.operation, note.operation_type = label, kind
+            note.document_hash = self.shape
             note.errors_counted = True
 
 

@@ -32,6 +32,7 @@ _CODE = re.compile(r"^[A-Z][A-Z0-9_]{1,47}$")  # our codes; anything else is not
 class RequestNote:
     operation: str = ANONYMOUS
     operation_type: str | None = None
+    document_hash: str | None = None  # of the document's shape (gateway.telemetry.shape)
     errors_counted: bool = False  # the GraphQL extension counted this request's codes
     refusal_body: list[bytes] = field(default_factory=list)
 
@@ -88,6 +89,9 @@ class TelemetryMiddleware:
                         span.set_attribute("graphql.operation.name", note.operation)
                         if note.operation_type:
                             span.set_attribute("graphql.operation.type", note.operation_type)
+                        if note.document_hash:
+                            # The hash itself, not the capped label: a span is no metric.
+                            span.set_attribute("graphql.document.hash", note.document_hash)
                         span.update_name(f"{note.operation_type or 'query'} {note.operation}")
                     if code >= 500:
                         span.set_status(Status(StatusCode.ERROR))

@@ -1,6 +1,7 @@
 """What names an operation in metrics and spans: its name when that is a plain identifier,
-otherwise the hash of its document. Never the document's text, which can hold literal
-values (``person(idNumber: "...")``).
+otherwise the hash of its document's shape (:mod:`gateway.telemetry.shape`: literals,
+aliases and the client's own names taken out first). Never the document's text, nor a hash
+of it, which can hold literal values (``person(idNumber: "...")``).
 
 An operation name is the client's text too: a name with a long run of digits could carry
 an ID number or a phone number (``q330106198005171234``), so such a name is replaced by the
@@ -10,7 +11,6 @@ name per request cannot grow the metrics without bound.
 
 from __future__ import annotations
 
-import hashlib
 import re
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
@@ -18,10 +18,7 @@ _DIGITS = re.compile(r"[0-9]{4,}")
 MAX_LABELS = 200  # per kind: names, and hashes of unnamed documents
 OTHER = "(other)"
 ANONYMOUS = "(none)"  # not a GraphQL request, or no document
-
-
-def document_hash(document: str) -> str:
-    return "sha256:" + hashlib.sha256(document.encode("utf-8")).hexdigest()[:16]
+INVALID = "(invalid)"  # an unnamed document that did not parse or validate: no shape to hash
 
 
 def safe_name(name: str | None) -> str | None:
@@ -40,10 +37,12 @@ class OperationLabels:
         self.names: set[str] = set()
         self.hashes: set[str] = set()
 
-    def label(self, name: str | None, document: str | None) -> str:
+    def label(self, name: str | None, shape: str | None, *, document: bool = True) -> str:
+        """``shape``: the document's shape hash, None when it did not validate;
+        ``document``: whether the request carried one at all."""
         named = safe_name(name)
-        label = named or (document_hash(document) if document else ANONYMOUS)
-        if label == ANONYMOUS:
+        label = named or shape or (INVALID if document else ANONYMOUS)
+        if label in (ANONYMOUS, INVALID):
             return label
         seen = self.names if named else self.hashes
         if label in seen:
@@ -57,5 +56,5 @@ class OperationLabels:
 LABELS = OperationLabels()
 
 
-def operation_label(name: str | None, document: str | None) -> str:
-    return LABELS.label(name, document)
+def operation_label(name: str | None, shape: str | None, *, document: bool = True) -> str:
+    return LABELS.label(name, shape, document=document)

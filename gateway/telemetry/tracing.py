@@ -21,7 +21,6 @@ from strawberry.extensions import SchemaExtension
 from strawberry.extensions.tracing import OpenTelemetryExtension
 from strawberry.extensions.tracing.opentelemetry import LifecycleStep
 
-from gateway.telemetry.names import document_hash
 from gateway.telemetry.settings import TelemetrySettings
 
 log = logging.getLogger("medfed.telemetry")
@@ -31,8 +30,8 @@ _configured: list[str] = []
 class GraphQLSpans(OpenTelemetryExtension):
     """Parsing, validation and execution spans under the request's server span, which
     :class:`TelemetryMiddleware` names after the OpenTelemetry GraphQL conventions
-    (``{type} {name}``, ``graphql.operation.name``/``.type``); this adds the document's hash
-    (never its text). No operation span of its own (the server span is that span, one fewer
+    (``{type} {name}``, ``graphql.operation.name``/``.type`` and the hash of the document's
+    shape, never its text). No operation span of its own (the server span is that span, one fewer
     per request) and no span per resolver: a thousand-row list would be a thousand spans,
     and their arguments are values."""
 
@@ -42,10 +41,6 @@ class GraphQLSpans(OpenTelemetryExtension):
         span = trace.get_current_span()
         self._span_holder[LifecycleStep.OPERATION] = span
         yield
-        query = self.execution_context.query
-        if query and span.is_recording():
-            # The hash itself: a span attribute is no metric label, so the cap does not apply.
-            span.set_attribute("graphql.document.hash", document_hash(query))
 
     def on_execute(self) -> Generator[None, None, None]:
         with self._tracer.start_as_current_span("GraphQL Execution"):

@@ -65,18 +65,23 @@ async def test_a_cloud_record_read_moves_its_metrics(world):
 
 
 def test_an_unnamed_operation_is_labelled_by_its_hash_and_a_numeric_name_too():
-    from gateway.telemetry.names import OTHER, OperationLabels, document_hash, safe_name
+    from graphql import parse
+
+    from gateway.telemetry.names import ANONYMOUS, INVALID, OTHER, OperationLabels, safe_name
+    from gateway.telemetry.shape import shape_hash
 
     assert safe_name("CloudRecord") == "CloudRecord"
     assert safe_name("q330106198005171234") is None  # an ID number hidden in a name
     assert safe_name("a1b2c3") == "a1b2c3"
     labels = OperationLabels(limit=2)
-    document = '{ person(idNumber: "330106198005171234") { name } }'
-    label = labels.label(None, document)
-    assert label == document_hash(document) and "3301" not in label
-    assert labels.label("q330106198005171234", document) == label  # the name is not used
+    shape = shape_hash(parse('{ person(idNumber: "330106198005171234") { name } }'))
+    label = labels.label(None, shape)
+    assert label == shape and "3301" not in label
+    assert labels.label("q330106198005171234", shape) == label  # the name is not used
+    assert labels.label(None, None) == INVALID  # a document that did not validate
+    assert labels.label(None, None, document=False) == ANONYMOUS
     # The cap, per kind: unnamed documents cannot push named operations out.
-    assert labels.label(None, "{ a }") != OTHER
-    assert labels.label(None, "{ b }") == OTHER
-    assert labels.label("CloudRecord", "{ c }") == "CloudRecord"
-    assert labels.label(None, document) == label  # one already seen keeps its label
+    assert labels.label(None, shape_hash(parse("{ a }"))) != OTHER
+    assert labels.label(None, shape_hash(parse("{ b }"))) == OTHER
+    assert labels.label("CloudRecord", shape_hash(parse("{ c }"))) == "CloudRecord"
+    assert labels.label(None, shape) == label  # one already seen keeps its label
