@@ -15,13 +15,14 @@ from dataclasses import dataclass, field
 
 import orjson
 from opentelemetry import context as otel_context
-from opentelemetry import propagate, trace
+from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.telemetry import metrics
 from gateway.telemetry.names import ANONYMOUS
 from gateway.telemetry.routes import route_of
+from gateway.telemetry.trust import TraceTrust
 
 tracer = trace.get_tracer("medfed.gateway")
 _REFUSAL_BODY_MAX = 4096  # refusals are a few hundred bytes; answers are not parsed
@@ -43,8 +44,9 @@ NOTE: contextvars.ContextVar[RequestNote | None] = contextvars.ContextVar(
 
 
 class TelemetryMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, trust: TraceTrust | None = None) -> None:
         self.app = app
+        self.trust = trust or TraceTrust()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -54,9 +56,9 @@ class TelemetryMiddleware:
         token = NOTE.set(note)
         route = route_of(scope)
         method = scope.get("method", "GET")
-        # A caller's traceparent continues its trace (a router, a peer gateway calling us).
-        carrier = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", ())}
-        parent = propagate.extract(carrier)
+        # A trusted caller's traceparent continues its trace (a router, a peer gateway);
+        # anyone else's is only linked (gateway.telemetry.trust).
+        parent, links = self.trust.parent(scope)
         status: list[int] = []
         started = time.perf_counter()
 
@@ -79,6 +81,7 @@ class TelemetryMiddleware:
                 f"{method} {route}",
                 kind=SpanKind.SERVER,
                 attributes={"http.request.method": method, "http.route": route},
+                links=links,
             ) as span:
                 try:
                     await self.app(scope, receive, watched)

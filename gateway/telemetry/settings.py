@@ -6,19 +6,29 @@ metrics_listen = "127.0.0.1:9464"   # /metrics on its own address; unset: no met
 traces = "off"                      # off | console | otlp
 otlp_endpoint = "http://127.0.0.1:4318/v1/traces"
 service_name = "medfed"
-sample_ratio = 1.0                  # of new traces (a caller's sampled flag is followed)
+sample_ratio = 1.0                  # of new traces
+trusted_trace_callers = []          # routers and peer gateways whose traceparent is continued
 ```
 """
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
 from gateway.config import ConfigError, Settings
+from gateway.telemetry.trust import Network
 
 TRACES = ("off", "console", "otlp")
-_KEYS = {"metrics_listen", "traces", "otlp_endpoint", "service_name", "sample_ratio"}
+_KEYS = {
+    "metrics_listen",
+    "traces",
+    "otlp_endpoint",
+    "service_name",
+    "sample_ratio",
+    "trusted_trace_callers",
+}
 
 
 @dataclass(frozen=True)
@@ -28,6 +38,20 @@ class TelemetrySettings:
     otlp_endpoint: str = "http://127.0.0.1:4318/v1/traces"
     service_name: str = "medfed"
     sample_ratio: float = 1.0
+    trusted_trace_callers: tuple[Network, ...] = ()
+
+
+def networks(key: str, raw: object) -> tuple[Network, ...]:
+    """``raw``: a list of addresses or CIDR networks (``"10.1.0.7"``, ``"10.2.0.0/16"``)."""
+    if not isinstance(raw, list):
+        raise ConfigError(key, 'must be a list of addresses or networks, e.g. ["10.1.0.0/24"]')
+    found = []
+    for item in raw:
+        try:
+            found.append(ipaddress.ip_network(str(item), strict=False))
+        except ValueError:
+            raise ConfigError(key, f"'{item}' is not an IP address or network") from None
+    return tuple(found)
 
 
 def listen_address(key: str, raw: object) -> tuple[str, int]:
@@ -67,4 +91,7 @@ def telemetry_settings(settings: Settings) -> TelemetrySettings:
         otlp_endpoint=endpoint,
         service_name=name,
         sample_ratio=float(ratio),
+        trusted_trace_callers=networks(
+            "telemetry.trusted_trace_callers", raw.get("trusted_trace_callers", [])
+        ),
     )

@@ -17,6 +17,7 @@ from gateway.telemetry.extension import TelemetryExtension
 from gateway.telemetry.middleware import TelemetryMiddleware
 from gateway.telemetry.sampler import sample_forever
 from gateway.telemetry.sources import observe_fetch
+from gateway.telemetry.trust import TraceTrust
 
 
 def add_extensions(schema: Any, *extensions: type) -> None:
@@ -31,12 +32,13 @@ def instrument(
     from gateway.telemetry.settings import telemetry_settings
     from gateway.telemetry.tracing import configure_tracing, schema_extensions, trace_engines
 
-    configure_tracing(telemetry_settings(settings))  # once per process; off by default
+    telemetry = telemetry_settings(settings)
+    configure_tracing(telemetry)  # once per process; off by default
     trace_engines(
         [s.engine for s in services.registry]
         + ([services.gateway_engine] if services.gateway_engine is not None else [])
     )
-    app.add_middleware(TelemetryMiddleware)
+    app.add_middleware(TelemetryMiddleware, trust=TraceTrust(telemetry.trusted_trace_callers))
     add_extensions(schema, TelemetryExtension, *schema_extensions())
     observe.install(observe_fetch)
     if recorder is not None:

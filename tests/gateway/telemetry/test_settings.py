@@ -23,8 +23,10 @@ def test_a_full_table(tmp_path):
     got = settings(
         tmp_path,
         '[telemetry]\nmetrics_listen = "127.0.0.1:9464"\ntraces = "otlp"\n'
-        'otlp_endpoint = "http://collector:4318/v1/traces"\nsample_ratio = 0.25\n',
+        'otlp_endpoint = "http://collector:4318/v1/traces"\nsample_ratio = 0.25\n'
+        'trusted_trace_callers = ["10.1.0.7", "10.2.0.0/16", "fd00::/8"]\n',
     )
+    assert [str(n) for n in got.trusted_trace_callers] == ["10.1.0.7/32", "10.2.0.0/16", "fd00::/8"]
     assert got.metrics_listen == ("127.0.0.1", 9464)
     assert (got.traces, got.otlp_endpoint, got.sample_ratio) == (
         "otlp",
@@ -42,6 +44,8 @@ def test_a_full_table(tmp_path):
         ('otlp_endpoint = "collector:4318"', "telemetry.otlp_endpoint"),
         ("sample_ratio = 2", "telemetry.sample_ratio"),
         ("tracing = true", "telemetry.tracing"),
+        ('trusted_trace_callers = "10.0.0.0/8"', "telemetry.trusted_trace_callers"),
+        ('trusted_trace_callers = ["router.internal"]', "telemetry.trusted_trace_callers"),
     ],
 )
 def test_a_mistake_names_its_key(tmp_path, body, key):

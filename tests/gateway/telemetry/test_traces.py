@@ -11,7 +11,7 @@ from opentelemetry.trace import SpanKind
 
 from gateway.telemetry.shape import shape_hash
 from tests.support.federation import RECENT_VISIT, Federation, make_id_number
-from tests.support.tracing import memory_spans
+from tests.support.tracing import memory_spans, trust
 
 RECORD = """query CloudRecord($id: ID!) { person(personId: $id) { name
   cloudRecord { visits(first: 5) { nodes { visitType } } testResults { nodes { itemName } } }
@@ -89,6 +89,7 @@ async def test_the_span_names_its_document_even_once_the_metric_labels_are_cappe
 
 async def test_a_subgraph_continues_the_routers_trace(world):
     fed, _ = world
+    trust(fed, ["127.0.0.1"])  # the router
     with memory_spans() as spans:
         app = fed.subgraph_app("results")
         async with fed.client(app, fed.token("clinician", "H33010600001"), "TREATMENT") as c:
@@ -129,7 +130,8 @@ def test_the_trace_reaches_a_peer_gateway(tmp_path):
     token_file.write_text(facts["token"])
     peer_config = peer_dir / "medfed.toml"
     peer_config.write_text(
-        (REPO / "medfed.toml").read_text() + '\n[telemetry]\ntraces = "console"\n'
+        (REPO / "medfed.toml").read_text()
+        + '\n[telemetry]\ntraces = "console"\ntrusted_trace_callers = ["127.0.0.1"]\n'
     )
     with memory_spans() as spans:
         with serve(peer_dir, config=peer_config) as peer:
