@@ -7,8 +7,11 @@ same row instead of a second one. It has a grade (1 notice … 4 blocking), an o
 
     OPEN -> ACKNOWLEDGED -> RESOLVED | FALSE_POSITIVE      (OPEN may be closed directly)
 
-Each change is a row of ``supervision_warning_notes`` (who, when, from which state to which,
-and the note) and an audit event, so what supervisors did is in the Merkle log. A warning
+the state model it shares with the access alerts (:mod:`security.audit.alert_state`). Its
+state, owner and last note change only through ``ALERT`` change events in the audit log,
+whose derive hook sets them here and adds a row to ``supervision_warning_changes`` (who,
+when, from which state to which, the owner, the note as a field ciphertext), so ``medfed
+audit verify`` recomputes the history and holds each state to the event that set it. A warning
 names the person by their pseudonymous reference only, never a personal value; a warning on
 a clearing between provinces (``CLEARING_MISMATCH``) names no person and no institution.
 """
@@ -21,20 +24,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Integer, String, Text, func, select, update
+from sqlalchemy import BigInteger, DateTime, Integer, LargeBinary, String, Text, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Mapped, mapped_column
 
 from security.store import GatewayBase, insert_if_absent
 
-STATES = ("OPEN", "ACKNOWLEDGED", "RESOLVED", "FALSE_POSITIVE")
 CLOSED = ("RESOLVED", "FALSE_POSITIVE")
-MOVES = {
-    "OPEN": ("ACKNOWLEDGED", "RESOLVED", "FALSE_POSITIVE"),
-    "ACKNOWLEDGED": ("RESOLVED", "FALSE_POSITIVE"),
-    "RESOLVED": (),
-    "FALSE_POSITIVE": (),
-}
+NOTE_CELL = ("supervision_warning_changes", "note")  # a note's ciphertext: its table, column
 
 
 class SupervisionWarning(GatewayBase):
@@ -56,27 +53,36 @@ class SupervisionWarning(GatewayBase):
     settled_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     detail: Mapped[str] = mapped_column(Text)
     found_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
-    state: Mapped[str] = mapped_column(String(16), index=True)
-    owner: Mapped[str | None] = mapped_column(String(255), nullable=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Set only by the log's change events (security.audit.alert_state.STATE_COLUMNS);
+    # state_idx is the event that set them, None while the warning was never changed.
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    owner: Mapped[str | None] = mapped_column(String(255), nullable=True, index=True)
+    state_idx: Mapped[int | None] = mapped_column(BigInteger, nullable=True, index=True)
+    changed_by: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    changed_org: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    changed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    note: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)  # field ciphertext
 
 
-class SupervisionWarningNote(GatewayBase):
-    __tablename__ = "supervision_warning_notes"
+class SupervisionWarningChange(GatewayBase):
+    """One change of one warning, derived from its ``ALERT`` change event (``idx``)."""
 
-    warning_id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    __tablename__ = "supervision_warning_changes"
+
+    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    warning_id: Mapped[str] = mapped_column(String(32), index=True)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    by: Mapped[str] = mapped_column(String(255))  # the supervisor's issuer/subject and org
+    by: Mapped[str] = mapped_column(String(255))  # the supervisor: issuer|subject|organisation
     action: Mapped[str] = mapped_column(String(16))  # ASSIGN | ACKNOWLEDGE | RESOLVE | …
     from_state: Mapped[str] = mapped_column(String(16))
     to_state: Mapped[str] = mapped_column(String(16))
     owner: Mapped[str | None] = mapped_column(String(255), nullable=True)
-    note: Mapped[str] = mapped_column(Text)
+    note: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)  # field ciphertext
 
 
 WARNINGS = SupervisionWarning.__table__
-NOTES = SupervisionWarningNote.__table__
+CHANGES = SupervisionWarningChange.__table__
 
 
 def warning_id(rule: str, claim_key: str) -> str:
@@ -150,72 +156,14 @@ async def get(engine: AsyncEngine, wid: str) -> dict[str, Any] | None:
     return None if row is None else dict(row._mapping)
 
 
-async def notes_of(engine: AsyncEngine, ids: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
+async def changes_of(engine: AsyncEngine, ids: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
+    """Each warning's changes, oldest first (the note still sealed)."""
     ids = list(ids)
     out: dict[str, list[dict[str, Any]]] = {i: [] for i in ids}
     if not ids:
         return out
     async with engine.connect() as conn:
-        stmt = select(NOTES).where(NOTES.c.warning_id.in_(ids)).order_by(NOTES.c.seq)
+        stmt = select(CHANGES).where(CHANGES.c.warning_id.in_(ids)).order_by(CHANGES.c.idx)
         for row in await conn.execute(stmt):
             out[row.warning_id].append(dict(row._mapping))
     return out
-
-
-class TransitionError(ValueError):
-    """A change the lifecycle does not allow (from a closed state, to an unknown one)."""
-
-
-async def change(
-    engine: AsyncEngine,
-    wid: str,
-    *,
-    by: str,
-    action: str,
-    to_state: str | None,
-    owner: str | None,
-    note: str,
-    now: datetime | None = None,
-) -> dict[str, Any]:
-    """One change of one warning, in one transaction with its note; the changed row.
-    ``to_state`` None keeps the state (an assignment); ``owner`` None keeps the owner."""
-    now = now or datetime.now(UTC)
-    async with engine.begin() as conn:
-        row = (await conn.execute(select(WARNINGS).where(WARNINGS.c.warning_id == wid))).first()
-        if row is None:
-            raise LookupError(wid)
-        state = row.state
-        target = to_state or state
-        if to_state is not None and to_state not in MOVES[state]:
-            raise TransitionError(f"a {state} warning cannot become {to_state}")
-        if to_state is None and state in CLOSED:
-            raise TransitionError(f"a {state} warning is closed")
-        new_owner = owner if owner is not None else row.owner
-        # The state guard makes a racing second change fail instead of overwriting the first.
-        done = await conn.execute(
-            update(WARNINGS)
-            .where(WARNINGS.c.warning_id == wid, WARNINGS.c.state == state)
-            .values(state=target, owner=new_owner, updated_at=now)
-        )
-        if done.rowcount != 1:
-            raise TransitionError("the warning changed meanwhile; read it again")
-        seq = (
-            await conn.execute(
-                select(func.coalesce(func.max(NOTES.c.seq), 0)).where(NOTES.c.warning_id == wid)
-            )
-        ).scalar_one()
-        await conn.execute(
-            NOTES.insert().values(
-                warning_id=wid,
-                seq=seq + 1,
-                at=now,
-                by=by,
-                action=action,
-                from_state=state,
-                to_state=target,
-                owner=new_owner,
-                note=note,
-            )
-        )
-        out = (await conn.execute(select(WARNINGS).where(WARNINGS.c.warning_id == wid))).first()
-    return dict(out._mapping)

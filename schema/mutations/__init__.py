@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import strawberry
 
-from schema.mutations.alerts import CloseAlertPayload, close_alert
+from schema.mutations.alerts import CloseAlertPayload, HandleAlertPayload, close_alert, handle_alert
 from schema.mutations.consents import (
     ConsentQuery,
     GrantConsentPayload,
@@ -39,7 +39,7 @@ from schema.mutations.prescriptions import (
 from schema.mutations.results import PublishTestResultPayload, publish_test_result
 from schema.mutations.rx_common import PrescriptionPayload
 from schema.mutations.settlements import RecordSettlementPayload, record_settlement
-from schema.supervision.warnings import SupervisionWarning, handle_warning
+from schema.supervision.warnings import HandleWarningPayload, handle_warning
 
 
 @strawberry.type(
@@ -89,10 +89,11 @@ class Mutation:
         resolver=refuse_extract,
         description="Refuse a requested extract (administrators).",
     )
-    handle_warning: SupervisionWarning = strawberry.mutation(
+    handle_warning: HandleWarningPayload = strawberry.mutation(
         resolver=handle_warning,
         description="Assign, acknowledge or close (RESOLVED: a confirmed violation; "
-        "FALSE_POSITIVE) a fund-supervision warning of your region, with a note; audited. "
+        "FALSE_POSITIVE) a fund-supervision warning of your region, with a note. The change "
+        "is an audit event that sets the state (the model access alerts share). "
         "Supervisors ([[supervision]] view handle).",
     )
     issue_prescription: PrescriptionPayload = strawberry.mutation(
@@ -138,11 +139,18 @@ class Mutation:
         description="Revoke one of the calling patient's consents, effective immediately. "
         "Revoking twice changes nothing. Patients only.",
     )
+    handle_alert: HandleAlertPayload = strawberry.mutation(
+        resolver=handle_alert,
+        description="Assign, acknowledge or close (RESOLVED, FALSE_POSITIVE) an access alert "
+        "with a note (security officers: role auditor, purpose AUDIT, an alert within their "
+        "audit scope). The change is an audit event that sets the state; a closed alert "
+        "stays closed.",
+    )
     close_alert: CloseAlertPayload = strawberry.mutation(
         resolver=close_alert,
-        description="Close an open alert with a note (security officers: role auditor, "
-        "purpose AUDIT, an alert within their audit scope). The change is an audit event; "
-        "a closed alert cannot be closed again.",
+        description="Close an open or acknowledged alert as RESOLVED with a note (handleAlert "
+        "with action RESOLVE, kept for existing clients; it takes no idempotencyKey because "
+        "a closed alert cannot be closed again).",
     )
 
 

@@ -2,14 +2,15 @@
 warnings of their region, assign them, acknowledge them and close them as RESOLVED (a
 confirmed violation) or FALSE_POSITIVE, each change with a note; confirmed violations build
 a credit record per institution and per doctor. Who may do what, in which region, is the
-policy file's ``[[supervision]]`` (views ``warnings``, ``handle``, ``credit``); every read and
-every change is audited (the change's warning, action and states go into the request's audit
-event, so ``medfed audit verify`` covers them)."""
+policy file's ``[[supervision]]`` (views ``warnings``, ``handle``, ``credit``), from the
+verified token's role, purpose and organisation: being a warning's owner grants nothing.
+Every read is audited; every change is an ``ALERT`` change event that sets the warning's
+state, owner and history in the log's own transaction (the state model the access alerts
+share, :mod:`schema.mutations.handling`), so ``medfed audit verify`` proves them."""
 
 from __future__ import annotations
 
-import hashlib
-import re
+import logging
 from collections import defaultdict
 from datetime import datetime
 from enum import Enum
@@ -20,38 +21,22 @@ from graphql import GraphQLError
 from sqlalchemy import select
 
 from schema.errors import NOT_FOUND, bad_input
+from schema.mutations.handling import WarningAction, WarningState, change, check_input, next_state
+from schema.mutations.idempotent import Created, IdempotentCall
+from schema.mutations.validation import Problems
 from schema.pagination import Connection, connection, decode_cursor, page_size
 from schema.supervision.monitoring import _engine, months, scope
 from security import warnings as store
+from security.crypto.field_cipher import DecryptionError
+from security.policy.break_glass import GATEWAY_KEY_SOURCE
 
-OWNER = re.compile(r"^[A-Za-z0-9._@:|-]{1,128}$")
-MAX_NOTE = 2000
-
-
-@strawberry.enum(
-    description="Where a warning stands (OPEN → ACKNOWLEDGED → RESOLVED | FALSE_POSITIVE)."
+__all__ = ["SupervisionWarning", "WarningAction", "WarningState", "handle_warning"]
+log = logging.getLogger("medfed.supervision")
+GATEWAY = "gateway"
+KEY_DESCRIPTION = (
+    "Client-chosen key (1-64 of A-Z a-z 0-9 _ -): the same key with the same input acts once "
+    "(the answer says replayed)."
 )
-class WarningState(Enum):
-    OPEN = "OPEN"
-    ACKNOWLEDGED = "ACKNOWLEDGED"
-    RESOLVED = "RESOLVED"
-    FALSE_POSITIVE = "FALSE_POSITIVE"
-
-
-@strawberry.enum(description="What a supervisor does to a warning.")
-class WarningAction(Enum):
-    ASSIGN = "ASSIGN"
-    ACKNOWLEDGE = "ACKNOWLEDGE"
-    RESOLVE = "RESOLVE"
-    FALSE_POSITIVE = "FALSE_POSITIVE"
-
-
-TARGET = {
-    WarningAction.ASSIGN: None,
-    WarningAction.ACKNOWLEDGE: "ACKNOWLEDGED",
-    WarningAction.RESOLVE: "RESOLVED",
-    WarningAction.FALSE_POSITIVE: "FALSE_POSITIVE",
-}
 
 
 @strawberry.type(description="One change of a warning, with its note.")
@@ -62,7 +47,7 @@ class WarningNote:
     from_state: str
     to_state: str
     owner: str | None
-    note: str
+    note: str | None = strawberry.field(description="The note (stored encrypted).")
 
 
 @strawberry.type(description="A fund-supervision warning: one rule hit on one claim.")
@@ -86,10 +71,17 @@ class SupervisionWarning:
     found_at: datetime
     state: WarningState
     owner: str | None
+    changed_at: datetime | None = strawberry.field(description="When the state last changed.")
+    state_index: int | None = strawberry.field(
+        description="The audit-log index of the change that set the state (none while OPEN "
+        "and never changed)."
+    )
     notes: list[WarningNote]
 
     @classmethod
-    def of(cls, row: dict[str, Any], notes: list[dict[str, Any]]) -> SupervisionWarning:
+    def of(
+        cls, row: dict[str, Any], notes: list[dict[str, Any]], cipher: Any
+    ) -> SupervisionWarning:
         return cls(
             warning_id=strawberry.ID(row["warning_id"]),
             rule=row["rule"],
@@ -108,6 +100,8 @@ class SupervisionWarning:
             found_at=row["found_at"],
             state=WarningState(row["state"]),
             owner=row["owner"],
+            changed_at=row["changed_at"],
+            state_index=row["state_idx"],
             notes=[
                 WarningNote(
                     at=n["at"],
@@ -116,11 +110,25 @@ class SupervisionWarning:
                     from_state=n["from_state"],
                     to_state=n["to_state"],
                     owner=n["owner"],
-                    note=n["note"],
+                    note=_opened(cipher, n["note"], row["warning_id"]),
                 )
                 for n in notes
             ],
         )
+
+
+def _opened(cipher: Any, blob: bytes | None, wid: str) -> str | None:
+    """A note opened for the supervisor; one that does not open is reported by where it is."""
+    if blob is None:
+        return None
+    table, column = store.NOTE_CELL
+    try:
+        return cipher.decrypt(
+            bytes(blob), source=GATEWAY_KEY_SOURCE, table=table, column=column, row_key=wid
+        )
+    except DecryptionError as exc:
+        log.warning("warning note does not open: %s", exc)
+        return None
 
 
 @strawberry.input(description="Which warnings to list; every field narrows the list.")
@@ -163,17 +171,11 @@ def _not_found() -> GraphQLError:
     return GraphQLError("no warning of this id in your region", extensions={"code": NOT_FOUND})
 
 
-def _by(ctx: Any) -> str:
-    p = ctx.principal
-    return f"{p.issuer}|{p.sub}|{p.org}"
-
-
-def _note_change(ctx: Any, change: dict[str, Any]) -> None:
-    changes = getattr(ctx, "supervision_changes", None)
-    if changes is None:
-        changes = []
-        ctx.supervision_changes = changes
-    changes.append(change)
+async def _settled(ctx: Any) -> None:
+    """Changes logged before this read are visible in it (the log derives them)."""
+    recorder = ctx.services.extras.get("audit")
+    if recorder is not None:
+        await recorder.settled()
 
 
 @strawberry.type
@@ -217,14 +219,16 @@ class WarningQuery:
                 (t.c.found_at < at) | ((t.c.found_at == at) & (t.c.warning_id < cursor[1]))
             )
         engine = _engine(ctx)
+        await _settled(ctx)
         async with engine.connect() as conn:
             rows = [dict(r._mapping) for r in await conn.execute(stmt)]
-        notes = await store.notes_of(engine, [r["warning_id"] for r in rows])
+        notes = await store.changes_of(engine, [r["warning_id"] for r in rows])
+        cipher = ctx.services.cipher
         return connection(
             [
                 (
                     (r["found_at"].isoformat(), r["warning_id"]),
-                    SupervisionWarning.of(r, notes[r["warning_id"]]),
+                    SupervisionWarning.of(r, notes[r["warning_id"]], cipher),
                 )
                 for r in rows
             ],
@@ -296,54 +300,62 @@ class HandleWarningInput:
     )
 
 
+@strawberry.type(description="The warning after handleWarning.")
+class HandleWarningPayload:
+    warning: SupervisionWarning
+    replayed: bool = strawberry.field(
+        description="True when this idempotencyKey was used before: the warning as it is "
+        "now, and nothing changed by this call."
+    )
+
+
+async def _payload(ctx: Any, wid: str, replayed: bool) -> HandleWarningPayload:
+    engine = _engine(ctx)
+    row = await store.get(engine, wid)
+    assert row is not None  # warnings are never deleted
+    notes = await store.changes_of(engine, [wid])
+    return HandleWarningPayload(
+        warning=SupervisionWarning.of(row, notes[wid], ctx.services.cipher), replayed=replayed
+    )
+
+
 async def handle_warning(
     info: strawberry.Info,
+    idempotency_key: Annotated[str, strawberry.argument(description=KEY_DESCRIPTION)],
     input: Annotated[HandleWarningInput, strawberry.argument(description="The change.")],
-) -> SupervisionWarning:
+) -> HandleWarningPayload:
     ctx = info.context
-    prefix = scope(ctx, "handleWarning", "handle", None)
-    problems = []
-    if not 1 <= len(input.note.strip()) <= MAX_NOTE:
-        problems.append({"path": ["input", "note"], "reason": f"must be 1-{MAX_NOTE} characters"})
-    if input.owner is not None and not OWNER.match(input.owner):
-        problems.append(
-            {"path": ["input", "owner"], "reason": "must be 1-128 of A-Z a-z 0-9 . _ @ : | -"}
-        )
-    if input.action is WarningAction.ASSIGN and input.owner is None:
-        problems.append({"path": ["input", "owner"], "reason": "ASSIGN needs an owner"})
-    if problems:
-        raise bad_input("handleWarning: the input has problems", problems)
-    engine = _engine(ctx)
+    operation = "handleWarning"
+    # Who may: role, purpose and region of the verified token ([[supervision]] view handle).
+    prefix = scope(ctx, operation, "handle", None)
+    p = Problems()
+    call = IdempotentCall(ctx, operation, idempotency_key, p)
     wid = str(input.warning_id)
-    row = await store.get(engine, wid)
+    asked = {"warning_id": wid, "action": input.action, "note": input.note, "owner": input.owner}
+    if (earlier := await call.earlier(asked)) is not None:
+        return await _payload(ctx, earlier.object_id, replayed=True)
+    check_input(p, input.note, input.owner, input.action)
+    p.raise_if_any(operation)
+    await _settled(ctx)
+    row = await store.get(_engine(ctx), wid)
     if row is None or not _in_scope(row, prefix):
         raise _not_found()
-    try:
-        changed = await store.change(
-            engine,
-            wid,
-            by=_by(ctx),
-            action=input.action.value,
-            to_state=TARGET[input.action],
-            owner=input.owner,
-            note=input.note.strip(),
-        )
-    except store.TransitionError as exc:
-        raise bad_input(
-            f"handleWarning: {exc}", [{"path": ["input", "action"], "reason": str(exc)}]
-        ) from None
-    _note_change(
+    to_state = next_state(operation, row, input.action, input.owner)
+    if (twin := await call.claim()) is not None:
+        return await _payload(ctx, twin.object_id, replayed=True)
+    await change(
         ctx,
-        {
-            "warningId": wid,
-            "rule": row["rule"],
-            "action": input.action.value,
-            "from": row["state"],
-            "to": changed["state"],
-            "owner": changed["owner"],
-            # the note is kept with the warning; the log proves it by its digest
-            "noteSha256": hashlib.sha256(input.note.strip().encode()).hexdigest(),
-        },
+        operation,
+        target="warning",
+        target_id=wid,
+        row=row,
+        action=input.action,
+        to_state=to_state,
+        owner=input.owner,
+        note=input.note,
+        note_cell=store.NOTE_CELL,
+        holders=[h for h in [ctx.services.registry.holder(row["source"])] if h],
+        purpose=str(ctx.purpose),
     )
-    notes = await store.notes_of(engine, [wid])
-    return SupervisionWarning.of(changed, notes[wid])
+    await call.done(Created(GATEWAY, wid))
+    return await _payload(ctx, wid, replayed=False)

@@ -20,8 +20,10 @@ from sqlalchemy import select
 
 from schema.errors import bad_input, forbidden
 from schema.pagination import Connection, connection, decode_cursor, page_size
+from schema.types.handling import WarningState
 from schema.types.institution import Institution, institution_of
 from security.audit import AuditLogError, AuditWriteError, index
+from security.audit.alert_state import CLOSED_STATES, LEGACY_CLOSED
 from security.audit.events import note_audit_read
 from security.audit.index import in_scope, scope_clauses
 from security.audit.models import AuditAlert, AuditEvent, AuditIndexRow
@@ -278,11 +280,18 @@ class AuditAlertNode:
     index: int = strawberry.field(description="The log index of the event that fired it.")
     time: datetime
     rule: str = strawberry.field(description="BREAK_GLASS, VOLUME_SPIKE, PROBING or OFF_HOURS.")
+    grade: int = strawberry.field(
+        description="1 notice, 2 attention, 3 serious (the grades of the supervision "
+        "warnings; no access alert blocks)."
+    )
     principal: str | None
     org: str | None
     person_id: str | None
     detail: str
-    state: str = strawberry.field(description="OPEN or CLOSED.")
+    state: WarningState = strawberry.field(
+        description="OPEN, ACKNOWLEDGED, RESOLVED or FALSE_POSITIVE (handleAlert)."
+    )
+    owner: str | None = strawberry.field(description="Who handles it (handleAlert ASSIGN).")
     state_index: int = strawberry.field(
         description="The log index of the event that set the state (the id while OPEN)."
     )
@@ -310,7 +319,9 @@ class AuditAlertNode:
             org=r["org"],
             person_id=r["person"],
             detail=r["detail"],
-            state=r["state"],
+            grade=r["grade"],
+            state=WarningState(r["state"]),
+            owner=r["owner"],
             state_index=r["state_idx"],
             changed_by=r["changed_by"],
             changed_org=r["changed_org"],
@@ -497,7 +508,17 @@ class AuditQuery:
         after: str | None = None,
         rule: Annotated[str | None, strawberry.argument(description="Only this rule.")] = None,
         state: Annotated[
-            str | None, strawberry.argument(description="Only alerts in this state.")
+            str | None,
+            strawberry.argument(
+                description="Only alerts in this state (OPEN, ACKNOWLEDGED, RESOLVED, "
+                "FALSE_POSITIVE; CLOSED: either closed state)."
+            ),
+        ] = None,
+        min_grade: Annotated[
+            int | None, strawberry.argument(description="Only alerts of this grade or higher.")
+        ] = None,
+        owner: Annotated[
+            str | None, strawberry.argument(description="Only alerts assigned to this owner.")
         ] = None,
     ) -> Connection[AuditAlertNode]:
         ctx = info.context
@@ -516,8 +537,14 @@ class AuditQuery:
             query = query.where(table.c.id < cursor[0])
         if rule:
             query = query.where(table.c.rule == rule)
-        if state:
+        if state == LEGACY_CLOSED:
+            query = query.where(table.c.state.in_(sorted(CLOSED_STATES)))
+        elif state:
             query = query.where(table.c.state == state)
+        if min_grade is not None:
+            query = query.where(table.c.grade >= min_grade)
+        if owner is not None:
+            query = query.where(table.c.owner == owner)
         async with recorder.engine.connect() as conn:
             rows = (await conn.execute(query)).mappings().all()
         cipher = ctx.services.cipher

@@ -1,16 +1,24 @@
-"""Alerts as the log records them: opened by an event, changed only by events.
+"""Warnings and alerts as the log records them: one state model, changed only by events.
 
-An alert is *opened* by the logged event that raised it: a request that broke the glass
-opens its own (``breakGlassOpened`` in the request's event, so the alert exists exactly when
-the access is on record); an alert of a rule (:mod:`security.audit.alerts`) is an ``ALERT``
-event of its own, logged once the rule fired. Either way the alert's id is that event's log
-index. Its state changes only through ``ALERT`` change events (``closeAlert``), each naming
-the alert, the new state, who changed it and the note (a field ciphertext, never plain).
+Two kinds of warning share this model. An *access alert* (:mod:`security.audit.alerts`, and
+a break-glass) is opened by the logged event that raised it: a request that broke the glass
+opens its own (``breakGlassOpened`` in the request's event), an alert of a rule is an
+``ALERT`` event of its own; its id is that event's log index. A *rule hit* of fund
+supervision (:mod:`security.warnings`) is stored by the claims scan or by recordSettlement.
+Each has a grade (1 notice … 4 blocking), an owner and a state:
 
-``audit_alerts`` is derived from those events in the events' own transactions (the log's
-``derive`` hook), so ``medfed audit verify`` can recompute every row and every state. The
-state model is small on purpose: :data:`TRANSITIONS` says which change is allowed from which
-state, and a new state (or column) is a new entry there and in :data:`STATE_COLUMNS`.
+    OPEN -> ACKNOWLEDGED -> RESOLVED | FALSE_POSITIVE      (OPEN may be closed directly)
+
+and its state and owner change only through ``ALERT`` change events (``handleAlert``,
+``closeAlert``, ``handleWarning``), each naming what it changes, the action, the state before
+and after, the owner after, who changed it and the note (a field ciphertext, never plain).
+
+The rows are changed by the log's ``derive`` hook in the change event's own transaction, so
+``medfed audit verify`` holds every state, owner and note to the event that set it
+(``state_idx``). :data:`TRANSITIONS` says which state an action may lead to from which; a new
+state is a new entry there, and a new column set by a change a new entry in
+:data:`STATE_COLUMNS`. Change events logged before owners and the four states (``CLOSED``)
+are read as ``RESOLVED``.
 """
 
 from __future__ import annotations
@@ -23,17 +31,75 @@ from typing import Any
 from security.audit.events import EVENT_VERSION, now_iso, principal_of
 from security.audit.leaves import Update
 from security.audit.models import AuditAlert
+from security.warnings import CHANGES, WARNINGS
 
 ALERTS = AuditAlert.__table__
 KIND = "ALERT"
 OPEN_PHASE, CHANGE_PHASE = "OPEN", "CHANGE"
-OPEN, CLOSED = "OPEN", "CLOSED"
-# Which states a change may lead to from each state.
-TRANSITIONS: dict[str, frozenset[str]] = {OPEN: frozenset({CLOSED}), CLOSED: frozenset()}
-# The columns a change sets (the rest of a row is fixed when the alert opens).
-STATE_COLUMNS = ("state", "state_idx", "changed_by", "changed_org", "changed_at", "note")
+OPEN, ACKNOWLEDGED, RESOLVED, FALSE_POSITIVE = "OPEN", "ACKNOWLEDGED", "RESOLVED", "FALSE_POSITIVE"
+STATES = (OPEN, ACKNOWLEDGED, RESOLVED, FALSE_POSITIVE)
+CLOSED_STATES = frozenset({RESOLVED, FALSE_POSITIVE})
+LEGACY_CLOSED = "CLOSED"  # closeAlert's only state before the four (read as RESOLVED)
+# Which states a change may lead to from each state (a closed warning stays closed).
+TRANSITIONS: dict[str, frozenset[str]] = {
+    OPEN: frozenset({ACKNOWLEDGED, RESOLVED, FALSE_POSITIVE}),
+    ACKNOWLEDGED: frozenset({RESOLVED, FALSE_POSITIVE}),
+    RESOLVED: frozenset(),
+    FALSE_POSITIVE: frozenset(),
+}
+# What each action does to the state (None: keeps it; ASSIGN only changes the owner).
+ACTIONS: dict[str, str | None] = {
+    "ASSIGN": None,
+    "ACKNOWLEDGE": ACKNOWLEDGED,
+    "RESOLVE": RESOLVED,
+    "FALSE_POSITIVE": FALSE_POSITIVE,
+}
+# The columns a change sets (the rest of a row is fixed when the warning opens).
+STATE_COLUMNS = ("state", "state_idx", "owner", "changed_by", "changed_org", "changed_at", "note")
 BY_ID = Update(ALERTS, ("id",))
+WARNING_BY_ID = Update(WARNINGS, ("warning_id",))
+# The tables whose rows carry STATE_COLUMNS, with the column naming a row in change events.
+STATEFUL = ((ALERTS, "id"), (WARNINGS, "warning_id"))
 BREAK_GLASS = "BREAK_GLASS"
+# The grade of each access alert (1 notice, 2 attention, 3 serious; no access alert blocks:
+# the access it reports has happened). A rule alert's event carries its grade; a
+# break-glass is graded here.
+ALERT_GRADES = {BREAK_GLASS: 3, "VOLUME_SPIKE": 3, "PROBING": 3, "OFF_HOURS": 2}
+OWNER_RULE = "1-128 of A-Z a-z 0-9 . _ @ : | -"
+ALLOWED_OWNER = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._@:|-")
+
+
+class TransitionError(ValueError):
+    """A change the state model does not allow; the message says why, in one line."""
+
+
+def owner_problem(owner: str) -> str | None:
+    """Why ``owner`` is not an owner's name, or None."""
+    ok = 1 <= len(owner) <= 128 and set(owner) <= ALLOWED_OWNER
+    return None if ok else f"must be {OWNER_RULE}"
+
+
+def next_state(state: str, action: str, owner: str | None, new_owner: str | None) -> str:
+    """The state ``action`` leads to from ``state``, or TransitionError. ASSIGN keeps the
+    state and needs an owner; nothing changes a closed warning."""
+    if action not in ACTIONS:
+        raise TransitionError(f"unknown action {action}")
+    if state in CLOSED_STATES:
+        raise TransitionError(f"it is {state}; a closed warning cannot change")
+    target = ACTIONS[action]
+    if target is None:
+        if not new_owner:
+            raise TransitionError("ASSIGN needs an owner")
+        if new_owner == owner:
+            raise TransitionError(f"it is already assigned to {owner}")
+        return state
+    if target not in TRANSITIONS.get(state, frozenset()):
+        raise TransitionError(f"it is {state}; it cannot become {target}")
+    return target
+
+
+def grade_of(rule: str) -> int:
+    return ALERT_GRADES.get(rule, 2)
 
 
 def _b64(data: bytes | None) -> str | None:
@@ -61,6 +127,7 @@ def opened_event(alert: Mapping[str, Any], holders: Iterable[str]) -> dict[str, 
         "errors": [],
         "alert": {
             "rule": alert["rule"],
+            "grade": grade_of(alert["rule"]),
             "event": alert["idx"],
             "at": alert["at"].isoformat(),
             "sub": alert.get("sub"),
@@ -73,14 +140,22 @@ def opened_event(alert: Mapping[str, Any], holders: Iterable[str]) -> dict[str, 
 
 def change_event(
     *,
-    alert_id: int,
+    target: str,
+    target_id: int | str,
+    action: str,
+    from_state: str,
     state: str,
+    owner: str | None,
     principal: Any,
+    purpose: str,
     note: bytes | None,
     holders: Iterable[str],
     request_id: str,
 ) -> dict[str, Any]:
-    """The event that moves alert ``alert_id`` to ``state`` (the caller checked it may)."""
+    """The event that changes ``target`` ("alert" or "warning") ``target_id`` by ``action``
+    from ``from_state`` to ``state`` with ``owner`` after it (the caller checked it may, with
+    :func:`next_state`)."""
+    assert target in ("alert", "warning")
     return {
         "v": EVENT_VERSION,
         "kind": KIND,
@@ -88,13 +163,20 @@ def change_event(
         "time": now_iso(),
         "requestId": request_id,
         "principal": principal_of(principal),
-        "purpose": "AUDIT",
+        "purpose": purpose,
         "breakGlass": False,
         "persons": [],
         "holders": list(dict.fromkeys(holders)),
         "outcome": "OK",
         "errors": [],
-        "alert": {"id": alert_id, "state": state, "note": _b64(note)},
+        target: {
+            "id": target_id,
+            "action": action,
+            "from": from_state,
+            "state": state,
+            "owner": owner,
+            "note": _b64(note),
+        },
     }
 
 
@@ -109,6 +191,7 @@ def _opened(idx: int, fired_by: int, at: datetime, **fixed: Any) -> dict[str, An
         **fixed,
         "state": OPEN,
         "state_idx": idx,
+        "owner": None,
         "changed_by": None,
         "changed_org": None,
         "changed_at": None,
@@ -123,9 +206,7 @@ def derived_rows(idx: int, event: Mapping[str, Any]) -> list[tuple[Any, dict[str
     at = datetime.fromisoformat(event["time"])
     if event.get("kind") == KIND:
         alert = event.get("alert")
-        if not isinstance(alert, Mapping):
-            return []
-        if event.get("phase") == OPEN_PHASE:
+        if event.get("phase") == OPEN_PHASE and isinstance(alert, Mapping):
             return [
                 (
                     ALERTS,
@@ -134,6 +215,7 @@ def derived_rows(idx: int, event: Mapping[str, Any]) -> list[tuple[Any, dict[str
                         int(alert["event"]),
                         datetime.fromisoformat(alert["at"]),
                         rule=alert["rule"],
+                        grade=int(alert.get("grade") or grade_of(alert["rule"])),
                         sub=alert.get("sub"),
                         org=alert.get("org"),
                         person=alert.get("person"),
@@ -142,21 +224,7 @@ def derived_rows(idx: int, event: Mapping[str, Any]) -> list[tuple[Any, dict[str
                 )
             ]
         if event.get("phase") == CHANGE_PHASE:
-            principal = event.get("principal") or {}
-            return [
-                (
-                    BY_ID,
-                    {
-                        "id": int(alert["id"]),
-                        "state": alert["state"],
-                        "state_idx": idx,
-                        "changed_by": principal.get("sub"),
-                        "changed_org": principal.get("org"),
-                        "changed_at": at,
-                        "note": _unb64(alert.get("note")),
-                    },
-                )
-            ]
+            return _changed(idx, at, event)
         return []
     opened = event.get("breakGlassOpened")
     if not isinstance(opened, Mapping) or not opened.get("persons"):
@@ -173,6 +241,7 @@ def derived_rows(idx: int, event: Mapping[str, Any]) -> list[tuple[Any, dict[str
                 idx,
                 at,
                 rule=BREAK_GLASS,
+                grade=grade_of(BREAK_GLASS),
                 sub=sub,
                 org=org,
                 person=persons[0] if len(persons) == 1 else None,
@@ -184,3 +253,40 @@ def derived_rows(idx: int, event: Mapping[str, Any]) -> list[tuple[Any, dict[str
             ),
         )
     ]
+
+
+def _changed(idx: int, at: datetime, event: Mapping[str, Any]) -> list[tuple[Any, dict[str, Any]]]:
+    """The rows a change event sets: the alert's or the warning's state columns, and for a
+    warning one row of its history (``supervision_warning_changes``)."""
+    principal = event.get("principal") or {}
+    alert, warning = event.get("alert"), event.get("warning")
+    change = alert if isinstance(alert, Mapping) else warning
+    if not isinstance(change, Mapping):
+        return []
+    state = change["state"]
+    state = RESOLVED if state == LEGACY_CLOSED else state
+    note = _unb64(change.get("note"))
+    columns = {
+        "state": state,
+        "state_idx": idx,
+        "owner": change.get("owner"),
+        "changed_by": principal.get("sub"),
+        "changed_org": principal.get("org"),
+        "changed_at": at,
+        "note": note,
+    }
+    if change is alert:
+        return [(BY_ID, {"id": int(change["id"]), **columns})]
+    wid = str(change["id"])
+    history = {
+        "idx": idx,
+        "warning_id": wid,
+        "at": at,
+        "by": f"{principal.get('issuer')}|{principal.get('sub')}|{principal.get('org')}",
+        "action": change["action"],
+        "from_state": change["from"],
+        "to_state": state,
+        "owner": change.get("owner"),
+        "note": note,
+    }
+    return [(WARNING_BY_ID, {"warning_id": wid, **columns}), (CHANGES, history)]

@@ -1,6 +1,7 @@
 """The log's derive hook: every derived row of an event, written in the event's own
 transaction (``audit_index`` for the auditors' filters, ``audit_writes`` for the writes the
-log names, ``audit_alerts`` for the alerts and their states). Importable by name, so the
+log names, ``audit_alerts`` for the alerts and their states, ``supervision_warning_changes``
+for the history of the supervision warnings, whose states it sets too). Importable by name, so the
 SQLite writer process runs the same function; ``medfed audit verify`` runs it again over the
 verified leaves and compares (:mod:`security.audit.derived_check`)."""
 
@@ -17,6 +18,7 @@ TABLES = (
     (index.INDEX, ("idx", "person"), ("id",)),
     (writes.WRITES, ("idx", "intent"), ()),
     (alert_state.ALERTS, ("id",), ()),
+    (alert_state.CHANGES, ("idx",), ()),
 )
 
 

@@ -10,10 +10,12 @@ leaf lies in the chunk, compare. A row the log does not derive, one it derives t
 missing, and a column that differs are each reported by table, key and column (never by
 value: a report is printed and passed around).
 
-An alert's state is set by later events than its opening. Its row says which event set the
-current state (``state_idx``); the check holds that event to the row's state columns when the
-stream reaches it, and at every change event of the alert holds the row's ``state_idx`` to be
-no older. Together: the stored state is the one the alert's last change set.
+An alert's or a warning's state is set by later events than its opening. Its row says which
+event set the current state (``state_idx``); the check holds that event to the row's state
+columns when the stream reaches it, and at every change event of the row holds its
+``state_idx`` to be no older. Together: the stored state is the one the last change set. A
+supervision warning is opened by the claims scan, not by an event, so one never changed
+(``state_idx`` empty) must still be as it opened: OPEN, with no owner and no note.
 """
 
 from __future__ import annotations
@@ -120,6 +122,10 @@ class DerivedChecker:
             _Table(t, key, ignored, alert_state.STATE_COLUMNS if t is alert_state.ALERTS else ())
             for t, key, ignored in tables
         ]
+        # The tables whose state columns change events set, with the column naming a row.
+        self.stateful = [
+            (table, column, alert_state.STATE_COLUMNS) for table, column in alert_state.STATEFUL
+        ]
         self.report = DerivedReport(tables=[TableCheck(t.table.name) for t in self.tables])
         self.max_listed = max_listed
         self._low: int | None = None  # the leaf rows up to which are checked
@@ -147,8 +153,9 @@ class DerivedChecker:
         expected: dict[str, dict[Key, list[dict[str, Any]]]] = {
             t.table.name: {} for t in self.tables
         }
-        changes: list[tuple[int, dict[str, Any]]] = []  # (leaf, alert change row)
-        by_leaf: dict[int, dict[str, Any]] = {}  # alert opened or changed at a leaf
+        # (leaf, change row) per table; what opened or changed a row at a leaf, per table
+        changes: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+        by_leaf: dict[str, dict[int, dict[str, Any]]] = {}
         names = {t.table.name: t for t in self.tables}
         for idx, entry in leaves:
             try:
@@ -165,25 +172,41 @@ class DerivedChecker:
                 continue
             for target, row in produced:
                 if isinstance(target, Update):
-                    changes.append((idx, row))
-                    by_leaf[idx] = {"change": row}
+                    changes.setdefault(target.table.name, []).append((idx, row))
+                    by_leaf.setdefault(target.table.name, {})[idx] = {"change": row}
                     continue
                 t = names[target.name]
                 key = tuple(row.get(k) for k in t.key)
                 expected[t.table.name].setdefault(key, []).append(t.compared(row))
                 if t.state:
-                    by_leaf[idx] = {"open": row}
+                    by_leaf.setdefault(t.table.name, {})[idx] = {"open": row}
         for t, check in zip(self.tables, self.report.tables, strict=True):
             stored = await self._stored(conn, t, t.leaf, high)
             check.rows += sum(len(rows) for rows in stored.values())
             self._compare(t, expected[t.table.name], stored)
-            if t.state:
-                await self._check_states(conn, t, high, by_leaf, changes)
+        for table, column, state in self.stateful:
+            name = table.name
+            await self._check_states(
+                conn, table, column, state, high, by_leaf.get(name, {}), changes.get(name, [])
+            )
         self._low = high
 
     async def finish(self, conn: AsyncConnection) -> None:
-        """Rows beyond the last leaf (an empty log has none of its own)."""
+        """Rows beyond the last leaf (an empty log has none of its own), and the warnings no
+        event changed: they must be as the scan opened them."""
         await self.chunk(conn, [], last=True)
+        table = alert_state.WARNINGS
+        unchanged = select(table.c.warning_id).where(
+            table.c.state_idx.is_(None),
+            (table.c.state != alert_state.OPEN)
+            | table.c.owner.is_not(None)
+            | table.c.note.is_not(None)
+            | table.c.changed_by.is_not(None),
+        )
+        for (wid,) in (await conn.execute(unchanged.limit(self.max_listed + 1))).all():
+            self._wrong(
+                table.name, f"warning_id={wid}", "state", "was changed with no event in the log", -1
+            )
 
     async def _stored(
         self, conn: AsyncConnection, t: _Table, column: str, high: int | None
@@ -232,49 +255,54 @@ class DerivedChecker:
     async def _check_states(
         self,
         conn: AsyncConnection,
-        t: _Table,
+        table: Any,
+        id_column: str,
+        state: Sequence[str],
         high: int | None,
         by_leaf: Mapping[int, Mapping[str, Any]],
         changes: Sequence[tuple[int, Mapping[str, Any]]],
     ) -> None:
-        table, name = t.table, t.table.name
+        name, ident = table.name, table.c[id_column]
         # (a) Every row whose state this chunk's events set: held to that event.
-        query = select(table.c.id, *(table.c[c] for c in t.state))
+        query = select(ident, *(table.c[c] for c in state))
         if self._low is not None:
             query = query.where(table.c.state_idx > self._low)
         if high is not None:
             query = query.where(table.c.state_idx <= high)
         for row in (await conn.execute(query)).mappings():
+            rid = row[id_column]
             setter = by_leaf.get(row["state_idx"], {})
-            source = setter.get("open") if setter.get("open", {}).get("id") == row["id"] else None
-            if source is None and setter.get("change", {}).get("id") == row["id"]:
+            source = setter.get("open") if setter.get("open", {}).get(id_column) == rid else None
+            if source is None and setter.get("change", {}).get(id_column) == rid:
                 source = setter["change"]
-            key = f"id={row['id']}"
+            key = f"{id_column}={rid}"
+            index = rid if isinstance(rid, int) else row["state_idx"]
             if source is None:
                 self._wrong(
-                    name, key, "state_idx", "names an event that does not set its state", row["id"]
+                    name, key, "state_idx", "names an event that does not set its state", index
                 )
                 continue
-            for column in t.state:
+            for column in state:
                 if _plain(row[column]) != _plain(source.get(column)):
-                    self._wrong(name, key, column, "differs from the log", row["id"])
+                    self._wrong(name, key, column, "differs from the log", index)
                     break
         # (b) Every change in this chunk: the row's state is no older than it.
-        ids = sorted({int(change["id"]) for _, change in changes})
+        ids = sorted({change[id_column] for _, change in changes})
         if not ids:
             return
         current = dict(
-            (
-                await conn.execute(select(table.c.id, table.c.state_idx).where(table.c.id.in_(ids)))
-            ).all()
+            (await conn.execute(select(ident, table.c.state_idx).where(ident.in_(ids)))).all()
         )
         for leaf, change in changes:
-            have = current.get(int(change["id"]))
-            if have is not None and have < leaf:
+            have = current.get(change[id_column])
+            if have is None and table is alert_state.WARNINGS:
+                # (an alert's row missing is reported with the rows its leaf derives)
+                self._wrong(name, f"{id_column}={change[id_column]}", None, "is missing", leaf)
+            elif have is not None and have < leaf:
                 self._wrong(
                     name,
-                    f"id={change['id']}",
+                    f"{id_column}={change[id_column]}",
                     "state",
                     f"is older than the log (event {leaf} changed it)",
-                    int(change["id"]),
+                    leaf,
                 )

@@ -106,7 +106,8 @@ class AuditAlert(GatewayBase):
 
     An alert is opened by a logged event (a request that broke the glass opens its own; a
     rule's alert is an ``ALERT`` event of its own) and keeps that event's index as ``id``. Its
-    state is changed only by ``ALERT`` change events (``closeAlert``); ``state_idx`` is the
+    state and owner are changed only by ``ALERT`` change events (``handleAlert``,
+    ``closeAlert``; the state model of :mod:`security.audit.alert_state`); ``state_idx`` is the
     index of the event that set the current state (``id`` while never changed), which is what
     lets ``medfed audit verify`` check every state against the log in one pass.
     """
@@ -117,6 +118,7 @@ class AuditAlert(GatewayBase):
     idx: Mapped[int] = mapped_column(BigInteger, index=True)  # the event that fired it
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     rule: Mapped[str] = mapped_column(String(32), index=True)
+    grade: Mapped[int] = mapped_column(Integer)  # 1 notice … 4 blocking (alert_state)
     sub: Mapped[str | None] = mapped_column(String(255), nullable=True)
     org: Mapped[str | None] = mapped_column(String(64), nullable=True)
     person: Mapped[str | None] = mapped_column(String(64), nullable=True)
@@ -126,8 +128,9 @@ class AuditAlert(GatewayBase):
     request_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     reason_code: Mapped[str | None] = mapped_column(String(32), nullable=True)
     reason_text: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
-    state: Mapped[str] = mapped_column(String(16), index=True)  # OPEN | CLOSED
+    state: Mapped[str] = mapped_column(String(16), index=True)  # OPEN | ACKNOWLEDGED | …
     state_idx: Mapped[int] = mapped_column(BigInteger, index=True)
+    owner: Mapped[str | None] = mapped_column(String(255), nullable=True, index=True)
     changed_by: Mapped[str | None] = mapped_column(String(255), nullable=True)  # issuer|sub
     changed_org: Mapped[str | None] = mapped_column(String(64), nullable=True)
     changed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

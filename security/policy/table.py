@@ -116,7 +116,8 @@ def _assurance(policy: Policy) -> list[str]:
 
 def _audit_scope(policy: Policy) -> list[str]:
     lines = [
-        "Audit scope (`auditEvents`, `auditAlerts`, `auditProof`, `closeAlert`, `/audit/*`):",
+        "Audit scope (`auditEvents`, `auditAlerts`, `auditProof`, `handleAlert`, `closeAlert`, "
+        "`/audit/*`):",
         "",
         "| an auditor of | sees |",
         "|---|---|",

@@ -172,7 +172,7 @@ async def test_an_officer_in_scope_closes_the_alert_with_a_note_and_it_is_audite
     async with _auditor(fed, app) as c:
         body = await gql(c, CLOSE, {"id": alert, "note": NOTE})
         closed = body["data"]["closeAlert"]["alert"]
-        assert closed["state"] == "CLOSED" and closed["note"] == NOTE
+        assert closed["state"] == "RESOLVED" and closed["note"] == NOTE
         assert closed["changedBy"] == f"demo-auditor-{OFFICER}" and closed["changedOrg"] == OFFICER
         assert closed["changedAt"] and closed["stateIndex"] > alert
         again = await gql(c, CLOSE, {"id": alert, "note": NOTE})
@@ -182,7 +182,7 @@ async def test_an_officer_in_scope_closes_the_alert_with_a_note_and_it_is_audite
     assert [a["id"] for a in listed] == [alert]
     change = next(e for e in await logged(fed) if e.get("phase") == "CHANGE")
     assert change["kind"] == "ALERT" and change["alert"]["id"] == alert
-    assert change["alert"]["state"] == "CLOSED" and change["principal"]["org"] == OFFICER
+    assert change["alert"]["state"] == "RESOLVED" and change["principal"]["org"] == OFFICER
     assert not _plain_in_database(fed.data_dir, NOTE)
     report = await verify(fed, None)
     assert report.ok, report.summary()
@@ -225,7 +225,7 @@ async def test_a_note_is_required(world):
         limit = await gql(c, CLOSE, {"id": alert, "note": "x" * 2000})  # the boundary: accepted
     for body in (blank, long):
         assert body["errors"][0]["extensions"]["problems"][0]["path"] == ["note"]
-    assert limit["data"]["closeAlert"]["alert"]["state"] == "CLOSED"
+    assert limit["data"]["closeAlert"]["alert"]["state"] == "RESOLVED"
 
 
 async def test_verify_catches_an_alert_state_edited_after_closing(world):

@@ -88,7 +88,7 @@ async def _build(data_dir: Path) -> World:
             'mutation($id: Int!) { closeAlert(alertId: $id, note: "核实") { alert { state } } }',
             {"id": alerts["BREAK_GLASS"]},
         )
-        assert body["data"]["closeAlert"]["alert"]["state"] == "CLOSED", body
+        assert body["data"]["closeAlert"]["alert"]["state"] == "RESOLVED", body
     await recorder.close()
     return World(data_dir, await raw_entries(fed), alerts, intent)
 
@@ -151,7 +151,7 @@ ATTACKS: dict[str, Callable[[World], tuple[str, str | None, str | None]]] = {
         None,
     ),
     "alerts: open alert closed by hand": lambda w: (
-        f"UPDATE audit_alerts SET state = 'CLOSED' WHERE id = {w.alerts['PROBING']}",
+        f"UPDATE audit_alerts SET state = 'RESOLVED' WHERE id = {w.alerts['PROBING']}",
         f"audit_alerts row (id={w.alerts['PROBING']})",
         "state",
     ),
@@ -166,6 +166,16 @@ ATTACKS: dict[str, Callable[[World], tuple[str, str | None, str | None]]] = {
         f"audit_alerts row (id={w.alerts['BREAK_GLASS']})",
         "changed_by",
     ),
+    "alerts: grade lowered": lambda w: (
+        f"UPDATE audit_alerts SET grade = 1 WHERE id = {w.alerts['PROBING']}",
+        f"audit_alerts row (id={w.alerts['PROBING']})",
+        "grade",
+    ),
+    "alerts: owner set by hand": lambda w: (
+        f"UPDATE audit_alerts SET owner = 'nobody' WHERE id = {w.alerts['BREAK_GLASS']}",
+        f"audit_alerts row (id={w.alerts['BREAK_GLASS']})",
+        "owner",
+    ),
     "alerts: detail changed": lambda w: (
         f"UPDATE audit_alerts SET detail = 'nothing to see' WHERE id = {w.alerts['PROBING']}",
         f"audit_alerts row (id={w.alerts['PROBING']})",
@@ -177,8 +187,8 @@ ATTACKS: dict[str, Callable[[World], tuple[str, str | None, str | None]]] = {
         None,
     ),
     "alerts: row inserted": lambda w: (
-        "INSERT INTO audit_alerts (id, idx, at, rule, detail, state, state_idx) "
-        "SELECT 1, 1, at, 'PROBING', 'forged', 'OPEN', 1 FROM audit_alerts "
+        "INSERT INTO audit_alerts (id, idx, at, rule, grade, detail, state, state_idx) "
+        "SELECT 1, 1, at, 'PROBING', 2, 'forged', 'OPEN', 1 FROM audit_alerts "
         f"WHERE id = {w.alerts['PROBING']}",
         "audit_alerts row (id=1)",
         None,

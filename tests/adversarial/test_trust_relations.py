@@ -50,6 +50,7 @@ COVERED = {
     "refuseExtract",
     "handleWarning",
     "closeAlert",
+    "handleAlert",
     *(
         f"{verb}Prescription"
         for verb in ("issue", "review", "circulate", "dispense", "ship", "deliver", "cancel")
@@ -414,7 +415,8 @@ async def test_handling_a_warning_relates_nobody_to_its_person(world):
         )
     finally:
         await engine.dispose()
-    handle = """mutation($i: HandleWarningInput!) { handleWarning(input: $i) { state } }"""
+    handle = """mutation($k: String!, $i: HandleWarningInput!) {
+        handleWarning(idempotencyKey: $k, input: $i) { warning { state } } }"""
     response = await post(
         fed,
         app,
@@ -422,12 +424,13 @@ async def test_handling_a_warning_relates_nobody_to_its_person(world):
         HANGZHOU,
         None,
         handle,
-        {"i": {"warningId": wid, "action": "ACKNOWLEDGE", "note": "mine now"}},
+        {"k": "mine-now", "i": {"warningId": wid, "action": "ACKNOWLEDGE", "note": "mine now"}},
     )
     assert_no_leak(response, "handleWarning", refusals=MUTATION_REFUSALS)
     assert response.json()["errors"][0]["extensions"]["code"] == "FORBIDDEN"
     for action in ("ASSIGN", "RESOLVE"):
-        variables = {"i": {"warningId": wid, "action": action, "note": "checked", "owner": "x"}}
+        change = {"warningId": wid, "action": action, "note": "checked", "owner": HANGZHOU}
+        variables = {"k": f"agency-{action}", "i": change}
         response = await post(
             fed,
             app,
@@ -462,7 +465,41 @@ async def test_closing_the_victims_break_glass_alert_relates_nobody(world):
     close = """mutation($id: Int!) { closeAlert(alertId: $id, note: "checked") {
         alert { state } } }"""
     response = await post(fed, app, "auditor", "330000", None, close, {"id": alert["id"]})
-    assert response.json()["data"]["closeAlert"]["alert"]["state"] == "CLOSED"
+    assert response.json()["data"]["closeAlert"]["alert"]["state"] == "RESOLVED"
+    for role, org, purposes, purpose in (
+        ("auditor", "330000", None, None),
+        ("clinician", HANGZHOU, emergency, "TREATMENT"),
+    ):
+        response = await post(fed, app, role, org, purposes, READ, {"id": ref}, purpose=purpose)
+        assert_no_leak(response, role)
+
+
+async def test_owning_the_victims_alert_relates_nobody(world):
+    """A security officer who assigns the break-glass alert on the victim to the clinician
+    who broke the glass, and acknowledges it, relates neither of them to the victim; and the
+    clinician named owner may not handle the alert (an owner is a name, not a grant)."""
+    fed, ref, app = world
+    emergency = ["TREATMENT", "EMERGENCY"]
+    response = await post(
+        fed, app, "clinician", HANGZHOU, emergency, READ, {"id": ref}, purpose="EMERGENCY"
+    )
+    assert response.json()["extensions"]["breakGlass"]["opened"] == [ref]
+    response = await post(
+        fed, app, "auditor", "330000", None, "{ auditAlerts { nodes { id } } }", {}
+    )
+    [alert] = response.json()["data"]["auditAlerts"]["nodes"]
+    handle = """mutation($k: String!, $i: HandleAlertInput!) {
+        handleAlert(idempotencyKey: $k, input: $i) { alert { state owner } } }"""
+    assign = {"alertId": alert["id"], "action": "ASSIGN", "note": "ask", "owner": HANGZHOU}
+    response = await post(fed, app, "auditor", "330000", None, handle, {"k": "a1", "i": assign})
+    assert response.json()["data"]["handleAlert"]["alert"]["owner"] == HANGZHOU
+    resolve = {"alertId": alert["id"], "action": "RESOLVE", "note": "my own emergency"}
+    response = await post(fed, app, "clinician", HANGZHOU, None, handle, {"k": "c1", "i": resolve})
+    assert_no_leak(response, "handleAlert", refusals=MUTATION_REFUSALS)
+    assert response.json()["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    ack = {"alertId": alert["id"], "action": "ACKNOWLEDGE", "note": "checking"}
+    response = await post(fed, app, "auditor", "330000", None, handle, {"k": "a2", "i": ack})
+    assert response.json()["data"]["handleAlert"]["alert"]["state"] == "ACKNOWLEDGED"
     for role, org, purposes, purpose in (
         ("auditor", "330000", None, None),
         ("clinician", HANGZHOU, emergency, "TREATMENT"),

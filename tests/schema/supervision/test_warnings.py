@@ -4,22 +4,25 @@ region, assign, acknowledge and close them with notes; each change is in the aud
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime
 
 import pytest
+from sqlalchemy import update
 
 from connectors.sql.engine import create_source_engine
 from gateway.app import build_services
 from security import warnings as store
-from tests.support.audit import logged, verify
+from tests.support.audit import logged, raw_entries, verify
 from tests.support.federation import Federation
 from tests.support.mutations import code, only_error, run
 
 LIST = """query($f: WarningFilter, $after: String) { supervisionWarnings(filter: $f, first: 2,
   after: $after) { nodes { warningId rule grade state owner institutionCode insuredRegion
   notes { action fromState toState owner note by } } pageInfo { hasNextPage endCursor } } }"""
-HANDLE = """mutation($i: HandleWarningInput!) { handleWarning(input: $i) {
-  warningId state owner notes { action fromState toState owner note } } }"""
+HANDLE = """mutation($k: String!, $i: HandleWarningInput!) {
+  handleWarning(idempotencyKey: $k, input: $i) { replayed warning {
+  warningId state owner stateIndex notes { action fromState toState owner note by } } } }"""
 CREDIT = """query($s: CreditSubject!) { creditRecords(subject: $s, fromMonth: "2020-01",
   toMonth: "2020-12") { subject confirmed falsePositives pending points level } }"""
 
@@ -69,11 +72,19 @@ async def ask(
     return await run(fed, fed.app_, fed.token(role, org), purpose, query, variables)
 
 
-async def handle(fed, wid, action, note="checked", owner=None, org="330000"):
+async def handle(fed, wid, action, note="checked", owner=None, org="330000", key=None):
     data = {"warningId": wid, "action": action, "note": note}
     if owner:
         data["owner"] = owner
-    return await ask(fed, HANDLE, {"i": data}, org=org)
+    key = key or secrets.token_hex(8)
+    body = await ask(fed, HANDLE, {"k": key, "i": data}, org=org)
+    if (body.get("data") or {}).get("handleWarning"):
+        # the tests read the warning; `replayed` is asserted where it matters
+        body["data"]["handleWarning"] = {
+            **body["data"]["handleWarning"]["warning"],
+            "replayed": body["data"]["handleWarning"]["replayed"],
+        }
+    return body
 
 
 async def test_a_supervisor_lists_and_filters_the_warnings_of_their_region(fed):
@@ -118,14 +129,20 @@ async def test_the_lifecycle_with_notes_each_change_audited(fed):
     # OPEN may be closed directly as a false positive
     body = await handle(fed, fed.ids[1], "FALSE_POSITIVE", "a transfer between hospitals")
     assert body["data"]["handleWarning"]["state"] == "FALSE_POSITIVE"
-    changes = [c for e in await logged(fed) for c in e.get("supervision", {}).get("changes", [])]
-    assert [(c["warningId"], c["action"], c["from"], c["to"]) for c in changes] == [
-        (wid, "ASSIGN", "OPEN", "OPEN"),
-        (wid, "ACKNOWLEDGE", "OPEN", "ACKNOWLEDGED"),
-        (wid, "RESOLVE", "ACKNOWLEDGED", "RESOLVED"),
-        (fed.ids[1], "FALSE_POSITIVE", "OPEN", "FALSE_POSITIVE"),
+    changes = [
+        (e["principal"]["org"], e["warning"])
+        for e in await logged(fed)
+        if e.get("kind") == "ALERT" and e.get("phase") == "CHANGE"
     ]
-    assert all(len(c["noteSha256"]) == 64 and "note" not in c for c in changes)
+    assert [(org, c["id"], c["action"], c["from"], c["state"]) for org, c in changes] == [
+        ("330000", wid, "ASSIGN", "OPEN", "OPEN"),
+        ("330000", wid, "ACKNOWLEDGE", "OPEN", "ACKNOWLEDGED"),
+        ("330000", wid, "RESOLVE", "ACKNOWLEDGED", "RESOLVED"),
+        ("330000", fed.ids[1], "FALSE_POSITIVE", "OPEN", "FALSE_POSITIVE"),
+    ]
+    # the notes are in the log only as ciphertext
+    entries = b"".join(await raw_entries(fed))
+    assert b"confirmed: billed twice" not in entries and b"inspection team" not in entries
     report = await verify(fed, fed.services)
     assert report.ok, report
 
@@ -178,3 +195,75 @@ async def test_confirmed_violations_build_credit_records(fed):
             "level": "A",
         }
     ]
+
+
+async def test_a_retry_with_the_same_key_changes_nothing(fed):
+    wid = fed.ids[0]
+    first = await handle(fed, wid, "ACKNOWLEDGE", "looking", key="retry-key-1")
+    again = await handle(fed, wid, "ACKNOWLEDGE", "looking", key="retry-key-1")
+    assert first["data"]["handleWarning"]["replayed"] is False
+    assert again["data"]["handleWarning"]["replayed"] is True
+    assert len(again["data"]["handleWarning"]["notes"]) == 1
+    # the same key for another change is refused; a new key is a new change
+    other = await handle(fed, wid, "RESOLVE", "done", key="retry-key-1")
+    assert code(other) == "IDEMPOTENCY_KEY_REUSED"
+    done = await handle(fed, wid, "RESOLVE", "done", key="retry-key-2")
+    assert done["data"]["handleWarning"]["state"] == "RESOLVED"
+    assert len(done["data"]["handleWarning"]["notes"]) == 2
+    # a bad key is a problem of the input, nothing changes
+    bad = await handle(fed, fed.ids[1], "ACKNOWLEDGE", key="not a key!")
+    assert code(bad) == "BAD_USER_INPUT"
+    listed = await ask(fed, LIST, {"f": {"rule": "SIMULTANEOUS_CARE"}})
+    assert listed["data"]["supervisionWarnings"]["nodes"][0]["state"] == "OPEN"
+
+
+async def test_being_the_owner_grants_nothing(fed):
+    """An owner is a name a supervisor writes; who may handle comes from the token's role,
+    purpose and region as its issuer asserted them."""
+    shandong = fed.ids[3]
+    # Zhejiang names itself the owner of... nothing: Shandong's warning is not in its region
+    assert code(await handle(fed, shandong, "ASSIGN", owner="330000")) == "NOT_FOUND"
+    # Shandong assigns its warning to a Zhejiang officer: the officer still cannot touch it
+    body = await handle(fed, shandong, "ASSIGN", owner="330000", org="370000")
+    assert body["data"]["handleWarning"]["owner"] == "330000"
+    assert code(await handle(fed, shandong, "RESOLVE", org="330000")) == "NOT_FOUND"
+    # nor may a clinician who is named owner of a warning on their own hospital
+    zhejiang = fed.ids[0]
+    await handle(fed, zhejiang, "ASSIGN", owner="H33010600001")
+    clinician = await run(
+        fed,
+        fed.app_,
+        fed.token("clinician", "H33010600001"),
+        "TREATMENT",
+        HANDLE,
+        {"k": secrets.token_hex(8), "i": {"warningId": zhejiang, "action": "RESOLVE", "note": "x"}},
+    )
+    assert code(clinician) == "FORBIDDEN"
+    # positive control: Shandong's own agency closes it
+    body = await handle(fed, shandong, "RESOLVE", org="370000")
+    assert body["data"]["handleWarning"]["state"] == "RESOLVED"
+
+
+async def test_verify_finds_a_state_changed_beside_the_log(fed):
+    await handle(fed, fed.ids[0], "ACKNOWLEDGE", "looking")
+    await fed.services.extras["audit"].close()
+    engine = create_source_engine(fed.settings.gateway_spec)
+    try:
+        async with engine.begin() as conn:
+            # one warning closed behind the log's back, one never-changed one given an owner
+            await conn.execute(
+                update(store.WARNINGS)
+                .where(store.WARNINGS.c.warning_id == fed.ids[0])
+                .values(state="FALSE_POSITIVE")
+            )
+            await conn.execute(
+                update(store.WARNINGS)
+                .where(store.WARNINGS.c.warning_id == fed.ids[1])
+                .values(owner="someone")
+            )
+    finally:
+        await engine.dispose()
+    report = await verify(fed, None)
+    assert not report.ok
+    text = str(report)
+    assert f"warning_id={fed.ids[0]}" in text and f"warning_id={fed.ids[1]}" in text
