@@ -58,6 +58,7 @@ async def run_scan(
         services.benefits,
         start,
         end,
+        registry.of_kind("pharmacy"),
     )
     if not keep or services.gateway_engine is None:
         return result, []

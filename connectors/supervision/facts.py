@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from connectors.registry import Source
-from connectors.sql.models import bureau, platform
+from connectors.sql.models import bureau, pharmacy, platform
 from connectors.sql.queries import Row, fetch_in
 from connectors.supervision.rules import Facts, group_by
 
@@ -68,6 +68,27 @@ async def prescriptions_of(ask: Ask, source: Source, visit_ids: Sequence[str]) -
     return await ask(source, _in(bureau.Prescription.__table__, "mdtrt_id", visit_ids))
 
 
+async def dispensings_of(
+    ask: Ask, pharmacies: Sequence[Source], prescriptions: Iterable[Row]
+) -> dict[str, list[Row]]:
+    """The dispensings of the circulated ones among ``prescriptions`` at the pharmacies they
+    were circulated to, by prescription: what the pharmacy handed out (and billed), whatever
+    the bureau's copy says. A pharmacy that cannot answer fails the read, like any source
+    the rules need."""
+    circulated = [rx for rx in prescriptions if rx["circulated_to"] is not None]
+    out: dict[str, list[Row]] = {}
+    table = pharmacy.Dispensing.__table__
+    for source in pharmacies:
+        ids = sorted(
+            {rx["rx_id"] for rx in circulated if rx["circulated_to"] == source.spec.institution}
+        )
+        if not ids:
+            continue
+        for row in await ask(source, _in(table, "rx_id", ids)):
+            out.setdefault(row["rx_id"], []).append(row)
+    return out
+
+
 async def busy_doctor_days(
     ask: Ask,
     source: Source,
@@ -105,6 +126,7 @@ def facts_for(
     treatment_bureau: str | None,
     prescriptions: dict[str, list[Row]],
     busy: dict[tuple[str, date], int],
+    dispensings: dict[str, list[Row]] | None = None,
 ) -> Facts:
     """The facts of one claim from its person's rows (the claim left out of settlements)."""
     visit = next(
@@ -120,7 +142,8 @@ def facts_for(
         visits=rows.visits,
         settlements=[s for s in rows.settlements if s["setl_id"] != claim["setl_id"]],
         enrolments=rows.enrolments,
-        prescriptions=prescriptions.get(claim["mdtrt_id"], []),
+        prescriptions=(mine := prescriptions.get(claim["mdtrt_id"], [])),
+        dispensings={rx["rx_id"]: (dispensings or {}).get(rx["rx_id"], []) for rx in mine},
         doctor_day_visits=busy.get((visit["doctor_code"], visit["begin_date"]), 0) if visit else 0,
     )
 
@@ -141,6 +164,7 @@ __all__ = [
     "PersonRows",
     "busy_doctor_days",
     "chunks",
+    "dispensings_of",
     "facts_for",
     "group_by",
     "person_rows",

@@ -62,6 +62,8 @@ class Facts:
     settlements: list[Row] = field(default_factory=list)
     enrolments: list[Row] = field(default_factory=list)
     prescriptions: list[Row] = field(default_factory=list)  # of the claim's visit
+    # the pharmacies' dispensings of those prescriptions that were circulated, by rx_id
+    dispensings: dict[str, list[Row]] = field(default_factory=dict)
     doctor_day_visits: int = 0  # the visit's doctor's visits on the visit's first day
 
 
@@ -157,11 +159,21 @@ def over_annual_cap(rule: Rule, claim: Row, f: Facts, rules: b.Benefits) -> str 
 
 
 def unreviewed_prescription(rule: Rule, claim: Row, f: Facts, _: b.Benefits) -> str | None:
+    """Drugs handed out on a prescription before a pharmacist approved it: billed with the
+    visit at the hospital, or dispensed at the pharmacy it was circulated to."""
     for rx in f.prescriptions:
-        if rx["circulated_to"] is not None or rx["review_status"] == "REJECTED":
-            continue  # paid at the pharmacy, or not dispensed at all
-        reviewed = rx["review_status"] == "APPROVED" and rx["reviewed_at"] is not None
-        if not reviewed or rx["reviewed_at"] > claim["setl_time"]:
+        approved = rx["reviewed_at"] if rx["review_status"] == "APPROVED" else None
+        if rx["circulated_to"] is not None:
+            for d in f.dispensings.get(rx["rx_id"], []):
+                if approved is None or d["dispensed_at"] < approved:
+                    return (
+                        f"prescription {rx['rx_id']} dispensed at {d['pharmacy_code']} "
+                        "before a pharmacist approved it"
+                    )
+            continue  # not billed with the visit: the pharmacy's dispensing is the bill
+        if rx["review_status"] == "REJECTED":
+            continue  # not dispensed at all
+        if approved is None or approved > claim["setl_time"]:
             return f"prescription {rx['rx_id']} billed before a pharmacist approved it"
     return None
 

@@ -80,6 +80,7 @@ async def scan(
     benefits: b.Benefits,
     start: datetime,
     end: datetime,
+    pharmacies: Sequence[Source] = (),
 ) -> ScanResult:
     """Every settlement with ``start <= settled_at < end``, reviewed by every enabled rule."""
     result = ScanResult()
@@ -112,10 +113,13 @@ async def scan(
         for source in bureaus:
             for rx in await fx.prescriptions_of(_direct, source, visit_ids.get(source.name, [])):
                 prescriptions.setdefault(rx["mdtrt_id"], []).append(rx)
+        dispensed = await fx.dispensings_of(
+            _direct, pharmacies, (rx for rxs in prescriptions.values() for rx in rxs)
+        )
         for ref in refs:
             for claim in persons[ref]:
                 where = by_bureau.get(codes.province_of(claim["mdtrtarea_admvs"]))
-                facts = fx.facts_for(claim, rows[ref], where, prescriptions, busy)
+                facts = fx.facts_for(claim, rows[ref], where, prescriptions, busy, dispensed)
                 doctor = facts.visit["doctor_code"] if facts.visit else None
                 for hit in rule_base.review(claim, facts, benefits):
                     result.findings.append(

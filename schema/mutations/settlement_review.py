@@ -44,7 +44,10 @@ async def review(ctx: Any, claim: Row, rows: fx.PersonRows, treatment: Source) -
         return []
     ask = lookups.asker(ctx)
     prescriptions = await fx.prescriptions_of(ask, treatment, [claim["mdtrt_id"]])
-    facts = fx.facts_for(claim, rows, treatment.name, {claim["mdtrt_id"]: prescriptions}, {})
+    dispensed = await fx.dispensings_of(ask, ctx.registry.of_kind("pharmacy"), prescriptions)
+    facts = fx.facts_for(
+        claim, rows, treatment.name, {claim["mdtrt_id"]: prescriptions}, {}, dispensed
+    )
     volume = rules.get("DOCTOR_VOLUME")
     if facts.visit is not None and volume is not None and volume.enabled:
         day = facts.visit["begin_date"]

@@ -153,10 +153,43 @@ def reconcile(row: dict[str, Any], actual: mon.Actual | None) -> ClearingReconci
     )
 
 
+MISSING = "MISSING"  # the status of a clearing the platform should hold and does not
+
+
+def missing_clearings(
+    rows: list[dict[str, Any]], actual: dict[tuple[str, str, str], mon.Actual], prefix: str, now
+) -> list[dict[str, Any]]:
+    """A row for each (month, payer, payee) whose cross-province settlements the platform
+    holds with no clearing row: a month the clearing skipped. Only months already over (a
+    month is cleared after it ends) and only provinces within ``prefix``. Its id names what is
+    missing (``none:YYYY-MM:PPQQ``); it has no amounts of its own."""
+    this_month = f"{now.year:04d}-{now.month:02d}"
+    held = {(r["month"], r["payer_province"], r["payee_province"]) for r in rows}
+    out = []
+    for month, payer, payee in sorted(set(actual) - held):
+        if month >= this_month:
+            continue
+        if prefix and not (payer.startswith(prefix[:2]) or payee.startswith(prefix[:2])):
+            continue
+        out.append(
+            {
+                "clearing_id": f"none:{month}:{payer[:2]}{payee[:2]}",
+                "month": month,
+                "payer_province": payer,
+                "payee_province": payee,
+                "settlement_count": 0,
+                "total_fen": 0,
+                "fund_pay_fen": 0,
+                "status": MISSING,
+            }
+        )
+    return out
+
+
 async def _keep_clearing_warnings(ctx: Any, rows: list[dict], recs: list) -> None:
     found = [
         store.NewWarning(
-            rule="CLEARING_MISMATCH",
+            rule="CLEARING_MISSING" if row["status"] == MISSING else "CLEARING_MISMATCH",
             grade=3,
             phase="POST",
             setl_id=None,
@@ -168,8 +201,13 @@ async def _keep_clearing_warnings(ctx: Any, rows: list[dict], recs: list) -> Non
             insured_region=row["payer_province"],
             treatment_region=row["payee_province"],
             settled_at=None,
-            detail=f"clearing {row['clearing_id']} of {row['month']}: "
-            + "; ".join(rec.differences),
+            detail=(
+                f"no clearing of {row['month']} for {row['payer_province']} paying "
+                f"{row['payee_province']}: {rec.settlements} settlements, {rec.total} yuan"
+                if row["status"] == MISSING
+                else f"clearing {row['clearing_id']} of {row['month']}: "
+                + "; ".join(rec.differences)
+            ),
             clearing_id=row["clearing_id"],
         )
         for row, rec in zip(rows, recs, strict=True)
@@ -301,7 +339,10 @@ class SupervisionQuery:
     @strawberry.field(
         description="The monthly clearings between provinces (清算) from the national "
         "platform, each reconciled against the cross-province settlements it covers; a "
-        "difference is kept as a CLEARING_MISMATCH warning (view clearings). " + MONTHS_ARGS
+        "difference is kept as a CLEARING_MISMATCH warning. A month, payer and payee whose "
+        "settlements the platform holds with no clearing (a month already over) is listed "
+        "with status MISSING and kept as a CLEARING_MISSING warning (view clearings). "
+        + MONTHS_ARGS
     )
     async def clearings(
         self,
@@ -320,6 +361,8 @@ class SupervisionQuery:
         if plat is None:
             return []
         rows, actual = await mon.clearings(lookups.asker(ctx), plat, span[0], span[-1], prefix)
+        rows += missing_clearings(rows, actual, prefix, ctx.now)
+        rows.sort(key=lambda r: (r["month"], r["payer_province"], r["payee_province"]))
         recs = [
             reconcile(r, actual.get((r["month"], r["payer_province"], r["payee_province"])))
             for r in rows

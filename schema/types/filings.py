@@ -77,7 +77,10 @@ class Clearing:
     settlement_count: int = strawberry.field(description="Settlements cleared.")
     total: Decimal = strawberry.field(description="Total cost in yuan.")
     fund_pay: Decimal = strawberry.field(description="Fund payment in yuan.")
-    status: str = strawberry.field(description="OPEN or CLEARED.")
+    status: str = strawberry.field(
+        description="OPEN, CLEARED, or MISSING: the platform holds this month's settlements "
+        "between the two provinces but no clearing (clearingId none:YYYY-MM:PPQQ, amounts 0)."
+    )
     reconciliation: ClearingReconciliation | None = strawberry.field(
         default=None, description="Checked against the platform's cross-province settlements."
     )

@@ -138,6 +138,37 @@ def test_unreviewed_prescription():
     )
 
 
+def test_a_circulated_prescription_dispensed_before_its_review():
+    """The pharmacy's dispensing is the bill of a circulated prescription: dispensed before
+    the approval (or with none) hits, dispensed after it does not."""
+    approved_at = datetime(2020, 6, 10, 9)
+    rx = {
+        "rx_id": "RX1",
+        "review_status": "APPROVED",
+        "reviewed_at": approved_at,
+        "circulated_to": "P33010600101",
+    }
+
+    def dispensed(at):
+        return {"rx_id": "RX1", "pharmacy_code": "P33010600101", "dispensed_at": at}
+
+    def facts(prescription, *at):
+        return r.Facts(
+            visit(), prescriptions=[prescription], dispensings={"RX1": [dispensed(t) for t in at]}
+        )
+
+    after = approved_at + timedelta(hours=2)
+    assert hits("UNREVIEWED_PRESCRIPTION", claim(), facts(rx, after)) is None
+    assert hits("UNREVIEWED_PRESCRIPTION", claim(), facts(rx, approved_at)) is None  # boundary
+    early = hits("UNREVIEWED_PRESCRIPTION", claim(), facts(rx, approved_at - timedelta(minutes=1)))
+    assert early is not None and "dispensed at P33010600101" in early
+    pending = rx | {"review_status": "PENDING", "reviewed_at": None}
+    assert hits("UNREVIEWED_PRESCRIPTION", claim(), facts(pending, after)) is not None
+    rejected = rx | {"review_status": "REJECTED"}
+    assert hits("UNREVIEWED_PRESCRIPTION", claim(), facts(rejected, after)) is not None
+    assert hits("UNREVIEWED_PRESCRIPTION", claim(), facts(pending)) is None  # not dispensed
+
+
 def test_one_person_in_two_places_at_once():
     stay = visit("V1", "INPATIENT", DAY, DAY + timedelta(days=5))
     c = claim(med_type="INPATIENT")

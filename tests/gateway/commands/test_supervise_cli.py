@@ -4,12 +4,13 @@ is an audit event that ``medfed audit verify`` proves, and bad periods are one-l
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 from pathlib import Path
 
 import pytest
 
-from tests.support.demo import build, medfed
+from tests.support.demo import build, db, medfed
 
 
 @pytest.fixture(scope="module")
@@ -64,3 +65,33 @@ def test_a_bad_period_is_one_line(demo, capsys, start, end, message):
     assert medfed(demo, "supervise", "scan", "--from", start, "--to", end) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+def test_a_pharmacy_dispensing_before_the_review_is_found(demo, capsys, tmp_path):
+    """The unreviewed-prescription rule reads the pharmacy's dispensings of circulated
+    prescriptions: one moved before its approval is a hit naming the pharmacy; as built,
+    every dispensing follows its approval and none is."""
+    code, lines = scan(demo, capsys, "--dry-run")
+    assert code == 0
+    assert not [h for h in lines[:-1] if "dispensed at" in h.get("detail", "")]
+    copy = tmp_path / "data"
+    shutil.copytree(demo, copy)
+    with db(copy, "bureau-330000") as bureau:
+        rx = bureau.execute(
+            "SELECT p.rx_id, p.reviewed_at, p.circulated_to FROM prescriptions p "
+            "JOIN settlements s ON s.mdtrt_id = p.mdtrt_id WHERE p.circulated_to IS NOT NULL "
+            "AND p.review_status = 'APPROVED' AND s.setl_time >= '2018-01-01' "
+            "AND s.setl_time < '2020-11-01' ORDER BY p.rx_id LIMIT 1"
+        ).fetchone()
+    assert rx is not None, "the demo circulates prescriptions"
+    pharmacy = f"pharmacy-{rx['circulated_to'].lower()}"
+    with db(copy, pharmacy) as conn:
+        changed = conn.execute(
+            "UPDATE dispensings SET dispensed_at = datetime(?, '-1 hour') WHERE rx_id = ?",
+            (rx["reviewed_at"], rx["rx_id"]),
+        ).rowcount
+    assert changed == 1
+    code, lines = scan(copy, capsys, "--dry-run")
+    found = [h for h in lines[:-1] if "dispensed at" in h["detail"]]
+    assert [h["rule"] for h in found] == ["UNREVIEWED_PRESCRIPTION"]
+    assert rx["rx_id"] in found[0]["detail"] and rx["circulated_to"] in found[0]["detail"]

@@ -201,3 +201,76 @@ async def test_clearings_are_reconciled_and_a_difference_is_a_warning(fed):
         code(await ask(fed, CLEARINGS, role="researcher", org="330000", purpose="RESEARCH"))
         == "FORBIDDEN"
     )
+
+
+CLEARINGS_STATUS = """{ clearings(fromMonth: "2020-05", toMonth: "2020-06") {
+  clearingId month payerProvince payeeProvince status settlementCount
+  reconciliation { settlements total matches } } }"""
+
+
+async def test_a_month_with_no_clearing_is_reported_and_kept_as_a_warning(fed):
+    jilin = await fed.add_person(
+        make_id_number("220102", seq=457), "王五", source="bureau-220000", region="220102"
+    )
+    await fed.add_cross_settlement(jilin, when=datetime(2020, 6, 3, 10), total_fen=100_000)
+    center = {"role": "settlement_center", "org": "100000", "purpose": "SETTLEMENT"}
+    body = await ask(fed, CLEARINGS_STATUS, **center)
+    assert "errors" not in body, body
+    assert body["data"]["clearings"] == [
+        {
+            "clearingId": "none:2020-06:2233",
+            "month": "2020-06",
+            "payerProvince": "220000",
+            "payeeProvince": "330000",
+            "status": "MISSING",
+            "settlementCount": 0,
+            "reconciliation": {"settlements": 1, "total": "1000.00", "matches": False},
+        }
+    ]
+    (kept,) = await rows(fed, "gateway", store.SupervisionWarning)
+    assert (kept["rule"], kept["insured_region"], kept["treatment_region"]) == (
+        "CLEARING_MISSING",
+        "220000",
+        "330000",
+    )
+    assert "no clearing of 2020-06" in kept["detail"]
+    # outside the caller's provinces it is not theirs to see
+    shandong = await ask(
+        fed, CLEARINGS_STATUS, role="settlement_center", org="370000", purpose="SETTLEMENT"
+    )
+    assert shandong["data"]["clearings"] == []
+    # positive control: once the platform holds the clearing, nothing is missing
+    await fed.insert(
+        "platform",
+        platform.Clearing,
+        [
+            {
+                "clearing_id": "C2020062233",
+                "month": "2020-06",
+                "payer_province": "220000",
+                "payee_province": "330000",
+                "settlement_count": 1,
+                "total_fen": 100_000,
+                "fund_pay_fen": 59_000,
+                "status": "CLEARED",
+            }
+        ],
+    )
+    body = await ask(fed, CLEARINGS_STATUS, **center)
+    [clearing] = body["data"]["clearings"]
+    assert (clearing["status"], clearing["reconciliation"]["matches"]) == ("CLEARED", True)
+
+
+def test_the_month_under_way_is_not_missing_yet():
+    from connectors.supervision.monitoring import Actual
+    from schema.supervision.monitoring import missing_clearings
+
+    actual = {
+        ("2020-05", "220000", "330000"): Actual(1, 100, 59),
+        ("2020-06", "220000", "330000"): Actual(1, 100, 59),
+    }
+    found = missing_clearings([], actual, "", datetime(2020, 6, 30, 23))
+    assert [r["month"] for r in found] == ["2020-05"]
+    assert missing_clearings([], actual, "", datetime(2020, 7, 1)) != found  # June is over
+    assert missing_clearings([], actual, "37", datetime(2020, 7, 1)) == []
+    assert len(missing_clearings([], actual, "22", datetime(2020, 7, 1))) == 2
