@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 
+from connectors import observe
 from connectors.graphql_peer.breaker import BreakerOpen, CircuitBreaker
 from connectors.graphql_peer.spec import PeerSpec
 from connectors.health import Reasoned
@@ -103,6 +104,7 @@ class PeerClient:
         if budget <= 0:
             raise PeerError(PEER_TIMEOUT, "no time left")
         headers = {"Authorization": f"Bearer {self.token()}", "X-Purpose-Of-Use": self.spec.purpose}
+        observe.statement()  # a peer's "statement" is a request sent, retries included
         try:
             response = await self.http.post(
                 self.spec.url,

@@ -8,6 +8,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from connectors import observe
 from connectors.sources import SourceSpec
 
 
@@ -49,8 +50,16 @@ def create_engine_for(
     return create_async_engine(url, connect_args=connect_args, pool_pre_ping=True, **kwargs)
 
 
+def _counted(*_: object) -> None:
+    # SQLAlchemy runs the sync side in a greenlet that shares the task's context, so the
+    # running fetch is found (connectors.observe).
+    observe.statement()
+
+
 def create_source_engine(spec: SourceSpec, **kwargs) -> AsyncEngine:
-    return create_engine_for(spec.url, spec.schema, **kwargs)
+    engine = create_engine_for(spec.url, spec.schema, **kwargs)
+    event.listen(engine.sync_engine, "before_cursor_execute", _counted)
+    return engine
 
 
 # A serving gateway waits this long for another writer's lock on a SQLite source: long

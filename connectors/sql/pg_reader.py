@@ -29,6 +29,7 @@ from typing import Any
 from sqlalchemy import Table
 from sqlalchemy.engine import Dialect, make_url
 
+from connectors import observe
 from connectors.sql.sqlite_reader import Processor, Row, convert_rows
 from connectors.sql.top import top_sql
 
@@ -113,6 +114,7 @@ class PgReader:
         params = list(keys) if plan.bind is None else [plan.bind(k) for k in keys]
         pool = await self.pool.get()
         self.statements += 1
+        observe.statement()
         records = await pool.fetch(plan.sql, params)
         return convert_rows(plan.names, plan.processors, records)
 
@@ -143,6 +145,7 @@ class PgReader:
             ]
         pool = await self.pool.get()
         self.statements += 1
+        observe.statement()
         records = await pool.fetch(plan.sql, *params, limit)
         return convert_rows(plan.names, plan.processors, records)
 

@@ -36,6 +36,7 @@ from typing import Any
 from sqlalchemy import Table
 from sqlalchemy.engine import Dialect
 
+from connectors import observe
 from connectors.sql.top import top_sql
 
 Row = dict[str, Any]
@@ -149,6 +150,7 @@ class SqliteReader:
 
     async def _execute(self, plan: _Plan, params: list[Any]) -> list[Row]:
         self.statements += 1
+        observe.statement()
         if self.inline_budget > 0:
             try:
                 return self._run_inline(plan, params)

@@ -1,6 +1,6 @@
 """The source-fetch observer installed into :mod:`connectors.observe`: one span per fetch
-(source, kind, rows, outcome), its latency, its errors by stable reason, and the source's
-health as the guard or the peer's breaker sees it after the fetch."""
+(source, kind, statements, rows, outcome), its latency, its errors by stable reason, and the
+source's health as the guard or the peer's breaker sees it after the fetch."""
 
 from __future__ import annotations
 
@@ -61,6 +61,7 @@ def observe_fetch(fetch: Fetch) -> Iterator[None]:
             span.set_attribute("medfed.source.outcome", outcome)
             if fetch.rows is not None:
                 span.set_attribute("medfed.source.rows", fetch.rows)
+            span.set_attribute("medfed.source.statements", fetch.statements)
             metrics.SOURCE_SECONDS.labels(name, kind, outcome).observe(
                 time.perf_counter() - started
             )

@@ -8,7 +8,9 @@ from __future__ import annotations
 import pytest
 from graphql import parse
 from opentelemetry.trace import SpanKind
+from sqlalchemy import event
 
+from gateway.app import build_services
 from gateway.telemetry.shape import shape_hash
 from tests.support.federation import RECENT_VISIT, Federation, make_id_number
 from tests.support.tracing import memory_spans, trust
@@ -31,10 +33,22 @@ async def world(data_dir):
 
 async def test_a_cloud_record_read_is_one_trace_with_a_span_per_source(world):
     fed, ref = world
+    services = build_services(fed.settings)
+    sources = [s for s in services.registry if s.reader is not None]
+    ran = dict.fromkeys((s.name for s in sources), 0)
+    for source in sources:  # the statements through each engine, counted apart
+
+        def one(*_, name=source.name):
+            ran[name] += 1
+
+        event.listen(source.engine.sync_engine, "before_cursor_execute", one)
     with memory_spans() as spans:
-        app = fed.app()
+        app = fed.app(services)
         async with fed.client(app, fed.token("clinician", "H33010600001"), "TREATMENT") as c:
+            before = {s.name: s.reader.statements for s in sources}
             response = await c.post("/graphql", json={"query": RECORD, "variables": {"id": ref}})
+            for s in sources:  # and the keyed reads, which bypass the engine
+                ran[s.name] += s.reader.statements - before[s.name]
         finished = spans.get_finished_spans()
     assert response.status_code == 200
     server = [s for s in finished if s.name == "query CloudRecord" and s.parent is None]
@@ -54,6 +68,14 @@ async def test_a_cloud_record_read_is_one_trace_with_a_span_per_source(world):
     fetches = [s for s in mine if s.name.startswith("source ")]
     sources = {s.attributes["medfed.source.name"] for s in fetches}
     assert {"bureau-330000", "hospital-h33010600001"} <= sources, sources
+    # Each fetch's own statements, though a record's fetches run at once: summed per source
+    # they are what that source ran in the request (keyed reads and engine statements).
+    counted: dict[str, int] = {}
+    for span in fetches:
+        name = span.attributes["medfed.source.name"]
+        assert span.attributes["medfed.source.statements"] >= 1, name
+        counted[name] = counted.get(name, 0) + span.attributes["medfed.source.statements"]
+    assert counted == {name: n for name, n in ran.items() if n}, (counted, ran)
     for span in fetches:
         assert span.attributes["medfed.source.outcome"] == "ok"
         assert span.attributes["medfed.source.kind"] in {
