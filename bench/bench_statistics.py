@@ -215,7 +215,7 @@ async def _dp_error(ask, rounds: int) -> None:
         "settlements and total cost by MEDICAL_TYPE (5 cells, epsilon split in 2), fund share "
         "from CROSS_PROVINCE (epsilon split in 2); median relative error over cells and "
         f"{max(3, rounds)} fresh answers per epsilon, with the bias of the contribution bounds "
-        "(20 settlements per person per source, 20,000 yuan each)"
+        "(each person's total at a source: 40 settlements, 200,000 yuan)"
     )
     table(
         [

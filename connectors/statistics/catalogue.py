@@ -57,7 +57,7 @@ class Dimension:
 class Sum:
     name: str
     description: str
-    clamp: int  # per-row upper bound under differential privacy (the lower bound is 0)
+    per_person: int  # under DP: a person's total at one source, over the cells released
     money: bool = True  # in fen at the source, yuan in the API
 
 
@@ -79,7 +79,10 @@ class Statistic:
     sums: Mapping[str, Sum]
     kinds: tuple[str, ...]
     plan: Callable[[Any, Context], Located | None]  # (source, context) -> plan, None: skip
-    rows_per_person: int = 10  # per source, under differential privacy
+    # Under differential privacy, what one person may add at one source to the cells released
+    # together (beyond it their contribution is scaled down, see connectors.statistics.plan):
+    rows_per_person: int = 10  # rows counted
+    cells_per_person: int = 20  # cells counted in as a distinct person
     count_name: str = "count"
     count_description: str = "Rows counted."
     personal: bool = True  # False: public data (the directory), no persons, no grade applies
@@ -140,11 +143,14 @@ SETTLEMENT_DIMS = dict(
         _dim("CROSS_PROVINCE", "Cross-province direct settlement or not.", _values(*BOOLEANS)),
     )
 )
+# Per-person totals under DP (fen): public constants, set from what a person's care can cost
+# (on the demo the costliest person's settlements at one bureau come to about 105,000 yuan),
+# never read from the data when a question is asked.
 MONEY = {
-    "total_cost": Sum("total_cost", "Total cost in yuan (医疗费总额).", 2_000_000),
-    "in_policy_cost": Sum("in_policy_cost", "In-policy cost in yuan (政策范围内费用).", 2_000_000),
+    "total_cost": Sum("total_cost", "Total cost in yuan (医疗费总额).", 20_000_000),
+    "in_policy_cost": Sum("in_policy_cost", "In-policy cost in yuan (政策范围内费用).", 20_000_000),
     "fund_payment": Sum(
-        "fund_payment", "Paid by the pooled fund, in yuan (统筹基金支付).", 2_000_000
+        "fund_payment", "Paid by the pooled fund, in yuan (统筹基金支付).", 20_000_000
     ),
 }
 
@@ -162,7 +168,6 @@ def _settlement_plan(source: Any, ctx: Context) -> Located | None:
     plan = SourcePlan(
         base=t,
         person=t.c.person_ref,
-        order=t.c.setl_id,
         dims={
             "INSURED_PROVINCE": province(t.c.insuplc_admdvs),
             "TREATMENT_PROVINCE": province(t.c.mdtrtarea_admvs),
@@ -187,7 +192,7 @@ SETTLEMENTS = Statistic(
     sums=MONEY,
     kinds=("bureau", "platform"),
     plan=_settlement_plan,
-    rows_per_person=20,
+    rows_per_person=40,
     count_name="settlements",
     count_description="Number of settlements.",
 )
@@ -206,7 +211,6 @@ def _filing_plan(source: Any, ctx: Context) -> Located | None:
     plan = SourcePlan(
         base=t,
         person=t.c.person_ref,
-        order=t.c.filing_id,
         dims={
             "INSURED_PROVINCE": province(t.c.insuplc_admdvs),
             "DESTINATION_PROVINCE": province(t.c.mdtrtarea_admvs),
@@ -236,6 +240,7 @@ FILINGS = Statistic(
     kinds=("platform",),
     plan=_filing_plan,
     rows_per_person=3,
+    cells_per_person=3,
     count_name="filings",
     count_description="Number of filings.",
 )
@@ -249,7 +254,6 @@ def _internet_services_plan(source: Any, ctx: Context) -> Located | None:
     plan = SourcePlan(
         base=t,
         person=t.c.person_ref,
-        order=t.c.setl_id,
         dims={
             "MONTH": month(t.c.setl_time),
             "TREATMENT_PROVINCE": province(t.c.mdtrtarea_admvs),
@@ -273,7 +277,11 @@ INTERNET_SERVICES = Statistic(
             _dim("INSTITUTION_LEVEL", "Level of the internet hospital.", _values(*LEVELS)),
         )
     ),
-    sums={k: MONEY[k] for k in ("total_cost", "fund_payment")},
+    sums={
+        # An internet revisit costs tens of yuan: a far smaller bound than all settlements'.
+        "total_cost": Sum("total_cost", MONEY["total_cost"].description, 500_000),
+        "fund_payment": Sum("fund_payment", MONEY["fund_payment"].description, 500_000),
+    },
     kinds=("bureau",),
     plan=_internet_services_plan,
     rows_per_person=20,
@@ -290,7 +298,6 @@ def _drugs_plan(source: Any, ctx: Context) -> Located | None:
     plan = SourcePlan(
         base=i.join(d, i.c.dispensing_id == d.c.dispensing_id),
         person=d.c.person_ref,
-        order=i.c.item_id,
         dims={
             "DRUG_CLASS": drug_class(i.c.drug_code),
             "MONTH": month(d.c.dispensed_at),
@@ -318,12 +325,12 @@ INTERNET_DRUGS = Statistic(
         )
     ),
     sums={
-        "quantity": Sum("quantity", "Units dispensed (boxes, bottles, pens).", 12, money=False),
-        "drug_cost": Sum("drug_cost", "Drug cost in yuan.", 100_000),
+        "quantity": Sum("quantity", "Units dispensed (boxes, bottles, pens).", 48, money=False),
+        "drug_cost": Sum("drug_cost", "Drug cost in yuan.", 500_000),
     },
     kinds=("pharmacy",),
     plan=_drugs_plan,
-    rows_per_person=20,
+    rows_per_person=24,
     count_name="items",
     count_description="Dispensed prescription items.",
 )
@@ -336,7 +343,6 @@ def _institutions_plan(source: Any, ctx: Context) -> Located | None:
     plan = SourcePlan(
         base=t,
         person=t.c.code,  # institutions, not persons: the directory holds nothing personal
-        order=t.c.code,
         dims={
             "INSTITUTION_LEVEL": t.c.level,
             "PROVINCE": province(t.c.region),
@@ -392,7 +398,6 @@ def _recognition_plan(source: Any, ctx: Context) -> Located | None:
     plan = SourcePlan(
         base=t,
         person=t.c.person_ref,
-        order=t.c.result_id,
         dims={
             "ITEM": case({c: c for c in sorted(items)}, value=t.c.item_code, else_=OTHER),
             "CATEGORY": t.c.category,
@@ -428,12 +433,12 @@ RECOGNITION = Statistic(
         )
     ),
     sums={
-        "recognized": Sum("recognized", "Results other hospitals recognise.", 1, money=False),
-        "valid_now": Sum("valid_now", "Recognised results still valid now.", 1, money=False),
+        "recognized": Sum("recognized", "Results other hospitals recognise.", 48, money=False),
+        "valid_now": Sum("valid_now", "Recognised results still valid now.", 48, money=False),
     },
     kinds=("hospital",),
     plan=_recognition_plan,
-    rows_per_person=20,
+    rows_per_person=48,
     count_name="results",
     count_description="Number of results.",
 )

@@ -56,10 +56,10 @@ class Query:
 
 @dataclass
 class Cell:
-    count: int = 0
-    persons_low: int = 0
-    persons_high: int = 0
-    sums: dict[str, int] = field(default_factory=dict)
+    count: int | float = 0  # floats: the bounded weights of a DP statement
+    persons_low: int | float = 0
+    persons_high: int | float = 0
+    sums: dict[str, int | float] = field(default_factory=dict)
     sources: int = 0
 
     @property
@@ -168,17 +168,25 @@ def merge(
     for rows in results.values():
         for row in rows:
             values = row._mapping
-            count = int(values[f"m_{COUNT}"] or 0)
-            if count == 0:
+            count = _number(values[f"m_{COUNT}"])
+            if not count:
                 continue  # a grand total over no rows
             level = query.levels[int(values["lvl"])]
             key = tuple(str(values[f"d_{query.dims.index(d)}"]) for d in level)
             cell = cells[level].setdefault(key, Cell(sums={s: 0 for s in sums}))
-            persons = int(values[f"m_{PERSONS}"] or 0)
+            persons = _number(values[f"m_{PERSONS}"])
             cell.count += count
             cell.persons_low = max(cell.persons_low, persons)
             cell.persons_high += persons
             cell.sources += 1
             for s in sums:
-                cell.sums[s] += int(values[f"m_{s}"] or 0)
+                cell.sums[s] += _number(values[f"m_{s}"])
     return Cube(query.dims, query.levels, cells, sorted(results), failures, asked)
+
+
+def _number(value: Any) -> int | float:
+    """Counts and sums are integers (PostgreSQL gives a SUM as a Decimal); the weights of a
+    bounded statement are floats."""
+    if value is None:
+        return 0
+    return value if isinstance(value, float) else int(value)

@@ -431,7 +431,12 @@ async def _dp_answer(ctx: Any, stat: Statistic, ask: Ask, grade: Grade, scope: S
     spent = await ledger.spent(partner, period)
     if spent + dp.epsilon_micro(epsilon) > budget_micro:
         raise _exhausted(grade, spent, budget_micro, ctx.now)
-    bounds = Bounds(stat.rows_per_person, {s: v.clamp for s, v in stat.sums.items()})
+    bounds = Bounds(
+        rows=stat.rows_per_person,
+        # Nobody is in more cells than are released: a bound above that would only add noise.
+        cells=max(1, min(stat.cells_per_person, len(cells))),
+        totals={s: v.per_person for s, v in stat.sums.items()},
+    )
     query = Query(stat, ask.group_by, (ask.group_by,), ask.equals, ask.months, scope, bounds)
     cube = await _run(ctx, query, months)
     if cube.failures:
@@ -444,27 +449,26 @@ async def _dp_answer(ctx: Any, stat: Statistic, ask: Ask, grade: Grade, scope: S
                 "sources": sorted(f.source for f in cube.failures),
             },
         )
+    # A person may have rows at every source asked, each bounded on its own.
     sources = max(1, len(cube.asked))
     wanted = _wanted(stat, ask)
-    clamps = {COUNT: 1, PERSONS: 1, **{s: v.clamp for s, v in stat.sums.items()}}
-    measures = [(name, clamps[name]) for name in wanted]
-    share = epsilon / len(measures)
+    per_source = {COUNT: bounds.rows, PERSONS: bounds.cells, **bounds.totals}
+    share = epsilon / len(wanted)
     finest = cube.finest()
     released: dict[str, dp.Release] = {}
-    for name, clamp in measures:
-        sensitivity = sources * stat.rows_per_person * clamp
-        values = []
+    for name in wanted:
+        values: list[float] = []
         for key in cells:
             cell = finest.get(tuple(key))
             if cell is None:
-                values.append(0)
+                values.append(0.0)
             elif name == COUNT:
-                values.append(cell.count)
+                values.append(float(cell.count))
             elif name == PERSONS:
-                values.append(cell.persons_high)
+                values.append(float(cell.persons_high))
             else:
-                values.append(cell.sums[name])
-        released[name] = dp.laplace(values, sensitivity, share)
+                values.append(float(cell.sums[name]))
+        released[name] = dp.laplace(values, sources * per_source[name], share)
     charged = sum(r.micro_epsilon for r in released.values())
     rows = []
     for i, key in enumerate(cells):
@@ -472,7 +476,8 @@ async def _dp_answer(ctx: Any, stat: Statistic, ask: Ask, grade: Grade, scope: S
         for name, release in released.items():
             money = name in stat.sums and stat.sums[name].money
             unit = 100 if money else 1
-            value = release.values[i] / unit
+            # Rounded to whole units (fen for money): post-processing, free of charge.
+            value = round(release.values[i]) / unit
             half = release.half_width / unit
             label = _camel(stat.count_name) if name == COUNT else _camel(name)
             m[label] = {
@@ -490,8 +495,11 @@ async def _dp_answer(ctx: Any, stat: Statistic, ask: Ask, grade: Grade, scope: S
     answer["epsilon"] = epsilon
     answer["sensitivity"] = {
         "sources": sources,
-        "rowsPerPerson": stat.rows_per_person,
-        "clamps": {_camel(s): v.clamp / (100 if v.money else 1) for s, v in stat.sums.items()},
+        "rowsPerPerson": bounds.rows,
+        "cellsPerPerson": bounds.cells,
+        "totalPerPerson": {
+            _camel(s): v.per_person / (100 if v.money else 1) for s, v in stat.sums.items()
+        },
     }
     try:
         spend = await ledger.spend(

@@ -42,22 +42,39 @@ class _Spec:
 def test_every_statistics_statement_returns_aggregates_only(name, bounded):
     stat = STATISTICS[name]
     dims = tuple(stat.dimensions)[:4]
-    bounds = Bounds(5, {s: v.clamp for s, v in stat.sums.items()}) if bounded else None
+    levels = (dims,) if bounded else all_levels(dims)
+    bounds = Bounds(5, 3, {s: v.per_person for s, v in stat.sums.items()}) if bounded else None
     for kind in stat.kinds:
         located = stat.plan(_Spec(kind, "H33010600001" if kind == "hospital" else None), CTX)
         assert located is not None
-        stmt = statement(located.plan, dims, all_levels(dims), tuple(stat.sums), bounds=bounds)
+        stmt = statement(located.plan, dims, levels, tuple(stat.sums), bounds=bounds)
         names = [c.name for c in stmt.selected_columns]
         assert names == result_columns(dims, tuple(stat.sums))
         assert all(RESULT.match(n) for n in names)
         for dialect in (sqlite.dialect(), postgresql.dialect()):
             sql = str(stmt.compile(dialect=dialect))
             assert not NEVER_IN_SQL.search(sql), sql
-            if kind != "directory":
-                # The pseudonym is read only to be counted (and, bounded, to number rows).
+            if kind == "directory":
+                continue
+            if bounded:
+                # The pseudonym is read only to group a person's rows and total them.
+                assert "PARTITION BY cells.p" in sql
+                outer = sql
+            else:
+                # The pseudonym is read only to be counted.
                 assert "count(DISTINCT cells.p)" in sql
                 outer = sql[sql.index("SELECT", sql.index("cells AS") + 10) :]
-                assert "person_ref" not in outer.split("FROM", 1)[0]
+            assert "person_ref" not in outer.split("FROM", 1)[0]
+            assert ".p," not in outer.split("FROM", 1)[0]
+
+
+def test_a_bounded_statement_answers_the_released_cells_only():
+    stat = STATISTICS["settlement"]
+    located = stat.plan(_Spec("bureau"), CTX)
+    bounds = Bounds(5, 3, {s: v.per_person for s, v in stat.sums.items()})
+    dims = ("MONTH", "MEDICAL_TYPE")
+    with pytest.raises(ValueError, match="finest level only"):
+        statement(located.plan, dims, all_levels(dims), tuple(stat.sums), bounds=bounds)
 
 
 async def _federation(data_dir, backend, request):
