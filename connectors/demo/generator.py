@@ -24,6 +24,7 @@ from connectors.demo.institutions import Institution
 from connectors.domain import benefits
 from connectors.domain.codes import id_check_digit
 from connectors.domain.prescriptions import canonical_detail
+from connectors.supervision.rules import OFFLINE, at_once
 
 DEMO_START = date(2018, 1, 1)
 DEMO_END = date(2020, 10, 31)  # the demo's "today" is 2020-11-01
@@ -152,6 +153,10 @@ def _age(born: date, on: date) -> int:
     return on.year - born.year - ((on.month, on.day) < (born.month, born.day))
 
 
+# One person in this many holds a hospital bed while seen elsewhere (see _hold_the_bed).
+HELD_BED_EVERY = 2_500
+
+
 class PersonGenerator:
     """Generates one person's records; ``records`` holds them in generation order."""
 
@@ -165,6 +170,8 @@ class PersonGenerator:
         self._late_details: list[tuple[dict, dict]] = []  # DISPENSED events, for their split
         self._pending: list[Pending] = []
         self._reviewed: datetime | None = None  # the last review of the visit being settled
+        self._offline: list[dict] = []  # the offline visits placed so far (see _place)
+        self.held_bed: date | None = None  # the day of the planted 挂床住院 visit, if any
 
     # -- identity -----------------------------------------------------------------------------
     def run(self) -> list[Record]:
@@ -459,6 +466,26 @@ class PersonGenerator:
         self._seq += 1
         return self._seq
 
+    def _place(
+        self, code: str, vtype: str, day: date, end: date, limit: date
+    ) -> tuple[date, date] | None:
+        """Where an offline visit drawn for ``day`` fits: a person is in one place at a time,
+        so a visit that would be at once with one already placed (the supervision rule's own
+        test, ``at_once``) moves to the day after that one ends, its length kept; None when
+        that is past ``limit``. Care is drawn independently per kind (home, chronic, elsewhere),
+        so without this a stay's days would be shared with other hospitals' visits."""
+        length = end - day
+        while True:
+            me = {"institution_code": code, "visit_type": vtype, "begin_date": day}
+            me["end_date"] = min(day + length, DEMO_END)
+            clashes = [o for o in self._offline if at_once(me, o)]
+            if not clashes:
+                self._offline.append(me)
+                return day, me["end_date"]
+            day = max(o["end_date"] for o in clashes) + timedelta(days=1)
+            if day > limit:
+                return None
+
     def _visit(
         self,
         e: Enrolment,
@@ -468,6 +495,7 @@ class PersonGenerator:
         dx: tuple[str, ...],
         *,
         filing: Filing | None = None,
+        planted: bool = False,
     ) -> None:
         rng = self.rng
         dx = tuple(dict.fromkeys(dx))  # de-duplicated, in order
@@ -478,6 +506,12 @@ class PersonGenerator:
         end = day
         if vtype == "INPATIENT":
             end = min(day + timedelta(days=_randint(rng, 3, 14)), DEMO_END)
+        if vtype in OFFLINE and not planted:
+            limits = [DEMO_END, e.end, filing.valid_until - timedelta(days=1) if filing else None]
+            placed = self._place(inst.code, vtype, day, end, min(d for d in limits if d))
+            if placed is None:
+                return  # no room before the enrolment or filing ends: the visit never was
+            day, end = placed
         self.records.append(
             (
                 bureau(where),
@@ -506,6 +540,31 @@ class PersonGenerator:
             e, inst, vtype, day, dx, suffix, doctor, mdtrt_id, circulate=filing is None
         )
         self._settle(e, inst, vtype, day, end, dx, suffix, mdtrt_id, items, filing)
+        if vtype == "INPATIENT" and not planted:
+            self._hold_the_bed(e, inst, day, end, filing)
+
+    def _hold_the_bed(
+        self, e: Enrolment, inst: Institution, day: date, end: date, filing: Filing | None
+    ) -> None:
+        """挂床住院, the demo's one planted fraud: one person in ``HELD_BED_EVERY`` is, during
+        their first stay of three days or more, seen as an outpatient at a hospital of another
+        city of the province, the bed still billed. The supervision rule SIMULTANEOUS_CARE
+        finds both claims; nothing else in the demo is at once."""
+        if self.index % HELD_BED_EVERY != HELD_BED_EVERY - 1 or self.held_bed is not None:
+            return
+        if (end - day).days < 3:
+            return
+        elsewhere = [
+            h
+            for h in institutions.HOSPITALS_BY_PROVINCE[inst.province]
+            if h.city != inst.city and h.level != institutions.PRIMARY
+        ]
+        if not elsewhere:
+            return
+        dx = (_weighted(self.rng, clinical.OUTPATIENT_DX),)
+        self.held_bed = day + timedelta(days=1)
+        chosen = self.rng.choice(elsewhere)
+        self._visit(e, chosen, "OUTPATIENT", self.held_bed, dx, filing=filing, planted=True)
 
     @staticmethod
     def _fees(

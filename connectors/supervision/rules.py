@@ -178,28 +178,32 @@ def unreviewed_prescription(rule: Rule, claim: Row, f: Facts, _: b.Benefits) -> 
     return None
 
 
+def at_once(v: Row, o: Row) -> bool:
+    """Whether offline visits ``v`` and ``o`` at two institutions mean one person in two
+    places at once: one strictly inside the other's stay, two stays overlapping (a transfer on
+    the discharge day is not), or two outpatient visits the same day in different cities.
+    The demo generator places its visits with this same test."""
+    if o["institution_code"] == v["institution_code"]:
+        return False
+    a0, a1 = _span(v)
+    b0, b1 = _span(o)
+    stay_v, stay_o = v["visit_type"] == "INPATIENT", o["visit_type"] == "INPATIENT"
+    if stay_v and stay_o:
+        return a0 < b1 and b0 < a1
+    if stay_v or stay_o:
+        (s0, s1), day = ((a0, a1), b0) if stay_v else ((b0, b1), a0)
+        return s0 < day < s1  # seen elsewhere strictly during the stay
+    return a0 == b0 and v["institution_code"][1:5] != o["institution_code"][1:5]
+
+
 def simultaneous_care(rule: Rule, claim: Row, f: Facts, _: b.Benefits) -> str | None:
     v = f.visit
     if v is None or v["visit_type"] not in OFFLINE:
         return None
-    a0, a1 = _span(v)
     for o in f.visits:
-        if (
-            o["mdtrt_id"] == v["mdtrt_id"]
-            or o["visit_type"] not in OFFLINE
-            or o["institution_code"] == v["institution_code"]
-        ):
+        if o["mdtrt_id"] == v["mdtrt_id"] or o["visit_type"] not in OFFLINE:
             continue
-        b0, b1 = _span(o)
-        stay_v, stay_o = v["visit_type"] == "INPATIENT", o["visit_type"] == "INPATIENT"
-        if stay_v and stay_o:
-            clash = a0 < b1 and b0 < a1  # a transfer on the discharge day is no clash
-        elif stay_v or stay_o:
-            (s0, s1), day = ((a0, a1), b0) if stay_v else ((b0, b1), a0)
-            clash = s0 < day < s1  # seen elsewhere strictly during the stay
-        else:  # two offline outpatient visits the same day in different cities
-            clash = a0 == b0 and v["institution_code"][1:5] != o["institution_code"][1:5]
-        if clash:
+        if at_once(v, o):
             return f"visit {o['mdtrt_id']} at {o['institution_code']} at the same time"
     return None
 
