@@ -42,10 +42,10 @@ from security.identity import (
     ensure_demo_issuer,
     load_identity_settings,
     open_demo_issuer,
-    verify_token,
 )
 from security.identity.demo_issuer import demo_key_path
 from security.identity.jwks import KeysUnavailable
+from security.identity.token_cache import VerifiedTokens
 from security.identity.verify import (
     DEFAULT_LEEWAY_SECONDS,
     DEFAULT_MAX_LIFETIME_SECONDS,
@@ -115,6 +115,12 @@ class AuthMiddleware:
         self.graphql_path = graphql_path
         # Called with (scope, status, code, reason) for every refusal: the audit log.
         self.on_denied = on_denied
+        # A client sends the same token on every request: its signature is checked once.
+        self.tokens = VerifiedTokens(
+            audience=audience,
+            leeway_seconds=leeway_seconds,
+            max_lifetime_seconds=max_lifetime_seconds,
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -179,13 +185,7 @@ class AuthMiddleware:
                 "the gateway cannot verify tokens right now (trusted issuers unavailable)",
             )
         try:
-            principal = verify_token(
-                token,
-                registry,
-                audience=self.audience,
-                leeway_seconds=self.leeway_seconds,
-                max_lifetime_seconds=self.max_lifetime_seconds,
-            )
+            principal = self.tokens.verify(token, registry)
         except AuthenticationError as exc:
             return _unauthenticated(exc.reason)
         except KeysUnavailable as exc:
