@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from security.audit import AuditWriteError, verify_log
-from security.audit.alert_state import ALERTS, change_event
+from security.audit.alert_state import ALERTS, OPEN, RESOLVED, change_event
 from security.audit.events import now_iso
 from security.audit.index import INDEX
 from tests.support.audit_log import ORIGIN, open_log, read_entries
@@ -109,9 +109,14 @@ async def test_a_derived_update_goes_through_the_lock_and_the_next_batch_continu
         }
         alert = (await log.append(opened)).index
         closing = change_event(
-            alert_id=alert,
-            state="CLOSED",
+            target="alert",
+            target_id=alert,
+            action="RESOLVE",
+            from_state=OPEN,
+            state=RESOLVED,
+            owner=None,
             principal=None,
+            purpose="AUDIT",
             note=None,
             holders=["H33010600001"],
             request_id="req-close",
@@ -127,7 +132,7 @@ async def test_a_derived_update_goes_through_the_lock_and_the_next_batch_continu
         assert pg.round_trips == trips + 2 and pg.races == 0
         async with engine.connect() as conn:
             state = (await conn.execute(select(ALERTS.c.state, ALERTS.c.state_idx))).one()
-        assert tuple(state) == ("CLOSED", alert + 1)
+        assert tuple(state) == (RESOLVED, alert + 1)
         await _verified(engine, log)
     finally:
         await log.close()
