@@ -47,7 +47,7 @@ class Kind(StrEnum):
     AUTHENTICATION = "AUTHENTICATION"
     PRIVACY_SPEND = "PRIVACY_SPEND"  # epsilon charged to a partner's privacy budget
     EXTRACT = "EXTRACT"  # a de-identified extract requested, approved, refused or written
-    SUPERVISION = "SUPERVISION"  # a claims scan run, or a warning assigned or closed
+    SUPERVISION = "SUPERVISION"  # a claims scan run (a warning changed is an ALERT event)
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,7 +206,6 @@ def request_event(
     audit_reads = getattr(ctx, "audit_reads", None)
     open_data = getattr(ctx, "open_data", None)
     supervision_reads = getattr(ctx, "supervision_reads", None)
-    supervision_changes = getattr(ctx, "supervision_changes", None)
     if (
         not persons
         and not getattr(ctx, "asked_personal", False)
@@ -260,10 +259,9 @@ def request_event(
         event["auditLog"] = audit_log_part(audit_reads)
     if open_data:
         event["openData"] = open_data
-    if supervision_reads or supervision_changes:
-        event["supervision"] = {"read": sorted(supervision_reads or ())}
-        if supervision_changes:
-            event["supervision"]["changes"] = list(supervision_changes)
+    if supervision_reads:
+        # (a warning's change is an ALERT change event of its own: security.audit.alert_state)
+        event["supervision"] = {"read": sorted(supervision_reads)}
     # The outcomes of the writes this request made: logged with the request itself, before
     # it is answered, and each names its intent (security.audit.writes).
     outcomes = getattr(ctx, "write_outcomes", None)
@@ -424,9 +422,10 @@ def supervision_event(
     request_id: str,
     persons: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """A fund-supervision change: a scan that stored warnings (its period and counts), or one
-    warning assigned, acknowledged or closed (its id, rule, states, owner and note). The
-    person is named only by the pseudonym the other events use."""
+    """A fund-supervision run: a scan that stored warnings (its period and counts). A warning
+    assigned, acknowledged or closed is an ``ALERT`` change event instead
+    (:func:`security.audit.alert_state.change_event`). The person is named only by the
+    pseudonym the other events use."""
     return {
         "v": EVENT_VERSION,
         "kind": str(Kind.SUPERVISION),
