@@ -419,7 +419,7 @@ def create_app(
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/graphql", SealingGate(graphql, partners), methods=["GET", "POST"]),
-            *audit_routes(recorder, services.policy),
+            *audit_routes(recorder, services),
             *professional_key_routes(services.extras[PROFESSIONAL_KEYS]),
             *witnessing,
             *page_routes(settings),

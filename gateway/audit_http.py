@@ -14,7 +14,7 @@ import asyncio
 import functools
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from graphql import OperationType, parse
 from graphql.error import GraphQLError
@@ -35,9 +35,12 @@ from security.audit.export import entry_parts, fhir_audit_event
 from security.audit.index import in_scope, scoped_entries
 from security.audit.recorder import AuditRecorder
 from security.audit.settings import AuditSettings, SettingError
-from security.identity.roles import Purpose, Role
-from security.policy import Policy
+from security.enforcement import Relation
+from security.policy.audit_access import audit_log_refusal
 from security.policy.audit_scope import AuditScope, Sight
+
+if TYPE_CHECKING:
+    from schema.context import Services
 
 log = logging.getLogger("medfed.audit")
 RECORDER = "audit"  # key of the recorder in Services.extras
@@ -156,29 +159,37 @@ def on_auth_denied(recorder: AuditRecorder):
 # -- HTTP endpoints for auditors ----------------------------------------------------------------
 
 
-def _auditor(request: Request, policy: Policy) -> AuditScope | Response:
-    """The calling auditor's scope, or the 403 for anyone else."""
+def _auditor(request: Request, services: Services) -> AuditScope | Response:
+    """The calling auditor's scope, or the 403 for anyone the field policy does not let read
+    the audit log (security.policy.audit_access)."""
     principal = getattr(request.state, "principal", None)
     purpose = getattr(request.state, "purpose", None)
-    if principal is None or principal.role is not Role.AUDITOR or purpose is not Purpose.AUDIT:
+    refused = (
+        "no verified caller"
+        if principal is None or purpose is None
+        else audit_log_refusal(
+            principal, purpose, Relation.NONE, services.catalogue, services.decider
+        )
+    )
+    if refused is not None:
         return JSONResponse(
             {
                 "error": "FORBIDDEN",
-                "message": "only auditors with purpose AUDIT may read the audit log",
+                "message": f"the policy does not let you read the audit log ({refused})",
             },
             status_code=403,
         )
-    return policy.auditor_scope(principal.org)
+    return services.policy.auditor_scope(principal.org)
 
 
 EXPORT_CHUNK = 1000  # events per /audit/export answer; `next` continues after the last
 
 
-def audit_routes(recorder: AuditRecorder | None, policy: Policy):
+def audit_routes(recorder: AuditRecorder | None, services: Services):
     from starlette.routing import Route
 
     async def checkpoint(request: Request) -> Response:
-        refused = _auditor(request, policy)
+        refused = _auditor(request, services)
         if isinstance(refused, Response):
             return refused
         if recorder is None:
@@ -187,7 +198,7 @@ def audit_routes(recorder: AuditRecorder | None, policy: Policy):
         return PlainTextResponse(signed.note, media_type="text/plain; charset=utf-8")
 
     async def proof(request: Request) -> Response:
-        scope = _auditor(request, policy)
+        scope = _auditor(request, services)
         if isinstance(scope, Response):
             return scope
         if recorder is None:
@@ -213,7 +224,7 @@ def audit_routes(recorder: AuditRecorder | None, policy: Policy):
         return JSONResponse(found.to_dict())
 
     async def export(request: Request) -> Response:
-        scope = _auditor(request, policy)
+        scope = _auditor(request, services)
         if isinstance(scope, Response):
             return scope
         if recorder is None:

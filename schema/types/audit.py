@@ -29,7 +29,9 @@ from security.audit.index import in_scope, scope_clauses
 from security.audit.models import AuditAlert, AuditEvent, AuditIndexRow
 from security.audit.writes import outcomes_in
 from security.crypto.field_cipher import DecryptionError
-from security.identity.roles import Purpose, Role
+from security.enforcement import Relation
+from security.identity.roles import Role
+from security.policy.audit_access import audit_log_refusal
 from security.policy.audit_scope import AuditScope, Sight
 from security.policy.break_glass import GATEWAY_KEY_SOURCE, NOTE_CELL, REASON_CELL
 
@@ -348,10 +350,15 @@ def _opened(cipher: Any, blob: bytes | None, cell: tuple[str, str], row_key: str
 
 
 def auditor_scope(ctx: Any, what: str) -> AuditScope:
-    """The calling auditor's scope ([audit_scope] of the policy); anyone else is refused."""
-    if ctx.principal.role is not Role.AUDITOR or ctx.purpose is not Purpose.AUDIT:
-        raise forbidden(f"{what} is only for auditors (role auditor, purpose AUDIT)")
-    return ctx.services.policy.auditor_scope(ctx.principal.org)
+    """The calling auditor's scope ([audit_scope] of the policy). Whether the caller may
+    read the log at all is the field policy's (security.policy.audit_access)."""
+    services = ctx.services
+    refused = audit_log_refusal(
+        ctx.principal, ctx.purpose, Relation.NONE, services.catalogue, services.decider
+    )
+    if refused is not None:
+        raise forbidden(f"{what}: the policy does not let you read the audit log ({refused})")
+    return services.policy.auditor_scope(ctx.principal.org)
 
 
 def recorder_of(ctx: Any):
@@ -427,6 +434,12 @@ class AuditQuery:
         ref = ctx.principal.person_ref
         if ctx.principal.role is not Role.PATIENT or not ref:
             raise forbidden("myAccessLog is only for patients")
+        services = ctx.services
+        refused = audit_log_refusal(
+            ctx.principal, ctx.purpose, Relation.SELF, services.catalogue, services.decider
+        )
+        if refused is not None:
+            raise forbidden(f"myAccessLog: the policy does not let you read it ({refused})")
         return await _events(ctx, index.EventFilter(person=ref), first, after, only_person=ref)
 
     @strawberry.field(

@@ -37,6 +37,15 @@ POLICY = {
             "decision": "ALLOW",
             "why": "synthetic allow",
         },
+        {
+            # Who reads the audit log is this policy's to say too (security.policy.audit_access).
+            "roles": ["auditor"],
+            "purposes": ["AUDIT"],
+            "relations": "*",
+            "classes": ["audit"],
+            "decision": "ALLOW",
+            "why": "synthetic: auditors read the audit log",
+        },
     ],
 }
 QUERY = """query($id: ID!) { person(personId: $id) { name gender
