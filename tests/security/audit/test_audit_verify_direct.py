@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import sqlite3
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -72,30 +73,45 @@ async def _build(folder: Path, keys: Path, count: int, every: int, on_close: boo
     return path
 
 
-@pytest.fixture(scope="module")
-def logs(tmp_path_factory) -> dict[str, Path]:
-    """Pristine logs, all under one key:
+PLANS = {  # events, checkpoint every, a checkpoint on close
+    "tail": (45, 10, False),
+    "signed": (45, 10, True),
+    "dense": (25, 1, True),
+    "other": (30, 10, True),
+}
+
+
+class Logs:
+    """Pristine logs, all under one key, each built when a test first asks for it (a
+    mutant's run stops at its first failing test, often before most are needed):
     ``tail``: 45 events, checkpoints at 10, 20, 30, 40, five unsigned after them;
     ``signed``: 45 events, checkpoints at 10 … 40 and 45;
     ``dense``: 25 events, a checkpoint after each;
     ``other``: another log of 30 events (its checkpoints verify, but not against these)."""
-    keys = tmp_path_factory.mktemp("keys")
-    plans = {
-        "tail": (45, 10, False),
-        "signed": (45, 10, True),
-        "dense": (25, 1, True),
-        "other": (30, 10, True),
-    }
 
-    async def build() -> dict[str, Path]:
-        return {
-            name: await _build(tmp_path_factory.mktemp(name), keys, *plan)
-            for name, plan in plans.items()
-        }
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.keys = folder / "keys"
+        self.keys.mkdir()
+        self.built: dict[str, Path] = {}
 
-    built = asyncio.run(build())
-    built["key"] = keys / VERIFIER_KEY_FILE
-    return built
+    def __getitem__(self, name: str) -> Path:
+        if name == "key":
+            self["tail"]  # the key is made with the first log
+            return self.keys / VERIFIER_KEY_FILE
+        if name not in self.built:
+            folder = self.folder / name
+            folder.mkdir()
+            build = _build(folder, self.keys, *PLANS[name])
+            # Asked from inside a test's event loop: built on a loop of its own.
+            with ThreadPoolExecutor(1) as pool:
+                self.built[name] = pool.submit(asyncio.run, build).result()
+        return self.built[name]
+
+
+@pytest.fixture(scope="module")
+def logs(tmp_path_factory) -> Logs:
+    return Logs(tmp_path_factory.mktemp("logs"))
 
 
 @pytest.fixture
