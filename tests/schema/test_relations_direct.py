@@ -443,6 +443,8 @@ async def test_a_pharmacy_that_is_treating_is_treating_first(caller, world):
         ("330000", {"insuplc_admdvs": "330206"}, Relation.REGION),  # the province covers it
         ("330106", {"insuplc_admdvs": "330106"}, Relation.REGION),  # a district itself
         ("330106", {"insuplc_admdvs": "330107"}, Relation.NONE),
+        ("330106", {"institution_code": "H33010600001"}, Relation.REGION),  # all six digits
+        ("330106", {"institution_code": "H33010700001"}, Relation.NONE),
         ("330100", {"institution_code": "H33010600001"}, Relation.REGION),  # by its region
         ("330100", {"institution_code": "H37010200003"}, Relation.NONE),
         ("330100", {"institution_code": "H33"}, Relation.NONE),
@@ -602,6 +604,14 @@ async def test_row_scope_of_a_table_without_region_columns_is_uncut(caller):
     agency = caller.context(Role.INSURANCE_AGENCY, "330000", Purpose.FUND_SUPERVISION)
     source = caller.services.registry.get("bureau-330000")
     assert agency.relations.row_scope(source, bureau.PrescriptionItem.__table__) == []
+
+
+def test_a_person_relation_cannot_be_changed_in_place():
+    """Relations are shared by every resolver of a request: none may alter another's."""
+    relation = PersonRelation(treating=False)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        relation.treating = True  # type: ignore[misc]
+    assert PersonRelation() == NO_RELATION and not NO_RELATION.treating
 
 
 def test_settings_are_the_shipped_policys():
