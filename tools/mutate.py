@@ -4,7 +4,8 @@ Each module of ``tools/mutation.toml`` is mutated in a copy of the repository (c
 writes mutants to disk), and each mutant is run against that module's tests only. Prints a
 score per module and every survivor with its diff. ``MODULES="a.py b.py"`` narrows the run;
 ``MUTATE_DIR`` names its work directory (default ``.mutate/``); ``RESCORE=1`` runs only the last
-run's survivors again, against the tests as they are now (the sources must be unchanged).
+run's survivors again, against the tests as they are now (the sources must be unchanged), and
+whatever it had not run yet; ``MUTATE_WORKERS=2`` runs two mutants at a time.
 """
 
 from __future__ import annotations
@@ -12,11 +13,14 @@ from __future__ import annotations
 import ast
 import os
 import shutil
+import socket
 import sqlite3
 import subprocess
 import sys
 import time
 import tomllib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -26,6 +30,9 @@ WORK = REPO / os.environ.get("MUTATE_DIR", ".mutate")
 BIN = Path(sys.executable).parent
 # RESCORE=1: run the last run's survivors again (after new tests), keeping its other results.
 RESCORE = os.environ.get("RESCORE") == "1"
+# MUTATE_WORKERS=2: mutants run two at a time, each worker in its own copy of the repository
+# (cosmic-ray's http distributor); the default is one, the local distributor.
+WORKERS = int(os.environ.get("MUTATE_WORKERS", "1"))
 
 
 def copy_repo(into: Path) -> None:
@@ -55,15 +62,71 @@ def baseline(copy: Path, env: dict[str, str], tests: list[str]) -> float:
     return time.monotonic() - started
 
 
-def config(module: str, tests: list[str], exclude: list[str], timeout: float) -> str:
+def config(
+    module: str, tests: list[str], exclude: list[str], timeout: float, urls: list[str]
+) -> str:
     command = test_command(tests)
     excluded = ", ".join(f"'{e}'" for e in exclude)
+    distributor = (
+        'name = "http"\n\n[cosmic-ray.distributor.http]\nworker-urls = ['
+        + ", ".join(f"'{u}'" for u in urls)
+        + "]\n"
+        if urls
+        else 'name = "local"\n'
+    )
     return (
         f'[cosmic-ray]\nmodule-path = "{module}"\ntimeout = {timeout:.0f}.0\n'
         f"excluded-modules = []\n"
-        f'test-command = "{command}"\n\n[cosmic-ray.distributor]\nname = "local"\n\n'
+        f'test-command = "{command}"\n\n[cosmic-ray.distributor]\n{distributor}\n'
         f"[cosmic-ray.filters.operators-filter]\nexclude-operators = [{excluded}]\n"
     )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def workers(copies: list[Path]) -> Iterator[list[str]]:
+    """One ``cosmic-ray http-worker`` per copy of the repository (a worker mutates the files
+    of its own working directory), each on a port of its own; their URLs."""
+    if len(copies) < 2:
+        yield []
+        return
+    started: list[subprocess.Popen] = []
+    urls = []
+    try:
+        for copy in copies:
+            port = free_port()
+            env = {**os.environ, "PYTHONPATH": str(copy)}
+            started.append(
+                subprocess.Popen(
+                    [str(BIN / "cosmic-ray"), "http-worker", "--port", str(port)],
+                    cwd=copy,
+                    env=env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+            urls.append(f"http://127.0.0.1:{port}")
+        for url in urls:
+            port = int(url.rsplit(":", 1)[1])
+            give_up = time.monotonic() + 60
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    break
+                except OSError:
+                    if time.monotonic() > give_up:
+                        raise RuntimeError(f"the mutation worker at {url} did not start") from None
+                    time.sleep(0.2)
+        yield urls
+    finally:
+        for proc in started:
+            proc.terminate()
+            proc.wait()
 
 
 def annotation_spans(source: str) -> list[tuple[tuple[int, int], tuple[int, int]]]:
@@ -108,14 +171,16 @@ def skip_annotations(session: Path, source: str) -> None:
         )
 
 
-def run_module(copy: Path, module: str, tests: list[str], exclude: list[str]) -> tuple[int, int]:
+def run_module(
+    copies: list[Path], module: str, tests: list[str], exclude: list[str]
+) -> tuple[int, int]:
+    copy = copies[0]
     name = module.replace("/", "_").removesuffix(".py")
     cfg, session = WORK / f"{name}.toml", WORK / f"{name}.sqlite"
     env = {**os.environ, "PYTHONPATH": str(copy)}  # the copy first, not the editable install
     # A mutant that loops forever is killed by the timeout; five times the unmutated run (the
     # load on a shared machine varies), and never under a minute.
     timeout = max(60.0, 5 * baseline(copy, env, tests))
-    cfg.write_text(config(module, tests, exclude, timeout), encoding="utf-8")
     if RESCORE:
         # Only the survivors run again (cosmic-ray executes the mutants without a result).
         with sqlite3.connect(session) as db:
@@ -129,10 +194,12 @@ def run_module(copy: Path, module: str, tests: list[str], exclude: list[str]) ->
             [BIN / "cr-filter-pragma", session],
             [BIN / "cosmic-ray", "exec", cfg, session],
         ]
-    for step in steps[:-1]:
-        subprocess.run([str(s) for s in step], cwd=copy, env=env, check=True)
-    skip_annotations(session, (copy / module).read_text(encoding="utf-8"))
-    subprocess.run([str(s) for s in steps[-1]], cwd=copy, env=env, check=True)
+    with workers(copies) as urls:
+        cfg.write_text(config(module, tests, exclude, timeout, urls), encoding="utf-8")
+        for step in steps[:-1]:
+            subprocess.run([str(s) for s in step], cwd=copy, env=env, check=True)
+        skip_annotations(session, (copy / module).read_text(encoding="utf-8"))
+        subprocess.run([str(s) for s in steps[-1]], cwd=copy, env=env, check=True)
     db = sqlite3.connect(session)
     rows = db.execute(
         "SELECT s.start_pos_row, s.operator_name, r.test_outcome, r.diff FROM work_results r "
@@ -160,7 +227,8 @@ def run_module(copy: Path, module: str, tests: list[str], exclude: list[str]) ->
 def main() -> int:
     plan = tomllib.loads((REPO / "tools" / "mutation.toml").read_text(encoding="utf-8"))
     wanted = os.environ.get("MODULES", "").split() or list(plan["modules"])
-    copy = WORK / "repo"
+    copies = [WORK / "repo", *(WORK / f"repo-{n}" for n in range(2, WORKERS + 1))]
+    copy = copies[0]
     if RESCORE:
         # New tests for the survivors of the last run: valid only while the mutated sources
         # are what that run mutated (else its mutants are not this code's).
@@ -172,9 +240,10 @@ def main() -> int:
                 sys.exit(f"{module} changed since the last run: run without RESCORE")
     else:
         shutil.rmtree(WORK, ignore_errors=True)
-    copy_repo(copy)
+    for each in copies:
+        copy_repo(each)
     scores = {
-        m: run_module(copy, m, plan["modules"][m], plan["operators"]["exclude"]) for m in wanted
+        m: run_module(copies, m, plan["modules"][m], plan["operators"]["exclude"]) for m in wanted
     }
     print("\nmodule | killed | mutants | score")
     for module, (killed, total) in scores.items():
