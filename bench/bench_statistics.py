@@ -4,16 +4,21 @@ error of differentially private answers against epsilon.
 In process (the app through httpx's ASGI transport, no HTTP server): what is measured is the
 pushed-down SQL, the merge and the grading. Each DP question is asked by a partner of its own
 (a new org each time), so every answer is fresh noise and a real charge, never a stored one.
+
+On the SQLite demo, then on the PostgreSQL one (a schema per source, as in production) when
+PostgreSQL answers; ``MEDFED_BENCH_STATISTICS=sqlite`` or ``postgres`` runs one of them,
+``MEDFED_BENCH_ROUNDS`` sets the rounds (5; 3 with ``--quick``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import statistics
 import time
 from typing import Any
 
-from bench.common import demo_dir, table
+from bench.common import demo_dir, pg_demo_dir, pg_env, pg_problem, table
 
 GRADES = {
     "EXACT (agency, own region; MONTH x MEDICAL_TYPE, cube of 4 levels)": (
@@ -40,16 +45,14 @@ GRADES = {
 }
 
 
-def _forget_answers(data) -> None:
-    """Empty the bench cache's privacy ledger, so each run gets fresh noise (the same
-    partner asking the same question would otherwise be answered from the ledger)."""
-    import sqlite3
+async def _forget_answers(engine) -> None:
+    """Empty the bench demo's privacy ledger, so each run gets fresh noise (the same partner
+    asking the same question would otherwise be answered from the ledger)."""
+    from sqlalchemy import text
 
-    path = data / "gateway.db"
-    if path.exists():
-        with sqlite3.connect(path) as conn:
-            conn.execute("DELETE FROM privacy_spends")
-            conn.execute("DELETE FROM privacy_budgets")
+    async with engine.begin() as conn:
+        await conn.execute(text("DELETE FROM privacy_spends"))
+        await conn.execute(text("DELETE FROM privacy_budgets"))
 
 
 class _Counter:
@@ -69,17 +72,18 @@ class _Counter:
         return out
 
 
-async def _run(persons: int, rounds: int) -> None:
+async def _run(persons: int, rounds: int, backend: str) -> None:
     import httpx
 
     from gateway.app import build_services, create_app
     from gateway.config import load_settings
     from security.identity import ensure_demo_issuer
 
-    data = demo_dir(persons)
-    _forget_answers(data)
-    settings = load_settings(None, data_dir=data, env={})
+    env = pg_env() if backend == "postgres" else {}
+    data = pg_demo_dir(persons) if backend == "postgres" else demo_dir(persons)
+    settings = load_settings(None, data_dir=data, env=env)
     services = build_services(settings)
+    await _forget_answers(services.gateway_engine)
     # The first SUPPRESSED question computes the grade's whole cube: on a loaded machine that
     # can take longer than the default statistics deadline.
     services.statistics_deadline_seconds = 600.0
@@ -103,7 +107,11 @@ async def _run(persons: int, rounds: int) -> None:
         return elapsed, body
 
     try:
-        print(f"demo of {persons:,} persons, {rounds} rounds per grade, in process")
+        load = os.getloadavg()[0]
+        print(
+            f"{backend}: demo of {persons:,} persons, {rounds} rounds per grade, in process "
+            f"(load average {load:.1f} at the start)"
+        )
         rows = []
         for label, (role, org, purpose, query) in GRADES.items():
             samples, statements = [], {}
@@ -124,9 +132,13 @@ async def _run(persons: int, rounds: int) -> None:
                     f"{statistics.median(warm) * 1000:,.0f}",
                     f"{min(warm) * 1000:,.0f}-{max(warm) * 1000:,.0f}",
                     shown,
+                    f"{os.getloadavg()[0]:.1f}",
                 ]
             )
-        table(["query", "first ms", "p50 ms (later rounds)", "spread ms", "statements"], rows)
+        table(
+            ["query", "first ms", "p50 ms (later rounds)", "spread ms", "statements", "load"],
+            rows,
+        )
         await _dp_error(ask, rounds)
     finally:
         recorder = services.extras.get("audit")
@@ -232,5 +244,14 @@ async def _dp_error(ask, rounds: int) -> None:
 
 def main(args) -> None:
     persons = 2_000 if args.quick else 100_000
-    rounds = 3 if args.quick else 5
-    asyncio.run(_run(persons, rounds))
+    rounds = int(os.environ.get("MEDFED_BENCH_ROUNDS", 3 if args.quick else 5))
+    wanted = os.environ.get("MEDFED_BENCH_STATISTICS", "both")
+    if wanted in ("sqlite", "both"):
+        asyncio.run(_run(persons, rounds, "sqlite"))
+    if wanted in ("postgres", "both"):
+        problem = pg_problem()
+        if problem:
+            print(f"PostgreSQL skipped: {problem}")
+        else:
+            print()
+            asyncio.run(_run(persons, rounds, "postgres"))

@@ -38,6 +38,7 @@ from connectors.statistics.plan import COUNT, PERSONS, Bounds
 from connectors.statistics.run import Cube, Level, Query, Scope, all_levels, run
 from schema.errors import bad_input, forbidden
 from schema.relations import REGION_CODE, REGION_ROLES, region_prefix
+from schema.statistics.cubes import CubeCache
 from security.audit.events import note_open_data, privacy_spend_event
 from security.identity.roles import Role
 from security.policy.grades import MAX_SUPPRESSED_DIMENSIONS, Grade, Opening, grade_for
@@ -56,6 +57,7 @@ DIRECTORY_TTL = 60.0
 DIRECTORY_KEY = "statistics.directory"
 CUBE_CACHE = "statistics.cubes"
 CUBE_TTL = 300.0  # seconds a SUPPRESSED grade's cube (and so its pattern) is reused
+CUBE_REFRESH_AFTER = 240.0  # a question after this recomputes it in the background
 RECORDER = "audit"  # the audit recorder in Services.extras (see gateway.audit_http)
 
 
@@ -604,18 +606,25 @@ async def _run(ctx: Any, query: Query, months: tuple[str, ...] = ()) -> Cube:
 
 async def _cached_pattern(ctx: Any, query: Query, k: int) -> tuple[Cube, Pattern]:
     """The cube of a SUPPRESSED grade and its pattern, computed once per TTL and shared by
-    every caller at that grade: one snapshot makes every view of it consistent, and it is
-    the costly part (2^n GROUP BYs at each source, then the hypercubes)."""
-    cache = ctx.services.extras.setdefault(CUBE_CACHE, {})
-    key = (query.statistic.name, query.dims, query.scope, k)
-    hit = cache.get(key)
-    if hit is not None and time.monotonic() - hit[0] < CUBE_TTL:
-        return hit[1], hit[2]
-    cube = await _run(ctx, query)
-    persons = {lv: {c: x.persons_low for c, x in cells.items()} for lv, cells in cube.cells.items()}
-    pattern = suppress(query.dims, persons, k)
-    if not cube.failures:
-        cache[key] = (time.monotonic(), cube, pattern)
+    every caller at that grade (one snapshot makes every view of it consistent), refreshed
+    ahead of its expiry (see :mod:`schema.statistics.cubes`)."""
+    cache = ctx.services.extras.get(CUBE_CACHE)
+    if cache is None:
+        cache = ctx.services.extras[CUBE_CACHE] = CubeCache(CUBE_TTL, CUBE_REFRESH_AFTER)
+
+    async def compute() -> tuple[tuple[Cube, Pattern], bool]:
+        # May run after the request that started it has been answered: it uses only the
+        # app's services and registry, and each caller notes the cube's failures itself.
+        deadline = Deadline(ctx.services.statistics_deadline_seconds)
+        cube = await run(query, list(ctx.registry), await _context(ctx), deadline)
+        persons = {
+            lv: {c: x.persons_low for c, x in cells.items()} for lv, cells in cube.cells.items()
+        }
+        return (cube, suppress(query.dims, persons, k)), not cube.failures
+
+    cube, pattern = await cache.get((query.statistic.name, query.dims, query.scope, k), compute)
+    ctx.deadline.touched.update(cube.asked)
+    ctx.note_failures(cube.failures)
     return cube, pattern
 
 

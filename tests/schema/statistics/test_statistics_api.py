@@ -15,6 +15,7 @@ from security.policy.rules import POLICY_FILE, parse
 from tests.support.audit import logged
 from tests.support.disclosure import disclosed
 from tests.support.federation import gql
+from tests.support.statistics import watch
 
 ROWS = (
     "rows { key { dimension value } totalOver suppressed "
@@ -360,3 +361,28 @@ async def test_fewer_measures_get_more_of_the_epsilon(demo):
     assert every["data"]["settlementStatistics"]["privacy"]["charged"] == pytest.approx(1.0)
     bad = await _ask(demo, app, "researcher", "140000", "RESEARCH", query, {"m": ["weather"]})
     assert bad["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+
+
+async def test_concurrent_suppressed_questions_compute_the_grade_cube_once(demo):
+    services = build_services(demo.settings)
+    seen = watch(services.registry)
+    app = demo.app(services)
+    groups = ("MEDICAL_TYPE", "MONTH", "INSURED_PROVINCE", "TREATMENT_PROVINCE")
+    bodies = await asyncio.gather(
+        *(
+            _ask(demo, app, "insurance_agency", "330000", "SETTLEMENT", SUPPRESSED, {"g": [g]})
+            for g in groups
+        )
+    )
+    assert [b["data"]["settlementStatistics"]["grade"] for b in bodies] == ["SUPPRESSED"] * 4
+    cubes = {
+        name: sum(1 for sql in statements if "m_count" in sql)
+        for name, statements in seen.statements.items()
+    }
+    # Four questions, one cube: one statement at each bureau and at the platform.
+    assert {n: c for n, c in cubes.items() if c} == {
+        "bureau-330000": 1,
+        "bureau-370000": 1,
+        "bureau-220000": 1,
+        "platform": 1,
+    }
