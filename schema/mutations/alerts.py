@@ -24,7 +24,13 @@ import strawberry
 from sqlalchemy import select
 
 from schema.errors import forbidden
-from schema.mutations.handling import WarningAction, change, check_input, next_state
+from schema.mutations.handling import (
+    WarningAction,
+    change,
+    check_input,
+    next_state,
+    one_at_a_time,
+)
 from schema.mutations.idempotent import Created, IdempotentCall
 from schema.mutations.validation import Problems
 from schema.types.audit import AuditAlertNode, auditor_scope, recorder_of
@@ -134,10 +140,11 @@ async def handle_alert(
         return HandleAlertPayload(alert=await _node(ctx, int(earlier.object_id)), replayed=True)
     check_input(p, input.note, input.owner, input.action)
     p.raise_if_any(operation)
-    row, parties = await _in_scope(ctx, operation, input.alert_id)
-    if (twin := await call.claim()) is not None:
-        return HandleAlertPayload(alert=await _node(ctx, int(twin.object_id)), replayed=True)
-    await _apply(ctx, operation, row, parties, input.action, owner=input.owner, note=input.note)
+    async with one_at_a_time("alert", input.alert_id):
+        row, parties = await _in_scope(ctx, operation, input.alert_id)
+        if (twin := await call.claim()) is not None:
+            return HandleAlertPayload(alert=await _node(ctx, int(twin.object_id)), replayed=True)
+        await _apply(ctx, operation, row, parties, input.action, owner=input.owner, note=input.note)
     await call.done(Created(GATEWAY, str(input.alert_id)))
     return HandleAlertPayload(alert=await _node(ctx, input.alert_id), replayed=False)
 
@@ -156,7 +163,8 @@ async def close_alert(
     if p.items:  # the old argument paths: the note is an argument, not a field of an input
         p.items = [{**item, "path": item["path"][1:]} for item in p.items]
     p.raise_if_any(operation)
-    row, parties = await _in_scope(ctx, operation, alert_id)
-    resolve = WarningAction.RESOLVE
-    await _apply(ctx, operation, row, parties, resolve, ("alertId",), owner=None, note=note)
+    async with one_at_a_time("alert", alert_id):
+        row, parties = await _in_scope(ctx, operation, alert_id)
+        resolve = WarningAction.RESOLVE
+        await _apply(ctx, operation, row, parties, resolve, ("alertId",), owner=None, note=note)
     return CloseAlertPayload(alert=await _node(ctx, alert_id))

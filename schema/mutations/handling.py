@@ -11,6 +11,10 @@ scope; never from anything the caller wrote, such as a row's owner.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import weakref
+from collections.abc import AsyncIterator
 from typing import Any
 
 from schema.errors import bad_input
@@ -21,8 +25,31 @@ from security.audit import AuditWriteError
 from security.audit import alert_state as model
 from security.policy.break_glass import GATEWAY_KEY_SOURCE
 
-__all__ = ["WarningAction", "WarningState", "change", "check_input", "next_state"]
+__all__ = [
+    "WarningAction",
+    "WarningState",
+    "change",
+    "check_input",
+    "next_state",
+    "one_at_a_time",
+]
 MAX_NOTE = 2000  # characters
+
+
+# One change of a row at a time in this process: the state a handler checked is the state its
+# event changes. (Workers of one gateway each hold their own; see docs/supervision.md.)
+_LOCKS: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+
+@contextlib.asynccontextmanager
+async def one_at_a_time(target: str, target_id: int | str) -> AsyncIterator[None]:
+    """Hold the row from reading its state to logging its change."""
+    key = f"{target}:{target_id}"
+    lock = _LOCKS.get(key)
+    if lock is None:
+        lock = _LOCKS[key] = asyncio.Lock()
+    async with lock:
+        yield
 
 
 def check_input(p: Problems, note: str, owner: str | None, action: WarningAction) -> None:

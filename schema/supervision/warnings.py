@@ -21,7 +21,14 @@ from graphql import GraphQLError
 from sqlalchemy import select
 
 from schema.errors import NOT_FOUND, bad_input
-from schema.mutations.handling import WarningAction, WarningState, change, check_input, next_state
+from schema.mutations.handling import (
+    WarningAction,
+    WarningState,
+    change,
+    check_input,
+    next_state,
+    one_at_a_time,
+)
 from schema.mutations.idempotent import Created, IdempotentCall
 from schema.mutations.validation import Problems
 from schema.pagination import Connection, connection, decode_cursor, page_size
@@ -336,26 +343,27 @@ async def handle_warning(
         return await _payload(ctx, earlier.object_id, replayed=True)
     check_input(p, input.note, input.owner, input.action)
     p.raise_if_any(operation)
-    await _settled(ctx)
-    row = await store.get(_engine(ctx), wid)
-    if row is None or not _in_scope(row, prefix):
-        raise _not_found()
-    to_state = next_state(operation, row, input.action, input.owner)
-    if (twin := await call.claim()) is not None:
-        return await _payload(ctx, twin.object_id, replayed=True)
-    await change(
-        ctx,
-        operation,
-        target="warning",
-        target_id=wid,
-        row=row,
-        action=input.action,
-        to_state=to_state,
-        owner=input.owner,
-        note=input.note,
-        note_cell=store.NOTE_CELL,
-        holders=[h for h in [ctx.services.registry.holder(row["source"])] if h],
-        purpose=str(ctx.purpose),
-    )
+    async with one_at_a_time("warning", wid):
+        await _settled(ctx)
+        row = await store.get(_engine(ctx), wid)
+        if row is None or not _in_scope(row, prefix):
+            raise _not_found()
+        to_state = next_state(operation, row, input.action, input.owner)
+        if (twin := await call.claim()) is not None:
+            return await _payload(ctx, twin.object_id, replayed=True)
+        await change(
+            ctx,
+            operation,
+            target="warning",
+            target_id=wid,
+            row=row,
+            action=input.action,
+            to_state=to_state,
+            owner=input.owner,
+            note=input.note,
+            note_cell=store.NOTE_CELL,
+            holders=[h for h in [ctx.services.registry.holder(row["source"])] if h],
+            purpose=str(ctx.purpose),
+        )
     await call.done(Created(GATEWAY, wid))
     return await _payload(ctx, wid, replayed=False)

@@ -4,6 +4,7 @@ region, assign, acknowledge and close them with notes; each change is in the aud
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from datetime import datetime
 
@@ -267,3 +268,20 @@ async def test_verify_finds_a_state_changed_beside_the_log(fed):
     assert not report.ok
     text = str(report)
     assert f"warning_id={fed.ids[0]}" in text and f"warning_id={fed.ids[1]}" in text
+
+
+async def test_two_handlers_at_once_one_wins(fed):
+    """Closing one warning twice at the same moment (RESOLVE and FALSE_POSITIVE): the state
+    checked is the state changed, so one closes it and the other is told it is closed."""
+    wid = fed.ids[0]
+    answers = await asyncio.gather(
+        handle(fed, wid, "RESOLVE", "confirmed"), handle(fed, wid, "FALSE_POSITIVE", "not")
+    )
+    won = [a for a in answers if "errors" not in a]
+    lost = [a for a in answers if "errors" in a]
+    assert len(won) == 1 and len(lost) == 1
+    assert code(lost[0]) == "BAD_USER_INPUT" and "closed" in only_error(lost[0])["message"]
+    listed = await ask(fed, LIST, {"f": {"rule": "DUPLICATE_BILLING"}})
+    [node] = listed["data"]["supervisionWarnings"]["nodes"]
+    assert node["state"] == won[0]["data"]["handleWarning"]["state"]
+    assert len(node["notes"]) == 1
