@@ -396,7 +396,7 @@ class PersonGenerator:
         hospitals = institutions.HOSPITALS_BY_PROVINCE[destination_province]
         weights = institutions.HOSPITAL_WEIGHTS[destination_province]
         if self.age >= 60 and rng.random() < 0.5:
-            category, days_valid, whole_province = "RETIRED_RESETTLED", 730, True
+            category, days_valid, whole_province = "RELOCATED_RETIREE", 730, True
         else:
             category, days_valid, whole_province = rng.choice(
                 (

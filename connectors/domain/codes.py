@@ -20,6 +20,18 @@ PARTNER_RE = re.compile(r"^([RC])(\d{6})(\d{5})$", re.ASCII)
 ICD10_RE = re.compile(r"^[A-TV-Z]\d{2}(\.\d{1,4})?$", re.ASCII)
 LOINC_RE = re.compile(r"^(\d{1,7})-(\d)$", re.ASCII)
 
+# Filing categories (备案类别) and channels (备案渠道): the one vocabulary the platform stores,
+# the mutation accepts and the API answers (schema/mutations/enums.py mirrors it). Categories
+# name kinds of person, as the national rules do (异地安置退休人员, 异地长期居住人员, ...).
+FILING_CATEGORIES = (
+    "RELOCATED_RETIREE",
+    "LONG_TERM_RESIDENT",
+    "REFERRAL",
+    "TEMPORARY",
+    "EMERGENCY",
+)
+FILING_CHANNELS = ("APP", "MINI_PROGRAM", "PHONE", "COUNTER", "WEB")
+
 # GB/T 2260 province codes (first two digits) that exist.
 PROVINCE_PREFIXES = frozenset(
     (

@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Integer, String, and_, case, cast, false, func, literal, true
 
-from connectors.domain.codes import PROVINCE_PREFIXES
+from connectors.domain.codes import FILING_CATEGORIES, FILING_CHANNELS, PROVINCE_PREFIXES
 from connectors.domain.drug_classes import DRUG_CLASSES, OTHER
 from connectors.domain.recognition import LEVEL_RANK, RecognitionCatalogue
 from connectors.sql.models import bureau, directory, pharmacy, platform
@@ -199,8 +199,6 @@ SETTLEMENTS = Statistic(
 
 
 # -- filings (备案) -----------------------------------------------------------------------------
-FILING_CATEGORIES = ("REFERRAL", "TEMPORARY", "LONG_TERM_RESIDENT", "RETIRED_RESETTLED")
-FILING_CHANNELS = ("APP", "MINI_PROGRAM", "PHONE", "COUNTER")
 FILING_STATUSES = ("ACTIVE", "REVOKED", "EXPIRED")
 
 

@@ -1,4 +1,5 @@
-"""Enums of the mutation inputs and of consents."""
+"""Enums of the mutation inputs and of consents (the filing enums live in schema.enums, as
+the Filing type answers them too)."""
 
 from __future__ import annotations
 
@@ -6,38 +7,9 @@ from enum import Enum
 
 import strawberry
 
+from schema.enums import PurposeOfUse
 from security.consent import ConsentStatus as StoredConsentStatus
 from security.consent import DataClass as StoredDataClass
-from security.identity.roles import Purpose
-
-
-@strawberry.enum(description="Category of a cross-region filing (备案类别).")
-class FilingCategory(Enum):
-    RELOCATED_RETIREE = strawberry.enum_value(
-        "RELOCATED_RETIREE", description="Retiree resettled in another region (异地安置退休)."
-    )
-    LONG_TERM_RESIDENT = strawberry.enum_value(
-        "LONG_TERM_RESIDENT", description="Long-term resident elsewhere (异地长期居住)."
-    )
-    REFERRAL = strawberry.enum_value(
-        "REFERRAL",
-        description="Referred by a hospital for treatment elsewhere (转诊转院). At most one year.",
-    )
-    TEMPORARY = strawberry.enum_value(
-        "TEMPORARY", description="Temporary stay elsewhere (临时外出就医). At most one year."
-    )
-    EMERGENCY = strawberry.enum_value(
-        "EMERGENCY", description="Emergency care elsewhere (急诊抢救). At most one year."
-    )
-
-
-@strawberry.enum(description="Where a filing was made (备案渠道).")
-class FilingChannel(Enum):
-    APP = strawberry.enum_value("APP", description="The national medical-insurance app.")
-    MINI_PROGRAM = strawberry.enum_value("MINI_PROGRAM", description="A mini program (小程序).")
-    PHONE = strawberry.enum_value("PHONE", description="By telephone.")
-    COUNTER = strawberry.enum_value("COUNTER", description="At an agency counter (窗口).")
-    WEB = strawberry.enum_value("WEB", description="The agency's website.")
 
 
 @strawberry.enum(
@@ -56,29 +28,6 @@ class DataClassEnum(Enum):
     FILING = strawberry.enum_value("FILING", description="Cross-region filings (异地就医备案).")
 
 
-@strawberry.enum(
-    name="PurposeOfUse",
-    description="Why data is read (使用目的), as in the X-Purpose-Of-Use header.",
-)
-class PurposeOfUse(Enum):
-    TREATMENT = strawberry.enum_value("TREATMENT", description="Treatment (诊疗).")
-    SETTLEMENT = strawberry.enum_value("SETTLEMENT", description="Settlement (结算).")
-    FUND_SUPERVISION = strawberry.enum_value(
-        "FUND_SUPERVISION", description="Fund supervision (基金监管)."
-    )
-    PATIENT_ACCESS = strawberry.enum_value(
-        "PATIENT_ACCESS", description="The patient's own access (本人查询)."
-    )
-    RESEARCH = strawberry.enum_value("RESEARCH", description="Research (科研).")
-    UNDERWRITING = strawberry.enum_value(
-        "UNDERWRITING", description="Commercial underwriting (商保核保)."
-    )
-    AUDIT = strawberry.enum_value("AUDIT", description="Audit (审计).")
-    EMERGENCY = strawberry.enum_value(
-        "EMERGENCY", description="Break-glass emergency access (紧急访问)."
-    )
-
-
 @strawberry.enum(name="ConsentStatus", description="Where a consent stands now.")
 class ConsentStatusEnum(Enum):
     PENDING = strawberry.enum_value("PENDING", description="Its period has not begun.")
@@ -90,10 +39,11 @@ class ConsentStatusEnum(Enum):
 # The API's enums mirror the ones security decides with; they must never drift apart.
 for _api, _stored in (
     (DataClassEnum, StoredDataClass),
-    (PurposeOfUse, Purpose),
     (ConsentStatusEnum, StoredConsentStatus),
 ):
     assert {m.value for m in _api} == {m.value for m in _stored}, _api
+
+__all__ = ["ConsentStatusEnum", "DataClassEnum", "PurposeOfUse", "SettlementItemKind"]
 
 
 @strawberry.enum(description="What a bill item is: a drug, a service, or a delivery fee (配送费).")

@@ -11,10 +11,10 @@ import strawberry
 from connectors.domain import codes
 from connectors.sql import writers
 from connectors.sql.models import platform
+from schema.enums import FilingCategory, FilingChannel
 from schema.errors import forbidden
 from schema.mutations import lookups
 from schema.mutations import validation as v
-from schema.mutations.enums import FilingCategory, FilingChannel
 from schema.mutations.idempotent import Created, IdempotentCall, Target
 from schema.selection import requested
 from schema.types.filings import FILING, Filing

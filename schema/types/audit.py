@@ -18,16 +18,18 @@ from typing import Annotated, Any
 import strawberry
 from sqlalchemy import select
 
+from schema.enums import AuditKind, AuditOutcome, PurposeOfUse, enum_or_none
 from schema.errors import bad_input, forbidden
 from schema.pagination import Connection, connection, decode_cursor, page_size
 from schema.types.handling import WarningState
 from schema.types.institution import Institution, institution_of
 from security.audit import AuditLogError, AuditWriteError, index
 from security.audit.alert_state import CLOSED_STATES, LEGACY_CLOSED
-from security.audit.events import note_audit_read
+from security.audit.alert_state import KIND as ALERT_KIND
+from security.audit.events import Kind, Outcome, note_audit_read
 from security.audit.index import in_scope, scope_clauses
 from security.audit.models import AuditAlert, AuditEvent, AuditIndexRow
-from security.audit.writes import outcomes_in
+from security.audit.writes import APPLIED, INTENT, NOT_APPLIED, outcomes_in
 from security.crypto.field_cipher import DecryptionError
 from security.enforcement import Relation
 from security.identity.roles import Role
@@ -36,6 +38,11 @@ from security.policy.audit_scope import AuditScope, Sight
 from security.policy.break_glass import GATEWAY_KEY_SOURCE, NOTE_CELL, REASON_CELL
 
 log = logging.getLogger("medfed.audit")
+
+# The output enums answer every value the log writes; they must never drift apart. A value they
+# do not know (an event a later version logged) is answered as null, not as an error.
+assert {m.value for m in AuditKind} == {*map(str, Kind), ALERT_KIND}
+assert {m.value for m in AuditOutcome} == {*map(str, Outcome), INTENT, APPLIED, NOT_APPLIED}
 
 RECORDER = "audit"
 PAGE_ARGS = "first: at most 100 (default 20); after: a cursor from pageInfo.endCursor."
@@ -162,7 +169,9 @@ class AuditEventNode:
     index: int = strawberry.field(description="Position in the log (prove it with auditProof).")
     time: datetime
     logged_at: str
-    kind: str = strawberry.field(description="QUERY, MUTATION or AUTHENTICATION.")
+    kind: AuditKind | None = strawberry.field(
+        description="What the event records (null for a kind this gateway does not know)."
+    )
     request_id: str = strawberry.field(
         description="The gateway's id of the request (the X-Request-Id it answered)."
     )
@@ -171,9 +180,11 @@ class AuditEventNode:
         "not unique)."
     )
     principal: AuditPrincipal | None
-    purpose: str | None
+    purpose: PurposeOfUse | None
     break_glass: bool
-    outcome: str = strawberry.field(description="OK, PARTIAL, DENIED, ERROR or UNAUTHENTICATED.")
+    outcome: AuditOutcome | None = strawberry.field(
+        description="How it ended (null for an outcome this gateway does not know)."
+    )
     persons: list[AuditPerson]
     sources_touched: list[str]
     sources_failed: list[str]
@@ -201,13 +212,13 @@ class AuditEventNode:
             index=idx,
             time=datetime.fromisoformat(event["time"]),
             logged_at=logged_at,
-            kind=event.get("kind", ""),
+            kind=enum_or_none(AuditKind, event.get("kind")),
             request_id=event.get("requestId", ""),
             client_request_id=event.get("clientRequestId"),
             principal=AuditPrincipal.of(principal) if principal else None,
-            purpose=event.get("purpose"),
+            purpose=enum_or_none(PurposeOfUse, event.get("purpose")),
             break_glass=bool(event.get("breakGlass")),
-            outcome=event.get("outcome", ""),
+            outcome=enum_or_none(AuditOutcome, event.get("outcome")),
             persons=[AuditPerson.of(p) for p in persons],
             sources_touched=sources.get("touched", []),
             sources_failed=sources.get("failed", []),
@@ -226,8 +237,8 @@ class AuditEventFilter:
     org: str | None = None
     principal: str | None = strawberry.field(default=None, description="The caller's sub.")
     role: str | None = None
-    purpose: str | None = None
-    outcome: str | None = None
+    purpose: PurposeOfUse | None = None
+    outcome: AuditOutcome | None = None
     break_glass: bool | None = None
     field_class: str | None = strawberry.field(
         default=None, description="A data class (identity, diagnosis, ...) read, masked or denied."
@@ -412,8 +423,8 @@ class AuditQuery:
             org=f.org,
             principal=f.principal,
             role=f.role,
-            purpose=f.purpose,
-            outcome=f.outcome,
+            purpose=f.purpose.value if f.purpose else None,
+            outcome=f.outcome.value if f.outcome else None,
             break_glass=f.break_glass,
             field_class=f.field_class,
             since=_utc(f.from_),

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import strawberry
 
-from schema.enums import FilingStatus, enum_or_none
+from schema.enums import FilingCategory, FilingChannel, FilingStatus, enum_or_none
 from schema.projection import F, Projection, col, enc
 from schema.types.common import Row, field, yuan
 
@@ -22,10 +22,8 @@ class Filing:
     name: str | None = field("Name of the filed person (姓名).")
     insured_region: str | None = field("Insured place (参保地).")
     destination: str | None = field("Destination region (就医地), city or province code.")
-    category: str | None = field(
-        "Filing category, e.g. RELOCATED_RETIREE, LONG_TERM_RESIDENT, REFERRAL, TEMPORARY."
-    )
-    channel: str | None = field("Where it was filed: APP, MINI_PROGRAM, PHONE, COUNTER, WEB.")
+    category: FilingCategory | None = field("Filing category (备案类别).")
+    channel: FilingChannel | None = field("Where it was filed (备案渠道).")
     status: FilingStatus | None = field("Filing status.")
     filed_at: datetime | None = field("When it was filed.")
     valid_from: date | None = field("First day it applies.")
@@ -43,8 +41,8 @@ FILING = Projection(
         F("name", "name", enc("filings", "name_enc", "filing_id")),
         F("insuredRegion", "insured_region", col("insuplc_admdvs")),
         F("destination", "destination", col("mdtrtarea_admvs")),
-        F("category", "category", col("category")),
-        F("channel", "channel", col("channel")),
+        F("category", "category", col("category", lambda v: enum_or_none(FilingCategory, v))),
+        F("channel", "channel", col("channel", lambda v: enum_or_none(FilingChannel, v))),
         F("status", "status", col("status", lambda v: enum_or_none(FilingStatus, v))),
         F("filedAt", "filed_at", col("filed_at")),
         F("validFrom", "valid_from", col("valid_from")),

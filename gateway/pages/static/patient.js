@@ -67,7 +67,7 @@ const LABELS = {
   zh: {
     OUTPATIENT: "门诊", INPATIENT: "住院", INTERNET_REVISIT: "互联网复诊", CHRONIC_OUTPATIENT: "门诊慢特病",
     PHARMACY: "药店购药", EMPLOYEE: "职工医保", RESIDENT: "居民医保", SUSPENDED: "暂停", ENDED: "终止",
-    RELOCATED_RETIREE: "异地安置退休", RETIRED_RESETTLED: "异地安置退休", LONG_TERM_RESIDENT: "异地长期居住",
+    RELOCATED_RETIREE: "异地安置退休", LONG_TERM_RESIDENT: "异地长期居住",
     REFERRAL: "转诊转院", TEMPORARY: "临时外出就医", EMERGENCY: "急诊抢救", APP: "国家医保App",
     MINI_PROGRAM: "小程序", PHONE: "电话", COUNTER: "窗口", WEB: "网站", TERTIARY: "三级",
     SECONDARY: "二级", PRIMARY: "一级", NONE: "未定级", H: "偏高", L: "偏低", N: "正常",
@@ -78,7 +78,7 @@ const LABELS = {
     OUTPATIENT: "Outpatient", INPATIENT: "Inpatient", INTERNET_REVISIT: "Internet follow-up",
     CHRONIC_OUTPATIENT: "Chronic outpatient", PHARMACY: "Pharmacy", EMPLOYEE: "Employee insurance",
     RESIDENT: "Resident insurance", SUSPENDED: "Suspended", ENDED: "Ended",
-    RELOCATED_RETIREE: "Relocated retiree", RETIRED_RESETTLED: "Relocated retiree",
+    RELOCATED_RETIREE: "Relocated retiree",
     LONG_TERM_RESIDENT: "Long-term resident", REFERRAL: "Referral", TEMPORARY: "Temporary stay",
     EMERGENCY: "Emergency", APP: "National app", MINI_PROGRAM: "Mini program", PHONE: "Phone",
     COUNTER: "Counter", WEB: "Website", TERTIARY: "Tertiary", SECONDARY: "Secondary",

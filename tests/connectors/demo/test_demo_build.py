@@ -401,3 +401,15 @@ def test_show_prints_persons_that_exist_and_are_interesting(demo, capsys) -> Non
             assert person["counts"]["crossProvinceSettlements"] > 0
             assert person["counts"]["filings"] > 0
     assert covered == set(TAGS)
+
+
+def test_filings_use_the_platforms_one_vocabulary(demo) -> None:
+    """The demo writes the categories and channels that fileForCrossRegionCare accepts and the
+    API answers as enums (it once wrote RETIRED_RESETTLED, which the mutation refused)."""
+    data_dir, _ = demo
+    with db(data_dir, "platform") as conn:
+        rows = conn.execute("SELECT category, channel FROM filings").fetchall()
+    categories = {r["category"] for r in rows}
+    assert categories <= set(codes.FILING_CATEGORIES)
+    assert {r["channel"] for r in rows} <= set(codes.FILING_CHANNELS)
+    assert "RELOCATED_RETIREE" in categories  # the retirees of the demo are there, renamed

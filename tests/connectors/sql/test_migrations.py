@@ -53,3 +53,30 @@ async def test_migrations_match_models(make_spec) -> None:
         finally:
             await engine.dispose()
         assert diff == [], f"{kind}: models and migrations differ: {diff}"
+
+
+async def test_platform_0003_renames_the_demos_retiree_category(make_spec) -> None:
+    """Filings written as RETIRED_RESETTLED before platform_0003 read as RELOCATED_RETIREE after
+    it; the other categories are left alone."""
+    from sqlalchemy import text
+
+    spec = make_spec("platform")
+    await migrate.upgrade(spec, "platform_0002")
+    engine = create_source_engine(spec)
+    insert = text(
+        "INSERT INTO filings (filing_id, person_ref, id_number_bidx, name_enc, insuplc_admdvs, "
+        "mdtrtarea_admvs, category, channel, status, filed_at, valid_from) VALUES "
+        "(:id, 'p', 'b', :blob, '330106', '370000', :category, 'APP', 'ACTIVE', "
+        "'2020-01-01 09:00:00', '2020-01-01')"
+    )
+    categories = "SELECT filing_id, category FROM filings ORDER BY filing_id"
+    try:
+        async with engine.begin() as conn:
+            for fid, category in (("F1", "RETIRED_RESETTLED"), ("F2", "REFERRAL")):
+                await conn.execute(insert, {"id": fid, "blob": b"x", "category": category})
+        await migrate.upgrade(spec)
+        async with engine.connect() as conn:
+            rows = (await conn.execute(text(categories))).all()
+        assert [tuple(r) for r in rows] == [("F1", "RELOCATED_RETIREE"), ("F2", "REFERRAL")]
+    finally:
+        await engine.dispose()
