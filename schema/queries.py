@@ -14,6 +14,7 @@ from connectors.fanout import fan_out
 from connectors.registry import Source
 from connectors.sql.models import bureau, directory, platform
 from connectors.sql.queries import Row, fetch_page
+from schema.codes import CodesQuery
 from schema.enums import (
     FilingStatus,
     InstitutionKind,
@@ -211,6 +212,7 @@ class SettlementFilter:
 
 @strawberry.type(description="The read entry points of medfed.")
 class Query(
+    CodesQuery,
     ConsentQuery,
     AuditQuery,
     StatisticsQuery,

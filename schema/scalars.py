@@ -28,6 +28,8 @@ from strawberry.schema.types.base_scalars import (
 )
 from strawberry.types.scalar import ScalarDefinition
 
+from schema import times
+
 YEARS = range(1900, 2200)
 DECIMAL_EXPONENT = 30  # |adjusted exponent| at most this: 1e30 yuan, or 1e-30
 
@@ -95,13 +97,18 @@ def _checked_decimal(parse: Any):
     return inner
 
 
-def _override(definition: ScalarDefinition, check: Any) -> ScalarDefinition:
+def _override(definition: ScalarDefinition, check: Any, **more: Any) -> ScalarDefinition:
     assert definition.parse_value is not None
-    return dataclasses.replace(definition, parse_value=check(definition.parse_value))
+    return dataclasses.replace(definition, parse_value=check(definition.parse_value), **more)
+
+
+def _serialize_datetime(value: datetime) -> str:
+    return times.answered(value)
 
 
 SCALAR_OVERRIDES: dict[object, ScalarDefinition] = {
-    datetime: _override(DateTimeDefinition, _checked_datetime),
+    # Answered at +08:00 always (schema/times.py); parsing stays Strawberry's, range-checked.
+    datetime: _override(DateTimeDefinition, _checked_datetime, serialize=_serialize_datetime),
     date: _override(DateDefinition, _checked_date),
     decimal.Decimal: _override(DecimalDefinition, _checked_decimal),
 }

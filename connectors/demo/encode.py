@@ -40,8 +40,11 @@ def _shapes() -> dict[str, _TableShape]:
     shapes = {}
     for metadata in METADATA_BY_KIND.values():
         for table in metadata.tables.values():
-            (pk,) = table.primary_key.columns
+            pk, *rest = table.primary_key.columns
             names = [c.name for c in table.columns]
+            # A ciphertext is bound to its row by one key column; a table with a composite key
+            # (reference data such as code_labels) must hold nothing encrypted.
+            assert not rest or not any(n.endswith("_enc") for n in names), table.name
             blind = [(n, "person_ref") for n in names if n == "person_ref"]
             blind += [(n, n.removesuffix("_bidx")) for n in names if n.endswith("_bidx")]
             processors = tuple(

@@ -68,7 +68,7 @@ def bureau(province: str) -> str:
 
 
 def directory_records() -> list[Record]:
-    return [
+    listed: list[Record] = [
         (
             "directory",
             "institutions",
@@ -79,10 +79,24 @@ def directory_records() -> list[Record]:
                 "kind": i.kind,
                 "region": i.region,
                 "internet_hospital": i.internet,
+                "address": institutions.address_of(i),
+                "phone": institutions.phone_of(i),
             },
         )
         for i in institutions.INSTITUTIONS
     ]
+    labels = [
+        *(("REGION", code, p.name) for code, p in regions.PROVINCES.items()),
+        *(("REGION", code, name) for code, name in regions.CITIES.items()),
+        *(("REGION", d.code, regions.full_place(d)) for d in regions.DISTRICTS),
+        *(("DIAGNOSIS", d.code, d.text) for d in clinical.DIAGNOSES.values()),
+        *(("DRUG", d.code, d.name) for d in DRUGS.values()),
+    ]
+    listed += [
+        ("directory", "code_labels", {"kind": k, "code": c, "label": label})
+        for k, c, label in labels
+    ]
+    return listed
 
 
 @dataclass

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from connectors.demo import regions
+
 TERTIARY, SECONDARY, PRIMARY, NONE = "TERTIARY", "SECONDARY", "PRIMARY", "NONE"
 HOSPITAL, PHARMACY = "HOSPITAL", "PHARMACY"
 
@@ -85,3 +87,25 @@ HOSPITAL_WEIGHTS: dict[str, tuple[float, ...]] = {
     p: tuple(3.0 if i.source else 1.0 for i in hospitals)
     for p, hospitals in HOSPITALS_BY_PROVINCE.items()
 }
+
+
+# Telephone area codes (长途区号) of the demo's cities.
+AREA_CODES: dict[str, str] = {
+    "330100": "0571", "330200": "0574", "330300": "0577", "330400": "0573", "330500": "0572",
+    "330600": "0575", "330700": "0579", "331000": "0576", "370100": "0531", "370200": "0532",
+    "370300": "0533", "370600": "0535", "370700": "0536", "370800": "0537", "371300": "0539",
+    "220100": "0431", "220200": "0432", "220300": "0434", "220500": "0435", "222400": "0433",
+}  # fmt: skip
+
+
+def address_of(institution: Institution) -> str:
+    """A plausible street address in the institution's district (public directory data)."""
+    district = regions.DISTRICT_BY_CODE.get(institution.region)
+    place = regions.full_place(district) if district else ""
+    serial = int(institution.serial)
+    return f"{place}{regions.STREETS[serial % len(regions.STREETS)]}{serial * 7 % 300 + 1}号"
+
+
+def phone_of(institution: Institution) -> str:
+    """The institution's switchboard (总机): area code and an eight-digit number."""
+    return f"{AREA_CODES[institution.city]}-8{int(institution.serial):07d}"

@@ -85,6 +85,7 @@ SUBGRAPHS: Mapping[str, Cut] = {
             "settlements",
             "filings",
             "institutions",
+            "codes",
             # fund supervision: monitoring, clearings, warnings, credit records
             "fundSpending",
             "rulesHit",

@@ -14,6 +14,7 @@ from schema.errors import NOT_FOUND, forbidden
 from schema.extracts.produce import ExtractRefused, check, produce
 from schema.mutations import validation as v
 from schema.mutations.idempotent import Created, IdempotentCall, Target
+from schema.times import stored
 from security.audit.events import extract_event
 from security.identity.roles import Role
 from security.privacy.extract_jobs import APPROVED, REFUSED, ExtractJob, ExtractJobs
@@ -78,8 +79,8 @@ class ExtractJobNode:
             detail=job.detail,
             format=job.format,
             status=job.status,
-            requested_at=job.requested_at,
-            decided_at=job.decided_at,
+            requested_at=stored(job.requested_at),
+            decided_at=stored(job.decided_at),
             rows=job.rows,
             persons=job.persons,
             sha256=job.sha256,

@@ -178,7 +178,7 @@ class StatisticsQuery:
             spent=spent / dp.MICRO,
             remaining=max(0, budget - spent) / dp.MICRO,
             questions=await ledger.questions(partner, period),
-            renews_at=period_end(now, grade.period).isoformat(),
+            renews_at=period_end(now, grade.period),
             default_epsilon=grade.epsilon,
             max_epsilon=grade.max_epsilon,
         )

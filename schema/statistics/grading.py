@@ -36,6 +36,7 @@ from connectors.sql.models import directory
 from connectors.statistics.catalogue import STATISTICS, Context, Institutions, Statistic
 from connectors.statistics.plan import COUNT, PERSONS, Bounds
 from connectors.statistics.run import Cube, Level, Query, Scope, all_levels, run
+from schema import times
 from schema.errors import bad_input, forbidden
 from schema.relations import REGION_CODE, REGION_ROLES, region_prefix
 from schema.statistics.cubes import CubeCache
@@ -545,12 +546,12 @@ def _exhausted(grade: Grade, spent: int, budget: int, now: datetime) -> GraphQLE
     renews = period_end(now if now.tzinfo else now.astimezone(), grade.period)
     return GraphQLError(
         f"privacy budget exhausted: {spent / dp.MICRO:g} of {budget / dp.MICRO:g} epsilon spent "
-        f"this {grade.period}; it renews at {renews.isoformat()}",
+        f"this {grade.period}; it renews at {times.answered(renews)}",
         extensions={
             "code": PRIVACY_BUDGET_EXHAUSTED,
             "spent": spent / dp.MICRO,
             "budget": budget / dp.MICRO,
-            "renewsAt": renews.isoformat(),
+            "renewsAt": times.answered(renews),
         },
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import Enum
 from typing import Any
 
@@ -174,6 +175,8 @@ class PrivacyBudget:
     spent: float
     remaining: float
     questions: int = strawberry.field(description="Questions answered (and stored) this period.")
-    renews_at: str = strawberry.field(description="When the next period begins (UTC, ISO 8601).")
+    renews_at: datetime = strawberry.field(
+        description="When the next period begins (periods are counted in UTC)."
+    )
     default_epsilon: float
     max_epsilon: float

@@ -33,6 +33,7 @@ from schema.mutations.idempotent import Created, IdempotentCall
 from schema.mutations.validation import Problems
 from schema.pagination import Connection, connection, decode_cursor, page_size
 from schema.supervision.monitoring import _engine, months, scope
+from schema.times import stored
 from security import warnings as store
 from security.crypto.field_cipher import DecryptionError
 from security.policy.break_glass import GATEWAY_KEY_SOURCE
@@ -104,14 +105,14 @@ class SupervisionWarning:
             treatment_region=row["treatment_region"],
             settled_at=row["settled_at"],
             detail=row["detail"],
-            found_at=row["found_at"],
+            found_at=stored(row["found_at"]),
             state=WarningState(row["state"]),
             owner=row["owner"],
             changed_at=row["changed_at"],
             state_index=row["state_idx"],
             notes=[
                 WarningNote(
-                    at=n["at"],
+                    at=stored(n["at"]),
                     by=n["by"],
                     action=n["action"],
                     from_state=n["from_state"],

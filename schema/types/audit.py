@@ -21,6 +21,7 @@ from sqlalchemy import select
 from schema.enums import AuditKind, AuditOutcome, PurposeOfUse, enum_or_none
 from schema.errors import bad_input, forbidden
 from schema.pagination import Connection, connection, decode_cursor, page_size
+from schema.times import stored
 from schema.types.handling import WarningState
 from schema.types.institution import Institution, institution_of
 from security.audit import AuditLogError, AuditWriteError, index
@@ -167,8 +168,8 @@ class AuditWrite:
 @strawberry.type(name="AuditEvent", description="One event of the tamper-evident audit log.")
 class AuditEventNode:
     index: int = strawberry.field(description="Position in the log (prove it with auditProof).")
-    time: datetime
-    logged_at: str
+    time: datetime = strawberry.field(description="When the request was made.")
+    logged_at: datetime = strawberry.field(description="When the log appended it.")
     kind: AuditKind | None = strawberry.field(
         description="What the event records (null for a kind this gateway does not know)."
     )
@@ -211,7 +212,7 @@ class AuditEventNode:
         return cls(
             index=idx,
             time=datetime.fromisoformat(event["time"]),
-            logged_at=logged_at,
+            logged_at=datetime.fromisoformat(logged_at),
             kind=enum_or_none(AuditKind, event.get("kind")),
             request_id=event.get("requestId", ""),
             client_request_id=event.get("clientRequestId"),
@@ -326,7 +327,7 @@ class AuditAlertNode:
         return cls(
             id=r["id"],
             index=r["idx"],
-            time=r["at"],
+            time=stored(r["at"]),
             rule=r["rule"],
             principal=r["sub"],
             org=r["org"],
@@ -338,7 +339,7 @@ class AuditAlertNode:
             state_index=r["state_idx"],
             changed_by=r["changed_by"],
             changed_org=r["changed_org"],
-            changed_at=r["changed_at"],
+            changed_at=stored(r["changed_at"]),
             reason_code=r["reason_code"],
             reason_text=_opened(cipher, r["reason_text"], REASON_CELL, r["request_id"]),
             note=_opened(cipher, r["note"], NOTE_CELL, str(r["id"])),

@@ -26,6 +26,12 @@ class Institution:
     internet_hospital: bool = strawberry.field(
         description="Whether it runs an internet hospital (互联网医院) for online revisits."
     )
+    address: str | None = strawberry.field(
+        default=None, description="Its public street address (机构地址), from the directory."
+    )
+    phone: str | None = strawberry.field(
+        default=None, description="Its public switchboard number (机构电话), from the directory."
+    )
 
     @classmethod
     async def resolve_reference(cls, info: strawberry.Info, code: str) -> Institution | None:
@@ -40,6 +46,8 @@ class Institution:
             kind=enum_or_none(InstitutionKind, row["kind"]),
             region=row["region"],
             internet_hospital=bool(row["internet_hospital"]),
+            address=row.get("address"),
+            phone=row.get("phone"),
         )
 
 

@@ -20,3 +20,16 @@ class Institution(Base):
     kind: Mapped[str] = mapped_column(String(12))  # HOSPITAL | PHARMACY
     region: Mapped[str] = region()
     internet_hospital: Mapped[bool] = mapped_column(Boolean)
+    # The institution's public address and switchboard (公开的机构地址与电话), not a person's.
+    address: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    phone: Mapped[str | None] = mapped_column(String(32), nullable=True)
+
+
+class CodeLabel(Base):
+    """The name of a national code (行政区划, ICD-10 诊断, 医保药品): public reference data, so
+    a page shows 杭州市 for 330100 without a code list of its own."""
+
+    __tablename__ = "code_labels"
+    kind: Mapped[str] = mapped_column(String(12), primary_key=True)  # REGION | DIAGNOSIS | DRUG
+    code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    label: Mapped[str] = mapped_column(String(128))

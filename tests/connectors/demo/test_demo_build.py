@@ -413,3 +413,19 @@ def test_filings_use_the_platforms_one_vocabulary(demo) -> None:
     assert categories <= set(codes.FILING_CATEGORIES)
     assert {r["channel"] for r in rows} <= set(codes.FILING_CHANNELS)
     assert "RELOCATED_RETIREE" in categories  # the retirees of the demo are there, renamed
+
+
+def test_the_directory_names_the_codes_the_records_use(demo) -> None:
+    """Every region, diagnosis and drug code in the demo's visits, settlements and prescriptions
+    has a name in the directory's code_labels, and every institution an address and phone."""
+    data_dir, _ = demo
+    with db(data_dir, "directory") as conn:
+        labels = {(r["kind"], r["code"]) for r in conn.execute("SELECT * FROM code_labels")}
+        places = conn.execute("SELECT address, phone FROM institutions").fetchall()
+    assert all(p["address"] and p["phone"] for p in places)
+    visits = _all(data_dir, BUREAUS, "SELECT diagnosis_codes, mdtrtarea_admvs FROM visits")
+    items = _all(data_dir, BUREAUS, "SELECT drug_code FROM prescription_items")
+    for v in visits:
+        assert ("REGION", v["mdtrtarea_admvs"]) in labels
+        assert all(("DIAGNOSIS", c) in labels for c in v["diagnosis_codes"].split(",") if c)
+    assert all(("DRUG", i["drug_code"]) in labels for i in items)
