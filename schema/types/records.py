@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -153,6 +154,21 @@ class Prescription:
         )
         return await anchoring.integrity(info, "e_prescriptions", self._row, items)
 
+    @strawberry.field(
+        description="The drug purchases (购药) that dispensed this prescription, oldest first: "
+        "each shown only where the caller may see that purchase."
+    )
+    async def purchases(self, info: strawberry.Info) -> list[DrugPurchase]:
+        ctx = info.context
+        # The person's purchases (the loader cloudRecord.drugPurchases shares), each through
+        # the enforcement point as its own row: the link opens nothing the list would not.
+        rows = await ctx.load(ctx.loaders.dispensings, self._ref, info)
+        rows = [r for r in rows if r["rx_id"] == self._row["rx_id"]]
+        await ctx.prepare_relations([self._ref])
+        rows = DRUG_PURCHASE.keep_visible(ctx, rows)
+        rows.sort(key=lambda r: (r["dispensed_at"], r["dispensing_id"]))
+        return DRUG_PURCHASE.build_all(ctx, rows, requested(info))
+
     @strawberry.field(description="The drugs prescribed (at most five by national rules).")
     async def items(self, info: strawberry.Info) -> list[PrescriptionItem] | None:
         # The hospital's original (e_prescriptions) keeps its items beside it; a bureau's
@@ -232,6 +248,27 @@ class Visit:
         rows = PRESCRIPTION.keep_visible(ctx, rows)
         rows.sort(key=lambda r: (r["issued_at"], r["rx_id"]))
         return PRESCRIPTION.build_all(ctx, rows, requested(info))
+
+    @strawberry.field(
+        description="The settlement of this visit (结算), in its province or cross-province; "
+        "null while it is not settled or where the caller may not see the settlement."
+    )
+    async def settlement(self, info: strawberry.Info) -> Settlement | None:
+        ctx = info.context
+        # The person's settlements (the loaders cloudRecord.settlements shares), judged as
+        # rows of their own through the enforcement point, never by the visit's admission.
+        loaders = ctx.loaders
+        found = await asyncio.gather(
+            ctx.load(loaders.settlements, self._ref, info),
+            ctx.load(loaders.cross_settlements, self._ref, info),
+        )
+        rows = [r for group in found for r in group if r["mdtrt_id"] == self._row["mdtrt_id"]]
+        await ctx.prepare_relations([self._ref])
+        rows = SETTLEMENT.keep_visible(ctx, rows)
+        if not rows:
+            return None
+        rows.sort(key=lambda r: (r["setl_time"], r["setl_id"]))  # a visit is settled once
+        return SETTLEMENT.build(ctx, rows[-1], requested(info))
 
 
 VISIT = Projection(
@@ -324,10 +361,11 @@ DRUG_PURCHASE = Projection(
 
 
 # -- settlement -------------------------------------------------------------------------------
-@strawberry.type(
+@strawberry.federation.type(
+    shareable=True,  # Visit.settlement answers it in the records subgraph too, the same way
     description="A settlement (结算) of a visit: what the fund, the personal "
     "account and the person paid. `total = fundPay + accountPay + "
-    "cashPay` always holds."
+    "cashPay` always holds.",
 )
 class Settlement:
     settlement_id: strawberry.ID | None = field("Settlement identifier (setl_id).")

@@ -100,7 +100,8 @@ async def test_settlements_merge_bureaus_and_platform_across_pages(fed):
     got = [n["settledAt"] for n in page["nodes"]] + [
         n["settledAt"] for n in second["data"]["settlements"]["nodes"]
     ]
-    assert got == [t.isoformat() for t in sorted(times, reverse=True)]
+    # stored naive in China Standard Time, answered with its offset (docs/api.md "Times")
+    assert got == [f"{t.isoformat()}+08:00" for t in sorted(times, reverse=True)]
     assert second["data"]["settlements"]["pageInfo"]["hasNextPage"] is False
 
 
