@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from connectors.graphql_peer.client import PEER_BAD_ANSWER, PeerError
 
 PEER_ORIGIN = object()
+_CST = timezone(timedelta(hours=8))
 Row = dict[str, Any]
 
 
@@ -30,7 +31,14 @@ def _date(v: Any) -> date | None:
 
 
 def _datetime(v: Any) -> datetime | None:
-    return None if v is None else datetime.fromisoformat(v)
+    """A peer's time as a local source row holds one: China Standard Time without an offset
+    (peers answer +08:00, older ones no offset), so its rows sort and page with ours."""
+    if v is None:
+        return None
+    moment = datetime.fromisoformat(v)
+    if moment.tzinfo is None:
+        return moment
+    return moment.astimezone(_CST).replace(tzinfo=None)
 
 
 def _fen(v: Any) -> int | None:
