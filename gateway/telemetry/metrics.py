@@ -15,6 +15,7 @@ value a caller sent or a row held.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from prometheus_client import (
     REGISTRY,
@@ -100,11 +101,58 @@ BUDGET_SPENT = Gauge(
 STATE_VALUES = {"ok": 0, "closed": 0, "half_open": 1, "half-open": 1, "open": 2}
 
 
+def alive(pid: int) -> bool:
+    """Whether ``pid`` runs: a SIGKILLed worker is a zombie until uvicorn reaps it, and a
+    zombie still answers ``kill(pid, 0)``, so its state is read too."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process took the pid: not ours, but not to be touched
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no /proc: trust kill()
+    return stat.rpartition(")")[2].split()[0] not in ("Z", "X")
+
+
+def sweep_dead(folder: Path) -> list[int]:
+    """Drops the live gauges (``livesum``, ``liveall``) of every process that wrote them and is
+    gone. A worker that exits cleanly drops its own (the lifespan's end); one that was
+    SIGKILLed or crashed cannot, and its last audit-queue depth would stay in the sum."""
+    dead = set()
+    for path in folder.glob("gauge_live*_*.db"):
+        pid = path.stem.rpartition("_")[2]
+        if pid.isdigit() and not alive(int(pid)):
+            dead.add(int(pid))
+    for pid in dead:
+        multiprocess.mark_process_dead(pid, str(folder))
+    return sorted(dead)
+
+
+class SweptCollector:
+    """prometheus-client's ``MultiProcessCollector``, after the dead processes' live gauges
+    are dropped: each scrape sees only the workers running now, whenever the supervisor
+    noticed (or will notice) a death. The start of ``medfed serve`` empties the folder, so
+    processes of an earlier run never count."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.inner = multiprocess.MultiProcessCollector(None, str(folder))
+
+    def collect(self):
+        sweep_dead(self.folder)
+        return self.inner.collect()
+
+
 def registry() -> CollectorRegistry:
-    """What a scrape reads: every process's files in multiprocess mode, else this process."""
-    if os.environ.get(MULTIPROC_ENV):
+    """What a scrape reads: every live process's files in multiprocess mode, else this
+    process."""
+    folder = os.environ.get(MULTIPROC_ENV)
+    if folder:
         collected = CollectorRegistry()
-        multiprocess.MultiProcessCollector(collected)
+        collected.register(SweptCollector(Path(folder)))
         return collected
     return REGISTRY
 

@@ -1,7 +1,11 @@
 """/metrics across ``medfed serve --workers 2``: every worker's requests are counted once,
-on a listen address of its own, and a restart starts the counts from nothing."""
+on a listen address of its own, a restart starts the counts from nothing, and a worker
+killed outright leaves the live sums."""
 
 from __future__ import annotations
+
+import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -78,3 +82,49 @@ async def test_two_workers_counts_add_up_and_a_restart_starts_from_zero(data_dir
         assert value(samples, "medfed_refusals_total", code="UNAUTHENTICATED") == refused
         unauthenticated = dict(route="/graphql", operation="(none)", status="401")
         assert value(samples, "medfed_requests_total", **unauthenticated) == refused
+
+
+WORKER = """
+import os, sys, time
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = sys.argv[1]
+from gateway.telemetry import metrics
+metrics.AUDIT_QUEUE.inc(7)  # seven appends waiting when it is killed
+print("ready", flush=True)
+time.sleep(600)
+"""
+
+
+@pytest.mark.slow
+def test_a_sigkilled_workers_gauges_leave_the_sum(data_dir):
+    """A process writing the server's metrics files (as a worker does) is SIGKILLed, so it
+    cannot drop its live gauges itself: its audit-queue depth counts while it runs (the
+    control), and is gone from the next scrape, also while it is an unreaped zombie."""
+    import asyncio
+    import signal
+    import subprocess
+    import sys
+
+    from tests.support import REPO
+
+    asyncio.run(Federation(data_dir).setup())
+    port = free_port()
+    with serve(data_dir, "--metrics-listen", f"127.0.0.1:{port}"):
+        metrics_url = f"http://127.0.0.1:{port}"
+        folder = data_dir / "metrics"
+        worker = subprocess.Popen(
+            [sys.executable, "-c", WORKER, str(folder)], cwd=REPO, stdout=subprocess.PIPE
+        )
+        try:
+            assert worker.stdout.readline().strip() == b"ready"
+            assert value(scrape(metrics_url), "medfed_audit_queue_depth") == 7
+            assert list(folder.glob(f"gauge_livesum_{worker.pid}.db"))
+            worker.send_signal(signal.SIGKILL)
+            deadline = time.monotonic() + 10
+            while Path(f"/proc/{worker.pid}/stat").read_text().split(") ")[1][0] != "Z":
+                assert time.monotonic() < deadline, "the killed worker never became a zombie"
+                time.sleep(0.05)
+            assert value(scrape(metrics_url), "medfed_audit_queue_depth") == 0
+            assert not list(folder.glob(f"gauge_livesum_{worker.pid}.db"))
+        finally:
+            worker.kill()
+            worker.wait()
