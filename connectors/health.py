@@ -22,10 +22,13 @@ import logging
 import random
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, fields
+from collections.abc import Awaitable, Callable
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
+
+from pydantic import Field
+
+from security.tables import Table
 
 T = TypeVar("T")
 log = logging.getLogger("medfed.sources")
@@ -129,40 +132,20 @@ def reason_of(exc: BaseException) -> str:
     return Reason.QUERY_FAILED
 
 
-class SettingError(ValueError):
-    """A ``[health]`` setting is wrong; ``key`` names it."""
-
-    def __init__(self, key: str, problem: str) -> None:
-        super().__init__(f"{key}: {problem}")
-        self.key = key
-        self.problem = problem
+HealthSeconds = Annotated[float, Field(gt=0, le=3600)]
 
 
-@dataclass(frozen=True)
-class HealthSettings:
-    """``[health]``: how an unavailable source is retried."""
+class HealthSettings(Table):
+    """``[health]``: how an unavailable source is retried (seconds, more than 0, at most 3600)."""
 
-    retry_initial_seconds: float = 0.5  # the first probe after a failure
-    retry_max_seconds: float = 30.0  # backoff doubles up to this
-    probe_timeout_seconds: float = 5.0  # one probe may take this long
+    retry_initial_seconds: HealthSeconds = 0.5  # the first probe after a failure
+    retry_max_seconds: HealthSeconds = 30.0  # backoff doubles up to this
+    probe_timeout_seconds: HealthSeconds = 5.0  # one probe may take this long
 
-    @classmethod
-    def from_mapping(cls, raw: Mapping[str, Any] | None) -> HealthSettings:
-        raw = dict(raw or {})
-        known = {f.name: f for f in fields(cls)}
-        for key, value in raw.items():
-            if key not in known:
-                raise SettingError(f"health.{key}", "is not a health setting")
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise SettingError(f"health.{key}", f"'{value}' must be a number of seconds")
-            if not 0 < value <= 3600:
-                raise SettingError(f"health.{key}", f"{value} must be more than 0 and at most 3600")
-        chosen = cls(**{k: float(v) for k, v in raw.items()})
-        if chosen.retry_initial_seconds > chosen.retry_max_seconds:
-            raise SettingError(
-                "health.retry_initial_seconds", "must not be more than retry_max_seconds"
-            )
-        return chosen
+    def mistake(self) -> tuple[str, str] | None:
+        if self.retry_initial_seconds > self.retry_max_seconds:
+            return "retry_initial_seconds", "must not be more than retry_max_seconds"
+        return None
 
 
 Probe = Callable[[], Awaitable[None]]  # raises when the source cannot answer

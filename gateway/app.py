@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 from typing import Any
 
 import orjson
@@ -20,8 +19,8 @@ from strawberry.asgi import GraphQL
 from strawberry.schema.exceptions import CannotGetOperationTypeError
 
 from connectors.domain.recognition import RecognitionCatalogue
-from connectors.fanout import DEFAULT_PEER_SHARE, Deadline
-from connectors.health import HealthSettings, SettingError, reason_of
+from connectors.fanout import Deadline
+from connectors.health import reason_of
 from connectors.registry import SourceRegistry
 from connectors.sql.engine import create_source_engine
 from gateway.audit_http import (
@@ -35,12 +34,11 @@ from gateway.audit_http import (
     reconcile_forever,
 )
 from gateway.auth import AuthMiddleware, auth_options
-from gateway.config import ConfigError, Settings
+from gateway.config import Settings
 from gateway.edge import EdgeMiddleware, RateLimitMiddleware, edge_settings, make_limiter
 from gateway.edge import body as json_body
 from gateway.edge.middleware import request_ids
 from gateway.edge.responses import error_body
-from gateway.edge.settings import operation_limits
 from gateway.edge.trusted import Refusal, resolve_trusted
 from gateway.pages import PATHS as PAGE_PATHS
 from gateway.pages import PREFIXES as PAGE_PREFIXES
@@ -55,7 +53,7 @@ from gateway.sealing import (
     sign_response,
 )
 from gateway.startup import crypto_profile, open_keyring
-from gateway.supervision import scan_forever, schedule_settings
+from gateway.supervision import scan_forever
 from gateway.telemetry.setup import instrument
 from gateway.witness import PATHS as WITNESS_PATHS
 from gateway.witness import witness_routes
@@ -76,62 +74,6 @@ from security.enforcement import FieldGuard
 from security.policy.break_glass import GATEWAY_KEY_SOURCE
 from security.records import RecordsLog, load_records_signer
 
-DEFAULT_DEADLINE_SECONDS = 5.0
-# Statistics scan whole tables at the sources (one GROUP BY each): a deadline of their own.
-DEFAULT_STATISTICS_DEADLINE_SECONDS = 60.0
-
-
-def gateway_options(settings: Settings) -> dict[str, Any]:
-    raw = settings.extra.get("gateway", {})
-    deadline = raw.get("deadline_seconds", DEFAULT_DEADLINE_SECONDS)
-    if not isinstance(deadline, int | float) or not 0 < deadline <= 120:
-        raise ConfigError("gateway.deadline_seconds", f"'{deadline}' must be 0-120 seconds")
-    statistics = raw.get("statistics_deadline_seconds", DEFAULT_STATISTICS_DEADLINE_SECONDS)
-    if not isinstance(statistics, int | float) or not 0 < statistics <= 600:
-        raise ConfigError(
-            "gateway.statistics_deadline_seconds", f"'{statistics}' must be 0-600 seconds"
-        )
-    share = raw.get("peer_deadline_share", DEFAULT_PEER_SHARE)
-    if isinstance(share, bool) or not isinstance(share, int | float) or not 0 < share <= 1:
-        raise ConfigError(
-            "gateway.peer_deadline_share", f"'{share}' must be a fraction above 0, at most 1"
-        )
-    return {
-        "deadline_seconds": float(deadline),
-        "statistics_deadline_seconds": float(statistics),
-        "peer_deadline_share": float(share),
-    }
-
-
-def router_principals(settings: Settings) -> frozenset[tuple[str, str]]:
-    """``[[federation.routers]]``: the (issuer, sub) of each federation router's token."""
-    raw = settings.extra.get("federation", {}).get("routers", [])
-    entries = raw if isinstance(raw, list) else [None]
-    found = set()
-    for entry in entries:
-        if (
-            not isinstance(entry, dict)
-            or set(entry) != {"issuer", "sub"}
-            or not all(isinstance(v, str) and v for v in entry.values())
-        ):
-            raise ConfigError(
-                "federation.routers",
-                "each entry must be a table with exactly issuer and sub (the router's token)",
-            )
-        found.add((entry["issuer"], entry["sub"]))
-    return frozenset(found)
-
-
-def health_settings(settings: Settings) -> HealthSettings:
-    raw = settings.extra.get("health")
-    if raw is not None and not isinstance(raw, dict):
-        raise ConfigError("health", "must be a table ([health])")
-    try:
-        return HealthSettings.from_mapping(raw)
-    except SettingError as exc:
-        raise ConfigError(exc.key, exc.problem) from None
-
-
 RECORDS_ORIGIN = "medfed.local/records"
 
 
@@ -148,22 +90,18 @@ def build_services(settings: Settings) -> Services:
     keyring.ensure_source(GATEWAY_KEY_SOURCE)
     for warning in keyring.warnings():  # shared index key, a GCM key near its limit
         logging.getLogger("medfed.keys").warning(warning)
-    try:
-        recognition = RecognitionCatalogue.from_config(settings.extra.get("recognition"))
-    except ValueError as exc:
-        key, _, problem = str(exc).partition(": ")
-        raise ConfigError(key, problem) from None
     gateway_engine = create_source_engine(settings.gateway_spec)
+    config = settings.config
     return Services(
-        registry=SourceRegistry(settings.sources, settings.peers, health_settings(settings)),
+        registry=SourceRegistry(settings.sources, settings.peers, config.health),
         cipher=FieldCipher(keyring),
         indexer=BlindIndexer(keyring),
-        recognition=recognition,
-        deadline_seconds=gateway_options(settings)["deadline_seconds"],
-        statistics_deadline_seconds=gateway_options(settings)["statistics_deadline_seconds"],
-        peer_deadline_share=gateway_options(settings)["peer_deadline_share"],
+        recognition=RecognitionCatalogue.from_settings(config.recognition),
+        deadline_seconds=config.gateway.deadline_seconds,
+        statistics_deadline_seconds=config.gateway.statistics_deadline_seconds,
+        peer_deadline_share=config.gateway.peer_deadline_share,
         gateway_engine=gateway_engine,
-        router_principals=router_principals(settings),
+        router_principals=config.federation.router_principals,
         extras={
             RECORDER: make_recorder(settings, gateway_engine),
             KEYRING: keyring,
@@ -330,23 +268,21 @@ def create_app(
     federation subgraph instead of the merged schema."""
     services = services or build_services(settings)
     edge = edge_settings(settings)
-    scan_schedule = schedule_settings(settings)
     limiter = make_limiter(edge)
     documents = (
         DocumentStore(services.gateway_engine) if services.gateway_engine is not None else None
     )
-    try:
-        document_policy = DocumentPolicy.from_mapping(settings.extra.get("documents"))
-    except ValueError as exc:
-        raise ConfigError("documents.trusted_only_roles", str(exc).partition(": ")[2]) from None
+    document_policy = settings.config.documents
     if subgraph is None:
         schema = build_schema(
-            dev=settings.dev, mutation=Mutation, limits=operation_limits(settings)
+            dev=settings.dev, mutation=Mutation, limits=settings.config.limits.operation_limits()
         )
     else:
         from schema.federation import build_subgraph
 
-        schema = build_subgraph(subgraph, dev=settings.dev, limits=operation_limits(settings))
+        schema = build_subgraph(
+            subgraph, dev=settings.dev, limits=settings.config.limits.operation_limits()
+        )
     graphql = MedfedGraphQL(
         schema,
         services,
@@ -377,7 +313,8 @@ def create_app(
     recorder = services.extras.get(RECORDER)
     witnessing = witness_routes(settings, services.gateway_engine)
     partners = services.extras.setdefault(
-        PARTNERS, PartnerRegistry(partners_file(settings.data_dir, settings.extra.get("sealing")))
+        PARTNERS,
+        PartnerRegistry(partners_file(settings.data_dir, settings.config.sealing.partners_file)),
     )
     if SEALING_SIGNER not in services.extras:
         services.extras[SEALING_SIGNER] = load_sealing_signer(
@@ -397,7 +334,7 @@ def create_app(
             reconciler = asyncio.create_task(
                 reconcile_forever(services, recorder, audit_settings(settings).reconcile)
             )
-        scanner = asyncio.create_task(scan_forever(services, recorder, scan_schedule))
+        scanner = asyncio.create_task(scan_forever(services, recorder, settings.config.supervision))
         yield
         scanner.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -444,11 +381,3 @@ def create_app(
         lifespan=lifespan,
     )
     return instrument(app, schema, services, recorder, settings)  # metrics, spans, sources
-
-
-def app_from_environment() -> Starlette:
-    """Factory for uvicorn workers: settings from ``MEDFED_*`` and the configuration file."""
-    from gateway.config import load_settings
-
-    # `medfed serve --subgraph NAME --workers N` passes the subgraph to each worker.
-    return create_app(load_settings(), subgraph=os.environ.get("MEDFED_SUBGRAPH") or None)

@@ -34,7 +34,7 @@ from security.audit.events import (
 from security.audit.export import entry_parts, fhir_audit_event
 from security.audit.index import in_scope, scoped_entries
 from security.audit.recorder import AuditRecorder
-from security.audit.settings import AuditSettings, SettingError
+from security.audit.settings import AuditSettings
 from security.enforcement import Relation
 from security.policy.audit_access import audit_log_refusal
 from security.policy.audit_scope import AuditScope, Sight
@@ -47,12 +47,7 @@ RECORDER = "audit"  # key of the recorder in Services.extras
 
 
 def audit_settings(settings: Settings) -> AuditSettings:
-    try:
-        return AuditSettings.from_mapping(settings.extra.get("audit"))
-    except SettingError as exc:
-        raise ConfigError(exc.key, exc.problem) from None
-    except (TypeError, ValueError) as exc:
-        raise ConfigError("audit", str(exc)) from None
+    return settings.config.audit
 
 
 def make_recorder(settings: Settings, engine: Any) -> AuditRecorder | None:
@@ -65,7 +60,7 @@ def make_recorder(settings: Settings, engine: Any) -> AuditRecorder | None:
         raise ConfigError("audit", "auditing needs the gateway database")
     from gateway.edge.middleware import IN_FLIGHT
     from gateway.startup import crypto_profile
-    from security.audit.outside import Publisher
+    from security.audit.outside import Publisher, parse_witnesses
 
     directory = Path(chosen.checkpoint_dir)
     if not directory.is_absolute():
@@ -76,7 +71,7 @@ def make_recorder(settings: Settings, engine: Any) -> AuditRecorder | None:
         chosen,
         crypto_profile(settings),
         inline_when=lambda: IN_FLIGHT.count <= 1,
-        publisher=Publisher(directory, chosen.witnesses),
+        publisher=Publisher(directory, parse_witnesses(chosen.witnesses)),
     )
 
 

@@ -228,9 +228,9 @@ def auth_options(settings: Any) -> dict[str, Any]:
     In dev mode with the default issuers file, the demo issuer is set up first so ``make
     serve`` works on a fresh machine. The registry is loaded once here so a bad issuers file
     stops start-up with its one-line error instead of failing every request.
-    Raises ``IdentityConfigError``, ``IssuerConfigError`` or ``DemoIssuerError``.
+    Raises ``IssuerConfigError`` or ``DemoIssuerError``.
     """
-    identity = load_identity_settings(settings.extra.get("identity"), settings.data_dir)
+    identity = load_identity_settings(settings.config.identity, settings.data_dir)
     if settings.dev and identity.uses_default_issuers_file:
         ensure_demo_issuer(settings.data_dir, audience=identity.audience)
     registry = RegistryFile(identity.issuers_file)

@@ -42,14 +42,12 @@ def _known_errors() -> tuple[type[BaseException], ...]:
     from security.crypto.key_provider import KeyProviderError
     from security.identity.demo_issuer import DemoIssuerError
     from security.identity.issuers import IssuerConfigError
-    from security.identity.settings import IdentityConfigError
 
     return (
         ConfigError,
         KeyRingError,
         KeyProviderError,
         UsageError,
-        IdentityConfigError,
         IssuerConfigError,
         DemoIssuerError,
     )

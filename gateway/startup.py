@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import sqlite3
 from pathlib import Path
 
 from connectors.sql.engine import sqlite_path
-from gateway.config import ConfigError, Settings
+from gateway.config import Settings
 from security.crypto import KeyProvider, KeyProviderError, KeyRing, KeyRingError, LocalKeyProvider
-from security.crypto.algorithms import PROFILES, profile
-
-_CRYPTO_KEYS = {"profile", "kek_file"}
+from security.crypto.algorithms import profile
 
 
 def sources_with_data(settings: Settings) -> list[str]:
@@ -43,39 +40,20 @@ def sources_with_data(settings: Settings) -> list[str]:
     return found
 
 
-def crypto_profile(settings: Settings, env: dict[str, str] | None = None) -> str:
-    """``[crypto] profile`` ("standard" or "national"), overridden by ``MEDFED_CRYPTO_PROFILE``.
+def crypto_profile(settings: Settings) -> str:
+    """``[crypto] profile`` ("standard" or "national"; ``MEDFED_CRYPTO_PROFILE`` overrides it).
 
     The profile picks the algorithms of keys created from now on; existing keys keep theirs.
     """
-    env = os.environ if env is None else env
-    table = _crypto_table(settings)
-    key = "MEDFED_CRYPTO_PROFILE" if env.get("MEDFED_CRYPTO_PROFILE") else "crypto.profile"
-    name = env.get("MEDFED_CRYPTO_PROFILE") or table.get("profile", "standard")
-    if name not in PROFILES:
-        raise ConfigError(key, f"'{name}' is not a crypto profile (use {' or '.join(PROFILES)})")
-    return profile(name).name
+    return profile(settings.config.crypto.profile).name
 
 
-def kek_location(settings: Settings, env: dict[str, str] | None = None) -> Path:
+def kek_location(settings: Settings) -> Path:
     """Where the local key provider keeps the KEKs: ``[crypto] kek_file`` or
     ``MEDFED_KEK_FILE``, by default ``<data-dir>/keys/kek.json`` (keep it on another volume or
     backup than the keyring in production)."""
-    env = os.environ if env is None else env
-    raw = env.get("MEDFED_KEK_FILE") or _crypto_table(settings).get("kek_file")
-    if raw is not None and (not isinstance(raw, str) or not raw):
-        raise ConfigError("crypto.kek_file", "must be a file path")
-    return Path(raw) if raw else LocalKeyProvider.location(settings.data_dir)
-
-
-def _crypto_table(settings: Settings) -> dict:
-    table = settings.extra.get("crypto", {})
-    if not isinstance(table, dict):
-        raise ConfigError("crypto", "must be a table ([crypto])")
-    unknown = set(table) - _CRYPTO_KEYS
-    if unknown:
-        raise ConfigError(f"crypto.{sorted(unknown)[0]}", "is not a crypto setting")
-    return table
+    chosen = settings.config.crypto.kek_file
+    return Path(chosen) if chosen else LocalKeyProvider.location(settings.data_dir)
 
 
 def key_provider(settings: Settings, *, create: bool) -> KeyProvider:

@@ -9,39 +9,16 @@ import asyncio
 import logging
 import secrets
 from collections import Counter
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from connectors.supervision.scan import ScanResult, scan
-from gateway.config import ConfigError, Settings
+from gateway.config.tables import SupervisionTable
 from schema.context import Services
 from security import warnings as store
 from security.audit.events import supervision_event
 
 log = logging.getLogger("medfed.supervision")
-
-
-@dataclass(frozen=True, slots=True)
-class ScheduleSettings:
-    interval_seconds: float  # 0: no scheduled scan
-    lookback_days: int  # each scheduled run scans settlements of the last N days
-
-
-def schedule_settings(settings: Settings) -> ScheduleSettings:
-    raw = settings.extra.get("supervision") or {}
-    if not isinstance(raw, dict):
-        raise ConfigError("supervision", "must be a table ([supervision])")
-    for key in raw:
-        if key not in ("scan_interval_seconds", "scan_lookback_days"):
-            raise ConfigError(f"supervision.{key}", "is not a supervision setting")
-    interval = raw.get("scan_interval_seconds", 86_400)
-    if isinstance(interval, bool) or not isinstance(interval, int | float) or interval < 0:
-        raise ConfigError("supervision.scan_interval_seconds", f"'{interval}' must be >= 0")
-    days = raw.get("scan_lookback_days", 7)
-    if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= 3660:
-        raise ConfigError("supervision.scan_lookback_days", f"'{days}' must be 1-3660 days")
-    return ScheduleSettings(float(interval), days)
 
 
 async def run_scan(
@@ -82,16 +59,16 @@ async def run_scan(
     return result, stored
 
 
-async def scan_forever(services: Services, recorder: Any, chosen: ScheduleSettings) -> None:
-    """The server's schedule: every interval, the last ``lookback_days`` of settlements."""
-    if chosen.interval_seconds <= 0:
+async def scan_forever(services: Services, recorder: Any, chosen: SupervisionTable) -> None:
+    """The server's schedule: every interval, the last ``scan_lookback_days`` of settlements."""
+    if chosen.scan_interval_seconds <= 0:
         return
     while True:
-        await asyncio.sleep(chosen.interval_seconds)
+        await asyncio.sleep(chosen.scan_interval_seconds)
         end = datetime.now()
         try:
             result, stored = await run_scan(
-                services, recorder, end - timedelta(days=chosen.lookback_days), end
+                services, recorder, end - timedelta(days=chosen.scan_lookback_days), end
             )
             log.info(
                 "claims scan: %d settlements, %d hits, %d new warnings",

@@ -15,19 +15,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway.config import ConfigError, Settings
+from gateway.config import Settings
 from security.audit import witness
 from security.audit.cosign import load_or_create_witness
-from security.audit.settings import SettingError
 
 PATHS = ("/witness/add-checkpoint", "/witness/checkpoint")
 
 
 def witness_settings(settings: Settings) -> witness.WitnessSettings:
-    try:
-        return witness.WitnessSettings.from_mapping(settings.extra.get("witness"))
-    except SettingError as exc:
-        raise ConfigError(exc.key, exc.problem) from None
+    return witness.WitnessSettings.from_table(settings.config.witness)
 
 
 def _answer(found: witness.Answer) -> Response:

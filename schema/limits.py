@@ -8,8 +8,8 @@ classes, so a new class per request would defeat the cache.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, fields
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -31,9 +31,11 @@ from graphql import (
     parse,
 )
 from graphql.type import GraphQLObjectType, GraphQLSchema
+from pydantic import PositiveInt
 from strawberry.extensions import SchemaExtension
 
 from schema.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from security.tables import Table
 
 # Lists without a `first` argument (a visit's prescriptions, a prescription's items) are
 # bounded per parent by the domain, not by paging; a handful is the realistic size.
@@ -41,27 +43,15 @@ UNPAGED_LIST_SIZE = 5
 _INTROSPECTION = frozenset({"__schema", "__type"})
 
 
-@dataclass(frozen=True)
-class OperationLimits:
-    max_query_length: int = 20_000
-    max_tokens: int = 3_000
-    max_depth: int = 12
-    max_aliases: int = 30
-    max_directives_per_field: int = 4
-    max_cost: int = 25_000
+class OperationLimits(Table):
+    """The query part of ``[limits]``; the HTTP part is the gateway's (gateway.config.tables)."""
 
-    @classmethod
-    def from_mapping(cls, raw: Mapping[str, Any] | None) -> OperationLimits:
-        """The ``[limits]`` keys this class knows; other keys belong to the HTTP edge."""
-        values: dict[str, int] = {}
-        for f in fields(cls):
-            if raw is None or f.name not in raw:
-                continue
-            value = raw[f.name]
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"limits.{f.name}: '{value}' must be a positive integer")
-            values[f.name] = value
-        return cls(**values)
+    max_query_length: PositiveInt = 20_000
+    max_tokens: PositiveInt = 3_000
+    max_depth: PositiveInt = 12
+    max_aliases: PositiveInt = 30
+    max_directives_per_field: PositiveInt = 4
+    max_cost: PositiveInt = 25_000
 
 
 def limit_error(code: str, message: str, **details: Any) -> GraphQLError:

@@ -14,17 +14,20 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 from graphql import DocumentNode, GraphQLError, OperationDefinitionNode, parse
+from pydantic import Field
 from sqlalchemy import DateTime, String, Text, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Mapped, mapped_column
 
+from security.identity.roles import Role
 from security.store import GatewayBase, insert_if_absent
+from security.tables import Table
 
 _HASH_RE = re.compile(r"^[0-9a-f]{64}$")
-DEFAULT_TRUSTED_ONLY_ROLES: tuple[str, ...] = ()
+DEFAULT_TRUSTED_ONLY_ROLES: tuple[Role, ...] = ()
 
 
 class TrustedDocumentRow(GatewayBase):
@@ -102,16 +105,13 @@ class DocumentStore:
         return found
 
 
-@dataclass(frozen=True)
-class DocumentPolicy:
-    trusted_only_roles: frozenset[str]
+class DocumentPolicy(Table):
+    """``[documents]``: the roles held to trusted documents."""
 
-    @classmethod
-    def from_mapping(cls, raw: Mapping[str, Any] | None) -> DocumentPolicy:
-        roles = (raw or {}).get("trusted_only_roles", list(DEFAULT_TRUSTED_ONLY_ROLES))
-        if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
-            raise ValueError("documents.trusted_only_roles: must be a list of role names")
-        return cls(frozenset(roles))
+    # A role name is text in the file: the enum is matched by value.
+    trusted_only_roles: list[Annotated[Role, Field(strict=False)]] = Field(
+        default_factory=lambda: list(DEFAULT_TRUSTED_ONLY_ROLES)
+    )
 
 
 def persisted_hash(extensions: Mapping[str, Any] | None) -> str | bool | None:

@@ -10,6 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Literal
+
+from pydantic import PositiveInt
+
+from security.tables import NonEmpty, Table
 
 LEVEL_RANK = {"NONE": 0, "PRIMARY": 1, "SECONDARY": 2, "TERTIARY": 3}
 
@@ -19,6 +24,18 @@ class CatalogueItem:
     code: str  # LOINC code for lab items; modality (CT, MR, DR, US) for imaging
     min_level: str
     validity_days: int
+
+
+class RecognitionItem(Table):
+    code: NonEmpty
+    min_level: Literal["NONE", "PRIMARY", "SECONDARY", "TERTIARY"]
+    validity_days: PositiveInt
+
+
+class RecognitionSettings(Table):
+    """``[[recognition.items]] code, min_level, validity_days``; absent means the defaults."""
+
+    items: list[RecognitionItem] | None = None
 
 
 @dataclass(frozen=True)
@@ -53,27 +70,10 @@ class RecognitionCatalogue:
         self.items = {i.code: i for i in items}
 
     @classmethod
-    def from_config(cls, raw: dict | None) -> RecognitionCatalogue:
-        """``[[recognition.items]] code, min_level, validity_days``; absent means defaults."""
-        if not raw:
+    def from_settings(cls, table: RecognitionSettings) -> RecognitionCatalogue:
+        if table.items is None:
             return cls()
-        items = []
-        for i, entry in enumerate(raw.get("items", [])):
-            key = f"recognition.items[{i}]"
-            try:
-                item = CatalogueItem(
-                    str(entry["code"]), str(entry["min_level"]), int(entry["validity_days"])
-                )
-            except (KeyError, TypeError, ValueError):
-                raise ValueError(f"{key}: needs code, min_level and validity_days") from None
-            if item.min_level not in LEVEL_RANK:
-                raise ValueError(
-                    f"{key}.min_level: '{item.min_level}' is not one of {', '.join(LEVEL_RANK)}"
-                )
-            if item.validity_days <= 0:
-                raise ValueError(f"{key}.validity_days: must be positive")
-            items.append(item)
-        return cls(tuple(items))
+        return cls(tuple(CatalogueItem(i.code, i.min_level, i.validity_days) for i in table.items))
 
     def assess(
         self, item_code: str, institution_level: str | None, reported_at: datetime, now: datetime

@@ -1,12 +1,17 @@
-"""The configuration of one peer: ``[[sources]] kind = "peer"``, validated key by key."""
+"""The configuration of one peer: ``[[sources]] kind = "peer"``, a typed table."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, Literal, get_args
 from urllib.parse import urlsplit
 
-PURPOSES = (
+from pydantic import Field
+
+from security.tables import NonEmpty, Table
+
+PeerPurpose = Literal[
     "TREATMENT",
     "SETTLEMENT",
     "FUND_SUPERVISION",
@@ -15,23 +20,27 @@ PURPOSES = (
     "UNDERWRITING",
     "AUDIT",
     "EMERGENCY",
-)
+]
+PURPOSES: tuple[str, ...] = get_args(PeerPurpose)
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
-KEYS = {
-    "name",
-    "kind",
-    "url",
-    "token_file",
-    "ca_file",
-    "client_cert",
-    "client_key",
-    "purpose",
-    "region",
-    "timeout_seconds",
-    "retries",
-    "breaker_failures",
-    "breaker_cooldown_seconds",
-}
+
+
+class PeerTable(Table):
+    """One ``[[sources]]`` entry with ``kind = "peer"`` as the file gives it."""
+
+    name: str  # checked with the other sources' names (gateway.config.sources)
+    kind: Literal["peer"]
+    url: NonEmpty
+    token_file: NonEmpty
+    purpose: PeerPurpose
+    ca_file: NonEmpty | None = None
+    client_cert: NonEmpty | None = None
+    client_key: NonEmpty | None = None
+    region: str | None = None
+    timeout_seconds: Annotated[float, Field(ge=0.1, le=120)] = 3.0
+    retries: Annotated[int, Field(ge=0, le=5)] = 1
+    breaker_failures: Annotated[int, Field(ge=1, le=1000)] = 3
+    breaker_cooldown_seconds: Annotated[float, Field(ge=0.1, le=3600)] = 10.0
 
 
 class PeerConfigError(ValueError):
@@ -57,74 +66,45 @@ class PeerSpec:
     kind: str = "peer"
 
 
-def _file(key: str, raw: object, base: Path) -> Path:
-    if not isinstance(raw, str) or not raw:
-        raise PeerConfigError(key, f"'{raw}' must be a file path")
+def _file(key: str, raw: str, base: Path) -> Path:
     path = Path(raw) if Path(raw).is_absolute() else base / raw
     if not path.is_file():
         raise PeerConfigError(key, f"'{path}' does not exist")
     return path
 
 
-def _number(key: str, raw: object, low: float, high: float, integer: bool = False) -> float:
-    ok = isinstance(raw, int) if integer else isinstance(raw, int | float)
-    if isinstance(raw, bool) or not ok or not low <= raw <= high:
-        kind = "an integer" if integer else "a number"
-        raise PeerConfigError(key, f"'{raw}' must be {kind} from {low} to {high}")
-    return raw
-
-
-def parse_peer(key: str, raw: dict, name: str, base: Path) -> PeerSpec:
-    """``key`` is ``sources[i]``; ``base`` resolves relative file paths (the config's folder)."""
-    unknown = set(raw) - KEYS
-    if unknown:
-        raise PeerConfigError(f"{key}.{sorted(unknown)[0]}", "is not a peer setting")
-    url = raw.get("url")
-    parts = urlsplit(url) if isinstance(url, str) else None
-    if parts is None or parts.scheme not in ("https", "http") or not parts.hostname:
+def parse_peer(key: str, table: PeerTable, base: Path) -> PeerSpec:
+    """``key`` is ``sources[i]``; ``base`` resolves relative file paths (the config's folder).
+    Types and ranges were checked with the table; this checks what needs the files and the
+    URL together."""
+    url = table.url
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
         raise PeerConfigError(f"{key}.url", f"'{url}' must be the peer's https://…/graphql URL")
     # Plain HTTP carries a bearer token and personal data in clear: loopback only (tests).
     if parts.scheme == "http" and parts.hostname not in _LOOPBACK:
         raise PeerConfigError(f"{key}.url", "must use https (http is allowed on loopback only)")
-    if "token_file" not in raw:
-        raise PeerConfigError(f"{key}.token_file", "a peer needs the file holding its token")
-    token_file = _file(f"{key}.token_file", raw["token_file"], base)
-    ca_file = _file(f"{key}.ca_file", raw["ca_file"], base) if "ca_file" in raw else None
+    token_file = _file(f"{key}.token_file", table.token_file, base)
+    ca_file = _file(f"{key}.ca_file", table.ca_file, base) if table.ca_file else None
     if parts.scheme == "https" and ca_file is None:
         raise PeerConfigError(
             f"{key}.ca_file", "an https peer needs the CA that signs its certificate"
         )
-    cert = _file(f"{key}.client_cert", raw["client_cert"], base) if "client_cert" in raw else None
-    cert_key = _file(f"{key}.client_key", raw["client_key"], base) if "client_key" in raw else None
+    cert = _file(f"{key}.client_cert", table.client_cert, base) if table.client_cert else None
+    cert_key = _file(f"{key}.client_key", table.client_key, base) if table.client_key else None
     if cert_key is not None and cert is None:
         raise PeerConfigError(f"{key}.client_key", "is set without client_cert")
-    purpose = raw.get("purpose")
-    if purpose not in PURPOSES:
-        raise PeerConfigError(f"{key}.purpose", f"'{purpose}' is not one of {', '.join(PURPOSES)}")
     return PeerSpec(
-        name=name,
+        name=table.name,
         url=url,
         token_file=token_file,
-        purpose=purpose,
+        purpose=table.purpose,
         ca_file=ca_file,
         client_cert=cert,
         client_key=cert_key,
-        region=raw.get("region"),
-        timeout_seconds=float(
-            _number(f"{key}.timeout_seconds", raw.get("timeout_seconds", 3.0), 0.1, 120)
-        ),
-        retries=int(_number(f"{key}.retries", raw.get("retries", 1), 0, 5, integer=True)),
-        breaker_failures=int(
-            _number(
-                f"{key}.breaker_failures", raw.get("breaker_failures", 3), 1, 1000, integer=True
-            )
-        ),
-        breaker_cooldown_seconds=float(
-            _number(
-                f"{key}.breaker_cooldown_seconds",
-                raw.get("breaker_cooldown_seconds", 10.0),
-                0.1,
-                3600,
-            )
-        ),
+        region=table.region,
+        timeout_seconds=table.timeout_seconds,
+        retries=table.retries,
+        breaker_failures=table.breaker_failures,
+        breaker_cooldown_seconds=table.breaker_cooldown_seconds,
     )

@@ -135,13 +135,7 @@ def _usage(message: str) -> Exception:
 
 
 def _config(settings: Settings):
-    from security.audit.settings import log_config
-
-    raw = settings.extra.get("audit", {})
-    try:
-        return log_config(raw if isinstance(raw, dict) else {})
-    except (TypeError, ValueError) as exc:
-        raise _usage(f"[audit] configuration: {exc}") from None
+    return settings.config.audit.log
 
 
 def _read(path: Path, what: str) -> str:

@@ -32,7 +32,7 @@ def _registry_path(args: argparse.Namespace) -> Path:
     from security.crypto.partners import partners_file
 
     settings = settings_from(args)
-    return partners_file(settings.data_dir, settings.extra.get("sealing"))
+    return partners_file(settings.data_dir, settings.config.sealing.partners_file)
 
 
 def _keygen(args: argparse.Namespace) -> int:

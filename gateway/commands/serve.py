@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import ssl
 from pathlib import Path
 from typing import Any
@@ -115,6 +114,9 @@ def _tls_options(args: argparse.Namespace, settings: Any) -> dict[str, Any]:
     return options
 
 
+WORKER_HEALTHCHECK_SECONDS = 30
+
+
 def _run(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -154,22 +156,26 @@ def _run(args: argparse.Namespace) -> int:
         flush=True,
     )
     if args.workers > 1:
-        # Each worker process builds its own app from the same settings, passed by environment.
-        if settings.config_path is not None:
-            os.environ["MEDFED_CONFIG"] = str(settings.config_path)
-        os.environ["MEDFED_DATA_DIR"] = str(settings.data_dir)
-        if args.subgraph:
-            os.environ["MEDFED_SUBGRAPH"] = args.subgraph
-        uvicorn.run(
-            "gateway.app:app_from_environment",
+        from uvicorn.supervisors import Multiprocess
+
+        from gateway.workers import factory
+
+        # Each worker builds its own app from these settings, handed over with the factory
+        # (uvicorn.run would want an import string, and so settings in the environment).
+        config = uvicorn.Config(
+            factory(settings, args.subgraph),
             factory=True,
             host=host,
             port=port,
             workers=args.workers,
+            # A worker that has not answered its supervisor's ping within this is killed and
+            # replaced; uvicorn's 5 s kills workers still importing on a loaded machine.
+            timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
             log_config=logs,
             access_log=False,
             **tls,
         )
+        Multiprocess(config, sockets=[config.bind_socket()]).run()
         return 0
     uvicorn.run(app, host=host, port=port, log_config=logs, access_log=False, **tls)
     return 0
@@ -177,15 +183,14 @@ def _run(args: argparse.Namespace) -> int:
 
 def _metrics_address(args: argparse.Namespace, settings: Any) -> tuple[str, int] | None:
     from gateway.cli import UsageError
-    from gateway.config import ConfigError
-    from gateway.telemetry.settings import listen_address, telemetry_settings
+    from gateway.config.tables import listen_address
 
     if args.metrics_listen is None:
-        return telemetry_settings(settings).metrics_listen
+        return settings.config.telemetry.metrics_listen
     try:
-        return listen_address("--metrics-listen", args.metrics_listen)
-    except ConfigError as exc:
-        raise UsageError(str(exc)) from None
+        return listen_address(args.metrics_listen)
+    except ValueError as exc:
+        raise UsageError(f"--metrics-listen: {exc}") from None
 
 
 def _supergraph(args: argparse.Namespace) -> int:

@@ -96,7 +96,6 @@ def _run(args: argparse.Namespace) -> int:
     from security.identity import (
         ClaimError,
         DemoIssuerError,
-        IdentityConfigError,
         IssuerConfigError,
         ensure_demo_issuer,
         load_identity_settings,
@@ -109,10 +108,7 @@ def _run(args: argparse.Namespace) -> int:
             "medfed token mints demo tokens, which only dev mode trusts ([server] dev = true "
             "or MEDFED_DEV=1); pass --allow-outside-dev to mint one anyway"
         )
-    try:
-        identity = load_identity_settings(settings.extra.get("identity"), settings.data_dir)
-    except IdentityConfigError as exc:
-        raise UsageError(str(exc)) from None
+    identity = load_identity_settings(settings.config.identity, settings.data_dir)
     ttl = parse_ttl(args.ttl)
     if ttl > identity.max_lifetime_seconds:
         raise UsageError(

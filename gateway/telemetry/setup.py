@@ -29,10 +29,9 @@ def add_extensions(schema: Any, *extensions: type) -> None:
 def instrument(
     app: Starlette, schema: Any, services: Any, recorder: Any | None, settings: Any
 ) -> Starlette:
-    from gateway.telemetry.settings import telemetry_settings
     from gateway.telemetry.tracing import configure_tracing, schema_extensions, trace_engines
 
-    telemetry = telemetry_settings(settings)
+    telemetry = settings.config.telemetry
     configure_tracing(telemetry)  # once per process; off by default
     trace_engines(
         [s.engine for s in services.registry]

@@ -21,7 +21,7 @@ from strawberry.extensions import SchemaExtension
 from strawberry.extensions.tracing import OpenTelemetryExtension
 from strawberry.extensions.tracing.opentelemetry import LifecycleStep
 
-from gateway.telemetry.settings import TelemetrySettings
+from gateway.config.tables import TelemetrySettings
 
 log = logging.getLogger("medfed.telemetry")
 _configured: list[str] = []

@@ -28,8 +28,9 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
+from pydantic import Field, PositiveInt
 from sqlalchemy import DateTime, and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError
@@ -54,6 +55,7 @@ from security.audit.signer import Signer
 from security.audit.sqlite_append import LOCK_PATIENCE as SQLITE_LOCK_PATIENCE
 from security.audit.sqlite_append import Appended, SqliteAppender, is_locked
 from security.audit.writer_process import WriterError, WriterGone, WriterProcess
+from security.tables import NonEmpty, Table
 
 __all__ = [
     "AuditLog",
@@ -82,32 +84,24 @@ class AuditLogError(Exception):
     """A request the log cannot answer (bad index or size, missing or damaged state)."""
 
 
-@dataclass(frozen=True)
-class AuditLogConfig:
-    origin: str = "medfed.local/audit"
+class AuditLogConfig(Table):
+    """The log's own tuning: the ``[audit]`` keys that are not the gateway's (settings.py)."""
+
+    origin: NonEmpty = "medfed.local/audit"
     # The unsigned tail (what a kill -9 could leave for someone to cut unnoticed) is at most
     # this many events, or this many seconds of them; each checkpoint also goes outside.
-    checkpoint_every: int = 100  # sign a checkpoint once this many events are unsigned
-    checkpoint_seconds: float = 5.0  # ... or once this long has passed with new events
+    checkpoint_every: Annotated[int, Field(ge=1, le=100_000)] = 100
+    checkpoint_seconds: Annotated[float, Field(ge=0.1, le=3600)] = 5.0
     # Extra wait for company before committing. Zero is best: callers that arrive while a
     # commit is in flight already share the next one, and a lone caller is not delayed.
-    batch_window: float = 0.0
-    max_batch: int = 1000
-    bulk_chunk: int = 10_000  # events per transaction in append_many
+    batch_window: Annotated[float, Field(ge=0, le=10)] = 0.0
+    max_batch: PositiveInt = 1000
+    bulk_chunk: PositiveInt = 10_000  # events per transaction in append_many
     sqlite_full_sync: bool = True  # fsync the WAL at each commit: durable across power loss
     # A lone request's event may commit on the event loop's thread (see inline_when); off,
     # every append goes through the writer process (fault tests kill it mid-append).
     inline_appends: bool = True
     checkpoint_on_close: bool = True
-
-    @classmethod
-    def from_mapping(cls, raw: Mapping[str, Any]) -> AuditLogConfig:
-        """From an ``[audit]`` configuration table; unknown keys are an error."""
-        known = cls.__dataclass_fields__
-        unknown = set(raw) - set(known)
-        if unknown:
-            raise ValueError(f"audit.{sorted(unknown)[0]} is not an audit setting")
-        return cls(**dict(raw))
 
 
 @dataclass(frozen=True)

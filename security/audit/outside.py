@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import httpx
 import orjson
@@ -35,6 +35,9 @@ import orjson
 from security.audit.cosign import WitnessKey
 from security.audit.note import Checkpoint, NoteError, open_checkpoint
 from security.audit.signer import Verifier
+
+if TYPE_CHECKING:
+    from security.audit.settings import WitnessEntry
 
 log = logging.getLogger("medfed.audit")
 FILE_NAME = "checkpoints.jsonl"
@@ -271,32 +274,6 @@ def describe(found: Found) -> str:
     return f"size {found.checkpoint.size} from {found.where}"
 
 
-def parse_witnesses(raw: Any) -> list[WitnessConfig]:
-    """``[[audit.witnesses]]`` tables: name, url, key (the witness's vkey)."""
-    from security.audit.settings import SettingError
-    from security.audit.signer import AuditKeyError
-
-    if raw is None:
-        return []
-    if not isinstance(raw, list):
-        raise SettingError("audit.witnesses", "must be an array of tables ([[audit.witnesses]])")
-    out = []
-    for i, item in enumerate(raw):
-        key = f"audit.witnesses[{i}]"
-        if not isinstance(item, dict):
-            raise SettingError(key, "must be a table with name, url and key")
-        unknown = set(item) - {"name", "url", "key"}
-        if unknown:
-            raise SettingError(f"{key}.{sorted(unknown)[0]}", "is not a witness setting")
-        for field in ("name", "url", "key"):
-            if not isinstance(item.get(field), str) or not item[field]:
-                raise SettingError(f"{key}.{field}", "is required (a string)")
-        url = item["url"].rstrip("/")
-        if not url.startswith(("https://", "http://127.0.0.1", "http://localhost", "http://[::1]")):
-            raise SettingError(f"{key}.url", "must be https:// (plain http only on loopback)")
-        try:
-            witness_key = WitnessKey.parse(item["key"])
-        except AuditKeyError as exc:
-            raise SettingError(f"{key}.key", str(exc)) from None
-        out.append(WitnessConfig(item["name"], url, witness_key))
-    return out
+def parse_witnesses(entries: Iterable[WitnessEntry]) -> list[WitnessConfig]:
+    """``[[audit.witnesses]]`` (checked by :class:`WitnessEntry`) with their keys parsed."""
+    return [WitnessConfig(e.name, e.url, WitnessKey.parse(e.key)) for e in entries]

@@ -15,8 +15,9 @@ import binascii
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated
 
+from pydantic import Field, StringConstraints, field_validator
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -25,8 +26,8 @@ from security.audit import merkle
 from security.audit.cosign import WitnessSigner
 from security.audit.models import WitnessCheckpoint
 from security.audit.note import NoteError, open_checkpoint
-from security.audit.settings import SettingError
 from security.audit.signer import AuditKeyError, Verifier, parse_verifier_key
+from security.tables import NonEmpty, Table
 
 STATE = WitnessCheckpoint.__table__
 MAX_BODY = 64 * 1024  # a checkpoint, up to 63 proof lines and a few signatures
@@ -41,9 +42,39 @@ class Answer:
     content_type: str = "text/plain; charset=utf-8"
 
 
+class WitnessedLog(Table):
+    """One ``[[witness.logs]]``: a log this gateway cosigns, by origin line and verifier key."""
+
+    origin: NonEmpty
+    key: NonEmpty
+
+    @field_validator("key")
+    @classmethod
+    def _key(cls, value: str) -> str:
+        try:
+            parse_verifier_key(value)
+        except AuditKeyError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+
+class WitnessTable(Table):
+    """``[witness]``: this gateway's witness name and the logs it watches (both, or neither)."""
+
+    name: Annotated[str, StringConstraints(pattern=r"^[^+\s]+$")] | None = None
+    logs: list[WitnessedLog] = Field(default_factory=list)
+
+    def mistake(self) -> tuple[str, str] | None:
+        if self.name is not None and not self.logs:
+            return "logs", "must list the logs to witness ([[witness.logs]])"
+        if self.logs and self.name is None:
+            return "name", "is required with logs (the key name this gateway cosigns with)"
+        return None
+
+
 @dataclass(frozen=True)
 class WitnessSettings:
-    """``[witness]``: this gateway's witness name and the logs it watches."""
+    """The ``[witness]`` table with its logs' keys parsed."""
 
     name: str | None = None
     logs: Mapping[str, Verifier] | None = None  # origin -> the log's verifier
@@ -53,32 +84,10 @@ class WitnessSettings:
         return bool(self.name and self.logs)
 
     @classmethod
-    def from_mapping(cls, raw: Any) -> WitnessSettings:
-        if raw is None:
+    def from_table(cls, table: WitnessTable) -> WitnessSettings:
+        if table.name is None:
             return cls()
-        if not isinstance(raw, Mapping):
-            raise SettingError("witness", "must be a table ([witness])")
-        unknown = set(raw) - {"name", "logs"}
-        if unknown:
-            raise SettingError(f"witness.{sorted(unknown)[0]}", "is not a witness setting")
-        name = raw.get("name")
-        if not isinstance(name, str) or not name or "+" in name or " " in name:
-            raise SettingError("witness.name", "must be a key name (no spaces, no '+')")
-        logs = raw.get("logs")
-        if not isinstance(logs, list) or not logs:
-            raise SettingError("witness.logs", "must list the logs to witness ([[witness.logs]])")
-        found: dict[str, Verifier] = {}
-        for i, item in enumerate(logs):
-            key = f"witness.logs[{i}]"
-            if not isinstance(item, Mapping) or set(item) != {"origin", "key"}:
-                raise SettingError(key, "must be a table with origin and key")
-            if not isinstance(item["origin"], str) or not item["origin"]:
-                raise SettingError(f"{key}.origin", "must be the log's origin line")
-            try:
-                found[item["origin"]] = parse_verifier_key(str(item["key"]))
-            except AuditKeyError as exc:
-                raise SettingError(f"{key}.key", str(exc)) from None
-        return cls(name, found)
+        return cls(table.name, {log.origin: parse_verifier_key(log.key) for log in table.logs})
 
 
 def _parse(body: bytes) -> tuple[int, list[bytes], str]:

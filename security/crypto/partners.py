@@ -51,9 +51,9 @@ class PartnerKey:
         return hpke_seal.suite_name(self.kem)
 
 
-def partners_file(data_dir: Path, sealing: dict[str, Any] | None) -> Path:
-    raw = (sealing or {}).get("partners_file", DEFAULT_FILE)
-    path = Path(raw)
+def partners_file(data_dir: Path, chosen: str = DEFAULT_FILE) -> Path:
+    """``[sealing] partners_file``; relative paths are under the data directory."""
+    path = Path(chosen)
     return path if path.is_absolute() else data_dir / path
 
 

@@ -23,7 +23,6 @@ from security.identity.issuers import (
 from security.identity.principal import Principal
 from security.identity.roles import DEFAULT_PURPOSES, PATIENT_PURPOSES, Purpose, Role
 from security.identity.settings import (
-    IdentityConfigError,
     IdentitySettings,
     load_identity_settings,
 )
@@ -38,7 +37,6 @@ __all__ = [
     "ClaimError",
     "DemoIssuer",
     "DemoIssuerError",
-    "IdentityConfigError",
     "IdentitySettings",
     "IssuerConfigError",
     "IssuerRegistry",

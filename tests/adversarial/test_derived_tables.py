@@ -51,9 +51,7 @@ async def _build(data_dir: Path) -> World:
     from datetime import UTC, datetime, timedelta
 
     fed = await Federation(data_dir).setup()
-    fed.settings = dataclasses.replace(
-        fed.settings, extra={**fed.settings.extra, "audit": {"alerts": {"probing_denials": 2}}}
-    )
+    fed.settings = fed.settings.with_tables(audit={"alerts": {"probing_denials": 2}})
     alice = await fed.add_person(make_id_number(seq=101), "王五")
     bob = await fed.add_person(make_id_number(seq=202), "赵六")
     await fed.add_visits(alice, 1, begin=RECENT_VISIT)

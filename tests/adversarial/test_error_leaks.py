@@ -6,8 +6,6 @@ kind outside dev mode; ``_service { sdl }`` only for the federation router's tok
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 
 from tests.support.adversarial import NAME, PHONE, VICTIM_ID, leaked, post, world_rows
@@ -207,12 +205,8 @@ SDL_SPELLINGS = [SDL, "{ a: _service { sdl } }", "{ ... on Query { _service { sd
 async def test_the_sdl_answers_only_the_routers_token_outside_dev_mode(quiet_world, query):
     fed, _ref, _app = quiet_world
     issuer = _issuer_of(fed.token("admin", "110000", sub="router-1"))
-    settings = dataclasses.replace(
-        fed.settings,
-        extra={
-            **fed.settings.extra,
-            "federation": {"routers": [{"issuer": issuer, "sub": "router-1"}]},
-        },
+    settings = fed.settings.with_tables(
+        federation={"routers": [{"issuer": issuer, "sub": "router-1"}]}
     )
     fed.settings = settings
     app = fed.subgraph_app("records")

@@ -71,9 +71,7 @@ class Served:
 def _serve(data_dir, policy=None):
     fed = Federation(data_dir)
     # One principal sends every example: rate limits would only turn them into 429s.
-    fed.settings = dataclasses.replace(
-        fed.settings, extra={**fed.settings.extra, "limits": {"rate_limits": False}}
-    )
+    fed.settings = fed.settings.with_tables(limits={"rate_limits": False})
     ref = asyncio.run(_populate(fed))
     # The attacking patient is someone else: a pseudonym that is not the victim's.
     tokens = {

@@ -36,7 +36,7 @@ FAST = {"health": {"retry_initial_seconds": 0.05, "retry_max_seconds": 0.3}}
 
 
 async def world(fed: Federation) -> Federation:
-    fed.settings = dataclasses.replace(fed.settings, extra={**fed.settings.extra, **FAST})
+    fed.settings = fed.settings.with_tables(**FAST)
     fed.ref = await fed.add_person(make_id_number(seq=71), "赵六")
     fed.here = await fed.add_result(fed.ref, source=HOSPITAL)
     fed.there = await fed.add_result(fed.ref, source=OTHER)

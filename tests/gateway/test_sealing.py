@@ -171,7 +171,7 @@ async def test_a_forged_answer_is_refused_even_when_well_formed(sealed_pair, tmp
     """Anyone holding the partner's public key can seal "healthy" to it; only the gateway
     can sign."""
     fed, key, first, _, _ = sealed_pair
-    public = load(partners_file(fed.data_dir, None))[key.kid].public_key
+    public = load(partners_file(fed.data_dir))[key.kid].public_key
     forged = copy(first)
     sealer = Sealer("X25519", public, key.kid, first["extensions"]["sealing"]["requestId"], None)
     for edge in forged["data"]["person"]["cloudRecord"]["visits"]["edges"]:
@@ -246,7 +246,7 @@ async def test_a_plaintext_or_a_clear_field_changed_beside_sealed_values_is_refu
 
 async def test_a_downgrade_to_the_unsigned_format_is_refused(sealed_pair):
     fed, key, first, _, _ = sealed_pair
-    public = load(partners_file(fed.data_dir, None))[key.kid].public_key
+    public = load(partners_file(fed.data_dir))[key.kid].public_key
     request_id = first["extensions"]["sealing"]["requestId"]
     # A format-1 answer anyone can forge with the partner's public key.
     downgraded = copy(first)
@@ -293,7 +293,7 @@ async def test_unknown_kid_and_another_orgs_kid_are_refused_before_anything_runs
 async def test_broken_registry_refuses_sealing_and_names_the_key(world, tmp_path):
     fed, ref = world
     key = load_private_key(keygen(fed, "X25519", tmp_path))
-    registry = partners_file(fed.data_dir, None)
+    registry = partners_file(fed.data_dir)
     registry.write_text(registry.read_text().replace('kem = "X25519"', 'kem = "RSA"'))
     with pytest.raises(PartnerKeyError, match=key.kid):
         load(registry)

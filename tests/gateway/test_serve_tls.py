@@ -70,7 +70,7 @@ def test_the_config_file_keys_are_used_and_a_flag_overrides_its_key(tmp_path, pk
         ('tls_cert = "a.pem"\n', "server.tls_key", "set together"),
         ('tls_key = "a.pem"\n', "server.tls_cert", "set together"),
         ('tls_client_ca = "ca.pem"\n', "server.tls_client_ca", "needs tls_cert"),
-        ("tls_cert = 3\ntls_key = 'k'\n", "server.tls_cert", "file path"),
+        ("tls_cert = 3\ntls_key = 'k'\n", "server.tls_cert", "a valid string"),
     ],
 )
 def test_half_a_tls_setting_names_the_key(tmp_path, server, key, words):

@@ -4,7 +4,6 @@ as UTC, which SQLite returns without its offset) alike."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
 from datetime import UTC, date, datetime, timedelta
@@ -51,9 +50,7 @@ async def test_record_times_are_china_standard_time_with_the_offset(data_dir):
 
 async def test_gateway_times_are_the_same_instant_at_the_same_offset(data_dir):
     fed = await Federation(data_dir).setup()
-    fed.settings = dataclasses.replace(
-        fed.settings, extra={**fed.settings.extra, "audit": {"alerts": {"probing_denials": 1}}}
-    )
+    fed.settings = fed.settings.with_tables(audit={"alerts": {"probing_denials": 1}})
     ref = await fed.add_person(make_id_number(), "张三")
     app = fed.app(build_services(fed.settings))
     patient = fed.token("patient", "330106", person=ref)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import dataclasses
 import hashlib
 import json
 
@@ -26,9 +25,7 @@ READ = "query($id: ID!) { person(personId: $id) { name gender } }"
 @pytest.fixture
 async def world(data_dir):
     fed = await Federation(data_dir).setup()
-    fed.settings = dataclasses.replace(
-        fed.settings, extra={**fed.settings.extra, "audit": {"alerts": {"probing_denials": 3}}}
-    )
+    fed.settings = fed.settings.with_tables(audit={"alerts": {"probing_denials": 3}})
     alice = await fed.add_person(make_id_number(seq=101), "王五")
     bob = await fed.add_person(make_id_number(seq=202), "赵六")
     for ref in (alice, bob):  # a recent visit at H33010600001: that hospital treats both
@@ -215,9 +212,7 @@ async def test_volume_spike_fires_once_when_a_principal_reads_more_persons(
         alerts, "AlertEvaluator", functools.partial(alerts.AlertEvaluator, remember=remember)
     )
     fed = await Federation(data_dir).setup()
-    fed.settings = dataclasses.replace(
-        fed.settings, extra={**fed.settings.extra, "audit": {"alerts": {"volume_persons": 1}}}
-    )
+    fed.settings = fed.settings.with_tables(audit={"alerts": {"volume_persons": 1}})
     alice = await fed.add_person(make_id_number(seq=101), "王五")
     bob = await fed.add_person(make_id_number(seq=202), "赵六")
     for ref in (alice, bob):

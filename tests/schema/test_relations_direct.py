@@ -129,7 +129,7 @@ class Caller:
             registry=SourceRegistry(self.settings.sources),
             cipher=FieldCipher(keyring),
             indexer=BlindIndexer(keyring),
-            recognition=RecognitionCatalogue.from_config(None),
+            recognition=RecognitionCatalogue(),
             gateway_engine=self.gateway_engine,
         )
 

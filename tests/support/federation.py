@@ -86,8 +86,8 @@ class Federation:
             settings = dataclasses.replace(settings, sources=sources)
         # The suite runs in parallel workers on a small machine: a request's deadline of 5 s
         # would turn a busy moment into SOURCE_UNAVAILABLE. Tests of the deadline set their own.
-        gateway = {"deadline_seconds": 30.0, **settings.extra.get("gateway", {})}
-        settings = dataclasses.replace(settings, extra={**settings.extra, "gateway": gateway})
+        gateway = {"deadline_seconds": 30.0, **settings.raw.get("gateway", {})}
+        settings = settings.with_tables(gateway=gateway)
         self.settings: Settings = dataclasses.replace(settings, dev=dev)
         self.data_dir = data_dir
         self.cipher: FieldCipher

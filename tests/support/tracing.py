@@ -6,7 +6,6 @@ provider left installed for later tests does not pile up their spans."""
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 from collections.abc import Iterator
 
 from opentelemetry.sdk.trace import TracerProvider
@@ -45,5 +44,4 @@ def memory_spans() -> Iterator[Kept]:
 def trust(fed, callers: list[str]) -> None:
     """``[telemetry] trusted_trace_callers`` for the apps ``fed`` builds from now on (the
     test client connects from 127.0.0.1)."""
-    extra = {**fed.settings.extra, "telemetry": {"trusted_trace_callers": callers}}
-    fed.settings = dataclasses.replace(fed.settings, extra=extra)
+    fed.settings = fed.settings.with_tables(telemetry={"trusted_trace_callers": list(callers)})

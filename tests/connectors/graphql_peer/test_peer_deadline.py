@@ -16,7 +16,7 @@ import pytest
 
 from connectors.fanout import Deadline
 from connectors.graphql_peer import PeerSpec
-from gateway.app import build_services, gateway_options
+from gateway.app import build_services
 from gateway.config import ConfigError, load_settings
 from tests.support.federation import RECENT_VISIT, REPO, Federation, gql, make_id_number
 
@@ -153,14 +153,13 @@ def test_the_share_is_of_the_whole_deadline_and_never_beyond_it():
 @pytest.mark.parametrize("share", [0, -0.1, 1.01, True, "0.5"])
 def test_a_share_outside_0_to_1_is_refused_naming_its_key(tmp_path, share):
     settings = load_settings(REPO / "medfed.toml", data_dir=tmp_path, env={})
-    bad = dataclasses.replace(settings, extra={"gateway": {"peer_deadline_share": share}})
     with pytest.raises(ConfigError, match=r"gateway\.peer_deadline_share"):
-        gateway_options(bad)
+        settings.with_tables(gateway={"peer_deadline_share": share})
 
 
 @pytest.mark.parametrize(("share", "expected"), [(None, 0.6), (1, 1.0), (0.25, 0.25)])
 def test_a_share_from_0_to_1_is_taken(tmp_path, share, expected):
     settings = load_settings(REPO / "medfed.toml", data_dir=tmp_path, env={})
     raw = {} if share is None else {"peer_deadline_share": share}
-    ok = dataclasses.replace(settings, extra={"gateway": raw})
-    assert gateway_options(ok)["peer_deadline_share"] == expected
+    ok = settings.with_tables(gateway=raw)
+    assert ok.config.gateway.peer_deadline_share == expected

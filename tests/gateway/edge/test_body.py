@@ -4,14 +4,11 @@ the edge's parse, and numbers beyond double range still reach GraphQL as values.
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 
 from gateway.app import create_app
 from gateway.config import ConfigError
 from gateway.edge import body as json_body
-from gateway.edge.settings import edge_settings
 from tests.support.federation import Federation
 
 TYPENAME = "{ __typename }"
@@ -52,15 +49,14 @@ async def test_a_body_at_the_limit_is_answered(fed):
 
 
 async def test_the_depth_limit_is_configurable_and_checked_strictly(fed):
-    settings = dataclasses.replace(fed.settings, extra={"limits": {"max_json_depth": 8}})
+    settings = fed.settings.with_tables(limits={"max_json_depth": 8})
     app = create_app(settings)
     assert (await post_raw(fed, app, nested(8))).status_code == 200
     refused = await post_raw(fed, app, nested(9))
     assert refused.json()["errors"][0]["extensions"]["code"] == "JSON_TOO_DEEP"
     for wrong in ("deep", 1, 10_000, True, 2.5):
-        bad = dataclasses.replace(fed.settings, extra={"limits": {"max_json_depth": wrong}})
         with pytest.raises(ConfigError) as raised:
-            edge_settings(bad)
+            fed.settings.with_tables(limits={"max_json_depth": wrong})
         assert raised.value.key == "limits.max_json_depth"
         assert "\n" not in str(raised.value)
 

@@ -4,7 +4,6 @@ documents; rate limits in process and in Redis."""
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import uuid
 
@@ -26,9 +25,8 @@ async def world(data_dir):
     return fed, ref
 
 
-def app_with(fed, **extra):
-    settings = dataclasses.replace(fed.settings, extra={**fed.settings.extra, **extra})
-    return create_app(settings)
+def app_with(fed, **tables):
+    return create_app(fed.settings.with_tables(**tables))
 
 
 def code_of(response) -> str:

@@ -133,14 +133,11 @@ async def test_log_lines_carry_both_ids(world):
 
 
 async def test_the_cors_preflight_allows_sealing_and_exposes_both_ids(world):
-    import dataclasses
 
     from gateway.app import create_app
 
     fed, _ = world
-    settings = dataclasses.replace(
-        fed.settings, extra={**fed.settings.extra, "cors": {"origins": ["https://app.example.cn"]}}
-    )
+    settings = fed.settings.with_tables(cors={"origins": ["https://app.example.cn"]})
     async with fed.client(create_app(settings), None) as c:
         pre = await c.options(
             "/graphql",

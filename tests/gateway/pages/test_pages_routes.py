@@ -17,7 +17,7 @@ from security.identity import ensure_demo_issuer
 
 
 def settings(tmp_path: Path, *, dev: bool, pages: dict | None = None) -> Settings:
-    return Settings(
+    plain = Settings(
         data_dir=tmp_path,
         host="127.0.0.1",
         port=0,
@@ -25,8 +25,8 @@ def settings(tmp_path: Path, *, dev: bool, pages: dict | None = None) -> Setting
         sources=(),
         gateway_url="sqlite+aiosqlite:///:memory:",
         config_path=None,
-        extra={"pages": pages} if pages is not None else {},
     )
+    return plain if pages is None else plain.with_tables(pages=pages)
 
 
 async def get(app: Starlette, method: str, path: str, **kwargs) -> httpx.Response:

@@ -113,13 +113,10 @@ async def test_audit_write_failure_answers_503_and_no_data(world):
 
 
 async def test_audit_off_switch_writes_nothing(data_dir, monkeypatch):
-    import dataclasses
 
     fed = await Federation(data_dir).setup()
     ref = await fed.add_person(ID_NUMBER, NAME)
-    fed.settings = dataclasses.replace(
-        fed.settings, extra={**fed.settings.extra, "audit": {"enabled": False}}
-    )
+    fed.settings = fed.settings.with_tables(audit={"enabled": False})
     async with fed.client(fed.app(), fed.token("patient", "330106", person=ref)) as c:
         assert (await gql(c, RECORD))["data"]["me"]["name"] == NAME
     assert await logged(fed) == []

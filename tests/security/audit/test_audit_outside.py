@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import dataclasses
 
 import orjson
 import pytest
@@ -51,12 +50,11 @@ def test_cadence_settings_are_checked_strictly(key, value):
         sources=(),
         gateway_url="",
         config_path=None,
-        extra={"audit": {key: value}},
     )
     with pytest.raises(ConfigError) as raised:
-        audit_settings(settings)
+        settings.with_tables(audit={key: value})
     assert raised.value.key == f"audit.{key}"
-    ok = dataclasses.replace(settings, extra={"audit": {"checkpoint_every": 50}})
+    ok = settings.with_tables(audit={"checkpoint_every": 50})
     assert audit_settings(ok).log.checkpoint_every == 50  # positive control
 
 

@@ -154,16 +154,13 @@ def test_malformed_or_mismatched_sm2_keys_are_refused(tmp_path) -> None:
 
 
 async def test_the_gateway_serves_sm2_checkpoints_under_the_national_profile(data_dir, monkeypatch):
-    import dataclasses
 
     from gateway.app import build_services
     from tests.support.federation import Federation, gql, make_id_number
 
     monkeypatch.delenv("MEDFED_CRYPTO_PROFILE", raising=False)
     fed = await Federation(data_dir).setup()
-    fed.settings = dataclasses.replace(
-        fed.settings, extra={**fed.settings.extra, "crypto": {"profile": "national"}}
-    )
+    fed.settings = fed.settings.with_tables(crypto={"profile": "national"})
     alice = await fed.add_person(make_id_number(seq=101), "王五")
     app = fed.app(build_services(fed.settings))
     async with fed.client(app, fed.token("clinician", "H33010600001"), "TREATMENT") as c:

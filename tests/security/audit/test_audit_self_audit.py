@@ -8,8 +8,6 @@ pseudonym into the log.
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 
 from gateway.app import build_services
@@ -32,7 +30,7 @@ AUDIT_FIELDS = {
 @pytest.fixture
 async def world(data_dir):
     fed = await Federation(data_dir).setup()
-    fed.settings = dataclasses.replace(fed.settings, extra={**fed.settings.extra, "audit": {}})
+    fed.settings = fed.settings.with_tables(audit={})
     alice = await fed.add_person(ALICE_ID, ALICE)
     await fed.add_visits(alice, 1, begin=RECENT_VISIT)  # H33010600001 treats Alice
     services = build_services(fed.settings)

@@ -218,10 +218,11 @@ def test_crypto_profile_setting_is_checked(tmp_path, data_dir):
 
     config = tmp_path / "medfed.toml"
     config.write_text('[crypto]\nprofile = "quantum"\n')
-    settings = load_settings(config, data_dir=data_dir, env={})
     with pytest.raises(ConfigError, match=r"crypto\.profile: 'quantum' is not a crypto profile"):
-        crypto_profile(settings, env={})
-    assert crypto_profile(settings, env={"MEDFED_CRYPTO_PROFILE": "national"}) == "national"
+        load_settings(config, data_dir=data_dir, env={})
+    # The environment's value replaces the file's before either is checked.
+    settings = load_settings(config, data_dir=data_dir, env={"MEDFED_CRYPTO_PROFILE": "national"})
+    assert crypto_profile(settings) == "national"
 
 
 def test_a_migration_cut_short_by_a_crash_recovers_from_the_first_format_copy(data_dir):

@@ -49,7 +49,37 @@ def write(tmp_path: Path, text: str) -> Path:
         (
             '[[sources]]\nname = "p"\nkind = "platform"\ncolour = "red"\n',
             "sources[0].colour",
-            "not a source setting",
+            "unknown key",
+        ),
+        ('[[sources]]\nname = "p"\n', "sources[0].kind", "is not one of"),
+        (
+            '[[sources]]\nname = "b"\nkind = "bureau"\nregion = 330000\n',
+            "sources[0].region",
+            "a valid string",
+        ),
+        (
+            '[[sources]]\nname = "d"\nkind = "directory"\n'
+            '[[sources]]\nname = "e"\nkind = "directory"\n',
+            "sources",
+            "only one institution directory",
+        ),
+        (
+            '[[sources]]\nname = "p"\nkind = "peer"\nurl = "https://peer.example/graphql"\n'
+            'token_file = "t"\npurpose = "TREATMENT"\nretries = 9\n',
+            "sources[0].retries",
+            "less than or equal to 5",
+        ),
+        (
+            '[[sources]]\nname = "p"\nkind = "peer"\nurl = "https://peer.example/graphql"\n'
+            'token_file = "t"\npurpose = "MARKETING"\n',
+            "sources[0].purpose",
+            "TREATMENT",
+        ),
+        (
+            '[[sources]]\nname = "p"\nkind = "peer"\nurl = "https://peer.example/graphql"\n'
+            'token_file = "missing.token"\npurpose = "TREATMENT"\n',
+            "sources[0].token_file",
+            "does not exist",
         ),
         (
             '[[sources]]\nname = "p"\nkind = "platform"\nurl = "mysql://x"\n',
@@ -65,6 +95,22 @@ def test_bad_settings_name_the_key(tmp_path, toml, key, words):
         load_settings(write(tmp_path, toml), env={})
     assert err.value.key.endswith(key)
     assert words in str(err.value)
+
+
+def test_good_sources_are_resolved(tmp_path):
+    (tmp_path / "t").write_text("token")
+    path = write(
+        tmp_path,
+        '[[sources]]\nname = "bureau-330000"\nkind = "bureau"\nregion = "330000"\n'
+        '[[sources]]\nname = "h"\nkind = "hospital"\ninstitution = "H33010600001"\n'
+        '[[sources]]\nname = "p"\nkind = "peer"\nurl = "http://127.0.0.1:9/graphql"\n'
+        'token_file = "t"\npurpose = "TREATMENT"\nretries = 5\n',
+    )
+    settings = load_settings(path, data_dir=tmp_path / "d", env={})
+    assert [s.name for s in settings.sources] == ["bureau-330000", "h"]
+    assert settings.source("h").region == "330106"
+    (peer,) = settings.peers
+    assert (peer.token_file, peer.retries) == (tmp_path / "t", 5)
 
 
 def test_environment_overrides_the_file(tmp_path):
@@ -131,17 +177,12 @@ def test_missing_keyring_with_existing_data_refuses_to_start(tmp_path):
     ['"x"', '[{issuer = "a"}]', '[{issuer = "a", sub = ""}]', '[{issuer = "a", sub = "b", c = 1}]'],
 )
 def test_federation_routers_must_each_name_an_issuer_and_a_sub(tmp_path, routers):
-    from gateway.app import router_principals
-
-    settings = load_settings(write(tmp_path, f"[federation]\nrouters = {routers}\n"), env={})
     with pytest.raises(ConfigError) as caught:
-        router_principals(settings)
-    assert caught.value.key == "federation.routers"
+        load_settings(write(tmp_path, f"[federation]\nrouters = {routers}\n"), env={})
+    assert caught.value.key.startswith("federation.routers")
 
 
 def test_federation_routers_are_read_as_issuer_and_sub(tmp_path):
-    from gateway.app import router_principals
-
     text = '[[federation.routers]]\nissuer = "https://idp.example"\nsub = "auth0|router"\n'
     settings = load_settings(write(tmp_path, text), env={})
-    assert router_principals(settings) == {("https://idp.example", "auth0|router")}
+    assert settings.config.federation.router_principals == {("https://idp.example", "auth0|router")}

@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 
 from gateway.config import ConfigError, load_settings
-from gateway.telemetry.settings import TelemetrySettings, telemetry_settings
+from gateway.config.tables import TelemetrySettings
 
 
 def settings(tmp_path, body: str):
     path = tmp_path / "medfed.toml"
     path.write_text(body, encoding="utf-8")
-    return telemetry_settings(load_settings(path, env={}))
+    return load_settings(path, env={}).config.telemetry
 
 
 def test_nothing_configured_is_off(tmp_path):
