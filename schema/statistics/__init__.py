@@ -22,6 +22,8 @@ from schema.statistics.types import (
     StatisticsAnswer,
     StatisticsFilter,
 )
+from schema.types.audit import auditor_scope
+from security.audit.events import note_audit_read
 from security.policy.grades import STATISTICS as GRADED
 from security.policy.grades import Opening
 from security.privacy import dp
@@ -145,6 +147,53 @@ class StatisticsQuery:
         epsilon: Annotated[float | None, strawberry.argument(description=EPSILON)] = None,
     ) -> InternetCareStatistics:
         return InternetCareStatistics(filter=filter, epsilon=epsilon)
+
+    @strawberry.field(
+        description="Every partner's privacy budget this period that has been spent from, "
+        "most spent first, from the ledger (security officers: role auditor, purpose AUDIT; "
+        "partners within their audit scope). At most 100."
+    )
+    async def privacy_budgets(self, info: strawberry.Info) -> list[PrivacyBudget]:
+        ctx = info.context
+        note_audit_read(ctx, "Query.privacyBudgets")
+        scope = auditor_scope(ctx, "privacyBudgets")
+        engine = ctx.services.gateway_engine
+        if engine is None:
+            raise forbidden("the privacy budgets need the gateway database")
+        grades = [g for g in ctx.services.policy.grades if g.opening is Opening.DP]
+        now = ctx.now if ctx.now.tzinfo else ctx.now.astimezone()
+        ledger = PrivacyLedger(engine)
+        found = []
+        for partner, period, spent in await ledger.spenders(
+            {period_of(now, g.period) for g in grades}
+        ):
+            role, _, org = partner.partition(":")
+            grade = next((g for g in grades if role in {r.value for r in g.roles}), None)
+            if grade is None and partner == "public":
+                grade = next((g for g in grades if g.partner == "public"), None)
+            # A partner is in scope as a party of its own spends' audit events would be.
+            if grade is None or period != period_of(now, grade.period):
+                continue
+            if not scope.covers([org] if org else []):
+                continue
+            budget = dp.epsilon_micro(grade.budget)
+            found.append(
+                PrivacyBudget(
+                    partner=partner,
+                    grade=OpeningGrade.DP,
+                    period=period,
+                    budget=budget / dp.MICRO,
+                    spent=spent / dp.MICRO,
+                    remaining=max(0, budget - spent) / dp.MICRO,
+                    questions=await ledger.questions(partner, period),
+                    renews_at=period_end(now, grade.period),
+                    default_epsilon=grade.epsilon,
+                    max_epsilon=grade.max_epsilon,
+                )
+            )
+            if len(found) == 100:
+                break
+        return found
 
     @strawberry.field(
         description="What is left of the caller's privacy budget this period (DP grades)."

@@ -122,6 +122,16 @@ class PrivacyLedger:
             )
         return int(value or 0)
 
+    async def spenders(self, periods: set[str]) -> list[tuple[str, str, int]]:
+        """Every (partner, period, spent) of these periods: who has spent, for the auditors."""
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(
+                select(BUDGETS.c.partner, BUDGETS.c.period, BUDGETS.c.spent_micro)
+                .where(BUDGETS.c.period.in_(sorted(periods)))
+                .order_by(BUDGETS.c.spent_micro.desc(), BUDGETS.c.partner)
+            )
+            return [(r.partner, r.period, int(r.spent_micro)) for r in rows]
+
     async def questions(self, partner: str, period: str) -> int:
         async with self._engine.connect() as conn:
             value = await conn.scalar(

@@ -386,3 +386,26 @@ async def test_concurrent_suppressed_questions_compute_the_grade_cube_once(demo)
         "bureau-220000": 1,
         "platform": 1,
     }
+
+
+async def test_officers_see_the_partners_budgets_within_their_scope(demo):
+    """privacyBudgets: the ledger as the console shows it, to auditors only, and only the
+    partners of their scope (a regional auditor its region's, a national one every one)."""
+    app = demo.app()
+    await _ask(demo, app, "researcher", "110000", "RESEARCH", DP, {"e": 1.0})
+    await _ask(demo, app, "researcher", "330100", "RESEARCH", DP, {"e": 0.5})
+    query = "{ privacyBudgets { partner spent remaining budget questions renewsAt } }"
+    national = await _ask(demo, app, "auditor", "100000", "AUDIT", query)
+    assert "errors" not in national, national
+    budgets = {b["partner"]: b for b in national["data"]["privacyBudgets"]}
+    assert set(budgets) == {"researcher:110000", "researcher:330100"}
+    assert budgets["researcher:110000"]["spent"] == pytest.approx(1.0)
+    assert budgets["researcher:330100"]["remaining"] == pytest.approx(9.5)
+    assert budgets["researcher:330100"]["questions"] == 1
+    assert budgets["researcher:330100"]["renewsAt"].endswith("+08:00")
+    regional = await _ask(demo, app, "auditor", "330000", "AUDIT", query)
+    assert [b["partner"] for b in regional["data"]["privacyBudgets"]] == ["researcher:330100"]
+    # A partner reads its own budget (privacyBudget), never the others'.
+    refused = await _ask(demo, app, "researcher", "110000", "RESEARCH", query)
+    assert refused["data"] is None
+    assert refused["errors"][0]["extensions"]["code"] == "FORBIDDEN"

@@ -285,3 +285,27 @@ async def test_two_handlers_at_once_one_wins(fed):
     [node] = listed["data"]["supervisionWarnings"]["nodes"]
     assert node["state"] == won[0]["data"]["handleWarning"]["state"]
     assert len(node["notes"]) == 1
+
+
+async def test_a_security_officer_sees_the_regions_warnings_and_cannot_handle_them(fed):
+    """The console shows the risk warnings beside the alerts: an auditor of a region lists its
+    region's warnings ([[supervision]] auditor, AUDIT, warnings) but handles none of them."""
+    mine = await ask(fed, LIST, {}, role="auditor", purpose="AUDIT")
+    rest = await ask(
+        fed,
+        LIST,
+        {"after": mine["data"]["supervisionWarnings"]["pageInfo"]["endCursor"]},
+        role="auditor",
+        purpose="AUDIT",
+    )
+    nodes = (
+        mine["data"]["supervisionWarnings"]["nodes"] + rest["data"]["supervisionWarnings"]["nodes"]
+    )
+    assert {n["insuredRegion"] for n in nodes} == {"330106"} and len(nodes) == 3
+    data = {"warningId": nodes[0]["warningId"], "action": "ACKNOWLEDGE", "note": "seen"}
+    refused = await ask(fed, HANDLE, {"k": "officer-1", "i": data}, role="auditor", purpose="AUDIT")
+    assert code(refused) == "FORBIDDEN"
+    # Positive control: the region's fund supervisor handles it.
+    assert (await handle(fed, nodes[0]["warningId"], "ACKNOWLEDGE"))["data"]["handleWarning"][
+        "state"
+    ] == "ACKNOWLEDGED"
