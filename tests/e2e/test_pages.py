@@ -7,7 +7,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
+import re
 import sqlite3
+import subprocess
+import sys
 from datetime import date, timedelta
 
 import httpx
@@ -15,11 +19,13 @@ import pytest
 import pytest_asyncio
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from tests.support import REPO
 from tests.support.browser import AXE, World
 
 pytestmark = pytest.mark.slow
 ON_SESSION_LOOP = pytest.mark.asyncio(loop_scope="session")  # the one browser's loop
 HOSPITAL = "H33010600001"
+RESEARCHER = "R33010600001"
 SERIOUS = ("serious", "critical")
 PROVINCES = {"330000": "浙江省", "370000": "山东省", "220000": "吉林省"}
 
@@ -78,6 +84,30 @@ def clinician_reads(world: World, *, emergency: bool = False) -> str:
     return f"clinician:{HOSPITAL}"
 
 
+def researcher_asks(world: World) -> str:
+    """An open-data partner's differentially private question: a spend from its budget."""
+    token = world.demo.mint(role="researcher", org=RESEARCHER)
+    answer = httpx.post(
+        world.url + "/graphql",
+        headers={"Authorization": f"Bearer {token}", "X-Purpose-Of-Use": "RESEARCH"},
+        json={"query": "{ settlementStatistics(groupBy: [MEDICAL_TYPE], epsilon: 1.0) { grade } }"},
+        timeout=60,
+    )
+    assert answer.json()["data"]["settlementStatistics"]["grade"] == "DP", answer.text
+    return f"researcher:{RESEARCHER}"
+
+
+def supervision_scan(world: World) -> int:
+    """The claims review over the demo's years (the real command): the warnings it stores."""
+    done = subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "--config", str(world.data_dir / "medfed.toml"),
+         "--data-dir", str(world.data_dir), "supervise", "scan", "--from", "2017-01-01",
+         "--to", "2021-01-01", "--quiet"],
+        check=True, capture_output=True, text=True, cwd=REPO, timeout=600,
+    )  # fmt: skip
+    return json.loads(done.stdout.splitlines()[-1])["stored"]
+
+
 def other_verifier_key(name: str) -> str:
     """A well-formed C2SP verifier key of the same name for another Ed25519 key."""
     public = Ed25519PrivateKey.generate().public_key().public_bytes_raw()
@@ -126,6 +156,11 @@ async def test_patient_signs_in_sees_two_provinces_grants_revokes_and_sees_acces
     assert len(insured) == 2 and insured <= regions  # one record across two provinces
     assert await page.locator("#timeline-list li.settlement .split").count() > 0
     assert await page.locator("#results-list .chip").count() > 0  # recognition badges
+    # Followed links and named codes: a visit shows its settlement (Visit.settlement) and its
+    # diagnoses by name (codes), not as bare ICD-10 codes.
+    assert await page.locator("#timeline-list li.visit .chip", has_text="已结算").count() > 0
+    visits = " ".join(await page.locator("#timeline-list li.visit").all_inner_texts())
+    assert re.search(r"诊断: [A-Z]\d\d(\.\d+)? [\u4e00-\u9fff]", visits), visits[:300]
 
     # Grant a consent to the clinician's hospital, for lab results and treatment.
     await page.fill("#grantee", HOSPITAL)
@@ -150,8 +185,9 @@ async def test_patient_signs_in_sees_two_provinces_grants_revokes_and_sees_acces
     await page.click("#lang")
     await page.locator("h2#access-title", has_text="Who saw my data").wait_for()
     assert await page.evaluate("document.documentElement.lang") == "en"
+    assert await serious_violations(page) == []  # the English view too
     await page.click("#lang")
-    await page.screenshot(path=str(world.screenshot_path("patient.png", tmp_path)), full_page=False)
+    await page.screenshot(path=str(world.screenshot_path("patient.png", tmp_path)), full_page=True)
 
     # Revoke it.
     await consent.get_by_role("button").click()
@@ -168,8 +204,17 @@ async def test_officer_finds_the_access_verifies_it_and_sees_tampering_fail(
     world, context, tmp_path
 ):
     clinician_reads(world)
+    clinician_reads(world, emergency=True)  # a break-glass read: an alert to handle
+    partner = researcher_asks(world)
+    stored = supervision_scan(world)
     page = await context.new_page()
     await sign_in(page, world, "/console", "officer")
+    # The partner's spend is in the budgets; the scan's warnings are listed with their grade.
+    budget = page.locator(f"#budgets-body tr[data-partner='{partner}']")
+    assert "1 / 10" in await budget.inner_text()
+    assert await page.locator("#warnings-list li.warning").count() == min(stored, 20)
+    if not stored:
+        assert await page.locator("#warnings-list li", has_text="暂无风险预警").count() == 1
     await page.fill("#f-person", world.patient["personId"])
     await page.select_option("#f-purpose", "TREATMENT")
     searches = int(await page.get_attribute("#events", "data-searches"))
@@ -187,8 +232,24 @@ async def test_officer_finds_the_access_verifies_it_and_sees_tampering_fail(
     await page.click("#verify-event")
     await page.locator("#verify-result.ok").wait_for()
     assert str(index) in await page.inner_text("#verify-result")
+
+    # Handle the break-glass alert: resolved with a note, its form gone, the state shown.
+    alert = page.locator("#alerts-list li.alert[data-state=OPEN]", has_text="紧急访问").first
+    alert_id = await alert.get_attribute("data-alert")
+    await alert.locator("select[name=action]").select_option("RESOLVE")
+    await alert.locator("textarea[name=note]").fill("已电话核实：患者昏迷送医")
+    await alert.locator("button[type=submit]").click()
+    closed = page.locator(f"#alerts-list li.alert[data-alert='{alert_id}'][data-state=RESOLVED]")
+    await closed.wait_for()
+    assert await closed.locator("form").count() == 0
+    assert "已电话核实" in await closed.inner_text()
+
     assert await serious_violations(page) == []
-    await page.screenshot(path=str(world.screenshot_path("console.png", tmp_path)), full_page=False)
+    await page.screenshot(path=str(world.screenshot_path("console.png", tmp_path)), full_page=True)
+    await page.click("#lang")
+    await page.locator("h2#budgets-title", has_text="Privacy budgets").wait_for()
+    assert await serious_violations(page) == []  # the English view too
+    await page.click("#lang")
 
     # Tamper with that event in the gateway's database: the page must say so.
     with sqlite3.connect(world.data_dir / "gateway.db") as db:

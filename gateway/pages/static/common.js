@@ -78,6 +78,8 @@ export function languageSwitch(button, rerender) {
 
 export function when(value) {
   if (!value) return "";
+  // A calendar day (a visit's date) is shown as that day, not as its midnight in some zone.
+  if (/^\d{4}-\d{2}-\d{2}$/.test(String(value))) return String(value).replaceAll("-", "/");
   const date = new Date(value);
   if (Number.isNaN(date.getTime())) return String(value);
   return date.toLocaleString(lang() === "en" ? "en-GB" : "zh-CN", {

@@ -1,7 +1,8 @@
 // /console: the security team's audit console. Searches auditEvents, shows an event, lists
-// the alerts, and verifies an event's inclusion in the signed log in the browser.
+// the alerts and handles them (handleAlert), shows the region's risk warnings and the open-data
+// partners' privacy budgets, and verifies an event's inclusion in the signed log in the browser.
 import {
-  clear, gql, h, languageSwitch, province, requireSignIn, signOut, t, translate, when,
+  clear, gql, h, languageSwitch, province, randomKey, requireSignIn, signOut, t, translate, when,
 } from "/pages/static/common.js";
 import { openCheckpoint, parseVerifierKey, verifyInclusion, VerifyError } from "/pages/static/verify.js";
 
@@ -25,8 +26,20 @@ const STRINGS = {
     leafBad: "事件内容与日志叶哈希不符：日志已被篡改", rootBad: "包含证明与签名的根哈希不符：日志已被篡改",
     proofBad: "包含证明格式错误", noAlerts: "暂无告警", rule: "规则", signedOut: "请重新登录",
     OK: "成功", DENIED: "拒绝", PARTIAL: "部分", ERROR: "出错", UNAUTHENTICATED: "未认证",
+    INTENT: "写入意图", APPLIED: "已写入", NOT_APPLIED: "未写入",
     TREATMENT: "诊疗", SETTLEMENT: "结算", FUND_SUPERVISION: "基金监管", PATIENT_ACCESS: "本人查询",
     RESEARCH: "科研", UNDERWRITING: "核保", AUDIT: "审计", EMERGENCY: "紧急救治",
+    warnings: "风险预警", warningsHint: "本地区的基金监管风险预警（由基金监管人员处置）。",
+    noWarnings: "暂无风险预警", warningsOutOfScope: "您的审计范围不含风险预警",
+    budgets: "隐私预算", budgetsHint: "本期各开放数据伙伴的差分隐私预算（ε）使用情况。",
+    noBudgets: "本期尚无伙伴使用隐私预算", partner: "伙伴", period: "期间", spent: "已用 ε",
+    remaining: "剩余 ε", questions: "问题数", renews: "重置时间", grade: "等级", state: "状态",
+    owner: "处置人", note: "处置说明", handle: "提交", handleAs: "处置为", changed: "处置记录",
+    GRADE1: "一般", GRADE2: "关注", GRADE3: "严重", OPEN: "待处置", ACKNOWLEDGED: "已确认",
+    RESOLVED: "已处理（确认违规）", FALSE_POSITIVE: "误报", ACKNOWLEDGE: "确认收到",
+    RESOLVE: "处理完毕", noteNeeded: "请填写处置说明", handled: "已处置告警 #{id}",
+    BREAK_GLASS: "紧急访问", VOLUME_SPIKE: "访问量突增", PROBING: "试探性访问",
+    OFF_HOURS: "非工作时间访问", NO_RELATION: "无关联访问",
   },
   en: {
     title: "Security console", otherLanguage: "中文", signOut: "Sign out", skip: "Skip to content",
@@ -52,27 +65,51 @@ const STRINGS = {
     rootBad: "the inclusion proof does not lead to the signed root: the log was tampered with",
     proofBad: "the inclusion proof is malformed", noAlerts: "No alerts", rule: "Rule",
     signedOut: "Please sign in again", OK: "OK", DENIED: "Denied", PARTIAL: "Partial",
+    INTENT: "Write intent", APPLIED: "Applied", NOT_APPLIED: "Not applied",
     ERROR: "Error", UNAUTHENTICATED: "Unauthenticated", TREATMENT: "Treatment",
     SETTLEMENT: "Settlement", FUND_SUPERVISION: "Fund supervision",
     PATIENT_ACCESS: "Patient access", RESEARCH: "Research", UNDERWRITING: "Underwriting",
     AUDIT: "Audit", EMERGENCY: "Emergency",
+    warnings: "Risk warnings", warningsHint: "Fund-supervision risk warnings of your region (handled by the fund supervisors).",
+    noWarnings: "No risk warnings", warningsOutOfScope: "Risk warnings are outside your audit scope",
+    budgets: "Privacy budgets", budgetsHint: "How much of its differential-privacy budget (ε) each open-data partner has spent this period.",
+    noBudgets: "No partner has spent from its budget this period", partner: "Partner",
+    period: "Period", spent: "Spent ε", remaining: "Remaining ε", questions: "Questions",
+    renews: "Renews", grade: "Grade", state: "State", owner: "Owner", note: "Note",
+    handle: "Submit", handleAs: "Handle as", changed: "Handled", GRADE1: "notice",
+    GRADE2: "attention", GRADE3: "serious", OPEN: "Open", ACKNOWLEDGED: "Acknowledged",
+    RESOLVED: "Resolved (confirmed)", FALSE_POSITIVE: "False positive", ACKNOWLEDGE: "Acknowledge",
+    RESOLVE: "Resolve", noteNeeded: "Write a note first", handled: "Alert #{id} handled",
+    BREAK_GLASS: "Break-glass", VOLUME_SPIKE: "Volume spike", PROBING: "Probing",
+    OFF_HOURS: "Off-hours access", NO_RELATION: "Access with no relation",
   },
 };
 
 const PURPOSES = ["TREATMENT", "SETTLEMENT", "FUND_SUPERVISION", "PATIENT_ACCESS", "RESEARCH", "UNDERWRITING", "AUDIT", "EMERGENCY"];
-const OUTCOMES = ["OK", "PARTIAL", "DENIED", "ERROR", "UNAUTHENTICATED"];
+const OUTCOMES = ["OK", "PARTIAL", "DENIED", "ERROR", "UNAUTHENTICATED", "INTENT", "APPLIED", "NOT_APPLIED"];
 const FIELDS = `index time kind requestId purpose breakGlass outcome operationName
   principal { sub role org issuer institution { name } }
   persons { personId relation read { field dataClass level } masked { field dataClass level } denied { field dataClass level reason } }
   sourcesTouched sourcesFailed errorCodes`;
 const EVENTS = `query Events($filter: AuditEventFilter, $after: String) {
   auditEvents(filter: $filter, first: 20, after: $after) { nodes { ${FIELDS} } pageInfo { hasNextPage endCursor } } }`;
-const ALERTS = `query Alerts { auditAlerts(first: 20) { nodes { id index time rule principal org personId detail } } }`;
+const ALERTS = `query Alerts { auditAlerts(first: 20) { nodes { id index time rule grade state owner
+  principal org personId detail changedBy changedAt note reasonCode } } }`;
+const HANDLE = `mutation Handle($key: String!, $input: HandleAlertInput!) {
+  handleAlert(idempotencyKey: $key, input: $input) { alert { id state } } }`;
+const WARNINGS = `query Warnings { supervisionWarnings(first: 20) { nodes { warningId rule grade phase state
+  owner institutionCode insuredRegion treatmentRegion settledAt foundAt detail } } }`;
+const BUDGETS = `query Budgets { privacyBudgets { partner period budget spent remaining questions renewsAt } }`;
+const CLOSED = ["RESOLVED", "FALSE_POSITIVE"];
+const ACTIONS = ["ACKNOWLEDGE", "RESOLVE", "FALSE_POSITIVE"];
 const CHECKPOINT = `query Checkpoint { auditCheckpoint { note size } }`;
 const PROOF = `query Proof($index: Int!, $size: Int) { auditProof(index: $index, size: $size) { index size leafHash path entry } }`;
 const VERIFIER_KEY = "medfed.verifierKey";  // a public key (what to trust), not a secret
 
-let state = { events: [], cursor: null, more: false, alerts: [], detail: null, filter: {}, result: null };
+let state = {
+  events: [], cursor: null, more: false, alerts: [], detail: null, filter: {}, result: null,
+  warnings: null, budgets: [],
+};
 
 function nodes(connection) {
   return connection?.nodes || [];
@@ -125,12 +162,80 @@ function renderEvents() {
   document.getElementById("more").hidden = !state.more;
 }
 
+function gradeChip(grade) {
+  return h("span", { class: `chip ${grade >= 3 ? "danger" : grade === 2 ? "warn" : ""}` }, `${t("grade")} ${grade} · ${t("GRADE" + grade)}`);
+}
+
+function stateChip(value) {
+  return h("span", { class: `chip state ${CLOSED.includes(value) ? "ok" : "warn"}` }, t(value));
+}
+
+// The handling form of an alert that is not closed: an action and a note (kept encrypted).
+function handleForm(a) {
+  const note = `note-${a.id}`;
+  const action = `action-${a.id}`;
+  return h("form", { class: "form handle", "data-alert": a.id, onsubmit: (e) => { e.preventDefault(); handle(a, e.target).catch(show); } },
+    h("label", { for: action }, t("handleAs")),
+    h("select", { id: action, name: "action" }, ACTIONS.map((v) => h("option", { value: v }, t(v)))),
+    h("label", { for: note }, t("note")),
+    h("textarea", { id: note, name: "note", rows: "2", maxlength: "2000", required: "" }),
+    h("button", { type: "submit", class: "primary" }, t("handle")));
+}
+
 function renderAlerts() {
   const list = document.getElementById("alerts-list");
   if (!state.alerts.length) return clear(list, h("li", { class: "muted" }, t("noAlerts")));
-  clear(list, state.alerts.map((a) => h("li", { class: "card" },
-    h("h3", {}, `${t("rule")}: ${a.rule}`), h("p", {}, a.detail),
-    h("p", { class: "muted" }, `${when(a.time)} · ${a.principal ?? ""} · ${a.org ?? ""} · #${a.index}`))));
+  clear(list, state.alerts.map((a) => h("li", { class: "card alert", "data-alert": a.id, "data-state": a.state },
+    h("h3", {}, `${t("rule")}: ${t(a.rule)} `, gradeChip(a.grade), " ", stateChip(a.state)),
+    h("p", {}, a.detail),
+    h("p", { class: "muted" }, `${when(a.time)} · ${a.principal ?? ""} · ${a.org ?? ""} · #${a.index}`),
+    a.changedAt ? h("p", { class: "muted" }, `${t("changed")}: ${when(a.changedAt)} · ${a.changedBy ?? ""}${a.note ? " · " + a.note : ""}`) : null,
+    CLOSED.includes(a.state) ? null : handleForm(a))));
+}
+
+function renderWarnings() {
+  const list = document.getElementById("warnings-list");
+  if (state.warnings === null) return clear(list, h("li", { class: "muted" }, t("warningsOutOfScope")));
+  if (!state.warnings.length) return clear(list, h("li", { class: "muted" }, t("noWarnings")));
+  clear(list, state.warnings.map((w) => h("li", { class: "card warning", "data-warning": w.warningId },
+    h("h3", {}, `${w.rule} `, gradeChip(w.grade), " ", stateChip(w.state)),
+    h("p", {}, w.detail),
+    h("p", { class: "muted" }, `${when(w.foundAt)} · ${w.institutionCode ?? ""} · ${province(w.insuredRegion)} → ${province(w.treatmentRegion)}${w.owner ? " · " + t("owner") + " " + w.owner : ""}`))));
+}
+
+function renderBudgets() {
+  const body = document.getElementById("budgets-body");
+  if (!state.budgets.length) return clear(body, h("tr", {}, h("td", { colspan: "6", class: "muted" }, t("noBudgets"))));
+  clear(body, state.budgets.map((b) => h("tr", { "data-partner": b.partner },
+    h("td", { class: "mono" }, b.partner), h("td", {}, b.period),
+    h("td", {}, h("meter", { min: "0", max: String(b.budget), value: String(b.spent), "aria-label": `${t("spent")} ${b.spent} / ${b.budget}` }), ` ${b.spent} / ${b.budget}`),
+    h("td", {}, String(b.remaining)), h("td", {}, String(b.questions)), h("td", {}, when(b.renewsAt)))));
+}
+
+async function handle(alert, form) {
+  const note = form.note.value.trim();
+  if (!note) {
+    document.getElementById("status").textContent = t("noteNeeded");
+    return;
+  }
+  const input = { alertId: alert.id, action: form.action.value, note };
+  await gql(HANDLE, { key: randomKey(), input });
+  document.getElementById("status").textContent = t("handled").replace("{id}", alert.id);
+  await loadAlerts();
+}
+
+async function loadAlerts() {
+  state.alerts = nodes((await gql(ALERTS)).data.auditAlerts);
+  renderAlerts();
+}
+
+async function loadOversight() {
+  // Warnings are open to an auditor of a region; another auditor is told so, not shown an error.
+  const warnings = await gql(WARNINGS).catch(() => null);
+  state.warnings = warnings?.data?.supervisionWarnings ? nodes(warnings.data.supervisionWarnings) : null;
+  state.budgets = (await gql(BUDGETS)).data.privacyBudgets;
+  renderWarnings();
+  renderBudgets();
 }
 
 function renderResult() {
@@ -156,6 +261,8 @@ function render() {
   renderEvents();
   renderDetail();
   renderAlerts();
+  renderWarnings();
+  renderBudgets();
   renderResult();
 }
 
@@ -215,7 +322,8 @@ async function main() {
   document.getElementById("more").addEventListener("click", () => search(state.cursor).catch(show));
   render();
   await search();
-  state.alerts = nodes((await gql(ALERTS)).data.auditAlerts);
+  await loadAlerts();
+  await loadOversight();
   render();
   document.body.dataset.ready = "true";
 }

@@ -11,6 +11,7 @@ const STRINGS = {
     title: "我的医保云档案", otherLanguage: "English", signOut: "退出", skip: "跳到正文",
     sections: "页面导航", timeline: "档案时间线", results: "检查检验", consents: "授权",
     access: "谁看过我的数据", refresh: "刷新", loading: "正在加载…", hello: "您好，",
+    settledAs: "已结算", dispensed: "已购药", notSettled: "未结算",
     insuredIn: "参保地：", enrollment: "参保", visit: "就诊", prescription: "处方",
     purchase: "购药", settlement: "结算", filing: "异地就医备案", diagnoses: "诊断",
     fund: "统筹基金", account: "个人账户", cash: "现金", total: "合计", crossProvince: "跨省",
@@ -28,6 +29,7 @@ const STRINGS = {
     TREATMENT: "诊疗", RESEARCH: "科研", UNDERWRITING: "核保", SETTLEMENT_P: "结算",
     FUND_SUPERVISION: "基金监管", PATIENT_ACCESS: "本人查询", AUDIT: "审计", EMERGENCY: "紧急救治",
     OK: "成功", DENIED: "被拒绝", PARTIAL: "部分", ERROR: "出错", unit: "单位",
+    INTENT: "写入中", APPLIED: "已写入", NOT_APPLIED: "未写入",
     clinician: "医生", pharmacist: "药师", insurance_agency: "医保经办", settlement_center: "结算中心",
     researcher: "科研", commercial_insurer: "商业保险", auditor: "审计员", admin: "管理员", patient: "本人",
   },
@@ -35,7 +37,8 @@ const STRINGS = {
     title: "My medical insurance record", otherLanguage: "中文", signOut: "Sign out",
     skip: "Skip to content", sections: "Sections", timeline: "Record timeline",
     results: "Test results", consents: "Consents", access: "Who saw my data", refresh: "Refresh",
-    loading: "Loading…", hello: "Hello, ", insuredIn: "Insured in: ", enrollment: "Enrolment",
+    loading: "Loading…", hello: "Hello, ", settledAs: "Settled",
+    dispensed: "Dispensed", notSettled: "Not settled", insuredIn: "Insured in: ", enrollment: "Enrolment",
     visit: "Visit", prescription: "Prescription", purchase: "Drug purchase",
     settlement: "Settlement", filing: "Cross-region filing", diagnoses: "Diagnoses",
     fund: "Pooled fund", account: "Personal account", cash: "Cash", total: "Total",
@@ -56,6 +59,7 @@ const STRINGS = {
     UNDERWRITING: "Underwriting", SETTLEMENT_P: "Settlement", FUND_SUPERVISION: "Fund supervision",
     PATIENT_ACCESS: "My own access", AUDIT: "Audit", EMERGENCY: "Emergency", OK: "OK",
     DENIED: "Denied", PARTIAL: "Partial", ERROR: "Error", unit: "unit", clinician: "Clinician",
+    INTENT: "Writing", APPLIED: "Written", NOT_APPLIED: "Not written",
     pharmacist: "Pharmacist", insurance_agency: "Insurance agency",
     settlement_center: "Settlement centre", researcher: "Researcher",
     commercial_insurer: "Commercial insurer", auditor: "Auditor", admin: "Administrator",
@@ -102,8 +106,8 @@ const RECORD = `query PatientRecord {
     cloudRecord {
       enrollments(first: 20) { nodes { enrollmentId insuranceType poolingRegion beginDate endDate status accountBalance } }
       visits(first: 60) { nodes { visitId visitType beginDate endDate diagnosisCodes diagnosisText treatmentRegion crossRegion
-        institution { name region }
-        prescriptions { prescriptionId issuedAt reviewStatus items { drugName quantity unit } } } }
+        institution { name region } settlement { settlementId total }
+        prescriptions { prescriptionId issuedAt reviewStatus items { drugName quantity unit } purchases { purchaseId purchasedAt } } } }
       drugPurchases(first: 30) { nodes { purchaseId purchasedAt pharmacyCode total fundPay accountPay cashPay items { drugName quantity unit } } }
       settlements(first: 60) { nodes { settlementId visitId settledAt total fundPay accountPay cashPay crossProvince insuredRegion treatmentRegion institution { name } } }
       filings(first: 20) { nodes { filingId filedAt insuredRegion destination category channel status validFrom validUntil } }
@@ -117,7 +121,27 @@ const ACCESS = `query MyAccessLog { myAccessLog(first: 30) { nodes { index time 
 const GRANT = `mutation Grant($key: String!, $input: GrantConsentInput!) { grantConsent(idempotencyKey: $key, input: $input) { consent { consentId status } } }`;
 const REVOKE = `mutation Revoke($key: String!, $id: ID!) { revokeConsent(idempotencyKey: $key, consentId: $id) { consent { consentId status } } }`;
 
-let state = { record: null, errors: [], consents: [], access: [] };
+// The names of the record's codes, from the API's own code list (not a list of the page's).
+const CODES = `query Codes($dx: [String!]!, $places: [String!]!) {
+  dx: codes(kind: DIAGNOSIS, codes: $dx) { code label }
+  places: codes(kind: REGION, codes: $places) { code label } }`;
+
+let state = { record: null, errors: [], consents: [], access: [], names: { dx: {}, places: {} } };
+
+function named(kind, code) {
+  return state.names[kind][code] ?? "";
+}
+
+async function loadNames(record) {
+  const visits = nodes(record?.visits);
+  const dx = [...new Set(visits.flatMap((v) => v.diagnosisCodes || []))].slice(0, 100);
+  const places = [...new Set(visits.map((v) => v.treatmentRegion).filter(Boolean))].slice(0, 100);
+  if (!dx.length && !places.length) return;
+  const { data } = await gql(CODES, { dx, places });
+  for (const kind of ["dx", "places"]) {
+    state.names[kind] = Object.fromEntries((data?.[kind] || []).filter((c) => c.label).map((c) => [c.code, c.label]));
+  }
+}
 
 function nodes(connection) {
   return connection?.nodes || [];
@@ -144,10 +168,15 @@ function timelineItems(record) {
   }
   for (const v of nodes(record.visits)) {
     const rx = (v.prescriptions || []).map((p) => h("li", {}, `${t("prescription")} ${when(p.issuedAt)} (${label(p.reviewStatus)}): `,
-      (p.items || []).map((i) => `${i.drugName} ×${i.quantity}${i.unit}`).join("、")));
+      (p.items || []).map((i) => `${i.drugName} ×${i.quantity}${i.unit}`).join("、"),
+      (p.purchases || []).length ? [" ", chip(`${t("dispensed")} ${when(p.purchases[0].purchasedAt)}`, "ok")] : null));
+    const dx = (v.diagnosisCodes || []).map((c) => `${c} ${named("dx", c)}`.trim()).join("、");
+    const known = (v.diagnosisCodes || []).map((c) => named("dx", c));
+    const text = v.diagnosisText && !known.includes(v.diagnosisText) ? " · " + v.diagnosisText : "";
     items.push({ at: v.beginDate, region: v.treatmentRegion, kind: "visit", cross: v.crossRegion,
-      body: [h("p", {}, `${v.institution?.name ?? ""} · ${label(v.visitType)}`),
-        v.diagnosisCodes ? h("p", {}, `${t("diagnoses")}: ${v.diagnosisCodes.join(", ")} ${v.diagnosisText ?? ""}`) : null,
+      body: [h("p", {}, `${v.institution?.name ?? ""} · ${label(v.visitType)}${named("places", v.treatmentRegion) ? " · " + named("places", v.treatmentRegion) : ""} `,
+        v.settlement ? chip(`${t("settledAs")} ${yuan(v.settlement.total)}`, "ok") : chip(t("notSettled"))),
+        v.diagnosisCodes ? h("p", {}, `${t("diagnoses")}: ${dx}${text}`) : null,
         rx.length ? h("ul", { class: "sub" }, rx) : null] });
   }
   for (const p of nodes(record.drugPurchases)) {
@@ -266,6 +295,7 @@ async function main() {
   const { data, errors } = await gql(RECORD);
   state.record = data.me;
   state.errors = errors;
+  await loadNames(data.me?.cloudRecord).catch(() => {});  // names are a help, not the record
   await loadConsents();
   await loadAccess();
   render();
