@@ -53,7 +53,7 @@ from gateway.sealing import (
     sign_response,
 )
 from gateway.startup import crypto_profile, open_keyring
-from gateway.supervision import scan_forever
+from gateway.supervision import rule_files, scan_forever
 from gateway.telemetry.setup import instrument
 from gateway.witness import PATHS as WITNESS_PATHS
 from gateway.witness import witness_routes
@@ -90,6 +90,7 @@ def build_services(settings: Settings) -> Services:
     keyring.ensure_source(GATEWAY_KEY_SOURCE)
     for warning in keyring.warnings():  # shared index key, a GCM key near its limit
         logging.getLogger("medfed.keys").warning(warning)
+    benefits, claims_rules = rule_files(settings)
     gateway_engine = create_source_engine(settings.gateway_spec)
     config = settings.config
     return Services(
@@ -102,6 +103,8 @@ def build_services(settings: Settings) -> Services:
         peer_deadline_share=config.gateway.peer_deadline_share,
         gateway_engine=gateway_engine,
         router_principals=config.federation.router_principals,
+        benefits=benefits,
+        claims_rules=claims_rules,
         extras={
             RECORDER: make_recorder(settings, gateway_engine),
             KEYRING: keyring,

@@ -10,15 +10,43 @@ import logging
 import secrets
 from collections import Counter
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+from connectors.domain.benefits import Benefits, BenefitsError, default_benefits, load_benefits
+from connectors.supervision.rules import RuleBase, RulesError, default_rules, load_rules
 from connectors.supervision.scan import ScanResult, scan
+from gateway.config import ConfigError, Settings
 from gateway.config.tables import SupervisionTable
 from schema.context import Services
 from security import warnings as store
 from security.audit.events import supervision_event
 
 log = logging.getLogger("medfed.supervision")
+
+
+def _chosen(settings: Settings, raw: str | None) -> Path | None:
+    if raw is None:
+        return None
+    base = settings.config_path.parent if settings.config_path else Path.cwd()
+    return Path(raw) if Path(raw).is_absolute() else base / raw
+
+
+def rule_files(settings: Settings) -> tuple[Benefits, RuleBase]:
+    """The benefits file and the claims rule base ``[supervision]`` names (the shipped ones
+    when unset), parsed strictly; a problem is one ConfigError naming the key."""
+    table = settings.config.supervision
+    benefits_path = _chosen(settings, table.benefits_file)
+    rules_path = _chosen(settings, table.rules_file)
+    try:
+        benefits = load_benefits(benefits_path) if benefits_path else default_benefits()
+    except BenefitsError as exc:
+        raise ConfigError("supervision.benefits_file", str(exc)) from None
+    try:
+        rules = load_rules(rules_path) if rules_path else default_rules()
+    except RulesError as exc:
+        raise ConfigError("supervision.rules_file", str(exc)) from None
+    return benefits, rules
 
 
 async def run_scan(

@@ -184,10 +184,15 @@ class TelemetrySettings(Table):
 
 
 class SupervisionTable(Table):
-    """``[supervision]``: the scheduled claims scan (docs/supervision.md)."""
+    """``[supervision]``: the scheduled claims scan, and the files of benefits by rule and of
+    the claims rule base (docs/supervision.md)."""
 
     scan_interval_seconds: Annotated[float, Field(ge=0)] = 86_400.0  # 0: no scheduled scan
     scan_lookback_days: Annotated[int, Field(ge=1, le=3660)] = 7  # each run: the last N days
+    # Relative to the configuration file's folder; unset: the shipped files under
+    # connectors/domain/. Read (and checked strictly) when the gateway's services are built.
+    benefits_file: NonEmpty | None = None
+    rules_file: NonEmpty | None = None
 
 
 class PagesSettings(Table):

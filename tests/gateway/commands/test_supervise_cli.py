@@ -10,7 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.demo import build, db, medfed
+from connectors.supervision.rules import RULES_FILE
+from gateway import cli
+from gateway.config import ConfigError
+from tests.support.demo import CONFIG, build, db, medfed
 
 
 @pytest.fixture(scope="module")
@@ -97,3 +100,77 @@ def test_a_pharmacy_dispensing_before_the_review_is_found(demo, capsys, tmp_path
     found = [h for h in lines[:-1] if "dispensed at" in h["detail"]]
     assert [h["rule"] for h in found] == ["UNREVIEWED_PRESCRIPTION"]
     assert rx["rx_id"] in found[0]["detail"] and rx["circulated_to"] in found[0]["detail"]
+
+
+def _config_with(tmp_path: Path, **supervision: str) -> Path:
+    """medfed.toml with [supervision] keys added, in a folder of its own (the files it names
+    are resolved against it)."""
+    lines = [f'{key} = "{value}"' for key, value in supervision.items()]
+    text = CONFIG.read_text(encoding="utf-8") + "\n[supervision]\n" + "\n".join(lines) + "\n"
+    path = tmp_path / "medfed.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _scan_with(config: Path, data_dir: Path, capsys) -> tuple[int, list[dict], str]:
+    capsys.readouterr()
+    code = cli.main(
+        [
+            "--config",
+            str(config),
+            "--data-dir",
+            str(data_dir),
+            "supervise",
+            "scan",
+            "--from",
+            "2018-01-01",
+            "--to",
+            "2020-11-01",
+            "--dry-run",
+        ]
+    )
+    out, err = capsys.readouterr()
+    return code, [json.loads(line) for line in out.splitlines() if line], err
+
+
+def test_the_rule_base_is_the_file_medfed_toml_names(demo, capsys, tmp_path):
+    shipped = RULES_FILE.read_text(encoding="utf-8")
+    code, lines = scan(demo, capsys, "--dry-run")
+    assert code == 0 and any(h["rule"] == "CROSS_PROVINCE_OUTPATIENT" for h in lines[:-1])
+    # the same rules with one switched off, named relative to the configuration's folder
+    (tmp_path / "rules").mkdir()
+    off = shipped.replace(
+        "grade = 2\npilot_provinces", "grade = 2\nenabled = false\npilot_provinces", 1
+    )
+    assert off != shipped
+    (tmp_path / "rules" / "mine.toml").write_text(off, encoding="utf-8")
+    config = _config_with(tmp_path, rules_file="rules/mine.toml")
+    code, lines, _ = _scan_with(config, demo, capsys)
+    assert code == 0 and lines[:-1]
+    assert not any(h["rule"] == "CROSS_PROVINCE_OUTPATIENT" for h in lines[:-1])
+    # a file that is not there, or not a rule base, is one line naming the key
+    for name, text in (("missing.toml", None), ("bad.toml", "[rules.NO_SUCH_RULE]\ngrade = 1\n")):
+        if text is not None:
+            (tmp_path / name).write_text(text, encoding="utf-8")
+        code, _, err = _scan_with(_config_with(tmp_path, rules_file=name), demo, capsys)
+        assert code == 2 and err.startswith("medfed: supervision.rules_file:")
+        assert err.count("\n") == 1
+
+
+def test_the_benefits_file_is_the_one_medfed_toml_names(tmp_path):
+    from connectors.domain.benefits import BENEFITS_FILE
+    from gateway.config import load_settings
+    from gateway.supervision import rule_files
+
+    shipped = BENEFITS_FILE.read_text(encoding="utf-8")
+    hangzhou = '[budgets."330100"]\nper_person_year = 1400'
+    assert hangzhou in shipped
+    default = rule_files(load_settings(CONFIG))[0].budget_for("330106")
+    (tmp_path / "benefits.toml").write_text(
+        shipped.replace(hangzhou, '[budgets."330100"]\nper_person_year = 2800'), encoding="utf-8"
+    )
+    benefits, _ = rule_files(load_settings(_config_with(tmp_path, benefits_file="benefits.toml")))
+    assert benefits.budget_for("330106") == 2 * default
+    (tmp_path / "broken.toml").write_text("[regions]\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"^supervision\.benefits_file: "):
+        rule_files(load_settings(_config_with(tmp_path, benefits_file="broken.toml")))
