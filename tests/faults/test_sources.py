@@ -195,16 +195,21 @@ async def test_a_sqlite_source_file_that_changes_under_the_gateway(
         assert failed == {HOSPITAL: reason}, failed
         assert ids == {fed.there}
         ready = await readyz(fed)
-        assert ready["ready"] is True and ready["degraded"] == [HOSPITAL]
-        assert ready["sources"][HOSPITAL]["health"] == "unavailable"
-        assert ready["sources"][HOSPITAL]["reason"] in {
-            reason,
-            "FILE_MISSING",
-            "FILE_TRUNCATED",
-            "FILE_CORRUPT",
-            "SCHEMA_MISSING",
-            "FILE_REPLACED",
-        }
+        if fault is None and not ready["degraded"]:
+            # A replacement is a whole source: under load the probe may already have
+            # adopted it by now; what it serves is checked just below.
+            assert ready["ready"] is True
+        else:
+            assert ready["ready"] is True and ready["degraded"] == [HOSPITAL]
+            assert ready["sources"][HOSPITAL]["health"] == "unavailable"
+            assert ready["sources"][HOSPITAL]["reason"] in {
+                reason,
+                "FILE_MISSING",
+                "FILE_TRUNCATED",
+                "FILE_CORRUPT",
+                "SCHEMA_MISSING",
+                "FILE_REPLACED",
+            }
         if fault is None:
             # A replacement is itself a whole source: adopted by the probe, its rows served,
             # the old file's never again.

@@ -75,7 +75,8 @@ def test_a_stopped_peer_degrades_answers_opens_the_breaker_and_recovers(pair):
         assert codes == {("SOURCE_UNAVAILABLE", PEER)}
         visits = {v["visitId"] for v in answer["data"]["person"]["cloudRecord"]["visits"]["nodes"]}
         assert visits == set(facts["local_visits"])
-    assert peer_state(local)["breaker"] == "open"
+    # Opened; under load its 1 s cooldown may already have passed (half-open follows only open).
+    assert peer_state(local)["breaker"] in {"open", "half-open"}
     ready = httpx.get(local.url + "/readyz", timeout=10)
     assert ready.status_code == 200  # a remote province down does not unready this gateway
 
