@@ -175,7 +175,13 @@ def _run(args: argparse.Namespace) -> int:
             access_log=False,
             **tls,
         )
-        Multiprocess(config, sockets=[config.bind_socket()]).run()
+        from gateway.reuseport import reuse_port_available, serve_workers
+
+        if reuse_port_available():
+            # A socket per worker, so the kernel shares the connections out (reuseport.py).
+            serve_workers(config)
+        else:
+            Multiprocess(config, sockets=[config.bind_socket()]).run()
         return 0
     uvicorn.run(app, host=host, port=port, log_config=logs, access_log=False, **tls)
     return 0
