@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+from pathlib import Path
 
 import httpx
 import pytest
@@ -30,6 +31,23 @@ def _pids(served) -> list[int]:
         for r in served.records()
         if r.get("logger") == "medfed.access" and r.get("path") == "/graphql"
     ]
+
+
+def _exited(pid: int) -> bool:
+    """Whether ``pid`` has exited (gone, or a zombie its parent has not reaped yet)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii")
+    except FileNotFoundError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] == "Z"
+
+
+async def _gone(pid: int) -> None:
+    for _ in range(200):
+        if _exited(pid):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"worker {pid} still runs after SIGKILL")
 
 
 async def _burst(url: str, token: str, clients: int, rounds: int) -> None:
@@ -83,6 +101,7 @@ async def test_a_dead_workers_place_is_taken_and_no_connection_hangs(data_dir) -
         await _burst(served.url, token, CLIENTS, 1)
         victim = _pids(served)[0]
         os.kill(victim, signal.SIGKILL)
+        await _gone(victim)  # the kill is asynchronous: its socket closes as it exits
         # Until its replacement starts, every new connection goes to the live worker: the
         # dead one's socket closed with it (the parent holds none), so none waits forever.
         await _burst(served.url, token, CLIENTS, 1)
