@@ -54,6 +54,8 @@ from gateway.sealing import (
 )
 from gateway.startup import crypto_profile, open_keyring
 from gateway.supervision import rule_files, scan_forever
+from gateway.telemetry.metrics_http import PATH as METRICS_PATH
+from gateway.telemetry.metrics_http import metrics_route
 from gateway.telemetry.setup import instrument
 from gateway.witness import PATHS as WITNESS_PATHS
 from gateway.witness import witness_routes
@@ -354,6 +356,8 @@ def create_app(
         if services.gateway_engine is not None:
             await services.gateway_engine.dispose()
 
+    auth = auth_options(settings)
+    metrics_by_token = settings.config.telemetry.metrics_token
     app = Starlette(
         routes=[
             Route("/healthz", healthz),
@@ -363,18 +367,21 @@ def create_app(
             *professional_key_routes(services.extras[PROFESSIONAL_KEYS]),
             *witnessing,
             *page_routes(settings),
+            *([metrics_route(auth)] if metrics_by_token else []),
         ],
         middleware=[
             Middleware(EdgeMiddleware, edge),
             Middleware(
                 AuthMiddleware,
-                **auth_options(settings),
+                **auth,
                 # A witness submission is authenticated by the log's signature, not a token.
                 exempt_paths=(
                     "/healthz",
                     "/readyz",
                     *PAGE_PATHS,
                     *(WITNESS_PATHS if witnessing else ()),
+                    # Checks its own token: the operations role, which has no purpose.
+                    *((METRICS_PATH,) if metrics_by_token else ()),
                 ),
                 exempt_prefixes=(*PAGE_PREFIXES, PROFESSIONAL_KEYS_PREFIX),
                 on_denied=on_auth_denied(recorder) if recorder else None,

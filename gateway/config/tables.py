@@ -174,6 +174,8 @@ class TelemetrySettings(Table):
     sample_ratio: Annotated[float, Field(ge=0, le=1)] = 1.0  # of new traces
     # Routers and peer gateways (addresses or networks) whose traceparent is continued.
     trusted_trace_callers: Annotated[tuple[Network, ...], BeforeValidator(_networks)] = ()
+    # Also /metrics on the API listener, for a token with the operations role only.
+    metrics_token: bool = False
 
     @field_validator("otlp_endpoint")
     @classmethod

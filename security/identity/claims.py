@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 from security.identity.assurance import Assurance, CertType
-from security.identity.roles import PATIENT_PURPOSES, Purpose, Role
+from security.identity.roles import NO_PURPOSE_ROLES, PATIENT_PURPOSES, Purpose, Role
 
 # H (hospital), P (pharmacy), R (research institute) or C (commercial insurer) + six-digit
 # GB/T 2260 region + five-digit serial; or a bare region code for bureaus, settlement
@@ -69,11 +69,19 @@ def check_org(value: object) -> str:
     return value
 
 
-def check_purposes(value: object) -> frozenset[Purpose]:
+def check_purposes(value: object, role: Role | None = None) -> frozenset[Purpose]:
     # A bare string is refused rather than split: "TREATMENT" must not become {T, R, E, ...}.
     if not isinstance(value, list | tuple | set | frozenset):
         raise ClaimError("purposes", "must be a list of purposes of use")
     items = list(value)
+    if role in NO_PURPOSE_ROLES:
+        # An operations token reads metrics, never data: a purpose would open the data
+        # routes' door to it.
+        if items:
+            raise ClaimError(
+                "purposes", f"must be empty in a {role.value} token (it reads no data)"
+            )
+        return frozenset()
     if not items:
         raise ClaimError("purposes", "must name at least one purpose of use")
     purposes: set[Purpose] = set()

@@ -121,7 +121,7 @@ class DemoIssuer:
         real-person check (``acr`` real_person) unless told otherwise."""
         checked_role = claims.check_role(role)
         chosen = DEFAULT_PURPOSES[checked_role] if purposes is None else list(purposes)
-        checked_purposes = claims.check_purposes(list(chosen))
+        checked_purposes = claims.check_purposes(list(chosen), checked_role)
         payload: dict[str, object] = {
             "iss": DEMO_ISSUER,
             "aud": audience,

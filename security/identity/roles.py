@@ -20,6 +20,9 @@ class Role(StrEnum):
     COMMERCIAL_INSURER = "commercial_insurer"  # 商业保险公司
     AUDITOR = "auditor"  # 审计人员
     ADMIN = "admin"  # 系统管理员
+    # 运维: reads the gateway's own metrics (/metrics), never data. Its tokens carry no
+    # purpose of use, so every data route refuses them at the door.
+    OPERATIONS = "operations"
 
 
 class Purpose(StrEnum):
@@ -52,5 +55,9 @@ DEFAULT_PURPOSES: Mapping[Role, frozenset[Purpose]] = MappingProxyType(
         Role.COMMERCIAL_INSURER: frozenset({Purpose.UNDERWRITING}),
         Role.AUDITOR: frozenset({Purpose.AUDIT}),
         Role.ADMIN: frozenset({Purpose.AUDIT}),
+        Role.OPERATIONS: frozenset(),
     }
 )
+
+# Roles that read no data and so have no purpose of use: their tokens must name none.
+NO_PURPOSE_ROLES: frozenset[Role] = frozenset({Role.OPERATIONS})

@@ -226,7 +226,7 @@ def _principal(
     sub = claims.check_sub(payload["sub"])
     role = claims.check_role(payload["role"])
     org = claims.check_org(payload["org"])
-    purposes = claims.check_purposes(payload["purposes"])
+    purposes = claims.check_purposes(payload["purposes"], role)
     # A signature proves who signed; the scope is what that signer may say. Checked before the
     # claims that depend on the role, so an issuer that may not mint patients hears that.
     scope.check(
