@@ -13,6 +13,7 @@ emits telemetry already names only closed sets; this filter is the guard for wha
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -30,10 +31,20 @@ _PERSONAL = re.compile(
 )
 
 
+@functools.lru_cache(maxsize=4096)
+def _scrub_text(text: str) -> str:
+    return _PERSONAL.sub(REDACTED, text)
+
+
 def scrub(value: Any) -> Any:
-    """``value`` with personal-looking parts replaced; non-strings pass (numbers, booleans)."""
+    """``value`` with personal-looking parts replaced; non-strings pass (numbers, booleans).
+
+    Strings are scrubbed through a bounded cache: a request's spans repeat the same few
+    (source names, kinds, outcomes, routes, statement texts), and the search is most of a
+    span's filtering. The cache is this process's memory, which held the text anyway; only
+    the filter's output leaves."""
     if isinstance(value, str):
-        return _PERSONAL.sub(REDACTED, value)
+        return _scrub_text(value) if len(value) <= 512 else _PERSONAL.sub(REDACTED, value)
     if isinstance(value, list | tuple):
         return type(value)(scrub(v) for v in value)
     return value
@@ -50,16 +61,13 @@ class RedactingProcessor(SpanProcessor):
 
     def on_end(self, span: Any) -> None:
         span._attributes = scrub_mapping(span.attributes)
-        kept = []
-        for event in span.events:
-            attributes = (
-                {k: v for k, v in (event.attributes or {}).items() if k == "exception.type"}
-                if event.name == "exception"
-                else scrub_mapping(event.attributes)
-            )
-            event._attributes = attributes
-            kept.append(event)
-        span._events = tuple(kept)
+        if span.events:
+            for event in span.events:
+                event._attributes = (
+                    {k: v for k, v in (event.attributes or {}).items() if k == "exception.type"}
+                    if event.name == "exception"
+                    else scrub_mapping(event.attributes)
+                )
         status = span.status
         if status.description:
             span._status = Status(status.status_code, scrub(status.description))
