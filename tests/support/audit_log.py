@@ -18,6 +18,9 @@ from security.audit.models import AuditEvent
 from tests.support import REPO
 
 ORIGIN = "medfed.local/audit"
+# The largest checkpoint_every the settings accept: no checkpoint is due by count in a test
+# of a few events (0, which used to mean this, is refused since [audit] is checked strictly).
+NO_COUNT_CHECKPOINT = 100_000
 
 
 def sqlite_spec(data_dir: Path) -> SourceSpec:

@@ -18,7 +18,14 @@ from security.audit import (
     open_checkpoint,
     verify_log,
 )
-from tests.support.audit_log import ORIGIN, appender, open_log, read_entries, sqlite_spec
+from tests.support.audit_log import (
+    NO_COUNT_CHECKPOINT,
+    ORIGIN,
+    appender,
+    open_log,
+    read_entries,
+    sqlite_spec,
+)
 from tests.support.postgres import PG_URL
 
 
@@ -34,7 +41,7 @@ def spec(backend: str, data_dir: Path, request) -> SourceSpec:
 
 
 async def test_appends_are_numbered_in_order_and_proven(spec, data_dir) -> None:
-    engine, log = await open_log(spec, data_dir, checkpoint_every=0)
+    engine, log = await open_log(spec, data_dir, checkpoint_every=NO_COUNT_CHECKPOINT)
     try:
         await log.start()  # what the app's startup does, on either backend
         receipts = [await log.append({"n": n, "who": "doctor"}) for n in range(13)]
@@ -90,7 +97,9 @@ async def test_an_append_waits_for_another_writers_lock_instead_of_failing(
     import threading
     import time
 
-    engine, log = await open_log(sqlite_spec(data_dir), data_dir, checkpoint_every=0)
+    engine, log = await open_log(
+        sqlite_spec(data_dir), data_dir, checkpoint_every=NO_COUNT_CHECKPOINT
+    )
     log.inline_when = lambda: inline
     try:
         assert (await log.append({"n": 0})).index == 0  # inline or not, a plain append
@@ -123,7 +132,7 @@ async def test_a_checkpoint_is_signed_within_checkpoint_seconds_of_new_events(
     engine, log = await open_log(
         sqlite_spec(data_dir),
         data_dir,
-        checkpoint_every=0,
+        checkpoint_every=NO_COUNT_CHECKPOINT,
         checkpoint_seconds=0.3,
         checkpoint_on_close=False,
     )

@@ -13,7 +13,14 @@ from pathlib import Path
 import pytest
 
 from security.audit import AuditWriteError, verify_log
-from tests.support.audit_log import ORIGIN, appender, open_log, read_entries, sqlite_spec
+from tests.support.audit_log import (
+    NO_COUNT_CHECKPOINT,
+    ORIGIN,
+    appender,
+    open_log,
+    read_entries,
+    sqlite_spec,
+)
 
 
 def _writer_pid(log) -> int:
@@ -47,7 +54,9 @@ def _gone_within(pid: int, seconds: float) -> bool:
 async def test_a_writer_killed_before_committing_is_replaced_and_the_batch_logged_once(
     data_dir,
 ) -> None:
-    engine, log = await open_log(sqlite_spec(data_dir), data_dir, checkpoint_every=0)
+    engine, log = await open_log(
+        sqlite_spec(data_dir), data_dir, checkpoint_every=NO_COUNT_CHECKPOINT
+    )
     try:
         await log.start()
         assert (await log.append({"n": 0})).index == 0
@@ -73,7 +82,9 @@ async def test_a_writer_killed_after_committing_is_not_asked_again(data_dir, mon
     # in the log though never acknowledged, and must not be appended a second time.
     monkeypatch.setenv("MEDFED_FAILPOINTS", "audit_writer.committed=pause@2")
     monkeypatch.setenv("MEDFED_FAILPOINT_DIR", str(data_dir))
-    engine, log = await open_log(sqlite_spec(data_dir), data_dir, checkpoint_every=0)
+    engine, log = await open_log(
+        sqlite_spec(data_dir), data_dir, checkpoint_every=NO_COUNT_CHECKPOINT
+    )
     try:
         await log.start()
         assert (await log.append({"n": 0})).index == 0
