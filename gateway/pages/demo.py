@@ -21,6 +21,9 @@ ROLES = {
     "insurance_agency": "330000",
     "settlement_center": "100000",
 }
+# The professional the demo clinician is (a doctor of the demo's own form, D + hospital +
+# serial), so the sign-in's token can sign e-prescriptions as the identity provider would.
+PROFESSIONALS = {"clinician": "DH33010600001001"}
 PEOPLE_SHOWN = 8
 
 
@@ -63,6 +66,8 @@ def demo_routes(settings: Settings) -> list[Route]:
                 minted = {"role": role, "org": chosen["insuredIn"][0], "person": person}
             else:
                 minted = {"role": role, "org": ROLES[role]}
+                if role in PROFESSIONALS:
+                    minted["professional"] = PROFESSIONALS[role]
         except (ValueError, KeyError, TypeError, StopIteration):
             return JSONResponse(
                 {"error": "choose a role of the list, or a person of the list"}, status_code=400

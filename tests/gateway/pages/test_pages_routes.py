@@ -75,6 +75,11 @@ async def test_the_demo_sign_in_exists_only_in_dev_mode(tmp_path):
     assert minted.status_code == 200
     claims = jwt.decode(minted.json()["token"], options={"verify_signature": False})
     assert (claims["role"], claims["org"], claims["purposes"]) == ("auditor", "100000", ["AUDIT"])
+    assert "professional" not in claims
+    # The demo clinician is a doctor the identity provider names: it can sign prescriptions.
+    minted = await get(dev, "POST", "/pages/demo/token", json={"role": "clinician"})
+    claims = jwt.decode(minted.json()["token"], options={"verify_signature": False})
+    assert (claims["org"], claims["professional"]) == ("H33010600001", "DH33010600001001")
     # Only the listed roles; a patient only among the listed persons.
     for body in ({"role": "admin"}, {"role": "patient", "person": "0" * 32}, {}):
         assert (await get(dev, "POST", "/pages/demo/token", json=body)).status_code == 400
