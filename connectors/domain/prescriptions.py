@@ -186,3 +186,9 @@ def signing_identity(event: dict[str, Any]) -> tuple[str, str] | None:
     if event["actor_role"] == "patient":
         return None
     return event["actor_org"], event["actor_code"] or event["actor_org"]
+
+
+def dispensing_id_of(rx_id: str) -> str:
+    """A prescription is dispensed once, so its dispensing's id is its own (R… becomes D…),
+    as the demo's are: the bureau's settlement and the trace name it by it."""
+    return "D" + rx_id[1:]

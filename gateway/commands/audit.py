@@ -376,7 +376,9 @@ def _reconcile(args: argparse.Namespace) -> int:
         line += item.result + (f" ({item.reason})" if item.reason else "")
         print(line)
     still_open = sum(1 for item in settled if item.result == "OPEN")
-    print(f"{len(settled) - still_open} settled, {still_open} left open")
+    finished = sum(1 for item in settled if item.result == "FINISHED")
+    text = f"{len(settled) - still_open - finished} settled, {still_open} left open"
+    print(text + (f", {finished} half-written dispensings finished" if finished else ""))
     return 1 if still_open else 0
 
 

@@ -35,6 +35,7 @@ from schema.mutations.rx_common import (
     detail,
     run_transition,
 )
+from security import failpoints
 from security.identity.roles import Role
 
 CERT_TYPES = {"01": "e-credential", "02": "ID card", "03": "social-security card"}
@@ -178,62 +179,40 @@ async def dispense_prescription(
                 cashPayFen=cash,
                 homeDelivery=input.home_delivery,
                 deliveryFeeFen=result["fee"],
+                # What was handed out, so the event alone can finish the pharmacy's row
+                # after a crash (reconcile), not only the client's retry.
+                items=[
+                    {
+                        "drugCode": item.drug_code,
+                        "quantity": item.quantity,
+                        "amountFen": int(item.amount.scaleb(2)),
+                    }
+                    for item in input.items
+                ],
             ),
         )
 
     async def then(call: IdempotentCall, found: Found, event: Row) -> None:
-        facts = _facts(event)
-        dispensing_id = "D" + event["event_id"][1:24]
-        row = {
-            "dispensing_id": dispensing_id,
-            "rx_id": found.row["rx_id"],
-            "person_ref": found.row["person_ref"],
-            "pharmacy_code": ctx.principal.org,
-            "pharmacist_code": event["actor_code"],
-            "dispensed_at": event["at"],
-            "total_fen": facts["totalFen"],
-            "fund_pay_fen": facts["fundPayFen"],
-            "acct_pay_fen": facts["accountPayFen"],
-            "cash_pay_fen": facts["cashPayFen"],
-            "delivered": facts["homeDelivery"],
-            "delivery_fee_fen": facts["deliveryFeeFen"],
-            "cert_type": facts["certType"],
-        }
-        items = await _dispensed_items(found, dispensing_id, input)
+        prescribed = await lookups.ask(
+            ctx,
+            found.source,
+            lambda e: fetch_in(e, rx_writers.ITEMS, "rx_id", [found.row["rx_id"]]),
+        )
+        row, items = dispensing_of(found.row, event, prescribed)
+        # The hospital is DISPENSED now; a crash here leaves the pharmacy's row to reconcile.
+        await failpoints.reach("rx.dispense.before_pharmacy")
         await call.write(
             ctx,
             Target(
                 source.name,
                 DISPENSINGS.name,
                 "dispensing_id",
-                dispensing_id,
+                row["dispensing_id"],
                 person=found.row["person_ref"],
             ),
             lambda: lookups.ask(ctx, source, lambda e: rx_writers.write_dispensing(e, row, items)),
         )
-        await anchoring.anchor(ctx, source, DISPENSINGS.name, [dispensing_id])
-
-    async def _dispensed_items(found: Found, dispensing_id: str, i: DispensePrescriptionInput):
-        prescribed = {
-            r["drug_code"]: r
-            for r in await lookups.ask(
-                ctx,
-                found.source,
-                lambda e: fetch_in(e, rx_writers.ITEMS, "rx_id", [found.row["rx_id"]]),
-            )
-        }
-        return [
-            {
-                "item_id": f"{dispensing_id}{n:02d}",
-                "dispensing_id": dispensing_id,
-                "drug_code": item.drug_code,
-                "drug_name": prescribed[item.drug_code]["drug_name"],
-                "quantity": item.quantity,
-                "unit": prescribed[item.drug_code]["unit"],
-                "amount_fen": int(item.amount.scaleb(2)),
-            }
-            for n, item in enumerate(i.items, 1)
-        ]
+        await anchoring.anchor(ctx, source, DISPENSINGS.name, [row["dispensing_id"]])
 
     return await run_transition(
         info,
@@ -252,6 +231,43 @@ async def dispense_prescription(
 
 def _facts(event: Row) -> dict[str, Any]:
     return json.loads(event["detail"])
+
+
+def dispensing_of(rx: Row, event: Row, prescribed: list[Row]) -> tuple[Row, list[Row]]:
+    """The pharmacy's dispensing row and items, from the hospital's DISPENSED event (its
+    signed facts) and the prescription's items: what the request writes, and what reconcile
+    writes when a crash left the hospital DISPENSED without the pharmacy's row."""
+    facts = _facts(event)
+    dispensing_id = machine.dispensing_id_of(rx["rx_id"])
+    by_code = {r["drug_code"]: r for r in prescribed}
+    row = {
+        "dispensing_id": dispensing_id,
+        "rx_id": rx["rx_id"],
+        "person_ref": rx["person_ref"],
+        "pharmacy_code": facts["pharmacy"],
+        "pharmacist_code": event["actor_code"],
+        "dispensed_at": event["at"],
+        "total_fen": facts["totalFen"],
+        "fund_pay_fen": facts["fundPayFen"],
+        "acct_pay_fen": facts["accountPayFen"],
+        "cash_pay_fen": facts["cashPayFen"],
+        "delivered": facts["homeDelivery"],
+        "delivery_fee_fen": facts["deliveryFeeFen"],
+        "cert_type": facts["certType"],
+    }
+    items = [
+        {
+            "item_id": f"{dispensing_id}{n:02d}",
+            "dispensing_id": dispensing_id,
+            "drug_code": item["drugCode"],
+            "drug_name": by_code[item["drugCode"]]["drug_name"],
+            "quantity": item["quantity"],
+            "unit": by_code[item["drugCode"]]["unit"],
+            "amount_fen": item["amountFen"],
+        }
+        for n, item in enumerate(facts["items"], 1)
+    ]
+    return row, items
 
 
 # -- delivery ---------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from connectors.health import reason_of
 from connectors.sql.models import METADATA_BY_KIND
+from schema.mutations import dispensing_finish
 from security.audit import writes
 from security.store import gateway_metadata
 
@@ -45,7 +46,9 @@ class Settled:
     operation: str
     source: str
     object_id: str
-    result: str  # APPLIED | NOT_APPLIED | OPEN (the source could not say)
+    # APPLIED | NOT_APPLIED | OPEN (the source could not say) | FINISHED (a half-written
+    # dispensing completed: object_id is the dispensing written)
+    result: str
     reason: str | None = None
 
 
@@ -142,6 +145,22 @@ async def reconcile(
             if not await writes.is_pending(engine, idx):
                 continue  # settled meanwhile (the request itself logged it)
             result = writes.APPLIED if found else writes.NOT_APPLIED
+            finished = None
+            if dispensing_finish.concerns(write, result):
+                # A crash between the hospital's DISPENSED and the pharmacy's row: finish it
+                # first, so a source away leaves this intent open for the next run.
+                try:
+                    async with asyncio.timeout(10):
+                        finished = await dispensing_finish.finish(
+                            services, recorder, event, write, request_id
+                        )
+                except Exception as exc:
+                    reason = reason_of(exc)
+                    log.warning("intent %d left open: dispensing not finished (%s)", idx, reason)
+                    done.append(
+                        Settled(idx, write.operation, write.source, write.object_id, "OPEN", reason)
+                    )
+                    continue
             await recorder.record(
                 writes.outcome_event(
                     intent=idx,
@@ -153,4 +172,6 @@ async def reconcile(
             )
             log.warning("intent %d settled: %s %s", idx, write.operation, result)
             done.append(Settled(idx, write.operation, write.source, write.object_id, result))
+            if finished is not None:
+                done.append(Settled(idx, write.operation, *finished, "FINISHED"))
     return done
