@@ -1085,7 +1085,15 @@ class PersonGenerator:
                 },
             )
         )
-        row = self._settlement_row(e, pharmacy, "PHARMACY", when, suffix, f"V{suffix}")
+        row = self._settlement_row(
+            e,
+            pharmacy,
+            "PHARMACY",
+            when,
+            suffix,
+            f"V{suffix}",
+            None if dispensed is None else str(dispensed.row["dispensing_id"]),
+        )
         rows = [row] + ([dispensed.row] if dispensed is not None else [])
         self._pending.append(
             Pending(when, str(row["setl_id"]), e, pharmacy, "PHARMACY", dx, day, bill, False, rows)
@@ -1143,6 +1151,7 @@ class PersonGenerator:
         when: datetime,
         suffix: str,
         mdtrt_id: str,
+        dispensing_id: str | None = None,
     ) -> dict[str, object]:
         row: dict[str, object] = {
             "setl_id": f"S{suffix}",
@@ -1155,6 +1164,8 @@ class PersonGenerator:
             "mdtrtarea_admvs": inst.city,
             "cross_province": False,
             "clearing_status": "PENDING" if f"{when:%Y-%m}" >= CURRENT_MONTH else "CLEARED",
+            # A pharmacy purchase's settlement names the dispensing it pays for.
+            "dispensing_id": dispensing_id,
         }
         self.records.append((bureau(inst.province), "settlements", row))
         return row

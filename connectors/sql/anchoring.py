@@ -33,6 +33,9 @@ WORKFLOW_COLUMNS = {
         {"status", "version", "review_status", "reviewed_by", "reviewed_at", "circulated_to"}
     )
 }
+# Columns added after records were first anchored: left out of the record while NULL, so a
+# record anchored before the column existed keeps its digest.
+ADDED_LATER = {"settlements": frozenset({"dispensing_id"})}
 ITEMS = {
     "e_prescriptions": ("e_prescription_items", "rx_id"),
     "dispensings": ("dispensing_items", "dispensing_id"),
@@ -49,9 +52,10 @@ def record_of(kind: str, row: Row, items: Sequence[Row], open_cell: Opener) -> d
     """The record as the log hashes it (see the module docstring)."""
     key = str(row[ANCHORED[kind][1]])
     skip = WORKFLOW_COLUMNS.get(kind, frozenset())
+    later = ADDED_LATER.get(kind, frozenset())
     record: dict[str, Any] = {}
     for column, value in row.items():
-        if column.startswith("_") or column in skip:
+        if column.startswith("_") or column in skip or (value is None and column in later):
             continue
         if column.endswith("_enc") and value is not None:
             value = open_cell(column, key, value)

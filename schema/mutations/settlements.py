@@ -4,6 +4,7 @@ person is insured in another province (跨省直接结算, which needs a filing)
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
@@ -12,7 +13,8 @@ import strawberry
 
 from connectors.domain import codes
 from connectors.sql import writers
-from connectors.sql.models import bureau, platform
+from connectors.sql.models import bureau, pharmacy, platform
+from connectors.sql.queries import fetch_in
 from schema import anchoring
 from schema.enums import VisitType
 from schema.errors import forbidden
@@ -87,6 +89,13 @@ class RecordSettlementInput:
     )
     cash_pay: Decimal | None = strawberry.field(
         default=None, description="Paid in cash by the person (个人现金支付), yuan: checked."
+    )
+    dispensing_id: strawberry.ID | None = strawberry.field(
+        default=None,
+        description="For a PHARMACY settlement of an e-prescription: the pharmacy's dispensing "
+        "it pays for (D…, as `prescriptionTrace` names it). It must be a dispensing of this "
+        "person at this pharmacy with this total, not settled before; `prescriptionTrace` then "
+        "links the settlement to the prescription by it. Not for cross-province settlements.",
     )
 
 
@@ -179,6 +188,52 @@ def _check_static(p: v.Problems, i: RecordSettlementInput, now: datetime) -> dic
     ):
         p.add(["input", "inPolicy"], "must not exceed total")
     return out
+
+
+DISPENSING_RE = re.compile(r"^D[0-9A-Z]{10,23}$")
+
+
+async def _check_dispensing(
+    ctx: Any, p: v.Problems, i: RecordSettlementInput, plan: dict[str, Any], split: Any
+) -> None:
+    """The dispensing a PHARMACY settlement pays for, as the pharmacy recorded it (a fact the
+    settling agency cannot write): this person's, at this pharmacy, for this total, once."""
+    path = ["input", "dispensingId"]
+    wanted = str(i.dispensing_id)
+    if not DISPENSING_RE.match(wanted):
+        p.add(path, "is not a dispensing id (D and 10-23 of 0-9 A-Z)")
+        return
+    if i.medical_type is not VisitType.PHARMACY:
+        p.add(path, "is only for a PHARMACY settlement")
+        return
+    if plan.get("cross"):
+        p.add(path, "is not recorded for cross-province settlements")
+        return
+    if split is None or "visit" not in plan or p.at("input", "institutionCode"):
+        return  # the settlement itself is wrong: that is reported first
+    source = next(
+        (s for s in ctx.registry.of_kind("pharmacy") if s.spec.institution == i.institution_code),
+        None,
+    )
+    found = []
+    if source is not None:
+        found = await lookups.ask(
+            ctx,
+            source,
+            lambda e: fetch_in(e, pharmacy.Dispensing.__table__, "dispensing_id", [wanted]),
+        )
+    if not found or found[0]["person_ref"] != str(i.person_id):
+        p.add(path, "is not a dispensing of this person at this pharmacy")
+        return
+    if found[0]["total_fen"] != split[0].total_fen:
+        p.add(path, "does not have this settlement's total")
+        return
+    table = bureau.Settlement.__table__
+    earlier = await lookups.ask(
+        ctx, plan["bureau"], lambda e: fetch_in(e, table, "dispensing_id", [wanted])
+    )
+    if earlier:
+        p.add(path, "was settled already")
 
 
 async def _check_sources(
@@ -343,6 +398,8 @@ async def record_settlement(
     setl_id = call.new_id("S", 24)
     plan = await _check_sources(ctx, p, input, facts, setl_id)
     split = await _benefits(ctx, p, input, facts, plan, setl_id)
+    if input.dispensing_id is not None:
+        await _check_dispensing(ctx, p, input, plan, split)
     p.raise_if_any(OPERATION)
     assert split is not None  # no problem means the split was computed
     row = {
@@ -361,6 +418,8 @@ async def record_settlement(
         "cash_pay_fen": split[0].cash_fen,
         "clearing_status": "PENDING",
     }
+    if input.dispensing_id is not None:
+        row["dispensing_id"] = str(input.dispensing_id)
     if plan["cross"]:
         source = plan["platform"]
         row |= {

@@ -7,8 +7,9 @@ prescription's person and its relation columns (prescribing institution, chosen 
 the patient (SELF), the pharmacy the patient chose (PHARMACY), the prescribing hospital
 (TREATING) and the fund supervisor of the hospital's region (REGION) each see what the policy
 lets them (``TraceStep`` in the catalogue; the fund supervisor's rule names the fields).
-The settlement step is the bureau's settlement at the dispensing pharmacy of the same person,
-day and total (the pharmacy visit it was settled as).
+The settlement step is the bureau's settlement that names the prescription's dispensing
+(``settlements.dispensing_id``, checked against the pharmacy's row by recordSettlement): a
+key, not a match of person, day, pharmacy and total.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 import strawberry
 
 from connectors.domain import codes
-from connectors.domain.prescriptions import event_document
+from connectors.domain.prescriptions import dispensing_id_of, event_document
 from connectors.fanout import fan_out
 from connectors.sql import rx_writers
 from connectors.sql.models import bureau
@@ -186,7 +187,7 @@ def _step_rows(rx: Row, events: list[Row]) -> list[Row]:
 
 
 async def _settlement_rows(info: strawberry.Info, rx: Row, events: list[Row]) -> list[Row]:
-    """The bureau's settlement of the dispensing (same person, pharmacy, day and total)."""
+    """The bureau's settlement that names this prescription's dispensing."""
     ctx = info.context
     dispensed = next((e for e in events if e["kind"] == "DISPENSED"), None)
     if dispensed is None:
@@ -199,7 +200,9 @@ async def _settlement_rows(info: strawberry.Info, rx: Row, events: list[Row]) ->
         return []
     table = bureau.Settlement.__table__
     found, failures = await fan_out(
-        [source], lambda s: s.fetch_in(table, "person_ref", [rx["person_ref"]]), ctx.deadline
+        [source],
+        lambda s: s.fetch_in(table, "dispensing_id", [dispensing_id_of(rx["rx_id"])]),
+        ctx.deadline,
     )
     ctx.note_failures(failures)  # a bureau that does not answer: the chain without it, named
     if failures:
@@ -207,11 +210,9 @@ async def _settlement_rows(info: strawberry.Info, rx: Row, events: list[Row]) ->
     rows = found.get(source.name, [])
     out = []
     for s in rows:
-        if (
-            s["institution_code"] == pharmacy
-            and s["total_fen"] == facts.get("totalFen")
-            and s["setl_time"].date() == dispensed["at"].date()
-        ):
+        # The key is the pharmacy's dispensing id; the bureau's row must still be this
+        # person's at this pharmacy (a row that says otherwise is not shown as this chain's).
+        if s["person_ref"] == rx["person_ref"] and s["institution_code"] == pharmacy:
             record = {**s, "_source": source.name}
             out.append(
                 {

@@ -126,3 +126,6 @@ class Settlement(Base):
     cash_pay_fen: Mapped[int] = mapped_column(BigInteger)
     cross_province: Mapped[bool] = mapped_column(Boolean)
     clearing_status: Mapped[str] = mapped_column(String(10))  # PENDING | CLEARED
+    # The pharmacy dispensing a PHARMACY settlement pays for (the trace links them by it);
+    # None for every other settlement.
+    dispensing_id: Mapped[str | None] = mapped_column(String(24), index=True, default=None)

@@ -90,6 +90,29 @@ def test_hospital_originals_agree_with_bureau_copies_and_pharmacies(demo):
     assert {"APPROVED", "DISPENSED", "DELIVERED"} <= set(states)
 
 
+def test_each_dispensing_is_settled_once_by_a_settlement_naming_it(demo):
+    """The key the trace follows: a PHARMACY settlement names its dispensing, of the same
+    person, pharmacy and total; no other settlement names one."""
+    dispensings = {
+        r["dispensing_id"]: r
+        for p in PHARMACIES
+        for r in _all(demo, p, "SELECT * FROM dispensings")
+    }
+    named = defaultdict(list)
+    for source in ("bureau-330000", "bureau-370000"):
+        for s in _all(demo, source, "SELECT * FROM settlements WHERE dispensing_id IS NOT NULL"):
+            named[s["dispensing_id"]].append(s)
+    assert dispensings and set(named) <= set(dispensings)
+    for dispensing_id, dispensing in dispensings.items():
+        if dispensing["pharmacy_code"][1:3] not in ("33", "37"):
+            continue  # settled by a bureau that is not a source of the demo
+        (settlement,) = named[dispensing_id]
+        assert settlement["med_type"] == "PHARMACY"
+        assert settlement["person_ref"] == dispensing["person_ref"]
+        assert settlement["institution_code"] == dispensing["pharmacy_code"]
+        assert settlement["total_fen"] == dispensing["total_fen"]
+
+
 def test_every_demo_prescription_and_step_is_signed_with_its_professionals_key(demo):
     from datetime import datetime
 
