@@ -378,6 +378,22 @@ async def test_two_swapped_events_are_named_reordered_and_inserted(logs, copy):
     assert report.first_bad_index == 3
 
 
+@pytest.mark.parametrize("at", [-1, -2, -1000])
+async def test_a_row_put_at_a_negative_index_is_caught(logs, copy, at):
+    path = copy("tail")
+    sql(
+        path,
+        (
+            "INSERT INTO audit_events (idx, leaf_hash, entry, created_at) "
+            "SELECT ?, leaf_hash, entry, created_at FROM audit_events WHERE idx = 3",
+            (at,),
+        ),
+    )
+    report = await check(logs, path)
+    assert not report.ok
+    assert problems(report)[0] == ("missing", 0, f"event {at} is out of order")
+
+
 async def test_a_row_that_is_no_log_entry_is_named(logs, copy):
     path = copy("tail")
     junk = b'{"n": 1}'
