@@ -253,12 +253,12 @@ def _claimed_index(entry: bytes) -> int | None:
     return int(match.group(1)) if match else None
 
 
-async def _checkpoints_in(conn: AsyncConnection, low: int, high: int | None):
-    query = (
-        select(CHECKPOINTS.c.size, CHECKPOINTS.c.root, CHECKPOINTS.c.note)
-        .where(CHECKPOINTS.c.size >= low)
-        .order_by(CHECKPOINTS.c.size)
+async def _checkpoints_in(conn: AsyncConnection, low: int | None, high: int | None):
+    query = select(CHECKPOINTS.c.size, CHECKPOINTS.c.root, CHECKPOINTS.c.note).order_by(
+        CHECKPOINTS.c.size
     )
+    if low is not None:
+        query = query.where(CHECKPOINTS.c.size >= low)
     if high is not None:
         query = query.where(CHECKPOINTS.c.size <= high)
     return (await conn.execute(query)).all()
@@ -289,7 +289,8 @@ async def verify_log(
             await conn.execute(select(HEAD.c.size, HEAD.c.root).where(HEAD.c.id == HEAD_ID))
         ).one_or_none()
         max_level = max((head.size if head else 0).bit_length(), 1) + 1
-        for size, root, note in await _checkpoints_in(conn, 0, 0):
+        # Those of the empty log, and any row of a negative size (reported, not skipped).
+        for size, root, note in await _checkpoints_in(conn, None, 0):
             checker.checkpoint(size, root, note)
         if external is not None and external.size == 0:
             checker.compare_root(external, "external checkpoint")

@@ -253,6 +253,14 @@ async def test_without_the_derived_check_the_report_has_none(logs, copy):
     report = await check(logs, path, derived=False)
     assert report.derived is None and report.ok
     assert "derived tables" not in report.summary()
+    # Nor does a damaged log's report speak of them.
+    edit_event(path, 17, with_hash=False)
+    damaged = await check(logs, path, derived=False)
+    assert damaged.derived is None and not damaged.ok
+    assert damaged.summary().splitlines() == [
+        "audit log damaged: first bad event index 17 (1 problems, 45 events read)",
+        "  tampered: event 17 does not match its leaf hash (its content was changed)",
+    ]
 
 
 # -- events ---------------------------------------------------------------------------------------
@@ -574,6 +582,23 @@ async def test_a_checkpoint_row_with_a_broken_signature_is_caught(logs, copy):
     assert (kind, index) == ("checkpoint", None) and detail.startswith("checkpoint at size 20: ")
     assert report.checkpoints == 3
     assert report.summary().splitlines()[0] == "audit log damaged (1 problems, 45 events read)"
+
+
+async def test_a_checkpoint_row_of_a_negative_size_is_caught(logs, copy):
+    path = copy("tail")
+    sql(
+        path,
+        "INSERT INTO audit_checkpoints (size, root, note, created_at) "
+        "SELECT -1, root, note, created_at FROM audit_checkpoints WHERE size = 10",
+    )
+    report = await check(logs, path)
+    assert problems(report) == [
+        (
+            "checkpoint",
+            None,
+            "checkpoint at size -1: the stored size or root differs from the signed note",
+        )
+    ]
 
 
 async def test_a_checkpoint_of_another_log_in_the_table_is_caught(logs, copy):
