@@ -58,8 +58,8 @@ class VerifyReport:
 
     @property
     def unsigned(self) -> int:
-        """Events after the last checkpoint the events matched."""
-        return max(0, self.size - self.signed_size)
+        """Events after the last checkpoint the events matched (a size the stream reached)."""
+        return self.size - self.signed_size
 
     @property
     def ok(self) -> bool:
@@ -131,10 +131,11 @@ class VerifyReport:
         return "\n".join(lines)
 
 
-def _nodes_filter(start: int, end: int, max_level: int):
-    """Stored subtrees completed by leaves at positions [start, end)."""
+def _nodes_filter(start: int, end: int):
+    """Stored subtrees completed by leaves at positions [start, end): none is of a level
+    above ``end.bit_length() - 1``."""
     clauses = []
-    for level in range(1, max_level + 1):
+    for level in range(1, end.bit_length()):
         lo = ((start + (1 << level)) >> level) - 1
         hi = (end >> level) - 1
         if lo <= hi:
@@ -249,7 +250,7 @@ _TAIL = re.compile(rb',"index":(0|[1-9][0-9]{0,18}),"logged_at":"[0-9:.TZ-]{1,40
 def _claimed_index(entry: bytes) -> int | None:
     if not entry.startswith(b'{"event":{'):
         return None
-    match = _TAIL.search(entry, max(0, len(entry) - 96))
+    match = _TAIL.search(entry, len(entry) - 96)  # a negative position counts as 0
     return int(match.group(1)) if match else None
 
 
@@ -288,7 +289,6 @@ async def verify_log(
         head = (
             await conn.execute(select(HEAD.c.size, HEAD.c.root).where(HEAD.c.id == HEAD_ID))
         ).one_or_none()
-        max_level = max((head.size if head else 0).bit_length(), 1) + 1
         # Those of the empty log, and any row of a negative size (reported, not skipped).
         for size, root, note in await _checkpoints_in(conn, None, 0):
             checker.checkpoint(size, root, note)
@@ -306,7 +306,7 @@ async def verify_log(
                 break
             start = checker.frontier.size
             end = start + len(rows)
-            nodes = _nodes_filter(start, end, max(max_level, end.bit_length() + 1))
+            nodes = _nodes_filter(start, end)
             if nodes is not None:
                 checker.stored_nodes = {
                     (r.level, r.idx): r.hash
@@ -321,8 +321,8 @@ async def verify_log(
                     checker.checkpoint(*pending.pop(0))
                 if external is not None and external.size == checker.frontier.size:
                     checker.compare_root(external, "external checkpoint")
-            for size, root, note in pending:  # sizes skipped by a gap in the indexes
-                checker.checkpoint(size, root, note)
+            # Every size in (start, end] is reached once (the stream counts rows, not
+            # indexes), so no checkpoint of the chunk is left in ``pending``.
             if tables is not None and checker.tree_trusted:
                 # Only leaves the log vouches for are a basis for the derived rows.
                 await tables.chunk(conn, [(r.idx, _bytes(r.entry)) for r in rows])
