@@ -8,6 +8,7 @@ Fast on purpose (a copied SQLite file per test, no process, no CLI): these are t
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import shutil
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
@@ -347,6 +348,16 @@ async def test_an_event_in_the_unsigned_tail_rewritten_with_everything_passes_as
     sql(path, "UPDATE audit_index SET outcome = 'no' WHERE idx = 42")
     report = await check(logs, path)
     assert report.ok and report.unsigned == 5
+
+
+async def test_a_reported_problem_cannot_be_changed_afterwards(logs, copy):
+    """The report is handed to whoever prints or forwards it: its findings are fixed."""
+    path = copy("tail")
+    edit_event(path, 17, with_hash=False)
+    report = await check(logs, path)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        report.problems[0].index = 40  # type: ignore[misc]
+    assert report.first_bad_index == 17
 
 
 async def test_a_deleted_event_is_missing_and_the_head_says_how_many(logs, copy):
