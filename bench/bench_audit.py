@@ -89,6 +89,69 @@ async def _verify(data_dir: Path, size: int) -> tuple[float, float, float, bool]
     return built, log_only, verified, ok
 
 
+def _gateway_event(n: int) -> dict:
+    """A cloud-record read's event as the gateway logs it (its ``time`` makes the log derive
+    an index row), about 3 KB."""
+    from security.audit.events import now_iso
+
+    fields = [
+        {"class": c, "field": f"{t}.{f}", "level": 3}
+        for c, t in (("settlement", "Settlement"), ("visit", "Visit"), ("lab", "TestResult"))
+        for f in ("id", "date", "total", "region", "status", "kind", "code", "unit")
+    ]
+    return {
+        "v": 1,
+        "kind": "QUERY",
+        "time": now_iso(),
+        "requestId": f"req-{n:012d}-{time.monotonic_ns()}",
+        "principal": {"sub": "acct-1", "org": "330106", "role": "patient", "issuer": "demo"},
+        "purpose": "PATIENT_ACCESS",
+        "breakGlass": False,
+        "persons": [{"personId": f"{n:032x}", "read": fields, "masked": [], "denied": []}],
+        "holders": ["330000", "H33010600001", "P33010600101"],
+        "sources": {"touched": ["bureau-330000", "hospital-h33010600001"], "failed": []},
+        "outcome": "OK",
+        "errors": [],
+    }
+
+
+async def _pg_appends(url: str, schema: str, appends: int, tasks: int) -> tuple[float, float]:
+    """CPU ms of this process per durable append on PostgreSQL (the gateway's side of the
+    work: building the leaves and rows, the statement, the driver), and appends/s."""
+    import asyncpg
+
+    dsn = url.replace("postgresql+asyncpg://", "postgresql://", 1)
+    conn = await asyncpg.connect(dsn, timeout=5)
+    try:
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE; CREATE SCHEMA "{schema}"')
+    finally:
+        await conn.close()
+    spec = SourceSpec(name="gateway", kind="gateway", url=url, schema=schema)
+    await migrate.upgrade(spec)
+    engine = create_source_engine(spec)
+    with tempfile.TemporaryDirectory(prefix="medfed-bench-audit-pg-") as keys:
+        log = open_audit_log(engine, Path(keys), AuditLogConfig())
+        await log.start()
+        for n in range(20):  # warm: the statement prepared, the connection held
+            await log.append(_gateway_event(n))
+
+        async def worker(offset: int) -> None:
+            for n in range(appends // tasks):
+                await log.append(_gateway_event(offset + n))
+
+        cpu, wall = time.process_time(), time.perf_counter()
+        await asyncio.gather(*(worker(i * appends) for i in range(tasks)))
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        await log.close()
+    await engine.dispose()
+    conn = await asyncpg.connect(dsn, timeout=5)
+    try:
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    finally:
+        await conn.close()
+    return cpu / appends * 1000, appends / wall
+
+
 def main(args) -> None:
     quick = getattr(args, "quick", False)
     single, per_task, big = (300, 200, 100_000) if quick else (2_000, 1_000, 1_000_000)
@@ -112,6 +175,23 @@ def main(args) -> None:
                 f"{verified:.1f}",
             )
         )
+    from bench.common import pg_problem
+
+    problem = pg_problem()
+    if problem is None:
+        from bench.common import PG_URL
+
+        for tasks in (1, 8):
+            cpu, rate = asyncio.run(_pg_appends(PG_URL, "bench_audit_pg", single // 2, tasks))
+            rows.append(
+                (
+                    f"durable appends on PostgreSQL, {tasks} task(s): gateway CPU ms / append",
+                    f"{cpu:.3f}",
+                )
+            )
+            rows.append((f"durable appends/s on PostgreSQL, {tasks} task(s)", f"{rate:,.0f}"))
+    else:
+        rows.append(("PostgreSQL rows skipped", problem))
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
         print(f"{name:<{width}}  {value:>10}")
