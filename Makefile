@@ -7,13 +7,25 @@ STAMP := $(VENV)/.installed
 DATA_DIR ?= data
 DEMO_PERSONS ?= 3000
 
-.PHONY: serve test bench lint fuzz mutate key-race faults demo clean-data install openssl-sm2 chromium screenshots promtool
+.PHONY: lock serve test bench lint fuzz mutate key-race faults demo clean-data install openssl-sm2 chromium screenshots promtool
 
-$(STAMP): pyproject.toml
+# The exact versions in requirements.lock (every dependency and dev tool), then medfed itself.
+$(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps -e '.[dev]'
 	touch $(STAMP)
+
+# requirements.lock from pyproject.toml (dependencies and the dev extra), for every platform
+# and Python >= 3.11; uv resolves it in a virtual environment of its own. Versions already in
+# the lock are kept where they still fit (-c), so only what changed moves.
+lock:
+	test -x .venv-lock/bin/uv || ($(PYTHON) -m venv .venv-lock && .venv-lock/bin/pip install --quiet uv)
+	.venv-lock/bin/uv pip compile pyproject.toml --extra dev --universal --python-version 3.11 \
+		-c requirements.lock --no-header --no-annotate -o requirements.lock.new
+	(head -2 requirements.lock; cat requirements.lock.new) > requirements.lock.tmp
+	mv requirements.lock.tmp requirements.lock && rm requirements.lock.new
 
 # The federation router and composer (Hive Gateway, @theguild/federation-composition) for the
 # router tests and `medfed supergraph`; reinstalled when the lockfile changes. Without npm the
@@ -94,6 +106,7 @@ faults: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 clean-data:
 	rm -rf $(DATA_DIR)

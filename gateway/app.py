@@ -13,7 +13,7 @@ from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse
 from starlette.routing import Route
 from strawberry.asgi import GraphQL
 from strawberry.schema.exceptions import CannotGetOperationTypeError
@@ -38,7 +38,7 @@ from gateway.config import Settings
 from gateway.edge import EdgeMiddleware, RateLimitMiddleware, edge_settings, make_limiter
 from gateway.edge import body as json_body
 from gateway.edge.middleware import request_ids
-from gateway.edge.responses import error_body
+from gateway.edge.responses import refusal
 from gateway.edge.trusted import Refusal, resolve_trusted
 from gateway.pages import PATHS as PAGE_PATHS
 from gateway.pages import PREFIXES as PAGE_PREFIXES
@@ -167,28 +167,14 @@ class MedfedGraphQL(GraphQL):
                 UNSET if context is None else context,
                 UNSET if root_value is None else root_value,
             )
-        except Refusal as refusal:
-            return Response(
-                error_body(refusal.code, refusal.message),
-                status_code=refusal.status,
-                media_type="application/json",
-            )
-        except json_body.BodyRefused as refused:
-            return Response(
-                error_body(refused.code, refused.message),
-                status_code=400,
-                media_type="application/json",
-            )
+        except (Refusal, json_body.BodyRefused) as refused:
+            return refusal(refused.status, refused.code, refused.message)
         except HTTPException as exc:
             reason = exc.reason
             if isinstance(exc.__cause__, CannotGetOperationTypeError):
                 # Strawberry quotes the operationName sent; it is the client's text.
                 reason = "operationName does not name an operation of the document"
-            return Response(
-                error_body(_HTTP_CODES.get(exc.status_code, "BAD_REQUEST"), reason),
-                status_code=exc.status_code,
-                media_type="application/json",
-            )
+            return refusal(exc.status_code, _HTTP_CODES.get(exc.status_code, "BAD_REQUEST"), reason)
 
     def decode_json(self, data: str | bytes) -> object:
         # The edge's parse of this body, or the same parser with the same depth limit.

@@ -24,6 +24,7 @@ from starlette.types import Scope
 
 from gateway.config import ConfigError, Settings
 from gateway.edge.middleware import request_ids
+from gateway.edge.responses import refusal
 from security.audit import AuditLogError, AuditWriteError
 from security.audit.events import (
     Operation,
@@ -36,6 +37,7 @@ from security.audit.index import in_scope, scoped_entries
 from security.audit.recorder import AuditRecorder
 from security.audit.settings import AuditSettings
 from security.enforcement import Relation
+from security.errors import MedfedError
 from security.policy.audit_access import audit_log_refusal
 from security.policy.audit_scope import AuditScope, Sight
 
@@ -95,7 +97,7 @@ def client_of(scope: Scope) -> str | None:
     return client[0] if client else None
 
 
-class AuditUnavailable(Exception):
+class AuditUnavailable(MedfedError):
     """The event could not be logged: the request must not be answered."""
 
 
@@ -167,12 +169,8 @@ def _auditor(request: Request, services: Services) -> AuditScope | Response:
         )
     )
     if refused is not None:
-        return JSONResponse(
-            {
-                "error": "FORBIDDEN",
-                "message": f"the policy does not let you read the audit log ({refused})",
-            },
-            status_code=403,
+        return refusal(
+            403, "FORBIDDEN", f"the policy does not let you read the audit log ({refused})"
         )
     return services.policy.auditor_scope(principal.org)
 
@@ -206,16 +204,11 @@ def audit_routes(recorder: AuditRecorder | None, services: Services):
             if scope.sight is not Sight.ALL:
                 async with recorder.engine.connect() as conn:
                     if not await in_scope(conn, index, scope):
-                        return JSONResponse(
-                            {"error": "FORBIDDEN", "message": f"no event {index} in your scope"},
-                            403,
-                        )
+                        return refusal(403, "FORBIDDEN", f"no event {index} in your scope")
         except (KeyError, ValueError):
-            return JSONResponse(
-                {"error": "BAD_USER_INPUT", "message": "pass ?index=I and optionally &size=N"}, 400
-            )
+            return refusal(400, "BAD_USER_INPUT", "pass ?index=I and optionally &size=N")
         except AuditLogError as exc:
-            return JSONResponse({"error": "BAD_USER_INPUT", "message": str(exc)}, 400)
+            return refusal(400, "BAD_USER_INPUT", str(exc))
         return JSONResponse(found.to_dict())
 
     async def export(request: Request) -> Response:
@@ -230,12 +223,8 @@ def audit_routes(recorder: AuditRecorder | None, services: Services):
         except ValueError:
             after = None
         if form not in ("jsonl", "fhir") or after is None:
-            return JSONResponse(
-                {
-                    "error": "BAD_USER_INPUT",
-                    "message": "pass ?format=jsonl or fhir and optionally &after=I",
-                },
-                400,
+            return refusal(
+                400, "BAD_USER_INPUT", "pass ?format=jsonl or fhir and optionally &after=I"
             )
         await recorder.log()  # opens the log and brings the index up to date with it
         entries = await scoped_entries(recorder.engine, scope, after, EXPORT_CHUNK)
@@ -289,12 +278,8 @@ def audited(recorder: AuditRecorder | None, endpoint):
             await recorder.record(event)
         except AuditWriteError as exc:
             log.error("audit write failed, refusing %s: %s", request.url.path, exc)
-            return JSONResponse(
-                {
-                    "error": "SERVICE_UNAVAILABLE",
-                    "message": "audit log unavailable: the request was not answered",
-                },
-                503,
+            return refusal(
+                503, "SERVICE_UNAVAILABLE", "audit log unavailable: the request was not answered"
             )
         return response
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from gateway.edge.responses import refuse
 from gateway.telemetry.routes import route_of
 from security.identity import (
     DEMO_ISSUER,
@@ -385,22 +385,11 @@ async def _deny(scope: Scope, send: Send, denial: Denial) -> None:
             }
         )
         return
-    body = json.dumps(
-        {
-            "errors": [
-                {
-                    "message": denial.message,
-                    "extensions": {"code": denial.code, **denial.extensions},
-                }
-            ]
-        },
-        ensure_ascii=False,
-    ).encode("utf-8")
-    headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(body)).encode("ascii")),
-        (b"cache-control", b"no-store"),
-        *((name.encode("latin-1"), value.encode("latin-1")) for name, value in denial.headers),
-    ]
-    await send({"type": "http.response.start", "status": denial.status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    await refuse(
+        send,
+        denial.status,
+        denial.code,
+        denial.message,
+        (("cache-control", "no-store"), *denial.headers),
+        **denial.extensions,
+    )

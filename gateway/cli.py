@@ -12,6 +12,8 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from security.errors import MedfedError
+
 COMMAND_MODULES = (
     "serve",
     "db",
@@ -32,25 +34,10 @@ COMMAND_MODULES = (
 )
 
 
-class UsageError(Exception):
+class UsageError(MedfedError):
     """A problem the user can fix; printed as one line."""
 
-
-def _known_errors() -> tuple[type[BaseException], ...]:
-    from gateway.config import ConfigError
-    from security.crypto import KeyRingError
-    from security.crypto.key_provider import KeyProviderError
-    from security.identity.demo_issuer import DemoIssuerError
-    from security.identity.issuers import IssuerConfigError
-
-    return (
-        ConfigError,
-        KeyRingError,
-        KeyProviderError,
-        UsageError,
-        IssuerConfigError,
-        DemoIssuerError,
-    )
+    code = "USAGE"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.handler(args) or 0)
-    except _known_errors() as exc:
+    except MedfedError as exc:  # every error of ours is one line the user can act on
         print(f"medfed: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -5,19 +5,20 @@ their own tools. Public keys are public: no token is asked. Unknown ids answer 4
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from gateway.edge.responses import refusal
 from security.crypto.professional_keys import ProfessionalKeys
 
 PROFESSIONAL_KEYS_PREFIX = "/keys/professionals/"
 
 
 def professional_key_routes(keys: ProfessionalKeys) -> list[Route]:
-    async def registration(request: Request) -> JSONResponse:
+    async def registration(request: Request) -> Response:
         found = keys.registered(request.path_params["key_id"])
         if found is None:
-            return JSONResponse({"error": "no key is registered under this id"}, status_code=404)
+            return refusal(404, "NOT_FOUND", "no key is registered under this id")
         return JSONResponse(found.as_json(), headers={"Cache-Control": "public, max-age=3600"})
 
     return [Route(PROFESSIONAL_KEYS_PREFIX + "{key_id}", registration, methods=["GET"])]

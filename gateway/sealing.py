@@ -19,18 +19,19 @@ Three steps, all inside the gateway:
 from __future__ import annotations
 
 import functools
-import json
 from typing import Any
 
 from graphql import DocumentNode, GraphQLError, parse
 from starlette.types import ASGIApp, Receive, Scope, Send
 from strawberry.types.execution import ExecutionResult
 
+from gateway.edge.responses import refuse
 from schema.sealing import SealingWalkError, seal_result_data
 from security.crypto import sealed_answer
 from security.crypto.partners import PartnerKey, PartnerKeyError, PartnerRegistry
 from security.crypto.sealed_answer import Sealer
 from security.crypto.sealing_key import SealingSigner
+from security.errors import MedfedError
 
 SEAL_HEADER = b"x-seal-to"
 STATE_SEAL_TO = "medfed_seal_to"
@@ -93,20 +94,7 @@ async def _refuse(
     if scope["type"] == "websocket":
         await send({"type": "websocket.close", "code": 1008})
         return
-    body = json.dumps(
-        {"data": None, "errors": [{"message": message, "extensions": {"code": code}}]}
-    ).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    await refuse(send, status, code, message)
 
 
 def seal_result(request: Any, ctx: Any, schema: Any, result: Any) -> None:
@@ -163,5 +151,5 @@ def sign_response(request: Any, response: dict[str, Any]) -> None:
         raise SealingRefused(f"the sealed answer cannot be signed: {type(exc).__name__}") from None
 
 
-class SealingRefused(RuntimeError):
+class SealingRefused(MedfedError, RuntimeError):
     """The answer could not be sealed as asked; it must not be sent."""

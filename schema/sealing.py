@@ -40,6 +40,7 @@ from graphql import (
 from graphql.utilities import get_operation_ast
 
 from security.catalogue import Catalogue, FieldEntry
+from security.errors import MedfedError
 
 SEAL_LEVEL = 4
 IDENTITY_CLASSES = frozenset({"identity", "contact"})
@@ -61,7 +62,7 @@ def sealed_entry(entry: FieldEntry | None, gate_level: int = 0) -> bool:
     )
 
 
-class SealingWalkError(RuntimeError):
+class SealingWalkError(MedfedError, RuntimeError):
     """The result cannot be matched to its operation; the caller must not answer."""
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from security import masking
+from security.errors import MedfedError
 
 CATALOGUE_FILE = Path(__file__).with_name("catalogue.toml")
 
@@ -42,7 +43,7 @@ MASKS: Mapping[str, Callable[[Any], Any]] = {
 }
 
 
-class CatalogueError(ValueError):
+class CatalogueError(MedfedError, ValueError):
     """The catalogue file is malformed; the gateway must not start on it."""
 
 

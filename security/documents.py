@@ -22,6 +22,7 @@ from sqlalchemy import DateTime, String, Text, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Mapped, mapped_column
 
+from security.errors import MedfedError
 from security.identity.roles import Role
 from security.store import GatewayBase, insert_if_absent
 from security.tables import Table
@@ -50,7 +51,7 @@ class TrustedDocument:
     document: DocumentNode
 
 
-class DocumentError(ValueError):
+class DocumentError(MedfedError, ValueError):
     """A document that cannot be registered (not GraphQL, no operation)."""
 
 

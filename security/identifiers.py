@@ -15,6 +15,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from security.errors import MedfedError
+
 ID_NUMBER_RE = re.compile(r"^[0-9]{17}[0-9X]$", re.ASCII)
 E164_RE = re.compile(r"^\+[1-9][0-9]{6,14}$", re.ASCII)
 _MOBILE_RE = re.compile(r"^1[3-9][0-9]{9}$", re.ASCII)
@@ -22,7 +24,7 @@ _FIXED_RE = re.compile(r"^0[1-9][0-9]{8,10}$", re.ASCII)  # trunk 0, area code, 
 _PHONE_SEPARATORS = re.compile(r"[\s\-.()]")
 
 
-class IdentifierError(ValueError):
+class IdentifierError(MedfedError, ValueError):
     """Not a valid identifier of its kind; the message never repeats the value."""
 
 

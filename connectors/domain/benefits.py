@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from connectors.domain import codes
+from security.errors import MedfedError
 
 BENEFITS_FILE = Path(__file__).resolve().parent / "benefits.toml"
 
@@ -50,7 +51,7 @@ SCHEME_MEDICAL_TYPES = {
 _MAX_FEN = 10**12
 
 
-class BenefitsError(ValueError):
+class BenefitsError(MedfedError, ValueError):
     """A malformed benefits file: one line naming the key; the gateway must not start on it."""
 
 

@@ -36,6 +36,8 @@ from datetime import timedelta
 from enum import Enum
 from typing import Any
 
+from security.errors import MedfedError
+
 
 class State(Enum):
     PENDING_REVIEW = "PENDING_REVIEW"  # issued and signed, awaiting a pharmacist's review
@@ -78,7 +80,7 @@ MAX_VALID_DAYS = 3
 MAX_ITEMS = 5  # at most five drugs on one prescription
 
 
-class TransitionRefused(Exception):
+class TransitionRefused(MedfedError):
     """A transition the machine does not allow; the message names the states, never data."""
 
 

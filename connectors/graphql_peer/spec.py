@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field
 
+from security.errors import MedfedError
 from security.tables import NonEmpty, Table
 
 PeerPurpose = Literal[
@@ -43,7 +44,7 @@ class PeerTable(Table):
     breaker_cooldown_seconds: Annotated[float, Field(ge=0.1, le=3600)] = 10.0
 
 
-class PeerConfigError(ValueError):
+class PeerConfigError(MedfedError, ValueError):
     def __init__(self, key: str, problem: str) -> None:
         super().__init__(f"{key}: {problem}")
         self.key, self.problem = key, problem

@@ -19,6 +19,7 @@ from typing import Any
 
 from connectors.domain import benefits as b
 from connectors.domain import codes
+from security.errors import MedfedError
 
 RULES_FILE = Path(__file__).resolve().parents[1] / "domain" / "claims_rules.toml"
 GRADES = (1, 2, 3, 4)
@@ -27,7 +28,7 @@ OFFLINE = frozenset({"OUTPATIENT", "INPATIENT", "CHRONIC_OUTPATIENT"})
 Row = Mapping[str, Any]
 
 
-class RulesError(ValueError):
+class RulesError(MedfedError, ValueError):
     """A malformed rule base: one line naming the key; the gateway must not start on it."""
 
 

@@ -133,7 +133,7 @@ def load_settings(
     try:
         sources, peers = resolve_sources(config.sources, resolved_dir, shared_pg, base)
     except SourceProblem as exc:
-        raise ConfigError(exc.key, exc.problem) from None
+        raise ConfigError(exc.key or "sources", exc.problem) from None
     server = config.server
     return Settings(
         data_dir=resolved_dir,

@@ -36,6 +36,7 @@ from gateway.config.tables import (
 from security.audit.settings import AuditSettings
 from security.audit.witness import WitnessTable
 from security.documents import DocumentPolicy
+from security.errors import MedfedError
 from security.identity.settings import IdentityTable
 from security.tables import Table
 
@@ -54,8 +55,10 @@ ENV_ALIASES = {
 _SECRET_WORDS = ("url", "password", "token", "secret", "key")
 
 
-class ConfigError(Exception):
+class ConfigError(MedfedError):
     """A wrong setting: ``key`` names it (``audit.max_batch``, ``MEDFED_PORT``)."""
+
+    code = "CONFIG_INVALID"
 
     def __init__(self, key: str, problem: str) -> None:
         super().__init__(f"{key}: {problem}")
@@ -106,7 +109,9 @@ class _Environment(EnvSettingsSource):
         return {name.lower(): value for name, value in self._given.items()}  # case-insensitive
 
 
-def environment_values(env: Mapping[str, str] | None = None) -> tuple[dict[str, Any], dict]:
+def environment_values(
+    env: Mapping[str, str] | None = None,
+) -> tuple[dict[str, Any], dict[tuple[str, ...], str]]:
     """The ``MEDFED_*`` values as nested tables, and for each key path the variable it came
     from (for messages)."""
     env = dict(os.environ if env is None else env)
@@ -121,8 +126,8 @@ def environment_values(env: Mapping[str, str] | None = None) -> tuple[dict[str, 
     except SettingsError as exc:
         cause = exc.__cause__ or exc
         raise ConfigError("environment", f"{exc} ({cause})") from None
-    for path in _paths(found):
-        origins.setdefault(path, ENV_PREFIX + "__".join(path).upper())
+    for keys in _paths(found):
+        origins.setdefault(keys, ENV_PREFIX + "__".join(keys).upper())
     return found, origins
 
 

@@ -13,6 +13,7 @@ from connectors.domain import codes
 from connectors.graphql_peer.spec import PeerConfigError, PeerSpec, PeerTable, parse_peer
 from connectors.sources import SourceSpec
 from gateway.config.tables import database_url
+from security.errors import MedfedError
 from security.tables import Table
 
 SQLITE_TEMPLATE = "sqlite+aiosqlite:///{data_dir}/sources/{name}.db"
@@ -56,7 +57,7 @@ SourceEntry = Annotated[SourceTable | PeerTable, Field(discriminator="kind")]
 KINDS = (*SQL_KINDS, "peer")
 
 
-class SourceProblem(Exception):
+class SourceProblem(MedfedError):
     def __init__(self, key: str, problem: str) -> None:
         super().__init__(f"{key}: {problem}")
         self.key, self.problem = key, problem
@@ -84,7 +85,7 @@ def resolve_sources(
             try:
                 peers.append(parse_peer(key, entry, base))
             except PeerConfigError as exc:
-                raise SourceProblem(exc.key, exc.problem) from None
+                raise SourceProblem(exc.key or key, exc.problem) from None
             continue
         sources.append(_sql_source(entry, data_dir, shared_pg))
     if len([s for s in sources if s.kind == "directory"]) > 1:
@@ -95,6 +96,7 @@ def resolve_sources(
 def _sql_source(entry: SourceTable, data_dir: Path, shared_pg: str | None) -> SourceSpec:
     region = entry.region
     if entry.kind in ("hospital", "pharmacy"):
+        assert entry.institution is not None  # SourceTable.mistake() required it
         region = codes.region_of_institution(entry.institution)
     schema = entry.db_schema
     if entry.url is not None:

@@ -21,6 +21,8 @@ from typing import Any
 
 import orjson
 
+from security.errors import MedfedError
+
 DEFAULT_MAX_DEPTH = 32  # objects and arrays inside one another; a GraphQL body needs ~6
 _LAST: contextvars.ContextVar[tuple[bytes, Any] | None] = contextvars.ContextVar(
     "medfed_parsed_body", default=None
@@ -30,8 +32,10 @@ _LAST: contextvars.ContextVar[tuple[bytes, Any] | None] = contextvars.ContextVar
 _MAX_INT_DIGITS = 400
 
 
-class BodyRefused(Exception):
+class BodyRefused(MedfedError):
     """The body is not JSON the gateway accepts: answer 400 with ``code``."""
+
+    status = 400
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)

@@ -6,9 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from security.documents import DocumentPolicy, DocumentStore, document_hash, persisted_hash
+from security.errors import MedfedError
 
 
-class Refusal(Exception):
+class Refusal(MedfedError):
     def __init__(self, status: int, code: str, message: str) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message

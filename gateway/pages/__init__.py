@@ -28,6 +28,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from gateway.config import Settings
+from gateway.edge.responses import refusal
 from gateway.pages.demo import demo_routes
 from gateway.pages.settings import PagesSettings, pages_settings
 
@@ -69,7 +70,7 @@ def page_routes(settings: Settings) -> list[Route]:
     async def static(request: Request) -> Response:
         found = files.get(request.path_params["name"])
         if found is None:
-            return JSONResponse({"error": "NOT_FOUND"}, status_code=404)
+            return refusal(404, "NOT_FOUND", "no such page file")
         return FileResponse(
             found, media_type=TYPES[found.suffix] + "; charset=utf-8", headers=headers
         )

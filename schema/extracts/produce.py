@@ -26,6 +26,7 @@ from connectors.fanout import Deadline
 from schema.extracts.files import COLUMNS, write
 from security.audit.events import extract_event
 from security.consent import ConsentStore
+from security.errors import MedfedError
 from security.identity.roles import Purpose, Role
 from security.policy.grades import ExtractGrade, Opening
 from security.privacy.extract_jobs import FAILED, WRITTEN, ExtractJob, ExtractJobs
@@ -44,7 +45,7 @@ CLASS_COLUMNS = {
 }
 
 
-class ExtractRefused(Exception):
+class ExtractRefused(MedfedError):
     """The job asks for what the grade does not open (the message says what)."""
 
 

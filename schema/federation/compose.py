@@ -11,12 +11,13 @@ from pathlib import Path
 from strawberry.printer import print_schema
 
 from schema.federation.subgraphs import SUBGRAPHS, build_subgraph
+from security.errors import MedfedError
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSER = REPO / "tools" / "compose-supergraph.mjs"
 
 
-class CompositionError(RuntimeError):
+class CompositionError(MedfedError, RuntimeError):
     """The subgraphs do not compose, or the composer is not installed."""
 
 

@@ -31,6 +31,7 @@ from typing import Any
 from security.audit.events import EVENT_VERSION, now_iso, principal_of
 from security.audit.leaves import Update
 from security.audit.models import AuditAlert
+from security.errors import MedfedError
 from security.warnings import CHANGES, WARNINGS
 
 ALERTS = AuditAlert.__table__
@@ -69,7 +70,7 @@ OWNER_RULE = "1-128 of A-Z a-z 0-9 . _ @ : | -"
 ALLOWED_OWNER = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._@:|-")
 
 
-class TransitionError(ValueError):
+class TransitionError(MedfedError, ValueError):
     """A change the state model does not allow; the message says why, in one line."""
 
 

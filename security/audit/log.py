@@ -55,6 +55,7 @@ from security.audit.signer import Signer
 from security.audit.sqlite_append import LOCK_PATIENCE as SQLITE_LOCK_PATIENCE
 from security.audit.sqlite_append import Appended, SqliteAppender, is_locked
 from security.audit.writer_process import WriterError, WriterGone, WriterProcess
+from security.errors import MedfedError
 from security.tables import NonEmpty, Table
 
 __all__ = [
@@ -76,11 +77,11 @@ HEAD = AuditHead.__table__
 CHECKPOINTS = AuditCheckpoint.__table__
 
 
-class AuditWriteError(Exception):
+class AuditWriteError(MedfedError):
     """The event was not durably logged; the caller must not proceed as if it were."""
 
 
-class AuditLogError(Exception):
+class AuditLogError(MedfedError):
     """A request the log cannot answer (bad index or size, missing or damaged state)."""
 
 

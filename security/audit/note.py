@@ -16,13 +16,14 @@ from dataclasses import dataclass
 
 from security.audit.merkle import HASH_SIZE, MAX_TREE_SIZE
 from security.audit.signer import Signer, Verifier, key_hash
+from security.errors import MedfedError
 
 SIGNATURE_PREFIX = "\u2014 "  # em dash and a space
 MAX_SIGNATURES = 100
 _DECIMAL = re.compile(r"^(0|[1-9][0-9]{0,19})$")
 
 
-class NoteError(Exception):
+class NoteError(MedfedError):
     """A note or checkpoint that is malformed or whose signatures do not verify."""
 
 

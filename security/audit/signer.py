@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from security.crypto.key_files import create_private_once, exposure, replace_file
+from security.errors import MedfedError
 
 ED25519 = 0x01  # C2SP signed-note signature type for Ed25519
 OTHER = 0xFF  # C2SP: "no assigned byte"; the key continues with its own identifier (SM2)
@@ -36,7 +37,7 @@ PRIVATE_KEY_FILE = "audit-log.pem"
 VERIFIER_KEY_FILE = "audit-log.pub"
 
 
-class AuditKeyError(Exception):
+class AuditKeyError(MedfedError):
     """A signing or verifier key that is missing, malformed or unsafe."""
 
 

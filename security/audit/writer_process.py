@@ -37,13 +37,14 @@ import orjson
 from security.audit.leaves import Derive
 from security.audit.sqlite_append import Appended
 from security.audit.writer_child import LENGTH, resolve
+from security.errors import MedfedError
 
 _PROJECT_ROOT = Path(__file__).resolve().parents[2]
 # Not ``-m``: that would import the module a second time as __main__ (the package imports it).
 _CHILD = "import sys; from security.audit.writer_child import main; sys.exit(main(sys.argv[1:]))"
 
 
-class WriterError(Exception):
+class WriterError(MedfedError):
     """The writer did not store the request: it failed, or the process is gone."""
 
 

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from security.consent.classes import ConsentStatus, DataClass
 from security.consent.models import ConsentRow
+from security.errors import MedfedError
 from security.identity.roles import Purpose
 from security.store import insert_if_absent
 
@@ -93,11 +94,11 @@ class Consent:
         )
 
 
-class ConsentNotFound(LookupError):
+class ConsentNotFound(MedfedError, LookupError):
     """No consent has this identifier."""
 
 
-class NotYourConsent(PermissionError):
+class NotYourConsent(MedfedError, PermissionError):
     """The consent belongs to another person."""
 
 

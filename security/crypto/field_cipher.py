@@ -32,6 +32,7 @@ from cryptography.exceptions import InvalidTag
 from security.crypto import usage
 from security.crypto.algorithms import TAG_BYTES, Aead, aead_for
 from security.crypto.keyring import KeyRing, KeyRingError
+from security.errors import MedfedError
 
 V1, V2 = 1, 2
 VERSION = V2  # what encrypt writes
@@ -59,7 +60,7 @@ def _lp(part: bytes) -> bytes:
     return len(part).to_bytes(4, "big") + part
 
 
-class DecryptionError(Exception):
+class DecryptionError(MedfedError):
     """A ciphertext that is damaged, moved to another cell, or under an unknown key."""
 
 

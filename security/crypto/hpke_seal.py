@@ -29,6 +29,8 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hpke
 from cryptography.hazmat.primitives.asymmetric import mlkem, x25519
 
+from security.errors import MedfedError
+
 PREFIX = "medfed-sealed:v1:"
 KID_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 X25519 = "X25519"
@@ -44,7 +46,7 @@ PrivateKey = x25519.X25519PrivateKey | hpke.MLKEM768X25519PrivateKey
 Path = Sequence[str | int]
 
 
-class SealingError(ValueError):
+class SealingError(MedfedError, ValueError):
     """A key or an envelope is malformed, or an envelope does not open."""
 
 

@@ -35,6 +35,7 @@ from cryptography.exceptions import InvalidTag
 
 from security.crypto.algorithms import AEAD_KEY_BYTES, AES_256_GCM, aead_for
 from security.crypto.key_files import create_private_once, locked, replace_file
+from security.errors import MedfedError
 
 KEK_FORMAT = "medfed-kek/1"
 KEK_FILE = "kek.json"
@@ -42,7 +43,7 @@ WRAP_VERSION = 1
 NONCE_BYTES = 12
 
 
-class KeyProviderError(Exception):
+class KeyProviderError(MedfedError):
     """A KEK that is missing, or a wrapped key that does not open under it."""
 
 

@@ -55,6 +55,7 @@ from security.crypto.key_provider import (
     write_private_json,
 )
 from security.crypto.usage import USAGE_FILE, UsageError, UsageLedger, warning_for
+from security.errors import MedfedError
 
 FORMAT_V1 = "medfed-keyring/1"
 FORMAT = "medfed-keyring/2"
@@ -67,7 +68,7 @@ DATA, INDEX, PERSON_REF = "data", "index", "person-ref"
 __all__ = ["AES_256_GCM", "DataKey", "KeyRecord", "KeyRing", "KeyRingError"]
 
 
-class KeyRingError(Exception):
+class KeyRingError(MedfedError):
     """A keyring that is missing, unreadable or unsafe; the message says what to do."""
 
 

@@ -26,6 +26,7 @@ from typing import Any
 
 from security.crypto import hpke_seal
 from security.crypto.hpke_seal import KEM_NAMES, KID_PATTERN, PublicKey, SealingError
+from security.errors import MedfedError
 
 DEFAULT_FILE = "keys/partners.toml"
 _HEADER = (
@@ -35,7 +36,7 @@ _HEADER = (
 )
 
 
-class PartnerKeyError(ValueError):
+class PartnerKeyError(MedfedError, ValueError):
     """The registry file (or one key in it) is unusable."""
 
 

@@ -33,6 +33,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from security.crypto.key_files import create_private_once, exposure, replace_file
 from security.crypto.sm2 import SM2Signer, SM2Verifier
+from security.errors import MedfedError
 
 ED25519 = "ed25519"
 SM2_SM3 = "sm2-sm3"
@@ -43,7 +44,7 @@ CODE_RE = re.compile(r"^[0-9A-Z]{6,16}$")
 SIGNATURE_RE = re.compile(r"^(ed25519|sm2-sm3):([0-9a-f]{16}):([A-Za-z0-9+/=]{1,200})$")
 
 
-class ProfessionalKeyError(Exception):
+class ProfessionalKeyError(MedfedError):
     """A key that cannot be made, read or trusted; the message names the file, never a key."""
 
 

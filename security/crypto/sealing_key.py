@@ -40,6 +40,7 @@ from security.audit.signer import (
     publish_verifier_key,
 )
 from security.crypto.hpke_seal import SealingError
+from security.errors import MedfedError
 
 KEY_NAME = "medfed-sealing"
 PRIVATE_FILE, SM2_PRIVATE_FILE, VERIFIER_FILE = "sealing.pem", "sealing.sm2", "sealing.pub"
@@ -47,7 +48,7 @@ DELEGATION_LABEL = b"medfed-sealed/2 delegation\n"
 DELEGATION_SECONDS = 24 * 3600
 
 
-class SealingKeyError(Exception):
+class SealingKeyError(MedfedError):
     """The sealing key is missing, unsafe or malformed; the gateway must not seal without it."""
 
 

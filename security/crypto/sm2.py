@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 from gmalg import SM2
 
 from security.crypto.key_files import create_private_once, exposure
+from security.errors import MedfedError
 
 ALGORITHM_ID = 0xFF  # C2SP signed-note: "signature types without an assigned byte"
 KEY_TYPE_TAG = b"medfed/sm2-sm3\n"
@@ -38,7 +39,7 @@ ORDER = 0xFFFFFFFE_FFFFFFFF_FFFFFFFF_FFFFFFFF_7203DF6B_21C6052B_53BBF409_39D5412
 PRIVATE_KEY_FILE = "audit-log.sm2"
 
 
-class SM2KeyError(Exception):
+class SM2KeyError(MedfedError):
     """An SM2 key that is missing, malformed or unsafe."""
 
 

@@ -17,6 +17,7 @@ import json
 from pathlib import Path
 
 from security.crypto.key_files import locked, replace_file
+from security.errors import MedfedError
 
 LIMIT = 2**32
 WARN_AT = 2**30
@@ -57,7 +58,7 @@ class UsageLedger:
         return before
 
 
-class UsageError(Exception):
+class UsageError(MedfedError):
     """The usage file cannot be trusted; encryption is refused until it is repaired."""
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+from security.errors import MedfedError
 from security.identity.assurance import Assurance, CertType
 from security.identity.roles import NO_PURPOSE_ROLES, PATIENT_PURPOSES, Purpose, Role
 
@@ -24,7 +25,7 @@ _ID_NUMBER_RE = re.compile(r"^\d{17}[\dXx]$")
 _SUB_MAX = 128
 
 
-class ClaimError(ValueError):
+class ClaimError(MedfedError, ValueError):
     """One claim is missing or unacceptable; ``str()`` is a one-line reason."""
 
     def __init__(self, claim: str, problem: str) -> None:

@@ -20,6 +20,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from security.errors import MedfedError
 from security.identity import claims
 from security.identity.assurance import Assurance, CertType
 from security.identity.roles import DEFAULT_PURPOSES, Purpose, Role
@@ -82,7 +83,7 @@ DEMO_SCOPE = IssuerScope(
 )
 
 
-class DemoIssuerError(Exception):
+class DemoIssuerError(MedfedError):
     """The demo key is unsafe or unreadable; the message says what to do."""
 
 

@@ -40,6 +40,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
+from security.errors import MedfedError
 from security.identity.jwks import JwksConfigError, JwksKeys
 from security.identity.scope import IssuerScope, ScopeError, parse_scope
 
@@ -49,7 +50,7 @@ SUPPORTED_ALGS = ("EdDSA", "ES256")
 PublicKey = ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey
 
 
-class IssuerConfigError(ValueError):
+class IssuerConfigError(MedfedError, ValueError):
     """A trusted-issuers file that is missing, unsafe or wrong; one line naming the key."""
 
     def __init__(self, source: str, key: str, problem: str) -> None:

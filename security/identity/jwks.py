@@ -27,17 +27,19 @@ import httpx
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
+from security.errors import MedfedError
+
 DEFAULT_LIFESPAN_SECONDS = 300.0
 DEFAULT_MIN_REFRESH_SECONDS = 10.0
 FETCH_TIMEOUT_SECONDS = 5.0
 MAX_DOCUMENT_BYTES = 256 * 1024
 
 
-class KeysUnavailable(Exception):
+class KeysUnavailable(MedfedError):
     """The provider's discovery document or key set cannot be had right now (one line)."""
 
 
-class JwksConfigError(ValueError):
+class JwksConfigError(MedfedError, ValueError):
     """A discovery URL medfed will not use."""
 
 

@@ -31,6 +31,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from security.errors import MedfedError
 from security.identity.claims import ORG_RE, ClaimError, shown
 from security.identity.roles import Purpose, Role
 
@@ -39,7 +40,7 @@ KEYS = ("roles", "orgs", "regions", "person", "purposes", "professionals")
 _REGION_RE = re.compile(r"^[1-8]\d{5}$")
 
 
-class ScopeError(ValueError):
+class ScopeError(MedfedError, ValueError):
     """One key of a scope table is wrong: ``key`` relative to the table, one-line ``problem``."""
 
     def __init__(self, key: str, problem: str) -> None:

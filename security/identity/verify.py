@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 import jwt
 from jwt import exceptions as jwt_errors
 
+from security.errors import MedfedError
 from security.identity import claims
 from security.identity.issuers import SUPPORTED_ALGS, IssuerRegistry
 from security.identity.principal import Principal
@@ -33,7 +34,7 @@ _JTI_MAX = 128
 _YEAR_10000 = 253_402_300_800  # first second after 9999-12-31T23:59:59Z
 
 
-class AuthenticationError(Exception):
+class AuthenticationError(MedfedError):
     """The token is not acceptable; ``reason`` is one line and never contains the token."""
 
     def __init__(self, reason: str) -> None:

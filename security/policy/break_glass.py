@@ -36,6 +36,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Mapped, mapped_column
 
+from security.errors import MedfedError
 from security.store import GatewayBase
 
 GATEWAY_KEY_SOURCE = "gateway"  # the keyring source of the gateway's own ciphertexts
@@ -82,7 +83,7 @@ class BreakGlassGrant(GatewayBase):
 TABLE = BreakGlassGrant.__table__
 
 
-class ReasonError(ValueError):
+class ReasonError(MedfedError, ValueError):
     """The request's break-glass reason is missing or not one of :data:`REASONS`."""
 
     def __init__(self, code: str, message: str) -> None:

@@ -25,6 +25,7 @@ from enum import StrEnum
 from typing import Any
 
 from security.catalogue import CLASSES
+from security.errors import MedfedError
 from security.identity.roles import DEFAULT_PURPOSES, Purpose, Role
 
 # Statistic families of the API (the schema checks them against its catalogue at import).
@@ -38,7 +39,7 @@ _DIMENSION = re.compile(r"^[A-Z][A-Z_]{1,39}$")
 MAX_SUPPRESSED_DIMENSIONS = 4
 
 
-class GradeError(ValueError):
+class GradeError(MedfedError, ValueError):
     """A malformed ``[[grades]]`` entry: the gateway must not start on it."""
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from security.catalogue import CLASSES
 from security.enforcement import Decision, Relation
+from security.errors import MedfedError
 from security.identity.assurance import Assurance
 from security.identity.roles import Purpose, Role
 from security.policy.audit_scope import AuditScope, AuditScopeRules, parse_audit_scope
@@ -28,7 +29,7 @@ POLICY_FILE = Path(__file__).resolve().parents[1] / "policy.toml"
 ANY = "*"
 
 
-class PolicyError(ValueError):
+class PolicyError(MedfedError, ValueError):
     """The policy file is malformed; the gateway must not start on it."""
 
 

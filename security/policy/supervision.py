@@ -22,13 +22,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from security.errors import MedfedError
 from security.identity.roles import Purpose, Role
 
 VIEWS = ("spending", "rules", "institutions", "warnings", "handle", "credit", "clearings")
 SCOPES = ("REGION", "ALL")
 
 
-class SupervisionPolicyError(ValueError):
+class SupervisionPolicyError(MedfedError, ValueError):
     pass
 
 

@@ -20,13 +20,15 @@ from dataclasses import dataclass
 
 import opendp.prelude as dp
 
+from security.errors import MedfedError
+
 dp.enable_features("contrib")
 
 MICRO = 1_000_000  # the ledger counts epsilon in millionths, exactly
 CONFIDENCE = 0.95
 
 
-class DPError(ValueError):
+class DPError(MedfedError, ValueError):
     """A release that cannot be made as asked (an epsilon or a sensitivity out of range)."""
 
 

@@ -26,6 +26,7 @@ from sqlalchemy import BigInteger, DateTime, String, Text, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Mapped, mapped_column
 
+from security.errors import MedfedError
 from security.store import GatewayBase, insert_if_absent
 
 
@@ -54,7 +55,7 @@ BUDGETS = PrivacyBudget.__table__
 SPENDS = PrivacySpend.__table__
 
 
-class BudgetExhausted(Exception):
+class BudgetExhausted(MedfedError):
     def __init__(self, spent_micro: int, budget_micro: int) -> None:
         super().__init__("privacy budget exhausted")
         self.spent_micro = spent_micro

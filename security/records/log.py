@@ -34,6 +34,7 @@ from security.audit.log import AuditLogError
 from security.audit.log import range_hashes as audit_range_hashes
 from security.audit.note import Checkpoint, open_checkpoint, sign_checkpoint
 from security.audit.signer import Signer, Verifier, load_or_create_ed25519, publish_verifier_key
+from security.errors import MedfedError
 from security.records.models import RecordCheckpoint, RecordHead, RecordLeaf, RecordNode
 
 HEAD_ID = 1
@@ -47,7 +48,7 @@ SM2_KEY_FILE = "records-log.sm2"
 VERIFIER_KEY_FILE = "records-log.vkey"
 
 
-class RecordsLogError(Exception):
+class RecordsLogError(MedfedError):
     """The log cannot append, prove or verify; the message names no record content."""
 
 
