@@ -44,6 +44,7 @@ from gateway.pages import PATHS as PAGE_PATHS
 from gateway.pages import PREFIXES as PAGE_PREFIXES
 from gateway.pages import page_routes
 from gateway.professional_keys import PROFESSIONAL_KEYS_PREFIX, professional_key_routes
+from gateway.records_log import checkpoint_forever, open_records_log
 from gateway.sealing import (
     PARTNERS,
     SEALING_SIGNER,
@@ -74,16 +75,9 @@ from security.crypto.sealing_key import load_sealing_signer
 from security.documents import DocumentPolicy, DocumentStore
 from security.enforcement import FieldGuard
 from security.policy.break_glass import GATEWAY_KEY_SOURCE
-from security.records import RecordsLog, load_records_signer
+from security.records.settings import DEFAULT_ORIGIN as DEFAULT_RECORDS_ORIGIN
 
-RECORDS_ORIGIN = "medfed.local/records"
-
-
-def open_records_log(settings: Settings, engine) -> RecordsLog:
-    """The records log in the gateway database, its checkpoints signed by its own key."""
-    profile = crypto_profile(settings)
-    signer = load_records_signer(settings.data_dir / "keys", RECORDS_ORIGIN, profile)
-    return RecordsLog(engine, signer, RECORDS_ORIGIN, profile)
+RECORDS_ORIGIN = DEFAULT_RECORDS_ORIGIN  # the default of [records] origin
 
 
 def build_services(settings: Settings) -> Services:
@@ -259,6 +253,7 @@ def create_app(
     federation subgraph instead of the merged schema."""
     services = services or build_services(settings)
     edge = edge_settings(settings)
+    records_every = settings.config.records.checkpoint_seconds
     limiter = make_limiter(edge)
     documents = (
         DocumentStore(services.gateway_engine) if services.gateway_engine is not None else None
@@ -326,10 +321,18 @@ def create_app(
                 reconcile_forever(services, recorder, audit_settings(settings).reconcile)
             )
         scanner = asyncio.create_task(scan_forever(services, recorder, settings.config.supervision))
+        records = services.extras.get(RECORDS_LOG)
+        signing = (
+            asyncio.create_task(checkpoint_forever(records, records_every))
+            if records is not None
+            else None
+        )
         yield
-        scanner.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await scanner
+        for task in (scanner, signing):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if reconciler is not None:
             reconciler.cancel()
             with contextlib.suppress(asyncio.CancelledError):

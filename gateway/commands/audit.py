@@ -183,35 +183,15 @@ async def _with_engine(settings: Settings, work):
 async def _newest_outside(settings: Settings, origin: str, verifiers: list, given: str | None):
     """The newest checkpoint outside the database (the file of notes, each witness, the
     ``--checkpoint`` given), and the lines to print about the places looked at."""
-    import httpx
-
     from gateway.audit_http import audit_settings
-    from security.audit import NoteError, open_checkpoint
-    from security.audit.outside import Found, newest_at_witness, newest_in_file
+    from security.audit.outside import newest_outside, parse_witnesses
 
     chosen = audit_settings(settings)
     directory = Path(chosen.checkpoint_dir)
     if not directory.is_absolute():
         directory = settings.data_dir / directory
-    found, notes = [], []
-    in_file, refused = newest_in_file(directory, verifiers, origin)
-    notes += [f"REFUSED {line}" for line in refused]
-    if in_file is not None:
-        found.append(in_file)
-    else:
-        notes.append(f"no checkpoint in {directory}")
-    async with httpx.AsyncClient(timeout=10) as client:
-        for witness in chosen.witnesses:
-            try:
-                found.append(await newest_at_witness(witness, verifiers, origin, client))
-            except NoteError as exc:
-                notes.append(f"REFUSED witness {witness.name}: {exc}")
-            except httpx.HTTPError as exc:
-                notes.append(f"witness {witness.name} unreachable ({type(exc).__name__})")
-    if given is not None:
-        found.append(Found(open_checkpoint(given, verifiers, origin), given, "--checkpoint"))
-    newest = max(found, key=lambda f: f.checkpoint.size, default=None)
-    return newest, notes
+    witnesses = parse_witnesses(chosen.witnesses)
+    return await newest_outside(directory, witnesses, verifiers, origin, given)
 
 
 def _verify(args: argparse.Namespace) -> int:

@@ -1,9 +1,12 @@
 """``medfed records verify``: prove the records log untouched and every anchored record
 still the same at its source.
 
-First the whole log: every leaf recomputed from its entry, the tree from every leaf, the head
-and each stored checkpoint against it, the newest checkpoint's signature by the records log's
-key (``keys/records-log.vkey``). Then each record: read from its source, put in its canonical
+First the whole log, by the audit log's verifier (security.audit.verify): every leaf
+recomputed from its entry, the tree from every leaf, each stored subtree, the head, every
+stored checkpoint's root and signature by the records log's key (``keys/records-log.vkey``),
+and the newest checkpoint found outside the database (the ``[records]`` file of signed notes,
+each witness, ``--checkpoint``), which the leaves must still extend: a tail cut together with
+its checkpoint rows is found there. Then each record: read from its source, put in its canonical
 form and hashed with its leaf's salt; a record whose digest differs is named CHANGED, one the
 source no longer holds MISSING (kind, source and id: never its content). Exit status 0 when
 everything holds, 1 otherwise.
@@ -14,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sys
 import time
 
 from gateway.commands import add_common, settings_from
@@ -36,30 +40,60 @@ def register(subparsers) -> None:
         "--log-only", action="store_true", help="check the log alone, not the sources"
     )
     verify.add_argument("--json", action="store_true", help="print the report as JSON")
+    verify.add_argument(
+        "--checkpoint",
+        metavar="FILE",
+        help="a checkpoint note you kept: the log must still extend it (the newest of this, "
+        "the [records] checkpoint_dir file and every witness is used)",
+    )
     verify.set_defaults(handler=_verify)
 
 
 def _verify(args: argparse.Namespace) -> int:
-    return asyncio.run(_verify_async(args))
+    from pathlib import Path
+
+    given = Path(args.checkpoint).read_text(encoding="utf-8") if args.checkpoint else None
+    return asyncio.run(_verify_async(args, given))
 
 
-async def _verify_async(args: argparse.Namespace) -> int:
+async def _verify_async(args: argparse.Namespace, given: str | None) -> int:
     from connectors.sql.engine import create_source_engine
-    from gateway.app import RECORDS_ORIGIN
-    from gateway.startup import crypto_profile, open_keyring
+    from gateway.records_log import checkpoint_directory, open_records_log, records_settings
+    from gateway.startup import open_keyring
+    from security.audit.note import NoteError
+    from security.audit.outside import describe, newest_outside
     from security.crypto import FieldCipher
-    from security.records import RecordsLog, load_records_signer
 
     settings = settings_from(args)
-    profile = crypto_profile(settings)
+    chosen = records_settings(settings)
     engine = create_source_engine(settings.gateway_spec)
-    signer = load_records_signer(settings.data_dir / "keys", RECORDS_ORIGIN, profile)
-    log = RecordsLog(engine, signer, RECORDS_ORIGIN, profile)
+    log = open_records_log(settings, engine, publish=False)
     started = time.perf_counter()
     report: dict = {"changed": [], "missing": []}
     try:
-        check = await log.verify(signer)
-        report |= {"records": check.size, "logValid": check.ok, "problems": check.problems}
+        try:
+            newest, outside = await newest_outside(
+                checkpoint_directory(settings, chosen),
+                chosen.witness_configs(),
+                [log.signer],
+                log.origin,
+                given,
+            )
+        except NoteError as exc:
+            print(f"medfed: your checkpoint does not verify: {exc}", file=sys.stderr)
+            return 1
+        if newest is not None:
+            outside.append(f"checked against the newest checkpoint outside: {describe(newest)}")
+        check = await log.verify(log.signer, external_note=newest and newest.note)
+        # A note outside that does not verify is evidence someone altered it: not valid.
+        refused = [line for line in outside if line.startswith("REFUSED")]
+        report |= {
+            "records": check.size,
+            "logValid": check.ok and not refused,
+            "problems": check.problems + refused,
+            "outside": outside,
+            "newestOutside": None if newest is None else newest.checkpoint.size,
+        }
         if not args.log_only:
             cipher = FieldCipher(open_keyring(settings, create=False))
             await _check_sources(settings, log, cipher, report)
@@ -74,6 +108,8 @@ async def _verify_async(args: argparse.Namespace) -> int:
         print(f"records log: {report['records']} records, {state}")
         for problem in report["problems"]:
             print(f"  {problem}")
+        for line in report["outside"]:
+            print(f"medfed: {line}", file=sys.stderr)
         for what in ("changed", "missing"):
             for kind, source, record_id in report[what]:
                 print(f"{what.upper()} {kind} {source} {record_id}")

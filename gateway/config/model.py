@@ -38,6 +38,7 @@ from security.audit.witness import WitnessTable
 from security.documents import DocumentPolicy
 from security.errors import MedfedError
 from security.identity.settings import IdentityTable
+from security.records.settings import RecordsSettings
 from security.tables import Table
 
 ENV_PREFIX = "MEDFED_"
@@ -88,6 +89,7 @@ class MedfedConfig(BaseSettings):
     cors: CorsTable = CorsTable()
     telemetry: TelemetrySettings = TelemetrySettings()
     audit: AuditSettings = AuditSettings()
+    records: RecordsSettings = RecordsSettings()
     identity: IdentityTable = IdentityTable()
     witness: WitnessTable = WitnessTable()
     recognition: RecognitionSettings = RecognitionSettings()

@@ -274,6 +274,37 @@ def describe(found: Found) -> str:
     return f"size {found.checkpoint.size} from {found.where}"
 
 
+async def newest_outside(
+    directory: Path,
+    witnesses: Sequence[WitnessConfig],
+    verifiers: Sequence[Verifier],
+    origin: str,
+    given: str | None = None,
+) -> tuple[Found | None, list[str]]:
+    """The newest checkpoint outside the database: in the file of notes in ``directory``, at
+    each witness, or ``given`` (a note the caller kept); and one line per place that had
+    none, could not be reached or was refused (those start with ``REFUSED``: a note outside
+    that does not verify is evidence someone altered it)."""
+    found, notes = [], []
+    in_file, refused = newest_in_file(directory, verifiers, origin)
+    notes += [f"REFUSED {line}" for line in refused]
+    if in_file is not None:
+        found.append(in_file)
+    else:
+        notes.append(f"no checkpoint in {directory}")
+    async with httpx.AsyncClient(timeout=10) as client:
+        for witness in witnesses:
+            try:
+                found.append(await newest_at_witness(witness, verifiers, origin, client))
+            except NoteError as exc:
+                notes.append(f"REFUSED witness {witness.name}: {exc}")
+            except httpx.HTTPError as exc:
+                notes.append(f"witness {witness.name} unreachable ({type(exc).__name__})")
+    if given is not None:
+        found.append(Found(open_checkpoint(given, verifiers, origin), given, "--checkpoint"))
+    return max(found, key=lambda f: f.checkpoint.size, default=None), notes
+
+
 def parse_witnesses(entries: Iterable[WitnessEntry]) -> list[WitnessConfig]:
     """``[[audit.witnesses]]`` (checked by :class:`WitnessEntry`) with their keys parsed."""
     return [WitnessConfig(e.name, e.url, WitnessKey.parse(e.key)) for e in entries]

@@ -6,6 +6,10 @@ compares: each stored leaf hash, the index hashed into each entry, the contiguit
 indexes, every stored subtree, the head row, and the root and signature of every checkpoint.
 The stored hashes and subtrees are never trusted, only compared.
 
+The same verifier checks the records log (``security.records``), which shares the tree,
+proofs and checkpoints: a :class:`LogTables` names a log's four tables, how the index is read
+from a leaf entry and the head's root; the default is the audit log's.
+
 The report names the first event that can no longer be trusted. An edited, deleted, moved or
 inserted row is named exactly; an edit that also rewrote the row's hash is named to within
 the smallest stored subtree or signed checkpoint that disagrees.
@@ -18,10 +22,11 @@ first wrong row is named by table, key and column.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import Table, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from security.audit import merkle
@@ -131,7 +136,24 @@ class VerifyReport:
         return "\n".join(lines)
 
 
-def _nodes_filter(start: int, end: int):
+@dataclass(frozen=True)
+class LogTables:
+    """One Merkle log's tables as the verifier reads them: leaves (``idx``, ``leaf_hash``,
+    ``entry``), stored subtrees (``level``, ``idx``, ``hash``), checkpoints (``size``,
+    ``root``, ``note``) and the head row (``id``, ``size``); ``claimed_index`` reads the
+    index an entry was hashed with (None: not an entry of this log), ``head_root`` the root
+    the head row records."""
+
+    leaves: Table
+    nodes: Table
+    checkpoints: Table
+    head: Table
+    claimed_index: Callable[[bytes], int | None]
+    head_root: Callable[[Any], bytes]
+    derived: bool = False  # whether derived tables are recomputed from its leaves
+
+
+def _nodes_filter(start: int, end: int, nodes_table: Table = NODES):
     """Stored subtrees completed by leaves at positions [start, end): none is of a level
     above ``end.bit_length() - 1``."""
     clauses = []
@@ -139,14 +161,19 @@ def _nodes_filter(start: int, end: int):
         lo = ((start + (1 << level)) >> level) - 1
         hi = (end >> level) - 1
         if lo <= hi:
-            clauses.append(and_(NODES.c.level == level, NODES.c.idx.between(lo, hi)))
+            clauses.append(and_(nodes_table.c.level == level, nodes_table.c.idx.between(lo, hi)))
     return or_(*clauses) if clauses else None
 
 
 class _Checker:
     def __init__(
-        self, verifiers: list[Verifier], origin: str | None, external: Checkpoint | None
+        self,
+        verifiers: list[Verifier],
+        origin: str | None,
+        external: Checkpoint | None,
+        claimed_index: Callable[[bytes], int | None] | None = None,
     ) -> None:
+        self.claimed_index = claimed_index or _claimed_index  # the audit log's by default
         self.verifiers = verifiers
         self.origin = origin
         self.external = external
@@ -194,7 +221,7 @@ class _Checker:
                 idx,
                 f"event {idx} does not match its leaf hash (its content was changed)",
             )
-        claimed = _claimed_index(entry)
+        claimed = self.claimed_index(entry)
         if claimed is None:
             report.add("tampered", idx, f"event {idx} is not a log entry")
         elif claimed != idx:
@@ -254,14 +281,19 @@ def _claimed_index(entry: bytes) -> int | None:
     return int(match.group(1)) if match else None
 
 
-async def _checkpoints_in(conn: AsyncConnection, low: int | None, high: int | None):
-    query = select(CHECKPOINTS.c.size, CHECKPOINTS.c.root, CHECKPOINTS.c.note).order_by(
-        CHECKPOINTS.c.size
-    )
+AUDIT_TABLES = LogTables(
+    EVENTS, NODES, CHECKPOINTS, HEAD, _claimed_index, lambda head: head.root, derived=True
+)
+
+
+async def _checkpoints_in(
+    conn: AsyncConnection, low: int | None, high: int | None, table: Table = CHECKPOINTS
+):
+    query = select(table.c.size, table.c.root, table.c.note).order_by(table.c.size)
     if low is not None:
-        query = query.where(CHECKPOINTS.c.size >= low)
+        query = query.where(table.c.size >= low)
     if high is not None:
-        query = query.where(CHECKPOINTS.c.size <= high)
+        query = query.where(table.c.size <= high)
     return (await conn.execute(query)).all()
 
 
@@ -273,24 +305,25 @@ async def verify_log(
     external_note: str | None = None,
     chunk: int = CHUNK,
     derived: bool = True,
+    log: LogTables = AUDIT_TABLES,
 ) -> VerifyReport:
     """Verify the whole stored log; ``external_note`` is a checkpoint kept outside the
     gateway, which must match the events too. Raises ``NoteError`` if that note itself does
     not verify (a problem with the caller's input, not the log). With ``derived`` the
-    derived tables are recomputed from the leaves and compared too."""
+    derived tables are recomputed from the leaves and compared too (the audit log's only).
+    ``log`` names the log's tables: the audit log's unless told otherwise."""
     trusted = [verifiers] if isinstance(verifiers, Verifier) else list(verifiers)
     external = (
         open_checkpoint(external_note, trusted, origin) if external_note is not None else None
     )
-    checker = _Checker(trusted, origin, external)
+    checker = _Checker(trusted, origin, external, log.claimed_index)
     report = checker.report
-    tables = DerivedChecker(max_listed=MAX_LISTED) if derived else None
+    tables = DerivedChecker(max_listed=MAX_LISTED) if derived and log.derived else None
+    leaves_t, nodes_t, checkpoints_t = log.leaves, log.nodes, log.checkpoints
     async with engine.connect() as conn:
-        head = (
-            await conn.execute(select(HEAD.c.size, HEAD.c.root).where(HEAD.c.id == HEAD_ID))
-        ).one_or_none()
+        head = (await conn.execute(select(log.head).where(log.head.c.id == HEAD_ID))).one_or_none()
         # Those of the empty log, and any row of a negative size (reported, not skipped).
-        for size, root, note in await _checkpoints_in(conn, None, 0):
+        for size, root, note in await _checkpoints_in(conn, None, 0, checkpoints_t):
             checker.checkpoint(size, root, note)
         if external is not None and external.size == 0:
             checker.compare_root(external, "external checkpoint")
@@ -298,23 +331,23 @@ async def verify_log(
         # reported out of order) rather than skipped.
         last_idx: int | None = None
         while True:
-            query = select(EVENTS.c.idx, EVENTS.c.leaf_hash, EVENTS.c.entry)
+            query = select(leaves_t.c.idx, leaves_t.c.leaf_hash, leaves_t.c.entry)
             if last_idx is not None:
-                query = query.where(EVENTS.c.idx > last_idx)
-            rows = (await conn.execute(query.order_by(EVENTS.c.idx).limit(chunk))).all()
+                query = query.where(leaves_t.c.idx > last_idx)
+            rows = (await conn.execute(query.order_by(leaves_t.c.idx).limit(chunk))).all()
             if not rows:
                 break
             start = checker.frontier.size
             end = start + len(rows)
-            nodes = _nodes_filter(start, end)
+            nodes = _nodes_filter(start, end, nodes_t)
             if nodes is not None:
                 checker.stored_nodes = {
                     (r.level, r.idx): r.hash
                     for r in await conn.execute(
-                        select(NODES.c.level, NODES.c.idx, NODES.c.hash).where(nodes)
+                        select(nodes_t.c.level, nodes_t.c.idx, nodes_t.c.hash).where(nodes)
                     )
                 }
-            pending = list(await _checkpoints_in(conn, start + 1, end))
+            pending = list(await _checkpoints_in(conn, start + 1, end, checkpoints_t))
             for idx, leaf, entry in rows:
                 checker.row(idx, leaf, entry)
                 while pending and pending[0].size == checker.frontier.size:
@@ -331,7 +364,7 @@ async def verify_log(
             await tables.finish(conn)
         report.size = checker.frontier.size
         report.root = checker.frontier.root()
-        for size, root, note in await _checkpoints_in(conn, report.size + 1, None):
+        for size, root, note in await _checkpoints_in(conn, report.size + 1, None, checkpoints_t):
             # Only a note that verifies proves events are missing; an edited size column
             # is reported as the checkpoint problem it is.
             if checker.checkpoint(size, root, note) is not None:
@@ -348,7 +381,7 @@ async def verify_log(
             f"your checkpoint has {external.size} events but "
             f"only {report.size} are stored: the log was truncated",
         )
-    _check_head(report, head)
+    _check_head(report, head, log.head_root)
     report.signed_size = checker.last_good_checkpoint
     if tables is not None:
         report.derived = tables.report
@@ -360,7 +393,9 @@ def _bytes(entry: bytes | str) -> bytes:
     return entry if isinstance(entry, bytes) else str(entry).encode("utf-8")
 
 
-def _check_head(report: VerifyReport, head) -> None:
+def _check_head(
+    report: VerifyReport, head, head_root: Callable[[Any], bytes] = lambda head: head.root
+) -> None:
     if head is None:
         report.add("head", None, "the log has no head row")
     elif head.size > report.size:
@@ -376,5 +411,5 @@ def _check_head(report: VerifyReport, head) -> None:
             f"events {head.size}..{report.size - 1} were "
             f"added outside the log (it recorded {head.size} events)",
         )
-    elif head.root != report.root and report.ok:
+    elif head_root(head) != report.root and report.ok:
         report.add("head", None, "the stored head root differs from the recomputed root")

@@ -18,22 +18,24 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select, update
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from security.audit import merkle
 from security.audit.log import AuditLogError
 from security.audit.log import range_hashes as audit_range_hashes
-from security.audit.note import Checkpoint, open_checkpoint, sign_checkpoint
+from security.audit.note import Checkpoint, sign_checkpoint
 from security.audit.signer import Signer, Verifier, load_or_create_ed25519, publish_verifier_key
+from security.audit.verify import LogTables, verify_log
 from security.errors import MedfedError
 from security.records.models import RecordCheckpoint, RecordHead, RecordLeaf, RecordNode
 
@@ -115,6 +117,10 @@ class RecordsLog:
         self.signer = signer
         self.origin = origin
         self._lock = asyncio.Lock()  # one appender per process; the head row across them
+        # Told of every checkpoint this process signs and stores (the file of notes and the
+        # witnesses: security.audit.outside.Publisher.published), after its commit.
+        self.on_checkpoint: Callable[[int, str], None] | None = None
+        self.publisher: Any = None  # what on_checkpoint belongs to, drained at shutdown
 
     # -- appending --------------------------------------------------------------------------
     async def append(self, anchors: Sequence[Anchor]) -> list[int]:
@@ -217,6 +223,22 @@ class RecordsLog:
     # -- checkpoints and proofs -------------------------------------------------------------
     async def checkpoint(self) -> tuple[int, str]:
         """The newest signed checkpoint, signing one first if the log grew since."""
+        try:
+            stored = await self._checkpoint()
+        except IntegrityError:  # another worker stored this size first: theirs stands
+            stored = None
+        if stored is not None:
+            size, note, new = stored
+            if new and self.on_checkpoint is not None:
+                self.on_checkpoint(size, note)
+            return size, note
+        async with self.engine.connect() as conn:
+            last = (
+                await conn.execute(select(CHECKPOINTS).order_by(CHECKPOINTS.c.size.desc()).limit(1))
+            ).one()
+        return last.size, last.note
+
+    async def _checkpoint(self) -> tuple[int, str, bool]:
         async with self.engine.begin() as conn:
             head = (await conn.execute(select(HEAD).where(HEAD.c.id == HEAD_ID))).first()
             size = 0 if head is None else head.size
@@ -224,7 +246,7 @@ class RecordsLog:
                 await conn.execute(select(CHECKPOINTS).order_by(CHECKPOINTS.c.size.desc()).limit(1))
             ).first()
             if last is not None and last.size == size:
-                return last.size, last.note
+                return last.size, last.note, False
             root = merkle.EMPTY_ROOT if head is None else _frontier_of(head.frontier, size).root()
             note = sign_checkpoint(Checkpoint(self.origin, size, root), self.signer)
             await conn.execute(
@@ -232,7 +254,7 @@ class RecordsLog:
                     size=size, root=root, note=note, created_at=datetime.now(UTC)
                 )
             )
-            return size, note
+        return size, note, True
 
     async def proof(self, index: int) -> RecordProof:
         size, note = await self.checkpoint()
@@ -248,66 +270,35 @@ class RecordsLog:
         return RecordProof(index, json.loads(leaf.entry), leaf.leaf_hash, size, root, proof, note)
 
     # -- verification -----------------------------------------------------------------------
-    async def verify(self, verifier: Verifier, batch: int = 20_000) -> LogCheck:
-        """Recompute every leaf from its entry and the root from every leaf; check the head,
-        each stored checkpoint's root at its size, and the newest checkpoint's signature."""
-        frontier = merkle.Frontier()
-        checkpoints: dict[int, tuple[bytes, str]] = {}
-        problems: list[str] = []
+    async def verify(
+        self, verifier: Verifier, *, external_note: str | None = None, chunk: int = 20_000
+    ) -> LogCheck:
+        """The audit log's verifier over this log's tables: every leaf recomputed from its
+        entry, the tree from every leaf, each stored subtree, the head, every checkpoint's
+        root and signature, and ``external_note`` (the newest checkpoint kept outside the
+        database: the file of notes, a witness) which the leaves must still extend.
+        Raises ``NoteError`` if that note does not verify."""
+        report = await verify_log(
+            self.engine,
+            [verifier],
+            origin=self.origin,
+            external_note=external_note,
+            chunk=chunk,
+            derived=False,
+            log=RECORDS_TABLES,
+        )
+        return LogCheck(
+            report.size,
+            report.ok,
+            [p.detail for p in report.problems],
+            signed_size=report.signed_size,
+            checkpoints=report.checkpoints,
+        )
+
+    async def consistency_path(self, old_size: int, new_size: int) -> list[bytes]:
+        """The consistency proof from ``old_size`` to ``new_size`` (for a witness)."""
         async with self.engine.connect() as conn:
-            for r in await conn.execute(
-                select(CHECKPOINTS.c.size, CHECKPOINTS.c.root, CHECKPOINTS.c.note)
-            ):
-                checkpoints[r.size] = (r.root, r.note)
-            head = (await conn.execute(select(HEAD).where(HEAD.c.id == HEAD_ID))).first()
-            roots = {0: merkle.EMPTY_ROOT}
-            after = -1
-            while True:
-                rows = (
-                    await conn.execute(
-                        select(LEAVES.c.idx, LEAVES.c.leaf_hash, LEAVES.c.entry)
-                        .where(LEAVES.c.idx > after)
-                        .order_by(LEAVES.c.idx)
-                        .limit(batch)
-                    )
-                ).all()
-                if not rows:
-                    break
-                for r in rows:
-                    if r.idx != frontier.size:
-                        problems.append(f"leaf {frontier.size} is missing")
-                        return LogCheck(frontier.size, False, problems)
-                    entry = json.loads(r.entry)
-                    if entry.get("index") != r.idx or merkle.leaf_hash(r.entry) != r.leaf_hash:
-                        problems.append(f"leaf {r.idx} does not match its entry")
-                    frontier.append(merkle.leaf_hash(r.entry))
-                    if frontier.size in checkpoints:
-                        roots[frontier.size] = frontier.root()
-                after = rows[-1].idx
-        size = frontier.size
-        if head is not None and (
-            head.size != size or _frontier_of(head.frontier, head.size).root() != frontier.root()
-        ):
-            problems.append("the head does not match the leaves")
-        for at, (root, _note) in checkpoints.items():
-            if at > size:
-                problems.append(f"checkpoint {at} is beyond the log's {size} leaves")
-            elif roots.get(at) != root:
-                problems.append(f"checkpoint {at} does not match the leaves")
-        if checkpoints:
-            newest = max(checkpoints)
-            try:
-                opened = open_checkpoint(checkpoints[newest][1], [verifier])
-            except Exception:
-                problems.append(f"checkpoint {newest} is not signed by the records log's key")
-            else:
-                if (opened.origin, opened.size, opened.root) != (
-                    self.origin,
-                    newest,
-                    checkpoints[newest][0],
-                ):
-                    problems.append(f"checkpoint {newest}'s note does not match its row")
-        return LogCheck(size, not problems, problems)
+            return await _range_hashes(conn, merkle.consistency_ranges(old_size, new_size))
 
     async def leaves(self, batch: int = 20_000):
         """Every leaf entry, in order, in batches (for checking records at their sources)."""
@@ -337,6 +328,37 @@ class LogCheck:
     size: int
     ok: bool
     problems: list[str]
+    signed_size: int = 0  # the last checkpoint the leaves matched
+    checkpoints: int = 0  # checkpoints whose signature and root were checked
+
+
+def _claimed_index(entry: bytes) -> int | None:
+    """The index an entry was hashed with: its canonical JSON has ``index`` after ``digest``
+    and ``id``; anything else is not an entry of this log."""
+    match = _ENTRY_HEAD.match(entry)
+    if match:
+        return int(match.group(1))
+    try:
+        body = json.loads(entry)
+    except ValueError:
+        return None
+    index = body.get("index") if isinstance(body, dict) else None
+    return index if isinstance(index, int) and not isinstance(index, bool) else None
+
+
+_ENTRY_HEAD = re.compile(
+    rb'\{"digest":"[0-9a-f]{1,128}","id":"[0-9A-Za-z_-]{1,64}","index":(0|[1-9][0-9]{0,18}),'
+)
+
+
+def _head_root(head: Any) -> bytes:
+    try:
+        return _frontier_of(head.frontier, head.size).root()
+    except Exception:  # a head row edited into nonsense differs from every root
+        return b""
+
+
+RECORDS_TABLES = LogTables(LEAVES, NODES, CHECKPOINTS, HEAD, _claimed_index, _head_root)
 
 
 async def _range_hashes(conn: AsyncConnection, ranges: Sequence[tuple[int, int]]) -> list[bytes]:

@@ -5,7 +5,7 @@ code, and `verify` finding a changed leaf, a forged checkpoint and another key's
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from connectors.sources import SourceSpec
 from connectors.sql import migrate
@@ -70,16 +70,24 @@ async def test_verify_finds_a_changed_leaf_and_a_forged_checkpoint(spec, data_di
         await log.checkpoint()
         assert (await log.verify(signer)).ok  # positive control
         async with engine.begin() as conn:
+            original = (
+                await conn.execute(select(LEAVES.c.entry).where(LEAVES.c.idx == 1))
+            ).scalar_one()
             forged = (
                 b'{"digest":"00","id":"R1","index":1,"kind":"test_results",'
                 b'"salt":"00","source":"hospital-h1"}'
             )
             await conn.execute(update(LEAVES).where(LEAVES.c.idx == 1).values(entry=forged))
         check = await log.verify(signer)
-        assert not check.ok and "leaf 1 does not match its entry" in check.problems
+        assert not check.ok
+        assert check.problems[0].startswith("event 1 does not match its leaf hash"), check.problems
+        async with engine.begin() as conn:
+            await conn.execute(update(LEAVES).where(LEAVES.c.idx == 1).values(entry=original))
+        assert (await log.verify(signer)).ok  # the leaf put back: intact again
         async with engine.begin() as conn:
             await conn.execute(update(CHECKPOINTS).values(root=b"\x00" * 32))
-        assert any("checkpoint 4" in p for p in (await log.verify(signer)).problems)
+        problems = (await log.verify(signer)).problems
+        assert any(p.startswith("checkpoint at size 4: the stored") for p in problems), problems
     finally:
         await engine.dispose()
 
@@ -92,7 +100,7 @@ async def test_a_checkpoint_of_another_key_is_refused(data_dir):
         await log.checkpoint()
         stranger = load_records_signer(data_dir / "other-keys", ORIGIN)
         check = await log.verify(stranger)
-        assert not check.ok and "not signed by the records log's key" in check.problems[0]
+        assert not check.ok and check.problems[0].startswith("checkpoint at size 1: "), check
     finally:
         await engine.dispose()
 
@@ -114,3 +122,47 @@ def test_the_canonical_form_is_documented_bytes_and_sm3_in_the_national_profile(
     h.update(canonical("test_results", record, salt))
     assert digest("test_results", record, salt, "national") == h.finalize().hex()
     assert digest("test_results", record, salt) != digest("test_results", record, "11" * 16)
+
+
+async def test_a_cut_tail_is_caught_by_the_checkpoint_kept_outside(spec, data_dir):
+    """Whoever can write the database deletes the newest leaves with the checkpoints that
+    signed them and rewrites the head: the log alone then looks whole, the file of signed
+    notes (written as each checkpoint is stored) does not."""
+    from sqlalchemy import delete
+
+    from security.audit.outside import Publisher, newest_in_file
+    from security.records.log import HEAD, NODES, _frontier_of
+
+    engine, log, signer = await _log(spec, data_dir)
+    publisher = Publisher(data_dir / "records")
+    log.on_checkpoint = publisher.published
+    try:
+        await log.append([_anchor(n) for n in range(3)])
+        await log.checkpoint()
+        await log.append([_anchor(n) for n in range(3, 7)])
+        await log.checkpoint()
+        await publisher.drain()
+        found, refused = newest_in_file(data_dir / "records", [signer], ORIGIN)
+        assert refused == [] and found.checkpoint.size == 7
+        check = await log.verify(signer, external_note=found.note)
+        assert check.ok and check.signed_size == 7  # positive control
+
+        frontier = _frontier_of(b"", 0)
+        async with engine.begin() as conn:
+            kept = (
+                await conn.execute(
+                    select(LEAVES.c.leaf_hash).where(LEAVES.c.idx < 3).order_by(LEAVES.c.idx)
+                )
+            ).scalars()
+            for leaf in kept:
+                frontier.append(leaf)
+            await conn.execute(delete(LEAVES).where(LEAVES.c.idx >= 3))
+            await conn.execute(delete(CHECKPOINTS).where(CHECKPOINTS.c.size > 3))
+            await conn.execute(delete(NODES).where(((NODES.c.idx + 1) * (2**NODES.c.level)) > 3))
+            await conn.execute(update(HEAD).values(size=3, frontier=b"".join(frontier.hashes())))
+        assert (await log.verify(signer)).ok  # the database alone: nothing to see
+        check = await log.verify(signer, external_note=found.note)
+        assert not check.ok
+        assert any("has 7 events but only 3 are stored" in p for p in check.problems), check
+    finally:
+        await engine.dispose()
