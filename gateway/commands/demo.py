@@ -41,6 +41,11 @@ def register(subparsers) -> None:
         help="generator processes (default: by size and CPU count)",
     )
     build.add_argument("--quiet", action="store_true", help="no progress bar")
+    build.add_argument(
+        "--no-anchor",
+        action="store_true",
+        help="leave the records out of the records log (they then read UNANCHORED)",
+    )
     build.set_defaults(handler=_build)
     show = actions.add_parser("show", help="print interesting demo persons as JSON lines")
     add_common(show)
@@ -76,10 +81,50 @@ def _build(args: argparse.Namespace) -> int:
                 )
             if full:
                 await writer.empty()
+                # The demo's anchors go with its rows: a rebuild anchors the new ones.
+                await empty_records_log()
         finally:
             await writer.close()
 
+    async def empty_records_log() -> None:
+        from sqlalchemy import delete
+
+        from connectors.sql.engine import create_source_engine
+        from security.records.log import CHECKPOINTS, HEAD, LEAVES, NODES
+
+        engine = create_source_engine(settings.gateway_spec)
+        try:
+            async with engine.begin() as conn:
+                for table in (LEAVES, NODES, CHECKPOINTS, HEAD):
+                    await conn.execute(delete(table))
+        finally:
+            await engine.dispose()
+        notes = checkpoint_directory(settings, records_settings(settings)) / "checkpoints.jsonl"
+        notes.unlink(missing_ok=True)
+
+    async def anchor() -> tuple[dict[str, int], float]:
+        import time
+
+        from connectors.sql.engine import create_source_engine
+        from gateway.records_backfill import anchor_sources
+        from security.crypto import FieldCipher
+
+        started = time.perf_counter()
+        engine = create_source_engine(settings.gateway_spec)
+        try:
+            records = open_records_log(settings, engine, publish=True)
+            counts = await anchor_sources(records, specs, FieldCipher(keyring))
+            await records.checkpoint()
+            await records.publisher.drain()
+        finally:
+            await engine.dispose()
+        return counts, time.perf_counter() - started
+
+    from connectors.sql import migrate
+    from gateway.records_log import checkpoint_directory, open_records_log, records_settings
+
     asyncio.run(build.migrate_all(specs))
+    asyncio.run(migrate.upgrade(settings.gateway_spec))
     # Keys before anything is emptied: open_keyring refuses if data exists without its keys.
     keyring = open_keyring(settings, create=True)
     asyncio.run(make_room())
@@ -105,6 +150,9 @@ def _build(args: argparse.Namespace) -> int:
         f"content hash {report.content_hash} (seed {report.seed}); "
         f"manifest in {settings.data_dir / build.MANIFEST}"
     )
+    if not args.no_anchor:
+        counts, seconds = asyncio.run(anchor())
+        print(f"records log: {sum(counts.values())} demo records anchored in {seconds:.1f} s")
     return 0
 
 

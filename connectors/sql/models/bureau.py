@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, Boolean, Date, DateTime, ForeignKey, Index, Integer, String
+from sqlalchemy import BigInteger, Boolean, Date, DateTime, ForeignKey, Index, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from connectors.sql.models.base import blind_index, code, encrypted, person_ref, region
+from connectors.sql.models.prescription_columns import PrescriptionColumns, PrescriptionItemColumns
 
 
 class Base(DeclarativeBase):
@@ -72,36 +73,21 @@ class Visit(Base):
     cross_region: Mapped[bool] = mapped_column(Boolean)
 
 
-class Prescription(Base):
+class Prescription(PrescriptionColumns, Base):
     """电子处方: signed by the doctor, reviewed by a pharmacist before it takes effect,
     optionally circulated (流转) to a designated pharmacy."""
 
     __tablename__ = "prescriptions"
     # A person's keyset page (newest first) read off the index: connectors/sql/top.py.
     __table_args__ = (Index("ix_prescriptions_person_page", "person_ref", "issued_at", "rx_id"),)
-    rx_id: Mapped[str] = mapped_column(String(24), primary_key=True)
+    # and the columns of PrescriptionColumns, shared with the hospital's original
     mdtrt_id: Mapped[str] = mapped_column(ForeignKey("visits.mdtrt_id"), index=True)
-    person_ref: Mapped[str] = person_ref()
-    institution_code: Mapped[str] = code()
-    doctor_code: Mapped[str] = code(16)
     doctor_signature: Mapped[str] = mapped_column(String(128))
-    issued_at: Mapped[datetime] = mapped_column(DateTime)
-    review_status: Mapped[str] = mapped_column(String(10))  # APPROVED | REJECTED | PENDING
-    reviewed_by: Mapped[str | None] = code(16, nullable=True)
-    reviewed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
-    circulated_to: Mapped[str | None] = code(nullable=True, index=True)
 
 
-class PrescriptionItem(Base):
+class PrescriptionItem(PrescriptionItemColumns, Base):
     __tablename__ = "prescription_items"
-    item_id: Mapped[str] = mapped_column(String(28), primary_key=True)
     rx_id: Mapped[str] = mapped_column(ForeignKey("prescriptions.rx_id"), index=True)
-    drug_code: Mapped[str] = mapped_column(String(24))
-    drug_name: Mapped[str] = mapped_column(String(64))
-    quantity: Mapped[int] = mapped_column(Integer)
-    unit: Mapped[str] = mapped_column(String(8))
-    dosage: Mapped[str] = mapped_column(String(64))
-    days: Mapped[int] = mapped_column(Integer)
 
 
 class Settlement(Base):

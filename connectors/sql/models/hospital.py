@@ -8,6 +8,7 @@ from sqlalchemy import DateTime, Float, ForeignKey, Index, Integer, String, Uniq
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from connectors.sql.models.base import blind_index, code, encrypted, person_ref
+from connectors.sql.models.prescription_columns import PrescriptionColumns, PrescriptionItemColumns
 
 
 class Base(DeclarativeBase):
@@ -60,7 +61,7 @@ class TestResult(Base):
     reported_at: Mapped[datetime] = mapped_column(DateTime)
 
 
-class EPrescription(Base):
+class EPrescription(PrescriptionColumns, Base):
     """电子处方 as the prescribing hospital keeps it: the original the doctor signed (every
     column up to ``expires_at``, never changed after issue) and its place in the circulation
     workflow (``status`` and the review and circulation columns, changed only by the
@@ -70,35 +71,20 @@ class EPrescription(Base):
     projection serves both."""
 
     __tablename__ = "e_prescriptions"
-    rx_id: Mapped[str] = mapped_column(String(24), primary_key=True)
+    # and the columns of PrescriptionColumns, shared with the bureau's copy
     mdtrt_id: Mapped[str] = mapped_column(String(24), index=True)  # the bureau's visit
-    person_ref: Mapped[str] = person_ref()
-    institution_code: Mapped[str] = code()
-    doctor_code: Mapped[str] = code(16)
     doctor_signature: Mapped[str] = mapped_column(String(256))
-    issued_at: Mapped[datetime] = mapped_column(DateTime)
     expires_at: Mapped[datetime] = mapped_column(DateTime)
     # workflow state (connectors.domain.prescriptions.State), one transition at a time
     status: Mapped[str] = mapped_column(String(16), index=True)
     version: Mapped[int] = mapped_column(Integer)  # events so far; the compare-and-set key
-    review_status: Mapped[str] = mapped_column(String(10))  # PENDING | APPROVED | REJECTED
-    reviewed_by: Mapped[str | None] = code(16, nullable=True)
-    reviewed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
-    circulated_to: Mapped[str | None] = code(nullable=True, index=True)
 
 
-class EPrescriptionItem(Base):
+class EPrescriptionItem(PrescriptionItemColumns, Base):
     """One drug of an e-prescription (at most five), part of what the doctor signed."""
 
     __tablename__ = "e_prescription_items"
-    item_id: Mapped[str] = mapped_column(String(28), primary_key=True)
     rx_id: Mapped[str] = mapped_column(ForeignKey("e_prescriptions.rx_id"), index=True)
-    drug_code: Mapped[str] = mapped_column(String(24))
-    drug_name: Mapped[str] = mapped_column(String(64))
-    quantity: Mapped[int] = mapped_column(Integer)
-    unit: Mapped[str] = mapped_column(String(8))
-    dosage: Mapped[str] = mapped_column(String(64))
-    days: Mapped[int] = mapped_column(Integer)
 
 
 class PrescriptionEvent(Base):
