@@ -202,6 +202,22 @@ CASES: dict[str, tuple[str, object, list[tuple[str, str]]]] = {
         lambda c: c.sealing.partners_file == "/etc/medfed/partners.toml",
         [("partners_file = 1", "sealing.partners_file"), ("file = 'x'", "sealing.file")],
     ),
+    "records": (
+        'origin = "records.a.example"\ncheckpoint_seconds = 0.5\ncheckpoint_dir = "rl"',
+        lambda c: (
+            (c.records.origin, c.records.checkpoint_seconds, c.records.checkpoint_dir)
+            == ("records.a.example", 0.5, "rl")
+        ),
+        [
+            ('origin = "two words"', "records.origin"),
+            ("checkpoint_seconds = 0", "records.checkpoint_seconds"),
+            (
+                '[[records.witnesses]]\nname = "b"\nurl = "http://peer.example"\nkey = "k"',
+                "records.witnesses[0].url",
+            ),
+            ("witness = 1", "records.witness"),
+        ],
+    ),
     "federation": (
         '[[federation.routers]]\nissuer = "https://idp.example"\nsub = "router"',
         lambda c: c.federation.router_principals == {("https://idp.example", "router")},
