@@ -15,6 +15,7 @@ value a caller sent or a row held.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 from prometheus_client import (
@@ -26,6 +27,7 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+from prometheus_client.metrics_core import Metric
 
 from gateway.telemetry.metrics_dir import MULTIPROC_ENV
 
@@ -121,11 +123,11 @@ def sweep_dead(folder: Path) -> list[int]:
     """Drops the live gauges (``livesum``, ``liveall``) of every process that wrote them and is
     gone. A worker that exits cleanly drops its own (the lifespan's end); one that was
     SIGKILLed or crashed cannot, and its last audit-queue depth would stay in the sum."""
-    dead = set()
+    dead: set[int] = set()
     for path in folder.glob("gauge_live*_*.db"):
-        pid = path.stem.rpartition("_")[2]
-        if pid.isdigit() and not alive(int(pid)):
-            dead.add(int(pid))
+        written_by = path.stem.rpartition("_")[2]
+        if written_by.isdigit() and not alive(int(written_by)):
+            dead.add(int(written_by))
     for pid in dead:
         multiprocess.mark_process_dead(pid, str(folder))
     return sorted(dead)
@@ -141,7 +143,7 @@ class SweptCollector:
         self.folder = folder
         self.inner = multiprocess.MultiProcessCollector(None, str(folder))
 
-    def collect(self):
+    def collect(self) -> Iterable[Metric]:
         sweep_dead(self.folder)
         return self.inner.collect()
 
