@@ -67,7 +67,11 @@ async def run_scan(
     )
     if not keep or services.gateway_engine is None:
         return result, []
-    stored = await store.record(services.gateway_engine, result.findings)
+    request_id = secrets.token_hex(16)
+    # The new hits are opened by events of their own, carrying their facts (no log, none).
+    stored = await store.record(
+        services.gateway_engine, recorder, result.findings, request_id=request_id
+    )
     if recorder is not None:
         await recorder.record(
             supervision_event(
@@ -81,7 +85,7 @@ async def run_scan(
                     "hits": dict(Counter(f.rule for f in result.findings)),
                     "stored": len(stored),
                 },
-                request_id=secrets.token_hex(16),
+                request_id=request_id,
             )
         )
     return result, stored

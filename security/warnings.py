@@ -3,7 +3,10 @@
 A warning is one rule hit on one claim: found before settlement (``PRE``, by recordSettlement)
 or after it (``POST``, by the scan). Its id is derived from (rule, settlement or visit), so
 the same hit found again — a re-run scan, the scheduled scan after the CLI's — lands on the
-same row instead of a second one. It has a grade (1 notice … 4 blocking), an owner and a state:
+same row instead of a second one. A warning is opened by an audit event that carries its facts
+(:func:`record`); the log's derive hook stores it, so ``medfed audit verify`` proves the rule,
+grade, claim and detail an auditor reads as it proves the state. It has a grade (1 notice …
+4 blocking), an owner and a state:
 
     OPEN -> ACKNOWLEDGED -> RESOLVED | FALSE_POSITIVE      (OPEN may be closed directly)
 
@@ -19,16 +22,17 @@ a clearing between provinces (``CLEARING_MISMATCH``) names no person and no inst
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+import secrets
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import BigInteger, DateTime, Integer, LargeBinary, String, Text, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Mapped, mapped_column
 
-from security.store import GatewayBase, insert_if_absent
+from security.store import GatewayBase
 
 CLOSED = ("RESOLVED", "FALSE_POSITIVE")
 NOTE_CELL = ("supervision_warning_changes", "note")  # a note's ciphertext: its table, column
@@ -54,6 +58,9 @@ class SupervisionWarning(GatewayBase):
     detail: Mapped[str] = mapped_column(Text)
     found_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # The event that opened it (its facts are that event's); None only for a warning opened
+    # beside the log before gateway_0018, which verify reports.
+    opened_idx: Mapped[int | None] = mapped_column(BigInteger, nullable=True, index=True)
     # Set only by the log's change events (security.audit.alert_state.STATE_COLUMNS);
     # state_idx is the event that set them, None while the warning was never changed.
     state: Mapped[str] = mapped_column(String(16), index=True)
@@ -116,38 +123,95 @@ class NewWarning:
         return warning_id(self.rule, f"visit:{self.mdtrt_id}")
 
 
+MAX_PER_EVENT = 200  # warnings opened by one event (an event stays a few tens of kB)
+FIXED = (
+    "rule",
+    "grade",
+    "phase",
+    "setl_id",
+    "mdtrt_id",
+    "clearing_id",
+    "source",
+    "person_ref",
+    "institution_code",
+    "doctor_code",
+    "insured_region",
+    "treatment_region",
+    "detail",
+)
+
+
+def facts_of(w: NewWarning) -> dict[str, Any]:
+    """A new warning as its opening event carries it (JSON)."""
+    out: dict[str, Any] = {"id": w.key, **{c: getattr(w, c) for c in FIXED}}
+    out["settled_at"] = w.settled_at.isoformat() if w.settled_at else None
+    return out
+
+
+def opened_row(idx: int, at: datetime, facts: Mapping[str, Any]) -> dict[str, Any]:
+    """The row event ``idx`` (logged at ``at``) opens from one warning's ``facts``."""
+    settled = facts.get("settled_at")
+    return {
+        "warning_id": str(facts["id"]),
+        **{c: facts.get(c) for c in FIXED},
+        "settled_at": datetime.fromisoformat(settled) if isinstance(settled, str) else None,
+        "found_at": at,
+        "updated_at": at,
+        "opened_idx": idx,
+        "state": "OPEN",
+        "owner": None,
+        "state_idx": None,
+        "changed_by": None,
+        "changed_org": None,
+        "changed_at": None,
+        "note": None,
+    }
+
+
+async def unknown(engine: AsyncEngine, found: Iterable[NewWarning]) -> list[NewWarning]:
+    """The hits of ``found`` not stored yet, each once (the first of a key)."""
+    fresh: dict[str, NewWarning] = {}
+    for w in found:
+        fresh.setdefault(w.key, w)
+    if not fresh:
+        return []
+    ids = list(fresh)
+    known: set[str] = set()
+    async with engine.connect() as conn:
+        for i in range(0, len(ids), 500):
+            stmt = select(WARNINGS.c.warning_id).where(WARNINGS.c.warning_id.in_(ids[i : i + 500]))
+            known.update((await conn.execute(stmt)).scalars())
+    return [w for w in fresh.values() if w.key not in known]
+
+
 async def record(
-    engine: AsyncEngine, found: Iterable[NewWarning], now: datetime | None = None
+    engine: AsyncEngine,
+    recorder: Any,
+    found: Iterable[NewWarning],
+    *,
+    principal: Any = None,
+    purpose: str = "FUND_SUPERVISION",
+    request_id: str | None = None,
 ) -> list[str]:
-    """Store new warnings (a hit already stored is left as it is); the ids newly stored."""
-    now = now or datetime.now(UTC)
-    stored: list[str] = []
-    async with engine.begin() as conn:
-        for w in found:
-            row: dict[str, Any] = {
-                "warning_id": w.key,
-                "rule": w.rule,
-                "grade": w.grade,
-                "phase": w.phase,
-                "setl_id": w.setl_id,
-                "mdtrt_id": w.mdtrt_id,
-                "clearing_id": w.clearing_id,
-                "source": w.source,
-                "person_ref": w.person_ref,
-                "institution_code": w.institution_code,
-                "doctor_code": w.doctor_code,
-                "insured_region": w.insured_region,
-                "treatment_region": w.treatment_region,
-                "settled_at": w.settled_at,
-                "detail": w.detail,
-                "found_at": now,
-                "state": "OPEN",
-                "owner": None,
-                "updated_at": now,
-            }
-            if await insert_if_absent(conn, WARNINGS, row):
-                stored.append(w.key)
-    return stored
+    """Open the new hits of ``found`` through the audit log (``recorder``), a hit already
+    stored left as it is; the ids this call opened. No log, no warning: one nobody could
+    prove is not stored (None ``recorder`` opens nothing)."""
+    from security.audit.alert_state import warnings_opened_event
+
+    if recorder is None:
+        return []
+    new = await unknown(engine, found)
+    for i in range(0, len(new), MAX_PER_EVENT):
+        chunk = new[i : i + MAX_PER_EVENT]
+        await recorder.record(
+            warnings_opened_event(
+                [facts_of(w) for w in chunk],
+                principal=principal,
+                purpose=purpose,
+                request_id=request_id or secrets.token_hex(16),
+            )
+        )
+    return [w.key for w in new]
 
 
 async def get(engine: AsyncEngine, wid: str) -> dict[str, Any] | None:

@@ -74,16 +74,21 @@ def warnings_of(ctx: Any, hits: list[Hit]) -> list[ClaimWarning]:
 async def keep(
     ctx: Any, hits: list[Hit], claim: Row, source: str, doctor: str | None, settled: bool
 ) -> None:
-    """Store the hits as PRE warnings: of the written settlement, or of the refused visit."""
+    """Open the hits as PRE warnings (through the log): of the written settlement, or of
+    the refused visit."""
     engine = ctx.services.gateway_engine
     if engine is None or not hits:
         return
     await store.record(
         engine,
+        ctx.services.extras.get("audit"),
         [
             warning_of(h, claim, phase="PRE", source=source, doctor=doctor, settled=settled)
             for h in hits
         ],
+        principal=ctx.principal,
+        purpose=str(ctx.purpose),
+        request_id=ctx.request_id,
     )
 
 

@@ -214,7 +214,14 @@ async def _keep_clearing_warnings(ctx: Any, rows: list[dict], recs: list) -> Non
         if not rec.matches
     ]
     if found:
-        await store.record(_engine(ctx), found)
+        await store.record(
+            _engine(ctx),
+            ctx.services.extras.get("audit"),
+            found,
+            principal=ctx.principal,
+            purpose=str(ctx.purpose),
+            request_id=ctx.request_id,
+        )
 
 
 @strawberry.type

@@ -4,7 +4,10 @@ Two kinds of warning share this model. An *access alert* (:mod:`security.audit.a
 a break-glass) is opened by the logged event that raised it: a request that broke the glass
 opens its own (``breakGlassOpened`` in the request's event), an alert of a rule is an
 ``ALERT`` event of its own; its id is that event's log index. A *rule hit* of fund
-supervision (:mod:`security.warnings`) is stored by the claims scan or by recordSettlement.
+supervision (:mod:`security.warnings`), found by the claims scan or by recordSettlement, is
+opened by a ``SUPERVISION`` event of action ``OPEN`` that carries its facts (rule, grade,
+claim, places, detail); its id is derived from (rule, claim), so a hit two events carry is
+opened once, by the first (:class:`~security.audit.leaves.InsertOnce`).
 Each has a grade (1 notice … 4 blocking), an owner and a state:
 
     OPEN -> ACKNOWLEDGED -> RESOLVED | FALSE_POSITIVE      (OPEN may be closed directly)
@@ -28,11 +31,11 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from security.audit.events import EVENT_VERSION, now_iso, principal_of
-from security.audit.leaves import Update
+from security.audit.events import EVENT_VERSION, Kind, now_iso, principal_of, supervision_event
+from security.audit.leaves import InsertOnce, Update
 from security.audit.models import AuditAlert
 from security.errors import MedfedError
-from security.warnings import CHANGES, WARNINGS
+from security.warnings import CHANGES, WARNINGS, opened_row
 
 ALERTS = AuditAlert.__table__
 KIND = "ALERT"
@@ -59,6 +62,9 @@ ACTIONS: dict[str, str | None] = {
 STATE_COLUMNS = ("state", "state_idx", "owner", "changed_by", "changed_org", "changed_at", "note")
 BY_ID = Update(ALERTS, ("id",))
 WARNING_BY_ID = Update(WARNINGS, ("warning_id",))
+# A rule hit is opened once: two events may carry it (two scans at once), the first stands.
+WARNING_OPENED = InsertOnce(WARNINGS)
+OPEN_WARNINGS = "OPEN"  # the supervision action of an event that opens rule hits
 # The tables whose rows carry STATE_COLUMNS, with the column naming a row in change events.
 STATEFUL = ((ALERTS, "id"), (WARNINGS, "warning_id"))
 BREAK_GLASS = "BREAK_GLASS"
@@ -137,6 +143,31 @@ def opened_event(alert: Mapping[str, Any], holders: Iterable[str]) -> dict[str, 
             "detail": alert["detail"],
         },
     }
+
+
+def warnings_opened_event(
+    warnings: list[dict[str, Any]], *, principal: Any, purpose: str, request_id: str
+) -> dict[str, Any]:
+    """The event that opens rule hits (:func:`security.warnings.facts_of` each): its
+    derive hook stores them, so their facts are the log's."""
+    return supervision_event(
+        principal=principal,
+        purpose=purpose,
+        action=OPEN_WARNINGS,
+        supervision={"warnings": warnings},
+        request_id=request_id,
+    )
+
+
+def opened_warnings(idx: int, event: Mapping[str, Any]) -> list[tuple[Any, dict[str, Any]]]:
+    """The rule hits ``event`` opens (none unless it is a supervision ``OPEN``)."""
+    run = event.get("supervision")
+    if event.get("kind") != Kind.SUPERVISION or not isinstance(run, Mapping):
+        return []
+    if run.get("action") != OPEN_WARNINGS:
+        return []
+    at = datetime.fromisoformat(event["time"])
+    return [(WARNING_OPENED, opened_row(idx, at, facts)) for facts in run.get("warnings") or []]
 
 
 def change_event(
@@ -227,6 +258,8 @@ def derived_rows(idx: int, event: Mapping[str, Any]) -> list[tuple[Any, dict[str
         if event.get("phase") == CHANGE_PHASE:
             return _changed(idx, at, event)
         return []
+    if event.get("kind") == Kind.SUPERVISION:
+        return opened_warnings(idx, event)
     opened = event.get("breakGlassOpened")
     if not isinstance(opened, Mapping) or not opened.get("persons"):
         return []

@@ -14,8 +14,12 @@ An alert's or a warning's state is set by later events than its opening. Its row
 event set the current state (``state_idx``); the check holds that event to the row's state
 columns when the stream reaches it, and at every change event of the row holds its
 ``state_idx`` to be no older. Together: the stored state is the one the last change set. A
-supervision warning is opened by the claims scan, not by an event, so one never changed
-(``state_idx`` empty) must still be as it opened: OPEN, with no owner and no note.
+supervision warning (a rule hit) is opened by the event that carries its facts, named by
+its ``opened_idx``; several events may carry one hit (two scans at once) and the first opens
+it, so each stored warning is held to the event it names (its facts, and that no earlier
+event opened it), and each hit an event carries must be stored as opened by that event or an
+earlier one. One never changed (``state_idx`` empty) must still be as it opened: OPEN, with
+no owner and no note.
 """
 
 from __future__ import annotations
@@ -29,8 +33,9 @@ import orjson
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from security import warnings
 from security.audit import alert_state, derive
-from security.audit.leaves import Update
+from security.audit.leaves import InsertOnce, Update
 
 Key = tuple[Any, ...]
 
@@ -127,6 +132,8 @@ class DerivedChecker:
             (table, column, alert_state.STATE_COLUMNS) for table, column in alert_state.STATEFUL
         ]
         self.report = DerivedReport(tables=[TableCheck(t.table.name) for t in self.tables])
+        self._openings = TableCheck(alert_state.WARNINGS.name)
+        self.report.tables.append(self._openings)
         self.max_listed = max_listed
         self._low: int | None = None  # the leaf rows up to which are checked
 
@@ -156,6 +163,7 @@ class DerivedChecker:
         # (leaf, change row) per table; what opened or changed a row at a leaf, per table
         changes: dict[str, list[tuple[int, dict[str, Any]]]] = {}
         by_leaf: dict[str, dict[int, dict[str, Any]]] = {}
+        openings: list[tuple[int, dict[str, Any]]] = []  # (leaf, rule hit it opens)
         names = {t.table.name: t for t in self.tables}
         for idx, entry in leaves:
             try:
@@ -171,6 +179,9 @@ class DerivedChecker:
                 )
                 continue
             for target, row in produced:
+                if isinstance(target, InsertOnce):
+                    openings.append((idx, row))
+                    continue
                 if isinstance(target, Update):
                     changes.setdefault(target.table.name, []).append((idx, row))
                     by_leaf.setdefault(target.table.name, {})[idx] = {"change": row}
@@ -180,7 +191,7 @@ class DerivedChecker:
                 expected[t.table.name].setdefault(key, []).append(t.compared(row))
                 if t.state:
                     by_leaf.setdefault(t.table.name, {})[idx] = {"open": row}
-        for t, check in zip(self.tables, self.report.tables, strict=True):
+        for t, check in zip(self.tables, self.report.tables[: len(self.tables)], strict=True):
             stored = await self._stored(conn, t, t.leaf, high)
             check.rows += sum(len(rows) for rows in stored.values())
             self._compare(t, expected[t.table.name], stored)
@@ -189,13 +200,72 @@ class DerivedChecker:
             await self._check_states(
                 conn, table, column, state, high, by_leaf.get(name, {}), changes.get(name, [])
             )
+        await self._check_openings(conn, high, openings)
         self._low = high
 
+    async def _check_openings(
+        self, conn: AsyncConnection, high: int | None, openings: Sequence[tuple[int, dict]]
+    ) -> None:
+        """The rule hits opened by this chunk's events against the warnings whose
+        ``opened_idx`` lies in it (see the module's note)."""
+        table = alert_state.WARNINGS
+        name, opened = table.name, table.c.opened_idx
+        query = select(table).where(opened.is_not(None))
+        if self._low is not None:
+            query = query.where(opened > self._low)
+        if high is not None:
+            query = query.where(opened <= high)
+        stored = {row["warning_id"]: dict(row) for row in (await conn.execute(query)).mappings()}
+        self._openings.rows += len(stored)
+        columns = [*warnings.FIXED, "settled_at", "found_at", "updated_at"]
+        held: set[str] = set()  # stored warnings an event of this chunk opens
+        elsewhere: list[tuple[int, str]] = []  # hits whose warning names no event up to theirs
+        for idx, row in openings:
+            wid = row["warning_id"]
+            have = stored.get(wid)
+            if have is not None and have["opened_idx"] == idx:
+                held.add(wid)
+                wrong = next((c for c in columns if _plain(have[c]) != _plain(row[c])), None)
+                if wrong is not None:
+                    self._wrong(name, f"warning_id={wid}", wrong, "differs from the log", idx)
+            elif have is None or have["opened_idx"] > idx:
+                elsewhere.append((idx, wid))
+            # else: an earlier event of this chunk opened it, and is held to it above
+        ids = sorted({wid for _, wid in elsewhere if wid not in stored})
+        earlier: dict[str, int | None] = {}
+        for i in range(0, len(ids), 500):
+            stmt = select(table.c.warning_id, opened).where(
+                table.c.warning_id.in_(ids[i : i + 500])
+            )
+            earlier.update(dict((await conn.execute(stmt)).all()))
+        for idx, wid in elsewhere:
+            at = stored[wid]["opened_idx"] if wid in stored else earlier.get(wid)
+            key = f"warning_id={wid}"
+            if wid not in stored and wid not in earlier:
+                self._wrong(name, key, None, f"is missing (event {idx} opens it)", idx)
+            elif at is None or at > idx:
+                held.add(wid)  # reported here, not again as inserted
+                self._wrong(name, key, "opened_idx", f"differs from the log (event {idx})", idx)
+        for wid, row in stored.items():
+            if wid not in held:
+                self._wrong(
+                    name,
+                    f"warning_id={wid}",
+                    None,
+                    "is not opened by the log (inserted)",
+                    row["opened_idx"],
+                )
+
     async def finish(self, conn: AsyncConnection) -> None:
-        """Rows beyond the last leaf (an empty log has none of its own), and the warnings no
-        event changed: they must be as the scan opened them."""
+        """Rows beyond the last leaf (an empty log has none of its own), the warnings no event
+        opened, and the warnings no event changed: they must be as their event opened them."""
         await self.chunk(conn, [], last=True)
         table = alert_state.WARNINGS
+        orphans = select(table.c.warning_id).where(table.c.opened_idx.is_(None))
+        for (wid,) in (await conn.execute(orphans.limit(self.max_listed + 1))).all():
+            self._wrong(
+                table.name, f"warning_id={wid}", None, "was opened with no event in the log", -1
+            )
         unchanged = select(table.c.warning_id).where(
             table.c.state_idx.is_(None),
             (table.c.state != alert_state.OPEN)

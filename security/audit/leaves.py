@@ -18,7 +18,8 @@ from sqlalchemy.engine import Dialect
 from security.audit import merkle
 
 # (index, event) -> rows of derived tables as (table, row) pairs: a row to insert into the
-# table, or, with an :class:`Update` in place of the table, new values for a row it keys.
+# table; with an :class:`Update` in place of the table, new values for a row it keys; with
+# an :class:`InsertOnce`, a row inserted unless its primary key is there already.
 Derive = Callable[[int, Mapping[str, Any]], Iterable[tuple[Any, dict[str, Any]]]]
 
 
@@ -30,6 +31,15 @@ class Update:
 
     table: Any
     key: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class InsertOnce:
+    """A derived row that more than one event may carry (the same rule hit found by two
+    scans): inserted unless a row of its primary key exists, so the first event's row stands.
+    Applied with the updates, in log order, so a row is made before a later event changes it."""
+
+    table: Any
 
 
 @dataclass(frozen=True)
@@ -104,18 +114,27 @@ def derived(
     derive: Derive | None, receipts: Sequence[Receipt], events: Sequence[Mapping[str, Any]]
 ) -> list[tuple[Any, list[dict[str, Any]]]]:
     """Derived rows by target, for the events just given their indexes: each table's inserts
-    first, then every :class:`Update` in log order."""
+    first, then every :class:`Update` and :class:`InsertOnce` in log order."""
     if derive is None or not events:
         return []
     inserts: dict[Any, list[dict[str, Any]]] = {}
     updates: list[tuple[Any, list[dict[str, Any]]]] = []
     for receipt, event in zip(receipts, events, strict=True):
         for target, row in derive(receipt.index, event):
-            if isinstance(target, Update):
+            if isinstance(target, Update | InsertOnce):
                 updates.append((target, [row]))
             else:
                 inserts.setdefault(target, []).append(row)
     return [*inserts.items(), *updates]
+
+
+def insert_once_statement(conn: Any, target: InsertOnce, row: Mapping[str, Any]) -> Any:
+    """The INSERT … ON CONFLICT DO NOTHING of one :class:`InsertOnce` row."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(target.table).values(dict(row)).on_conflict_do_nothing()
 
 
 def update_statement(target: Update, row: Mapping[str, Any]) -> Any:
@@ -133,6 +152,9 @@ async def apply_derived(conn: Any, groups: Sequence[tuple[Any, list[dict[str, An
         if isinstance(target, Update):
             for row in rows:
                 await conn.execute(update_statement(target, row))
+        elif isinstance(target, InsertOnce):
+            for row in rows:
+                await conn.execute(insert_once_statement(conn, target, row))
         else:
             await conn.execute(target.insert(), rows)
 

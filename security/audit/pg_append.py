@@ -29,7 +29,15 @@ from typing import Any
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from security.audit.leaves import Derive, Receipt, Update, checkpoint_due, derived, extend
+from security.audit.leaves import (
+    Derive,
+    InsertOnce,
+    Receipt,
+    Update,
+    checkpoint_due,
+    derived,
+    extend,
+)
 from security.audit.models import HEAD_ID
 
 log = logging.getLogger(__name__)
@@ -240,10 +248,12 @@ class PgAppender:
         ext = extend(head.size, head.frontier, event_jsons, now, now)
         groups = derived(self.derive, ext.receipts, events)
         if any(
-            isinstance(target, Update) or any(row.keys() != rows[0].keys() for row in rows)
+            isinstance(target, Update | InsertOnce)
+            or any(row.keys() != rows[0].keys() for row in rows)
             for target, rows in groups
         ):
-            return None  # an update, or rows unlike each other: the locking transaction
+            # an update, an insert-once, or rows unlike each other: the locking transaction
+            return None
         size = ext.frontier.size
         frontier = b"".join(ext.frontier.hashes())
         note = (

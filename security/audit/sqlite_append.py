@@ -28,6 +28,7 @@ from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 
 from security.audit.leaves import (
     Derive,
+    InsertOnce,
     Receipt,
     Update,
     checkpoint_due,
@@ -142,6 +143,8 @@ class SqliteAppender:
             for target, rows in derived(self.derive, ext.receipts, events):
                 if isinstance(target, Update):
                     self._update_rows(target, rows)
+                elif isinstance(target, InsertOnce):
+                    self._insert_rows(target.table, rows, once=True)
                 else:
                     self._insert_rows(target, rows)
             db.execute(
@@ -170,12 +173,16 @@ class SqliteAppender:
             self.db.execute("ROLLBACK")
             raise
 
-    def _insert_rows(self, table: Any, rows: list[dict[str, Any]]) -> None:
-        """Plain-driver executemany of dict rows, values bound as SQLAlchemy would."""
+    def _insert_rows(self, table: Any, rows: list[dict[str, Any]], once: bool = False) -> None:
+        """Plain-driver executemany of dict rows, values bound as SQLAlchemy would; ``once``:
+        a row whose primary key is there already is left out (:class:`InsertOnce`)."""
         columns = list(rows[0])
         binds = [self._binder(table, name) for name in columns]
+        sql = driver_insert(self._dialect, table.name, columns)
+        if once:
+            sql = sql.replace("INSERT INTO", "INSERT OR IGNORE INTO", 1)
         self.db.executemany(
-            driver_insert(self._dialect, table.name, columns),
+            sql,
             [
                 tuple(bind(row[name]) for bind, name in zip(binds, columns, strict=True))
                 for row in rows

@@ -1,12 +1,15 @@
 """Derived-table tampering: whoever can write the gateway database edits what the auditors
-read (``audit_index``, ``audit_writes``, ``audit_alerts``) and leaves the log itself alone.
+read (``audit_index``, ``audit_writes``, ``audit_alerts``, ``supervision_warnings``) and
+leaves the log itself alone.
 ``medfed audit verify`` recomputes every derived row from the verified leaves and must fail,
 naming the first wrong row by table, key and column, on SQLite (through the command) and on
 PostgreSQL (through ``verify_log``, whose summary the command prints).
 
 The log comes from a real gateway: a break-glass read (its alert), a prober's denials (a
 rule's alert, logged as an event of its own), a patient's consent (a write intent and its
-outcome), and a security officer closing the break-glass alert (closeAlert).
+outcome), a security officer closing the break-glass alert (closeAlert), and two rule hits
+of fund supervision opened by the event carrying their facts, one of them carried again by a
+second event (two scans at once: the first opens it).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import shutil
 import sqlite3
 import uuid
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 import orjson
@@ -28,7 +32,9 @@ from connectors.sql import migrate
 from connectors.sql.engine import create_source_engine
 from gateway.app import build_services
 from gateway.cli import main
+from security import warnings
 from security.audit import AuditLogConfig, open_audit_log, verify_log
+from security.audit.alert_state import warnings_opened_event
 from security.audit.signer import VERIFIER_KEY_FILE, parse_verifier_key
 from tests.support.adversarial import GRANT
 from tests.support.audit import raw_entries
@@ -45,6 +51,8 @@ class World:
     entries: list[bytes]  # the leaves, oldest first
     alerts: dict[str, int]  # rule -> alert id
     intent: int  # the consent's write intent
+    warnings: list[str]  # the rule hits' ids
+    openings: list[int]  # the events carrying them: both, then the first again
 
 
 async def _build(data_dir: Path) -> World:
@@ -87,8 +95,42 @@ async def _build(data_dir: Path) -> World:
             {"id": alerts["BREAK_GLASS"]},
         )
         assert body["data"]["closeAlert"]["alert"]["state"] == "RESOLVED", body
+    hits = [_hit(1, "DUPLICATE_BILLING", 3), _hit(2, "DOCTOR_VOLUME", 2)]
+    ids = await warnings.record(services.gateway_engine, recorder, hits)
+    assert await warnings.record(services.gateway_engine, recorder, hits) == []  # known: none
+    race = warnings_opened_event(
+        [warnings.facts_of(hits[0])], principal=None, purpose="FUND_SUPERVISION", request_id="r"
+    )
+    await recorder.record(race)
     await recorder.close()
-    return World(data_dir, await raw_entries(fed), alerts, intent)
+    entries = await raw_entries(fed)
+    openings = [
+        orjson.loads(e)["index"]
+        for e in entries
+        if (orjson.loads(e)["event"].get("supervision") or {}).get("action") == "OPEN"
+    ]
+    assert len(openings) == 2
+    first = await warnings.get(services.gateway_engine, ids[0])
+    assert first is not None and first["opened_idx"] == openings[0]  # the first event's row
+    return World(data_dir, entries, alerts, intent, ids, openings)
+
+
+def _hit(n: int, rule: str, grade: int) -> warnings.NewWarning:
+    return warnings.NewWarning(
+        rule=rule,
+        grade=grade,
+        phase="POST",
+        setl_id=f"SD{n}",
+        mdtrt_id=None,
+        source="bureau-330000",
+        person_ref="0" * 32,
+        institution_code="H33010600001",
+        doctor_code=None,
+        insured_region="330106",
+        treatment_region="330106",
+        settled_at=datetime(2020, 5, n),
+        detail=f"hit {n}",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -184,6 +226,50 @@ ATTACKS: dict[str, Callable[[World], tuple[str, str | None, str | None]]] = {
         f"audit_alerts row (id={w.alerts['BREAK_GLASS']})",
         None,
     ),
+    "warnings: rule changed": lambda w: (
+        f"UPDATE supervision_warnings SET rule = 'OTHER' WHERE warning_id = '{w.warnings[0]}'",
+        f"supervision_warnings row (warning_id={w.warnings[0]})",
+        "rule",
+    ),
+    "warnings: grade lowered": lambda w: (
+        f"UPDATE supervision_warnings SET grade = 1 WHERE warning_id = '{w.warnings[0]}'",
+        f"supervision_warnings row (warning_id={w.warnings[0]})",
+        "grade",
+    ),
+    "warnings: detail changed": lambda w: (
+        f"UPDATE supervision_warnings SET detail = 'fine' WHERE warning_id = '{w.warnings[1]}'",
+        f"supervision_warnings row (warning_id={w.warnings[1]})",
+        "detail",
+    ),
+    "warnings: row deleted": lambda w: (
+        f"DELETE FROM supervision_warnings WHERE warning_id = '{w.warnings[1]}'",
+        f"supervision_warnings row (warning_id={w.warnings[1]}) is missing",
+        None,
+    ),
+    "warnings: opened by the later event": lambda w: (
+        f"UPDATE supervision_warnings SET opened_idx = {w.openings[1]} "
+        f"WHERE warning_id = '{w.warnings[0]}'",
+        f"supervision_warnings row (warning_id={w.warnings[0]})",
+        "opened_idx",
+    ),
+    "warnings: row inserted with no event": lambda w: (
+        "INSERT INTO supervision_warnings (warning_id, rule, grade, phase, source, "
+        "insured_region, treatment_region, detail, found_at, updated_at, state) "
+        "SELECT 'forged', rule, grade, phase, source, insured_region, treatment_region, "
+        f"detail, found_at, updated_at, state FROM supervision_warnings "
+        f"WHERE warning_id = '{w.warnings[0]}'",
+        "supervision_warnings row (warning_id=forged) was opened with no event",
+        None,
+    ),
+    "warnings: row inserted naming an event": lambda w: (
+        "INSERT INTO supervision_warnings (warning_id, rule, grade, phase, source, "
+        "insured_region, treatment_region, detail, found_at, updated_at, state, opened_idx) "
+        "SELECT 'forged', rule, grade, phase, source, insured_region, treatment_region, "
+        f"detail, found_at, updated_at, state, opened_idx FROM supervision_warnings "
+        f"WHERE warning_id = '{w.warnings[0]}'",
+        "supervision_warnings row (warning_id=forged) is not opened by the log",
+        None,
+    ),
     "alerts: row inserted": lambda w: (
         "INSERT INTO audit_alerts (id, idx, at, rule, grade, detail, state, state_idx) "
         "SELECT 1, 1, at, 'PROBING', 2, 'forged', 'OPEN', 1 FROM audit_alerts "
@@ -216,7 +302,7 @@ def test_an_untouched_log_verifies_and_lists_every_derived_table(logged_world, t
     code, out = _cli_verify(_copy(logged_world, tmp_path), capsys)
     assert code == 0, out
     line = next(line for line in out.splitlines() if line.startswith("derived tables match"))
-    for table in ("audit_index", "audit_writes", "audit_alerts"):
+    for table in DERIVED:
         assert f"{table} (" in line and f"{table} (0 rows)" not in line, line
 
 
@@ -234,7 +320,7 @@ def test_sqlite_tampering_fails_verify_at_the_edited_row(logged_world, tmp_path,
 
 # -- PostgreSQL: the same leaves appended to a log of the test's own -----------------------
 
-DERIVED = ("audit_index", "audit_writes", "audit_alerts")
+DERIVED = ("audit_index", "audit_writes", "audit_alerts", "supervision_warnings")
 
 
 @pytest.fixture(scope="module")

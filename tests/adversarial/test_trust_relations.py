@@ -10,7 +10,6 @@ from datetime import date, datetime, timedelta
 
 import pytest
 
-from connectors.sql.engine import create_source_engine
 from connectors.sql.models import bureau, hospital, platform
 from schema.build import build_schema
 from schema.mutations import Mutation
@@ -25,6 +24,7 @@ from tests.support.adversarial import (
     leaked,
     post,
 )
+from tests.support.audit import open_warnings
 from tests.support.federation import RECENT_VISIT, make_id_number
 from tests.support.mutations import count
 
@@ -391,30 +391,26 @@ async def test_extract_jobs_relate_nobody_to_any_person(world):
 
 async def test_handling_a_warning_relates_nobody_to_its_person(world):
     fed, ref, app = world
-    engine = create_source_engine(fed.settings.gateway_spec)
-    try:
-        (wid,) = await warnings.record(
-            engine,
-            [
-                warnings.NewWarning(
-                    rule="DUPLICATE_BILLING",
-                    grade=3,
-                    phase="POST",
-                    setl_id="SVICTIM1",
-                    mdtrt_id=None,
-                    source="platform",
-                    person_ref=ref,
-                    institution_code=HANGZHOU,
-                    doctor_code=None,
-                    insured_region="370102",
-                    treatment_region="330106",
-                    settled_at=datetime(2020, 5, 1),
-                    detail="test",
-                )
-            ],
-        )
-    finally:
-        await engine.dispose()
+    (wid,) = await open_warnings(
+        fed,
+        [
+            warnings.NewWarning(
+                rule="DUPLICATE_BILLING",
+                grade=3,
+                phase="POST",
+                setl_id="SVICTIM1",
+                mdtrt_id=None,
+                source="platform",
+                person_ref=ref,
+                institution_code=HANGZHOU,
+                doctor_code=None,
+                insured_region="370102",
+                treatment_region="330106",
+                settled_at=datetime(2020, 5, 1),
+                detail="test",
+            )
+        ],
+    )
     handle = """mutation($k: String!, $i: HandleWarningInput!) {
         handleWarning(idempotencyKey: $k, input: $i) { warning { state } } }"""
     response = await post(

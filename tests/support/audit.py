@@ -93,3 +93,19 @@ def append_events(
         await engine.dispose()
 
     asyncio.run(go())
+
+
+async def open_warnings(fed, found, services=None) -> list[str]:
+    """Open rule hits through the audit log, as the claims scan does (the event carrying
+    their facts stores them); through ``services``' log, or one of its own, closed after."""
+    from gateway.app import build_services
+    from security import warnings
+
+    own = services is None
+    services = services or build_services(fed.settings)
+    recorder = services.extras["audit"]
+    try:
+        return await warnings.record(services.gateway_engine, recorder, found)
+    finally:
+        if own:
+            await recorder.close()

@@ -12,6 +12,7 @@ from connectors.sql.models import bureau
 from gateway.app import build_services
 from gateway.supervision import run_scan
 from security import warnings as store
+from tests.support.audit import verify
 from tests.support.federation import Federation, make_id_number
 from tests.support.mutations import RECENT, count, only_error, rows, run
 
@@ -119,7 +120,11 @@ async def test_the_scan_finds_stored_hits_and_stores_each_once(fed):
     services = build_services(fed.settings)
     try:
         start = datetime.combine(RECENT.date() - timedelta(days=2), datetime.min.time())
-        result, stored = await run_scan(services, None, start, RECENT + timedelta(days=1))
+        # No log, no warning: a hit nobody could prove is not stored.
+        _, unlogged = await run_scan(services, None, start, RECENT + timedelta(days=1))
+        assert unlogged == [] and len(await rows(fed, "gateway", store.SupervisionWarning)) == 1
+        recorder = services.extras["audit"]
+        result, stored = await run_scan(services, recorder, start, RECENT + timedelta(days=1))
         assert result.settlements == 4
         found = sorted((f.rule, f.setl_id) for f in result.findings)
         duplicates = [s for rule, s in found if rule == "DUPLICATE_BILLING"]
@@ -128,11 +133,14 @@ async def test_the_scan_finds_stored_hits_and_stores_each_once(fed):
         assert len(found) == 3
         # the second of the pair was kept before settlement already: one new row for it
         assert len(stored) == 2
-        again, stored_again = await run_scan(services, None, start, RECENT + timedelta(days=1))
+        again, stored_again = await run_scan(services, recorder, start, RECENT + timedelta(days=1))
         assert len(again.findings) == 3 and stored_again == []
         # outside the period: nothing
-        empty, _ = await run_scan(services, None, datetime(2001, 1, 1), datetime(2001, 2, 1))
+        empty, _ = await run_scan(services, recorder, datetime(2001, 1, 1), datetime(2001, 2, 1))
         assert empty.settlements == 0 and empty.findings == []
+        await recorder.close()
+        report = await verify(fed, None)
+        assert report.ok, str(report)  # every stored hit is one the log opened
     finally:
         await services.registry.dispose()
         await services.gateway_engine.dispose()

@@ -8,10 +8,9 @@ from datetime import datetime
 
 import pytest
 
-from connectors.sql.engine import create_source_engine
 from connectors.sql.models import bureau, platform
 from security import warnings as store
-from tests.support.audit import logged
+from tests.support.audit import logged, open_warnings
 from tests.support.federation import Federation, make_id_number
 from tests.support.mutations import code, rows, run
 
@@ -100,9 +99,8 @@ async def test_spending_is_scoped_to_the_callers_region(fed):
 
 
 async def test_rules_hit_and_institutions_by_warning_rate(fed):
-    engine = create_source_engine(fed.settings.gateway_spec)
-    await store.record(
-        engine,
+    await open_warnings(
+        fed,
         [
             store.NewWarning(
                 rule="DUPLICATE_BILLING",
@@ -121,7 +119,6 @@ async def test_rules_hit_and_institutions_by_warning_rate(fed):
             )
         ],
     )
-    await engine.dispose()
     body = await ask(fed, RATES)
     assert "errors" not in body, body
     assert body["data"]["institutionWarningRates"] == [

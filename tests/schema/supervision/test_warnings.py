@@ -14,7 +14,7 @@ from sqlalchemy import update
 from connectors.sql.engine import create_source_engine
 from gateway.app import build_services
 from security import warnings as store
-from tests.support.audit import logged, raw_entries, verify
+from tests.support.audit import logged, open_warnings, raw_entries, verify
 from tests.support.federation import Federation
 from tests.support.mutations import code, only_error, run
 
@@ -49,21 +49,18 @@ def warning(n: int, region: str, rule="DUPLICATE_BILLING", grade=3, inst="H33010
 @pytest.fixture
 async def fed(data_dir):
     fed = await Federation(data_dir).setup()
-    engine = create_source_engine(fed.settings.gateway_spec)
-    try:
-        fed.ids = await store.record(
-            engine,
-            [
-                warning(1, "330106"),
-                warning(2, "330106", rule="SIMULTANEOUS_CARE", grade=3),
-                warning(3, "330106", rule="DOCTOR_VOLUME", grade=2, inst="H33020300002"),
-                warning(4, "370102", inst="H37010200003"),
-            ],
-        )
-    finally:
-        await engine.dispose()
     fed.services = build_services(fed.settings)
     fed.app_ = fed.app(fed.services)
+    fed.ids = await open_warnings(
+        fed,
+        [
+            warning(1, "330106"),
+            warning(2, "330106", rule="SIMULTANEOUS_CARE", grade=3),
+            warning(3, "330106", rule="DOCTOR_VOLUME", grade=2, inst="H33020300002"),
+            warning(4, "370102", inst="H37010200003"),
+        ],
+        fed.services,
+    )
     return fed
 
 
