@@ -140,7 +140,7 @@ async def handle_alert(
         return HandleAlertPayload(alert=await _node(ctx, int(earlier.object_id)), replayed=True)
     check_input(p, input.note, input.owner, input.action)
     p.raise_if_any(operation)
-    async with one_at_a_time("alert", input.alert_id):
+    async with one_at_a_time("alert", input.alert_id, recorder_of(ctx).engine):
         row, parties = await _in_scope(ctx, operation, input.alert_id)
         if (twin := await call.claim()) is not None:
             return HandleAlertPayload(alert=await _node(ctx, int(twin.object_id)), replayed=True)
@@ -163,7 +163,7 @@ async def close_alert(
     if p.items:  # the old argument paths: the note is an argument, not a field of an input
         p.items = [{**item, "path": item["path"][1:]} for item in p.items]
     p.raise_if_any(operation)
-    async with one_at_a_time("alert", alert_id):
+    async with one_at_a_time("alert", alert_id, recorder_of(ctx).engine):
         row, parties = await _in_scope(ctx, operation, alert_id)
         resolve = WarningAction.RESOLVE
         await _apply(ctx, operation, row, parties, resolve, ("alertId",), owner=None, note=note)

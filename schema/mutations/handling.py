@@ -17,10 +17,13 @@ import weakref
 from collections.abc import AsyncIterator
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from schema.errors import bad_input
 from schema.mutations.idempotent import AuditUnavailableForWrite
 from schema.mutations.validation import Problems
 from schema.types.handling import WarningAction, WarningState
+from security import row_lock
 from security.audit import AuditWriteError
 from security.audit import alert_state as model
 from security.policy.break_glass import GATEWAY_KEY_SOURCE
@@ -36,20 +39,28 @@ __all__ = [
 MAX_NOTE = 2000  # characters
 
 
-# One change of a row at a time in this process: the state a handler checked is the state its
-# event changes. (Workers of one gateway each hold their own; see docs/supervision.md.)
+# One change of a row at a time: the state a handler checked is the state its event changes.
+# Within a process by an asyncio lock (per database: the tasks wait here, not on a database
+# connection each), across the gateway's workers by the database's own (security.row_lock).
 _LOCKS: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
 
 @contextlib.asynccontextmanager
-async def one_at_a_time(target: str, target_id: int | str) -> AsyncIterator[None]:
-    """Hold the row from reading its state to logging its change."""
-    key = f"{target}:{target_id}"
+async def one_at_a_time(
+    target: str, target_id: int | str, engine: AsyncEngine | None
+) -> AsyncIterator[None]:
+    """Hold the row from reading its state to logging its change, in every worker."""
+    name = f"{target}:{target_id}"
+    key = f"{id(engine)}:{name}"
     lock = _LOCKS.get(key)
     if lock is None:
         lock = _LOCKS[key] = asyncio.Lock()
     async with lock:
-        yield
+        if engine is None:
+            yield
+        else:
+            async with row_lock.held(engine, name):
+                yield
 
 
 def check_input(p: Problems, note: str, owner: str | None, action: WarningAction) -> None:

@@ -344,7 +344,7 @@ async def handle_warning(
         return await _payload(ctx, earlier.object_id, replayed=True)
     check_input(p, input.note, input.owner, input.action)
     p.raise_if_any(operation)
-    async with one_at_a_time("warning", wid):
+    async with one_at_a_time("warning", wid, _engine(ctx)):
         await _settled(ctx)
         row = await store.get(_engine(ctx), wid)
         if row is None or not _in_scope(row, prefix):

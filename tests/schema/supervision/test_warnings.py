@@ -284,6 +284,36 @@ async def test_two_handlers_at_once_one_wins(fed):
     assert len(node["notes"]) == 1
 
 
+async def test_two_workers_at_once_one_wins(fed):
+    """Two workers of one gateway (each its own engine, audit log writer and process lock)
+    close one warning at the same moment: the database's lock makes one win, and the log
+    holds one change."""
+    other = build_services(fed.settings)
+    second = fed.app(other)
+    wid = fed.ids[0]
+
+    async def close(app, action: str):
+        data = {"warningId": wid, "action": action, "note": "at once"}
+        token = fed.token("insurance_agency", "330000")
+        variables = {"k": secrets.token_hex(8), "i": data}
+        return await run(fed, app, token, "FUND_SUPERVISION", HANDLE, variables)
+
+    answers = await asyncio.gather(close(fed.app_, "RESOLVE"), close(second, "FALSE_POSITIVE"))
+    won = [a for a in answers if "errors" not in a]
+    lost = [a for a in answers if "errors" in a]
+    assert len(won) == 1 and len(lost) == 1, answers
+    assert code(lost[0]) == "BAD_USER_INPUT" and "closed" in only_error(lost[0])["message"]
+    changes = [
+        e["warning"]
+        for e in await logged(fed)
+        if e.get("kind") == "ALERT" and e.get("phase") == "CHANGE"
+    ]
+    assert [(c["id"], c["from"]) for c in changes] == [(wid, "OPEN")]
+    await other.extras["audit"].close()
+    report = await verify(fed, fed.services)
+    assert report.ok, str(report)
+
+
 async def test_a_security_officer_sees_the_regions_warnings_and_cannot_handle_them(fed):
     """The console shows the risk warnings beside the alerts: an auditor of a region lists its
     region's warnings ([[supervision]] auditor, AUDIT, warnings) but handles none of them."""
