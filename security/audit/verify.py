@@ -150,7 +150,7 @@ class LogTables:
     head: Table
     claimed_index: Callable[[bytes], int | None]
     head_root: Callable[[Any], bytes]
-    derived: bool = False  # whether derived tables are recomputed from its leaves
+    derived: bool  # whether derived tables are recomputed from its leaves (the audit log's)
 
 
 def _nodes_filter(start: int, end: int, nodes_table: Table = NODES):
@@ -171,9 +171,9 @@ class _Checker:
         verifiers: list[Verifier],
         origin: str | None,
         external: Checkpoint | None,
-        claimed_index: Callable[[bytes], int | None] | None = None,
+        claimed_index: Callable[[bytes], int | None],
     ) -> None:
-        self.claimed_index = claimed_index or _claimed_index  # the audit log's by default
+        self.claimed_index = claimed_index
         self.verifiers = verifiers
         self.origin = origin
         self.external = external

@@ -358,7 +358,9 @@ def _head_root(head: Any) -> bytes:
         return b""
 
 
-RECORDS_TABLES = LogTables(LEAVES, NODES, CHECKPOINTS, HEAD, _claimed_index, _head_root)
+RECORDS_TABLES = LogTables(
+    LEAVES, NODES, CHECKPOINTS, HEAD, _claimed_index, _head_root, derived=False
+)
 
 
 async def _range_hashes(conn: AsyncConnection, ranges: Sequence[tuple[int, int]]) -> list[bytes]:
