@@ -145,4 +145,6 @@ async def test_the_api_and_the_http_endpoints_follow_the_policy(data_dir, change
         assert error["extensions"]["code"] == "FORBIDDEN"
         assert "the policy does not let you read the audit log (AuditEvent." in error["message"]
         assert checkpoint.status_code == 403
-        assert "the policy does not let you read the audit log" in checkpoint.json()["message"]
+        (refused,) = checkpoint.json()["errors"]  # the one refusal shape of every endpoint
+        assert refused["extensions"]["code"] == "FORBIDDEN"
+        assert "the policy does not let you read the audit log" in refused["message"]
