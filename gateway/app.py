@@ -58,6 +58,7 @@ from gateway.supervision import rule_files, scan_forever
 from gateway.telemetry.metrics_http import PATH as METRICS_PATH
 from gateway.telemetry.metrics_http import metrics_route
 from gateway.telemetry.setup import instrument
+from gateway.telemetry.tracing import flush_tracing
 from gateway.witness import PATHS as WITNESS_PATHS
 from gateway.witness import witness_routes
 from schema.anchoring import RECORDS_LOG
@@ -344,6 +345,7 @@ def create_app(
         await services.registry.dispose()
         if services.gateway_engine is not None:
             await services.gateway_engine.dispose()
+        flush_tracing()
 
     auth = auth_options(settings)
     metrics_by_token = settings.config.telemetry.metrics_token

@@ -115,6 +115,16 @@ def use_provider(provider: Any, exporting: Any) -> None:
     instrument_libraries()
 
 
+def flush_tracing(timeout_millis: int = 5_000) -> None:
+    """Exports the spans still queued in the batching processor. Called when the app stops:
+    the SDK's own flush at interpreter exit does not reach the exporter of a served process
+    stopped by SIGTERM, and the last requests' spans were lost."""
+    provider = trace.get_tracer_provider()
+    flush = getattr(provider, "force_flush", None)
+    if flush is not None:
+        flush(timeout_millis)
+
+
 def configure_tracing(settings: TelemetrySettings) -> None:
     """Once per process (each worker builds its app, and so calls this, itself)."""
     if settings.traces == "off" or "provider" in _configured:
